@@ -1,0 +1,323 @@
+// quant-studio: the command line over the engine.
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as fs from 'node:fs';
+import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
+import { formatDb, type Db, type LayerReport } from '../shared/report';
+import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Granularity, type QuantKind, type QuantType, type Recipe } from '../shared/recipe';
+import { CancelledError, type Progress } from '../main/calib/calibrate';
+import { guessBatchSize, openSource, type ImagePreprocess } from '../main/calib/readers';
+import { evaluate } from '../main/eval/evaluate';
+import { pairsFromQdq } from '../main/eval/pairs';
+import { inputSpecs } from '../main/eval/session';
+import { inspectModel } from '../main/onnx/inspect';
+import { GraphView } from '../main/onnx/graph';
+import { loadModel } from '../main/onnx/model';
+import { dbToJson } from '../shared/report';
+import { quantize, TOOL } from '../main/jobs/quantize';
+
+class UsageError extends Error {}
+
+const USAGE = `usage: quant-studio <command> [options]
+
+commands:
+  inspect MODEL [--json] [--nodes]
+      inputs/outputs, opset/IR, op histogram, parameter count, size (--nodes lists every node)
+  quantize MODEL --backend NAME [--preset NAME] [--recipe FILE] [--kind static|dynamic|weight-only]
+           [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
+           [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
+           [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
+           [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
+           image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
+      writes OUT.onnx, OUT.report.json, OUT.recipe.json and OUT.ranges.json; prints the per-layer table
+  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--json] [--top N]
+      per-layer and output SQNR of any float/QDQ pair, including other tools' models
+  backends [--json]
+      the backends and what each supports
+
+SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
+        mapping input names to sources, or random:N (poor ranges; for trying things out)
+TYPE:   ${QUANT_TYPES.join(', ')}
+common: --debug prints stack traces; exit codes: 0 success, 1 failure, 2 usage`;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Flags; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args, options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: parsed.values as Flags, positionals: parsed.positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function progressPrinter(quiet: boolean): (p: Progress) => void {
+  let last = '';
+  let lastTime = 0;
+  const tty = process.stderr.isTTY;
+  return (p) => {
+    if (quiet) return;
+    const now = Date.now();
+    const finished = p.done >= p.total;
+    if (!finished && now - lastTime < (tty ? 100 : 2000)) return;
+    lastTime = now;
+    const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
+    const rate = p.rate ? `, ${p.rate.toFixed(1)} samples/s` : '';
+    const line = p.stage === 'calibrate' || p.stage === 'evaluate' ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
+    if (line === last) return;
+    last = line;
+    process.stderr.write(tty ? `\r\x1b[K${line}${finished ? '\n' : ''}` : `${line}\n`);
+  };
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+function dbValue(v: Db | undefined): number {
+  return v === undefined ? Infinity : v === 'inf' ? Infinity : v;
+}
+
+function layerTable(layers: Array<Pick<LayerReport, 'name' | 'op' | 'sqnr' | 'weightSqnr'>>, top: number | undefined): string {
+  const sorted = [...layers].sort((a, b) => dbValue(a.sqnr) - dbValue(b.sqnr));
+  const shown = top !== undefined ? sorted.slice(0, top) : sorted;
+  const width = Math.min(60, Math.max(5, ...shown.map((l) => l.name.length)));
+  const lines = [`${pad('layer', width)}  ${pad('op', 20)}  ${'SQNR dB'.padStart(8)}  ${'weight dB'.padStart(9)}`];
+  for (const l of shown) {
+    const name = l.name.length > width ? '…' + l.name.slice(-(width - 1)) : l.name;
+    lines.push(`${pad(name, width)}  ${pad(l.op, 20)}  ${formatDb(l.sqnr).padStart(8)}  ${(l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr)).padStart(9)}`);
+  }
+  if (shown.length < sorted.length) lines.push(`… ${sorted.length - shown.length} more layers (--top to show more)`);
+  return lines.join('\n');
+}
+
+function numberList(text: string | undefined, what: string, n: number): number[] | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(/[,x]/).map(Number);
+  if (values.length !== n || values.some((v) => !Number.isFinite(v))) throw new UsageError(`${what} expects ${n} numbers separated by ${n === 2 ? '"x"' : 'commas'}, got "${text}"`);
+  return values;
+}
+
+function preprocessFrom(v: Flags): ImagePreprocess | undefined {
+  const pre: ImagePreprocess = {};
+  const size = numberList(v.size as string | undefined, '--size', 2);
+  if (size) pre.size = [size[0], size[1]];
+  const mean = numberList(v.mean as string | undefined, '--mean', 3);
+  if (mean) pre.mean = [mean[0], mean[1], mean[2]];
+  const std = numberList(v.std as string | undefined, '--std', 3);
+  if (std) pre.std = [std[0], std[1], std[2]];
+  if (v.layout !== undefined) {
+    if (v.layout !== 'NCHW' && v.layout !== 'NHWC') throw new UsageError('--layout must be NCHW or NHWC');
+    pre.layout = v.layout;
+  }
+  if (v.channels !== undefined) {
+    if (!['RGB', 'BGR', 'GRAY'].includes(v.channels as string)) throw new UsageError('--channels must be RGB, BGR or GRAY');
+    pre.channels = v.channels as ImagePreprocess['channels'];
+  }
+  return Object.keys(pre).length ? pre : undefined;
+}
+
+function positiveInt(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${what} must be a whole number, got "${text}"`);
+  return n;
+}
+
+function buildRecipe(v: Flags): Recipe {
+  let recipe: Recipe;
+  if (v.recipe) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(v.recipe as string, 'utf8'));
+    } catch (err) {
+      throw new Error(`${v.recipe}: not a readable recipe (${(err as Error).message})`);
+    }
+    recipe = validateRecipe(parsed, v.recipe as string);
+    if (v.backend && v.backend !== recipe.backend) recipe = { ...recipe, backend: v.backend as string };
+  } else {
+    if (!v.backend) throw new UsageError(`--backend is required (one of ${BACKENDS.map((b) => b.name).join(', ')})`);
+    if (!findBackend(v.backend as string)) throw new UsageError(`unknown backend "${v.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
+    try {
+      recipe = recipeFor(v.backend as string, v.preset as string | undefined);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (v.kind && !v.preset) {
+      const preset = findBackend(recipe.backend)!.presets.find((p) => p.recipe.kind === v.kind);
+      if (preset) recipe = recipeFor(recipe.backend, preset.name);
+    }
+  }
+  if (v.kind) {
+    if (!QUANT_KINDS.includes(v.kind as QuantKind)) throw new UsageError(`--kind must be one of ${QUANT_KINDS.join(', ')}`);
+    recipe.kind = v.kind as QuantKind;
+  }
+  for (const [flag, key] of [['act', 'activationType'], ['weight', 'weightType']] as const) {
+    const t = v[flag];
+    if (t === undefined) continue;
+    if (!QUANT_TYPES.includes(t as QuantType)) throw new UsageError(`--${flag} must be one of ${QUANT_TYPES.join(', ')}`);
+    recipe[key] = t as QuantType;
+  }
+  if (v.granularity) {
+    const g = v.granularity as string;
+    const m = /^per-block(?::(\d+))?$/.exec(g);
+    if (m) {
+      recipe.granularity = 'per-block';
+      if (m[1]) recipe.blockSize = Number(m[1]);
+    } else if (g === 'per-tensor' || g === 'per-channel') {
+      recipe.granularity = g as Granularity;
+    } else {
+      throw new UsageError('--granularity must be per-tensor, per-channel or per-block:N');
+    }
+  }
+  if (v.method) recipe.method = v.method as string;
+  if (v.exclude) recipe.excludeNodes = [...new Set([...recipe.excludeNodes, ...(v.exclude as string).split(',').map((s) => s.trim()).filter(Boolean)])];
+  const samples = positiveInt(v.samples as string | undefined, '--samples');
+  if (samples !== undefined) recipe.calibrationSamples = samples;
+  return recipe;
+}
+
+async function cmdQuantize(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, {
+    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
+    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
+    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
+    samples: { type: 'string' }, batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
+    top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
+  const recipe = buildRecipe(v);
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const outcome = await quantize({
+      model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
+      ranges: v.ranges as string | undefined, out: v.out as string | undefined, report: v.report as string | undefined,
+      batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v),
+      signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
+      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+    const r = outcome.report;
+    if (v.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      return;
+    }
+    const top = positiveInt(v.top as string | undefined, '--top');
+    process.stdout.write(`${layerTable(r.layers, top)}\n\n`);
+    for (const o of r.outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
+    process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length} nodes in float; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
+    process.stdout.write(`time: calibrate ${sec(r.timings.calibrate)}, convert ${sec(r.timings.convert)}, evaluate ${sec(r.timings.evaluate)}, total ${sec(r.timings.total)}\n`);
+    process.stdout.write(`wrote ${[outcome.files.model, outcome.files.report, outcome.files.recipe, outcome.files.ranges].filter(Boolean).map((f) => path.relative(process.cwd(), f!)).join(', ')}\n`);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function mb(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}
+
+function sec(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+async function cmdInspect(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { json: { type: 'boolean' }, nodes: { type: 'boolean' } });
+  if (positionals.length !== 1) throw new UsageError('inspect takes one MODEL');
+  const info = inspectModel(loadModel(positionals[0]));
+  if (v.json) {
+    process.stdout.write(JSON.stringify(v.nodes ? info : { ...info, nodes: undefined }, null, 2) + '\n');
+    return;
+  }
+  const shape = (s?: Array<number | string>) => (s ? `[${s.join(', ')}]` : '[?]');
+  const lines = [
+    `model:      ${info.file}`,
+    `size:       ${mb(info.bytes)}`,
+    `IR:         ${info.irVersion}   opsets: ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`,
+    `producer:   ${info.producer || '-'}`,
+    `parameters: ${info.parameters.toLocaleString('en-US')} in ${info.initializers} initializers`,
+    `nodes:      ${info.nodeCount}`,
+    'inputs:',
+    ...info.inputs.map((i) => `  ${i.name}: ${i.type} ${shape(i.shape)}`),
+    'outputs:',
+    ...info.outputs.map((o) => `  ${o.name}: ${o.type} ${shape(o.shape)}`),
+    'ops:',
+    ...Object.entries(info.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${pad(op, 24)} ${n}`),
+  ];
+  if (v.nodes) lines.push('nodes:', ...info.nodes.map((n) => `  ${pad(n.name, 40)} ${n.op}`));
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function cmdEval(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' } });
+  if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
+  if (!v.data) throw new UsageError('eval needs --data SOURCE');
+  const floatModel = loadModel(positionals[0]);
+  const quantModel = loadModel(positionals[1]);
+  const floatView = new GraphView(floatModel.model);
+  const pairs = pairsFromQdq(floatView, new GraphView(quantModel.model));
+  const inputs = inputSpecs(floatView);
+  const source = openSource(v.data as string, inputs);
+  for (const w of source.warnings) process.stderr.write(`warning: ${w}\n`);
+  const result = await evaluate(floatModel.model, quantModel.model, pairs, source, {
+    batchSize: positiveInt(v.batch as string | undefined, '--batch') || guessBatchSize(inputs), onProgress: progressPrinter(Boolean(v.quiet || v.json)),
+  });
+  const layers = pairs.map((p) => ({ name: p.float, node: p.node, op: p.op, index: p.index, sqnr: dbToJson(result.layers.get(p.float)!.sqnr) }));
+  const outputs = result.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError }));
+  if (v.json) {
+    process.stdout.write(JSON.stringify({ tool: TOOL, float: path.resolve(positionals[0]), quantized: path.resolve(positionals[1]), samples: result.samples, outputs, layers }, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(`${layerTable(layers, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
+  for (const o of outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
+  process.stdout.write(`${layers.length} QDQ tensors matched; ${result.samples} samples\n`);
+}
+
+async function cmdBackends(args: string[]): Promise<void> {
+  const { values: v } = parse(args, { json: { type: 'boolean' } });
+  if (v.json) {
+    process.stdout.write(JSON.stringify(BACKENDS, null, 2) + '\n');
+    return;
+  }
+  for (const b of BACKENDS) {
+    process.stdout.write(`${b.name} — ${b.title}\n  ${b.description}\n  kinds: ${b.kinds.join(', ')}; activations: ${b.activationTypes.join(', ')}; weights: ${b.weightTypes.join(', ')}; granularity: ${b.granularities.join(', ')}\n  presets: ${b.presets.map((p) => `${p.name} (${p.title})`).join('; ')}\n\n`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const debug = rest.includes('--debug');
+  try {
+    if (!command || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(USAGE + '\n');
+      return command ? 0 : 2;
+    }
+    switch (command) {
+      case 'quantize': await cmdQuantize(rest); break;
+      case 'inspect': await cmdInspect(rest); break;
+      case 'eval': await cmdEval(rest); break;
+      case 'backends': await cmdBackends(rest); break;
+      case '--version': process.stdout.write(`${TOOL.version}\n`); break;
+      default: throw new UsageError(`unknown command "${command}"`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`quant-studio: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (err instanceof CancelledError) {
+      process.stderr.write('\nquant-studio: cancelled; nothing was written\n');
+      return 130;
+    }
+    process.stderr.write(`\nquant-studio: ${(err as Error).message}\n`);
+    if (debug) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,349 @@
+// Streaming histogram for calibration, and the distribution it stands for.
+//
+// Calibration sees every activation tensor over many batches; keeping the values would cost
+// memory proportional to the calibration set. The histogram keeps a fixed number of bins and
+// re-bins exactly when a batch falls outside its range, so its state never grows.
+
+/** A histogram with data: bins [lo + j*width, lo + (j+1)*width), plus the exact extremes seen. */
+export interface HistogramView {
+  lo: number;
+  width: number;
+  counts: Float64Array;
+  /** Smallest and largest finite value seen; lo <= min < max < lo + counts.length * width. */
+  min: number;
+  max: number;
+  total: number;
+}
+
+/**
+ * Scans a batch for its finite extremes. Finite values inside [lo, hi] take one comparison
+ * pair and no other work, which keeps this as fast as a plain min/max loop; NaN and +-Infinity
+ * fail that test too and are counted as skipped on the slow path.
+ */
+export function scanBatch(data: Float32Array, lo: number, hi: number): { min: number; max: number; skipped: number } {
+  let skipped = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v >= lo && v <= hi) continue;
+    if (v - v !== 0) {
+      skipped++;
+      continue;
+    }
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return { min: lo, max: hi, skipped };
+}
+
+export class StreamingHistogram {
+  private counts: Float64Array;
+  private lo = 0;
+  private width = 0;
+  /** 1/width: binning multiplies, and every index (binning and range checks) uses this same formula. */
+  private inv = 0;
+  private gridded = false;
+  private seenMin = Infinity;
+  private seenMax = -Infinity;
+  private seen = 0;
+
+  constructor(bins: number) {
+    if (!Number.isInteger(bins) || bins < 1) throw new Error(`histogram bins must be a positive whole number, got ${bins}`);
+    this.counts = new Float64Array(bins);
+  }
+
+  get bins(): number {
+    return this.counts.length;
+  }
+
+  /** Finite values added. */
+  get total(): number {
+    return this.seen;
+  }
+
+  get min(): number {
+    return this.seenMin;
+  }
+
+  get max(): number {
+    return this.seenMax;
+  }
+
+  add(data: Float32Array): void {
+    const batch = scanBatch(data, Infinity, -Infinity);
+    const finite = data.length - batch.skipped;
+    if (finite === 0) return;
+    const before = this.seen;
+    // Until the grid exists, every value seen so far is this one.
+    const single = this.seenMin;
+    this.seen += finite;
+    if (batch.min < this.seenMin) this.seenMin = batch.min;
+    if (batch.max > this.seenMax) this.seenMax = batch.max;
+    if (!this.gridded) {
+      // A single repeated value has no scale to build bins on; widening it by a guess would
+      // fix the resolution before the real spread is known, so it waits for a second value.
+      if (this.seenMin === this.seenMax) return;
+      this.start();
+      if (before > 0) this.counts[Math.floor((single - this.lo) * this.inv)] += before;
+    } else {
+      this.cover();
+    }
+    const counts = this.counts;
+    const lo = this.lo;
+    const inv = this.inv;
+    // The extremes index inside [0, bins) (start() and cover() make sure); subtraction and
+    // scaling are monotone, so every finite value in between does too, and truncation is floor.
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v === 0) counts[((v - lo) * inv) | 0]++;
+    }
+  }
+
+  /** The histogram, or undefined until two distinct finite values have been seen. */
+  view(): HistogramView | undefined {
+    if (!this.gridded) return undefined;
+    return { lo: this.lo, width: this.width, counts: this.counts, min: this.seenMin, max: this.seenMax, total: this.seen };
+  }
+
+  /** First grid: exactly [min, max] split in `bins`, so the first batches get the full resolution. */
+  private start(): void {
+    const n = this.counts.length;
+    const span = this.seenMax - this.seenMin;
+    let width = span / n;
+    // Bins are half-open, so max must index below n; nudge the width up by ulps until it does.
+    while (Math.floor(span * (1 / width)) >= n) width *= 1 + Number.EPSILON;
+    this.setGrid(this.seenMin, width);
+    this.gridded = true;
+  }
+
+  private setGrid(lo: number, width: number): void {
+    this.lo = lo;
+    this.width = width;
+    this.inv = 1 / width;
+  }
+
+  /** Re-grids until [min, max] indexes inside the bins (twice at most in practice: rounding of the new lo). */
+  private cover(): void {
+    const n = this.counts.length;
+    for (;;) {
+      const first = Math.floor((this.seenMin - this.lo) * this.inv);
+      const last = Math.floor((this.seenMax - this.lo) * this.inv);
+      if (first >= 0 && last < n) return;
+      this.regrid(first, last);
+    }
+  }
+
+  /**
+   * New grid starting at old bin `first` with k times the width, k the least that spans old
+   * bins first..last: every new bin is exactly the union of k old bins, so counts move whole
+   * and nothing is approximated. Bins outside first..last are empty (they lie beyond the
+   * extremes), which is what lets the grid also shift (k = 1) when there is room.
+   */
+  private regrid(first: number, last: number): void {
+    const n = this.counts.length;
+    const span = last - first + 1;
+    const k = Math.ceil(span / n);
+    const old = this.counts;
+    const next = new Float64Array(n);
+    const from = Math.max(first, 0);
+    const to = Math.min(last, n - 1);
+    const newLo = this.lo + first * this.width;
+    const newWidth = k * this.width;
+    if (Number.isSafeInteger(span) && Number.isSafeInteger(k * n)) {
+      for (let j = from; j <= to; j++) {
+        if (old[j] === 0) continue;
+        const offset = j - first;
+        next[(offset - (offset % k)) / k] += old[j];
+      }
+    } else {
+      // Index arithmetic stops being exact past 2^53 old bins; the whole old grid is then at most
+      // bins^2 / 2^53 of one new bin wide, so placing each old bin by its centre is as exact as
+      // float positions can be.
+      const newInv = 1 / newWidth;
+      for (let j = from; j <= to; j++) {
+        if (old[j] === 0) continue;
+        const centre = this.lo + (j + 0.5) * this.width;
+        next[Math.min(n - 1, Math.max(0, Math.floor((centre - newLo) * newInv)))] += old[j];
+      }
+    }
+    this.counts = next;
+    this.setGrid(newLo, newWidth);
+  }
+}
+
+/**
+ * The distribution a histogram stands for: each bin's count spread uniformly over the part of
+ * the bin inside [min, max]. Clipping the end bins to the exact extremes matters after growth,
+ * when the top and bottom bins can be far wider than the data in them.
+ */
+export class BinnedDistribution {
+  readonly total: number;
+  readonly min: number;
+  readonly max: number;
+  private readonly lo: number;
+  private readonly width: number;
+  private readonly inv: number;
+  private readonly counts: Float64Array;
+  private readonly from: Float64Array;
+  private readonly to: Float64Array;
+  /** Prefix sums over bins of count, count x mean and count x mean square: O(1) range queries. */
+  private readonly cum: Float64Array;
+  private readonly cumX: Float64Array;
+  private readonly cumXX: Float64Array;
+
+  constructor(view: HistogramView) {
+    const n = view.counts.length;
+    this.total = view.total;
+    this.min = view.min;
+    this.max = view.max;
+    this.lo = view.lo;
+    this.width = view.width;
+    this.inv = 1 / view.width;
+    this.counts = view.counts;
+    this.from = new Float64Array(n);
+    this.to = new Float64Array(n);
+    this.cum = new Float64Array(n + 1);
+    this.cumX = new Float64Array(n + 1);
+    this.cumXX = new Float64Array(n + 1);
+    for (let j = 0; j < n; j++) {
+      const a = Math.min(Math.max(view.lo + j * view.width, view.min), view.max);
+      const b = Math.max(Math.min(view.lo + (j + 1) * view.width, view.max), a);
+      const c = view.counts[j];
+      this.from[j] = a;
+      this.to[j] = b;
+      this.cum[j + 1] = this.cum[j] + c;
+      this.cumX[j + 1] = this.cumX[j] + (c * (a + b)) / 2;
+      this.cumXX[j + 1] = this.cumXX[j] + (c * (a * a + a * b + b * b)) / 3;
+    }
+  }
+
+  /** The bin edges lo + j * width, j = 0..bins. */
+  boundaries(): Float64Array {
+    const n = this.counts.length;
+    const edges = new Float64Array(n + 1);
+    for (let j = 0; j <= n; j++) edges[j] = this.lo + j * this.width;
+    return edges;
+  }
+
+  /** Mass at or below x. */
+  cdf(x: number): number {
+    const n = this.counts.length;
+    const k = this.index(x);
+    if (k < 0) return 0;
+    if (k >= n) return this.total;
+    const a = this.from[k];
+    const b = this.to[k];
+    const part = x >= b ? 1 : x < a ? 0 : (x - a) / (b - a);
+    return this.cum[k] + this.counts[k] * part;
+  }
+
+  /** Smallest x with cdf(x) >= mass: the bin where the mass is reached, interpolated linearly. */
+  quantile(mass: number): number {
+    const n = this.counts.length;
+    for (let j = 0; j < n; j++) {
+      const c = this.counts[j];
+      if (c === 0 || this.cum[j + 1] < mass) continue;
+      return this.from[j] + (this.to[j] - this.from[j]) * Math.max(0, (mass - this.cum[j]) / c);
+    }
+    return this.max;
+  }
+
+  /** Smallest t >= 0 with at least `mass` in [-t, t]. */
+  absQuantile(mass: number): number {
+    let lo = 0;
+    let hi = Math.max(-this.min, this.max);
+    // The mass within [-t, t] is monotone and piecewise linear in t with breakpoints on both
+    // sides' bin edges; bisection to adjacent floats solves it without merging the two grids.
+    for (;;) {
+      const mid = (lo + hi) / 2;
+      if (mid <= lo || mid >= hi) return hi;
+      if (this.cdf(mid) - this.cdf(-mid) >= mass) hi = mid;
+      else lo = mid;
+    }
+  }
+
+  /**
+   * What clipping to [lo, hi] does: `error` is the summed squared distance of the values
+   * outside to the bound they clip to, `inside` the mass left inside.
+   */
+  clip(lo: number, hi: number): { error: number; inside: number } {
+    const n = this.counts.length;
+    let error = 0;
+    let outside = 0;
+    const k = this.index(hi);
+    if (k < n) {
+      const full = Math.max(k + 1, 0);
+      const m = this.cum[n] - this.cum[full];
+      error += this.cumXX[n] - this.cumXX[full] - 2 * hi * (this.cumX[n] - this.cumX[full]) + hi * hi * m;
+      outside += m;
+      if (k >= 0 && this.to[k] > hi) {
+        const a = Math.max(this.from[k], hi);
+        const b = this.to[k];
+        const part = this.counts[k] * (b > this.from[k] ? (b - a) / (b - this.from[k]) : 1);
+        error += part * meanSquare(a - hi, b - hi);
+        outside += part;
+      }
+    }
+    const j = this.index(lo);
+    if (j >= 0) {
+      const full = Math.min(j, n);
+      const m = this.cum[full];
+      error += this.cumXX[full] - 2 * lo * this.cumX[full] + lo * lo * m;
+      outside += m;
+      if (j < n && this.from[j] < lo) {
+        const a = this.from[j];
+        const b = Math.min(this.to[j], lo);
+        const part = this.counts[j] * (this.to[j] > a ? (b - a) / (this.to[j] - a) : 1);
+        error += part * meanSquare(lo - b, lo - a);
+        outside += part;
+      }
+    }
+    return { error, inside: this.total - outside };
+  }
+
+  /**
+   * Histogram of |x| with `bins` bins over [0, max |x|]. A bin straddling 0 splits in
+   * proportion to its two sides; every piece spreads uniformly over the target bins it covers.
+   */
+  fold(bins: number): Float64Array {
+    const out = new Float64Array(bins);
+    const top = Math.max(-this.min, this.max);
+    if (!(top > 0)) return out;
+    const scale = bins / top;
+    const spread = (u: number, v: number, mass: number): void => {
+      if (!(v > u)) {
+        out[Math.min(bins - 1, Math.floor(u * scale))] += mass;
+        return;
+      }
+      const density = mass / (v - u);
+      const last = Math.min(bins - 1, Math.floor(v * scale));
+      for (let t = Math.min(bins - 1, Math.floor(u * scale)); t <= last; t++) {
+        const left = t === 0 ? 0 : t / scale;
+        const right = t === bins - 1 ? top : (t + 1) / scale;
+        const overlap = Math.min(v, right) - Math.max(u, left);
+        if (overlap > 0) out[t] += density * overlap;
+      }
+    };
+    for (let j = 0; j < this.counts.length; j++) {
+      const c = this.counts[j];
+      if (c === 0) continue;
+      const a = this.from[j];
+      const b = this.to[j];
+      if (a >= 0) spread(a, b, c);
+      else if (b <= 0) spread(-b, -a, c);
+      else {
+        spread(0, b, (c * b) / (b - a));
+        spread(0, -a, (c * -a) / (b - a));
+      }
+    }
+    return out;
+  }
+
+  private index(x: number): number {
+    return Math.floor((x - this.lo) * this.inv);
+  }
+}
+
+/** Mean of x^2 for x uniform between a and b (a point when a = b). */
+function meanSquare(a: number, b: number): number {
+  return (a * a + a * b + b * b) / 3;
+}

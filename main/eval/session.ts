@@ -1,0 +1,61 @@
+import * as ort from 'onnxruntime-node';
+import type { Feed, InputSpec } from '../calib/readers';
+import type { GraphView } from '../onnx/graph';
+import { encodeModel } from '../onnx/model';
+import { onnx } from '../onnx/proto';
+
+export class RunError extends Error {}
+
+/** The model with extra graph outputs, so ONNX Runtime hands back the intermediate tensors we need. */
+export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): onnx.ModelProto {
+  const graph = model.graph!;
+  const existing = new Set(graph.output.map((o) => o.name));
+  const added = extra.filter((name) => !existing.has(name)).map((name) => onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT }) }),
+  }));
+  if (added.length === 0) return model;
+  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
+}
+
+export async function createSession(model: onnx.ModelProto, what: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'all' });
+  } catch (err) {
+    throw new RunError(`ONNX Runtime cannot load the ${what}: ${firstLine((err as Error).message)}`);
+  }
+}
+
+export function firstLine(message: string): string {
+  return message.split('\n')[0].replace(/^\[ONNXRuntimeError\] : \d+ : \w+ : /, '');
+}
+
+export function toOrtFeeds(feed: Feed): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feed)) out[name] = new ort.Tensor(t.type as never, t.data as never, t.dims);
+  return out;
+}
+
+export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await session.run(feeds);
+  } catch (err) {
+    throw new RunError(`the ${what} failed to run: ${firstLine((err as Error).message)}`);
+  }
+}
+
+/** The model inputs as the data readers need them. */
+export function inputSpecs(view: GraphView): InputSpec[] {
+  return view.inputs.map((i) => ({ name: i.name, type: i.type, shape: i.shape ?? [] }));
+}
+
+export function outputBytes(result: ort.InferenceSession.OnnxValueMapType): number {
+  let total = 0;
+  for (const v of Object.values(result)) total += (v as ort.Tensor).data instanceof ArrayBuffer ? 0 : ((v as ort.Tensor).data as Float32Array).byteLength ?? 0;
+  return total;
+}
+
+export function floatData(t: ort.Tensor, name: string): Float32Array {
+  if (t.type !== 'float32') throw new RunError(`tensor ${name} is ${t.type}, expected float32`);
+  return t.data as Float32Array;
+}

@@ -1,0 +1,202 @@
+// The whole flow as one job: load → plan → calibrate (or reuse ranges) → convert → evaluate → write.
+// Nothing is written until every stage has succeeded, so a failure or a cancel leaves no files.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { dbToJson, type LayerReport, type Report } from '../../shared/report';
+import type { Recipe } from '../../shared/recipe';
+import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
+import { guessBatchSize, openSource, type ImagePreprocess, type SampleSource } from '../calib/readers';
+import { evaluate } from '../eval/evaluate';
+import { inputSpecs } from '../eval/session';
+import { writeJsonAtomic } from '../export/atomic';
+import { GraphView } from '../onnx/graph';
+import { loadModel, saveModel } from '../onnx/model';
+import { toNumber } from '../onnx/proto';
+import { convertModel, type Range } from '../quant/convert';
+import { calibrationTensors, planQuantization } from '../quant/plan';
+import { prepareModel } from '../quant/prepare';
+
+export const TOOL = { name: 'quant-studio', version: '0.1.0' };
+
+export interface QuantizeJob {
+  model: string;
+  recipe: Recipe;
+  /** Calibration data source (see openSource); needed for static quantization unless `ranges` is given. */
+  calibration?: string;
+  /** Evaluation data; defaults to the calibration data. */
+  evaluation?: string;
+  /** A ranges file from an earlier run: re-convert and re-evaluate without calibrating. */
+  ranges?: string;
+  out?: string;
+  report?: string;
+  batchSize?: number;
+  preprocess?: ImagePreprocess;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface RangesFile {
+  version: 1;
+  model: string;
+  method: string;
+  samples: number;
+  tensors: Record<string, Range & { histogram?: { min: number; max: number; counts: number[] } }>;
+}
+
+export interface QuantizeOutcome {
+  report: Report;
+  files: { model: string; report: string; recipe: string; ranges?: string };
+}
+
+export class JobError extends Error {}
+
+export function defaultOutPath(model: string, recipe: Recipe): string {
+  const base = path.basename(model).replace(/\.onnx$/i, '');
+  return path.join(path.dirname(model), `${base}.${recipe.backend}-${recipe.kind}.onnx`);
+}
+
+export function companionPath(out: string, suffix: string): string {
+  return out.replace(/\.onnx$/i, '') + suffix;
+}
+
+function readRanges(file: string): RangesFile {
+  let parsed: RangesFile;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as RangesFile;
+  } catch (err) {
+    throw new JobError(`${file}: not a readable ranges file (${(err as Error).message})`);
+  }
+  if (parsed?.version !== 1 || typeof parsed.tensors !== 'object') throw new JobError(`${file}: not a quant-studio ranges file (expected version 1 with "tensors")`);
+  return parsed;
+}
+
+export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
+  const warn = (m: string) => {
+    warnings.push(m);
+    job.onWarning?.(m);
+  };
+  const warnings: string[] = [];
+  const t0 = performance.now();
+  const out = path.resolve(job.out ?? defaultOutPath(job.model, job.recipe));
+  if (out === path.resolve(job.model)) throw new JobError(`${job.out}: refusing to write over the input model; choose another --out`);
+  const reportFile = job.report ?? companionPath(out, '.report.json');
+  const recipeFile = companionPath(out, '.recipe.json');
+  const rangesFile = companionPath(out, '.ranges.json');
+
+  job.onProgress?.({ stage: 'load', done: 0, total: 1 });
+  const loaded = loadModel(job.model);
+  const prepared = prepareModel(loaded.model, { minOpset: job.recipe.kind === 'static' ? 10 : undefined });
+  const floatModel = prepared.model;
+  const view = new GraphView(floatModel);
+  if (prepared.upgradedOpset) warn(`moved the model from opset ${toNumber(loaded.model.opsetImport[0]?.version)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs; same results)`);
+  const plan = planQuantization(view, job.recipe);
+  const quantizedCount = plan.nodes.filter((n) => n.status === 'quantized').length;
+  if (quantizedCount === 0) throw new JobError(`${job.model}: nothing to quantize: no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`);
+  const inputs = inputSpecs(view);
+  const batchSize = job.batchSize ?? guessBatchSize(inputs);
+  const limit = job.recipe.calibrationSamples || undefined;
+  const open = (spec: string, what: string): SampleSource => {
+    const source = openSource(spec, inputs, { preprocess: job.preprocess, limit });
+    for (const w of source.warnings) warn(`${what}: ${w}`);
+    return source;
+  };
+  job.onProgress?.({ stage: 'load', done: 1, total: 1 });
+  const tLoad = performance.now();
+
+  const ranges = new Map<string, Range>();
+  let rangesDoc: RangesFile | undefined;
+  let calibrationSamples = 0;
+  let calibrationSource: SampleSource | undefined;
+  if (plan.kind === 'static') {
+    const needed = calibrationTensors(plan);
+    if (job.ranges) {
+      rangesDoc = readRanges(job.ranges);
+      const missing = needed.filter((t) => !rangesDoc!.tensors[t.tensor]);
+      if (missing.length) {
+        throw new JobError(`${job.ranges}: has no range for ${missing.length} tensor(s) this recipe quantizes (${missing.slice(0, 3).map((m) => m.tensor).join(', ')}${missing.length > 3 ? ', …' : ''}); calibrate again without --ranges`);
+      }
+      if (rangesDoc.method !== job.recipe.method) warn(`ranges from ${job.ranges} were calibrated with ${rangesDoc.method}, not ${job.recipe.method}`);
+      for (const t of needed) ranges.set(t.tensor, rangesDoc.tensors[t.tensor]);
+      calibrationSamples = rangesDoc.samples;
+    } else {
+      if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
+      calibrationSource = open(job.calibration, 'calibration');
+      const result = await calibrate(floatModel, needed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
+      for (const [name, shape] of result.shapes) view.recordShape(name, shape);
+      const tensors: RangesFile['tensors'] = {};
+      for (const [name, r] of result.ranges) {
+        ranges.set(name, { min: r.min, max: r.max });
+        tensors[name] = { min: r.min, max: r.max, histogram: r.histogram };
+      }
+      calibrationSamples = result.samples;
+      rangesDoc = { version: 1, model: path.basename(job.model), method: job.recipe.method, samples: result.samples, tensors };
+    }
+  }
+  throwIfAborted(job.signal);
+  const tCal = performance.now();
+
+  job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
+  const converted = convertModel(view, plan, ranges);
+  job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
+  const tConv = performance.now();
+
+  const evalSpec = job.evaluation ?? job.calibration;
+  let evalSource: SampleSource;
+  if (evalSpec) {
+    evalSource = evalSpec === job.calibration && calibrationSource ? calibrationSource : open(evalSpec, 'evaluation');
+    if (!job.evaluation) warn('evaluated on the calibration data; pass --eval with held-out samples for an unbiased figure');
+  } else {
+    evalSource = open('random:8', 'evaluation');
+  }
+  const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })), evalSource,
+    { batchSize, signal: job.signal, onProgress: job.onProgress });
+  const tEval = performance.now();
+  throwIfAborted(job.signal);
+
+  const weightSqnr = new Map<string, number>();
+  for (const w of converted.weights) if (!weightSqnr.has(w.node)) weightSqnr.set(w.node, w.sqnr);
+  const layers: LayerReport[] = converted.layers.map((l) => {
+    const stats = evaluation.layers.get(l.float)!;
+    const range: [number, number] = l.range ? [l.range.min, l.range.max] : [stats.refMin, stats.refMax];
+    const ws = weightSqnr.get(l.node);
+    return {
+      name: l.float, node: l.node, op: l.op, index: l.index, type: l.type, sqnr: dbToJson(stats.sqnr),
+      ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}),
+      ...(l.params ? { scale: l.params.scale, zeroPoint: l.params.zeroPoint } : {}),
+      range,
+    };
+  });
+
+  job.onProgress?.({ stage: 'save', done: 0, total: 1 });
+  const saved = saveModel(converted.model, out);
+  const quantBytes = saved.bytes + (saved.dataBytes ?? 0);
+  const report: Report = {
+    tool: TOOL,
+    model: { file: path.resolve(job.model), bytes: loaded.bytes, opset: view.opset, irVersion: toNumber(loaded.model.irVersion) },
+    backend: job.recipe.backend,
+    recipe: job.recipe,
+    quantized: { file: out, bytes: quantBytes },
+    sizes: { floatBytes: loaded.bytes, quantizedBytes: quantBytes, ratio: Number((quantBytes / loaded.bytes).toFixed(4)) },
+    samples: { calibration: calibrationSamples, evaluation: evaluation.samples },
+    data: { calibration: job.ranges ? `ranges from ${job.ranges}` : job.calibration ?? 'none', evaluation: evalSource.description },
+    timings: {
+      load: Math.round(tLoad - t0), calibrate: Math.round(tCal - tLoad), convert: Math.round(tConv - tCal),
+      evaluate: Math.round(tEval - tConv), total: Math.round(performance.now() - t0),
+    },
+    outputs: evaluation.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })),
+    layers,
+    weights: converted.weights.map((w) => ({ name: w.name, node: w.node, op: w.op, type: w.type, granularity: w.granularity, sqnr: dbToJson(w.sqnr) })),
+    float: [
+      ...plan.nodes.filter((n) => n.status === 'float').map((n) => ({ node: n.node, op: n.op, reason: n.reason ?? '' })),
+      ...converted.folded.map((n) => ({ node: n, op: view.nodes.find((x) => x.name === n)!.op, reason: 'folded: the quantized range already clamps like it' })),
+      ...prepared.foldedBatchNorms.map((f) => ({ node: f.batchNorm, op: 'BatchNormalization', reason: `folded into ${f.conv}'s weights` })),
+    ],
+    warnings,
+  };
+  writeJsonAtomic(recipeFile, job.recipe);
+  if (rangesDoc && !job.ranges) writeJsonAtomic(rangesFile, rangesDoc);
+  writeJsonAtomic(reportFile, report);
+  job.onProgress?.({ stage: 'save', done: 1, total: 1 });
+  return { report, files: { model: out, report: reportFile, recipe: recipeFile, ranges: rangesDoc && !job.ranges ? rangesFile : undefined } };
+}

@@ -1,0 +1,37 @@
+// Messages between the engine and its stats workers.
+
+export interface ObserveSpec {
+  name: string;
+  method: string;
+  symmetric: boolean;
+  bins?: number;
+  levels?: number;
+}
+
+export interface CompareStats {
+  signal: number;
+  noise: number;
+  maxAbsError: number;
+  count: number;
+  refMin: number;
+  refMax: number;
+}
+
+export interface ObservedRange {
+  min: number;
+  max: number;
+  count: number;
+  histogram?: { min: number; max: number; counts: number[] };
+}
+
+export type StatsRequest =
+  | { op: 'observe-init'; tensors: ObserveSpec[] }
+  | { op: 'observe'; name: string; data: Float32Array }
+  | { op: 'compare'; name: string; ref: Float32Array; approx: Float32Array }
+  | { op: 'flush'; id: number }
+  | { op: 'result'; id: number };
+
+export type StatsResponse =
+  | { op: 'flushed'; id: number }
+  | { op: 'result'; id: number; ranges: Record<string, ObservedRange>; compares: Record<string, CompareStats> }
+  | { op: 'error'; message: string };

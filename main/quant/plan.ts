@@ -1,0 +1,272 @@
+// A backend quantizer turns a model and a recipe into a QuantPlan: which tensors get which
+// quantization, which nodes stay in float and why. Converting and evaluating read only the plan.
+import { DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendCapability } from '../../shared/backends';
+import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
+import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
+import { DataType } from '../onnx/proto';
+import { tensorDims } from '../onnx/tensor';
+import { qRange } from './qmath';
+
+export interface ActivationSpec {
+  tensor: string;
+  type: QuantType;
+  symmetric: boolean;
+  method: string;
+  /** Reuse another tensor's scale and zero point (data-movement ops keep their input's quantization). */
+  sharedWith?: string;
+  /** The node that produces it, or the first consumer for a graph input. */
+  node: string;
+  op: string;
+  index: number;
+}
+
+export interface WeightSpec {
+  tensor: string;
+  node: string;
+  op: string;
+  type: QuantType;
+  symmetric: boolean;
+  /** Per-channel axis; undefined for per-tensor. */
+  axis?: number;
+  /** Integer range of the stored weight (narrowed for XNNPACK, 7-bit with reduceRange). */
+  range: [number, number];
+  /** Constants of element-wise ops are quantized like activations, per tensor. */
+  asActivation: boolean;
+}
+
+export interface BiasSpec {
+  tensor: string;
+  node: string;
+  input: string;
+  weight: string;
+}
+
+export interface DynamicSpec {
+  node: string;
+  op: string;
+  weight: string;
+}
+
+export interface WeightOnlySpec {
+  node: string;
+  op: string;
+  weight: string;
+  bits: 4 | 8;
+}
+
+export type NodeStatus = 'quantized' | 'float';
+
+export interface NodePlan {
+  node: string;
+  op: string;
+  status: NodeStatus;
+  reason?: string;
+}
+
+export interface QuantPlan {
+  backend: BackendCapability;
+  recipe: Recipe;
+  kind: QuantKind;
+  activations: Map<string, ActivationSpec>;
+  weights: Map<string, WeightSpec>;
+  biases: Map<string, BiasSpec>;
+  dynamic: DynamicSpec[];
+  weightOnly: WeightOnlySpec[];
+  nodes: NodePlan[];
+}
+
+export class PlanError extends Error {}
+
+/** Where each op keeps its weight and bias, and which of its inputs carry activations. */
+interface OpRole {
+  activations: number[];
+  weight?: number;
+  bias?: number;
+  weightAxis?: (node: GraphNode, rank: number) => number;
+}
+
+const CONV_AXIS = () => 0;
+
+function opRole(node: GraphNode, view: GraphView): OpRole {
+  switch (node.op) {
+    case 'Conv': return { activations: [0], weight: 1, bias: 2, weightAxis: CONV_AXIS };
+    // ConvTranspose weights are [C_in, C_out/group, ...]: the output channel is axis 1.
+    case 'ConvTranspose': return { activations: [0], weight: 1, bias: 2, weightAxis: () => 1 };
+    case 'Gemm': return { activations: [0], weight: 1, bias: 2, weightAxis: (n) => (attrInt(n.proto, 'transB', 0) ? 0 : 1) };
+    case 'MatMul': {
+      if (view.isConstant(node.inputs[1])) return { activations: [0], weight: 1, weightAxis: (_n, rank) => rank - 1 };
+      return { activations: [0, 1] };
+    }
+    case 'Add': case 'Mul': case 'Concat': return { activations: node.inputs.map((_, i) => i) };
+    default: return { activations: [0] };
+  }
+}
+
+/** ONNX Runtime's reduce_range keeps weights to 7 bits; XNNPACK wants int8 weights in [-127, 127]. */
+function weightRange(type: QuantType, narrow: boolean, reduce: boolean): [number, number] {
+  const [qmin, qmax] = qRange(type, narrow);
+  if (!reduce) return [qmin, qmax];
+  return qmin < 0 ? [Math.ceil(qmin / 2), Math.floor(qmax / 2)] : [0, Math.floor(qmax / 2)];
+}
+
+function isFloatTensor(view: GraphView, name: string): boolean {
+  const type = view.types.get(name);
+  if (type !== undefined) return type === 'float';
+  const constant = view.constantTensor(name);
+  if (constant) return constant.dataType === DataType.FLOAT;
+  // Unknown element type (no value_info): the ops we quantize produce float from float inputs.
+  return true;
+}
+
+export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
+  const backend = findBackend(recipe.backend);
+  if (!backend) throw new PlanError(`unknown backend "${recipe.backend}"`);
+  const problems = recipeProblems(backend, recipe);
+  if (problems.length) throw new PlanError(problems.join('; '));
+  const plan: QuantPlan = {
+    backend, recipe, kind: recipe.kind, activations: new Map(), weights: new Map(), biases: new Map(),
+    dynamic: [], weightOnly: [], nodes: [],
+  };
+  const opTypes = new Set(recipe.opTypes.length ? recipe.opTypes : backend.opTypes[recipe.kind]);
+  const excluded = new Set(recipe.excludeNodes);
+  const knownNodes = new Set(view.nodes.map((n) => n.name));
+  const unknown = recipe.excludeNodes.filter((n) => !knownNodes.has(n));
+  if (unknown.length) {
+    throw new PlanError(`excluded node${unknown.length > 1 ? 's' : ''} not in the model: ${unknown.join(', ')} (node names are listed by "quant-studio inspect --nodes")`);
+  }
+  for (const node of view.nodes) {
+    const reason = excluded.has(node.name) ? 'kept in float by the recipe'
+      : !opTypes.has(node.op) ? `${backend.name} does not quantize ${node.op}${recipe.opTypes.length ? ' (not in the recipe\'s op types)' : ''}`
+        : node.domain && node.domain !== 'ai.onnx' ? `custom-domain op ${node.domain}.${node.op}` : undefined;
+    if (reason) {
+      plan.nodes.push({ node: node.name, op: node.op, status: 'float', reason });
+      continue;
+    }
+    const status = recipe.kind === 'static' ? planStatic(view, plan, node) : recipe.kind === 'dynamic' ? planDynamic(view, plan, node) : planWeightOnly(view, plan, node);
+    plan.nodes.push(status === true ? { node: node.name, op: node.op, status: 'quantized' } : { node: node.name, op: node.op, status: 'float', reason: status });
+  }
+  // Inside If/Loop bodies only the weights can be quantized: their activations never reach the
+  // main graph's outputs, so calibration cannot observe them.
+  for (const node of view.subgraphNodes) {
+    if (!opTypes.has(node.op)) continue;
+    const status = excluded.has(node.name) ? 'kept in float by the recipe'
+      : recipe.kind === 'weight-only' ? planWeightOnly(view, plan, node)
+        : `inside a control-flow subgraph: ${recipe.kind} quantization needs its activations; use weight-only`;
+    plan.nodes.push(status === true ? { node: node.name, op: node.op, status: 'quantized' } : { node: node.name, op: node.op, status: 'float', reason: status });
+  }
+  return plan;
+}
+
+function activationType(plan: QuantPlan, tensor: string): { type: QuantType; symmetric: boolean; method: string } {
+  const o = plan.recipe.overrides[tensor];
+  return {
+    type: o?.type ?? plan.recipe.activationType,
+    symmetric: o?.symmetric ?? plan.recipe.activationSymmetric,
+    method: o?.method ?? plan.recipe.method,
+  };
+}
+
+function addActivation(view: GraphView, plan: QuantPlan, tensor: string, node: GraphNode, sharedWith?: string): boolean {
+  if (plan.recipe.overrides[tensor]?.float) return false;
+  if (plan.activations.has(tensor)) return true;
+  const producer = view.producer.get(tensor) ?? node;
+  const spec = activationType(plan, tensor);
+  if (sharedWith) {
+    const source = plan.activations.get(sharedWith)!;
+    Object.assign(spec, { type: source.type, symmetric: source.symmetric });
+  }
+  plan.activations.set(tensor, { tensor, ...spec, sharedWith, node: producer.name, op: producer.op, index: producer.index });
+  return true;
+}
+
+function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
+  const { recipe, backend } = plan;
+  if (DATA_MOVEMENT_OPS.includes(node.op)) {
+    const input = node.inputs[0];
+    if (!plan.activations.has(input)) return 'its input is not quantized, so it stays in float';
+    if (!isFloatTensor(view, node.outputs[0])) return 'its output is not float';
+    for (const out of node.outputs.filter(Boolean)) addActivation(view, plan, out, node, input);
+    return true;
+  }
+  const role = opRole(node, view);
+  const floatInputs = role.activations.filter((i) => node.inputs[i] && isFloatTensor(view, node.inputs[i]));
+  if (floatInputs.length === 0) return 'it has no float inputs';
+  if (!isFloatTensor(view, node.outputs[0])) return 'its output is not float';
+  if (role.weight !== undefined) {
+    const w = node.inputs[role.weight];
+    if (!view.isConstant(w)) return 'its weight is not a constant';
+    if (!isFloatTensor(view, w)) return 'its weight is not float';
+  }
+  for (const i of floatInputs) {
+    const tensor = node.inputs[i];
+    if (view.isConstant(tensor)) {
+      if (!plan.weights.has(tensor)) {
+        const spec = activationType(plan, tensor);
+        plan.weights.set(tensor, { tensor, node: node.name, op: node.op, type: spec.type, symmetric: spec.symmetric, range: qRange(spec.type), asActivation: true });
+      }
+    } else if (!addActivation(view, plan, tensor, node)) {
+      return `input ${tensor} is kept in float by an override`;
+    }
+  }
+  if (role.weight !== undefined) {
+    const w = node.inputs[role.weight];
+    const rank = view.shapes.get(w)?.length ?? 2;
+    const o = recipe.overrides[w];
+    const perChannel = (o?.granularity ?? recipe.granularity) === 'per-channel';
+    if (!plan.weights.has(w)) {
+      plan.weights.set(w, {
+        tensor: w, node: node.name, op: node.op, type: o?.type ?? recipe.weightType, symmetric: o?.symmetric ?? recipe.weightSymmetric,
+        axis: perChannel && rank > 1 ? role.weightAxis!(node, rank) : undefined,
+        range: weightRange(o?.type ?? recipe.weightType, backend.weightNarrowRange, recipe.reduceRange), asActivation: false,
+      });
+    }
+    const b = role.bias !== undefined ? node.inputs[role.bias] : undefined;
+    if (b && view.isConstant(b) && (view.shapes.get(b)?.length ?? 1) === 1 && node.op !== 'MatMul') {
+      plan.biases.set(b, { tensor: b, node: node.name, input: node.inputs[floatInputs[0]], weight: w });
+    }
+  }
+  if (node.op !== 'ArgMax') addActivation(view, plan, node.outputs[0], node);
+  return true;
+}
+
+function planDynamic(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
+  const w = node.inputs[1];
+  if (!w || !view.isConstant(w)) return 'its weight is not a constant';
+  if (!isFloatTensor(view, w) || !isFloatTensor(view, node.inputs[0])) return 'it is not a float op';
+  const rank = view.shapes.get(w)?.length ?? 0;
+  if (node.op === 'MatMul' && rank !== 2) return 'dynamic MatMul needs a 2-D constant weight';
+  if (node.op === 'Gemm' && (attrInt(node.proto, 'transA', 0) !== 0 || rank !== 2)) return 'Gemm with transA is not quantized dynamically';
+  if (node.op === 'Conv' && rank !== 4) return 'dynamic Conv needs a 2-D convolution';
+  plan.dynamic.push({ node: node.name, op: node.op, weight: w });
+  return true;
+}
+
+function planWeightOnly(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
+  const fourBit = plan.recipe.weightType === 'int4' || plan.recipe.weightType === 'uint4';
+  const w = node.inputs[1];
+  const t = w ? view.constantTensor(w, node) : undefined;
+  if (!t || t.dataType !== DataType.FLOAT) return 'its weight is not a float constant';
+  const dims = tensorDims(t);
+  const rank = dims.length;
+  if (fourBit) {
+    if (node.op !== 'MatMul') return '4-bit weight-only applies to MatMul (MatMulNBits)';
+    if (rank !== 2) return 'MatMulNBits needs a 2-D constant weight';
+    const k = dims[0];
+    if (k < 16) return `K=${k} is too small for ${plan.recipe.blockSize}-wide blocks`;
+  }
+  plan.weightOnly.push({ node: node.name, op: node.op, weight: w, bits: fourBit ? 4 : 8 });
+  if (!fourBit) {
+    const axisOf = opRole(node, view).weightAxis;
+    plan.weights.set(node.scope ? `${node.name}:${w}` : w, {
+      tensor: w, node: node.name, op: node.op, type: plan.recipe.weightType, symmetric: plan.recipe.weightSymmetric,
+      axis: plan.recipe.granularity === 'per-channel' && rank > 1 && axisOf ? axisOf(node, rank) : undefined,
+      range: weightRange(plan.recipe.weightType, plan.backend.weightNarrowRange, plan.recipe.reduceRange), asActivation: false,
+    });
+  }
+  return true;
+}
+
+/** Tensors that calibration must observe: the activations that do not borrow another's range. */
+export function calibrationTensors(plan: QuantPlan): ActivationSpec[] {
+  return [...plan.activations.values()].filter((a) => !a.sharedWith);
+}

@@ -1,0 +1,225 @@
+// Quantization arithmetic, exactly as ONNX defines QuantizeLinear/DequantizeLinear.
+import { isSigned, quantTypeBits, type QuantType } from '../../shared/recipe';
+
+export interface QParams {
+  scale: number;
+  zeroPoint: number;
+}
+
+export function qRange(type: QuantType, narrow = false): [number, number] {
+  const bits = quantTypeBits(type);
+  if (isSigned(type)) return [-(2 ** (bits - 1)) + (narrow ? 1 : 0), 2 ** (bits - 1) - 1];
+  return [0, 2 ** bits - 1];
+}
+
+/** Round half to even, as ONNX QuantizeLinear does. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Scale and zero point for a range. The range is widened to include 0 so that 0 is exactly
+ * representable (padding, ReLU zeros). Symmetric: zero point 0 for signed types, the midpoint
+ * for unsigned ones.
+ */
+export function computeQParams(min: number, max: number, type: QuantType, symmetric: boolean, range = qRange(type)): QParams {
+  const [qmin, qmax] = range;
+  let rmin = Math.min(min, 0);
+  let rmax = Math.max(max, 0);
+  if (symmetric) {
+    const absMax = Math.max(Math.abs(rmin), Math.abs(rmax));
+    rmin = -absMax;
+    rmax = absMax;
+  }
+  if (!(rmax > rmin)) return { scale: 1, zeroPoint: symmetric && !isSigned(type) ? Math.ceil((qmin + qmax) / 2) : symmetric ? 0 : qmin };
+  if (symmetric) {
+    const scale = Math.fround(rmax / ((qmax - qmin) / 2));
+    return { scale: scale > 0 ? scale : 1, zeroPoint: isSigned(type) ? 0 : Math.ceil((qmin + qmax) / 2) };
+  }
+  const scale = Math.fround((rmax - rmin) / (qmax - qmin));
+  const zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - rmin / scale)));
+  return { scale: scale > 0 ? scale : 1, zeroPoint };
+}
+
+export function quantizeValue(x: number, scale: number, zeroPoint: number, qmin: number, qmax: number): number {
+  const q = roundHalfEven(Math.fround(x / scale)) + zeroPoint;
+  return q < qmin ? qmin : q > qmax ? qmax : Number.isNaN(q) ? zeroPoint : q;
+}
+
+/** Quantize-dequantize, the value a QDQ pair hands to the next op. */
+export function fakeQuantize(x: number, p: QParams, qmin: number, qmax: number): number {
+  return Math.fround((quantizeValue(x, p.scale, p.zeroPoint, qmin, qmax) - p.zeroPoint) * p.scale);
+}
+
+export function storageArray(type: QuantType, n: number): Int8Array | Uint8Array | Int16Array | Uint16Array {
+  switch (type) {
+    case 'int8': case 'int4': return new Int8Array(n);
+    case 'uint8': case 'uint4': return new Uint8Array(n);
+    case 'int16': return new Int16Array(n);
+    case 'uint16': return new Uint16Array(n);
+  }
+}
+
+export interface QuantizedWeight {
+  values: Int8Array | Uint8Array | Int16Array | Uint16Array;
+  scales: Float32Array;
+  zeroPoints: Int8Array | Uint8Array | Int16Array | Uint16Array;
+  /** Per-channel axis; undefined for per-tensor. */
+  axis?: number;
+  /** Quantize-dequantize of the weight, for weight SQNR. */
+  dequantized: Float32Array;
+}
+
+/**
+ * Quantizes a constant tensor per tensor or per channel along `axis`. Ranges come from the
+ * values themselves (weights need no calibration).
+ */
+export function quantizeWeight(data: Float32Array, dims: readonly number[], type: QuantType, symmetric: boolean,
+  axis: number | undefined, range = qRange(type)): QuantizedWeight {
+  const [qmin, qmax] = range;
+  const channels = axis === undefined ? 1 : dims[axis];
+  const inner = axis === undefined ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const mins = new Float64Array(channels).fill(Infinity);
+  const maxs = new Float64Array(channels).fill(-Infinity);
+  for (let i = 0; i < data.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    const v = data[i];
+    if (v < mins[c]) mins[c] = v;
+    if (v > maxs[c]) maxs[c] = v;
+  }
+  const scales = new Float32Array(channels);
+  const zeroPoints = storageArray(type, channels);
+  for (let c = 0; c < channels; c++) {
+    const p = computeQParams(mins[c] === Infinity ? 0 : mins[c], maxs[c] === -Infinity ? 0 : maxs[c], type, symmetric, range);
+    scales[c] = p.scale;
+    zeroPoints[c] = p.zeroPoint;
+  }
+  const values = storageArray(type, data.length);
+  const dequantized = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    const q = quantizeValue(data[i], scales[c], zeroPoints[c], qmin, qmax);
+    values[i] = q;
+    dequantized[i] = (q - zeroPoints[c]) * scales[c];
+  }
+  return { values, scales, zeroPoints, axis, dequantized };
+}
+
+/** Bias for a static Conv/Gemm: int32 with scale = input scale x weight scale (per channel), zero point 0. */
+export function quantizeBias(bias: Float32Array, inputScale: number, weightScales: Float32Array): { values: Int32Array; scales: Float32Array; dequantized: Float32Array } {
+  const values = new Int32Array(bias.length);
+  const scales = new Float32Array(bias.length > 0 && weightScales.length === 1 ? 1 : bias.length);
+  const dequantized = new Float32Array(bias.length);
+  for (let i = 0; i < scales.length; i++) scales[i] = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : i]);
+  for (let i = 0; i < bias.length; i++) {
+    const s = scales[scales.length === 1 ? 0 : i];
+    const q = quantizeValue(bias[i], s, 0, -(2 ** 31), 2 ** 31 - 1);
+    values[i] = q;
+    dequantized[i] = q * s;
+  }
+  return { values, scales, dequantized };
+}
+
+/** ONNX INT4/UINT4 storage: two values per byte, the first in the low nibble. */
+export function packNibbles(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) {
+    const nibble = values[i] & 0x0f;
+    out[i >> 1] |= i & 1 ? nibble << 4 : nibble;
+  }
+  return out;
+}
+
+export interface MatMulNBitsWeight {
+  /** [N, blocks, blockSize / 2] */
+  packed: Uint8Array;
+  /** [N * blocks] */
+  scales: Float32Array;
+  /** [N * ceil(blocks / 2)], packed like the weights; undefined when symmetric (the kernel's default zero point is 8). */
+  zeroPoints?: Uint8Array;
+  blocks: number;
+  dequantized: Float32Array;
+}
+
+/**
+ * 4-bit block-wise quantization of a MatMul weight B[K, N] in com.microsoft MatMulNBits' layout:
+ * column n of B is cut into blocks of `blockSize` along K, each block packed two values a byte,
+ * low nibble first, zero-padded past K.
+ */
+export function quantizeMatMulNBits(b: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean): MatMulNBitsWeight {
+  const blocks = Math.ceil(k / blockSize);
+  const half = blockSize / 2;
+  const packed = new Uint8Array(n * blocks * half);
+  const scales = new Float32Array(n * blocks);
+  const zps = new Uint8Array(n * blocks);
+  const dequantized = new Float32Array(k * n);
+  for (let col = 0; col < n; col++) {
+    for (let blk = 0; blk < blocks; blk++) {
+      const start = blk * blockSize;
+      const end = Math.min(k, start + blockSize);
+      let min = 0;
+      let max = 0;
+      for (let r = start; r < end; r++) {
+        const v = b[r * n + col];
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      let scale: number;
+      let zp: number;
+      if (symmetric) {
+        // Like ONNX Runtime's quantizer: map the signed extreme to -8 so the full 16 levels are used.
+        const absMax = Math.abs(min) > Math.abs(max) ? min : max;
+        scale = Math.fround(absMax / -8);
+        zp = 8;
+      } else {
+        scale = Math.fround((max - min) / 15);
+        zp = scale === 0 ? 8 : Math.min(15, Math.max(0, roundHalfEven(-min / scale)));
+      }
+      const idx = col * blocks + blk;
+      scales[idx] = scale;
+      zps[idx] = zp;
+      const inv = scale === 0 ? 0 : 1 / scale;
+      for (let r = start; r < end; r++) {
+        const v = b[r * n + col];
+        const q = Math.min(15, Math.max(0, roundHalfEven(Math.fround(v * inv)) + zp));
+        const j = r - start;
+        packed[idx * half + (j >> 1)] |= j & 1 ? q << 4 : q;
+        dequantized[r * n + col] = (q - zp) * scale;
+      }
+      for (let j = end - start; j < blockSize; j++) {
+        // Padding past K must dequantize to 0, so it carries the zero point.
+        packed[idx * half + (j >> 1)] |= j & 1 ? zp << 4 : zp;
+      }
+    }
+  }
+  let zeroPoints: Uint8Array | undefined;
+  if (!symmetric) {
+    const perRow = Math.ceil(blocks / 2);
+    zeroPoints = new Uint8Array(n * perRow);
+    for (let col = 0; col < n; col++) {
+      for (let blk = 0; blk < blocks; blk++) {
+        zeroPoints[col * perRow + (blk >> 1)] |= blk & 1 ? zps[col * blocks + blk] << 4 : zps[col * blocks + blk];
+      }
+    }
+  }
+  return { packed, scales, zeroPoints, blocks, dequantized };
+}
+
+/** SQNR in dB from accumulated sums: 20·log10(‖x‖/‖x−y‖) = 10·log10(Σx² / Σ(x−y)²). */
+export function sqnrDb(signal: number, noise: number): number {
+  if (noise === 0) return Infinity;
+  if (signal === 0) return -Infinity;
+  return 10 * Math.log10(signal / noise);
+}
+
+export function sqnrOf(reference: ArrayLike<number>, approx: ArrayLike<number>): number {
+  let s = 0;
+  let e = 0;
+  for (let i = 0; i < reference.length; i++) {
+    s += reference[i] * reference[i];
+    const d = reference[i] - approx[i];
+    e += d * d;
+  }
+  return sqnrDb(s, e);
+}

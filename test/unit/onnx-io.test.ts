@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { GraphView } from '../../main/onnx/graph';
+import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
+import { DataType, onnx } from '../../main/onnx/proto';
+import { tensorToFloat32 } from '../../main/onnx/tensor';
+import { buildModel, MODELS, randomArray, tempDir } from '../helpers/build';
+
+async function outputsOf(model: Uint8Array | string, feeds: Record<string, ort.Tensor>): Promise<Record<string, Uint8Array>> {
+  const session = await ort.InferenceSession.create(model as never);
+  const result = await session.run(feeds);
+  await session.release();
+  const out: Record<string, Uint8Array> = {};
+  for (const [k, v] of Object.entries(result)) {
+    const data = (v as ort.Tensor).data as Float32Array;
+    out[k] = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  return out;
+}
+
+const realModels: Array<[string, string, () => Record<string, ort.Tensor>]> = [
+  ['PaddleOCR cls', MODELS.cls, () => ({ x: new ort.Tensor('float32', randomArray(2 * 3 * 48 * 192, 1), [2, 3, 48, 192]) })],
+  ['PaddleOCR rec', MODELS.rec, () => ({ x: new ort.Tensor('float32', randomArray(3 * 48 * 320, 2), [1, 3, 48, 320]) })],
+  ['PaddleOCR det', MODELS.det, () => ({ x: new ort.Tensor('float32', randomArray(3 * 64 * 64, 3), [1, 3, 64, 64]) })],
+  ['Silero VAD', MODELS.vad, () => ({
+    input: new ort.Tensor('float32', randomArray(512, 4, 0.1), [1, 512]),
+    sr: new ort.Tensor('int64', BigInt64Array.from([16000n]), []),
+    h: new ort.Tensor('float32', new Float32Array(128), [2, 1, 64]),
+    c: new ort.Tensor('float32', new Float32Array(128), [2, 1, 64]),
+  })],
+];
+
+for (const [label, file, feeds] of realModels) {
+  test(`round trip of ${label}: same bytes, bit-identical outputs`, async () => {
+    const original = fs.readFileSync(file);
+    const loaded = loadModel(file);
+    const encoded = encodeModel(loaded.model);
+    assert.equal(Buffer.compare(original, Buffer.from(encoded)), 0, 'decode → encode must reproduce the file');
+    const a = await outputsOf(original, feeds());
+    const b = await outputsOf(encoded, feeds());
+    for (const k of Object.keys(a)) assert.deepEqual(b[k], a[k], `output ${k}`);
+  });
+}
+
+test('keeps metadata, opsets, value_info and doc strings', () => {
+  const model = buildModel({ inputs: { x: [1, 4] }, outputs: { y: [1, 4] }, nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['y'] }] });
+  model.docString = 'a model doc';
+  model.metadataProps = [onnx.StringStringEntryProto.create({ key: 'author', value: 'tests' })];
+  model.graph!.valueInfo = [model.graph!.output[0]];
+  model.graph!.node[0].docString = 'node doc';
+  model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: 'com.microsoft', version: 1 }));
+  const dir = tempDir('io');
+  saveModel(model, path.join(dir, 'm.onnx'));
+  const back = loadModel(path.join(dir, 'm.onnx')).model;
+  assert.equal(back.docString, 'a model doc');
+  assert.deepEqual(back.metadataProps.map((p) => [p.key, p.value]), [['author', 'tests']]);
+  assert.equal(back.graph!.valueInfo.length, 1);
+  assert.equal(back.graph!.node[0].docString, 'node doc');
+  assert.deepEqual(back.opsetImport.map((o) => o.domain), ['', 'com.microsoft']);
+});
+
+test('writes big models as model.onnx + model.onnx.data and reads them back', async () => {
+  const dir = tempDir('ext');
+  const loaded = loadModel(MODELS.cls);
+  const before = encodeModel(loaded.model);
+  // The 2 GB threshold is lowered so that a 0.6 MB model exercises the same path.
+  const saved = saveModel(loaded.model, path.join(dir, 'cls.onnx'), { externalDataThreshold: 100_000 });
+  assert.ok(saved.dataFile && fs.existsSync(saved.dataFile));
+  assert.ok(saved.bytes < 100_000, `the .onnx keeps only the graph (${saved.bytes} bytes)`);
+  assert.equal(Buffer.compare(Buffer.from(encodeModel(loaded.model)), Buffer.from(before)), 0, 'saving must not alter the model in memory');
+  const back = loadModel(saved.file);
+  const feeds = () => ({ x: new ort.Tensor('float32', randomArray(3 * 48 * 192, 9), [1, 3, 48, 192]) });
+  const a = await outputsOf(MODELS.cls, feeds());
+  const b = await outputsOf(saved.file, feeds());
+  const c = await outputsOf(encodeModel(back.model), feeds());
+  for (const k of Object.keys(a)) {
+    assert.deepEqual(b[k], a[k], 'ONNX Runtime reads our external data');
+    assert.deepEqual(c[k], a[k], 'we read our external data');
+  }
+  assert.ok(fs.readdirSync(dir).every((f) => !f.endsWith('.tmp')), 'no temporary files left');
+});
+
+test('bad files get a message naming the file and the problem', () => {
+  const dir = tempDir('bad');
+  const text = path.join(dir, 'notes.onnx');
+  fs.writeFileSync(text, 'this is not a model, just text');
+  assert.throws(() => loadModel(text), (e: Error) => e instanceof ModelLoadError && e.message.startsWith(text) && /not a(n| readable) ONNX/.test(e.message));
+  const truncated = path.join(dir, 'truncated.onnx');
+  fs.writeFileSync(truncated, fs.readFileSync(MODELS.cls).subarray(0, 300_000));
+  assert.throws(() => loadModel(truncated), (e: Error) => e instanceof ModelLoadError && e.message.includes(truncated));
+  assert.throws(() => loadModel(path.join(dir, 'missing.onnx')), /missing\.onnx: no such file/);
+  const empty = path.join(dir, 'empty.onnx');
+  fs.writeFileSync(empty, '');
+  assert.throws(() => loadModel(empty), /empty\.onnx: the file is empty/);
+  assert.throws(() => loadModel(dir), /is a folder/);
+});
+
+test('a missing external data file is named', () => {
+  const dir = tempDir('extmiss');
+  const saved = saveModel(loadModel(MODELS.cls).model, path.join(dir, 'cls.onnx'), { externalDataThreshold: 1 });
+  fs.rmSync(saved.dataFile!);
+  assert.throws(() => loadModel(saved.file), /cls\.onnx: tensor .* external data file "cls\.onnx\.data" is missing/);
+});
+
+test('graph view: topological order, producers, consumers, initializers, shapes', () => {
+  // Nodes listed out of order on purpose.
+  const model = buildModel({
+    inputs: { x: ['batch', 4] },
+    outputs: { z: ['batch', 4] },
+    initializers: { w: { dims: [4, 4], data: randomArray(16, 1) } },
+    nodes: [
+      { op: 'Relu', inputs: ['y'], outputs: ['z'], name: 'relu' },
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'], name: 'mm' },
+    ],
+  });
+  const view = new GraphView(model);
+  assert.deepEqual(view.nodes.map((n) => n.name), ['mm', 'relu']);
+  assert.equal(view.producer.get('y')!.name, 'mm');
+  assert.deepEqual(view.consumers.get('x')!.map((n) => n.name), ['mm']);
+  assert.ok(view.isConstant('w') && !view.isConstant('x'));
+  assert.deepEqual(view.inputs, [{ name: 'x', type: 'float', shape: ['batch', 4] }]);
+  assert.deepEqual(view.shapes.get('w'), [4, 4]);
+  view.recordShape('y', [2, 4]);
+  assert.deepEqual(view.shapes.get('y'), [2, 4]);
+  assert.equal(view.opset, 17);
+  assert.equal(tensorToFloat32(view.initializers.get('w')!).length, 16);
+  assert.equal(view.initializers.get('w')!.dataType, DataType.FLOAT);
+});
+
+test('a cyclic graph is refused', () => {
+  const model = buildModel({
+    inputs: { x: [1] }, outputs: { b: [1] },
+    nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['a'] }, { op: 'Relu', inputs: ['a'], outputs: ['b'] }],
+  });
+  assert.throws(() => new GraphView(model), /cycle/);
+});

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { computeQParams, fakeQuantize, packNibbles, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven, sqnrDb, sqnrOf } from '../../main/quant/qmath';
+
+test('rounds half to even like ONNX QuantizeLinear', () => {
+  assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, -0, -2, -2, 2, 3, -3]);
+});
+
+test('quantize saturates at the type range', () => {
+  const [qmin, qmax] = qRange('int8');
+  assert.equal(quantizeValue(1000, 0.1, 0, qmin, qmax), 127);
+  assert.equal(quantizeValue(-1000, 0.1, 0, qmin, qmax), -128);
+  assert.equal(quantizeValue(0.25, 0.1, 3, qmin, qmax), 5); // 2.5 rounds to 2, plus zero point 3
+  assert.deepEqual(qRange('uint16'), [0, 65535]);
+  assert.deepEqual(qRange('int4'), [-8, 7]);
+  assert.deepEqual(qRange('int8', true), [-127, 127]);
+});
+
+test('asymmetric uint8 parameters include zero and map the range ends', () => {
+  const p = computeQParams(-1, 3, 'uint8', false);
+  assert.equal(p.scale, Math.fround(4 / 255));
+  assert.equal(p.zeroPoint, 64); // round(0 - (-1) / (4/255)) = round(63.75)
+  const positive = computeQParams(2, 5, 'uint8', false); // widened to [0, 5]
+  assert.equal(positive.zeroPoint, 0);
+  assert.equal(positive.scale, Math.fround(5 / 255));
+  assert.ok(Math.abs(fakeQuantize(5, positive, 0, 255) - 5) < 1e-6);
+  assert.equal(fakeQuantize(0, p, 0, 255), 0);
+});
+
+test('symmetric parameters: zero point 0 for signed, midpoint for unsigned', () => {
+  const s = computeQParams(-2, 1, 'int8', true);
+  assert.equal(s.zeroPoint, 0);
+  assert.equal(s.scale, Math.fround(2 / 127.5));
+  const u = computeQParams(-2, 1, 'uint8', true);
+  assert.equal(u.zeroPoint, 128);
+  const narrow = computeQParams(-2, 1, 'int8', true, qRange('int8', true));
+  assert.equal(narrow.scale, Math.fround(2 / 127));
+});
+
+test('per-channel weights get one scale per output channel', () => {
+  // Two channels of two values: channel 0 spans ±1, channel 1 spans ±4.
+  const w = quantizeWeight(new Float32Array([1, -1, 4, -2]), [2, 2], 'int8', true, 0, qRange('int8', true));
+  assert.deepEqual(Array.from(w.scales), [Math.fround(1 / 127), Math.fround(4 / 127)]);
+  assert.deepEqual(Array.from(w.values), [127, -127, 127, -64]);
+  assert.deepEqual(Array.from(w.zeroPoints), [0, 0]);
+  const perTensor = quantizeWeight(new Float32Array([1, -1, 4, -2]), [2, 2], 'int8', true, undefined, qRange('int8', true));
+  assert.equal(perTensor.scales.length, 1);
+  assert.ok(sqnrOf([1, -1, 4, -2], w.dequantized) > sqnrOf([1, -1, 4, -2], perTensor.dequantized));
+});
+
+test('bias is int32 with scale = input scale x weight scale', () => {
+  const b = quantizeBias(new Float32Array([0.5, -0.25]), 0.01, new Float32Array([0.1, 0.2]));
+  assert.deepEqual(Array.from(b.scales), [Math.fround(0.001), Math.fround(0.002)]);
+  assert.deepEqual(Array.from(b.values), [500, -125]);
+});
+
+test('int4 packing puts the first value in the low nibble', () => {
+  assert.deepEqual(Array.from(packNibbles([1, 2, -1, 7, 3])), [0x21, 0x7f, 0x03]);
+});
+
+test('SQNR follows 20·log10(‖x‖/‖x−y‖) and is +inf for identical tensors', () => {
+  assert.equal(sqnrOf([1, 2, 3], [1, 2, 3]), Infinity);
+  const x = [3, 4];
+  const y = [3, 3.5];
+  assert.ok(Math.abs(sqnrOf(x, y) - 20 * Math.log10(5 / 0.5)) < 1e-9);
+  assert.equal(sqnrDb(100, 1), 20);
+});
