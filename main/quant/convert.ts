@@ -170,6 +170,12 @@ function resolveParams(plan: QuantPlan, ranges: ReadonlyMap<string, Range>): Map
   return out;
 }
 
+function rootOf(plan: QuantPlan, tensor: string): string {
+  let t = tensor;
+  for (let spec = plan.activations.get(t); spec?.sharedWith; spec = plan.activations.get(t)) t = spec.sharedWith;
+  return t;
+}
+
 function clipBounds(view: GraphView, node: GraphNode): [number, number] | undefined {
   if (node.op === 'Relu') return [0, Infinity];
   if (node.op !== 'Clip') return undefined;
@@ -261,12 +267,22 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
   const rename = new Map<string, string>();
   const layers: LayerMapping[] = [];
   const qdq = new Map<string, onnx.NodeProto[]>();
+  const paramNames = new Map<string, [string, string]>();
 
   for (const [tensor, spec] of plan.activations) {
     if (foldedInputs.has(tensor)) continue;
     const { params: p, range } = params.get(tensor)!;
-    const sName = b.initializer(`${tensor}_scale`, (name) => floatTensor(name, [], new Float32Array([p.scale])));
-    const zName = b.initializer(`${tensor}_zero_point`, (name) => zeroPointTensor(name, spec.type, [p.zeroPoint], false));
+    // A tensor that keeps its input's quantization reads the very same scale and zero point.
+    const root = rootOf(plan, tensor);
+    let names = paramNames.get(root);
+    if (!names) {
+      names = [
+        b.initializer(`${root}_scale`, (name) => floatTensor(name, [], new Float32Array([p.scale]))),
+        b.initializer(`${root}_zero_point`, (name) => zeroPointTensor(name, spec.type, [p.zeroPoint], false)),
+      ];
+      paramNames.set(root, names);
+    }
+    const [sName, zName] = names;
     let source = tensor;
     let dequantized: string;
     if (graphOutputs.has(tensor)) {
@@ -379,7 +395,8 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
     const q = quantizeWeight(data, dims, weightType, plan.recipe.weightSymmetric, axis, [wmin, wmax]);
     weights.push({ name: spec.weight, node: node.name, op: node.op, type: weightType, granularity: axis === undefined ? 'per-tensor' : `per-channel (axis ${axis})`, sqnr: sqnrOf(data, q.dequantized) });
     const qName = b.initializer(`${spec.weight}_quantized`, (name) => makeTensor(name, ONNX_TYPE[weightType], dims, q.values));
-    const zName = b.initializer(`${spec.weight}_zero_point`, (name) => zeroPointTensor(name, weightType, q.zeroPoints, axis !== undefined));
+    // ConvInteger takes a single weight zero point (symmetric per-channel weights all have 0).
+    const zName = b.initializer(`${spec.weight}_zero_point`, (name) => zeroPointTensor(name, weightType, q.zeroPoints, axis !== undefined && node.op !== 'Conv'));
     const out = node.outputs[0];
     if (node.op === 'Conv') {
       const channels = dims[0];

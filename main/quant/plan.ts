@@ -237,6 +237,10 @@ function planDynamic(view: GraphView, plan: QuantPlan, node: GraphNode): true | 
   if (node.op === 'MatMul' && rank !== 2) return 'dynamic MatMul needs a 2-D constant weight';
   if (node.op === 'Gemm' && (attrInt(node.proto, 'transA', 0) !== 0 || rank !== 2)) return 'Gemm with transA is not quantized dynamically';
   if (node.op === 'Conv' && rank !== 4) return 'dynamic Conv needs a 2-D convolution';
+  if (node.op === 'Conv' && view.opset < 11) return `dynamic Conv needs DynamicQuantizeLinear (opset 11); the model is opset ${view.opset}`;
+  if (node.op === 'Conv' && plan.recipe.granularity === 'per-channel' && !plan.recipe.weightSymmetric) {
+    return 'ConvInteger takes one weight zero point, so per-channel weights must be symmetric';
+  }
   plan.dynamic.push({ node: node.name, op: node.op, weight: w });
   return true;
 }
