@@ -13,6 +13,8 @@ export interface HistogramView {
   min: number;
   max: number;
   total: number;
+  /** Values exactly 0 (ReLU outputs, padding, backgrounds): exact under any scale. */
+  zeros: number;
 }
 
 /**
@@ -45,6 +47,7 @@ export class StreamingHistogram {
   private seenMin = Infinity;
   private seenMax = -Infinity;
   private seen = 0;
+  private zeros = 0;
 
   constructor(bins: number) {
     if (!Number.isInteger(bins) || bins < 1) throw new Error(`histogram bins must be a positive whole number, got ${bins}`);
@@ -84,24 +87,28 @@ export class StreamingHistogram {
       if (this.seenMin === this.seenMax) return;
       this.start();
       if (before > 0) this.counts[Math.floor((single - this.lo) * this.inv)] += before;
+      if (before > 0 && single === 0) this.zeros += before;
     } else {
       this.cover();
     }
     const counts = this.counts;
     const lo = this.lo;
     const inv = this.inv;
+    let zeros = 0;
     // The extremes index inside [0, bins) (start() and cover() make sure); subtraction and
     // scaling are monotone, so every finite value in between does too, and truncation is floor.
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
       if (v - v === 0) counts[((v - lo) * inv) | 0]++;
+      if (v === 0) zeros++;
     }
+    this.zeros += zeros;
   }
 
   /** The histogram, or undefined until two distinct finite values have been seen. */
   view(): HistogramView | undefined {
     if (!this.gridded) return undefined;
-    return { lo: this.lo, width: this.width, counts: this.counts, min: this.seenMin, max: this.seenMax, total: this.seen };
+    return { lo: this.lo, width: this.width, counts: this.counts, min: this.seenMin, max: this.seenMax, total: this.seen, zeros: this.zeros };
   }
 
   /** First grid: exactly [min, max] split in `bins`, so the first batches get the full resolution. */
@@ -179,6 +186,7 @@ export class BinnedDistribution {
   readonly total: number;
   readonly min: number;
   readonly max: number;
+  readonly zeros: number;
   private readonly lo: number;
   private readonly width: number;
   private readonly inv: number;
@@ -195,6 +203,7 @@ export class BinnedDistribution {
     this.total = view.total;
     this.min = view.min;
     this.max = view.max;
+    this.zeros = view.zeros;
     this.lo = view.lo;
     this.width = view.width;
     this.inv = 1 / view.width;
@@ -303,8 +312,9 @@ export class BinnedDistribution {
   /**
    * Histogram of |x| with `bins` bins over [0, max |x|]. A bin straddling 0 splits in
    * proportion to its two sides; every piece spreads uniformly over the target bins it covers.
+   * `withoutZeros` leaves out the values that are exactly 0.
    */
-  fold(bins: number): Float64Array {
+  fold(bins: number, withoutZeros = false): Float64Array {
     const out = new Float64Array(bins);
     const top = Math.max(-this.min, this.max);
     if (!(top > 0)) return out;
@@ -323,9 +333,10 @@ export class BinnedDistribution {
         if (overlap > 0) out[t] += density * overlap;
       }
     };
+    const zeroBin = withoutZeros && this.zeros > 0 ? this.index(0) : -1;
     for (let j = 0; j < this.counts.length; j++) {
-      const c = this.counts[j];
-      if (c === 0) continue;
+      const c = this.counts[j] - (j === zeroBin ? this.zeros : 0);
+      if (c <= 0) continue;
       const a = this.from[j];
       const b = this.to[j];
       if (a >= 0) spread(a, b, c);

@@ -341,7 +341,9 @@ export function entropyThreshold(d: BinnedDistribution, bins: number, levels: nu
   // With as many buckets as bins every candidate quantizes losslessly at this resolution, so
   // only the full range (no clipping) remains: 16-bit keeps its range unless bins > 32768.
   const quantBins = Math.min(Math.floor(levels / 2), bins);
-  const kl = klDivergences(d.fold(bins), quantBins);
+  // Exact zeros (ReLU outputs, padding, image backgrounds) quantize without error under any
+  // range; left in, their spike dominates the KL and the search clips real values hard.
+  const kl = klDivergences(d.fold(bins, true), quantBins);
   let best = 0;
   for (let i = 1; i < kl.length; i++) if (kl[i] < kl[best]) best = i;
   return ((best + quantBins) * top) / bins;

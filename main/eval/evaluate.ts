@@ -59,7 +59,8 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       for (const name of outputs) {
         const r = ref[name] as ort.Tensor;
         const q = deployed[name] as ort.Tensor;
-        if (r?.type === 'float32' && q?.type === 'float32') pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
+        // Copies: the float output is also compared as a layer below, and that transfer detaches it.
+        if (r?.type === 'float32' && q?.type === 'float32') pool.compare(`output:${name}`, floatData(r, name).slice(), floatData(q, name));
       }
       if (quantProbe) {
         const probed = await run(quantProbe, feeds, 'quantized model');

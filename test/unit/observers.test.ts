@@ -269,10 +269,10 @@ test('bounded memory: the histogram stays `bins` long over thousands of growing 
 
 test('entropy: folding a signed histogram around 0, by hand', () => {
   // [-2,-1): 1, [-1,0): 2, [0,1): 3, [1,2): 2 with max 1.5; |x| over [0, 2] in 4 bins of 0.5.
-  const d = new BinnedDistribution({ lo: -2, width: 1, counts: Float64Array.from([1, 2, 3, 2]), min: -2, max: 1.5, total: 8 });
+  const d = new BinnedDistribution({ lo: -2, width: 1, counts: Float64Array.from([1, 2, 3, 2]), min: -2, max: 1.5, total: 8, zeros: 0 });
   assert.deepEqual([...d.fold(4)], [2.5, 2.5, 2.5, 0.5]);
   // A bin straddling 0, [-0.25, 0.5] once clipped to min: 2/3 of it folds onto [0, 0.5], 1/3 onto [0, 0.25].
-  const s = new BinnedDistribution({ lo: -0.5, width: 1, counts: Float64Array.from([4, 2]), min: -0.25, max: 1.25, total: 6 });
+  const s = new BinnedDistribution({ lo: -0.5, width: 1, counts: Float64Array.from([4, 2]), min: -0.25, max: 1.25, total: 6, zeros: 0 });
   const folded = [...s.fold(5)];
   const expected = [8 / 3, 4 / 3, 2 / 3, 2 / 3, 2 / 3];
   folded.forEach((x, i) => near(x, expected[i], 1e-12, `bin ${i}`));
@@ -387,7 +387,7 @@ test('entropy: asymmetric ranges stay inside the data and hold 0; 16-bit keeps t
 
 test('mse: expected error by hand', () => {
   // 3 values spread over [0, 1), 3 over [1, 2]; 3 levels.
-  const d = new BinnedDistribution({ lo: 0, width: 1, counts: Float64Array.from([3, 3]), min: 0, max: 2, total: 6 });
+  const d = new BinnedDistribution({ lo: 0, width: 1, counts: Float64Array.from([3, 3]), min: 0, max: 2, total: 6, zeros: 0 });
   // [0, 2]: no clipping, step 1: 6 * 1/12.
   near(expectedError(d, 0, 2, 3), 1 / 12, 1e-15, '[0, 2]');
   // [0, 1]: step 0.5, 3 inside; 3 uniform on [1, 2] clip to 1: 3 * integral (x - 1)^2 = 1.
@@ -408,7 +408,7 @@ test('mse: clip errors from prefix sums equal a bin-by-bin integration', () => {
     const min = lo + 0.3 * width;
     const max = lo + (n - 0.6) * width;
     const total = counts.reduce((a, b) => a + b, 0);
-    const d = new BinnedDistribution({ lo, width, counts, min, max, total });
+    const d = new BinnedDistribution({ lo, width, counts, min, max, total, zeros: 0 });
     const a = min + (max - min) * rand() * 0.5;
     const b = a + (max + width - a) * rand();
     // Per bin: uniform density on its support, clipped error integrated in closed form.
@@ -509,4 +509,15 @@ test('createObserver rejects invalid options and method parameters', () => {
   assert.throws(() => createObserver({ kind: 'percentile', percentile: NaN }, { symmetric: false }), /percentile/);
   assert.throws(() => createObserver({ kind: 'moving-average', momentum: 0 }, { symmetric: false }), /momentum/);
   assert.throws(() => createObserver({ kind: 'entropy', bins: 1 << 20 }, { symmetric: false }), /entropy bins/);
+});
+
+test('entropy leaves exact zeros out of the KL search: a ReLU output keeps its spread', () => {
+  const rand = random(21);
+  // 70% exact zeros (a ReLU output), the rest half-normal with unit scale.
+  const values = gaussian(rand, 200_000).map((v) => (rand() < 0.7 ? 0 : Math.abs(v)));
+  const o = createObserver({ kind: 'entropy' }, { symmetric: false });
+  o.update(values);
+  const r = o.range();
+  assert.equal(r.min, 0);
+  assert.ok(r.max > 2.5, `threshold ${r.max} clips the half-normal hard`);
 });
