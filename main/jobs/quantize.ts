@@ -92,7 +92,12 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   if (prepared.upgradedOpset) warn(`moved the model from opset ${toNumber(loaded.model.opsetImport[0]?.version)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs; same results)`);
   const plan = planQuantization(view, job.recipe);
   const quantizedCount = plan.nodes.filter((n) => n.status === 'quantized').length;
-  if (quantizedCount === 0) throw new JobError(`${job.model}: nothing to quantize: no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`);
+  if (quantizedCount === 0) {
+    const opTypes = new Set(plan.backend.opTypes[plan.kind]);
+    const candidates = plan.nodes.filter((n) => opTypes.has(n.op) && n.reason);
+    const blocked = candidates.find((n) => ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(n.op)) ?? candidates[0];
+    throw new JobError(`${job.model}: nothing to quantize: ${blocked ? `${blocked.op} ${blocked.node} ${blocked.reason}` : `no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`}`);
+  }
   const inputs = inputSpecs(view);
   const batchSize = job.batchSize ?? guessBatchSize(inputs);
   const limit = job.recipe.calibrationSamples || undefined;

@@ -129,7 +129,7 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
   };
   const opTypes = new Set(recipe.opTypes.length ? recipe.opTypes : backend.opTypes[recipe.kind]);
   const excluded = new Set(recipe.excludeNodes);
-  const knownNodes = new Set(view.nodes.map((n) => n.name));
+  const knownNodes = new Set([...view.nodes, ...view.subgraphNodes].map((n) => n.name));
   const unknown = recipe.excludeNodes.filter((n) => !knownNodes.has(n));
   if (unknown.length) {
     throw new PlanError(`excluded node${unknown.length > 1 ? 's' : ''} not in the model: ${unknown.join(', ')} (node names are listed by "quant-studio inspect --nodes")`);

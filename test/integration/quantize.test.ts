@@ -205,3 +205,26 @@ test('real models: PaddleOCR cls (sample images) and det quantize, run and repor
   assert.ok(det.report.layers.length > 50);
   await (await ort.InferenceSession.create(det.files.model)).release();
 });
+
+test('Silero VAD: its convolutions sit inside If branches; weight-only int8 reaches them and the report names the sensitive STFT basis', async () => {
+  const dir = tempDir('vad');
+  const n = 6;
+  const audio = Float32Array.from({ length: n * 512 }, (_, i) => 0.3 * Math.sin(i * 0.05) * Math.sin(i * 0.0031) + 0.01 * Math.sin(i * 1.7));
+  writeNpy(path.join(dir, 'input.npy'), 'float32', [n, 512], audio);
+  writeNpy(path.join(dir, 'sr.npy'), 'int64', [n], BigInt64Array.from({ length: n }, () => 16000n));
+  writeNpy(path.join(dir, 'h.npy'), 'float32', [n, 2, 1, 64], new Float32Array(n * 128));
+  writeNpy(path.join(dir, 'c.npy'), 'float32', [n, 2, 1, 64], new Float32Array(n * 128));
+  const manifest = path.join(dir, 'manifest.json');
+  fs.writeFileSync(manifest, JSON.stringify({ inputs: { input: 'input.npy', sr: 'sr.npy', h: 'h.npy', c: 'c.npy' } }));
+  await assert.rejects(quantize({ model: MODELS.vad, recipe: recipeFor('cpu'), calibration: manifest, out: path.join(dir, 's.onnx') }),
+    /nothing to quantize: Conv .* inside a control-flow subgraph: static quantization needs its activations; use weight-only/);
+  const all = await quantize({ model: MODELS.vad, recipe: recipeFor('cpu', 'w8'), evaluation: manifest, out: path.join(dir, 'all.onnx') });
+  assert.equal(all.report.weights.length, 36, 'every Conv weight of both sample-rate branches');
+  const stft = ['If_25/then_branch/Conv_73', 'If_25/else_branch/Conv_547'];
+  const kept = await quantize({ model: MODELS.vad, recipe: { ...recipeFor('cpu', 'w8'), excludeNodes: stft }, evaluation: manifest, out: path.join(dir, 'kept.onnx') });
+  const sqnr = (r: typeof all.report) => r.outputs.map((o) => (o.sqnr === 'inf' ? Infinity : o.sqnr));
+  assert.ok(sqnr(kept.report).every((s) => s > 20), `outputs with the STFT basis in float: ${sqnr(kept.report)}`);
+  assert.ok(Math.min(...sqnr(all.report)) < Math.min(...sqnr(kept.report)), 'quantizing the STFT basis costs accuracy');
+  assert.ok(kept.report.sizes.quantizedBytes < all.report.sizes.floatBytes && all.report.sizes.quantizedBytes < kept.report.sizes.quantizedBytes);
+  await (await ort.InferenceSession.create(kept.files.model)).release();
+});
