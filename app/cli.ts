@@ -237,7 +237,7 @@ async function cmdInspect(args: string[]): Promise<void> {
     `size:       ${mb(info.bytes)}`,
     `IR:         ${info.irVersion}   opsets: ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`,
     `producer:   ${info.producer || '-'}`,
-    `parameters: ${info.parameters.toLocaleString('en-US')} in ${info.initializers} initializers`,
+    `parameters: ${info.parameters.toLocaleString('en-US')}`,
     `nodes:      ${info.nodeCount}`,
     'inputs:',
     ...info.inputs.map((i) => `  ${i.name}: ${i.type} ${shape(i.shape)}`),

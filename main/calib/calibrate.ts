@@ -5,7 +5,10 @@ import { StatsPool } from '../jobs/stats-pool';
 import type { ObservedRange } from '../jobs/stats-protocol';
 import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../quant/plan';
-import { createSession, floatData, outputBytes, run, toOrtFeeds, withOutputs } from '../eval/session';
+import * as ort from 'onnxruntime-node';
+import { createSession, floatData, run, toOrtFeeds } from '../eval/session';
+import { parseMethod } from './observers';
+import { canSample, sampleStride, tapModel } from './taps';
 import type { SampleSource } from './readers';
 
 export interface Progress {
@@ -21,6 +24,8 @@ export interface RunOptions {
   /** Activations a batch may hold in memory before the batch is made smaller. */
   memoryBudget?: number;
   bins?: number;
+  /** Values per tensor and sample a histogram sees at most (0: all of them). */
+  histogramSample?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }
@@ -40,8 +45,10 @@ export interface CalibrationResult {
   samples: number;
   batchSize: number;
   seconds: number;
-  /** Shapes of the observed tensors (first batch), for the graph view. */
+  /** Shapes of the tensors seen whole (first batch), for the graph view. */
   shapes: Map<string, number[]>;
+  /** Histogram tensors seen through a strided sample: the step. */
+  strides: Map<string, number>;
 }
 
 const DEFAULT_BUDGET = 512 * 2 ** 20;
@@ -52,25 +59,57 @@ export function fitBatch(requested: number, perSample: number, budget = DEFAULT_
   return Math.max(1, Math.min(requested, Math.floor(budget / perSample)));
 }
 
+/**
+ * Values per tensor and sample that a histogram sees at most; beyond that it sees a strided
+ * sample. 8192 per sample still gives each histogram half a million values over 64 samples, while
+ * the PaddleOCR recognizer's activations would be 50 million per sample.
+ */
+export const DEFAULT_HISTOGRAM_SAMPLE = 8192;
+
+function needsHistogram(method: string): boolean {
+  const kind = parseMethod(method).kind;
+  return kind !== 'minmax' && kind !== 'moving-average';
+}
+
 export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: RunOptions): Promise<CalibrationResult> {
   const start = performance.now();
-  const names = tensors.map((t) => t.tensor);
-  const session = await createSession(withOutputs(model, names), 'model prepared for calibration');
   const pool = new StatsPool();
   const shapes = new Map<string, number[]>();
+  const sessions: ort.InferenceSession[] = [];
   try {
     pool.initObservers(tensors.map((t) => ({
       name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
       levels: 2 ** quantTypeBits(t.type),
     })));
+    // ONNX Runtime keeps a tapped tensor alive until its reductions ran, and its memory-pattern
+    // planner then reserves room for all of them at once: without it the arena stays near the
+    // real peak.
+    const tapOptions = { enableMemPattern: false };
+    // A probe of one sample tells each tensor's size: the batch is cut so that one batch of
+    // activations fits the memory budget, and each histogram tensor gets the stride that keeps its
+    // sample near the sample budget per batch.
+    const probe = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: 0 })), true);
+    const probeSession = await createSession(probe.model, 'model prepared for calibration', tapOptions);
+    sessions.push(probeSession);
     let batchSize = options.batchSize;
-    if (batchSize > 1) {
-      for await (const probe of source.batches(1)) {
-        const out = await run(session, toOrtFeeds(probe), 'calibration model');
-        batchSize = fitBatch(batchSize, outputBytes(out), options.memoryBudget);
-        break;
+    const strides = new Map<string, number>();
+    const sampling = canSample(model);
+    const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
+    for await (const feed of source.batches(1)) {
+      const out = await run(probeSession, toOrtFeeds(feed), 'calibration model');
+      let perSample = 0;
+      const sizes = new Map(probe.taps.map((tap) => [tap.tensor, Number((out[tap.size!] as ort.Tensor).data[0])]));
+      for (const size of sizes.values()) perSample += size * 4;
+      batchSize = fitBatch(batchSize, perSample, options.memoryBudget);
+      for (const t of tensors) {
+        if (!needsHistogram(t.method)) continue;
+        strides.set(t.tensor, sampling && budget > 0 ? sampleStride(sizes.get(t.tensor)! / budget) : 1);
       }
+      break;
     }
+    const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: strides.get(t.tensor) ?? 0 })), false);
+    const session = await createSession(tapped, 'model prepared for calibration', tapOptions);
+    sessions.push(session);
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
@@ -79,11 +118,22 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;
-      for (const name of names) {
-        const t = out[name];
-        if (!t) continue;
-        if (shapes.size < names.length && !shapes.has(name)) shapes.set(name, [...t.dims]);
-        pool.observe(name, floatData(t, name));
+      for (const tap of taps) {
+        const min = (out[tap.min] as ort.Tensor).data[0] as number;
+        const max = (out[tap.max] as ort.Tensor).data[0] as number;
+        if (!tap.values) {
+          pool.observe(tap.tensor, Float32Array.of(min, max));
+          continue;
+        }
+        const t = out[tap.values] as ort.Tensor;
+        if (!shapes.has(tap.tensor) && tap.values === tap.tensor) shapes.set(tap.tensor, [...t.dims]);
+        const sample = floatData(t, tap.tensor);
+        // The exact extremes join the sample so that the histogram spans the true range.
+        const values = new Float32Array(sample.length + 2);
+        values.set(sample);
+        values[sample.length] = min;
+        values[sample.length + 1] = max;
+        pool.observe(tap.tensor, values);
       }
       queued = pool.flush();
       const n = Object.values(feed)[0].dims[0];
@@ -95,9 +145,9 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no calibration samples in ${source.description}`);
     const { ranges } = await pool.results();
-    return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes };
+    return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides };
   } finally {
     await pool.close();
-    await session.release();
+    for (const s of sessions) await s.release();
   }
 }

@@ -18,9 +18,9 @@ export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): o
   return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
 }
 
-export async function createSession(model: onnx.ModelProto, what: string): Promise<ort.InferenceSession> {
+export async function createSession(model: onnx.ModelProto, what: string, options: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'all' });
+    return await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'all', ...options });
   } catch (err) {
     throw new RunError(`ONNX Runtime cannot load the ${what}: ${firstLine((err as Error).message)}`);
   }

@@ -2,6 +2,7 @@
 // Nothing is written until every stage has succeeded, so a failure or a cancel leaves no files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BACKENDS, findBackend, recipeProblems } from '../../shared/backends';
 import { dbToJson, type LayerReport, type Report } from '../../shared/report';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
@@ -84,6 +85,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const recipeFile = companionPath(out, '.recipe.json');
   const rangesFile = companionPath(out, '.ranges.json');
 
+  const backend = findBackend(job.recipe.backend);
+  if (!backend) throw new JobError(`unknown backend "${job.recipe.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
+  const problems = recipeProblems(backend, job.recipe);
+  if (problems.length) throw new JobError(problems.join('; '));
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const loaded = loadModel(job.model);
   const prepared = prepareModel(loaded.model, { minOpset: job.recipe.kind === 'static' ? 10 : undefined });
@@ -161,10 +166,13 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
 
   const weightSqnr = new Map<string, number>();
   for (const w of converted.weights) if (!weightSqnr.has(w.node)) weightSqnr.set(w.node, w.sqnr);
+  const folds = new Map(converted.folded.map((f) => [f.node, f.into]));
   const layers: LayerReport[] = converted.layers.map((l) => {
     const stats = evaluation.layers.get(l.float)!;
     const range: [number, number] = l.range ? [l.range.min, l.range.max] : [stats.refMin, stats.refMax];
-    const ws = weightSqnr.get(l.node);
+    // The weight that made this tensor: its producer's, or for a folded Relu/Clip the producer it folded into.
+    const producer = view.producer.get(l.float);
+    const ws = producer ? weightSqnr.get(folds.get(producer.name) ?? producer.name) : undefined;
     return {
       name: l.float, node: l.node, op: l.op, index: l.index, type: l.type, sqnr: dbToJson(stats.sqnr),
       ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}),
@@ -194,7 +202,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     weights: converted.weights.map((w) => ({ name: w.name, node: w.node, op: w.op, type: w.type, granularity: w.granularity, sqnr: dbToJson(w.sqnr) })),
     float: [
       ...plan.nodes.filter((n) => n.status === 'float').map((n) => ({ node: n.node, op: n.op, reason: n.reason ?? '' })),
-      ...converted.folded.map((n) => ({ node: n, op: view.nodes.find((x) => x.name === n)!.op, reason: 'folded: the quantized range already clamps like it' })),
+      ...converted.folded.map((f) => ({ node: f.node, op: f.op, reason: `folded into ${f.into}: the quantized range already clamps like it` })),
       ...prepared.foldedBatchNorms.map((f) => ({ node: f.batchNorm, op: 'BatchNormalization', reason: `folded into ${f.conv}'s weights` })),
     ],
     warnings,

@@ -20,7 +20,9 @@ export class StatsPool {
   private failure?: Error;
   private nextWorker = 0;
 
-  constructor(size = Math.max(1, Math.min(4, os.availableParallelism() - 1))) {
+  // As many workers as cores: while ONNX Runtime runs they share the cores with it, and when it is
+  // done (histogram searches at the end of calibration) they have the machine to themselves.
+  constructor(size = Math.max(1, Math.min(4, os.availableParallelism()))) {
     const file = path.join(__dirname, '..', 'workers', 'stats-worker.js');
     this.workers = Array.from({ length: size }, () => {
       const w = new Worker(file);

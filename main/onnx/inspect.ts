@@ -1,4 +1,4 @@
-import { GraphView, type ValueInfo } from './graph';
+import { attr, GraphView, type ValueInfo } from './graph';
 import type { LoadedModel } from './model';
 import { toNumber } from './proto';
 import { elementCount, tensorDims } from './tensor';
@@ -13,6 +13,7 @@ export interface ModelInfo {
   outputs: ValueInfo[];
   ops: Record<string, number>;
   nodeCount: number;
+  /** Weight values, in initializers and Constant nodes. */
   parameters: number;
   initializers: number;
   nodes: Array<{ name: string; op: string; inputs: string[]; outputs: string[] }>;
@@ -22,8 +23,13 @@ export function inspectModel(loaded: LoadedModel): ModelInfo {
   const view = new GraphView(loaded.model);
   const ops: Record<string, number> = {};
   for (const n of view.nodes) ops[n.domain ? `${n.domain}.${n.op}` : n.op] = (ops[n.domain ? `${n.domain}.${n.op}` : n.op] ?? 0) + 1;
+  // Exporters such as Paddle's keep every weight in Constant nodes rather than initializers.
   let parameters = 0;
   for (const t of view.initializers.values()) parameters += elementCount(tensorDims(t));
+  for (const n of view.nodes) {
+    const value = n.op === 'Constant' ? attr(n.proto, 'value')?.t : undefined;
+    if (value) parameters += elementCount(tensorDims(value));
+  }
   const m = loaded.model;
   return {
     file: loaded.file,

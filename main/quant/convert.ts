@@ -39,8 +39,8 @@ export interface ConvertResult {
   model: onnx.ModelProto;
   layers: LayerMapping[];
   weights: WeightResult[];
-  /** Relu/Clip nodes removed because the quantized range already clamps like them. */
-  folded: string[];
+  /** Relu/Clip nodes removed because the quantized range already clamps like them, and the producer that took their output. */
+  folded: Array<{ node: string; op: string; into: string }>;
 }
 
 export class ConvertError extends Error {}
@@ -352,7 +352,8 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
     for (const out of folded ? [folded] : node.outputs) nodes.push(...(qdq.get(out) ?? []));
   }
   const model = b.finish(view.model, nodes, view.model.graph!.output);
-  return { model, layers: layers.sort((x, y) => x.index - y.index), weights, folded: [...folds.keys()] };
+  const folded = [...folds].map(([name, producer]) => ({ node: name, op: view.nodes.find((x) => x.name === name)!.op, into: producer.name }));
+  return { model, layers: layers.sort((x, y) => x.index - y.index), weights, folded };
 }
 
 function nodeLayer(node: GraphNode, type: QuantType): LayerMapping {

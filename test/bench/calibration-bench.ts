@@ -11,6 +11,7 @@ import { inputSpecs, toOrtFeeds } from '../../main/eval/session';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel } from '../../main/onnx/model';
 import { calibrationTensors, planQuantization } from '../../main/quant/plan';
+import { prepareModel } from '../../main/quant/prepare';
 import { recipeFor } from '../../shared/backends';
 import { MODELS, ROOT } from '../helpers/build';
 
@@ -27,7 +28,9 @@ interface Measure {
 /** Child mode: one measurement, printed as JSON. */
 async function child(kind: string, samples: number): Promise<Measure> {
   const loaded = loadModel(MODELS.rec);
-  const view = new GraphView(loaded.model);
+  // The same preparation as the product's static path (opset 10, BatchNorm folded).
+  const prepared = prepareModel(loaded.model, { minOpset: 10 }).model;
+  const view = new GraphView(prepared);
   // Both image folders: 64 + 100 lines, enough for 4N with N = 32.
   const source = openSource(path.join(LINES, samples > 64 ? '.' : 'calib'), inputSpecs(view), { preprocess: PREPROCESS, limit: samples });
   const start = performance.now();
@@ -39,7 +42,7 @@ async function child(kind: string, samples: number): Promise<Measure> {
     const plan = planQuantization(view, { ...recipeFor('xnnpack'), method: kind });
     const needed = calibrationTensors(plan);
     tensors = needed.length;
-    await calibrate(loaded.model, needed, source, { batchSize: BATCH });
+    await calibrate(prepared, needed, source, { batchSize: BATCH });
   }
   return { seconds: (performance.now() - start) / 1000, peakBytes: process.resourceUsage().maxRSS * 1024, tensors };
 }

@@ -81,7 +81,11 @@ test('static cpu: QDQ around every quantized op, int8 per-channel weights, int32
   const fQ = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'f')!;
   const pQ = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'p')!;
   assert.equal(fQ.inputs[1], pQ.inputs[1]);
-  assert.equal(report.float.find((f) => f.node === 'relu1')?.reason.startsWith('folded'), true);
+  assert.equal(report.float.find((f) => f.node === 'relu1')?.reason.startsWith('folded into conv1'), true);
+  const layer = (name: string) => report.layers.find((l) => l.name === name)!;
+  assert.equal(layer('r1').weightSqnr, report.weights.find((w) => w.node === 'conv1')!.sqnr, 'a folded ReLU\'s row carries its conv\'s weight SQNR');
+  assert.equal(layer('x').weightSqnr, undefined, 'the model input has no weight');
+  assert.equal(layer('y').weightSqnr, report.weights.find((w) => w.node === 'fc')!.sqnr);
   const session = await ort.InferenceSession.create(files.model);
   const out = await session.run({ x: new ort.Tensor('float32', randomArray(2 * 3 * 64, 8), [2, 3, 8, 8]) });
   assert.deepEqual(out.y.dims, [2, 4]);
