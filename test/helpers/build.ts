@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from '../../main/onnx/proto';
-import { floatTensor } from '../../main/onnx/tensor';
+import { floatTensor, makeTensor } from '../../main/onnx/tensor';
 
 export interface NodeSpec {
   op: string;
@@ -38,7 +38,8 @@ function valueInfo(name: string, shape: Array<number | string>): onnx.ValueInfoP
 export function buildModel(spec: {
   inputs: Record<string, Array<number | string>>;
   outputs: Record<string, Array<number | string>>;
-  initializers?: Record<string, { dims: number[]; data: Float32Array | number[] }>;
+  /** Float tensors; a BigInt64Array makes an int64 one (shapes, axes). */
+  initializers?: Record<string, { dims: number[]; data: Float32Array | number[] | BigInt64Array }>;
   nodes: NodeSpec[];
   opset?: number;
 }): onnx.ModelProto {
@@ -46,7 +47,9 @@ export function buildModel(spec: {
     name: 'test',
     input: Object.entries(spec.inputs).map(([n, s]) => valueInfo(n, s)),
     output: Object.entries(spec.outputs).map(([n, s]) => valueInfo(n, s)),
-    initializer: Object.entries(spec.initializers ?? {}).map(([n, t]) => floatTensor(n, t.dims, Float32Array.from(t.data))),
+    initializer: Object.entries(spec.initializers ?? {}).map(([n, t]) => (t.data instanceof BigInt64Array
+      ? makeTensor(n, onnx.TensorProto.DataType.INT64, t.dims, t.data)
+      : floatTensor(n, t.dims, Float32Array.from(t.data)))),
     node: spec.nodes.map((n, i) => onnx.NodeProto.create({
       name: n.name ?? `${n.op.toLowerCase()}_${i}`, opType: n.op, input: n.inputs, output: n.outputs, domain: n.domain ?? '',
       attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),

@@ -232,3 +232,56 @@ test('Silero VAD: its convolutions sit inside If branches; weight-only int8 reac
   assert.ok(kept.report.sizes.quantizedBytes < all.report.sizes.floatBytes && all.report.sizes.quantizedBytes < kept.report.sizes.quantizedBytes);
   await (await ort.InferenceSession.create(kept.files.model)).release();
 });
+
+test('static QDQ over the listed op set runs in ONNX Runtime: ConvTranspose, MatMul of two activations, Softmax, LayerNormalization, HardSwish, Sigmoid, Concat, pooling', async () => {
+  const dir = tempDir('ops');
+  const model = buildModel({
+    inputs: { x: ['batch', 4, 6, 6] },
+    outputs: { y: ['batch', 8, 8] },
+    initializers: {
+      wt: { dims: [4, 4, 3, 3], data: randomArray(144, 31, 0.3) },
+      gamma: { dims: [8], data: new Float32Array(8).fill(1) },
+      beta: { dims: [8], data: new Float32Array(8) },
+      shape: { dims: [3], data: BigInt64Array.of(0n, 8n, -1n) },
+    },
+    nodes: [
+      { op: 'ConvTranspose', inputs: ['x', 'wt'], outputs: ['ct'], name: 'deconv', attrs: { strides: [1, 1], pads: [1, 1, 1, 1] } },
+      { op: 'HardSwish', inputs: ['ct'], outputs: ['hs'], name: 'hswish' },
+      { op: 'Sigmoid', inputs: ['x'], outputs: ['sg'], name: 'sigmoid' },
+      { op: 'Concat', inputs: ['hs', 'sg'], outputs: ['cat'], name: 'concat', attrs: { axis: 1 } },
+      { op: 'AveragePool', inputs: ['cat'], outputs: ['ap'], name: 'avgpool', attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1] } },
+      { op: 'MaxPool', inputs: ['ap'], outputs: ['mp'], name: 'maxpool', attrs: { kernel_shape: [2, 2], strides: [2, 2] } },
+      { op: 'Reshape', inputs: ['mp', 'shape'], outputs: ['seq'], name: 'reshape' },
+      { op: 'Transpose', inputs: ['seq'], outputs: ['seqT'], name: 'transpose', attrs: { perm: [0, 2, 1] } },
+      { op: 'MatMul', inputs: ['seq', 'seqT'], outputs: ['att'], name: 'scores' },
+      { op: 'Softmax', inputs: ['att'], outputs: ['prob'], name: 'softmax', attrs: { axis: -1 } },
+      { op: 'LayerNormalization', inputs: ['prob', 'gamma', 'beta'], outputs: ['y'], name: 'layernorm', attrs: { axis: -1 } },
+    ],
+  });
+  const file = writeModel(dir, model);
+  const { report, files } = await quantize({ model: file, recipe: recipeFor('cpu'), calibration: writeData(dir, 8, [4, 6, 6], 32), out: path.join(dir, 'q.onnx') });
+  const quantizedOps = new Set(report.layers.map((l) => l.op));
+  for (const op of ['ConvTranspose', 'HardSwish', 'Sigmoid', 'Concat', 'AveragePool', 'MaxPool', 'MatMul', 'Softmax', 'LayerNormalization']) {
+    assert.ok(quantizedOps.has(op), `${op} output quantized`);
+  }
+  const q = new GraphView(loadModel(files.model).model);
+  const dqT = q.nodes.find((n) => n.op === 'DequantizeLinear' && n.inputs[0].startsWith('wt'))!;
+  assert.equal(toNumber(dqT.proto.attribute.find((a) => a.name === 'axis')!.i), 1, 'ConvTranspose weights per output channel: axis 1');
+  const session = await ort.InferenceSession.create(files.model);
+  const out = await session.run({ x: new ort.Tensor('float32', randomArray(2 * 144, 33), [2, 4, 6, 6]) });
+  assert.deepEqual(out.y.dims, [2, 8, 8]);
+  assert.ok(typeof report.outputs[0].sqnr === 'number' && report.outputs[0].sqnr > 10, `output SQNR ${report.outputs[0].sqnr}`);
+});
+
+test('per-tensor overrides: one tensor kept in float, one in 16 bits', async () => {
+  const dir = tempDir('override');
+  const model = writeModel(dir);
+  const recipe: Recipe = { ...recipeFor('cpu'), overrides: { p: { float: true }, r1: { type: 'uint16' } } };
+  const { files, report } = await quantize({ model, recipe, calibration: writeData(dir, 8, [3, 8, 8], 41), out: path.join(dir, 'o.onnx') });
+  const q = new GraphView(loadModel(files.model).model);
+  assert.ok(!q.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'p'), 'p stays float');
+  const r1 = q.nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'r1')!;
+  assert.equal(q.initializers.get(r1.inputs[2])!.dataType, DataType.UINT16);
+  assert.equal(report.layers.find((l) => l.name === 'r1')!.type, 'uint16');
+  await (await ort.InferenceSession.create(files.model)).release();
+});
