@@ -71,45 +71,51 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
+/** Elements per sample of each tensor, from one sample run through the model with Size taps. */
+export async function probeSizes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number>> {
+  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, stride: 0 })), true);
+  const session = await createSession(probe.model, 'model prepared for calibration', TAP_OPTIONS);
+  try {
+    for await (const feed of source.batches(1)) {
+      const out = await run(session, toOrtFeeds(feed), 'calibration model');
+      return new Map(probe.taps.map((tap) => [tap.tensor, Number((out[tap.size!] as ort.Tensor).data[0])]));
+    }
+    return new Map();
+  } finally {
+    await session.release();
+  }
+}
+
+// ONNX Runtime keeps a tapped tensor alive until its reductions ran, and its memory-pattern
+// planner then reserves room for all of them at once: without it the arena stays near the real
+// peak.
+export const TAP_OPTIONS = { enableMemPattern: false };
+
 export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: RunOptions): Promise<CalibrationResult> {
   const start = performance.now();
   const pool = new StatsPool();
   const shapes = new Map<string, number[]>();
-  const sessions: ort.InferenceSession[] = [];
+  let session: ort.InferenceSession | undefined;
   try {
     pool.initObservers(tensors.map((t) => ({
       name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
       levels: 2 ** quantTypeBits(t.type),
     })));
-    // ONNX Runtime keeps a tapped tensor alive until its reductions ran, and its memory-pattern
-    // planner then reserves room for all of them at once: without it the arena stays near the
-    // real peak.
-    const tapOptions = { enableMemPattern: false };
     // A probe of one sample tells each tensor's size: the batch is cut so that one batch of
     // activations fits the memory budget, and each histogram tensor gets the stride that keeps its
     // sample near the sample budget per batch.
-    const probe = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: 0 })), true);
-    const probeSession = await createSession(probe.model, 'model prepared for calibration', tapOptions);
-    sessions.push(probeSession);
-    let batchSize = options.batchSize;
+    const sizes = await probeSizes(model, tensors.map((t) => t.tensor), source);
+    let perSample = 0;
+    for (const size of sizes.values()) perSample += size * 4;
+    const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
     const strides = new Map<string, number>();
     const sampling = canSample(model);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
-    for await (const feed of source.batches(1)) {
-      const out = await run(probeSession, toOrtFeeds(feed), 'calibration model');
-      let perSample = 0;
-      const sizes = new Map(probe.taps.map((tap) => [tap.tensor, Number((out[tap.size!] as ort.Tensor).data[0])]));
-      for (const size of sizes.values()) perSample += size * 4;
-      batchSize = fitBatch(batchSize, perSample, options.memoryBudget);
-      for (const t of tensors) {
-        if (!needsHistogram(t.method)) continue;
-        strides.set(t.tensor, sampling && budget > 0 ? sampleStride(sizes.get(t.tensor)! / budget) : 1);
-      }
-      break;
+    for (const t of tensors) {
+      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(sizes.get(t.tensor)! / budget) : 1);
     }
     const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: strides.get(t.tensor) ?? 0 })), false);
-    const session = await createSession(tapped, 'model prepared for calibration', tapOptions);
-    sessions.push(session);
+    session = await createSession(tapped, 'model prepared for calibration', TAP_OPTIONS);
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
@@ -148,6 +154,6 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides };
   } finally {
     await pool.close();
-    for (const s of sessions) await s.release();
+    await session?.release();
   }
 }

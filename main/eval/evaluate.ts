@@ -1,15 +1,16 @@
 // Evaluation: float model against quantized model on the same samples. Per-layer SQNR compares
 // each planned tensor with its dequantized counterpart (matched by the plan, not by name
-// guessing); output SQNR runs the quantized model exactly as exported, so fused integer kernels
-// count. Only running sums are kept.
+// guessing), reduced inside ONNX Runtime; output SQNR runs the quantized model exactly as
+// exported, so fused integer kernels count. Only running sums are kept.
 import * as ort from 'onnxruntime-node';
-import { fitBatch, throwIfAborted, type RunOptions } from '../calib/calibrate';
+import { fitBatch, probeSizes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../calib/readers';
 import { StatsPool } from '../jobs/stats-pool';
 import type { CompareStats } from '../jobs/stats-protocol';
 import type { onnx } from '../onnx/proto';
 import { sqnrDb } from '../quant/qmath';
-import { createSession, floatData, outputBytes, run, toOrtFeeds, withOutputs } from './session';
+import { comparisonModel } from './compare-model';
+import { createSession, floatData, run, toOrtFeeds } from './session';
 
 export interface TensorPair {
   float: string;
@@ -36,39 +37,36 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   options: RunOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
-  const floatSession = await createSession(withOutputs(floatModel, pairs.map((p) => p.float)), 'float model');
-  const quantProbe = pairs.length ? await createSession(withOutputs(quantModel, pairs.map((p) => p.quant)), 'quantized model with its dequantized tensors as outputs') : undefined;
+  const { model: compared, taps } = comparisonModel(floatModel, quantModel, pairs);
+  const compareSession = await createSession(compared, 'float and quantized models side by side', TAP_OPTIONS);
   const quantSession = await createSession(quantModel, 'quantized model');
   const pool = new StatsPool();
-  const sessions: ort.InferenceSession[] = [floatSession, quantSession, ...(quantProbe ? [quantProbe] : [])];
+  const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, count: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
   try {
-    let batchSize = options.batchSize;
-    if (batchSize > 1) {
-      for await (const probe of source.batches(1)) {
-        const out = await run(floatSession, toOrtFeeds(probe), 'float model');
-        batchSize = fitBatch(batchSize, 2 * outputBytes(out), options.memoryBudget);
-        break;
-      }
-    }
+    // Both halves hold their activations of a batch: the float model's, measured on one sample,
+    // twice.
+    let perSample = 0;
+    if (pairs.length) for (const size of (await probeSizes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += size * 4;
+    const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
     let done = 0;
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const feeds = toOrtFeeds(feed);
-      const ref = await run(floatSession, feeds, 'float model');
+      const ref = await run(compareSession, feeds, 'float model');
       const deployed = await run(quantSession, feeds, 'quantized model');
       for (const name of outputs) {
         const r = ref[name] as ort.Tensor;
         const q = deployed[name] as ort.Tensor;
-        // Copies: the float output is also compared as a layer below, and that transfer detaches it.
-        if (r?.type === 'float32' && q?.type === 'float32') pool.compare(`output:${name}`, floatData(r, name).slice(), floatData(q, name));
+        if (r?.type === 'float32' && q?.type === 'float32') pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
       }
-      if (quantProbe) {
-        const probed = await run(quantProbe, feeds, 'quantized model');
-        for (const p of pairs) {
-          const r = ref[p.float] as ort.Tensor | undefined;
-          const q = probed[p.quant] as ort.Tensor | undefined;
-          if (r && q) pool.compare(p.float, floatData(r, p.float), floatData(q, p.quant));
-        }
+      const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
+      for (const t of taps) {
+        const s = layers.get(t.float)!;
+        s.signal += scalar(t.signal);
+        s.noise += scalar(t.noise);
+        s.maxAbsError = Math.max(s.maxAbsError, scalar(t.maxAbs));
+        s.refMin = Math.min(s.refMin, scalar(t.min));
+        s.refMax = Math.max(s.refMax, scalar(t.max));
       }
       await pool.flush();
       done += Object.values(feed)[0].dims[0];
@@ -78,8 +76,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no evaluation samples in ${source.description}`);
     const { compares } = await pool.results();
-    const layers = new Map<string, PairStats>();
-    for (const p of pairs) layers.set(p.float, withSqnr(compares.get(p.float)));
+    for (const s of layers.values()) s.sqnr = sqnrDb(s.signal, s.noise);
     return {
       layers,
       outputs: outputs.filter((o) => compares.has(`output:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`output:${name}`)) })),
@@ -88,7 +85,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     };
   } finally {
     await pool.close();
-    for (const s of sessions) await s.release();
+    await compareSession.release();
+    await quantSession.release();
   }
 }
-

@@ -2,21 +2,9 @@ import * as ort from 'onnxruntime-node';
 import type { Feed, InputSpec } from '../calib/readers';
 import type { GraphView } from '../onnx/graph';
 import { encodeModel } from '../onnx/model';
-import { onnx } from '../onnx/proto';
+import type { onnx } from '../onnx/proto';
 
 export class RunError extends Error {}
-
-/** The model with extra graph outputs, so ONNX Runtime hands back the intermediate tensors we need. */
-export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): onnx.ModelProto {
-  const graph = model.graph!;
-  const existing = new Set(graph.output.map((o) => o.name));
-  const added = extra.filter((name) => !existing.has(name)).map((name) => onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT }) }),
-  }));
-  if (added.length === 0) return model;
-  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
-}
 
 export async function createSession(model: onnx.ModelProto, what: string, options: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
   try {
@@ -47,12 +35,6 @@ export async function run(session: ort.InferenceSession, feeds: Record<string, o
 /** The model inputs as the data readers need them. */
 export function inputSpecs(view: GraphView): InputSpec[] {
   return view.inputs.map((i) => ({ name: i.name, type: i.type, shape: i.shape ?? [] }));
-}
-
-export function outputBytes(result: ort.InferenceSession.OnnxValueMapType): number {
-  let total = 0;
-  for (const v of Object.values(result)) total += (v as ort.Tensor).data instanceof ArrayBuffer ? 0 : ((v as ort.Tensor).data as Float32Array).byteLength ?? 0;
-  return total;
 }
 
 export function floatData(t: ort.Tensor, name: string): Float32Array {

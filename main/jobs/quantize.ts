@@ -73,11 +73,11 @@ function readRanges(file: string): RangesFile {
 }
 
 export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
+  const warnings: string[] = [];
   const warn = (m: string) => {
     warnings.push(m);
     job.onWarning?.(m);
   };
-  const warnings: string[] = [];
   const t0 = performance.now();
   const out = path.resolve(job.out ?? defaultOutPath(job.model, job.recipe));
   if (out === path.resolve(job.model)) throw new JobError(`${job.out}: refusing to write over the input model; choose another --out`);

@@ -203,3 +203,12 @@ export function attrInts(node: onnx.NodeProto, name: string): number[] | undefin
   const a = attr(node, name);
   return a ? a.ints.map(toNumber) : undefined;
 }
+
+/** Every tensor name that nodes read, subgraphs included (they may read outer-scope values). */
+export function namesRead(nodes: readonly onnx.NodeProto[], into = new Set<string>()): Set<string> {
+  for (const n of nodes) {
+    for (const i of n.input) into.add(i);
+    for (const a of n.attribute) for (const g of [a.g, ...a.graphs]) if (g) namesRead(g.node, into);
+  }
+  return into;
+}

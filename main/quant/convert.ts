@@ -1,7 +1,8 @@
 // Rewrites a float model by its QuantPlan: static QDQ, dynamic integer ops, or weight-only.
 // The input model object is never modified; the result shares its unchanged tensors.
 import { quantTypeBits, type QuantType } from '../../shared/recipe';
-import { attrFloat, attrInt, type GraphNode, type GraphView } from '../onnx/graph';
+import type { WeightReport } from '../../shared/report';
+import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan, WeightSpec } from './plan';
@@ -26,14 +27,8 @@ export interface LayerMapping {
   range?: Range;
 }
 
-export interface WeightResult {
-  name: string;
-  node: string;
-  op: string;
-  type: QuantType;
-  granularity: string;
-  sqnr: number;
-}
+/** A report's weight row, with the SQNR still a number (Infinity for lossless). */
+export type WeightResult = Omit<WeightReport, 'sqnr'> & { sqnr: number };
 
 export interface ConvertResult {
   model: onnx.ModelProto;
@@ -91,14 +86,7 @@ class Builder {
 
   finish(model: onnx.ModelProto, nodes: onnx.NodeProto[], outputs: onnx.ValueInfoProto[]): onnx.ModelProto {
     const graph = model.graph!;
-    const used = new Set<string>();
-    const collect = (list: onnx.NodeProto[]): void => {
-      for (const n of list) {
-        for (const i of n.input) used.add(i);
-        for (const a of n.attribute) for (const g of [a.g, ...a.graphs]) if (g) collect(g.node);
-      }
-    };
-    collect(nodes);
+    const used = namesRead(nodes);
     for (const o of outputs) used.add(o.name);
     const initializer = [...graph.initializer.filter((t) => used.has(t.name)), ...this.initializers];
     const inits = new Set(initializer.map((t) => t.name));

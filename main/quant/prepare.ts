@@ -2,7 +2,7 @@
 // Constant nodes become initializers (weights must be constants the quantizer can see) and
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
-import { attrFloat, attrInt, attrInts, GraphView } from '../onnx/graph';
+import { attrFloat, attrInt, attrInts, GraphView, namesRead } from '../onnx/graph';
 import { DataType, onnx, toNumber } from '../onnx/proto';
 import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 
@@ -106,14 +106,7 @@ export function prepareModel(source: onnx.ModelProto, options: { minOpset?: numb
     const r = replaced.get(n);
     return r === undefined ? [n] : r === null ? [] : [r];
   });
-  const used = new Set<string>();
-  const collect = (list: onnx.NodeProto[]): void => {
-    for (const n of list) {
-      for (const i of n.input) used.add(i);
-      for (const a of n.attribute) for (const g of [a.g, ...a.graphs]) if (g) collect(g.node);
-    }
-  };
-  collect(nodes);
+  const used = namesRead(nodes);
   for (const o of graph.output) used.add(o.name);
   const graphInputs = new Set(graph.input.map((i) => i.name));
   return {

@@ -94,3 +94,16 @@ export const ROOT = path.join(__dirname, '..', '..', '..');
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `qs-${prefix}-`));
 }
+
+/** The model with extra graph outputs: the brute-force way to see intermediate tensors. */
+export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): onnx.ModelProto {
+  const graph = model.graph!;
+  const existing = new Set(graph.output.map((o) => o.name));
+  const added = extra.filter((name) => !existing.has(name)).map((name) => onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT }) }),
+  }));
+  if (added.length === 0) return model;
+  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
+}
+
