@@ -45,7 +45,7 @@ export interface CalibrationResult {
   samples: number;
   batchSize: number;
   seconds: number;
-  /** Shapes of the tensors seen whole (first batch), for the graph view. */
+  /** Shapes of the observed tensors for one sample, for the graph view. */
   shapes: Map<string, number[]>;
   /** Histogram tensors seen through a strided sample: the step. */
   strides: Map<string, number>;
@@ -71,19 +71,23 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
-/** Elements per sample of each tensor, from one sample run through the model with Size taps. */
-export async function probeSizes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number>> {
+/** The shape of each tensor for one sample, from the model run with Shape taps. */
+export async function probeShapes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number[]>> {
   const probe = tapModel(model, tensors.map((tensor) => ({ tensor, stride: 0 })), true);
   const session = await createSession(probe.model, 'model prepared for calibration', TAP_OPTIONS);
   try {
     for await (const feed of source.batches(1)) {
       const out = await run(session, toOrtFeeds(feed), 'calibration model');
-      return new Map(probe.taps.map((tap) => [tap.tensor, Number((out[tap.size!] as ort.Tensor).data[0])]));
+      return new Map(probe.taps.map((tap) => [tap.tensor, Array.from((out[tap.shape!] as ort.Tensor).data as BigInt64Array, Number)]));
     }
     return new Map();
   } finally {
     await session.release();
   }
+}
+
+export function elements(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
 }
 
 // ONNX Runtime keeps a tapped tensor alive until its reductions ran, and its memory-pattern
@@ -94,7 +98,6 @@ export const TAP_OPTIONS = { enableMemPattern: false };
 export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: RunOptions): Promise<CalibrationResult> {
   const start = performance.now();
   const pool = new StatsPool();
-  const shapes = new Map<string, number[]>();
   let session: ort.InferenceSession | undefined;
   try {
     pool.initObservers(tensors.map((t) => ({
@@ -104,15 +107,15 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     // A probe of one sample tells each tensor's size: the batch is cut so that one batch of
     // activations fits the memory budget, and each histogram tensor gets the stride that keeps its
     // sample near the sample budget per batch.
-    const sizes = await probeSizes(model, tensors.map((t) => t.tensor), source);
+    const shapes = await probeShapes(model, tensors.map((t) => t.tensor), source);
     let perSample = 0;
-    for (const size of sizes.values()) perSample += size * 4;
+    for (const shape of shapes.values()) perSample += elements(shape) * 4;
     const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
     const strides = new Map<string, number>();
     const sampling = canSample(model);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     for (const t of tensors) {
-      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(sizes.get(t.tensor)! / budget) : 1);
+      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(elements(shapes.get(t.tensor)!) / budget) : 1);
     }
     const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: strides.get(t.tensor) ?? 0 })), false);
     session = await createSession(tapped, 'model prepared for calibration', TAP_OPTIONS);
@@ -132,7 +135,6 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
           continue;
         }
         const t = out[tap.values] as ort.Tensor;
-        if (!shapes.has(tap.tensor) && tap.values === tap.tensor) shapes.set(tap.tensor, [...t.dims]);
         const sample = floatData(t, tap.tensor);
         // The exact extremes join the sample so that the histogram spans the true range.
         const values = new Float32Array(sample.length + 2);

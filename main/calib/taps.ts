@@ -16,7 +16,8 @@ export interface Tap {
   tensor: string;
   min: string;
   max: string;
-  size?: string;
+  /** With sizes: the tensor's shape (int64 [rank]); its element count is the product. */
+  shape?: string;
   /** The values the histogram sees: the tensor itself (stride 1) or a strided sample of it. */
   values?: string;
 }
@@ -65,9 +66,9 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
     place(r.tensor, node('ReduceMin', [r.tensor], [tap.min], [keepDims]), node('ReduceMax', [r.tensor], [tap.max], [keepDims]));
     outputs.push(output(tap.min, DataType.FLOAT), output(tap.max, DataType.FLOAT));
     if (withSizes) {
-      tap.size = `${base}_size`;
-      place(r.tensor, node('Size', [r.tensor], [tap.size]));
-      outputs.push(output(tap.size, DataType.INT64));
+      tap.shape = `${base}_shape`;
+      place(r.tensor, node('Shape', [r.tensor], [tap.shape]));
+      outputs.push(output(tap.shape, DataType.INT64));
     }
     if (r.stride === 1) {
       tap.values = r.tensor;

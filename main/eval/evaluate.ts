@@ -3,7 +3,7 @@
 // guessing), reduced inside ONNX Runtime; output SQNR runs the quantized model exactly as
 // exported, so fused integer kernels count. Only running sums are kept.
 import * as ort from 'onnxruntime-node';
-import { fitBatch, probeSizes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
+import { elements, fitBatch, probeShapes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../calib/readers';
 import { StatsPool } from '../jobs/stats-pool';
 import type { CompareStats } from '../jobs/stats-protocol';
@@ -46,7 +46,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     // Both halves hold their activations of a batch: the float model's, measured on one sample,
     // twice.
     let perSample = 0;
-    if (pairs.length) for (const size of (await probeSizes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += size * 4;
+    if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elements(shape) * 4;
     const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
     let done = 0;
     for await (const feed of source.batches(batchSize)) {

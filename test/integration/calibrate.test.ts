@@ -42,6 +42,7 @@ test('minmax through in-graph reductions equals the exact extremes of every tens
   const { model, tensors, source } = await setup('minmax');
   const result = await calibrate(model, tensors, source, { batchSize: 7 });
   assert.equal(result.samples, 40);
+  assert.deepEqual(result.shapes.get('/conv1/Conv_output_0'), [1, 8, 28, 28], 'intermediate shapes, per sample');
   const truth = await allValues(model, tensors.map((t) => t.tensor), source);
   for (const t of tensors) {
     const v = truth.get(t.tensor)!;
