@@ -212,7 +212,10 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     const w = node.inputs[role.weight];
     const rank = view.shapes.get(w)?.length ?? 2;
     const o = recipe.overrides[w];
-    const perChannel = (o?.granularity ?? recipe.granularity) === 'per-channel';
+    // A grouped ConvTranspose's weight axis 1 holds only C_out / group channels, which neither
+    // names an output channel nor lines up with the bias: it takes one scale.
+    const grouped = node.op === 'ConvTranspose' && attrInt(node.proto, 'group', 1) > 1;
+    const perChannel = (o?.granularity ?? recipe.granularity) === 'per-channel' && !grouped;
     if (!plan.weights.has(w)) {
       plan.weights.set(w, {
         tensor: w, node: node.name, op: node.op, type: o?.type ?? recipe.weightType, symmetric: o?.symmetric ?? recipe.weightSymmetric,

@@ -285,3 +285,19 @@ test('per-tensor overrides: one tensor kept in float, one in 16 bits', async () 
   assert.equal(report.layers.find((l) => l.name === 'r1')!.type, 'uint16');
   await (await ort.InferenceSession.create(files.model)).release();
 });
+
+test('grouped ConvTranspose with a bias: per-tensor weights, a bias scale that lines up, runs in ONNX Runtime', async () => {
+  const dir = tempDir('gct');
+  const model = buildModel({
+    inputs: { x: ['batch', 4, 5, 5] },
+    outputs: { y: ['batch', 6, 5, 5] },
+    initializers: { w: { dims: [4, 3, 3, 3], data: randomArray(108, 51, 0.3) }, b: { dims: [6], data: randomArray(6, 52, 0.1) } },
+    nodes: [{ op: 'ConvTranspose', inputs: ['x', 'w', 'b'], outputs: ['y'], name: 'deconv', attrs: { group: 2, pads: [1, 1, 1, 1] } }],
+  });
+  const file = writeModel(dir, model);
+  const { report, files } = await quantize({ model: file, recipe: recipeFor('cpu'), calibration: writeData(dir, 6, [4, 5, 5], 53), out: path.join(dir, 'q.onnx') });
+  assert.equal(report.weights[0].granularity, 'per-tensor');
+  const out = await (await ort.InferenceSession.create(files.model)).run({ x: new ort.Tensor('float32', randomArray(100, 54), [1, 4, 5, 5]) });
+  assert.ok((out.y.data as Float32Array).every(Number.isFinite));
+  assert.ok(typeof report.outputs[0].sqnr === 'number' && report.outputs[0].sqnr > 20, `output SQNR ${report.outputs[0].sqnr}`);
+});
