@@ -105,8 +105,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   }
   const inputs = inputSpecs(view);
   const batchSize = job.batchSize ?? guessBatchSize(inputs);
-  const limit = job.recipe.calibrationSamples || undefined;
-  const open = (spec: string, what: string): SampleSource => {
+  // The recipe's sample count limits calibration; evaluation reads all the data it is given.
+  const open = (spec: string, what: string, limit?: number): SampleSource => {
     const source = openSource(spec, inputs, { preprocess: job.preprocess, limit });
     for (const w of source.warnings) warn(`${what}: ${w}`);
     return source;
@@ -131,7 +131,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       calibrationSamples = rangesDoc.samples;
     } else {
       if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
-      calibrationSource = open(job.calibration, 'calibration');
+      calibrationSource = open(job.calibration, 'calibration', job.recipe.calibrationSamples || undefined);
       const result = await calibrate(floatModel, needed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
       for (const [name, shape] of result.shapes) view.recordShape(name, shape);
       const tensors: RangesFile['tensors'] = {};

@@ -51,6 +51,8 @@ class Builder {
   readonly names: Set<string>;
   readonly prelude: onnx.NodeProto[] = [];
   readonly initializers: onnx.TensorProto[] = [];
+  /** Tensors whose declared type or shape no longer holds (renamed graph outputs). */
+  readonly retyped = new Set<string>();
   private usesMsDomain = false;
 
   constructor(readonly view: GraphView) {
@@ -105,8 +107,6 @@ class Builder {
     });
     return onnx.ModelProto.create({ ...model, graph: newGraph, opsetImport });
   }
-
-  readonly retyped = new Set<string>();
 }
 
 function cloneNode(n: onnx.NodeProto): onnx.NodeProto {

@@ -301,3 +301,11 @@ test('grouped ConvTranspose with a bias: per-tensor weights, a bias scale that l
   assert.ok((out.y.data as Float32Array).every(Number.isFinite));
   assert.ok(typeof report.outputs[0].sqnr === 'number' && report.outputs[0].sqnr > 20, `output SQNR ${report.outputs[0].sqnr}`);
 });
+
+test('the recipe\'s sample count limits calibration, not evaluation', async () => {
+  const dir = tempDir('samples');
+  const model = writeModel(dir);
+  const { report } = await quantize({ model, recipe: { ...recipeFor('cpu'), calibrationSamples: 4 }, calibration: writeData(dir, 16, [3, 8, 8], 61),
+    evaluation: writeData(dir, 6, [3, 8, 8], 62), out: path.join(dir, 's.onnx') });
+  assert.deepEqual(report.samples, { calibration: 4, evaluation: 6 });
+});
