@@ -3,7 +3,8 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { DataType, onnx, toNumber } from '../onnx/proto';
+import { defaultOpset } from '../onnx/graph';
+import { DataType, onnx } from '../onnx/proto';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 
 export interface TapRequest {
@@ -34,7 +35,7 @@ function node(op: string, inputs: string[], outputs: string[], attrs: onnx.Attri
 
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
 export function canSample(model: onnx.ModelProto): boolean {
-  return toNumber(model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version) >= 10;
+  return defaultOpset(model) >= 10;
 }
 
 export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {

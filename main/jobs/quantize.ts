@@ -10,7 +10,7 @@ import { guessBatchSize, openSource, type ImagePreprocess, type SampleSource } f
 import { evaluate } from '../eval/evaluate';
 import { inputSpecs } from '../eval/session';
 import { writeJsonAtomic } from '../export/atomic';
-import { GraphView } from '../onnx/graph';
+import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
@@ -68,7 +68,12 @@ function readRanges(file: string): RangesFile {
   } catch (err) {
     throw new JobError(`${file}: not a readable ranges file (${(err as Error).message})`);
   }
-  if (parsed?.version !== 1 || typeof parsed.tensors !== 'object') throw new JobError(`${file}: not a quant-studio ranges file (expected version 1 with "tensors")`);
+  if (parsed?.version !== 1 || !parsed.tensors || typeof parsed.tensors !== 'object') throw new JobError(`${file}: not a quant-studio ranges file (expected version 1 with "tensors")`);
+  for (const [name, r] of Object.entries(parsed.tensors)) {
+    if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max) || r.min > r.max) {
+      throw new JobError(`${file}: the range of tensor "${name}" is not a pair of finite numbers min <= max`);
+    }
+  }
   return parsed;
 }
 
@@ -82,6 +87,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const out = path.resolve(job.out ?? defaultOutPath(job.model, job.recipe));
   if (out === path.resolve(job.model)) throw new JobError(`${job.out}: refusing to write over the input model; choose another --out`);
   const reportFile = job.report ?? companionPath(out, '.report.json');
+  if (path.resolve(reportFile) === path.resolve(job.model)) throw new JobError(`${job.report}: refusing to write the report over the input model; choose another --report`);
   const recipeFile = companionPath(out, '.recipe.json');
   const rangesFile = companionPath(out, '.ranges.json');
 
@@ -94,7 +100,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const prepared = prepareModel(loaded.model, { minOpset: job.recipe.kind === 'static' ? 10 : undefined });
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
-  if (prepared.upgradedOpset) warn(`moved the model from opset ${toNumber(loaded.model.opsetImport[0]?.version)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs; same results)`);
+  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs; same results)`);
   const plan = planQuantization(view, job.recipe);
   const quantizedCount = plan.nodes.filter((n) => n.status === 'quantized').length;
   if (quantizedCount === 0) {

@@ -98,6 +98,8 @@ export class GraphView {
     }
     if (!type) return;
     for (const out of node.outputs) if (out && !this.types.has(out)) this.types.set(out, type);
+    // The second outputs of MaxPool and TopK are int64 indices.
+    if ((node.op === 'MaxPool' || node.op === 'TopK') && node.outputs[1] && this.types.get(node.outputs[1]) === type) this.types.set(node.outputs[1], 'int64');
   }
 
   private collectSubgraph(prefix: string, graph: onnx.GraphProto): void {
@@ -112,8 +114,7 @@ export class GraphView {
   }
 
   get opset(): number {
-    const def = this.model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
-    return toNumber(def?.version);
+    return defaultOpset(this.model);
   }
 
   isConstant(name: string, node?: GraphNode): boolean {
@@ -211,4 +212,9 @@ export function namesRead(nodes: readonly onnx.NodeProto[], into = new Set<strin
     for (const a of n.attribute) for (const g of [a.g, ...a.graphs]) if (g) namesRead(g.node, into);
   }
   return into;
+}
+
+/** The model's ai.onnx opset version. */
+export function defaultOpset(model: onnx.ModelProto): number {
+  return toNumber(model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version);
 }

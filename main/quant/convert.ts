@@ -196,7 +196,8 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
     const outSpec = plan.activations.get(output);
     if (!producer || !inSpec || !outSpec || inSpec.sharedWith || graphOutputs.has(input)) continue;
     if ((view.consumers.get(input) ?? []).length !== 1 || producer.outputs.length !== 1) continue;
-    if (!plan.nodes.find((n) => n.node === producer.name && n.status === 'quantized')) continue;
+    const quantized = (name: string) => plan.nodes.some((n) => n.node === name && n.status === 'quantized');
+    if (!quantized(producer.name) || !quantized(node.name)) continue;
     const { params: p } = params.get(output)!;
     const [qmin, qmax] = qRange(outSpec.type);
     const lo = (qmin - p.zeroPoint) * p.scale;
@@ -273,7 +274,7 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
     const [sName, zName] = names;
     let source = tensor;
     let dequantized: string;
-    if (graphOutputs.has(tensor)) {
+    if (graphOutputs.has(tensor) && !view.inputs.some((i) => i.name === tensor)) {
       source = b.unique(`${tensor}_float`);
       dequantized = tensor;
       b.retyped.add(tensor);

@@ -185,7 +185,8 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     const input = node.inputs[0];
     if (!plan.activations.has(input)) return 'its input is not quantized, so it stays in float';
     if (!isFloatTensor(view, node.outputs[0])) return 'its output is not float';
-    for (const out of node.outputs.filter(Boolean)) addActivation(view, plan, out, node, input);
+    // Only float outputs: MaxPool's Indices and the like are int64.
+    for (const out of node.outputs.filter((o) => o && isFloatTensor(view, o))) addActivation(view, plan, out, node, input);
     return true;
   }
   const role = opRole(node, view);

@@ -2,9 +2,9 @@
 // Constant nodes become initializers (weights must be constants the quantizer can see) and
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
-import { attrFloat, attrInt, attrInts, GraphView, namesRead } from '../onnx/graph';
-import { DataType, onnx, toNumber } from '../onnx/proto';
-import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
+import { attrFloat, attrInt, defaultOpset, GraphView, namesRead } from '../onnx/graph';
+import { DataType, onnx } from '../onnx/proto';
+import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 
 export interface Prepared {
   model: onnx.ModelProto;
@@ -17,33 +17,40 @@ export interface Prepared {
 
 /**
  * Opset 9 has no QuantizeLinear; ONNX Runtime takes com.microsoft Q/DQ there, but its QDQ fusion
- * then emits QLinearConv, which needs opset 10, and the model fails to load. Between 9 and 10 only
- * Slice and TopK changed for the ops we meet (attributes became inputs), so moving a model to 10
- * is a small, exact rewrite.
+ * then emits QLinearConv, which needs opset 10, and the model fails to load. Between 9 and 10 Slice and
+ * TopK changed for the ops we meet (attributes became inputs), so moving a model to 10
+ * is a small, exact rewrite; Upsample, deprecated at 10, becomes the equivalent Resize.
  */
 function upgradeTo10(model: onnx.ModelProto): onnx.ModelProto {
   const graph = model.graph!;
   const initializers = [...graph.initializer];
   const taken = new Set<string>([...graph.initializer.map((t) => t.name), ...graph.node.flatMap((n) => n.output)]);
-  const constant = (base: string, values: number[]) => {
+  // Slice ends are often INT64_MAX ("to the end"), which a JavaScript number cannot hold.
+  const constant = (base: string, values: readonly bigint[]) => {
     const name = uniqueName(taken, base);
-    initializers.push(int64Tensor(name, [values.length], values));
+    initializers.push(makeTensor(name, DataType.INT64, [values.length], BigInt64Array.from(values)));
     return name;
+  };
+  const ints = (n: onnx.NodeProto, name: string): bigint[] | undefined => {
+    const a = n.attribute.find((x) => x.name === name);
+    return a ? a.ints.map((v) => BigInt(v.toString())) : undefined;
   };
   const node = graph.node.map((n) => {
     if (n.domain) return n;
     if (n.opType === 'Slice') {
-      const starts = attrInts(n, 'starts') ?? [];
-      const ends = attrInts(n, 'ends') ?? [];
-      const axes = attrInts(n, 'axes');
+      const starts = ints(n, 'starts') ?? [];
+      const ends = ints(n, 'ends') ?? [];
+      const axes = ints(n, 'axes');
       const inputs = [n.input[0], constant(`${n.output[0]}_starts`, starts), constant(`${n.output[0]}_ends`, ends)];
       if (axes) inputs.push(constant(`${n.output[0]}_axes`, axes));
       return onnx.NodeProto.create({ ...n, input: inputs, attribute: n.attribute.filter((a) => !['starts', 'ends', 'axes'].includes(a.name)) });
     }
     if (n.opType === 'TopK') {
-      const k = attrInt(n, 'k', 1);
+      const k = BigInt(attrInt(n, 'k', 1));
       return onnx.NodeProto.create({ ...n, input: [n.input[0], constant(`${n.output[0]}_k`, [k])], attribute: n.attribute.filter((a) => a.name !== 'k') });
     }
+    // Upsample is deprecated at 10; Resize-10 takes the same input, scales and mode.
+    if (n.opType === 'Upsample') return onnx.NodeProto.create({ ...n, opType: 'Resize' });
     return n;
   });
   const opsetImport = model.opsetImport.map((o) => (!o.domain || o.domain === 'ai.onnx' ? onnx.OperatorSetIdProto.create({ ...o, version: 10 }) : o));
@@ -51,7 +58,7 @@ function upgradeTo10(model: onnx.ModelProto): onnx.ModelProto {
 }
 
 export function prepareModel(source: onnx.ModelProto, options: { minOpset?: number } = {}): Prepared {
-  const opset = toNumber(source.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version);
+  const opset = defaultOpset(source);
   const model = options.minOpset && options.minOpset >= 10 && opset < 10 ? upgradeTo10(source) : source;
   const graph = model.graph!;
   const initializers = [...graph.initializer];

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import Long = require('long');
 import { recipeFor } from '../../shared/backends';
 import type { Recipe } from '../../shared/recipe';
 import { writeNpy } from '../../main/calib/npy';
@@ -308,4 +309,65 @@ test('the recipe\'s sample count limits calibration, not evaluation', async () =
   const { report } = await quantize({ model, recipe: { ...recipeFor('cpu'), calibrationSamples: 4 }, calibration: writeData(dir, 16, [3, 8, 8], 61),
     evaluation: writeData(dir, 6, [3, 8, 8], 62), out: path.join(dir, 's.onnx') });
   assert.deepEqual(report.samples, { calibration: 4, evaluation: 6 });
+});
+
+test('opset 9 models: Slice to INT64_MAX and Upsample survive the move to opset 10 with the same outputs', async () => {
+  const dir = tempDir('opset9');
+  const model = buildModel({
+    inputs: { x: [1, 2, 4, 4] },
+    outputs: { y: [1, 2, 8, 4] },
+    initializers: { w: { dims: [2, 2, 1, 1], data: randomArray(4, 71) }, scales: { dims: [4], data: [1, 1, 2, 2] } },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv' },
+      { op: 'Upsample', inputs: ['c', 'scales'], outputs: ['u'], name: 'up', attrs: { mode: 'nearest' } },
+      { op: 'Slice', inputs: ['u'], outputs: ['y'], name: 'slice', attrs: { starts: [0], ends: [Number.MAX_SAFE_INTEGER * 1024], axes: [3] } },
+    ],
+    opset: 9,
+  });
+  // The attribute must hold exactly INT64_MAX, which a JavaScript number cannot.
+  model.graph!.node[2].attribute.find((a) => a.name === 'ends')!.ints = [Long.MAX_VALUE];
+  const file = writeModel(dir, model);
+  const { report, files } = await quantize({ model: file, recipe: recipeFor('cpu'), calibration: writeData(dir, 4, [2, 4, 4], 72), out: path.join(dir, 'q.onnx') });
+  assert.ok(report.warnings.some((w) => /from opset 9 to 10/.test(w)));
+  const x = new ort.Tensor('float32', randomArray(32, 73), [1, 2, 4, 4]);
+  const float = await (await ort.InferenceSession.create(file)).run({ x });
+  const quant = await (await ort.InferenceSession.create(files.model)).run({ x });
+  assert.deepEqual(quant.y.dims, float.y.dims);
+  assert.deepEqual(float.y.dims, [1, 2, 8, 8]);
+});
+
+test('MaxPool indices stay int64, a graph input that is also an output passes through, an excluded Relu is not folded', async () => {
+  const dir = tempDir('edges');
+  const model = buildModel({
+    inputs: { x: ['batch', 2, 4, 4] },
+    outputs: { y: ['batch', 2, 2, 2], x: ['batch', 2, 4, 4] },
+    initializers: { w: { dims: [2, 2, 1, 1], data: randomArray(4, 81) }, w2: { dims: [2, 2, 1, 1], data: randomArray(4, 82) } },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv' },
+      { op: 'Relu', inputs: ['c'], outputs: ['r'], name: 'relu' },
+      { op: 'Conv', inputs: ['r', 'w2'], outputs: ['c2'], name: 'conv2' },
+      { op: 'MaxPool', inputs: ['c2'], outputs: ['y', 'idx'], name: 'pool', attrs: { kernel_shape: [2, 2], strides: [2, 2] } },
+    ],
+  });
+  const file = writeModel(dir, model);
+  const recipe: Recipe = { ...recipeFor('cpu'), excludeNodes: ['relu'] };
+  const { report, files } = await quantize({ model: file, recipe, calibration: writeData(dir, 4, [2, 4, 4], 83), out: path.join(dir, 'q.onnx') });
+  const q = new GraphView(loadModel(files.model).model);
+  assert.ok(q.nodes.some((n) => n.op === 'Relu'), 'the excluded Relu stays');
+  assert.equal(report.float.filter((f) => f.node === 'relu').length, 1);
+  assert.ok(!q.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === 'idx'));
+  const xIn = new ort.Tensor('float32', randomArray(32, 84), [1, 2, 4, 4]);
+  const out = await (await ort.InferenceSession.create(files.model)).run({ x: xIn });
+  assert.deepEqual(Array.from(out.x.data as Float32Array), Array.from(xIn.data as Float32Array), 'the passthrough output is the input, untouched');
+});
+
+test('a ranges file with a broken entry is refused with its name', async () => {
+  const dir = tempDir('badranges');
+  const model = writeModel(dir);
+  const bad = path.join(dir, 'bad.ranges.json');
+  fs.writeFileSync(bad, JSON.stringify({ version: 1, model: 'model.onnx', method: 'minmax', samples: 1, tensors: { x: { min: 0, max: null } } }));
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), ranges: bad, out: path.join(dir, 'q.onnx') }), /bad\.ranges\.json: the range of tensor "x"/);
+  fs.writeFileSync(bad, JSON.stringify({ version: 1, tensors: null }));
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), ranges: bad, out: path.join(dir, 'q.onnx') }), /not a quant-studio ranges file/);
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: 'random:2', report: model, out: path.join(dir, 'q.onnx') }), /refusing to write the report over the input model/);
 });
