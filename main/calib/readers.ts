@@ -341,7 +341,7 @@ function randomColumn(spec: string, slot: Slot, index: number, count: number, se
 }
 
 /** Uniform in [0, 1) with 24 bits, so float32 holds every value exactly and never rounds up to 1. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { mulberry32 } from '../../main/calib/readers';
 import { onnx } from '../../main/onnx/proto';
 import { floatTensor, makeTensor } from '../../main/onnx/tensor';
 
@@ -61,17 +62,8 @@ export function buildModel(spec: {
   });
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so tests never flake. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (the readers' mulberry32) so tests never flake. */
+export const rng = mulberry32;
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
