@@ -62,11 +62,9 @@ export function buildModel(spec: {
   });
 }
 
-/** Deterministic pseudo-random numbers (the readers' mulberry32) so tests never flake. */
-export const rng = mulberry32;
-
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
+  // The readers' seeded generator: deterministic data, so tests never flake.
+  const r = mulberry32(seed);
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }
 
