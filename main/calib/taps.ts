@@ -3,6 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
+import { makeNode, placeAfterProducers, REDUCE_ALL, typedValueInfo } from '../onnx/edit';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
@@ -25,14 +26,6 @@ export interface Tap {
 
 const INT64_MAX = 2n ** 63n - 1n;
 
-function output(name: string, elemType: number): onnx.ValueInfoProto {
-  return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
-}
-
-function node(op: string, inputs: string[], outputs: string[], attrs: onnx.AttributeProto[] = []): onnx.NodeProto {
-  return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });
-}
-
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
 export function canSample(model: onnx.ModelProto): boolean {
   return defaultOpset(model) >= 10;
@@ -40,40 +33,25 @@ export function canSample(model: onnx.ModelProto): boolean {
 
 export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {
   const graph = model.graph!;
-  // Tap nodes go right after the node that makes their tensor: ONNX Runtime runs nodes close to
-  // their order in the graph, and a reduction left for the end would keep every activation alive.
-  const after = new Map<string, onnx.NodeProto[]>();
-  const producerOf = new Map<string, onnx.NodeProto>();
-  for (const n of graph.node) for (const o of n.output) producerOf.set(o, n);
-  const leading: onnx.NodeProto[] = [];
-  const place = (tensor: string, ...added: onnx.NodeProto[]): void => {
-    const p = producerOf.get(tensor);
-    if (!p) {
-      leading.push(...added);
-      return;
-    }
-    const list = after.get(p.name || p.output[0]) ?? [];
-    list.push(...added);
-    after.set(p.name || p.output[0], list);
-  };
+  // Tap nodes go right after the node that makes their tensor, so that the tensor can be freed.
+  const additions: Array<{ tensor: string; nodes: onnx.NodeProto[] }> = [];
   const initializers = [...graph.initializer];
   const outputs = [...graph.output];
-  const keepDims = onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 });
   const taps: Tap[] = [];
   let flatShape: string | undefined;
   requests.forEach((r, i) => {
     const base = `qs_tap_${i}`;
     const tap: Tap = { tensor: r.tensor, min: `${base}_min`, max: `${base}_max` };
-    place(r.tensor, node('ReduceMin', [r.tensor], [tap.min], [keepDims]), node('ReduceMax', [r.tensor], [tap.max], [keepDims]));
-    outputs.push(output(tap.min, DataType.FLOAT), output(tap.max, DataType.FLOAT));
+    additions.push({ tensor: r.tensor, nodes: [makeNode('ReduceMin', [r.tensor], [tap.min], REDUCE_ALL), makeNode('ReduceMax', [r.tensor], [tap.max], REDUCE_ALL)] });
+    outputs.push(typedValueInfo(tap.min, DataType.FLOAT), typedValueInfo(tap.max, DataType.FLOAT));
     if (withSizes) {
       tap.shape = `${base}_shape`;
-      place(r.tensor, node('Shape', [r.tensor], [tap.shape]));
-      outputs.push(output(tap.shape, DataType.INT64));
+      additions.push({ tensor: r.tensor, nodes: [makeNode('Shape', [r.tensor], [tap.shape])] });
+      outputs.push(typedValueInfo(tap.shape, DataType.INT64));
     }
     if (r.stride === 1) {
       tap.values = r.tensor;
-      if (!outputs.some((o) => o.name === r.tensor)) outputs.push(output(r.tensor, DataType.FLOAT));
+      if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
     } else if (r.stride > 1) {
       if (!flatShape) {
         flatShape = 'qs_tap_flat_shape';
@@ -88,12 +66,12 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
         int64Tensor(steps, [1], [r.stride]),
       );
       tap.values = `${base}_sample`;
-      place(r.tensor, node('Reshape', [r.tensor, flatShape], [flat]), node('Slice', [flat, `${base}_starts`, `${base}_ends`, `${base}_axes`, steps], [tap.values]));
-      outputs.push(output(tap.values, DataType.FLOAT));
+      additions.push({ tensor: r.tensor, nodes: [makeNode('Reshape', [r.tensor, flatShape], [flat]), makeNode('Slice', [flat, `${base}_starts`, `${base}_ends`, `${base}_axes`, steps], [tap.values])] });
+      outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
     taps.push(tap);
   });
-  const nodes = [...leading, ...graph.node.flatMap((n) => [n, ...(after.get(n.name || n.output[0]) ?? [])])];
+  const nodes = placeAfterProducers(graph.node, additions);
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, output: outputs }) }),
     taps,

@@ -2,7 +2,8 @@
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², max|x−y| and the
 // float range. Handing both models' activations to JavaScript instead would move hundreds of MB
 // per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { onnx } from '../onnx/proto';
+import { makeNode, placeAfterProducers, REDUCE_ALL, typedValueInfo } from '../onnx/edit';
+import { onnx, toNumber } from '../onnx/proto';
 
 export interface PairTaps {
   float: string;
@@ -36,63 +37,50 @@ function renameGraph(graph: onnx.GraphProto, rename: (n: string) => string): onn
   });
 }
 
-function scalarOutput(name: string): onnx.ValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT }) }),
-  });
-}
-
 export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: Array<{ float: string; quant: string }>): { model: onnx.ModelProto; taps: PairTaps[] } {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
   const qg = renameGraph(quantModel.graph!, rename);
-  const keep = onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 });
-  const make = (op: string, input: string[], output: string, attrs: onnx.AttributeProto[] = []) =>
-    onnx.NodeProto.create({ opType: op, input, output: [output], name: `${output}_${op}`, attribute: attrs });
   // The reductions of a pair run right after the quantized side made its tensor, so that neither
   // tensor outlives its use by much.
-  const after = new Map<onnx.NodeProto, onnx.NodeProto[]>();
-  const producer = new Map<string, onnx.NodeProto>();
-  for (const n of qg.node) for (const o of n.output) producer.set(o, n);
-  const leading: onnx.NodeProto[] = [];
+  const additions: Array<{ tensor: string; nodes: onnx.NodeProto[] }> = [];
   const outputs: onnx.ValueInfoProto[] = [];
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const t: PairTaps = { float: p.float, signal: `${base}_signal`, noise: `${base}_noise`, maxAbs: `${base}_max_abs`, min: `${base}_min`, max: `${base}_max` };
     const diff = `${base}_diff`;
     const q = rename(p.quant);
-    const added = [
-      make('Sub', [p.float, q], diff),
-      make('ReduceSumSquare', [diff], t.noise, [keep]),
-      make('ReduceSumSquare', [p.float], t.signal, [keep]),
-      make('Abs', [diff], `${base}_abs`),
-      make('ReduceMax', [`${base}_abs`], t.maxAbs, [keep]),
-      make('ReduceMin', [p.float], t.min, [keep]),
-      make('ReduceMax', [p.float], t.max, [keep]),
-    ];
-    const at = producer.get(q);
-    if (at) after.set(at, [...(after.get(at) ?? []), ...added]);
-    else leading.push(...added);
-    outputs.push(scalarOutput(t.signal), scalarOutput(t.noise), scalarOutput(t.maxAbs), scalarOutput(t.min), scalarOutput(t.max));
+    additions.push({
+      tensor: q,
+      nodes: [
+        makeNode('Sub', [p.float, q], [diff]),
+        makeNode('ReduceSumSquare', [diff], [t.noise], REDUCE_ALL),
+        makeNode('ReduceSumSquare', [p.float], [t.signal], REDUCE_ALL),
+        makeNode('Abs', [diff], [`${base}_abs`]),
+        makeNode('ReduceMax', [`${base}_abs`], [t.maxAbs], REDUCE_ALL),
+        makeNode('ReduceMin', [p.float], [t.min], REDUCE_ALL),
+        makeNode('ReduceMax', [p.float], [t.max], REDUCE_ALL),
+      ],
+    });
+    for (const name of [t.signal, t.noise, t.maxAbs, t.min, t.max]) outputs.push(typedValueInfo(name, onnx.TensorProto.DataType.FLOAT));
     return t;
   });
   // Float and quantized nodes interleave in proportion, so both halves advance together through
   // the network instead of the float half finishing (and holding all its activations) first.
-  const nodes: onnx.NodeProto[] = [...leading];
-  const qNodes = qg.node;
+  const qNodes = placeAfterProducers(qg.node, additions);
+  const nodes: onnx.NodeProto[] = [];
   let j = 0;
   fg.node.forEach((n, i) => {
     nodes.push(n);
-    const until = Math.floor(((i + 1) * qNodes.length) / fg.node.length);
-    for (; j < until; j++) nodes.push(qNodes[j], ...(after.get(qNodes[j]) ?? []));
+    for (const until = Math.floor(((i + 1) * qNodes.length) / fg.node.length); j < until; j++) nodes.push(qNodes[j]);
   });
-  for (; j < qNodes.length; j++) nodes.push(qNodes[j], ...(after.get(qNodes[j]) ?? []));
+  nodes.push(...qNodes.slice(j));
   const domains = new Map<string, onnx.OperatorSetIdProto>();
   for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
     const key = o.domain === 'ai.onnx' ? '' : o.domain;
     const seen = domains.get(key);
-    if (!seen || Number(seen.version) < Number(o.version)) domains.set(key, o);
+    if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o);
   }
   const graph = onnx.GraphProto.create({
     ...fg,

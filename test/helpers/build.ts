@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mulberry32 } from '../../main/calib/readers';
+import { typedValueInfo } from '../../main/onnx/edit';
 import { onnx } from '../../main/onnx/proto';
 import { floatTensor, makeTensor } from '../../main/onnx/tensor';
 
@@ -89,10 +90,7 @@ export function tempDir(prefix: string): string {
 export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): onnx.ModelProto {
   const graph = model.graph!;
   const existing = new Set(graph.output.map((o) => o.name));
-  const added = extra.filter((name) => !existing.has(name)).map((name) => onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT }) }),
-  }));
+  const added = extra.filter((name) => !existing.has(name)).map((name) => typedValueInfo(name, onnx.TensorProto.DataType.FLOAT));
   if (added.length === 0) return model;
   return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
 }

@@ -1,0 +1,31 @@
+// Small pieces for adding nodes to a model: the engine's calibration and comparison models add
+// reductions next to the tensors they read.
+import { onnx } from './proto';
+
+export function typedValueInfo(name: string, elemType: number): onnx.ValueInfoProto {
+  return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
+}
+
+/** A node named after its first output, which the callers keep unique. */
+export function makeNode(op: string, inputs: string[], outputs: string[], attrs: onnx.AttributeProto[] = []): onnx.NodeProto {
+  return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });
+}
+
+/** Reduce to a scalar: no axes, keepdims 0 (the same in every opset). */
+export const REDUCE_ALL = [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 })];
+
+/**
+ * `nodes` with each addition placed right after the node that produces its tensor (or first, for
+ * graph inputs). ONNX Runtime runs nodes close to their order in the graph: an addition left for
+ * the end would keep every tensor it reads alive until then.
+ */
+export function placeAfterProducers(nodes: readonly onnx.NodeProto[], additions: ReadonlyArray<{ tensor: string; nodes: onnx.NodeProto[] }>): onnx.NodeProto[] {
+  const producer = new Map<string, onnx.NodeProto>();
+  for (const n of nodes) for (const o of n.output) producer.set(o, n);
+  const after = new Map<onnx.NodeProto | undefined, onnx.NodeProto[]>();
+  for (const a of additions) {
+    const at = producer.get(a.tensor);
+    after.set(at, [...(after.get(at) ?? []), ...a.nodes]);
+  }
+  return [...(after.get(undefined) ?? []), ...nodes.flatMap((n) => [n, ...(after.get(n) ?? [])])];
+}
