@@ -29,7 +29,7 @@ export interface EvaluationResult {
 }
 
 function withSqnr(s: CompareStats | undefined): PairStats {
-  const base = s ?? { signal: 0, noise: 0, maxAbsError: 0, count: 0, refMin: 0, refMax: 0 };
+  const base = s ?? { signal: 0, noise: 0, maxAbsError: 0, refMin: 0, refMax: 0 };
   return { ...base, sqnr: sqnrDb(base.signal, base.noise) };
 }
 
@@ -41,7 +41,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   const compareSession = await createSession(compared, 'float and quantized models side by side', TAP_OPTIONS);
   const quantSession = await createSession(quantModel, 'quantized model');
   const pool = new StatsPool();
-  const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, count: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
+  const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
   try {
     // Both halves hold their activations of a batch: the float model's, measured on one sample,
     // twice.

@@ -2,7 +2,6 @@
 // Nothing is written until every stage has succeeded, so a failure or a cancel leaves no files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BACKENDS, findBackend, recipeProblems } from '../../shared/backends';
 import { dbToJson, type LayerReport, type Report } from '../../shared/report';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
@@ -14,7 +13,7 @@ import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
-import { calibrationTensors, planQuantization } from '../quant/plan';
+import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
 import { prepareModel } from '../quant/prepare';
 
 export const TOOL = { name: 'quant-studio', version: '0.1.0' };
@@ -91,16 +90,13 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const recipeFile = companionPath(out, '.recipe.json');
   const rangesFile = companionPath(out, '.ranges.json');
 
-  const backend = findBackend(job.recipe.backend);
-  if (!backend) throw new JobError(`unknown backend "${job.recipe.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
-  const problems = recipeProblems(backend, job.recipe);
-  if (problems.length) throw new JobError(problems.join('; '));
+  backendFor(job.recipe);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const loaded = loadModel(job.model);
   const prepared = prepareModel(loaded.model, { minOpset: job.recipe.kind === 'static' ? 10 : undefined });
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
-  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs; same results)`);
+  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs, Upsample became Resize; same results)`);
   const plan = planQuantization(view, job.recipe);
   const quantizedCount = plan.nodes.filter((n) => n.status === 'quantized').length;
   if (quantizedCount === 0) {

@@ -12,7 +12,6 @@ export interface CompareStats {
   signal: number;
   noise: number;
   maxAbsError: number;
-  count: number;
   refMin: number;
   refMax: number;
 }

@@ -183,7 +183,7 @@ function clipBounds(view: GraphView, node: GraphNode): [number, number] | undefi
  * Relu/Clip right after a quantized op do nothing once the op's output is quantized with a range
  * that lies inside the clamp: the producer then writes the clamp's output directly.
  */
-function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { params: QParams; range: Range }>): Map<string, GraphNode> {
+function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { params: QParams; range: Range }>, quantizedNodes: ReadonlySet<string>): Map<string, GraphNode> {
   const folds = new Map<string, GraphNode>();
   const graphOutputs = new Set(view.outputs.map((o) => o.name));
   for (const node of view.nodes) {
@@ -196,8 +196,7 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
     const outSpec = plan.activations.get(output);
     if (!producer || !inSpec || !outSpec || inSpec.sharedWith || graphOutputs.has(input)) continue;
     if ((view.consumers.get(input) ?? []).length !== 1 || producer.outputs.length !== 1) continue;
-    const quantized = (name: string) => plan.nodes.some((n) => n.node === name && n.status === 'quantized');
-    if (!quantized(producer.name) || !quantized(node.name)) continue;
+    if (!quantizedNodes.has(producer.name) || !quantizedNodes.has(node.name)) continue;
     const { params: p } = params.get(output)!;
     const [qmin, qmax] = qRange(outSpec.type);
     const lo = (qmin - p.zeroPoint) * p.scale;
@@ -250,7 +249,8 @@ function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec): 
 function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>): ConvertResult {
   const b = new Builder(view);
   const params = resolveParams(plan, ranges);
-  const folds = findFolds(view, plan, params);
+  const quantizedNodes = new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
+  const folds = findFolds(view, plan, params, quantizedNodes);
   const foldedInputs = new Set([...folds.keys()].map((n) => view.nodes.find((x) => x.name === n)!.inputs[0]));
   const graphOutputs = new Set(view.outputs.map((o) => o.name));
   const rename = new Map<string, string>();
@@ -321,7 +321,6 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
   // Each Relu/Clip that folds hands its output name to its producer.
   const producerOutput = new Map<string, string>();
   for (const [name, producer] of folds) producerOutput.set(producer.name, view.nodes.find((x) => x.name === name)!.outputs[0]);
-  const quantizedNodes = new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
 
   for (const node of view.nodes) {
     if (folds.has(node.name)) continue;

@@ -1,6 +1,6 @@
 // A backend quantizer turns a model and a recipe into a QuantPlan: which tensors get which
 // quantization, which nodes stay in float and why. Converting and evaluating read only the plan.
-import { DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendCapability } from '../../shared/backends';
+import { BACKENDS, DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendCapability } from '../../shared/backends';
 import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
 import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType } from '../onnx/proto';
@@ -118,11 +118,17 @@ function isFloatTensor(view: GraphView, name: string): boolean {
   return true;
 }
 
-export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
+/** The recipe's backend, or the reasons it refuses the recipe; needs no model, so jobs call it before loading one. */
+export function backendFor(recipe: Recipe): BackendCapability {
   const backend = findBackend(recipe.backend);
-  if (!backend) throw new PlanError(`unknown backend "${recipe.backend}"`);
+  if (!backend) throw new PlanError(`unknown backend "${recipe.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
   const problems = recipeProblems(backend, recipe);
   if (problems.length) throw new PlanError(problems.join('; '));
+  return backend;
+}
+
+export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
+  const backend = backendFor(recipe);
   const plan: QuantPlan = {
     backend, recipe, kind: recipe.kind, activations: new Map(), weights: new Map(), biases: new Map(),
     dynamic: [], weightOnly: [], nodes: [],

@@ -10,7 +10,7 @@ const compares = new Map<string, CompareStats>();
 function compare(name: string, ref: Float32Array, approx: Float32Array): void {
   let s = compares.get(name);
   if (!s) {
-    s = { signal: 0, noise: 0, maxAbsError: 0, count: 0, refMin: Infinity, refMax: -Infinity };
+    s = { signal: 0, noise: 0, maxAbsError: 0, refMin: Infinity, refMax: -Infinity };
     compares.set(name, s);
   }
   if (ref.length !== approx.length) throw new Error(`tensor ${name}: float has ${ref.length} values, quantized ${approx.length}`);
@@ -32,7 +32,6 @@ function compare(name: string, ref: Float32Array, approx: Float32Array): void {
   s.signal += signal;
   s.noise += noise;
   s.maxAbsError = maxAbs;
-  s.count += ref.length;
   s.refMin = lo;
   s.refMax = hi;
 }
