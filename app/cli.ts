@@ -15,6 +15,8 @@ import { GraphView } from '../main/onnx/graph';
 import { loadModel } from '../main/onnx/model';
 import { dbToJson } from '../shared/report';
 import { quantize, TOOL } from '../main/jobs/quantize';
+import { preflightModel } from '../main/jobs/preflight';
+import type { Preflight } from '../shared/preflight';
 
 class UsageError extends Error {}
 
@@ -27,9 +29,15 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
-      writes OUT.onnx, OUT.report.json, OUT.recipe.json and OUT.ranges.json; prints the per-layer table
+      writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
+      backend lowers to (cpu: OUT.lowered.onnx, with --qoperator OUT.qoperator.onnx; mcu-int8: OUT.int-io.onnx
+      and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU
+  preflight MODEL --backend NAME [--preset NAME] [--recipe FILE] [--exclude NODE,...] [--override ...] [--nodes] [--json]
+      before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
+      fallback) and why; with --exclude/--override, what that costs
   eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--json] [--top N]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models
   backends [--json]
@@ -40,9 +48,9 @@ SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of 
 TYPE:   ${QUANT_TYPES.join(', ')}
 common: --debug prints stack traces; exit codes: 0 success, 1 failure, 2 usage`;
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Flags; positionals: string[] } {
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>): { values: Flags; positionals: string[] } {
   try {
     const parsed = parseArgs({ args, options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     return { values: parsed.values as Flags, positionals: parsed.positionals };
@@ -171,6 +179,17 @@ function buildRecipe(v: Flags): Recipe {
     }
   }
   if (v.method) recipe.method = v.method as string;
+  for (const o of (v.override as string[] | undefined) ?? []) {
+    const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
+    if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
+    const [, tensor, what] = m;
+    const current = { ...recipe.overrides[tensor] };
+    if (what === 'float') current.float = true;
+    else if (what === 'per-tensor' || what === 'per-channel') current.granularity = what;
+    else if (QUANT_TYPES.includes(what as QuantType)) current.type = what as QuantType;
+    else throw new UsageError(`--override ${o}: "${what}" is not float, a type (${QUANT_TYPES.join(', ')}), per-tensor or per-channel`);
+    recipe.overrides = { ...recipe.overrides, [tensor]: current };
+  }
   if (v.exclude) recipe.excludeNodes = [...new Set([...recipe.excludeNodes, ...(v.exclude as string).split(',').map((s) => s.trim()).filter(Boolean)])];
   const samples = positiveInt(v.samples as string | undefined, '--samples');
   if (samples !== undefined) recipe.calibrationSamples = samples;
@@ -184,6 +203,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
     samples: { type: 'string' }, batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
     top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
@@ -196,6 +216,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
       ranges: v.ranges as string | undefined, out: v.out as string | undefined, report: v.report as string | undefined,
       batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v),
+      latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
@@ -208,11 +229,57 @@ async function cmdQuantize(args: string[]): Promise<void> {
     process.stdout.write(`${layerTable(r.layers, top)}\n\n`);
     for (const o of r.outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length} nodes in float; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
+    process.stdout.write(`${preflightSummary(r.preflight)}\n`);
+    if (r.latency) {
+      const timed = r.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms${m.label !== 'float' && m.speedup ? ` (x${m.speedup.toFixed(2)})` : ''}`).join(', ');
+      process.stdout.write(`latency, median at batch 1 on ${r.latency.where}: ${timed}\n  ${r.latency.note}\n`);
+    }
     process.stdout.write(`time: calibrate ${sec(r.timings.calibrate)}, convert ${sec(r.timings.convert)}, evaluate ${sec(r.timings.evaluate)}, total ${sec(r.timings.total)}\n`);
-    process.stdout.write(`wrote ${[outcome.files.model, outcome.files.report, outcome.files.recipe, outcome.files.ranges].filter(Boolean).map((f) => path.relative(process.cwd(), f!)).join(', ')}\n`);
+    process.stdout.write(`wrote:\n${[...r.artifacts, { file: outcome.files.report, bytes: fs.statSync(outcome.files.report).size, description: 'this report' }].map((a) => `  ${path.relative(process.cwd(), a.file)} (${mb(a.bytes)}): ${a.description}`).join('\n')}\n`);
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+function preflightSummary(p: Preflight): string {
+  const c = p.counts;
+  const parts = [`${c.quantized} quantized`, `${c.device} on ${p.device} unquantized`];
+  if (p.device !== 'CPU') parts.push(`${c.cpu} on the CPU`);
+  if (c.unsupported) parts.push(`${c.unsupported} unsupported`);
+  return `${p.backend}: ${p.total} nodes — ${parts.join(', ')}; ${p.partitions} ${p.device} partition${p.partitions === 1 ? '' : 's'}`;
+}
+
+async function cmdPreflight(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, {
+    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
+    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
+    exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' },
+    json: { type: 'boolean' }, nodes: { type: 'boolean' },
+  });
+  if (positionals.length !== 1) throw new UsageError('preflight takes one MODEL');
+  const outcome = preflightModel(positionals[0], buildRecipe(v));
+  if (v.json) {
+    process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+    return;
+  }
+  const p = outcome.preflight;
+  const lines = [preflightSummary(p), ''];
+  const ops = Object.entries(p.byOp).sort((a, b) => a[0].localeCompare(b[0]));
+  const width = Math.max(8, ...ops.map(([op]) => op.length));
+  lines.push(`${pad('op', width)}  quantized  ${pad(`on ${p.device}`, 14)}  cpu  unsupported`);
+  for (const [op, c] of ops) lines.push(`${pad(op, width)}  ${pad(String(c.quantized), 9)}  ${pad(String(c.device), 14)}  ${pad(String(c.cpu), 3)}  ${c.unsupported}`);
+  const notable = p.nodes.filter((n) => v.nodes || n.placement === 'cpu' || n.placement === 'unsupported');
+  if (notable.length) {
+    lines.push('', v.nodes ? 'nodes:' : 'nodes off the device:');
+    for (const n of notable) lines.push(`  ${n.node} (${n.op}) ${n.placement}${n.reason ? `: ${n.reason}` : ''}`);
+  }
+  for (const problem of p.problems) lines.push(`problem: ${problem}`);
+  if (outcome.cost) {
+    const c = outcome.cost;
+    lines.push('', `your exclusions/overrides: ${c.leftInteger.length} node(s) leave the integer path, ${c.leftDevice.length} leave ${p.device}; partitions ${c.partitions[0]} → ${c.partitions[1]}`);
+    for (const n of c.leftDevice) lines.push(`  ${n.node} (${n.op}) → ${n.placement}: ${n.reason ?? ''}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
 }
 
 function mb(bytes: number): string {
@@ -282,7 +349,7 @@ async function cmdBackends(args: string[]): Promise<void> {
     return;
   }
   for (const b of BACKENDS) {
-    process.stdout.write(`${b.name} — ${b.title}\n  ${b.description}\n  kinds: ${b.kinds.join(', ')}; activations: ${b.activationTypes.join(', ')}; weights: ${b.weightTypes.join(', ')}; granularity: ${b.granularities.join(', ')}\n  presets: ${b.presets.map((p) => `${p.name} (${p.title})`).join('; ')}\n\n`);
+    process.stdout.write(`${b.name} — ${b.title}\n  ${b.description}\n  kinds: ${b.kinds.join(', ')}; activations: ${b.activationTypes.join(', ')}; weights: ${b.weightTypes.join(', ')}; granularity: ${b.granularities.join(', ')}\n  presets: ${b.presets.map((p) => `${p.name} (${p.title})`).join('; ')}\n  lowering: ${b.lowering}\n  latency: ${b.latency}\n\n`);
   }
 }
 
@@ -299,6 +366,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'inspect': await cmdInspect(rest); break;
       case 'eval': await cmdEval(rest); break;
       case 'backends': await cmdBackends(rest); break;
+      case 'preflight': await cmdPreflight(rest); break;
       case '--version': process.stdout.write(`${TOOL.version}\n`); break;
       default: throw new UsageError(`unknown command "${command}"`);
     }

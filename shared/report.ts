@@ -1,4 +1,5 @@
 // The report JSON: the stable shape the CLI writes, the UI reads and tests pin.
+import type { Preflight } from './preflight';
 import type { QuantType, Recipe } from './recipe';
 
 /** SQNR in dB; identical tensors give "inf" (JSON has no Infinity). */
@@ -46,6 +47,22 @@ export interface Timings {
   total: number;
 }
 
+export interface LatencyReport {
+  /** Where it was measured: always this machine's CPU. */
+  where: string;
+  /** What the figure means for the chosen backend (other devices need their own hardware). */
+  note: string;
+  models: Array<{ label: string; medianMs: number; runs: number; speedup?: number }>;
+}
+
+/** A file the export wrote, and what it is for. */
+export interface Artifact {
+  kind: 'model' | 'lowered' | 'qoperator' | 'integer-io' | 'firmware-io' | 'recipe' | 'ranges' | 'report' | 'preflight';
+  file: string;
+  bytes: number;
+  description: string;
+}
+
 export interface Report {
   tool: { name: string; version: string };
   model: { file: string; bytes: number; opset: number; irVersion: number };
@@ -61,6 +78,12 @@ export interface Report {
   weights: WeightReport[];
   /** Nodes left in float and why. */
   float: Array<{ node: string; op: string; reason: string }>;
+  /** Where every node runs on the backend (also written alone as OUT.preflight.json). */
+  preflight: Preflight;
+  /** Absent when the check was skipped (--no-latency). */
+  latency?: LatencyReport;
+  /** Everything the export wrote besides this report. */
+  artifacts: Artifact[];
   warnings: string[];
 }
 

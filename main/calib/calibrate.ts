@@ -12,7 +12,7 @@ import { canSample, sampleStride, tapModel } from './taps';
 import type { SampleSource } from './readers';
 
 export interface Progress {
-  stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'save';
+  stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'latency' | 'save';
   done: number;
   total: number;
   /** Samples per second so far, for "time left". */

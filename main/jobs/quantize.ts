@@ -2,19 +2,24 @@
 // Nothing is written until every stage has succeeded, so a failure or a cancel leaves no files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { dbToJson, type LayerReport, type Report } from '../../shared/report';
+import { dbToJson, type Artifact, type LatencyReport, type LayerReport, type Report } from '../../shared/report';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess, type SampleSource } from '../calib/readers';
+import { guessBatchSize, openSource, type ImagePreprocess, type InputSpec, type SampleSource } from '../calib/readers';
 import { evaluate } from '../eval/evaluate';
 import { inputSpecs } from '../eval/session';
 import { writeJsonAtomic } from '../export/atomic';
+import { firstSample, measureLatency } from '../export/latency';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
 import { prepareModel } from '../quant/prepare';
+import { preflight } from '../quant/preflight';
+import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
+import { toIntegerIO } from '../quant/backends/integer-io';
+import type { onnx } from '../onnx/proto';
 
 export const TOOL = { name: 'quant-studio', version: '0.1.0' };
 
@@ -31,6 +36,10 @@ export interface QuantizeJob {
   report?: string;
   batchSize?: number;
   preprocess?: ImagePreprocess;
+  /** Time the exported model against the float one on this CPU (default on). */
+  latency?: boolean;
+  /** cpu backend: also write the QOperator form (QLinearConv/QLinearMatMul, standard ONNX ops only). */
+  qoperator?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
@@ -46,7 +55,7 @@ export interface RangesFile {
 
 export interface QuantizeOutcome {
   report: Report;
-  files: { model: string; report: string; recipe: string; ranges?: string };
+  files: { model: string; report: string; recipe: string; ranges?: string; preflight: string; lowered?: string; qoperator?: string; integerIO?: string; firmwareIO?: string };
 }
 
 export class JobError extends Error {}
@@ -98,12 +107,18 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs, Upsample became Resize; same results)`);
   const plan = planQuantization(view, job.recipe);
+  const placement = preflight(view, plan);
+  const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');
+  if (blocked.length) {
+    throw new JobError(`${job.model}: ${plan.backend.name} cannot run ${blocked.length} node${blocked.length > 1 ? 's' : ''}: ${blocked.slice(0, 5).map((n) => `${n.node} (${n.op}): ${n.reason}`).join('; ')}${blocked.length > 5 ? '; …' : ''}`);
+  }
+  if (job.qoperator && plan.backend.name !== 'cpu') throw new JobError(`the QOperator form is a cpu-backend export (ONNX Runtime's QLinear kernels); ${plan.backend.name} takes the QDQ model`);
   const quantizedCount = plan.nodes.filter((n) => n.status === 'quantized').length;
   if (quantizedCount === 0) {
     const opTypes = new Set(plan.backend.opTypes[plan.kind]);
     const candidates = plan.nodes.filter((n) => opTypes.has(n.op) && n.reason);
-    const blocked = candidates.find((n) => ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(n.op)) ?? candidates[0];
-    throw new JobError(`${job.model}: nothing to quantize: ${blocked ? `${blocked.op} ${blocked.node} ${blocked.reason}` : `no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`}`);
+    const first = candidates.find((n) => ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(n.op)) ?? candidates[0];
+    throw new JobError(`${job.model}: nothing to quantize: ${first ? `${first.op} ${first.node} ${first.reason}` : `no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`}`);
   }
   const inputs = inputSpecs(view);
   const batchSize = job.batchSize ?? guessBatchSize(inputs);
@@ -183,9 +198,53 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     };
   });
 
+  // Lowered forms are built in memory first: a refusal here must leave nothing on disk.
+  const integerIO = plan.backend.integerIO ? toIntegerIO(converted.model) : undefined;
+  const qoperator = job.qoperator ? toQOperator(converted.model) : undefined;
+  if (qoperator && qoperator.fused === 0) warn('QOperator form: no Conv or MatMul had 8-bit Q/DQ on all its inputs and its output, so it equals the QDQ model');
+
+  let latency: LatencyReport | undefined;
+  if (job.latency !== false) {
+    job.onProgress?.({ stage: 'latency', done: 0, total: 1 });
+    let feed: Awaited<ReturnType<typeof firstFeed>>;
+    try {
+      feed = await firstFeed(evalSource, inputs);
+    } catch (err) {
+      throw new JobError(`latency check: cannot read a sample from ${evalSource.description}: ${(err as Error).message}`);
+    }
+    const timed: Array<{ label: string; model: onnx.ModelProto; feed: typeof feed }> = [
+      { label: 'float', model: floatModel, feed }, { label: 'quantized', model: converted.model, feed },
+    ];
+    if (qoperator) timed.push({ label: 'qoperator', model: qoperator.model, feed });
+    latency = await measureLatency(timed, plan.backend.latency, { signal: job.signal });
+    job.onProgress?.({ stage: 'latency', done: 1, total: 1 });
+  }
+  throwIfAborted(job.signal);
+
   job.onProgress?.({ stage: 'save', done: 0, total: 1 });
+  const artifacts: Artifact[] = [];
   const saved = saveModel(converted.model, out);
   const quantBytes = saved.bytes + (saved.dataBytes ?? 0);
+  artifacts.push({ kind: 'model', file: out, bytes: quantBytes, description: `QDQ model for ${plan.backend.title}` });
+  const files: QuantizeOutcome['files'] = { model: out, report: reportFile, recipe: recipeFile, preflight: companionPath(out, '.preflight.json') };
+  if (plan.backend.name === 'cpu' && plan.kind !== 'weight-only') {
+    files.lowered = companionPath(out, '.lowered.onnx');
+    await lowerWithOnnxRuntime(converted.model, files.lowered);
+    artifacts.push({ kind: 'lowered', file: files.lowered, bytes: fs.statSync(files.lowered).size, description: 'after ONNX Runtime\'s graph optimizer: QDQ groups fused into integer kernels (QLinearConv, MatMulInteger…)' });
+  }
+  if (qoperator) {
+    files.qoperator = companionPath(out, '.qoperator.onnx');
+    const q = saveModel(qoperator.model, files.qoperator);
+    artifacts.push({ kind: 'qoperator', file: files.qoperator, bytes: q.bytes + (q.dataBytes ?? 0), description: `QOperator form: ${qoperator.fused} QLinearConv/QLinearMatMul, standard ONNX ops only` });
+  }
+  if (integerIO) {
+    files.integerIO = companionPath(out, '.int-io.onnx');
+    files.firmwareIO = companionPath(out, '.io.json');
+    const q = saveModel(integerIO.model, files.integerIO);
+    artifacts.push({ kind: 'integer-io', file: files.integerIO, bytes: q.bytes + (q.dataBytes ?? 0), description: 'integer inputs and outputs: the model the firmware runs' });
+    writeJsonAtomic(files.firmwareIO, integerIO.io);
+    artifacts.push({ kind: 'firmware-io', file: files.firmwareIO, bytes: fs.statSync(files.firmwareIO).size, description: 'scale and zero point of each input and output, for the firmware' });
+  }
   const report: Report = {
     tool: TOOL,
     model: { file: path.resolve(job.model), bytes: loaded.bytes, opset: view.opset, irVersion: toNumber(loaded.model.irVersion) },
@@ -207,11 +266,26 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       ...converted.folded.map((f) => ({ node: f.node, op: f.op, reason: `folded into ${f.into}: the quantized range already clamps like it` })),
       ...prepared.foldedBatchNorms.map((f) => ({ node: f.batchNorm, op: 'BatchNormalization', reason: `folded into ${f.conv}'s weights` })),
     ],
+    preflight: placement,
+    ...(latency ? { latency } : {}),
+    artifacts,
     warnings,
   };
+  writeJsonAtomic(files.preflight, placement);
+  artifacts.push({ kind: 'preflight', file: files.preflight, bytes: fs.statSync(files.preflight).size, description: `where each node runs on ${plan.backend.device.name}` });
   writeJsonAtomic(recipeFile, job.recipe);
-  if (rangesDoc && !job.ranges) writeJsonAtomic(rangesFile, rangesDoc);
+  artifacts.push({ kind: 'recipe', file: recipeFile, bytes: fs.statSync(recipeFile).size, description: 'the recipe, to re-run or share' });
+  if (rangesDoc && !job.ranges) {
+    writeJsonAtomic(rangesFile, rangesDoc);
+    files.ranges = rangesFile;
+    artifacts.push({ kind: 'ranges', file: rangesFile, bytes: fs.statSync(rangesFile).size, description: 'calibrated ranges, to re-convert without calibrating' });
+  }
   writeJsonAtomic(reportFile, report);
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
-  return { report, files: { model: out, report: reportFile, recipe: recipeFile, ranges: rangesDoc && !job.ranges ? rangesFile : undefined } };
+  return { report, files };
+}
+
+async function firstFeed(source: SampleSource, inputs: InputSpec[]) {
+  for await (const batch of source.batches(1)) return firstSample(batch, inputs);
+  throw new Error('it has no samples');
 }

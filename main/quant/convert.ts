@@ -6,7 +6,7 @@ import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '.
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan, WeightSpec } from './plan';
-import { computeQParams, qRange, quantizeBias, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from './qmath';
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from './qmath';
 
 export interface Range {
   min: number;
@@ -124,17 +124,11 @@ function scaleTensor(name: string, scales: Float32Array, perAxis: boolean): onnx
 function zeroPointTensor(name: string, type: QuantType, values: ArrayLike<number>, perAxis: boolean): onnx.TensorProto {
   const dims = perAxis ? [values.length] : [];
   if (type === 'int4' || type === 'uint4') {
-    return makeTensor(name, ONNX_TYPE[type], dims, packNibbleArray(values));
+    return makeTensor(name, ONNX_TYPE[type], dims, packNibbles(values));
   }
   const arr = storageArray(type, perAxis ? values.length : 1);
   for (let i = 0; i < arr.length; i++) arr[i] = values[i];
   return makeTensor(name, ONNX_TYPE[type], dims, arr);
-}
-
-function packNibbleArray(values: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(Math.ceil(values.length / 2));
-  for (let i = 0; i < values.length; i++) out[i >> 1] |= i & 1 ? (values[i] & 0xf) << 4 : values[i] & 0xf;
-  return out;
 }
 
 function resolveParams(plan: QuantPlan, ranges: ReadonlyMap<string, Range>): Map<string, { params: QParams; range: Range }> {
@@ -146,6 +140,9 @@ function resolveParams(plan: QuantPlan, ranges: ReadonlyMap<string, Range>): Map
     let result: { params: QParams; range: Range };
     if (spec.sharedWith) {
       result = resolve(spec.sharedWith);
+    } else if (spec.fixed) {
+      const [qmin, qmax] = qRange(spec.type);
+      result = { params: spec.fixed, range: { min: (qmin - spec.fixed.zeroPoint) * spec.fixed.scale, max: (qmax - spec.fixed.zeroPoint) * spec.fixed.scale } };
     } else {
       const range = ranges.get(tensor);
       if (!range) throw new ConvertError(`no calibrated range for tensor "${tensor}"; were the ranges made for another model or recipe?`);
@@ -223,14 +220,13 @@ interface WeightOut {
 }
 
 function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec): WeightOut {
+  if (spec.block) return quantizeBlockedWeightInto(b, t, spec, spec.block);
   const data = tensorToFloat32(t);
   const dims = tensorDims(t);
   const q = quantizeWeight(data, dims, spec.type, spec.symmetric, spec.axis, spec.range);
   const perAxis = spec.axis !== undefined;
   const type = spec.type;
-  const qName = b.initializer(`${spec.tensor}_quantized`, (name) => type === 'int4' || type === 'uint4'
-    ? makeTensor(name, ONNX_TYPE[type], dims, packNibbleArray(q.values))
-    : makeTensor(name, ONNX_TYPE[type], dims, q.values));
+  const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, type, dims, q.values));
   const sName = b.initializer(`${spec.tensor}_scale`, (name) => scaleTensor(name, q.scales, perAxis));
   const zName = b.initializer(`${spec.tensor}_zero_point`, (name) => zeroPointTensor(name, type, q.zeroPoints, perAxis));
   const out = b.unique(`${spec.tensor}_dequantized`);
@@ -241,6 +237,32 @@ function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec): 
     perAxis,
     result: {
       name: spec.tensor, node: spec.node, op: spec.op, type, granularity: perAxis ? `per-channel (axis ${spec.axis})` : 'per-tensor',
+      sqnr: sqnrOf(data, q.dequantized),
+    },
+  };
+}
+
+function quantizedTensor(name: string, type: QuantType, dims: number[], values: Int8Array | Uint8Array | Int16Array | Uint16Array): onnx.TensorProto {
+  return type === 'int4' || type === 'uint4' ? makeTensor(name, ONNX_TYPE[type], dims, packNibbles(values)) : makeTensor(name, ONNX_TYPE[type], dims, values);
+}
+
+/** A blocked DequantizeLinear (opset 21): scales and zero points shaped like the weight with the block axis cut into blocks. */
+function quantizeBlockedWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, block: { axis: number; size: number }): WeightOut {
+  const data = tensorToFloat32(t);
+  const dims = tensorDims(t);
+  const grouping = blockGrouping(dims, block.axis, block.size);
+  const q = quantizeGrouped(data, spec.type, spec.symmetric, grouping, spec.range);
+  const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, spec.type, dims, q.values));
+  const sName = b.initializer(`${spec.tensor}_scale`, (name) => floatTensor(name, grouping.dims, q.scales));
+  const zName = b.initializer(`${spec.tensor}_zero_point`, (name) => quantizedTensor(name, spec.type, grouping.dims, q.zeroPoints));
+  const out = b.unique(`${spec.tensor}_dequantized`);
+  b.prelude.push(b.node('DequantizeLinear', [qName, sName, zName], [out], [intAttr('axis', block.axis), intAttr('block_size', block.size)]));
+  return {
+    name: out,
+    scales: q.scales,
+    perAxis: true,
+    result: {
+      name: spec.tensor, node: spec.node, op: spec.op, type: spec.type, granularity: `per-block (${block.size} along axis ${block.axis})`,
       sqnr: sqnrOf(data, q.dequantized),
     },
   };

@@ -5,7 +5,7 @@ import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
 import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType } from '../onnx/proto';
 import { tensorDims } from '../onnx/tensor';
-import { qRange } from './qmath';
+import { qRange, type QParams } from './qmath';
 
 export interface ActivationSpec {
   tensor: string;
@@ -14,6 +14,8 @@ export interface ActivationSpec {
   method: string;
   /** Reuse another tensor's scale and zero point (data-movement ops keep their input's quantization). */
   sharedWith?: string;
+  /** Scale and zero point the backend fixes for this op's output (QNN's 16-bit Sigmoid, TFLite's int8 Softmax…); not calibrated. */
+  fixed?: QParams;
   /** The node that produces it, or the first consumer for a graph input. */
   node: string;
   op: string;
@@ -28,6 +30,8 @@ export interface WeightSpec {
   symmetric: boolean;
   /** Per-channel axis; undefined for per-tensor. */
   axis?: number;
+  /** Block-wise scales (blocked DequantizeLinear, opset 21): blocks of `size` along `axis`, one scale per block and output channel. */
+  block?: { axis: number; size: number };
   /** Integer range of the stored weight (narrowed for XNNPACK, 7-bit with reduceRange). */
   range: [number, number];
   /** Constants of element-wise ops are quantized like activations, per tensor. */
@@ -97,7 +101,7 @@ function opRole(node: GraphNode, view: GraphView): OpRole {
       if (view.isConstant(node.inputs[1])) return { activations: [0], weight: 1, weightAxis: (_n, rank) => rank - 1 };
       return { activations: [0, 1] };
     }
-    case 'Add': case 'Mul': case 'Concat': return { activations: node.inputs.map((_, i) => i) };
+    case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Max': case 'Min': case 'Concat': return { activations: node.inputs.map((_, i) => i) };
     default: return { activations: [0] };
   }
 }
@@ -165,9 +169,10 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
 
 function activationType(plan: QuantPlan, tensor: string): { type: QuantType; symmetric: boolean; method: string } {
   const o = plan.recipe.overrides[tensor];
+  const type = o?.type ?? plan.recipe.activationType;
   return {
-    type: o?.type ?? plan.recipe.activationType,
-    symmetric: o?.symmetric ?? plan.recipe.activationSymmetric,
+    type,
+    symmetric: plan.backend.symmetricTypes.includes(type) || (o?.symmetric ?? plan.recipe.activationSymmetric),
     method: o?.method ?? plan.recipe.method,
   };
 }
@@ -181,7 +186,12 @@ function addActivation(view: GraphView, plan: QuantPlan, tensor: string, node: G
     const source = plan.activations.get(sharedWith)!;
     Object.assign(spec, { type: source.type, symmetric: source.symmetric });
   }
-  plan.activations.set(tensor, { tensor, ...spec, sharedWith, node: producer.name, op: producer.op, index: producer.index });
+  const fixed = sharedWith || view.producer.get(tensor) !== producer ? undefined
+    : plan.backend.fixedOutputs.find((f) => f.op === producer.op && f.type === spec.type);
+  plan.activations.set(tensor, {
+    tensor, ...spec, sharedWith, node: producer.name, op: producer.op, index: producer.index,
+    ...(fixed ? { fixed: { scale: fixed.scale, zeroPoint: fixed.zeroPoint } } : {}),
+  });
   return true;
 }
 
@@ -222,20 +232,31 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     // A grouped ConvTranspose's weight axis 1 holds only C_out / group channels, which neither
     // names an output channel nor lines up with the bias: it takes one scale.
     const grouped = node.op === 'ConvTranspose' && attrInt(node.proto, 'group', 1) > 1;
-    const perChannel = (o?.granularity ?? recipe.granularity) === 'per-channel' && !grouped;
+    const granularity = o?.granularity ?? recipe.granularity;
+    const channelsAllowed = !backend.perChannelOps || backend.perChannelOps.includes(node.op);
+    if (o?.granularity === 'per-channel' && !channelsAllowed) {
+      throw new PlanError(`${backend.name}: ${node.op} weights take one scale (per-channel only for ${backend.perChannelOps!.join(', ')}); the override asks per-channel for ${w}`);
+    }
+    const perChannel = granularity === 'per-channel' && channelsAllowed && !grouped;
+    const block = granularity === 'per-block' && rank > 1 && !grouped ? blockAxis(node, rank) : undefined;
+    if (block !== undefined && view.opset < 21) {
+      throw new PlanError(`${backend.name}: per-block weights need a model at opset 21 or later (blocked DequantizeLinear); the model is opset ${view.opset} — re-export it at opset 21, or use per-channel weights`);
+    }
     if (!plan.weights.has(w)) {
       plan.weights.set(w, {
         tensor: w, node: node.name, op: node.op, type: o?.type ?? recipe.weightType, symmetric: o?.symmetric ?? recipe.weightSymmetric,
         axis: perChannel && rank > 1 ? role.weightAxis!(node, rank) : undefined,
+        ...(block !== undefined ? { block: { axis: block, size: recipe.blockSize } } : {}),
         range: weightRange(o?.type ?? recipe.weightType, backend.weightNarrowRange, recipe.reduceRange), asActivation: false,
       });
     }
     const b = role.bias !== undefined ? node.inputs[role.bias] : undefined;
-    if (b && view.isConstant(b) && (view.shapes.get(b)?.length ?? 1) === 1 && node.op !== 'MatMul') {
+    // A block-wise weight has many scales per output channel, so no single int32 bias scale exists: its bias stays float.
+    if (b && view.isConstant(b) && (view.shapes.get(b)?.length ?? 1) === 1 && node.op !== 'MatMul' && !plan.weights.get(w)!.block) {
       plan.biases.set(b, { tensor: b, node: node.name, input: node.inputs[floatInputs[0]], weight: w });
     }
   }
-  if (node.op !== 'ArgMax') addActivation(view, plan, node.outputs[0], node);
+  if (node.op !== 'ArgMax' && backend.placement === 'inputs-and-outputs') addActivation(view, plan, node.outputs[0], node);
   return true;
 }
 
@@ -280,7 +301,17 @@ function planWeightOnly(view: GraphView, plan: QuantPlan, node: GraphNode): true
   return true;
 }
 
-/** Tensors that calibration must observe: the activations that do not borrow another's range. */
+/** Tensors that calibration must observe: the activations that neither borrow another's range nor have one fixed by the backend. */
 export function calibrationTensors(plan: QuantPlan): ActivationSpec[] {
-  return [...plan.activations.values()].filter((a) => !a.sharedWith);
+  return [...plan.activations.values()].filter((a) => !a.sharedWith && !a.fixed);
+}
+
+/** The reduction (input-channel) axis of a weight, along which block-wise scales are cut. */
+function blockAxis(node: GraphNode, rank: number): number {
+  switch (node.op) {
+    case 'Conv': return 1;
+    case 'ConvTranspose': return 0;
+    case 'Gemm': return attrInt(node.proto, 'transB', 0) ? 1 : 0;
+    default: return rank - 2;
+  }
 }

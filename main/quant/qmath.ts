@@ -71,39 +71,78 @@ export interface QuantizedWeight {
   dequantized: Float32Array;
 }
 
+/** Which scale each element of a weight uses: one per tensor, per channel, or per block. */
+export interface WeightGrouping {
+  count: number;
+  of(index: number): number;
+}
+
+export function channelGrouping(dims: readonly number[], axis: number | undefined): WeightGrouping {
+  if (axis === undefined) return { count: 1, of: () => 0 };
+  const channels = dims[axis];
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  return { count: channels, of: (i) => Math.floor(i / inner) % channels };
+}
+
 /**
- * Quantizes a constant tensor per tensor or per channel along `axis`. Ranges come from the
- * values themselves (weights need no calibration).
+ * Blocked DequantizeLinear (opset 21): the scale has the weight's shape with dimension `axis`
+ * cut into ceil(D / size) blocks, so element (o, d, i) uses scale (o, floor(d / size), i).
  */
-export function quantizeWeight(data: Float32Array, dims: readonly number[], type: QuantType, symmetric: boolean,
-  axis: number | undefined, range = qRange(type)): QuantizedWeight {
+export function blockGrouping(dims: readonly number[], axis: number, size: number): WeightGrouping & { dims: number[] } {
+  const d = dims[axis];
+  const blocks = Math.ceil(d / size);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scaleDims = dims.map((x, i) => (i === axis ? blocks : x));
+  return {
+    count: outer * blocks * inner,
+    dims: scaleDims,
+    of: (index) => {
+      const inIdx = index % inner;
+      const rest = Math.floor(index / inner);
+      return ((Math.floor(rest / d) * blocks) + Math.floor((rest % d) / size)) * inner + inIdx;
+    },
+  };
+}
+
+/**
+ * Quantizes a constant tensor with one scale per group of elements (see channelGrouping and
+ * blockGrouping). Ranges come from the values themselves: weights need no calibration.
+ */
+export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: boolean, grouping: WeightGrouping,
+  range = qRange(type)): Omit<QuantizedWeight, 'axis'> {
   const [qmin, qmax] = range;
-  const channels = axis === undefined ? 1 : dims[axis];
-  const inner = axis === undefined ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const mins = new Float64Array(channels).fill(Infinity);
-  const maxs = new Float64Array(channels).fill(-Infinity);
+  const groups = grouping.count;
+  const mins = new Float64Array(groups).fill(Infinity);
+  const maxs = new Float64Array(groups).fill(-Infinity);
   for (let i = 0; i < data.length; i++) {
-    const c = Math.floor(i / inner) % channels;
+    const g = grouping.of(i);
     const v = data[i];
-    if (v < mins[c]) mins[c] = v;
-    if (v > maxs[c]) maxs[c] = v;
+    if (v < mins[g]) mins[g] = v;
+    if (v > maxs[g]) maxs[g] = v;
   }
-  const scales = new Float32Array(channels);
-  const zeroPoints = storageArray(type, channels);
-  for (let c = 0; c < channels; c++) {
-    const p = computeQParams(mins[c] === Infinity ? 0 : mins[c], maxs[c] === -Infinity ? 0 : maxs[c], type, symmetric, range);
-    scales[c] = p.scale;
-    zeroPoints[c] = p.zeroPoint;
+  const scales = new Float32Array(groups);
+  const zeroPoints = storageArray(type, groups);
+  for (let g = 0; g < groups; g++) {
+    const p = computeQParams(mins[g] === Infinity ? 0 : mins[g], maxs[g] === -Infinity ? 0 : maxs[g], type, symmetric, range);
+    scales[g] = p.scale;
+    zeroPoints[g] = p.zeroPoint;
   }
   const values = storageArray(type, data.length);
   const dequantized = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) {
-    const c = Math.floor(i / inner) % channels;
-    const q = quantizeValue(data[i], scales[c], zeroPoints[c], qmin, qmax);
+    const g = grouping.of(i);
+    const q = quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
     values[i] = q;
-    dequantized[i] = (q - zeroPoints[c]) * scales[c];
+    dequantized[i] = (q - zeroPoints[g]) * scales[g];
   }
-  return { values, scales, zeroPoints, axis, dequantized };
+  return { values, scales, zeroPoints, dequantized };
+}
+
+/** Quantizes a constant tensor per tensor or per channel along `axis`. */
+export function quantizeWeight(data: Float32Array, dims: readonly number[], type: QuantType, symmetric: boolean,
+  axis: number | undefined, range = qRange(type)): QuantizedWeight {
+  return { ...quantizeGrouped(data, type, symmetric, channelGrouping(dims, axis), range), axis };
 }
 
 /** Bias for a static Conv/Gemm: int32 with scale = input scale x weight scale (per channel), zero point 0. */

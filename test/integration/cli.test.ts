@@ -387,12 +387,28 @@ test('eval without --data: exit 2', () => {
 
 // --- backends ----------------------------------------------------------------------------------
 
-test('backends lists cpu and xnnpack', () => {
+test('backends lists every target with its presets and where its latency can be measured', () => {
   const r = cli(['backends']);
   exits(r, 0);
-  assert.match(r.stdout, /^cpu — /m);
-  assert.match(r.stdout, /^xnnpack — /m);
+  for (const name of ['cpu', 'xnnpack', 'qnn-htp', 'coreml', 'tensorrt', 'mcu-int8', 'webgpu']) assert.match(r.stdout, new RegExp(`^${name} — `, 'm'));
   assert.match(r.stdout, /kinds: static, dynamic, weight-only/);
+  assert.match(r.stdout, /presets: a8w8 .*a16w8 .*a16w4 /);
+  assert.match(r.stdout, /latency: Needs a Snapdragon device/);
+});
+
+test('preflight: per-op placement, the nodes off the device and why, and what an exclusion costs', () => {
+  const r = cli(['preflight', SAMPLE, '--backend', 'xnnpack']);
+  exits(r, 0);
+  assert.match(r.stdout, /^xnnpack: 186 nodes — \d+ quantized, \d+ on XNNPACK unquantized, \d+ on the CPU; \d+ XNNPACK partitions/m);
+  assert.match(r.stdout, /HardSigmoid\) cpu: unsupported op: XNNPACK has no HardSigmoid kernel/);
+  const costly = cli(['preflight', SAMPLE, '--backend', 'xnnpack', '--exclude', 'p2o.Conv.5']);
+  exits(costly, 0);
+  assert.match(costly.stdout, /your exclusions\/overrides: 1 node\(s\) leave the integer path, 0 leave XNNPACK; partitions \d+ → \d+/);
+  const json = JSON.parse(cli(['preflight', SAMPLE, '--backend', 'qnn-htp', '--json']).stdout);
+  assert.equal(json.preflight.total, json.preflight.nodes.length);
+  const mcu = cli(['preflight', SAMPLE, '--backend', 'mcu-int8']);
+  exits(mcu, 0);
+  assert.match(mcu.stdout, /unsupported: stays float .* MCU has no float kernels/);
 });
 
 test('backends --json: an array with name, kinds, presets', () => {
@@ -400,7 +416,7 @@ test('backends --json: an array with name, kinds, presets', () => {
   exits(r, 0);
   const list = JSON.parse(r.stdout);
   assert.ok(Array.isArray(list));
-  assert.deepEqual(list.map((b: { name: string }) => b.name).sort(), ['cpu', 'xnnpack']);
+  assert.deepEqual(list.map((b: { name: string }) => b.name).sort(), ['coreml', 'cpu', 'mcu-int8', 'qnn-htp', 'tensorrt', 'webgpu', 'xnnpack']);
   for (const b of list) {
     assert.ok(Array.isArray(b.kinds) && b.kinds.length > 0, `${b.name}.kinds`);
     assert.ok(Array.isArray(b.presets) && b.presets.length > 0, `${b.name}.presets`);

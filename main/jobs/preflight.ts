@@ -1,0 +1,26 @@
+// Pre-flight without calibration: load, prepare as the quantize job would, plan, place every node.
+// Cheap enough (no inference) for the UI to re-run on every change of backend or exclusion.
+import type { Preflight, PreflightCost } from '../../shared/preflight';
+import type { Recipe } from '../../shared/recipe';
+import { GraphView } from '../onnx/graph';
+import { loadModel } from '../onnx/model';
+import { planQuantization } from '../quant/plan';
+import { preflight, preflightCost } from '../quant/preflight';
+import { prepareModel } from '../quant/prepare';
+
+export interface PreflightOutcome {
+  preflight: Preflight;
+  /** What the recipe's exclusions and overrides cost against the same recipe without them; absent when it has none. */
+  cost?: PreflightCost;
+}
+
+export function preflightModel(file: string, recipe: Recipe): PreflightOutcome {
+  const loaded = loadModel(file);
+  const prepared = prepareModel(loaded.model, { minOpset: recipe.kind === 'static' ? 10 : undefined });
+  const view = new GraphView(prepared.model);
+  const result = preflight(view, planQuantization(view, recipe));
+  const customised = recipe.excludeNodes.length > 0 || Object.keys(recipe.overrides).length > 0;
+  if (!customised) return { preflight: result };
+  const baseline = preflight(view, planQuantization(view, { ...recipe, excludeNodes: [], overrides: {} }));
+  return { preflight: result, cost: preflightCost(baseline, result) };
+}
