@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { dbToJson, type Artifact, type LatencyReport, type LayerReport, type Report } from '../../shared/report';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess, type InputSpec, type SampleSource } from '../calib/readers';
+import { guessBatchSize, openSource, type Feed, type ImagePreprocess, type InputSpec, type SampleSource } from '../calib/readers';
 import { evaluate } from '../eval/evaluate';
 import { inputSpecs } from '../eval/session';
 import { writeJsonAtomic } from '../export/atomic';
@@ -20,6 +20,7 @@ import { preflight } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
 import { toIntegerIO } from '../quant/backends/integer-io';
 import type { onnx } from '../onnx/proto';
+import { pinInputShapes } from '../onnx/edit';
 
 export const TOOL = { name: 'quant-studio', version: '0.1.0' };
 
@@ -198,22 +199,31 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     };
   });
 
+  // One sample at batch 1: the latency check's input, and the shape a fixed-shape device is given.
+  let sample: Feed | undefined;
+  if (job.latency !== false || plan.backend.device.staticShapes) {
+    try {
+      sample = await firstFeed(evalSource, inputs);
+    } catch (err) {
+      throw new JobError(`cannot read a sample from ${evalSource.description}: ${(err as Error).message}`);
+    }
+  }
+  let exported = converted.model;
+  if (plan.backend.device.staticShapes && placement.problems.length) {
+    exported = pinInputShapes(converted.model, sample!);
+    warn(`${plan.backend.device.name} compiles fixed shapes: the exported model's inputs are pinned to ${Object.entries(sample!).map(([n, t]) => `${n} [${t.dims.join(', ')}]`).join(', ')} (the first evaluation sample)`);
+  }
   // Lowered forms are built in memory first: a refusal here must leave nothing on disk.
-  const integerIO = plan.backend.integerIO ? toIntegerIO(converted.model) : undefined;
-  const qoperator = job.qoperator ? toQOperator(converted.model) : undefined;
+  const integerIO = plan.backend.integerIO ? toIntegerIO(exported) : undefined;
+  const qoperator = job.qoperator ? toQOperator(exported) : undefined;
   if (qoperator && qoperator.fused === 0) warn('QOperator form: no Conv or MatMul had 8-bit Q/DQ on all its inputs and its output, so it equals the QDQ model');
 
   let latency: LatencyReport | undefined;
   if (job.latency !== false) {
     job.onProgress?.({ stage: 'latency', done: 0, total: 1 });
-    let feed: Awaited<ReturnType<typeof firstFeed>>;
-    try {
-      feed = await firstFeed(evalSource, inputs);
-    } catch (err) {
-      throw new JobError(`latency check: cannot read a sample from ${evalSource.description}: ${(err as Error).message}`);
-    }
-    const timed: Array<{ label: string; model: onnx.ModelProto; feed: typeof feed }> = [
-      { label: 'float', model: floatModel, feed }, { label: 'quantized', model: converted.model, feed },
+    const feed = sample!;
+    const timed: Array<{ label: string; model: onnx.ModelProto; feed: Feed }> = [
+      { label: 'float', model: floatModel, feed }, { label: 'quantized', model: exported, feed },
     ];
     if (qoperator) timed.push({ label: 'qoperator', model: qoperator.model, feed });
     latency = await measureLatency(timed, plan.backend.latency, { signal: job.signal });
@@ -223,13 +233,13 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
 
   job.onProgress?.({ stage: 'save', done: 0, total: 1 });
   const artifacts: Artifact[] = [];
-  const saved = saveModel(converted.model, out);
+  const saved = saveModel(exported, out);
   const quantBytes = saved.bytes + (saved.dataBytes ?? 0);
   artifacts.push({ kind: 'model', file: out, bytes: quantBytes, description: `QDQ model for ${plan.backend.title}` });
   const files: QuantizeOutcome['files'] = { model: out, report: reportFile, recipe: recipeFile, preflight: companionPath(out, '.preflight.json') };
   if (plan.backend.name === 'cpu' && plan.kind !== 'weight-only') {
     files.lowered = companionPath(out, '.lowered.onnx');
-    await lowerWithOnnxRuntime(converted.model, files.lowered);
+    await lowerWithOnnxRuntime(exported, files.lowered);
     artifacts.push({ kind: 'lowered', file: files.lowered, bytes: fs.statSync(files.lowered).size, description: 'after ONNX Runtime\'s graph optimizer: QDQ groups fused into integer kernels (QLinearConv, MatMulInteger…)' });
   }
   if (qoperator) {

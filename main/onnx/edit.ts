@@ -29,3 +29,16 @@ export function placeAfterProducers(nodes: readonly onnx.NodeProto[], additions:
   }
   return [...(after.get(undefined) ?? []), ...nodes.flatMap((n) => [n, ...(after.get(n) ?? [])])];
 }
+
+/** A copy of the model whose graph inputs have the fixed shapes of a sample feed (for devices that compile fixed shapes). */
+export function pinInputShapes(model: onnx.ModelProto, feed: Readonly<Record<string, { dims: readonly number[] }>>): onnx.ModelProto {
+  const graph = model.graph!;
+  const input = graph.input.map((vi) => {
+    const dims = feed[vi.name]?.dims;
+    const tensorType = vi.type?.tensorType;
+    if (!dims || !tensorType) return vi;
+    const shape = onnx.TensorShapeProto.create({ dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d })) });
+    return onnx.ValueInfoProto.create({ ...vi, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ ...tensorType, shape }) }) });
+  });
+  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, input }) });
+}

@@ -95,7 +95,7 @@ export function preflight(view: GraphView, plan: QuantPlan): Preflight {
     for (const input of view.inputs) {
       const dynamic = (input.shape ?? []).filter((d) => typeof d !== 'number' || d <= 0);
       if (!input.shape || dynamic.length) {
-        problems.push(`dynamic shape: input ${input.name} is [${(input.shape ?? ['?']).join(', ')}]; ${backend.device.name} compiles fixed shapes, so pin it (the export uses the calibration data's shape)`);
+        problems.push(`dynamic shape: input ${input.name} is [${(input.shape ?? ['?']).join(', ')}]; ${backend.device.name} compiles fixed shapes, so the export pins it to the first evaluation sample's shape`);
       }
     }
   }

@@ -8,11 +8,12 @@ import { BACKENDS, recipeFor } from '../../shared/backends';
 import type { Recipe } from '../../shared/recipe';
 import { writeNpy } from '../../main/calib/npy';
 import { quantize, type QuantizeOutcome } from '../../main/jobs/quantize';
+import { preflightModel } from '../../main/jobs/preflight';
 import { GraphView, type GraphNode } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
 import { DataType, toNumber } from '../../main/onnx/proto';
 import { tensorDims, tensorToFloat32, tensorToInts } from '../../main/onnx/tensor';
-import { buildModel, randomArray, tempDir } from '../helpers/build';
+import { buildModel, MODELS, randomArray, tempDir } from '../helpers/build';
 
 const C = 32;
 
@@ -280,4 +281,51 @@ test('every preset of every backend exports a model that runs in ONNX Runtime, w
       assert.ok(fs.existsSync(outcome.files.preflight));
     }
   }
+});
+
+test('pre-flight on a CNN (PaddleOCR cls) and a transformer-style model (PP-OCRv4 rec, SVTR attention): every node placed, fallbacks named', () => {
+  const seen = new Map<string, Map<string, ReturnType<typeof preflightModel>['preflight']>>();
+  for (const [label, file] of [['cnn', MODELS.cls], ['transformer', MODELS.rec]] as const) {
+    for (const backend of BACKENDS) {
+      const { preflight } = preflightModel(file, recipeFor(backend.name));
+      assert.equal(preflight.nodes.length, preflight.total);
+      const c = preflight.counts;
+      assert.equal(c.quantized + c.device + c.cpu + c.unsupported, preflight.total, `${backend.name} ${label}: counts add up`);
+      for (const n of preflight.nodes) if (n.placement !== 'quantized') assert.ok(n.reason, `${backend.name} ${label}: ${n.node} says why`);
+      assert.ok(c.quantized > 0, `${backend.name} ${label}: something is quantized`);
+      assert.ok(c.device + c.cpu + c.unsupported > 0, `${backend.name} ${label}: some node is not quantized, and says why`);
+      if (!seen.has(backend.name)) seen.set(backend.name, new Map());
+      seen.get(backend.name)!.set(label, preflight);
+    }
+  }
+  const find = (backend: string, model: string, op: string) => seen.get(backend)!.get(model)!.nodes.find((n) => n.op === op && n.placement !== 'quantized');
+  assert.match(find('xnnpack', 'cnn', 'HardSigmoid')!.reason!, /unsupported op: XNNPACK has no HardSigmoid kernel .* falls back to the CPU/);
+  assert.match(find('xnnpack', 'transformer', 'Pow')!.reason!, /XNNPACK has no Pow kernel/);
+  assert.ok(seen.get('xnnpack')!.get('cnn')!.partitions > 1, 'CPU fallbacks split the XNNPACK graph');
+  assert.match(find('qnn-htp', 'transformer', 'Cast')!.reason!, /unsupported type: int64 tensors/);
+  assert.match(seen.get('qnn-htp')!.get('transformer')!.problems[0], /dynamic shape: input x .* Hexagon HTP compiles fixed shapes/);
+  assert.equal(find('mcu-int8', 'cnn', 'Div')!.placement, 'unsupported');
+  assert.equal(seen.get('tensorrt')!.get('transformer')!.counts.cpu, 0, 'TensorRT runs every op, quantized or not');
+  assert.match(find('cpu', 'transformer', 'Pow')!.reason!, /runs in float on CPU: cpu does not quantize Pow/);
+  // Keeping the first attention MatMul in float on the HTP: it leaves the integer path, stays on the device.
+  const matmul = seen.get('qnn-htp')!.get('transformer')!.nodes.find((n) => n.op === 'MatMul' && n.placement === 'quantized')!;
+  const { cost } = preflightModel(MODELS.rec, { ...recipeFor('qnn-htp'), excludeNodes: [matmul.node] });
+  assert.deepEqual(cost!.leftInteger.map((n) => n.node), [matmul.node]);
+  assert.match(cost!.leftInteger[0].reason!, /runs in fp16 on Hexagon HTP: kept in float by the recipe/);
+});
+
+test('qnn-htp export pins a dynamic input shape to the sample it was evaluated on', async () => {
+  const dir = tempDir('qnn-pin');
+  const model = path.join(dir, 'model.onnx');
+  saveModel(buildModel({
+    inputs: { x: ['batch', 3, 8, 8] }, outputs: { y: ['batch', 4, 8, 8] },
+    initializers: { w: { dims: [4, 3, 1, 1], data: randomArray(12, 1) } },
+    nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'conv' }],
+  }), model);
+  const warnings: string[] = [];
+  const { files } = await quantize({ model, recipe: recipeFor('qnn-htp'), calibration: 'random:4', out: path.join(dir, 'q.onnx'), latency: false, onWarning: (w) => warnings.push(w) });
+  const dims = loadModel(files.model).model.graph!.input[0].type!.tensorType!.shape!.dim.map((d) => toNumber(d.dimValue));
+  assert.deepEqual(dims, [1, 3, 8, 8]);
+  assert.ok(warnings.some((w) => /pinned to x \[1, 3, 8, 8\]/.test(w)));
+  assert.equal(loadModel(model).model.graph!.input[0].type!.tensorType!.shape!.dim[0].dimParam, 'batch', 'the input model is untouched');
 });
