@@ -7,4 +7,6 @@ if (!fs.existsSync(cli)) {
   process.stderr.write('quant-studio: not built yet; run "npm run build" first\n');
   process.exit(1);
 }
-require(cli).main(process.argv.slice(2)).then((code) => process.exit(code));
+// Exit only once stdout has drained: on a pipe, writes are asynchronous and process.exit would cut
+// a long --json report short.
+require(cli).main(process.argv.slice(2)).then((code) => process.stdout.write('', () => process.exit(code)));

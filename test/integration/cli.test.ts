@@ -424,3 +424,14 @@ test('backends --json: an array with name, kinds, presets', () => {
   }
   assert.ok(!list.find((b: { name: string }) => b.name === 'xnnpack').kinds.includes('weight-only'));
 });
+
+test('quantize --json through a pipe: the whole report arrives (longer than a pipe buffer), with the backend\'s artifacts and latency', () => {
+  const dir = tempDir('cli-json');
+  const r = cli(['quantize', SAMPLE, '--backend', 'cpu', '--calibration', path.join(ROOT, 'resources', 'sample', 'calibration'),
+    '--mean', '0.5,0.5,0.5', '--std', '0.5,0.5,0.5', '--out', path.join(dir, 'cls.onnx'), '--json']);
+  exits(r, 0);
+  assert.ok(r.stdout.length > 65536, `report is ${r.stdout.length} bytes`);
+  const report = JSON.parse(r.stdout);
+  assert.deepEqual(report.artifacts.map((a: { kind: string }) => a.kind).sort(), ['lowered', 'model', 'preflight', 'ranges', 'recipe']);
+  assert.deepEqual(report.latency.models.map((m: { label: string }) => m.label), ['float', 'quantized']);
+});
