@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { computeQParams, fakeQuantize, packNibbles, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven, sqnrDb, sqnrOf } from '../../main/quant/qmath';
+import { blockGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven, sqnrDb, sqnrOf } from '../../main/quant/qmath';
 
 test('rounds half to even like ONNX QuantizeLinear', () => {
   assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, -0, -2, -2, 2, 3, -3]);
@@ -64,4 +64,20 @@ test('SQNR follows 20·log10(‖x‖/‖x−y‖) and is +inf for identical tens
   const y = [3, 3.5];
   assert.ok(Math.abs(sqnrOf(x, y) - 20 * Math.log10(5 / 0.5)) < 1e-9);
   assert.equal(sqnrDb(100, 1), 20);
+});
+
+test('block-wise weights: one scale per block along the axis and per position of the other axes', () => {
+  // A [5, 2] MatMul weight in blocks of 2 along K (axis 0): blocks rows {0,1}, {2,3}, {4}; scales [3, 2].
+  const g = blockGrouping([5, 2], 0, 2);
+  assert.deepEqual(g.dims, [3, 2]);
+  assert.equal(g.count, 6);
+  assert.deepEqual(Array.from({ length: 10 }, (_, i) => g.of(i)), [0, 1, 0, 1, 2, 3, 2, 3, 4, 5]);
+  const data = Float32Array.from([1, -2, 7, 0.5, 3, 4, -3, 0.25, 0.7, 1]);
+  const q = quantizeGrouped(data, 'int4', true, g, [-7, 7]);
+  assert.deepEqual(Array.from(q.scales), [Math.fround(7 / 7), Math.fround(2 / 7), Math.fround(3 / 7), Math.fround(4 / 7), Math.fround(0.7 / 7), Math.fround(1 / 7)]);
+  assert.equal(q.values[2], 7, 'each block\'s largest magnitude maps to the end of the range');
+  // A [2, 4, 1, 1] Conv weight in blocks of 2 along its input channels (axis 1).
+  const conv = blockGrouping([2, 4, 1, 1], 1, 2);
+  assert.deepEqual(conv.dims, [2, 2, 1, 1]);
+  assert.deepEqual(Array.from({ length: 8 }, (_, i) => conv.of(i)), [0, 0, 1, 1, 2, 2, 3, 3]);
 });
