@@ -29,7 +29,7 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--qoperator] [--no-latency]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
@@ -179,6 +179,7 @@ function buildRecipe(v: Flags): Recipe {
     }
   }
   if (v.method) recipe.method = v.method as string;
+  if (v['reduce-range']) recipe.reduceRange = true;
   for (const o of (v.override as string[] | undefined) ?? []) {
     const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
     if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
@@ -203,7 +204,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
     samples: { type: 'string' }, batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
     top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-    override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' },
+    override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'reduce-range': { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');

@@ -134,6 +134,13 @@ test('cpu w4: MatMulNBits, 4-bit blocks of 32', async () => {
   assert.equal(attrInt(nbits, 'block_size'), 32);
 });
 
+test('cpu reduceRange: 7-bit weights for CPUs without VNNI', async () => {
+  const { q } = await run('cpu-reduce', { ...recipeFor('cpu'), reduceRange: true });
+  const values = tensorToInts(weightDq(q, 'w1').values);
+  assert.ok(values.every((v) => v >= -64 && v <= 63), 'int8 storage, 7-bit range');
+  assert.ok(values.includes(-64) || values.includes(63), 'the 7-bit range is used');
+});
+
 test('xnnpack a8w8: int8 activations, int8 weights in [-127, 127] with zero point 0', async () => {
   const { outcome, q } = await run('xnnpack', recipeFor('xnnpack', 'a8w8'));
   assert.equal(quantOf(q, 'x')!.type, DataType.INT8);
