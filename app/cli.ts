@@ -229,7 +229,8 @@ async function cmdQuantize(args: string[]): Promise<void> {
     const top = positiveInt(v.top as string | undefined, '--top');
     process.stdout.write(`${layerTable(r.layers, top)}\n\n`);
     for (const o of r.outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
-    process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length} nodes in float; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
+    const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
+    process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);
     if (r.latency) {
       const timed = r.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms${m.label !== 'float' && m.speedup ? ` (x${m.speedup.toFixed(2)})` : ''}`).join(', ');

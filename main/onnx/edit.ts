@@ -30,15 +30,31 @@ export function placeAfterProducers(nodes: readonly onnx.NodeProto[], additions:
   return [...(after.get(undefined) ?? []), ...nodes.flatMap((n) => [n, ...(after.get(n) ?? [])])];
 }
 
-/** A copy of the model whose graph inputs have the fixed shapes of a sample feed (for devices that compile fixed shapes). */
+/**
+ * A copy of the model whose graph inputs have the fixed shapes of a sample feed (for devices that
+ * compile fixed shapes). Output dimensions named like a pinned input dimension ("batch") take its value.
+ */
 export function pinInputShapes(model: onnx.ModelProto, feed: Readonly<Record<string, { dims: readonly number[] }>>): onnx.ModelProto {
   const graph = model.graph!;
+  const named = new Map<string, number>();
+  const withDims = (vi: onnx.IValueInfoProto, dims: ReadonlyArray<number | undefined>): onnx.ValueInfoProto => {
+    const tensorType = vi.type!.tensorType!;
+    const old = tensorType.shape?.dim ?? [];
+    const shape = onnx.TensorShapeProto.create({
+      dim: dims.map((d, i) => onnx.TensorShapeProto.Dimension.create(d !== undefined ? { dimValue: d } : { ...old[i] })),
+    });
+    return onnx.ValueInfoProto.create({ ...vi, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ ...tensorType, shape }) }) });
+  };
   const input = graph.input.map((vi) => {
     const dims = feed[vi.name]?.dims;
-    const tensorType = vi.type?.tensorType;
-    if (!dims || !tensorType) return vi;
-    const shape = onnx.TensorShapeProto.create({ dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d })) });
-    return onnx.ValueInfoProto.create({ ...vi, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ ...tensorType, shape }) }) });
+    if (!dims || !vi.type?.tensorType) return vi as onnx.ValueInfoProto;
+    (vi.type.tensorType.shape?.dim ?? []).forEach((d, i) => d.dimParam && named.set(d.dimParam, dims[i]));
+    return withDims(vi, dims);
   });
-  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, input }) });
+  const output = graph.output.map((vi) => {
+    const dims = vi.type?.tensorType?.shape?.dim;
+    if (!dims || !dims.some((d) => d.dimParam && named.has(d.dimParam))) return vi as onnx.ValueInfoProto;
+    return withDims(vi, dims.map((d) => (d.dimParam ? named.get(d.dimParam) : undefined)));
+  });
+  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, input, output }) });
 }

@@ -331,8 +331,9 @@ test('qnn-htp export pins a dynamic input shape to the sample it was evaluated o
   }), model);
   const warnings: string[] = [];
   const { files } = await quantize({ model, recipe: recipeFor('qnn-htp'), calibration: 'random:4', out: path.join(dir, 'q.onnx'), latency: false, onWarning: (w) => warnings.push(w) });
-  const dims = loadModel(files.model).model.graph!.input[0].type!.tensorType!.shape!.dim.map((d) => toNumber(d.dimValue));
-  assert.deepEqual(dims, [1, 3, 8, 8]);
+  const graph = loadModel(files.model).model.graph!;
+  assert.deepEqual(graph.input[0].type!.tensorType!.shape!.dim.map((d) => toNumber(d.dimValue)), [1, 3, 8, 8]);
+  assert.deepEqual(graph.output[0].type!.tensorType!.shape!.dim.map((d) => toNumber(d.dimValue)), [1, 4, 8, 8], 'the output\'s "batch" follows');
   assert.ok(warnings.some((w) => /pinned to x \[1, 3, 8, 8\]/.test(w)));
   assert.equal(loadModel(model).model.graph!.input[0].type!.tensorType!.shape!.dim[0].dimParam, 'batch', 'the input model is untouched');
 });
