@@ -1,5 +1,5 @@
 // The report JSON: the stable shape the CLI writes, the UI reads and tests pin.
-import type { Preflight } from './preflight';
+import type { Preflight, PreflightCost } from './preflight';
 import type { QuantType, Recipe } from './recipe';
 
 /** SQNR in dB; identical tensors give "inf" (JSON has no Infinity). */
@@ -80,6 +80,8 @@ export interface Report {
   float: Array<{ node: string; op: string; reason: string }>;
   /** Where every node runs on the backend (also written alone as OUT.preflight.json). */
   preflight: Preflight;
+  /** What the recipe's exclusions and overrides cost against the same recipe without them. */
+  preflightCost?: PreflightCost;
   /** Absent when the check was skipped (--no-latency). */
   latency?: LatencyReport;
   /** Everything the export wrote besides this report. */

@@ -5,7 +5,7 @@ import type { Recipe } from '../../shared/recipe';
 import { GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
 import { planQuantization } from '../quant/plan';
-import { preflight, preflightCost } from '../quant/preflight';
+import { preflightWithCost } from '../quant/preflight';
 import { prepareModel } from '../quant/prepare';
 
 export interface PreflightOutcome {
@@ -18,9 +18,5 @@ export function preflightModel(file: string, recipe: Recipe): PreflightOutcome {
   const loaded = loadModel(file);
   const prepared = prepareModel(loaded.model, { minOpset: recipe.kind === 'static' ? 10 : undefined });
   const view = new GraphView(prepared.model);
-  const result = preflight(view, planQuantization(view, recipe));
-  const customised = recipe.excludeNodes.length > 0 || Object.keys(recipe.overrides).length > 0;
-  if (!customised) return { preflight: result };
-  const baseline = preflight(view, planQuantization(view, { ...recipe, excludeNodes: [], overrides: {} }));
-  return { preflight: result, cost: preflightCost(baseline, result) };
+  return preflightWithCost(view, planQuantization(view, recipe));
 }

@@ -16,7 +16,7 @@ import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
 import { prepareModel } from '../quant/prepare';
-import { preflight } from '../quant/preflight';
+import { preflightWithCost } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
 import { toIntegerIO } from '../quant/backends/integer-io';
 import type { onnx } from '../onnx/proto';
@@ -108,7 +108,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs, Upsample became Resize; same results)`);
   const plan = planQuantization(view, job.recipe);
-  const placement = preflight(view, plan);
+  const { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
   const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');
   if (blocked.length) {
     throw new JobError(`${job.model}: ${plan.backend.name} cannot run ${blocked.length} node${blocked.length > 1 ? 's' : ''}: ${blocked.slice(0, 5).map((n) => `${n.node} (${n.op}): ${n.reason}`).join('; ')}${blocked.length > 5 ? '; …' : ''}`);
@@ -277,6 +277,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       ...prepared.foldedBatchNorms.map((f) => ({ node: f.batchNorm, op: 'BatchNormalization', reason: `folded into ${f.conv}'s weights` })),
     ],
     preflight: placement,
+    ...(placementCost ? { preflightCost: placementCost } : {}),
     ...(latency ? { latency } : {}),
     artifacts,
     warnings,

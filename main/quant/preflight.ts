@@ -4,7 +4,8 @@
 import type { BackendCapability } from '../../shared/backends';
 import type { NodePlacement, Placement, Preflight, PreflightCost } from '../../shared/preflight';
 import type { GraphNode, GraphView } from '../onnx/graph';
-import type { QuantPlan } from './plan';
+import type { Recipe } from '../../shared/recipe';
+import { planQuantization, type QuantPlan } from './plan';
 
 /** Ops whose output shape depends on the data: a fixed-shape compiler cannot take them. */
 const DATA_DEPENDENT_SHAPE_OPS = new Set(['NonZero', 'NonMaxSuppression', 'Unique', 'Compress', 'Loop']);
@@ -120,4 +121,16 @@ export function preflightCost(before: Preflight, after: Preflight): PreflightCos
     leftInteger: after.nodes.filter((n) => was.get(n.node) === 'quantized' && n.placement !== 'quantized'),
     partitions: [before.partitions, after.partitions],
   };
+}
+
+/**
+ * The pre-flight of a plan, and when its recipe keeps nodes in float or overrides tensors, what
+ * that costs against the same recipe without them.
+ */
+export function preflightWithCost(view: GraphView, plan: QuantPlan): { preflight: Preflight; cost?: PreflightCost } {
+  const result = preflight(view, plan);
+  const recipe: Recipe = plan.recipe;
+  if (recipe.excludeNodes.length === 0 && Object.keys(recipe.overrides).length === 0) return { preflight: result };
+  const baseline = preflight(view, planQuantization(view, { ...recipe, excludeNodes: [], overrides: {} }));
+  return { preflight: result, cost: preflightCost(baseline, result) };
 }

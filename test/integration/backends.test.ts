@@ -265,10 +265,11 @@ test('mcu-int8: a float-only op is an error before any work, and keeping a layer
 });
 
 test('mcu-int8: a 16-bit override is symmetric (16x8 kernels)', async () => {
-  const { q } = await run('mcu-16', { ...recipeFor('mcu-int8'), overrides: { c1: { type: 'int16' } } });
+  const { q, outcome } = await run('mcu-16', { ...recipeFor('mcu-int8'), overrides: { c1: { type: 'int16' } } });
   const c1 = quantOf(q, 'c1')!;
   assert.equal(c1.type, DataType.INT16);
   assert.equal(c1.zeroPoint, 0);
+  assert.deepEqual(outcome.report.preflightCost, { leftDevice: [], leftInteger: [], partitions: [1, 1] }, '16 bits keep the layer integer and on the device');
 });
 
 test('webgpu w4: MatMulNBits block-wise weights', async () => {
