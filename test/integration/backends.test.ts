@@ -338,3 +338,33 @@ test('qnn-htp export pins a dynamic input shape to the sample it was evaluated o
   assert.ok(warnings.some((w) => /pinned to x \[1, 3, 8, 8\]/.test(w)));
   assert.equal(loadModel(model).model.graph!.input[0].type!.tensorType!.shape!.dim[0].dimParam, 'batch', 'the input model is untouched');
 });
+
+/** x → Conv → (ops) written as a small model of its own, with calibration data for its input shape. */
+async function quantizeSmall(name: string, recipe: Recipe, spec: Parameters<typeof buildModel>[0], options: { latency?: boolean } = {}) {
+  const dir = tempDir(`backend-${name}`);
+  const model = path.join(dir, 'model.onnx');
+  saveModel(buildModel(spec), model);
+  const data = path.join(dir, 'calib.npy');
+  const shape = spec.inputs.x as number[];
+  const n = shape.reduce((a, b) => a * b, 1);
+  writeNpy(data, 'float32', [4, ...shape.slice(1)], randomArray(4 * n, 13));
+  return { dir, model, data, run: () => quantize({ model, recipe, calibration: data, out: path.join(dir, 'q.onnx'), latency: options.latency ?? false }) };
+}
+
+const conv3 = { dims: [8, 3, 3, 3], data: randomArray(8 * 27, 21, 0.5) };
+
+test('mcu-int8: a Relu after Sigmoid does not fold away the TFLite fixed Sigmoid encoding', async () => {
+  const small = await quantizeSmall('mcu-sigmoid-relu', recipeFor('mcu-int8'), {
+    inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } },
+      { op: 'Sigmoid', inputs: ['c'], outputs: ['s'], name: 'sigmoid' },
+      { op: 'Relu', inputs: ['s'], outputs: ['y'], name: 'relu' },
+    ],
+  });
+  const outcome = await small.run();
+  const q = new GraphView(loadModel(outcome.files.model).model);
+  const sigmoid = q.nodes.find((n) => n.op === 'Sigmoid')!;
+  const s = quantOf(q, sigmoid.outputs[0])!;
+  assert.deepEqual([s.scale, s.zeroPoint], [Math.fround(1 / 256), -128], 'the Sigmoid output keeps 1/256, -128');
+});
