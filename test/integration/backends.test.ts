@@ -368,3 +368,17 @@ test('mcu-int8: a Relu after Sigmoid does not fold away the TFLite fixed Sigmoid
   const s = quantOf(q, sigmoid.outputs[0])!;
   assert.deepEqual([s.scale, s.zeroPoint], [Math.fround(1 / 256), -128], 'the Sigmoid output keeps 1/256, -128');
 });
+
+test('mcu-int8: a model that starts with a Transpose (NHWC input) is quantized from its input on', async () => {
+  const small = await quantizeSmall('mcu-transpose', recipeFor('mcu-int8'), {
+    inputs: { x: [1, 8, 8, 3] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [
+      { op: 'Transpose', inputs: ['x'], outputs: ['t'], name: 'transpose', attrs: { perm: [0, 3, 1, 2] } },
+      { op: 'Conv', inputs: ['t', 'w'], outputs: ['y'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } },
+    ],
+  });
+  const outcome = await small.run();
+  assert.equal(outcome.report.preflight.counts.quantized, 2);
+  const intio = loadModel(outcome.files.integerIO!).model;
+  assert.equal(intio.graph!.input[0].type!.tensorType!.elemType, DataType.INT8);
+});
