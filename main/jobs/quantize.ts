@@ -233,13 +233,17 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
 
   job.onProgress?.({ stage: 'save', done: 0, total: 1 });
   const artifacts: Artifact[] = [];
-  const saved = saveModel(exported, out);
-  const quantBytes = saved.bytes + (saved.dataBytes ?? 0);
-  artifacts.push({ kind: 'model', file: out, bytes: quantBytes, description: `QDQ model for ${plan.backend.title}` });
   const files: QuantizeOutcome['files'] = { model: out, report: reportFile, recipe: recipeFile, preflight: companionPath(out, '.preflight.json') };
+  // ONNX Runtime can still refuse to lower the model, and it writes the lowered file itself: first,
+  // so that a refusal leaves nothing behind.
   if (plan.backend.name === 'cpu' && plan.kind !== 'weight-only') {
     files.lowered = companionPath(out, '.lowered.onnx');
     await lowerWithOnnxRuntime(exported, files.lowered);
+  }
+  const saved = saveModel(exported, out);
+  const quantBytes = saved.bytes + (saved.dataBytes ?? 0);
+  artifacts.push({ kind: 'model', file: out, bytes: quantBytes, description: `QDQ model for ${plan.backend.title}` });
+  if (files.lowered) {
     artifacts.push({ kind: 'lowered', file: files.lowered, bytes: fs.statSync(files.lowered).size, description: 'after ONNX Runtime\'s graph optimizer: QDQ groups fused into integer kernels (QLinearConv, MatMulInteger…)' });
   }
   if (qoperator) {

@@ -382,3 +382,14 @@ test('mcu-int8: a model that starts with a Transpose (NHWC input) is quantized f
   const intio = loadModel(outcome.files.integerIO!).model;
   assert.equal(intio.graph!.input[0].type!.tensorType!.elemType, DataType.INT8);
 });
+
+test('cpu: when lowering fails, no QDQ model is left behind', async () => {
+  const small = await quantizeSmall('cpu-lower-fails', recipeFor('cpu'), {
+    inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } }],
+  });
+  // A directory where the lowered model goes: renaming onto it fails.
+  fs.mkdirSync(path.join(small.dir, 'q.lowered.onnx', 'busy'), { recursive: true });
+  await assert.rejects(small.run(), /could not lower/);
+  assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'model.onnx', 'q.lowered.onnx'], 'no QDQ model, report or recipe');
+});
