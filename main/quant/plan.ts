@@ -144,6 +144,11 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
   if (unknown.length) {
     throw new PlanError(`excluded node${unknown.length > 1 ? 's' : ''} not in the model: ${unknown.join(', ')} (node names are listed by "quant-studio inspect --nodes")`);
   }
+  const knownTensors = new Set([...view.nodes, ...view.subgraphNodes].flatMap((n) => [...n.inputs, ...n.outputs]));
+  const strays = Object.keys(recipe.overrides).filter((t) => !knownTensors.has(t));
+  if (strays.length) {
+    throw new PlanError(`override for tensor${strays.length > 1 ? 's' : ''} not in the model: ${strays.join(', ')} (each node's input and output tensors are listed by "quant-studio inspect --nodes --json")`);
+  }
   for (const node of view.nodes) {
     const reason = excluded.has(node.name) ? 'kept in float by the recipe'
       : !opTypes.has(node.op) ? `${backend.name} does not quantize ${node.op}${recipe.opTypes.length ? ' (not in the recipe\'s op types)' : ''}`
@@ -169,6 +174,10 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
 
 function activationType(plan: QuantPlan, tensor: string): { type: QuantType; symmetric: boolean; method: string } {
   const o = plan.recipe.overrides[tensor];
+  // The recipe check cannot tell activations from weights without the model; here the type must be an activation one.
+  if (o?.type && !plan.backend.overrideTypes.includes(o.type)) {
+    throw new PlanError(`${plan.backend.name}: tensor ${tensor} is an activation and cannot be ${o.type}; allowed: ${plan.backend.overrideTypes.join(', ')}`);
+  }
   const type = o?.type ?? plan.recipe.activationType;
   return {
     type,
@@ -244,6 +253,9 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     const block = granularity === 'per-block' && rank > 1 && !grouped ? blockAxis(node, rank) : undefined;
     if (block !== undefined && view.opset < 21) {
       throw new PlanError(`${backend.name}: per-block weights need a model at opset 21 or later (blocked DequantizeLinear); the model is opset ${view.opset} — re-export it at opset 21, or use per-channel weights`);
+    }
+    if (o?.type && !backend.weightTypes.includes(o.type)) {
+      throw new PlanError(`${backend.name}: tensor ${w} is a weight and cannot be ${o.type}; allowed: ${backend.weightTypes.join(', ')}`);
     }
     if (!plan.weights.has(w)) {
       plan.weights.set(w, {

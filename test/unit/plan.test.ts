@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { recipeFor } from '../../shared/backends';
+import { GraphView } from '../../main/onnx/graph';
+import { planQuantization } from '../../main/quant/plan';
+import { buildModel, randomArray } from '../helpers/build';
+
+// x → conv → c → relu → y
+function model() {
+  return new GraphView(buildModel({
+    inputs: { x: [1, 2, 4, 4] },
+    outputs: { y: [1, 2, 4, 4] },
+    initializers: { w: { dims: [2, 2, 1, 1], data: randomArray(4, 1) } },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv' },
+      { op: 'Relu', inputs: ['c'], outputs: ['y'], name: 'relu' },
+    ],
+  }));
+}
+
+test('an override for a tensor the model does not have is refused, not silently ignored', () => {
+  assert.throws(() => planQuantization(model(), { ...recipeFor('cpu'), overrides: { cc: { type: 'uint16' } } }),
+    /override for tensor not in the model: cc \(/);
+});
+
+test('an activation cannot take a weight-only type through an override (qnn-htp activations are uint8 or uint16)', () => {
+  assert.throws(() => planQuantization(model(), { ...recipeFor('qnn-htp', 'a16w4'), overrides: { c: { type: 'int4' } } }),
+    /qnn-htp: tensor c is an activation and cannot be int4; allowed: uint8, uint16/);
+  assert.throws(() => planQuantization(model(), { ...recipeFor('qnn-htp', 'a16w8'), overrides: { w: { type: 'uint16' } } }),
+    /qnn-htp: tensor w is a weight and cannot be uint16; allowed: int8, int4/);
+});
