@@ -3,6 +3,7 @@
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { LatencyReport } from '../../shared/report';
+import { throwIfAborted } from '../calib/calibrate';
 import type { Feed, InputSpec } from '../calib/readers';
 import { createSession, run, toOrtFeeds } from '../eval/session';
 import type { onnx } from '../onnx/proto';
@@ -51,7 +52,7 @@ export async function measureLatency(models: Array<{ label: string; model: onnx.
       const times: number[] = [];
       const start = performance.now();
       while (times.length < runs && (times.length < 3 || performance.now() - start < budget)) {
-        if (options.signal?.aborted) throw options.signal.reason ?? new Error('cancelled');
+        throwIfAborted(options.signal);
         const t0 = performance.now();
         await run(session, feeds, `${label} model`);
         times.push(performance.now() - t0);

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { BACKENDS, recipeFor } from '../../shared/backends';
 import type { Recipe } from '../../shared/recipe';
+import { CancelledError } from '../../main/calib/calibrate';
 import { writeNpy } from '../../main/calib/npy';
 import { quantize, type QuantizeOutcome } from '../../main/jobs/quantize';
 import { preflightModel } from '../../main/jobs/preflight';
@@ -392,4 +393,18 @@ test('cpu: when lowering fails, no QDQ model is left behind', async () => {
   fs.mkdirSync(path.join(small.dir, 'q.lowered.onnx', 'busy'), { recursive: true });
   await assert.rejects(small.run(), /could not lower/);
   assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'model.onnx', 'q.lowered.onnx'], 'no QDQ model, report or recipe');
+});
+
+test('cancel during the latency check is a cancel (exit 130 in the CLI), and nothing is written', async () => {
+  const small = await quantizeSmall('cancel-latency', recipeFor('cpu'), {
+    inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } }],
+  });
+  const controller = new AbortController();
+  const job = quantize({
+    model: small.model, recipe: recipeFor('cpu'), calibration: small.data, out: path.join(small.dir, 'q.onnx'), signal: controller.signal,
+    onProgress: (p) => { if (p.stage === 'latency' && p.done === 0) controller.abort(); },
+  });
+  await assert.rejects(job, (err) => err instanceof CancelledError);
+  assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'model.onnx']);
 });
