@@ -101,6 +101,10 @@ function opRole(node: GraphNode, view: GraphView): OpRole {
       if (view.isConstant(node.inputs[1])) return { activations: [0], weight: 1, weightAxis: (_n, rank) => rank - 1 };
       return { activations: [0, 1] };
     }
+    // The scale is a weight and the bias int32, as in ONNX Runtime's quantizer: QNN's HTP runs a
+    // LayerNorm in fixed point only when its scale is quantized too (get_qnn_qdq_config's LayerNorm rule).
+    case 'LayerNormalization': case 'InstanceNormalization':
+      return view.isConstant(node.inputs[1]) ? { activations: [0], weight: 1, bias: 2 } : { activations: [0] };
     case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Max': case 'Min': case 'Concat': return { activations: node.inputs.map((_, i) => i) };
     default: return { activations: [0] };
   }
@@ -260,7 +264,7 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     if (!plan.weights.has(w)) {
       plan.weights.set(w, {
         tensor: w, node: node.name, op: node.op, type: o?.type ?? recipe.weightType, symmetric: o?.symmetric ?? recipe.weightSymmetric,
-        axis: perChannel && rank > 1 ? role.weightAxis!(node, rank) : undefined,
+        axis: perChannel && rank > 1 && role.weightAxis ? role.weightAxis(node, rank) : undefined,
         ...(block !== undefined ? { block: { axis: block, size: recipe.blockSize } } : {}),
         range: weightRange(o?.type ?? recipe.weightType, backend.weightNarrowRange, recipe.reduceRange), asActivation: false,
       });

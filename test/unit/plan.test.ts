@@ -29,3 +29,17 @@ test('an activation cannot take a weight-only type through an override (qnn-htp 
   assert.throws(() => planQuantization(model(), { ...recipeFor('qnn-htp', 'a16w8'), overrides: { w: { type: 'uint16' } } }),
     /qnn-htp: tensor w is a weight and cannot be uint16; allowed: int8, int4/);
 });
+
+test('LayerNormalization quantizes its scale as a weight and its bias as int32, as ONNX Runtime\'s QNN quantizer does', () => {
+  const view = new GraphView(buildModel({
+    inputs: { x: [1, 4, 8] },
+    outputs: { y: [1, 4, 8] },
+    initializers: { gamma: { dims: [8], data: randomArray(8, 3) }, beta: { dims: [8], data: randomArray(8, 4, 0.1) } },
+    nodes: [{ op: 'LayerNormalization', inputs: ['x', 'gamma', 'beta'], outputs: ['y'], name: 'ln', attrs: { axis: -1 } }],
+  }));
+  const plan = planQuantization(view, recipeFor('qnn-htp', 'a16w8'));
+  const gamma = plan.weights.get('gamma');
+  assert.ok(gamma, 'gamma is quantized');
+  assert.deepEqual([gamma.type, gamma.symmetric, gamma.asActivation], ['int8', true, false]);
+  assert.equal(plan.biases.get('beta')?.weight, 'gamma');
+});
