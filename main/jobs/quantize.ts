@@ -99,6 +99,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   if (path.resolve(reportFile) === path.resolve(job.model)) throw new JobError(`${job.report}: refusing to write the report over the input model; choose another --report`);
   const recipeFile = companionPath(out, '.recipe.json');
   const rangesFile = companionPath(out, '.ranges.json');
+  // Whichever of these the backend writes: an input named like one (re-quantizing a lowered export) must survive.
+  const companions = [recipeFile, rangesFile, ...['.preflight.json', '.lowered.onnx', '.qoperator.onnx', '.int-io.onnx', '.io.json'].map((s) => companionPath(out, s))];
+  const clash = companions.find((f) => path.resolve(f) === path.resolve(job.model));
+  if (clash) throw new JobError(`${clash}: refusing to write a companion of ${out} over the input model; choose another --out`);
 
   backendFor(job.recipe);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });

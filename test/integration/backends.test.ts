@@ -408,3 +408,17 @@ test('cancel during the latency check is a cancel (exit 130 in the CLI), and not
   await assert.rejects(job, (err) => err instanceof CancelledError);
   assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'model.onnx']);
 });
+
+test('a companion file (here the lowered model) never overwrites the input model', async () => {
+  const small = await quantizeSmall('companion-input', recipeFor('cpu'), {
+    inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } }],
+  });
+  const input = path.join(small.dir, 'q.lowered.onnx');
+  fs.renameSync(small.model, input);
+  const before = fs.readFileSync(input);
+  await assert.rejects(quantize({ model: input, recipe: recipeFor('cpu'), calibration: small.data, out: path.join(small.dir, 'q.onnx'), latency: false }),
+    /q\.lowered\.onnx: refusing to write .* over the input model/);
+  assert.deepEqual(fs.readFileSync(input), before);
+  assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'q.lowered.onnx']);
+});
