@@ -182,6 +182,9 @@ function activationType(plan: QuantPlan, tensor: string): { type: QuantType; sym
   if (o?.type && !plan.backend.overrideTypes.includes(o.type)) {
     throw new PlanError(`${plan.backend.name}: tensor ${tensor} is an activation and cannot be ${o.type}; allowed: ${plan.backend.overrideTypes.join(', ')}`);
   }
+  if (o?.granularity && o.granularity !== 'per-tensor') {
+    throw new PlanError(`${plan.backend.name}: tensor ${tensor} is an activation and takes one scale; ${o.granularity} applies to weights`);
+  }
   const type = o?.type ?? plan.recipe.activationType;
   return {
     type,

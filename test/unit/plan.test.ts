@@ -43,3 +43,8 @@ test('LayerNormalization quantizes its scale as a weight and its bias as int32, 
   assert.deepEqual([gamma.type, gamma.symmetric, gamma.asActivation], ['int8', true, false]);
   assert.equal(plan.biases.get('beta')?.weight, 'gamma');
 });
+
+test('a granularity override on an activation is refused: activations take one scale, per-channel is for weights', () => {
+  assert.throws(() => planQuantization(model(), { ...recipeFor('cpu'), overrides: { c: { granularity: 'per-channel' } } }),
+    /cpu: tensor c is an activation and takes one scale; per-channel applies to weights/);
+});
