@@ -215,9 +215,9 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
   const { recipe, backend } = plan;
   if (DATA_MOVEMENT_OPS.includes(node.op)) {
     const input = node.inputs[0];
-    // A model's own input has no quantized producer to share with: calibrated here, a leading
-    // Transpose or Reshape (NHWC images, flattened features) does not leave the input in float.
-    if (view.inputs.some((i) => i.name === input) && isFloatTensor(view, input)) addActivation(view, plan, input, node);
+    // A full-integer target takes the model's inputs as integers, so a leading Transpose or Reshape
+    // (NHWC images, flattened features) quantizes the input itself rather than staying in float.
+    if (backend.integerIO && view.inputs.some((i) => i.name === input) && isFloatTensor(view, input)) addActivation(view, plan, input, node);
     if (!plan.activations.has(input)) return 'its input is not quantized, so it stays in float';
     if (!isFloatTensor(view, node.outputs[0])) return 'its output is not float';
     // Only float outputs: MaxPool's Indices and the like are int64.
