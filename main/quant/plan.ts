@@ -232,6 +232,7 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
     const w = node.inputs[role.weight];
     if (!view.isConstant(w)) return 'its weight is not a constant';
     if (!isFloatTensor(view, w)) return 'its weight is not float';
+    if (recipe.overrides[w]?.float) return `weight ${w} is kept in float by an override`;
   }
   for (const i of floatInputs) {
     const tensor = node.inputs[i];

@@ -48,3 +48,10 @@ test('a granularity override on an activation is refused: activations take one s
   assert.throws(() => planQuantization(model(), { ...recipeFor('cpu'), overrides: { c: { granularity: 'per-channel' } } }),
     /cpu: tensor c is an activation and takes one scale; per-channel applies to weights/);
 });
+
+test('keeping a weight in float by an override keeps its node in float instead of quantizing the weight anyway', () => {
+  const plan = planQuantization(model(), { ...recipeFor('cpu'), overrides: { w: { float: true } } });
+  assert.equal(plan.weights.has('w'), false);
+  assert.deepEqual(plan.nodes.find((n) => n.node === 'conv'), { node: 'conv', op: 'Conv', status: 'float', reason: 'weight w is kept in float by an override' });
+  assert.equal(plan.activations.has('x'), false, 'no Q/DQ in front of a float Conv');
+});
