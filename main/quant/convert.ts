@@ -192,9 +192,10 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
     const inSpec = plan.activations.get(input);
     const outSpec = plan.activations.get(output);
     if (!producer || !inSpec || !outSpec || inSpec.sharedWith || graphOutputs.has(input)) continue;
-    // Folding hands the producer the clamp's calibrated encoding; one the backend fixes (TFLite's
-    // int8 Sigmoid, QNN's uint16 Tanh) is what its kernel writes, whatever follows.
-    if (inSpec.fixed) continue;
+    // Folding hands the producer the clamp's encoding: not when the backend fixes the producer's
+    // (TFLite's int8 Sigmoid, QNN's uint16 Tanh: what its kernel writes, whatever follows), nor when
+    // an override gave the producer's output another type (a 16-bit layer would silently become 8-bit).
+    if (inSpec.fixed || inSpec.type !== outSpec.type) continue;
     if ((view.consumers.get(input) ?? []).length !== 1 || producer.outputs.length !== 1) continue;
     if (!quantizedNodes.has(producer.name) || !quantizedNodes.has(node.name)) continue;
     const { params: p } = params.get(output)!;

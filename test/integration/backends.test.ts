@@ -422,3 +422,17 @@ test('a companion file (here the lowered model) never overwrites the input model
   assert.deepEqual(fs.readFileSync(input), before);
   assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'q.lowered.onnx']);
 });
+
+test('a 16-bit override on a Conv output survives the Relu after it (no fold into the Relu\'s 8-bit encoding)', async () => {
+  const small = await quantizeSmall('fold-override', { ...recipeFor('qnn-htp', 'a8w8'), overrides: { c: { type: 'uint16' } } }, {
+    inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } },
+      { op: 'Relu', inputs: ['c'], outputs: ['y'], name: 'relu' },
+    ],
+  });
+  const outcome = await small.run();
+  const q = new GraphView(loadModel(outcome.files.model).model);
+  assert.equal(quantOf(q, 'c')?.type, DataType.UINT16, 'the Conv output is uint16 as the override asks');
+  assert.deepEqual(outcome.report.float, []);
+});
