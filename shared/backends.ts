@@ -202,7 +202,7 @@ export const BACKENDS: BackendCapability[] = [
     latency: elsewhere('an Arm device with XNNPACK'),
     notes: [
       'Activations are int8 per-tensor affine; weights int8 symmetric in [-127, 127], per channel or per tensor (ExecuTorch get_symmetric_quantization_config).',
-      'Concat and pooling share their input\'s quantization so that XNNPACK runs them without requantizing.',
+      'MaxPool and the data-movement ops share their input\'s quantization; Concat and average pooling calibrate their own output.',
       'No 16-bit or 4-bit types and no weight-only mode.',
     ],
   },

@@ -39,7 +39,7 @@ function place(view: GraphView, plan: QuantPlan, node: GraphNode, planned: Quant
   const why = planned.reason ?? 'not quantized';
   if (!computesFloat) {
     if (!device.int64 && types.includes('int64')) {
-      return offDevice(backend, `unsupported type: int64 tensors (shape arithmetic), which ${device.name} does not have — pin the input shapes so it folds away`);
+      return offDevice(backend, `unsupported type: int64 tensors (shape arithmetic), which ${device.name} does not have — fix the model's input shapes and fold its constants (the shape arithmetic then disappears) before exporting`);
     }
     return { placement: 'device', reason: 'no float data: runs on integers as it is' };
   }
