@@ -16,7 +16,7 @@ export interface PreflightOutcome {
 
 export function preflightModel(file: string, recipe: Recipe): PreflightOutcome {
   const loaded = loadModel(file);
-  const prepared = prepareModel(loaded.model, { minOpset: recipe.kind === 'static' ? 10 : undefined });
+  const prepared = prepareModel(loaded.model, { forQdq: recipe.kind === 'static' });
   const view = new GraphView(prepared.model);
   return preflightWithCost(view, planQuantization(view, recipe));
 }

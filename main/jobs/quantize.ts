@@ -107,10 +107,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   backendFor(job.recipe);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const loaded = loadModel(job.model);
-  const prepared = prepareModel(loaded.model, { minOpset: job.recipe.kind === 'static' ? 10 : undefined });
+  const prepared = prepareModel(loaded.model, { forQdq: job.recipe.kind === 'static' });
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
-  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs, Upsample became Resize; same results)`);
+  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
   const plan = planQuantization(view, job.recipe);
   const { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
   const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');

@@ -16,50 +16,84 @@ export interface Prepared {
 }
 
 /**
- * Opset 9 has no QuantizeLinear; ONNX Runtime takes com.microsoft Q/DQ there, but its QDQ fusion
- * then emits QLinearConv, which needs opset 10, and the model fails to load. Between 9 and 10 Slice and
- * TopK changed for the ops we meet (attributes became inputs), so moving a model to 10
- * is a small, exact rewrite; Upsample, deprecated at 10, becomes the equivalent Resize.
+ * QDQ models need opset 10 (QuantizeLinear), and in practice 11: ONNX Runtime's own QDQ
+ * transformers insert opset-11 ops (Round, when a float Conv reads a DequantizeLinear), so an
+ * opset-10 model with one layer kept in float fails to load. Between 9 and 11 only a few ops
+ * changed in ways we meet, each an exact rewrite: Slice, TopK, Clip and Pad attributes became
+ * inputs; Upsample became Resize (asymmetric coordinates, floor for nearest, as Upsample computed);
+ * Resize-10 gained an roi input; Scatter became ScatterElements.
  */
-function upgradeTo10(model: onnx.ModelProto): onnx.ModelProto {
+export const QDQ_OPSET = 11;
+
+function upgradeToQdqOpset(model: onnx.ModelProto): onnx.ModelProto {
+  const from = defaultOpset(model);
   const graph = model.graph!;
   const initializers = [...graph.initializer];
   const taken = new Set<string>([...graph.initializer.map((t) => t.name), ...graph.node.flatMap((n) => n.output)]);
   // Slice ends are often INT64_MAX ("to the end"), which a JavaScript number cannot hold.
-  const constant = (base: string, values: readonly bigint[]) => {
+  const int64 = (base: string, values: readonly bigint[]) => {
     const name = uniqueName(taken, base);
     initializers.push(makeTensor(name, DataType.INT64, [values.length], BigInt64Array.from(values)));
+    return name;
+  };
+  const scalar = (base: string, value: number) => {
+    const name = uniqueName(taken, base);
+    initializers.push(floatTensor(name, [], Float32Array.of(value)));
     return name;
   };
   const ints = (n: onnx.NodeProto, name: string): bigint[] | undefined => {
     const a = n.attribute.find((x) => x.name === name);
     return a ? a.ints.map((v) => BigInt(v.toString())) : undefined;
   };
+  const without = (n: onnx.NodeProto, names: string[]) => n.attribute.filter((a) => !names.includes(a.name));
+  const text = (name: string, value: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from(value) });
+  const mode = (n: onnx.NodeProto) => Buffer.from(n.attribute.find((a) => a.name === 'mode')?.s ?? Buffer.from('nearest')).toString();
+  const toResize11 = (n: onnx.NodeProto, scales: string) => {
+    const roi = uniqueName(taken, `${n.output[0]}_roi`);
+    initializers.push(floatTensor(roi, [0], new Float32Array(0)));
+    const attrs = [...without(n, ['coordinate_transformation_mode', 'nearest_mode']), text('coordinate_transformation_mode', 'asymmetric')];
+    if (mode(n) === 'nearest') attrs.push(text('nearest_mode', 'floor'));
+    return onnx.NodeProto.create({ ...n, opType: 'Resize', input: [n.input[0], roi, scales], attribute: attrs });
+  };
   const node = graph.node.map((n) => {
     if (n.domain) return n;
-    if (n.opType === 'Slice') {
-      const starts = ints(n, 'starts') ?? [];
-      const ends = ints(n, 'ends') ?? [];
-      const axes = ints(n, 'axes');
-      const inputs = [n.input[0], constant(`${n.output[0]}_starts`, starts), constant(`${n.output[0]}_ends`, ends)];
-      if (axes) inputs.push(constant(`${n.output[0]}_axes`, axes));
-      return onnx.NodeProto.create({ ...n, input: inputs, attribute: n.attribute.filter((a) => !['starts', 'ends', 'axes'].includes(a.name)) });
+    const out = n.output[0];
+    switch (n.opType) {
+      case 'Slice': {
+        if (from >= 10) return n;
+        const axes = ints(n, 'axes');
+        const inputs = [n.input[0], int64(`${out}_starts`, ints(n, 'starts') ?? []), int64(`${out}_ends`, ints(n, 'ends') ?? [])];
+        if (axes) inputs.push(int64(`${out}_axes`, axes));
+        return onnx.NodeProto.create({ ...n, input: inputs, attribute: without(n, ['starts', 'ends', 'axes']) });
+      }
+      case 'TopK':
+        if (from >= 10) return n;
+        return onnx.NodeProto.create({ ...n, input: [n.input[0], int64(`${out}_k`, [BigInt(attrInt(n, 'k', 1))])], attribute: without(n, ['k']) });
+      case 'Clip': {
+        const min = n.attribute.find((a) => a.name === 'min');
+        const max = n.attribute.find((a) => a.name === 'max');
+        const inputs = [n.input[0], min ? scalar(`${out}_min`, min.f) : '', max ? scalar(`${out}_max`, max.f) : ''];
+        while (inputs[inputs.length - 1] === '') inputs.pop();
+        return onnx.NodeProto.create({ ...n, input: inputs, attribute: without(n, ['min', 'max']) });
+      }
+      case 'Pad': {
+        const pads = ints(n, 'pads') ?? [];
+        const value = n.attribute.find((a) => a.name === 'value')?.f ?? 0;
+        return onnx.NodeProto.create({ ...n, input: [n.input[0], int64(`${out}_pads`, pads), scalar(`${out}_value`, value)], attribute: without(n, ['pads', 'value']) });
+      }
+      case 'Upsample': return toResize11(n, n.input[1]);
+      case 'Resize': return toResize11(n, n.input[1]);
+      case 'Scatter': return onnx.NodeProto.create({ ...n, opType: 'ScatterElements' });
+      default: return n;
     }
-    if (n.opType === 'TopK') {
-      const k = BigInt(attrInt(n, 'k', 1));
-      return onnx.NodeProto.create({ ...n, input: [n.input[0], constant(`${n.output[0]}_k`, [k])], attribute: n.attribute.filter((a) => a.name !== 'k') });
-    }
-    // Upsample is deprecated at 10; Resize-10 takes the same input, scales and mode.
-    if (n.opType === 'Upsample') return onnx.NodeProto.create({ ...n, opType: 'Resize' });
-    return n;
   });
-  const opsetImport = model.opsetImport.map((o) => (!o.domain || o.domain === 'ai.onnx' ? onnx.OperatorSetIdProto.create({ ...o, version: 10 }) : o));
+  const opsetImport = model.opsetImport.map((o) => (!o.domain || o.domain === 'ai.onnx' ? onnx.OperatorSetIdProto.create({ ...o, version: QDQ_OPSET }) : o));
   return onnx.ModelProto.create({ ...model, opsetImport, graph: onnx.GraphProto.create({ ...graph, node, initializer: initializers }) });
 }
 
-export function prepareModel(source: onnx.ModelProto, options: { minOpset?: number } = {}): Prepared {
-  const opset = defaultOpset(source);
-  const model = options.minOpset && options.minOpset >= 10 && opset < 10 ? upgradeTo10(source) : source;
+/** `forQdq`: the model will carry Q/DQ (static quantization), so it moves to at least QDQ_OPSET. */
+export function prepareModel(source: onnx.ModelProto, options: { forQdq?: boolean } = {}): Prepared {
+  const model = options.forQdq && defaultOpset(source) < QDQ_OPSET ? upgradeToQdqOpset(source) : source;
   const graph = model.graph!;
   const initializers = [...graph.initializer];
   const outputs = new Set(graph.output.map((o) => o.name));
@@ -123,7 +157,7 @@ export function prepareModel(source: onnx.ModelProto, options: { minOpset?: numb
     }),
     foldedBatchNorms,
     constantsLifted,
-    upgradedOpset: model !== source ? 10 : undefined,
+    upgradedOpset: model !== source ? QDQ_OPSET : undefined,
   };
 }
 

@@ -29,7 +29,7 @@ interface Measure {
 async function child(kind: string, samples: number): Promise<Measure> {
   const loaded = loadModel(MODELS.rec);
   // The same preparation as the product's static path (opset 10, BatchNorm folded).
-  const prepared = prepareModel(loaded.model, { minOpset: 10 }).model;
+  const prepared = prepareModel(loaded.model, { forQdq: true }).model;
   const view = new GraphView(prepared);
   // Both image folders: 64 + 100 lines, enough for 4N with N = 32.
   const source = openSource(path.join(LINES, samples > 64 ? '.' : 'calib'), inputSpecs(view), { preprocess: PREPROCESS, limit: samples });

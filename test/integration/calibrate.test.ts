@@ -19,7 +19,7 @@ import { randomArray, ROOT, tempDir, withOutputs } from '../helpers/build';
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
 
 async function setup(method: string) {
-  const model = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { minOpset: 10 }).model;
+  const model = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { forQdq: true }).model;
   const view = new GraphView(model);
   const tensors = calibrationTensors(planQuantization(view, { ...recipeFor('cpu'), method }));
   const source = openSource(path.join(MNIST, 'calib.npy'), inputSpecs(view), { limit: 40 });
@@ -94,7 +94,7 @@ test('evaluation reduced inside ONNX Runtime equals brute-force SQNR over every 
   const header = readNpyHeader(path.join(MNIST, 'eval.npy'));
   writeNpy(evalFile, 'float32', [30, 1, 28, 28], readNpyRange(path.join(MNIST, 'eval.npy'), header, 0, 30 * 784) as Float32Array);
   const { report, files } = await quantize({ model: path.join(MNIST, 'model.onnx'), recipe: recipeFor('cpu'), calibration: path.join(MNIST, 'calib.npy'), evaluation: evalFile, out: path.join(dir, 'q.onnx') });
-  const floatModel = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { minOpset: 10 }).model;
+  const floatModel = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { forQdq: true }).model;
   const quantModel = loadModel(files.model).model;
   const pairs = pairsFromQdq(new GraphView(floatModel), new GraphView(quantModel));
   const source = openSource(evalFile, inputSpecs(new GraphView(floatModel)));

@@ -8,6 +8,7 @@ import { recipeFor } from '../../shared/backends';
 import type { Recipe } from '../../shared/recipe';
 import { writeNpy } from '../../main/calib/npy';
 import { quantize } from '../../main/jobs/quantize';
+import { prepareModel } from '../../main/quant/prepare';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
 import { DataType, toNumber } from '../../main/onnx/proto';
@@ -311,7 +312,7 @@ test('the recipe\'s sample count limits calibration, not evaluation', async () =
   assert.deepEqual(report.samples, { calibration: 4, evaluation: 6 });
 });
 
-test('opset 9 models: Slice to INT64_MAX and Upsample survive the move to opset 10 with the same outputs', async () => {
+test('opset 9 models: Slice to INT64_MAX and Upsample survive the move to opset 11 with the same outputs', async () => {
   const dir = tempDir('opset9');
   const model = buildModel({
     inputs: { x: [1, 2, 4, 4] },
@@ -328,7 +329,7 @@ test('opset 9 models: Slice to INT64_MAX and Upsample survive the move to opset 
   model.graph!.node[2].attribute.find((a) => a.name === 'ends')!.ints = [Long.MAX_VALUE];
   const file = writeModel(dir, model);
   const { report, files } = await quantize({ model: file, recipe: recipeFor('cpu'), calibration: writeData(dir, 4, [2, 4, 4], 72), out: path.join(dir, 'q.onnx') });
-  assert.ok(report.warnings.some((w) => /from opset 9 to 10/.test(w)));
+  assert.ok(report.warnings.some((w) => /from opset 9 to 11/.test(w)));
   const x = new ort.Tensor('float32', randomArray(32, 73), [1, 2, 4, 4]);
   const float = await (await ort.InferenceSession.create(file)).run({ x });
   const quant = await (await ort.InferenceSession.create(files.model)).run({ x });
@@ -370,4 +371,59 @@ test('a ranges file with a broken entry is refused with its name', async () => {
   fs.writeFileSync(bad, JSON.stringify({ version: 1, tensors: null }));
   await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), ranges: bad, out: path.join(dir, 'q.onnx') }), /not a quant-studio ranges file/);
   await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: 'random:2', report: model, out: path.join(dir, 'q.onnx') }), /refusing to write the report over the input model/);
+});
+
+test('opset 9 → 11: every rewritten op computes exactly what it did (Upsample nearest/linear, Clip, Pad, Slice, TopK, Scatter)', async () => {
+  const dir = tempDir('opset9-ops');
+  const model = buildModel({
+    inputs: { x: [1, 2, 4, 4] },
+    outputs: { near: [1, 2, 8, 12], lin: [1, 2, 8, 12], clip: [1, 2, 4, 4], pad: [1, 2, 6, 5], slice: [1, 2, 2, 4], top: [1, 2, 4, 2], scat: [1, 2, 4, 4] },
+    initializers: {
+      scales: { dims: [4], data: [1, 1, 2, 3] },
+      idx: { dims: [1, 2, 1, 4], data: BigInt64Array.from([0n, 1n, 2n, 3n, 3n, 2n, 1n, 0n]) },
+      upd: { dims: [1, 2, 1, 4], data: [9, 8, 7, 6, 5, 4, 3, 2] },
+    },
+    nodes: [
+      { op: 'Upsample', inputs: ['x', 'scales'], outputs: ['near'], attrs: { mode: 'nearest' } },
+      { op: 'Upsample', inputs: ['x', 'scales'], outputs: ['lin'], attrs: { mode: 'linear' } },
+      { op: 'Clip', inputs: ['x'], outputs: ['clip'], attrs: { min: -0.25, max: 0.5 } },
+      { op: 'Pad', inputs: ['x'], outputs: ['pad'], attrs: { pads: [0, 0, 1, 0, 0, 0, 1, 1], value: 0.75 } },
+      { op: 'Slice', inputs: ['x'], outputs: ['slice'], attrs: { starts: [1], ends: [3], axes: [2] } },
+      { op: 'TopK', inputs: ['x'], outputs: ['top', 'top_i'], attrs: { k: 2 } },
+      { op: 'Scatter', inputs: ['x', 'idx', 'upd'], outputs: ['scat'], attrs: { axis: 2 } },
+    ],
+    opset: 9,
+  });
+  const before = writeModel(dir, model);
+  const prepared = prepareModel(model, { forQdq: true });
+  assert.equal(prepared.upgradedOpset, 11);
+  const after = path.join(dir, 'after.onnx');
+  saveModel(prepared.model, after);
+  const x = new ort.Tensor('float32', randomArray(32, 91), [1, 2, 4, 4]);
+  const expected = await (await ort.InferenceSession.create(before)).run({ x });
+  const actual = await (await ort.InferenceSession.create(after)).run({ x });
+  for (const name of ['near', 'lin', 'clip', 'pad', 'slice', 'top', 'scat']) {
+    assert.deepEqual(actual[name].dims, expected[name].dims, name);
+    assert.deepEqual(Array.from(actual[name].data as Float32Array), Array.from(expected[name].data as Float32Array), name);
+  }
+});
+
+test('an opset 9 model with a Conv kept in float loads: ONNX Runtime\'s own QDQ transformers emit opset-11 ops around it', async () => {
+  const dir = tempDir('opset9-exclude');
+  const model = buildModel({
+    inputs: { x: [1, 2, 4, 4] },
+    outputs: { y: [1, 2, 4, 4] },
+    initializers: { w1: { dims: [2, 2, 1, 1], data: randomArray(4, 92) }, w2: { dims: [2, 2, 1, 1], data: randomArray(4, 93) }, b2: { dims: [2], data: [0.1, -0.2] } },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w1'], outputs: ['c'], name: 'conv1' },
+      { op: 'Relu', inputs: ['c'], outputs: ['r'], name: 'relu' },
+      { op: 'Conv', inputs: ['r', 'w2', 'b2'], outputs: ['y'], name: 'conv2' },
+    ],
+    opset: 9,
+  });
+  const file = writeModel(dir, model);
+  const { report, files } = await quantize({ model: file, recipe: { ...recipeFor('xnnpack'), excludeNodes: ['conv2'] }, calibration: writeData(dir, 4, [2, 4, 4], 94), out: path.join(dir, 'q.onnx'), latency: false });
+  assert.ok(report.float.some((f) => f.node === 'conv2'));
+  const out = await (await ort.InferenceSession.create(files.model)).run({ x: new ort.Tensor('float32', randomArray(32, 95), [1, 2, 4, 4]) });
+  assert.ok((out.y.data as Float32Array).every(Number.isFinite));
 });
