@@ -1,0 +1,336 @@
+// The studio's engine side, shared by the Electron main process and the browser host: it answers
+// the request channels of shared/ipc.ts and streams job events. Hosts add transport, trust checks
+// and dialogs; everything here works without Electron.
+//
+// A run writes into a private work folder, never next to the model: what the user sees is only a
+// candidate until Export copies it out, and a cancelled or failed run leaves nothing anywhere.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { findBackend, recipeProblems } from '../../shared/backends';
+import type {
+  ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreprocessSpec, PreviewRequest,
+  RequestChannels, RunRequest, RunResult, SampleModel, Stage,
+} from '../../shared/ipc';
+import type { Recipe } from '../../shared/recipe';
+import type { Report } from '../../shared/report';
+import { CancelledError, type Progress } from '../calib/calibrate';
+import { openSource } from '../calib/readers';
+import { inputSpecs } from '../eval/session';
+import { layerHistogram } from '../eval/layer-values';
+import { pairsFromQdq } from '../eval/pairs';
+import { writeFileAtomic, writeJsonAtomic } from '../export/atomic';
+import { htmlReport } from '../export/html-report';
+import { defaultOutPath, companionPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
+import { inspectModel } from '../onnx/inspect';
+import { GraphView } from '../onnx/graph';
+import { loadModel, type LoadedModel } from '../onnx/model';
+import { planQuantization } from '../quant/plan';
+
+export class StudioError extends Error {}
+
+export interface ServiceOptions {
+  /** Where recent models are remembered. */
+  stateDir: string;
+  /** The sample model's folder (resources/sample). */
+  sampleDir: string;
+  emit: (event: JobEvent) => void;
+  /** Milliseconds between progress events of one stage; 0 sends all of them. */
+  progressInterval?: number;
+}
+
+interface Run {
+  id: string;
+  request: RunRequest;
+  dir: string;
+  controller: AbortController;
+  /** The ranges file a re-run reads: this run's own, or the one it re-used. */
+  ranges?: string;
+  outcome?: QuantizeOutcome;
+  /** Float and quantized models, loaded once for the layer panel. */
+  models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
+}
+
+/** The engine channels; the dialog channels belong to the hosts. */
+export type EngineChannel = Exclude<keyof RequestChannels, 'dialog:model' | 'dialog:folder'>;
+
+export class StudioService {
+  private readonly runs = new Map<string, Run>();
+  /** Runs' private folders live here until the service closes. */
+  readonly workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
+  private active?: { run: Run; done: Promise<void> };
+  private counter = 0;
+  /** Each opened model with its external data files: export never writes over any of them. */
+  private readonly inputFiles = new Map<string, string[]>();
+
+  constructor(private readonly options: ServiceOptions) {}
+
+  handle<C extends EngineChannel>(channel: C, request: RequestChannels[C]['request']): Promise<RequestChannels[C]['response']> {
+    const handlers: { [K in EngineChannel]: (r: RequestChannels[K]['request']) => Promise<RequestChannels[K]['response']> | RequestChannels[K]['response'] } = {
+      'model:open': (r) => this.openModel(r.path),
+      'model:sample': () => this.sample(),
+      'model:recent': () => this.recent(),
+      'model:plan': (r) => this.plan(r.model, r.recipe),
+      'data:preview': (r) => this.preview(r),
+      'run:start': (r) => this.start(r),
+      'run:cancel': (r) => this.cancel(r.runId),
+      'run:layer': (r) => this.layer(r.runId, r.tensor),
+      'run:export': (r) => this.export(r),
+    };
+    return Promise.resolve().then(() => (handlers[channel] as (r: unknown) => RequestChannels[C]['response'])(request));
+  }
+
+  openModel(file: string): ModelSummary {
+    const resolved = path.resolve(file);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(resolved);
+    } catch {
+      throw new StudioError(`${resolved}: no such file; check the path`);
+    }
+    if (!stat.isFile()) throw new StudioError(`${resolved}: is a folder, not a model; choose the .onnx file inside it`);
+    const loaded = loadModel(resolved);
+    const info = inspectModel(loaded);
+    this.remember(resolved);
+    const sideFiles = loaded.externalFiles ?? [];
+    this.inputFiles.set(resolved, [resolved, ...sideFiles]);
+    return {
+      file: resolved, name: path.basename(resolved), bytes: loaded.bytes, sideFiles: sideFiles.map((f) => path.basename(f)),
+      irVersion: info.irVersion, producer: info.producer, opsets: info.opsets, inputs: info.inputs, outputs: info.outputs,
+      ops: info.ops, nodeCount: info.nodeCount, parameters: info.parameters,
+    };
+  }
+
+  sample(): SampleModel {
+    const manifest = JSON.parse(fs.readFileSync(path.join(this.options.sampleDir, 'sample.json'), 'utf8')) as { model: string; calibration: string; preprocess: PreprocessSpec };
+    return {
+      model: this.openModel(path.join(this.options.sampleDir, manifest.model)),
+      calibration: path.join(this.options.sampleDir, manifest.calibration),
+      preprocess: manifest.preprocess,
+    };
+  }
+
+  private get recentFile(): string {
+    return path.join(this.options.stateDir, 'recent.json');
+  }
+
+  recent(): string[] {
+    try {
+      const list = JSON.parse(fs.readFileSync(this.recentFile, 'utf8')) as unknown;
+      return Array.isArray(list) ? list.filter((f): f is string => typeof f === 'string' && fs.existsSync(f)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private remember(file: string): void {
+    // Uploads live in a temporary folder and would vanish from the list anyway.
+    if (file.startsWith(os.tmpdir() + path.sep)) return;
+    const list = [file, ...this.recent().filter((f) => f !== file)].slice(0, 8);
+    try {
+      writeJsonAtomic(this.recentFile, list);
+    } catch {
+      // The list is a convenience; a read-only state folder must not stop a model from opening.
+    }
+  }
+
+  plan(model: string, recipe: Recipe): PlanSummary {
+    const backend = findBackend(recipe.backend);
+    if (!backend) throw new StudioError(`unknown backend "${recipe.backend}"`);
+    const problems = recipeProblems(backend, recipe);
+    if (problems.length) return { backend: backend.name, quantizedNodes: 0, floatNodes: 0, reasons: [], problems };
+    const prepared = prepareForRecipe(loadModel(model).model, recipe);
+    const plan = planQuantization(new GraphView(prepared.model), recipe);
+    const reasons = new Map<string, { reason: string; count: number; example: string }>();
+    for (const n of plan.nodes) {
+      if (n.status !== 'float') continue;
+      const reason = n.reason ?? 'not quantized';
+      const entry = reasons.get(reason) ?? { reason, count: 0, example: `${n.op} ${n.node}` };
+      entry.count++;
+      reasons.set(reason, entry);
+    }
+    return {
+      backend: backend.name,
+      quantizedNodes: plan.nodes.filter((n) => n.status === 'quantized').length,
+      floatNodes: plan.nodes.filter((n) => n.status === 'float').length,
+      reasons: [...reasons.values()].sort((a, b) => b.count - a.count),
+      problems,
+    };
+  }
+
+  async preview(request: PreviewRequest): Promise<InputPreview> {
+    const view = new GraphView(loadModel(request.model).model);
+    const source = openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 });
+    for await (const feed of source.batches(1)) {
+      const [input, tensor] = Object.entries(feed)[0];
+      const data = tensor.data;
+      if (data instanceof BigInt64Array) return { description: source.description, input, shape: tensor.dims, stats: [], warnings: source.warnings };
+      const values = Float64Array.from(data as ArrayLike<number>);
+      const dims = tensor.dims;
+      const image = dims.length === 4 && (dims[1] === 1 || dims[1] === 3) ? 'NCHW' : dims.length === 4 && (dims[3] === 1 || dims[3] === 3) ? 'NHWC' : undefined;
+      const channels = image === 'NCHW' ? dims[1] : image === 'NHWC' ? dims[3] : 1;
+      const [h, w] = image === 'NCHW' ? [dims[2], dims[3]] : image === 'NHWC' ? [dims[1], dims[2]] : [0, 0];
+      const at = (c: number, i: number) => (image === 'NHWC' ? values[i * channels + c] : values[c * h * w + i]);
+      const stats = [];
+      for (let c = 0; c < channels; c++) {
+        const n = image ? h * w : values.length;
+        let min = Infinity, max = -Infinity, sum = 0, sq = 0;
+        for (let i = 0; i < n; i++) {
+          const v = image ? at(c, i) : values[i];
+          if (v < min) min = v;
+          if (v > max) max = v;
+          sum += v;
+          sq += v * v;
+        }
+        const mean = sum / n;
+        stats.push({ min, max, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) });
+      }
+      let png: string | undefined;
+      if (image) {
+        // Stretched over the values' own range: what the model sees, made visible, not the original picture.
+        const lo = Math.min(...stats.map((s) => s.min));
+        const hi = Math.max(...stats.map((s) => s.max));
+        const out = new PNG({ width: w, height: h });
+        for (let i = 0; i < h * w; i++) {
+          for (let c = 0; c < 3; c++) out.data[i * 4 + c] = Math.round(((at(channels === 3 ? c : 0, i) - lo) / (hi - lo || 1)) * 255);
+          out.data[i * 4 + 3] = 255;
+        }
+        png = `data:image/png;base64,${PNG.sync.write(out).toString('base64')}`;
+      }
+      return { description: source.description, input, shape: dims, image: png, stats, warnings: source.warnings };
+    }
+    throw new StudioError(`${request.source}: holds no samples`);
+  }
+
+  start(request: RunRequest): { runId: string } {
+    if (this.active) throw new StudioError('a run is in progress; wait for it or cancel it first');
+    let ranges: string | undefined;
+    let calibration = request.calibration;
+    let preprocess = request.preprocess;
+    if (request.fromRun) {
+      const parent = this.runs.get(request.fromRun);
+      if (!parent?.outcome || !parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
+      ranges = parent.ranges;
+      // Evaluation reads the same samples as the run whose ranges are re-used, so the two compare.
+      calibration = parent.request.calibration;
+      preprocess = parent.request.preprocess;
+    }
+    if (request.recipe.kind === 'static' && !calibration && !ranges) {
+      throw new StudioError('static quantization needs calibration data: choose a folder of images, .npy files, or random samples');
+    }
+    const id = `run-${++this.counter}`;
+    const dir = fs.mkdtempSync(path.join(this.workRoot, `${id}-`));
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges };
+    this.runs.set(id, run);
+    this.options.emit({ runId: id, type: 'started', request });
+    const done = this.execute(run, { calibration, preprocess, ranges }).finally(() => {
+      if (this.active?.run === run) this.active = undefined;
+    });
+    this.active = { run, done };
+    return { runId: id };
+  }
+
+  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<void> {
+    const emit = this.options.emit;
+    const interval = this.options.progressInterval ?? 100;
+    let stage: Stage = 'load';
+    let last = 0;
+    const onProgress = (p: Progress) => {
+      const now = Date.now();
+      const edge = p.stage !== stage || p.done === 0 || p.done >= p.total;
+      stage = p.stage;
+      if (!edge && now - last < interval) return;
+      last = now;
+      emit({ runId: run.id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
+    };
+    try {
+      const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe)));
+      const outcome = await quantize({
+        model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
+        out, signal: run.controller.signal, onProgress, onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
+      });
+      if (run.controller.signal.aborted) throw new CancelledError();
+      run.outcome = outcome;
+      run.ranges ??= outcome.files.ranges;
+      const result: RunResult = { runId: run.id, ...(run.request.fromRun ? { fromRun: run.request.fromRun } : {}), report: outcome.report };
+      emit({ runId: run.id, type: 'done', result });
+    } catch (err) {
+      fs.rmSync(run.dir, { recursive: true, force: true });
+      this.runs.delete(run.id);
+      if (err instanceof CancelledError || run.controller.signal.aborted) emit({ runId: run.id, type: 'cancelled' });
+      else emit({ runId: run.id, type: 'failed', stage, message: (err as Error).message });
+    }
+  }
+
+  /** Resolves once the run has stopped and its work folder is gone. */
+  async cancel(runId: string): Promise<{ cancelled: boolean }> {
+    const active = this.active;
+    if (!active || active.run.id !== runId) return { cancelled: false };
+    active.run.controller.abort();
+    await active.done;
+    return { cancelled: !this.runs.has(runId) };
+  }
+
+  /** Where a finished run's files are; for tests and hosts. */
+  runFolder(runId: string): string | undefined {
+    return this.runs.get(runId)?.dir;
+  }
+
+  private finished(runId: string): Run & { outcome: QuantizeOutcome } {
+    const run = this.runs.get(runId);
+    if (!run?.outcome) throw new StudioError(`run ${runId} has not finished; only a finished run has layers to show or files to export`);
+    return run as Run & { outcome: QuantizeOutcome };
+  }
+
+  async layer(runId: string, tensor: string): Promise<LayerDetail> {
+    const run = this.finished(runId);
+    const report = run.outcome.report;
+    const layer = report.layers.find((l) => l.name === tensor);
+    if (!layer) throw new StudioError(`run ${runId}: no quantized tensor "${tensor}"`);
+    run.models ??= {
+      float: prepareForRecipe(loadModel(run.request.model).model, run.request.recipe).model,
+      quant: loadModel(run.outcome.files.model).model,
+    };
+    const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
+      : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
+    const spec = run.request.fromRun ? this.runs.get(run.request.fromRun)?.request : run.request;
+    if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
+    const source = openSource(spec?.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: spec?.preprocess });
+    const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
+    return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
+  }
+
+  export(request: ExportRequest): ExportResult {
+    const run = this.finished(request.runId);
+    const model = path.resolve(run.request.model);
+    const folder = path.resolve(request.folder ?? path.dirname(model));
+    const written = run.outcome.files;
+    const base = path.join(folder, path.basename(written.model));
+    const targets: Array<{ from?: string; to: string; what: string; data?: string }> = [
+      { from: written.model, to: base, what: 'quantized model' },
+      ...(fs.existsSync(`${written.model}.data`) ? [{ from: `${written.model}.data`, to: `${base}.data`, what: 'external weights' }] : []),
+      { from: written.recipe, to: companionPath(base, '.recipe.json'), what: 'recipe' },
+      ...(run.ranges ? [{ from: run.ranges, to: companionPath(base, '.ranges.json'), what: 'calibrated ranges' }] : []),
+    ];
+    const report: Report = { ...run.outcome.report, quantized: { ...run.outcome.report.quantized, file: base } };
+    targets.push({ to: companionPath(base, '.report.json'), what: 'report', data: JSON.stringify(report, null, 2) + '\n' });
+    targets.push({ to: companionPath(base, '.report.html'), what: 'HTML report', data: htmlReport(report) });
+    const inputs = new Set([model, ...(this.inputFiles.get(model) ?? [])]);
+    for (const t of targets) {
+      if (inputs.has(path.resolve(t.to))) throw new StudioError(`${t.to}: refusing to write over the input model; choose another folder`);
+    }
+    const files: ExportResult['files'] = [];
+    for (const t of targets) {
+      writeFileAtomic(t.to, t.data ?? fs.readFileSync(t.from!));
+      files.push({ file: t.to, bytes: fs.statSync(t.to).size, what: t.what });
+    }
+    return { folder, files, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
+  }
+
+  /** Stops a run in progress and removes every work folder. */
+  async close(): Promise<void> {
+    if (this.active) await this.cancel(this.active.run.id);
+    fs.rmSync(this.workRoot, { recursive: true, force: true });
+  }
+}

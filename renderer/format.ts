@@ -1,0 +1,39 @@
+import type { Db } from '../shared/report';
+
+export function bytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MB`;
+  return `${(n / 1024).toFixed(1)} kB`;
+}
+
+export function db(v: Db | undefined): string {
+  return v === undefined ? '—' : v === 'inf' ? 'inf' : `${v.toFixed(2)}`;
+}
+
+export function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function shape(dims: Array<number | string> | undefined): string {
+  return dims ? `[${dims.join(', ')}]` : 'unknown';
+}
+
+export function seconds(s: number): string {
+  if (!Number.isFinite(s)) return '—';
+  return s < 60 ? `${Math.ceil(s)} s` : `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`;
+}
+
+/** A number an SQNR chart can draw: "inf" sits at the top of the axis. */
+export function dbValue(v: Db | undefined, top: number): number {
+  return v === undefined ? 0 : v === 'inf' ? top : v;
+}
+
+/** Op types get stable colours from a palette readable on light and dark backgrounds. */
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#8c8c8c',
+  '#1f9e89', '#d37295', '#a0cbe8', '#b6992d', '#8cd17d', '#86bcb6', '#ffbe7d', '#d4a6c8'];
+
+export function opColours(ops: Iterable<string>): Map<string, string> {
+  const colours = new Map<string, string>();
+  for (const op of ops) if (!colours.has(op)) colours.set(op, PALETTE[colours.size % PALETTE.length]);
+  return colours;
+}
