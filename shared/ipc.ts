@@ -2,6 +2,7 @@
 // `StudioApi`; the Electron preload, the browser host's HTTP client and the test host implement it.
 // Each request channel has a payload validator that the hosts run before the engine sees anything:
 // a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
+import type { Preflight } from './preflight';
 import type { Report, LayerReport } from './report';
 import { validateRecipe, type Recipe } from './recipe';
 
@@ -44,13 +45,13 @@ export interface SampleModel {
   preprocess: PreprocessSpec;
 }
 
-/** The backend pre-flight: what the backend quantizer would do with this model under a recipe. */
+/** The backend pre-flight: where each node would run under a recipe, without calibrating. */
 export interface PlanSummary {
   backend: string;
-  quantizedNodes: number;
-  floatNodes: number;
-  /** Nodes left in float grouped by reason, most frequent first. */
-  reasons: Array<{ reason: string; count: number; example: string }>;
+  /** Absent when the backend refuses the recipe. */
+  preflight?: Omit<Preflight, 'nodes'>;
+  /** Nodes not quantized grouped by placement and reason, most frequent first. */
+  reasons: Array<{ placement: string; reason: string; count: number; example: string }>;
   /** Refusals of the recipe by the backend, in words; empty when it can run. */
   problems: string[];
 }
@@ -82,8 +83,8 @@ export interface RunRequest {
   fromRun?: string;
 }
 
-export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'save';
-export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'save'];
+export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'latency' | 'save';
+export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
 
 export interface RunResult {
   runId: string;

@@ -22,11 +22,11 @@ import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../export/atomic';
 import { htmlReport } from '../export/html-report';
-import { defaultOutPath, companionPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
+import { companionPath, defaultOutPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
 import { inspectModel } from '../onnx/inspect';
 import { GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
-import { planQuantization } from '../quant/plan';
+import { preflightModel } from '../jobs/preflight';
 
 export class StudioError extends Error {}
 
@@ -139,24 +139,18 @@ export class StudioService {
     const backend = findBackend(recipe.backend);
     if (!backend) throw new StudioError(`unknown backend "${recipe.backend}"`);
     const problems = recipeProblems(backend, recipe);
-    if (problems.length) return { backend: backend.name, quantizedNodes: 0, floatNodes: 0, reasons: [], problems };
-    const prepared = prepareForRecipe(loadModel(model).model, recipe);
-    const plan = planQuantization(new GraphView(prepared.model), recipe);
-    const reasons = new Map<string, { reason: string; count: number; example: string }>();
-    for (const n of plan.nodes) {
-      if (n.status !== 'float') continue;
-      const reason = n.reason ?? 'not quantized';
-      const entry = reasons.get(reason) ?? { reason, count: 0, example: `${n.op} ${n.node}` };
+    if (problems.length) return { backend: backend.name, reasons: [], problems };
+    const { nodes, ...preflight } = preflightModel(model, recipe).preflight;
+    const reasons = new Map<string, PlanSummary['reasons'][number]>();
+    for (const n of nodes) {
+      if (n.placement === 'quantized') continue;
+      const reason = n.reason ?? '';
+      const key = `${n.placement}\0${reason}`;
+      const entry = reasons.get(key) ?? { placement: n.placement, reason, count: 0, example: `${n.op} ${n.node}` };
       entry.count++;
-      reasons.set(reason, entry);
+      reasons.set(key, entry);
     }
-    return {
-      backend: backend.name,
-      quantizedNodes: plan.nodes.filter((n) => n.status === 'quantized').length,
-      floatNodes: plan.nodes.filter((n) => n.status === 'float').length,
-      reasons: [...reasons.values()].sort((a, b) => b.count - a.count),
-      problems,
-    };
+    return { backend: backend.name, preflight, reasons: [...reasons.values()].sort((a, b) => b.count - a.count), problems: preflight.problems };
   }
 
   async preview(request: PreviewRequest): Promise<InputPreview> {
@@ -301,30 +295,46 @@ export class StudioService {
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }
 
+  /**
+   * Copies the run's artifacts (whatever the backend's lowering produced, plus recipe and ranges)
+   * and writes the report as JSON and HTML, each file atomically, never over the input model.
+   */
   export(request: ExportRequest): ExportResult {
     const run = this.finished(request.runId);
     const model = path.resolve(run.request.model);
     const folder = path.resolve(request.folder ?? path.dirname(model));
-    const written = run.outcome.files;
-    const base = path.join(folder, path.basename(written.model));
-    const targets: Array<{ from?: string; to: string; what: string; data?: string }> = [
-      { from: written.model, to: base, what: 'quantized model' },
-      ...(fs.existsSync(`${written.model}.data`) ? [{ from: `${written.model}.data`, to: `${base}.data`, what: 'external weights' }] : []),
-      { from: written.recipe, to: companionPath(base, '.recipe.json'), what: 'recipe' },
-      ...(run.ranges ? [{ from: run.ranges, to: companionPath(base, '.ranges.json'), what: 'calibrated ranges' }] : []),
-    ];
-    const report: Report = { ...run.outcome.report, quantized: { ...run.outcome.report.quantized, file: base } };
-    targets.push({ to: companionPath(base, '.report.json'), what: 'report', data: JSON.stringify(report, null, 2) + '\n' });
-    targets.push({ to: companionPath(base, '.report.html'), what: 'HTML report', data: htmlReport(report) });
+    const original = run.outcome.report;
+    const moved = (file: string) => path.join(folder, path.basename(file));
+    const copies: Array<{ from: string; to: string; what: string }> = original.artifacts.map((a) => ({ from: a.file, to: moved(a.file), what: a.description }));
+    const quantizedData = `${original.quantized.file}.data`;
+    if (fs.existsSync(quantizedData)) copies.push({ from: quantizedData, to: moved(quantizedData), what: 'external weights of the quantized model' });
+    const artifacts = original.artifacts.map((a) => ({ ...a, file: moved(a.file) }));
+    // A re-run reads its parent's ranges; they belong with the model it made.
+    if (run.ranges && !copies.some((c) => c.from === run.ranges)) {
+      const to = companionPath(moved(original.quantized.file), '.ranges.json');
+      const description = 'calibrated ranges (of the run this one re-used), to re-convert without calibrating';
+      copies.push({ from: run.ranges, to, what: description });
+      artifacts.push({ kind: 'ranges', file: to, bytes: fs.statSync(run.ranges).size, description });
+    }
+    const reportFile = companionPath(moved(original.quantized.file), '.report.json');
+    const htmlFile = companionPath(moved(original.quantized.file), '.report.html');
+    const report: Report = {
+      ...original,
+      quantized: { ...original.quantized, file: moved(original.quantized.file) },
+      artifacts,
+    };
     const inputs = new Set([model, ...(this.inputFiles.get(model) ?? [])]);
-    for (const t of targets) {
-      if (inputs.has(path.resolve(t.to))) throw new StudioError(`${t.to}: refusing to write over the input model; choose another folder`);
+    for (const to of [...copies.map((c) => c.to), reportFile, htmlFile]) {
+      if (inputs.has(path.resolve(to))) throw new StudioError(`${to}: refusing to write over the input model; choose another folder`);
     }
     const files: ExportResult['files'] = [];
-    for (const t of targets) {
-      writeFileAtomic(t.to, t.data ?? fs.readFileSync(t.from!));
-      files.push({ file: t.to, bytes: fs.statSync(t.to).size, what: t.what });
-    }
+    const write = (to: string, data: Uint8Array | string, what: string) => {
+      writeFileAtomic(to, data);
+      files.push({ file: to, bytes: fs.statSync(to).size, what });
+    };
+    for (const c of copies) write(c.to, fs.readFileSync(c.from), c.what);
+    write(reportFile, JSON.stringify(report, null, 2) + '\n', 'report');
+    write(htmlFile, htmlReport(report), 'report with charts, one self-contained HTML file');
     return { folder, files, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
   }
 

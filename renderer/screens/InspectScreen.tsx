@@ -87,6 +87,11 @@ export function InspectScreen() {
         </div>
         <span className="muted" data-testid="below">{below} of {layers.length} below {threshold.toFixed(1)} dB</span>
         {previous && <span className="legend-previous">outline: previous run</span>}
+        {current.report.latency && (
+          <span className="muted" title={current.report.latency.note}>
+            {current.report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(' · ')} ({current.report.latency.where})
+          </span>
+        )}
       </div>
       <div className="inspect-body">
         <div className="chart-column">

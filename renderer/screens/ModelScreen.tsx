@@ -14,23 +14,32 @@ function Tensors({ title, tensors }: { title: string; tensors: TensorInfo[] }) {
   );
 }
 
+const PLACES: Record<string, string> = { quantized: 'quantized', device: 'on the device, not quantized', cpu: 'fall back to the CPU', unsupported: 'cannot run' };
+
 export function PlanSummaryView() {
   const plan = useStudio((s) => s.plan);
   const error = useStudio((s) => s.planError);
   const recipe = useStudio((s) => s.recipe);
   const backend = findBackend(recipe.backend);
+  const p = plan?.preflight;
   return (
     <div className="preflight" data-testid="preflight">
       <h3>Pre-flight: {backend?.title ?? recipe.backend}, {recipe.kind}</h3>
       {error ? <p className="error" role="alert">{error}</p>
-        : !plan ? <p className="muted">Checking what the backend would quantize…</p>
-          : plan.problems.length ? <ul className="error">{plan.problems.map((p) => <li key={p}>{p}</li>)}</ul>
+        : !plan ? <p className="muted">Checking where each node would run…</p>
+          : !p ? <ul className="error">{plan.problems.map((x) => <li key={x}>{x}</li>)}</ul>
             : (
               <>
-                <p><strong>{plan.quantizedNodes}</strong> nodes quantized, <strong>{plan.floatNodes}</strong> left in float.</p>
+                <p className="placements">
+                  {(Object.keys(PLACES) as Array<keyof typeof p.counts>).filter((k) => p.counts[k] > 0).map((k) => (
+                    <span key={k} className={`place place-${k}`}><strong>{p.counts[k]}</strong> {PLACES[k]}</span>
+                  ))}
+                  <span className="muted">of {p.total} nodes on {p.device}{p.partitions > 1 ? `, ${p.partitions} device partitions` : ''}</span>
+                </p>
+                {plan.problems.length > 0 && <ul className="error">{plan.problems.map((x) => <li key={x}>{x}</li>)}</ul>}
                 {plan.reasons.length > 0 && (
                   <ul className="reasons">
-                    {plan.reasons.slice(0, 6).map((r) => <li key={r.reason}>{r.count} × {r.reason} <span className="muted">(e.g. {r.example})</span></li>)}
+                    {plan.reasons.slice(0, 6).map((r) => <li key={`${r.placement}:${r.reason}`}>{r.count} × {r.reason || PLACES[r.placement]} <span className="muted">(e.g. {r.example})</span></li>)}
                   </ul>
                 )}
               </>

@@ -109,7 +109,7 @@ describe('the studio in Chromium', { skip }, () => {
     await shot('1-import');
     await page.getByRole('button', { name: 'Try the sample model' }).click();
     await page.getByRole('heading', { name: 'cls.onnx' }).waitFor();
-    await page.getByTestId('preflight').getByText('nodes quantized').waitFor();
+    await page.getByTestId('preflight').locator('.placements').waitFor();
     await shot('2-model');
 
     await configureXnnpack();
@@ -170,7 +170,9 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByTestId('exported').waitFor();
     await shot('6-export');
     const files = fs.readdirSync(out).sort();
-    assert.deepEqual(files, ['cls.xnnpack-static.onnx', 'cls.xnnpack-static.ranges.json', 'cls.xnnpack-static.recipe.json', 'cls.xnnpack-static.report.html', 'cls.xnnpack-static.report.json']);
+    for (const f of ['cls.xnnpack-static.onnx', 'cls.xnnpack-static.ranges.json', 'cls.xnnpack-static.recipe.json', 'cls.xnnpack-static.report.html', 'cls.xnnpack-static.report.json']) {
+      assert.ok(files.includes(f), `exported ${f}`);
+    }
     const session = await ort.InferenceSession.create(path.join(out, 'cls.xnnpack-static.onnx'));
     const x = new ort.Tensor('float32', new Float32Array(3 * 48 * 192).fill(0.1), [1, 3, 48, 192]);
     const result = await session.run({ [session.inputNames[0]]: x });
@@ -178,6 +180,9 @@ describe('the studio in Chromium', { skip }, () => {
     assert.equal(probabilities.length, 2);
     await session.release();
     const exportedReport = JSON.parse(fs.readFileSync(path.join(out, 'cls.xnnpack-static.report.json'), 'utf8')) as Report;
+    assert.deepEqual(files, [...exportedReport.artifacts.map((a) => path.basename(a.file)), 'cls.xnnpack-static.report.html', 'cls.xnnpack-static.report.json'].sort(),
+      'every artifact of the run, and nothing else');
+    for (const a of exportedReport.artifacts) assert.equal(path.dirname(a.file), out);
     assert.equal(exportedReport.layers.find((l) => l.name === worst.name)?.sqnr, 'inf');
     assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'cls.xnnpack-static.recipe.json'), 'utf8')).overrides[worst.name].float, true);
     const html = fs.readFileSync(path.join(out, 'cls.xnnpack-static.report.html'), 'utf8');
