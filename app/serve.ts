@@ -23,6 +23,8 @@ export interface ServeOptions {
 
 export interface RunningServer {
   url: string;
+  /** The address the server listens on. */
+  host: string;
   port: number;
   token: string;
   service: StudioService;
@@ -125,9 +127,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
-  port = (server.address() as AddressInfo).port;
+  const address = server.address() as AddressInfo;
+  port = address.port;
   return {
-    url: `http://127.0.0.1:${port}/${token}/`, port, token, service,
+    url: `http://127.0.0.1:${port}/${token}/`, host: address.address, port, token, service,
     async close() {
       for (const s of streams) s.end();
       await service.close();

@@ -39,6 +39,8 @@ export interface DataConfig {
 
 export interface ConfigSlice {
   recipe: Recipe;
+  /** The preset the recipe came from, until an advanced option changes it. */
+  preset?: string;
   data: DataConfig;
   plan?: PlanSummary;
   planError?: string;
@@ -150,13 +152,14 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
 
 const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> => (set, get) => ({
   recipe: recipeFor(DEFAULT_BACKEND.name),
+  preset: DEFAULT_BACKEND.presets[0].name,
   data: { kind: 'images', path: '', randomCount: 16, preprocess: {} },
   chooseBackend: (name, preset) => {
-    set({ recipe: recipeFor(name, preset), plan: undefined });
+    set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
     void get().refreshPlan();
   },
   setRecipe: (patch) => {
-    set({ recipe: { ...get().recipe, ...patch }, plan: undefined });
+    set({ recipe: { ...get().recipe, ...patch }, preset: undefined, plan: undefined });
     void get().refreshPlan();
   },
   setData: (patch) => set({ data: { ...get().data, ...patch, preprocess: { ...get().data.preprocess, ...patch.preprocess } }, preview: undefined, previewError: undefined }),

@@ -102,6 +102,7 @@ function DataSection() {
 
 export function ConfigureScreen() {
   const recipe = useStudio((s) => s.recipe);
+  const preset = useStudio((s) => s.preset);
   const chooseBackend = useStudio((s) => s.chooseBackend);
   const setRecipe = useStudio((s) => s.setRecipe);
   const startRun = useStudio((s) => s.startRun);
@@ -126,7 +127,7 @@ export function ConfigureScreen() {
             <p>{b.description}</p>
             <div className="presets">
               {b.presets.map((p) => {
-                const chosen = b.name === recipe.backend && p.recipe.kind === recipe.kind && (p.recipe.weightType ?? 'int8') === recipe.weightType;
+                const chosen = b.name === recipe.backend && p.name === preset;
                 return <button type="button" key={p.name} className={chosen ? 'chosen' : ''} aria-pressed={chosen} data-preset={`${b.name}:${p.name}`} title={p.title}
                   onClick={() => chooseBackend(b.name, p.name)}>{p.name}</button>;
               })}
