@@ -258,9 +258,8 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
           flush();
           // A stage the run skipped (calibrate, when re-using ranges) shows as done, not as waiting.
           const finished = Object.fromEntries(STAGES.map((s) => [s, { ...(get().stages[s] ?? { total: 1 }), done: get().stages[s]?.total ?? 1 }]));
-          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined });
+          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect' });
           const selected = get().selected;
-          get().go('inspect');
           if (selected) void get().selectLayer(selected);
           break;
         }
