@@ -108,13 +108,13 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 const DEFAULT_BACKEND = BACKENDS.find((b) => b.name === 'xnnpack') ?? BACKENDS[0];
 
 const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> => (set, get) => {
-  const opened = (model: ModelSummary) => {
+  const opened = ({ exportFolder, ...model }: ModelSummary & { exportFolder?: string }) => {
     set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined,
-      exportFolder: model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
+      exportFolder: exportFolder ?? model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
     get().go('model');
     void get().loadRecent();
   };
-  const open = async (work: () => Promise<ModelSummary>) => {
+  const open = async (work: () => Promise<ModelSummary & { exportFolder?: string }>) => {
     set({ opening: true, modelError: undefined });
     try {
       opened(await work());
@@ -128,12 +128,18 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
     openPath: (path) => open(() => api.call('model:open', { path })),
     openFile: (file) => open(async () => {
       if (!/\.onnx$/i.test(file.name)) throw new Error(`${file.name}: not an ONNX model (the studio opens .onnx files exported from PyTorch, TensorFlow, Paddle…)`);
-      return api.call('model:open', { path: await api.pathForFile(file) });
+      const path = await api.pathForFile(file);
+      try {
+        return await api.call('model:open', { path });
+      } catch (err) {
+        // The browser host uploads to a temporary folder; the user knows the file by its name.
+        throw new Error(message(err).split(path).join(file.name));
+      }
     }),
     openSample: () => open(async () => {
       const sample = await api.call('model:sample', {});
       set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess } });
-      return sample.model;
+      return { ...sample.model, exportFolder: sample.exportFolder };
     }),
     chooseModel: async () => {
       const path = await api.call('dialog:model', {});

@@ -43,6 +43,8 @@ export interface SampleModel {
   /** Folder of calibration images shipped with the sample. */
   calibration: string;
   preprocess: PreprocessSpec;
+  /** Where its export goes by default: not beside the sample, which lives in the app's resources. */
+  exportFolder: string;
 }
 
 /** The backend pre-flight: where each node would run under a recipe, without calibrating. */

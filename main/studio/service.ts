@@ -108,6 +108,7 @@ export class StudioService {
       model: this.openModel(path.join(this.options.sampleDir, manifest.model)),
       calibration: path.join(this.options.sampleDir, manifest.calibration),
       preprocess: manifest.preprocess,
+      exportFolder: path.join(os.homedir(), 'Quant Studio', 'sample'),
     };
   }
 

@@ -140,7 +140,25 @@ describe('the studio in Chromium', { skip }, () => {
     await panel.locator('.histogram .recharts-bar-rectangle').first().waitFor();
     assert.match((await page.getByTestId('layer-sqnr').textContent())!, new RegExp(`^${(worst.sqnr as number).toFixed(2)} dB`));
     await page.mouse.move(0, 0);
-    await shot('5-inspect');
+    await shot('5-inspect'); // docs/inspect.png, in the README, is a copy of this one
+
+    // The threshold line moves with the keyboard and by dragging; the count below it follows.
+    const slider = page.getByRole('slider', { name: 'SQNR threshold' });
+    const value = async () => Number(await slider.getAttribute('aria-valuenow'));
+    await slider.focus();
+    const start = await value();
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    assert.equal(await value(), start + 1);
+    const box = (await slider.boundingBox())!;
+    await page.mouse.move(box.x + 200, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 200, box.y + box.height / 2 + 60, { steps: 4 });
+    await page.mouse.up();
+    const dragged = await value();
+    assert.ok(dragged < start, `dragging down lowers the threshold (${start} → ${dragged})`);
+    const below = first.layers.filter((l) => l.sqnr !== 'inf' && l.sqnr < dragged).length;
+    assert.match((await page.getByTestId('below').textContent())!, new RegExp(`^${below} of ${first.layers.length} below`));
 
     // Keep it in float: re-converted and re-evaluated from the saved ranges, drawn over the old run.
     await panel.getByTestId('keep-float').click();
@@ -158,6 +176,9 @@ describe('the studio in Chromium', { skip }, () => {
     assert.equal(outputAfter, second.outputs.map((o) => `${o.sqnr === 'inf' ? 'inf' : o.sqnr.toFixed(2)} dB`).join(', '));
     await page.mouse.move(0, 0);
     await shot('5b-inspect-rerun');
+    await page.getByRole('button', { name: 'Switch to dark mode' }).click();
+    await shot('5c-inspect-dark');
+    await page.getByRole('button', { name: 'Switch to light mode' }).click();
     await page.getByRole('button', { name: '4. Run' }).click();
     await shot('4-run');
 
@@ -203,7 +224,7 @@ describe('the studio in Chromium', { skip }, () => {
     await drop('notes.txt', 'just some text');
     await page.getByTestId('import-error').filter({ hasText: 'notes.txt: not an ONNX model' }).waitFor();
     await drop('broken.onnx', 'this is not protobuf at all, just text pretending');
-    await page.getByTestId('import-error').filter({ hasText: 'broken.onnx: not a readable ONNX model' }).waitFor();
+    await page.getByTestId('import-error').filter({ hasText: /^broken\.onnx: not a readable ONNX model/ }).waitFor();
     await shot('1b-import-error');
     assert.equal(await page.getByRole('heading', { name: 'Open a model' }).count(), 1, 'still on the Import screen');
   });
