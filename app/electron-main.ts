@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, shell, type MenuItemConstructorOptions } from 'electron';
 import { EVENT_CHANNEL, MENU_CHANNEL, type MenuCommand } from '../shared/ipc';
-import { StudioService } from '../main/studio/service';
+import { RemoteStudio } from '../main/studio/remote';
 import { APP_ORIGIN, registerHandlers, type IpcMainLike } from './ipc-main';
 import { CSP } from './serve';
 
@@ -100,7 +100,8 @@ app.on('second-instance', (_e, argv) => {
 app.whenReady().then(() => {
   serveUi();
   menu();
-  const service = new StudioService({
+  // The engine runs in a worker thread: the main process only relays.
+  const service = new RemoteStudio({
     stateDir: app.getPath('userData'), sampleDir: path.join(RESOURCES, 'sample'),
     emit: (event) => win?.webContents.send(EVENT_CHANNEL, event),
   });

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { checkRequest, isChannel, PayloadError, type Envelope, type JobEvent } from '../shared/ipc';
-import { StudioService, type EngineChannel } from '../main/studio/service';
+import { RemoteStudio } from '../main/studio/remote';
+import type { EngineChannel } from '../main/studio/service';
 
 export interface ServeOptions {
   port?: number;
@@ -27,7 +28,7 @@ export interface RunningServer {
   host: string;
   port: number;
   token: string;
-  service: StudioService;
+  service: RemoteStudio;
   close(): Promise<void>;
 }
 
@@ -40,7 +41,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const token = options.token ?? crypto.randomBytes(32).toString('base64url');
   const streams = new Set<http.ServerResponse>();
   const uploads = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-uploads-'));
-  const service = new StudioService({
+  const service = new RemoteStudio({
     stateDir: options.stateDir, sampleDir: options.sampleDir,
     emit: (event: JobEvent) => {
       const line = `data: ${JSON.stringify(event)}\n\n`;

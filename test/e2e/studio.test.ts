@@ -102,7 +102,7 @@ describe('the studio in Chromium', { skip }, () => {
     for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  test('sample model → xnnpack a8w8 → calibrate → worst layer kept in float → re-run → export', { timeout: 120_000 }, async () => {
+  test('sample model → xnnpack a8w8 → calibrate → worst layer kept in float → re-run → export', { timeout: 120_000 }, async (t) => {
     const sampleBefore = listing(SAMPLE_DIR);
     await page.goto(server.url);
     await page.getByRole('heading', { name: 'Open a model' }).waitFor();
@@ -165,6 +165,7 @@ describe('the studio in Chromium', { skip }, () => {
     await page.locator(`section.inspect:not([data-run="${firstRun}"])`).waitFor({ timeout: 60_000 });
     const secondRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
     const second = runReport(secondRun);
+    t.diagnostic(`first run ${first.timings.total} ms (calibrate ${first.timings.calibrate} ms); re-run from saved ranges ${second.timings.total} ms; output SQNR ${outputBefore} → ${await page.getByTestId('output-sqnr').textContent()}`);
     assert.equal(second.samples.calibration, first.samples.calibration, 're-run from the saved ranges');
     assert.equal(second.timings.calibrate < first.timings.calibrate, true, 'no calibration on the re-run');
     const kept = second.layers.find((l) => l.name === worst.name);
@@ -229,7 +230,7 @@ describe('the studio in Chromium', { skip }, () => {
     assert.equal(await page.getByRole('heading', { name: 'Open a model' }).count(), 1, 'still on the Import screen');
   });
 
-  test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async () => {
+  test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {
     const sampleBefore = listing(SAMPLE_DIR);
     await openSample();
     await configureXnnpack();
@@ -247,6 +248,7 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByTestId('cancel').click();
     await page.getByTestId('run-status').filter({ hasText: 'Cancelled. Nothing was written.' }).waitFor({ timeout: 5_000 });
     const stopped = Date.now() - started;
+    t.diagnostic(`Cancel → "Cancelled" on screen: ${stopped} ms`);
     await shot('4b-run-cancelled');
     assert.ok(stopped < 1000, `cancel took ${stopped} ms`);
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore);
