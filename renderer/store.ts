@@ -310,7 +310,7 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
     await get().startRun({ fromRun: run.runId, recipe: { ...recipe, overrides: { ...recipe.overrides, [name]: override } } });
   },
   setSort: (sort) => set({ sort }),
-  setThreshold: (db) => set({ threshold: Math.max(0, Math.round(db * 10) / 10) }),
+  setThreshold: (db) => set({ threshold: Math.round(db * 10) / 10 }),
   setExportFolder: (folder) => set({ exportFolder: folder }),
   chooseExportFolder: async () => {
     const folder = await api.call('dialog:folder', {});

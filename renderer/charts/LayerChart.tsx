@@ -52,6 +52,12 @@ export function axisTop(layers: LayerReport[]): number {
   return Math.max(10, Math.ceil((Math.max(0, ...finite) * 1.15) / 10) * 10);
 }
 
+/** The axis bottom: 0, or a round number below a negative SQNR (a layer worse than no signal at all). */
+export function axisBottom(layers: LayerReport[]): number {
+  const finite = layers.map((l) => l.sqnr).filter((v): v is number => typeof v === 'number');
+  return Math.min(0, Math.floor(Math.min(0, ...finite) / 5) * 5);
+}
+
 function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameType>) {
   const row = active && payload?.[0]?.payload as LayerRow | undefined;
   if (!row) return null;
@@ -66,32 +72,35 @@ function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameTy
 
 function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
   const top = useMemo(() => axisTop([...layers, ...(previous ?? [])]), [layers, previous]);
+  const bottom = useMemo(() => axisBottom([...layers, ...(previous ?? [])]), [layers, previous]);
   const rows = useMemo(() => chartRows(layers, previous, sort, top), [layers, previous, sort, top]);
   const plot = useRef<HTMLDivElement>(null);
   const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
-  const lineY = MARGIN.top + plotHeight * (1 - Math.min(threshold, top) / top);
+  const clamp = (v: number) => Math.max(bottom, Math.min(top, v));
+  const lineY = MARGIN.top + plotHeight * (1 - (clamp(threshold) - bottom) / (top - bottom));
 
   const fromPointer = useCallback((e: PointerEvent<HTMLDivElement>) => {
     const box = plot.current?.getBoundingClientRect();
     if (!box) return;
     const y = e.clientY - box.top - MARGIN.top;
-    onThreshold(Math.max(0, Math.min(top, top * (1 - y / plotHeight))));
-  }, [onThreshold, top, plotHeight]);
+    onThreshold(Math.max(bottom, Math.min(top, bottom + (top - bottom) * (1 - y / plotHeight))));
+  }, [onThreshold, top, bottom, plotHeight]);
 
   const onKey = (e: KeyboardEvent<HTMLDivElement>) => {
     const step = e.shiftKey ? 5 : 0.5;
     if (e.key === 'ArrowUp') onThreshold(Math.min(top, threshold + step));
-    else if (e.key === 'ArrowDown') onThreshold(Math.max(0, threshold - step));
+    else if (e.key === 'ArrowDown') onThreshold(Math.max(bottom, threshold - step));
     else return;
     e.preventDefault();
   };
 
-  // Custom shapes carry the layer name, so a click, a test or a screen reader finds the bar.
+  // Custom shapes carry the layer name, so a click, a test or a screen reader finds the bar; a
+  // negative SQNR hangs below the zero line, so its height arrives negative.
   const renderBar = useCallback((props: unknown) => {
     const { x, y, width, height, payload } = props as { x: number; y: number; width: number; height: number; payload: LayerRow };
     const below = !payload.inf && payload.sqnr < threshold;
     return (
-      <rect x={x} y={y} width={Math.max(width, 0.5)} height={Math.max(height, 0)} fill={colours.get(payload.op) ?? '#888'}
+      <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} fill={colours.get(payload.op) ?? '#888'}
         className={`bar${below ? ' below' : ''}${payload.name === selected ? ' selected' : ''}`}
         data-layer={payload.name} data-sqnr={payload.label} onClick={() => onSelect(payload.name)} />
     );
@@ -99,7 +108,7 @@ function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, 
 
   const renderPrevious = useCallback((props: unknown) => {
     const { x, y, width, height } = props as { x: number; y: number; width: number; height: number };
-    return <rect x={x} y={y} width={Math.max(width, 0.5)} height={Math.max(height, 0)} className="bar-previous" />;
+    return <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} className="bar-previous" />;
   }, []);
 
   return (
@@ -107,13 +116,13 @@ function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, 
       <ResponsiveContainer width="100%" height={CHART_HEIGHT}>
         <BarChart data={rows} margin={MARGIN} barGap="-100%" barCategoryGap={rows.length > 200 ? 0 : '10%'}>
           <XAxis dataKey="name" hide />
-          <YAxis width={Y_AXIS_WIDTH} domain={[0, top]} allowDataOverflow tickCount={6} unit=" dB" />
+          <YAxis width={Y_AXIS_WIDTH} domain={[bottom, top]} allowDataOverflow tickCount={6} unit=" dB" />
           <Tooltip content={LayerTooltip} isAnimationActive={false} cursor={{ className: 'chart-cursor' }} />
           <Bar dataKey="sqnr" isAnimationActive={false} shape={renderBar} />
           {previous && <Bar dataKey="previous" isAnimationActive={false} shape={renderPrevious} />}
         </BarChart>
       </ResponsiveContainer>
-      <div className="threshold" role="slider" tabIndex={0} aria-label="SQNR threshold" aria-valuemin={0} aria-valuemax={top}
+      <div className="threshold" role="slider" tabIndex={0} aria-label="SQNR threshold" aria-valuemin={bottom} aria-valuemax={top}
         aria-valuenow={threshold} aria-valuetext={`${threshold.toFixed(1)} dB`} style={{ top: lineY, left: Y_AXIS_WIDTH }}
         onKeyDown={onKey}
         onPointerDown={(e) => { e.currentTarget.setPointerCapture(e.pointerId); fromPointer(e); }}

@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Report } from '../../shared/report';
-import { ROOT, tempDir } from '../helpers/build';
+import { saveModel } from '../../main/onnx/model';
+import { buildModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'test-results', 'e2e');
@@ -253,5 +254,62 @@ describe('the studio in Chromium', { skip }, () => {
     assert.ok(stopped < 1000, `cancel took ${stopped} ms`);
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore);
     assert.deepEqual(runFolders().filter((d) => path.basename(d).startsWith(`${runId}-`)), [], 'the cancelled run left no work folder');
+  });
+
+  test('2,000 layers: the chart draws every bar and answers hover, click and sort quickly', { timeout: 300_000 }, async (t) => {
+    // A chain of 2,000 small MatMuls: 2,001 quantized tensors, built here rather than shipped.
+    const dir = tempDir('qs-e2e-big-');
+    temps.push(dir);
+    const n = 2000;
+    const nodes: NodeSpec[] = [];
+    const initializers: Record<string, { dims: number[]; data: Float32Array }> = {};
+    for (let i = 0; i < n; i++) {
+      const w = randomArray(256, i + 1, 0.05);
+      for (let d = 0; d < 16; d++) w[d * 16 + d] += 1;
+      initializers[`w${i}`] = { dims: [16, 16], data: w };
+      nodes.push({ op: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`], outputs: [i === n - 1 ? 'y' : `h${i}`], name: `mm${i}` });
+    }
+    const model = path.join(dir, 'chain.onnx');
+    saveModel(buildModel({ inputs: { x: ['batch', 16] }, outputs: { y: ['batch', 16] }, initializers, nodes }), model);
+
+    await page.goto(server.url);
+    await page.locator('#model-path').fill(model);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByRole('heading', { name: 'chain.onnx' }).waitFor();
+    await page.getByRole('button', { name: '3. Configure' }).click();
+    await page.locator('[data-preset="cpu:a8w8"]').click();
+    await page.getByRole('radio', { name: 'Random' }).check();
+    await page.locator('#random-count').fill('8');
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 240_000 });
+    const bars = await page.locator('rect.bar').count();
+    const report = runReport((await page.locator('section.inspect').getAttribute('data-run'))!);
+    assert.equal(bars, report.layers.length);
+    assert.ok(bars > 2000, `${bars} bars`);
+
+    const timed = async (what: string, act: () => Promise<void>) => {
+      const t0 = Date.now();
+      await act();
+      const ms = Date.now() - t0;
+      t.diagnostic(`${what}: ${ms} ms`);
+      return ms;
+    };
+    const box = (await page.locator('.layer-chart').boundingBox())!;
+    const hover = await timed('hover → tooltip', async () => {
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height - 40);
+      await page.locator('.tooltip').waitFor();
+    });
+    const click = await timed('click a bar → layer panel', async () => {
+      // Bars are a fraction of a pixel wide here: the click goes to the element itself.
+      await page.locator(`rect.bar[data-layer="${report.layers[1000].name}"]`).dispatchEvent('click');
+      await page.getByTestId('layer-panel').getByRole('heading', { name: report.layers[1000].name }).waitFor();
+    });
+    const sort = await timed('sort worst first → first bar is the worst', async () => {
+      await page.getByRole('radio', { name: 'worst first' }).check();
+      await page.waitForFunction(`document.querySelector('rect.bar')?.getAttribute('data-layer') === ${JSON.stringify(worstOf(report).name)}`);
+    });
+    await page.mouse.move(0, 0);
+    await shot('5d-inspect-2000-layers');
+    for (const ms of [hover, click, sort]) assert.ok(ms < 2000, `${ms} ms`);
   });
 });

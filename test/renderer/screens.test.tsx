@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { App } from '../../renderer/App';
-import { axisTop, chartRows } from '../../renderer/charts/LayerChart';
+import { axisBottom, axisTop, chartRows } from '../../renderer/charts/LayerChart';
 import { StoreContext } from '../../renderer/context';
 import { createStore } from 'zustand/vanilla';
 import { createStudioStore, type Studio, type StudioStore } from '../../renderer/store';
@@ -93,6 +93,8 @@ test('chart rows: graph order or worst first, inf at the top, the previous run a
   const layers = [layer(0, 30), layer(1, 'inf'), layer(2, 12.5)];
   const top = axisTop(layers);
   assert.equal(top, 40);
+  assert.equal(axisBottom(layers), 0);
+  assert.equal(axisBottom([layer(0, -0.2), layer(1, 12)]), -5, 'a negative SQNR stays on the chart');
   assert.deepEqual(chartRows(layers, undefined, 'graph', top).map((r) => r.name), ['t0', 't1', 't2']);
   const worst = chartRows(layers, [layer(0, 29), layer(1, 10), layer(2, 12)], 'worst', top);
   assert.deepEqual(worst.map((r) => [r.name, r.sqnr, r.previous, r.label]), [['t2', 12.5, 12, '12.50'], ['t0', 30, 29, '30.00'], ['t1', 40, 10, 'inf']]);
