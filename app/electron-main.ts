@@ -129,6 +129,15 @@ app.whenReady().then(() => {
     },
   });
   createWindow();
-  app.on('before-quit', () => void service.close());
+  // Quitting waits for a run in progress to stop and for the work folders to go.
+  let closed = false;
+  app.on('before-quit', (e) => {
+    if (closed) return;
+    e.preventDefault();
+    void service.close().finally(() => {
+      closed = true;
+      app.quit();
+    });
+  });
   app.on('window-all-closed', () => app.quit());
 });

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../calib/calibrate';
 import type { SampleSource } from '../calib/readers';
 import { typedValueInfo } from '../onnx/edit';
+import { namesRead } from '../onnx/graph';
 import { onnx } from '../onnx/proto';
 import { comparisonModel, QUANTIZED_PREFIX } from './compare-model';
 import { createSession, floatData, run, toOrtFeeds } from './session';
@@ -29,6 +30,36 @@ export interface HistogramOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The side-by-side model cut down to what computes `outputs`: a layer early in a big model needs
+ * only the nodes before it, and the comparison taps are not needed at all.
+ */
+function upTo(model: onnx.ModelProto, outputs: string[]): onnx.ModelProto {
+  const graph = model.graph!;
+  const producer = new Map<string, onnx.INodeProto>();
+  for (const n of graph.node) for (const o of n.output ?? []) if (o) producer.set(o, n);
+  const keep = new Set<onnx.INodeProto>();
+  const stack = [...outputs];
+  while (stack.length) {
+    const n = producer.get(stack.pop()!);
+    if (!n || keep.has(n)) continue;
+    keep.add(n);
+    // Subgraphs (If/Loop) read outer tensors by name too.
+    stack.push(...[...namesRead([n as onnx.NodeProto])].filter(Boolean));
+  }
+  const nodes = graph.node.filter((n) => keep.has(n));
+  const read = namesRead(nodes as onnx.NodeProto[]);
+  return onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({
+      ...graph,
+      node: nodes,
+      initializer: graph.initializer.filter((t) => read.has(t.name)),
+      output: outputs.map((n) => typedValueInfo(n, onnx.TensorProto.DataType.FLOAT)),
+    }),
+  });
+}
+
 export async function layerHistogram(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pair: TensorPair, source: SampleSource,
   options: HistogramOptions = {}): Promise<ValueHistogram> {
   const bins = options.bins ?? 64;
@@ -37,10 +68,7 @@ export async function layerHistogram(floatModel: onnx.ModelProto, quantModel: on
   const { model } = comparisonModel(floatModel, quantModel, [pair]);
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const quantName = inputs.has(pair.quant) ? pair.quant : QUANTIZED_PREFIX + pair.quant;
-  const graph = model.graph!;
-  const wanted = [pair.float, quantName].filter((n) => !graph.output.some((o) => o.name === n));
-  graph.output.push(...wanted.map((n) => typedValueInfo(n, onnx.TensorProto.DataType.FLOAT)));
-  const session = await createSession(model, 'float and quantized models side by side');
+  const session = await createSession(upTo(model, [pair.float, quantName]), 'float and quantized models side by side');
   const floats: Float32Array[] = [];
   const quants: Float32Array[] = [];
   let kept = 0;

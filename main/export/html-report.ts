@@ -1,6 +1,7 @@
 // A self-contained HTML report of a run: no scripts, no external files, the per-layer chart drawn
 // as inline SVG, so that it opens anywhere and can be attached to a ticket or a review.
 import * as path from 'node:path';
+import { opColours } from '../../shared/colours';
 import { formatDb, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -11,9 +12,6 @@ function finite(v: Db | undefined): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
 
-/** Op types get stable colours from a small palette, in order of first appearance. */
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
-
 function chart(report: Report): string {
   const layers = report.layers;
   const width = 960;
@@ -23,8 +21,7 @@ function chart(report: Report): string {
   const top = Math.max(10, ...values.filter((v): v is number => v !== undefined)) * 1.1;
   const w = (width - pad.left - pad.right) / Math.max(1, layers.length);
   const y = (v: number) => pad.top + (height - pad.top - pad.bottom) * (1 - Math.max(0, Math.min(v, top)) / top);
-  const colours = new Map<string, string>();
-  for (const l of layers) if (!colours.has(l.op)) colours.set(l.op, PALETTE[colours.size % PALETTE.length]);
+  const colours = opColours(layers.map((l) => l.op));
   const bars = layers.map((l, i) => {
     const v = finite(l.sqnr) ?? top;
     const x = pad.left + i * w;
@@ -57,6 +54,8 @@ ${row(['Output SQNR', report.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o
 ${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
 ${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}`)])}
 ${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
+${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')} of ${report.preflight.total} nodes on ${report.preflight.device}`)])}
+${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}
 ${row(['Time', esc(`load ${report.timings.load} ms, calibrate ${report.timings.calibrate} ms, convert ${report.timings.convert} ms, evaluate ${report.timings.evaluate} ms`)])}
 </table>
 <h2>Per-layer SQNR (${report.layers.length} quantized tensors, graph order)</h2>

@@ -1,22 +1,25 @@
 // The hosts' handle on the studio service running in a worker thread (see worker.ts).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { JobEvent, RequestChannels } from '../../shared/ipc';
 import type { EngineChannel } from './service';
 
 export type ToWorker = { type: 'call'; id: number; channel: EngineChannel; request: unknown } | { type: 'close' };
-type FromWorker = { event: JobEvent } | { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string } | { closed: true };
+type FromWorker = { workRoot: string } | { event: JobEvent } | { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string } | { closed: true };
 
 export class RemoteStudio {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private next = 0;
   private closing?: Promise<void>;
+  private workRoot?: string;
 
   constructor(options: { stateDir: string; sampleDir: string; emit: (event: JobEvent) => void }) {
     this.worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { stateDir: options.stateDir, sampleDir: options.sampleDir } });
     this.worker.on('message', (m: FromWorker) => {
-      if ('event' in m) options.emit(m.event);
+      if ('workRoot' in m) this.workRoot = m.workRoot;
+      else if ('event' in m) options.emit(m.event);
       else if ('id' in m) {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
@@ -42,10 +45,16 @@ export class RemoteStudio {
     });
   }
 
-  /** Cancels a run in progress, removes the work folders and stops the worker. */
+  /**
+   * Cancels a run in progress, removes the work folders and stops the worker. A worker busy in a
+   * long synchronous step is stopped after a grace period, and its folders removed from here.
+   */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      const done = () => void this.worker.terminate().then(() => resolve());
+      const done = () => void this.worker.terminate().then(() => {
+        if (this.workRoot) fs.rmSync(this.workRoot, { recursive: true, force: true });
+        resolve();
+      });
       const timer = setTimeout(done, 5000);
       this.worker.on('message', (m: FromWorker) => {
         if ('closed' in m) {

@@ -7,6 +7,7 @@ import type { ToWorker } from './remote';
 
 const port = parentPort!;
 const service = new StudioService({ ...(workerData as { stateDir: string; sampleDir: string }), emit: (event) => port.postMessage({ event }) });
+port.postMessage({ workRoot: service.workRoot });
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'close') {

@@ -4,7 +4,8 @@ import type { LayerReport } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
-import { db, opColours } from '../format';
+import { opColours } from '../../shared/colours';
+import { db } from '../format';
 import { sixteenBitType } from '../store';
 
 const rank = (l: LayerReport) => (l.sqnr === 'inf' ? Infinity : l.sqnr);
