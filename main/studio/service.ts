@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { findBackend, recipeProblems } from '../../shared/backends';
-import type {
-  ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreprocessSpec, PreviewRequest,
-  RequestChannels, RunRequest, RunResult, SampleModel, Stage,
+import {
+  STAGES, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary,
+  type PreprocessSpec, type PreviewRequest, type RequestChannels, type RunRequest, type RunResult, type SampleModel, type Stage,
 } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
@@ -219,22 +219,27 @@ export class StudioService {
     const run: Run = { id, request, dir, controller: new AbortController(), ranges };
     this.runs.set(id, run);
     this.options.emit({ runId: id, type: 'started', request });
-    const done = this.execute(run, { calibration, preprocess, ranges }).finally(() => {
+    // The run stops being active before its last event goes out: whoever hears "done" may start the next one.
+    const done = this.execute(run, { calibration, preprocess, ranges }).then((last) => {
       if (this.active?.run === run) this.active = undefined;
+      this.options.emit(last);
     });
     this.active = { run, done };
     return { runId: id };
   }
 
-  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<void> {
+  /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
+  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<JobEvent> {
     const emit = this.options.emit;
     const interval = this.options.progressInterval ?? 100;
     let stage: Stage = 'load';
+    let stageDone = false;
     let last = 0;
     const onProgress = (p: Progress) => {
       const now = Date.now();
       const edge = p.stage !== stage || p.done === 0 || p.done >= p.total;
       stage = p.stage;
+      stageDone = p.done >= p.total;
       if (!edge && now - last < interval) return;
       last = now;
       emit({ runId: run.id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
@@ -249,12 +254,14 @@ export class StudioService {
       run.outcome = outcome;
       run.ranges ??= outcome.files.ranges;
       const result: RunResult = { runId: run.id, ...(run.request.fromRun ? { fromRun: run.request.fromRun } : {}), report: outcome.report };
-      emit({ runId: run.id, type: 'done', result });
+      return { runId: run.id, type: 'done', result };
     } catch (err) {
       fs.rmSync(run.dir, { recursive: true, force: true });
       this.runs.delete(run.id);
-      if (err instanceof CancelledError || run.controller.signal.aborted) emit({ runId: run.id, type: 'cancelled' });
-      else emit({ runId: run.id, type: 'failed', stage, message: (err as Error).message });
+      if (err instanceof CancelledError || run.controller.signal.aborted) return { runId: run.id, type: 'cancelled' };
+      // Between two stages (opening the calibration data after loading, say) the failure belongs to the next one.
+      const failed = stageDone ? STAGES[Math.min(STAGES.indexOf(stage) + 1, STAGES.length - 1)] : stage;
+      return { runId: run.id, type: 'failed', stage: failed, message: (err as Error).message };
     }
   }
 
