@@ -1,9 +1,10 @@
 import type { Db } from '../shared/report';
 
+/** Decimal units, as the command line prints them, so the two agree on a model's size. */
 export function bytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MB`;
-  return `${(n / 1024).toFixed(1)} kB`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  return `${(n / 1e3).toFixed(1)} kB`;
 }
 
 export function db(v: Db | undefined): string {

@@ -6,7 +6,7 @@ import { formatDb, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const kB = (bytes: number) => `${(bytes / 1024).toFixed(1)} kB`;
+const kB = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`;
 
 function finite(v: Db | undefined): number | undefined {
   return typeof v === 'number' ? v : undefined;

@@ -36,9 +36,10 @@ export interface ServiceOptions {
   /** The sample model's folder (resources/sample). */
   sampleDir: string;
   emit: (event: JobEvent) => void;
-  /** Milliseconds between progress events of one stage; 0 sends all of them. */
-  progressInterval?: number;
 }
+
+/** Milliseconds between progress events of one stage: enough for a smooth bar, few enough for IPC. */
+const PROGRESS_INTERVAL = 100;
 
 interface Run {
   id: string;
@@ -231,7 +232,6 @@ export class StudioService {
   /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
   private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<JobEvent> {
     const emit = this.options.emit;
-    const interval = this.options.progressInterval ?? 100;
     let stage: Stage = 'load';
     let stageDone = false;
     let last = 0;
@@ -240,7 +240,7 @@ export class StudioService {
       const edge = p.stage !== stage || p.done === 0 || p.done >= p.total;
       stage = p.stage;
       stageDone = p.done >= p.total;
-      if (!edge && now - last < interval) return;
+      if (!edge && now - last < PROGRESS_INTERVAL) return;
       last = now;
       emit({ runId: run.id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
     };
@@ -272,11 +272,6 @@ export class StudioService {
     active.run.controller.abort();
     await active.done;
     return { cancelled: !this.runs.has(runId) };
-  }
-
-  /** Where a finished run's files are; for tests and hosts. */
-  runFolder(runId: string): string | undefined {
-    return this.runs.get(runId)?.dir;
   }
 
   private finished(runId: string): Run & { outcome: QuantizeOutcome } {

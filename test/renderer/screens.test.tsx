@@ -114,7 +114,7 @@ test('the header keeps output SQNR and sizes visible', async () => {
   await store.getState().openSample();
   assert.match(render(store), /data-testid="output-sqnr">—</);
   store.setState({
-    current: { runId: 'run-1', report: { outputs: [{ name: 'y', sqnr: 41.234, maxAbsError: 0.1 }], sizes: { floatBytes: 2048, quantizedBytes: 1024, ratio: 0.5 } } as never },
+    current: { runId: 'run-1', report: { outputs: [{ name: 'y', sqnr: 41.234, maxAbsError: 0.1 }], sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 } } as never },
   });
   const html = render(store);
   assert.match(html, /data-testid="output-sqnr">41\.23 dB</);
