@@ -212,6 +212,11 @@ describe('the studio in Chromium', { skip }, () => {
     assert.match(html, /<svg/);
     assert.doesNotMatch(html, /<script|src="http/);
     assert.match((await page.getByTestId('ratio').textContent())!, new RegExp(`${(exportedReport.sizes.ratio * 100).toFixed(1)}%`));
+    const reportPage = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await reportPage.goto(`file://${path.join(out, 'cls.xnnpack-static.report.html')}`);
+    assert.equal(await reportPage.locator('svg rect').count(), exportedReport.layers.length, 'the HTML report draws one bar per layer');
+    await reportPage.screenshot({ path: path.join(SHOTS, '7-html-report.png'), fullPage: true });
+    await reportPage.close();
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
     assert.deepEqual(consoleErrors, []);
   });
@@ -229,6 +234,12 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByTestId('import-error').filter({ hasText: /^broken\.onnx: not a readable ONNX model/ }).waitFor();
     await shot('1b-import-error');
     assert.equal(await page.getByRole('heading', { name: 'Open a model' }).count(), 1, 'still on the Import screen');
+    // A real model dropped into the browser is uploaded to the host and opens.
+    const bytes = fs.readFileSync(path.join(SAMPLE_DIR, 'cls.onnx')).toString('base64');
+    const model = await page.evaluateHandle(`(() => { const b = atob(${JSON.stringify(bytes)}); const a = new Uint8Array(b.length);
+      for (let i = 0; i < b.length; i++) a[i] = b.charCodeAt(i); const dt = new DataTransfer(); dt.items.add(new File([a], 'dropped.onnx')); return dt; })()`);
+    await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer: model });
+    await page.getByRole('heading', { name: 'dropped.onnx' }).waitFor();
   });
 
   test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {
