@@ -51,3 +51,8 @@ test('electron appears only in the Electron entry and the preload; raw IPC only 
     if (file !== path.join('app', 'ipc-main.ts')) assert.doesNotMatch(text, /\bipc(Main|Renderer)\./, `${file} uses raw IPC`);
   }
 });
+
+test('the bundled preload requires nothing but electron: a sandboxed preload can load no other module', () => {
+  const bundle = fs.readFileSync(path.join(ROOT, 'dist', 'app', 'preload.js'), 'utf8');
+  assert.deepEqual([...new Set([...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]))], ['electron']);
+});
