@@ -57,6 +57,8 @@ export interface StageState {
   done: number;
   total: number;
   rate?: number;
+  /** The run does without this stage (a re-run from saved ranges does not calibrate). */
+  skipped?: boolean;
 }
 
 export interface RunSlice {
@@ -225,7 +227,8 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
         if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
       }
       parentOfRun = options.fromRun ? get().current : undefined;
-      set({ status: 'running', stages: {}, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
+      const stages: RunSlice['stages'] = options.fromRun ? { calibrate: { done: 0, total: 0, skipped: true } } : {};
+      set({ status: 'running', stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
       get().go('run');
       try {
         const { runId } = await api.call('run:start', request);
@@ -262,8 +265,11 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
         case 'done': {
           if (timer) clearTimeout(timer);
           flush();
-          // A stage the run skipped (calibrate, when re-using ranges) shows as done, not as waiting.
-          const finished = Object.fromEntries(STAGES.map((s) => [s, { ...(get().stages[s] ?? { total: 1 }), done: get().stages[s]?.total ?? 1 }]));
+          // A stage that sent no progress was not needed by this run: it shows as skipped, not as waiting.
+          const finished = Object.fromEntries(STAGES.map((st) => {
+            const seen = get().stages[st];
+            return [st, seen && !seen.skipped ? { ...seen, done: seen.total } : { done: 0, total: 0, skipped: true }];
+          }));
           set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect' });
           const selected = get().selected;
           if (selected) void get().selectLayer(selected);

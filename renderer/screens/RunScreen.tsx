@@ -22,7 +22,7 @@ export function RunScreen() {
           const fraction = st && st.total > 0 ? Math.min(1, st.done / st.total) : 0;
           const counted = stage === 'calibrate' || stage === 'evaluate';
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
-          const text = !st ? 'waiting' : fraction >= 1 ? 'done' : counted ? `${st.done}/${st.total} samples${st.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}` : 'working…';
+          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? `${st.done}/${st.total} samples${st.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}` : 'working…';
           const failed = failure?.stage === stage;
           return (
             <li key={stage} className={`stage${failed ? ' failed' : ''}`} data-stage={stage}>

@@ -83,6 +83,8 @@ test('Run shows one row per stage, Cancel, and a failure in words', () => {
   html = render(store);
   assert.match(html, /role="alert">Calibrate failed: x\.png: not a PNG or JPEG image</);
   assert.match(html, /data-testid="cancel" disabled="">Cancel/);
+  store.setState({ status: 'done', failure: undefined, stages: { load: { done: 1, total: 1 }, calibrate: { done: 0, total: 0, skipped: true } } });
+  assert.match(render(store), /data-stage="calibrate".*skipped: re-uses the saved ranges/);
 });
 
 function layer(i: number, sqnr: LayerReport['sqnr'], op = i % 3 ? 'Conv' : 'Add'): LayerReport {

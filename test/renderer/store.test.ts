@@ -54,7 +54,7 @@ test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in flo
   const report = s.current!.report;
   assert.equal(report.recipe.backend, 'xnnpack');
   assert.ok(report.layers.length > 100);
-  assert.ok(['load', 'calibrate', 'convert', 'evaluate', 'save'].every((st) => s.stages[st as 'load']!.done === s.stages[st as 'load']!.total));
+  assert.ok(['load', 'calibrate', 'convert', 'evaluate', 'save'].every((st) => s.stages[st as 'load']!.done === s.stages[st as 'load']!.total && !s.stages[st as 'load']!.skipped));
 
   const worst = [...report.layers].sort((a, b) => rank(a.sqnr) - rank(b.sqnr))[0];
   await store.getState().selectLayer(worst.name);
@@ -70,6 +70,8 @@ test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in flo
   await store.getState().overrideLayer(worst.name, 'float');
   s = await until(store, (x) => x.status === 'done' && x.current?.runId !== firstRun, 'the re-run');
   assert.equal(s.previous?.runId, firstRun, 'the old run stays for the overlay');
+  assert.equal(s.stages.calibrate?.skipped, true, 'a re-run from saved ranges does not calibrate');
+  assert.equal(s.stages.evaluate?.skipped, undefined);
   assert.equal(s.current!.fromRun, firstRun);
   assert.equal(s.current!.report.layers.find((l) => l.name === worst.name)?.sqnr, 'inf');
   assert.equal(s.current!.report.recipe.overrides[worst.name]?.float, true);
