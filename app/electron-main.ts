@@ -7,7 +7,7 @@ import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, shell, type M
 import { EVENT_CHANNEL, MENU_CHANNEL, type MenuCommand } from '../shared/ipc';
 import { RemoteStudio } from '../main/studio/remote';
 import { APP_ORIGIN, registerHandlers, type IpcMainLike } from './ipc-main';
-import { CSP } from './serve';
+import { CSP, UI_TYPES } from './serve';
 
 const UI_DIR = path.join(__dirname, '..', 'ui');
 const RESOURCES = app.isPackaged ? process.resourcesPath : path.join(__dirname, '..', '..', 'resources');
@@ -34,8 +34,11 @@ function serveUi(): void {
   protocol.handle('app', (request) => {
     const url = new URL(request.url);
     const file = path.resolve(UI_DIR, decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html');
-    if (url.host !== 'studio' || !file.startsWith(UI_DIR + path.sep)) return new Response('not found', { status: 404 });
-    return net.fetch(pathToFileURL(file).toString()).then((r) => new Response(r.body, { status: r.status, headers: { 'Content-Type': r.headers.get('Content-Type') ?? 'text/plain', 'Content-Security-Policy': CSP } }));
+    const type = UI_TYPES[path.extname(file)];
+    if (url.host !== 'studio' || !file.startsWith(UI_DIR + path.sep) || !type) return new Response('not found', { status: 404 });
+    return net.fetch(pathToFileURL(file).toString()).then((r) => new Response(r.body, {
+      status: r.status, headers: { 'Content-Type': type, 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff' },
+    }));
   });
 }
 

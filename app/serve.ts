@@ -34,7 +34,8 @@ export interface RunningServer {
 
 export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml', '.map': 'application/json' };
+/** Content types of the files the built UI holds; anything else is not served. */
+export const UI_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml', '.map': 'application/json' };
 const MAX_JSON = 1 << 20;
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -118,8 +119,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (req.method === 'GET') {
       const ui = path.resolve(options.uiDir);
       const file = path.resolve(ui, route === '' ? 'index.html' : route);
-      if (!file.startsWith(ui + path.sep) || !TYPES[path.extname(file)] || !fs.existsSync(file)) return refuse(res, 404, `no such file: /${route}`);
-      return send(res, 200, fs.readFileSync(file), TYPES[path.extname(file)]);
+      if (!file.startsWith(ui + path.sep) || !UI_TYPES[path.extname(file)] || !fs.existsSync(file)) return refuse(res, 404, `no such file: /${route}`);
+      return send(res, 200, fs.readFileSync(file), UI_TYPES[path.extname(file)]);
     }
     refuse(res, 405, `${req.method} /${route} is not something the studio answers`);
   }
