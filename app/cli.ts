@@ -2,6 +2,8 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { startServer } from './serve';
 import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
 import { formatDb, type Db, type LayerReport } from '../shared/report';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Granularity, type QuantKind, type QuantType, type Recipe } from '../shared/recipe';
@@ -42,6 +44,8 @@ commands:
       per-layer and output SQNR of any float/QDQ pair, including other tools' models
   backends [--json]
       the backends and what each supports
+  serve [--port N]
+      the studio in a browser: serves the UI and its API on 127.0.0.1 and prints the URL (with its access token)
 
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
@@ -355,6 +359,27 @@ async function cmdBackends(args: string[]): Promise<void> {
   }
 }
 
+/** Where the studio keeps its list of recent models. */
+export function stateDir(): string {
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'quant-studio');
+}
+
+async function cmdServe(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { port: { type: 'string' } });
+  if (positionals.length) throw new UsageError('serve takes no positional arguments');
+  const port = positiveInt(v.port as string | undefined, '--port');
+  if (port !== undefined && port > 65535) throw new UsageError('--port must be at most 65535');
+  const uiDir = path.join(__dirname, '..', 'ui');
+  if (!fs.existsSync(path.join(uiDir, 'index.html'))) throw new Error(`${uiDir}: the studio UI is not built; run "npm run build" first`);
+  const server = await startServer({ port, uiDir, sampleDir: path.join(__dirname, '..', '..', 'resources', 'sample'), stateDir: stateDir() });
+  process.stdout.write(`Quant Studio is running at ${server.url}\n(127.0.0.1 only; the token in the URL is the key — Ctrl-C stops it)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const debug = rest.includes('--debug');
@@ -369,6 +394,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'eval': await cmdEval(rest); break;
       case 'backends': await cmdBackends(rest); break;
       case 'preflight': await cmdPreflight(rest); break;
+      case 'serve': await cmdServe(rest); break;
       case '--version': process.stdout.write(`${TOOL.version}\n`); break;
       default: throw new UsageError(`unknown command "${command}"`);
     }

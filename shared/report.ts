@@ -13,8 +13,15 @@ export interface LayerReport {
   op: string;
   /** Position in graph order. */
   index: number;
-  type: QuantType;
+  /** Absent for a tensor kept in float. */
+  type?: QuantType;
   sqnr: Db;
+  /**
+   * Set when a recipe override keeps the tensor in float: its own quantization error is nil, so
+   * `sqnr` is "inf"; `keptInFloat.sqnr` compares it with the float model, the error that reaches it
+   * from the quantized layers before it.
+   */
+  keptInFloat?: { sqnr: Db };
   /** SQNR of the weight feeding this layer's node against its quantize-dequantize, when it has one. */
   weightSqnr?: Db;
   /** Fixed scale and zero point (static); absent where activations are quantized at run time. */

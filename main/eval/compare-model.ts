@@ -14,7 +14,9 @@ export interface PairTaps {
   max: string;
 }
 
-const PREFIX = 'qs_quantized/';
+/** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
+export const QUANTIZED_PREFIX = 'qs_quantized/';
+const PREFIX = QUANTIZED_PREFIX;
 
 function renameGraph(graph: onnx.GraphProto, rename: (n: string) => string): onnx.GraphProto {
   const node = graph.node.map((n) => onnx.NodeProto.create({

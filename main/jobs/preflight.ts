@@ -6,7 +6,7 @@ import { GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
 import { planQuantization } from '../quant/plan';
 import { preflightWithCost } from '../quant/preflight';
-import { prepareModel } from '../quant/prepare';
+import { prepareForRecipe } from './quantize';
 
 export interface PreflightOutcome {
   preflight: Preflight;
@@ -16,7 +16,7 @@ export interface PreflightOutcome {
 
 export function preflightModel(file: string, recipe: Recipe): PreflightOutcome {
   const loaded = loadModel(file);
-  const prepared = prepareModel(loaded.model, { forQdq: recipe.kind === 'static' });
+  const prepared = prepareForRecipe(loaded.model, recipe);
   const view = new GraphView(prepared.model);
   return preflightWithCost(view, planQuantization(view, recipe));
 }

@@ -15,7 +15,7 @@ import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
-import { prepareModel } from '../quant/prepare';
+import { prepareModel, type Prepared } from '../quant/prepare';
 import { preflightWithCost } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
 import { toIntegerIO } from '../quant/backends/integer-io';
@@ -86,6 +86,19 @@ function readRanges(file: string): RangesFile {
   return parsed;
 }
 
+/** The float model as the recipe's quantizer sees it; tensor names in a report refer to this model. */
+export function prepareForRecipe(model: onnx.ModelProto, recipe: Recipe): Prepared {
+  return prepareModel(model, { forQdq: recipe.kind === 'static' });
+}
+
+/**
+ * Tensors a recipe override keeps in float that the model makes: they get no Q/DQ, so their own
+ * quantization error is nil; they are still compared, to show the error arriving from upstream.
+ */
+function keptInFloat(view: GraphView, recipe: Recipe, quantized: ReadonlySet<string>): string[] {
+  return Object.entries(recipe.overrides).filter(([name, o]) => o.float && view.producer.has(name) && !quantized.has(name)).map(([name]) => name);
+}
+
 export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const warnings: string[] = [];
   const warn = (m: string) => {
@@ -107,7 +120,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   backendFor(job.recipe);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const loaded = loadModel(job.model);
-  const prepared = prepareModel(loaded.model, { forQdq: job.recipe.kind === 'static' });
+  const prepared = prepareForRecipe(loaded.model, job.recipe);
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
@@ -181,7 +194,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   } else {
     evalSource = open('random:8', 'evaluation');
   }
-  const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })), evalSource,
+  const kept = keptInFloat(view, job.recipe, new Set(converted.layers.map((l) => l.float)));
+  const pairs = [...converted.layers.map((l) => ({ float: l.float, quant: l.quant })), ...kept.map((t) => ({ float: t, quant: t }))];
+  const evaluation = await evaluate(floatModel, converted.model, pairs, evalSource,
     { batchSize, signal: job.signal, onProgress: job.onProgress });
   const tEval = performance.now();
   throwIfAborted(job.signal);
@@ -202,6 +217,16 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       range,
     };
   });
+  for (const name of kept) {
+    const producer = view.producer.get(name)!;
+    const stats = evaluation.layers.get(name)!;
+    const ws = weightSqnr.get(folds.get(producer.name) ?? producer.name);
+    layers.push({
+      name, node: producer.name, op: producer.op, index: producer.index, sqnr: 'inf', keptInFloat: { sqnr: dbToJson(stats.sqnr) },
+      ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}), range: [stats.refMin, stats.refMax],
+    });
+  }
+  layers.sort((a, b) => a.index - b.index);
 
   // One sample at batch 1: the latency check's input, and the shape a fixed-shape device is given.
   let sample: Feed | undefined;

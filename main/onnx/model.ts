@@ -17,6 +17,8 @@ export interface LoadedModel {
   file: string;
   /** Bytes of the .onnx file plus the external data it references. */
   bytes: number;
+  /** The external data files it references, as absolute paths. */
+  externalFiles?: string[];
 }
 
 function allTensors(graph: onnx.IGraphProto | null | undefined, out: onnx.TensorProto[] = []): onnx.TensorProto[] {
@@ -96,7 +98,7 @@ export function loadModel(file: string): LoadedModel {
     t.rawData = data.subarray(offset, offset + length);
     makeInline(t);
   }
-  return { model, file, bytes: total };
+  return { model, file, bytes: total, externalFiles: [...sideFiles.keys()] };
 }
 
 export interface SaveOptions {

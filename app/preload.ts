@@ -1,0 +1,31 @@
+// The Electron preload: window.studio, a narrow StudioApi over IPC. The renderer gets no
+// ipcRenderer and no Node; main re-checks everything it sends. Bundled into one file because a
+// sandboxed preload may require nothing but 'electron'.
+import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
+import { EVENT_CHANNEL, MENU_CHANNEL, type Channel, type Envelope, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../shared/ipc';
+
+const api: StudioApi = {
+  host: 'electron',
+  async call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> {
+    const envelope = (await ipcRenderer.invoke(channel, request)) as Envelope<ResponseOf<C>>;
+    if (!envelope.ok) throw new Error(envelope.error);
+    return envelope.value;
+  },
+  async pathForFile(file: File): Promise<string> {
+    const path = webUtils.getPathForFile(file);
+    if (!path) throw new Error(`${file.name}: the file has no path on disk (was it dragged from another application?)`);
+    return path;
+  },
+  onJobEvent(listener: (event: JobEvent) => void) {
+    const wrapped = (_e: IpcRendererEvent, event: JobEvent) => listener(event);
+    ipcRenderer.on(EVENT_CHANNEL, wrapped);
+    return () => void ipcRenderer.removeListener(EVENT_CHANNEL, wrapped);
+  },
+  onMenu(listener: (command: MenuCommand) => void) {
+    const wrapped = (_e: IpcRendererEvent, command: MenuCommand) => listener(command);
+    ipcRenderer.on(MENU_CHANNEL, wrapped);
+    return () => void ipcRenderer.removeListener(MENU_CHANNEL, wrapped);
+  },
+};
+
+contextBridge.exposeInMainWorld('studio', api);

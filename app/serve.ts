@@ -1,0 +1,180 @@
+// The browser host: the built renderer and the studio API over HTTP, for machines without a
+// display and for the end-to-end tests. Any web page the user opens could send requests to a local
+// port, so the server binds 127.0.0.1 only, requires a random per-run token as the first path
+// segment of every request, and refuses other origins and other Host names (DNS rebinding).
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { checkRequest, isChannel, PayloadError, type Envelope, type JobEvent } from '../shared/ipc';
+import { RemoteStudio } from '../main/studio/remote';
+import type { EngineChannel } from '../main/studio/service';
+
+export interface ServeOptions {
+  port?: number;
+  /** The built renderer (dist/ui). */
+  uiDir: string;
+  sampleDir: string;
+  stateDir: string;
+  /** A fixed token, for tests; default: 32 random bytes. */
+  token?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  /** The address the server listens on. */
+  host: string;
+  port: number;
+  token: string;
+  service: RemoteStudio;
+  close(): Promise<void>;
+}
+
+export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+/** Content types of the files the built UI holds; anything else is not served. */
+export const UI_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml', '.map': 'application/json' };
+const MAX_JSON = 1 << 20;
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const token = options.token ?? crypto.randomBytes(32).toString('base64url');
+  const streams = new Set<http.ServerResponse>();
+  const uploads = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-uploads-'));
+  const service = new RemoteStudio({
+    stateDir: options.stateDir, sampleDir: options.sampleDir,
+    emit: (event: JobEvent) => {
+      const line = `data: ${JSON.stringify(event)}\n\n`;
+      for (const s of streams) s.write(line);
+    },
+  });
+  const server = http.createServer();
+  let port = 0;
+
+  const send = (res: http.ServerResponse, status: number, body: string | Buffer, type = 'application/json; charset=utf-8') => {
+    res.writeHead(status, {
+      'Content-Type': type, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
+      'Content-Security-Policy': CSP, 'Cross-Origin-Resource-Policy': 'same-origin',
+    });
+    res.end(body);
+  };
+  const reply = (res: http.ServerResponse, status: number, envelope: Envelope<unknown>) => send(res, status, JSON.stringify(envelope));
+  const refuse = (res: http.ServerResponse, status: number, error: string) => reply(res, status, { ok: false, error });
+
+  const sameToken = (candidate: string) => {
+    const a = Buffer.from(candidate);
+    const b = Buffer.from(token);
+    return a.length === b.length && crypto.timingSafeEqual(a, b);
+  };
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const allowedHosts = [`127.0.0.1:${port}`, `localhost:${port}`];
+    if (!allowedHosts.includes(req.headers.host ?? '')) return refuse(res, 403, 'wrong Host header: the studio answers only to 127.0.0.1');
+    const origin = req.headers.origin;
+    if (origin !== undefined && !allowedHosts.map((h) => `http://${h}`).includes(origin)) return refuse(res, 403, `requests from ${origin} are refused`);
+    if (req.headers['sec-fetch-site'] === 'cross-site') return refuse(res, 403, 'cross-site requests are refused');
+    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+    const [, first, ...rest] = url.pathname.split('/');
+    if (!first || !sameToken(decodeURIComponent(first))) return refuse(res, 403, 'missing or wrong token: open the URL that "quant-studio serve" printed');
+    const route = rest.join('/');
+    handle(req, res, route, url).catch((err: Error) => refuse(res, 500, err.message));
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, route: string, url: URL): Promise<void> {
+    if (req.method === 'GET' && route === 'events') {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+      res.write(': connected\n\n');
+      streams.add(res);
+      req.on('close', () => streams.delete(res));
+      return;
+    }
+    if (req.method === 'POST' && route.startsWith('api/')) {
+      const channel = route.slice(4);
+      if (!isChannel(channel)) return refuse(res, 404, `unknown channel "${channel}"`);
+      if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return refuse(res, 415, 'requests must be application/json');
+      let payload: unknown;
+      try {
+        payload = JSON.parse((await readBody(req, MAX_JSON)).toString('utf8'));
+        checkRequest(channel, payload);
+      } catch (err) {
+        return refuse(res, 400, err instanceof PayloadError ? err.message : `${channel}: malformed JSON payload`);
+      }
+      // A browser has no native dialogs on the host's machine: the page falls back to upload or a typed path.
+      if (channel === 'dialog:model' || channel === 'dialog:folder') return reply(res, 200, { ok: true, value: null });
+      try {
+        return reply(res, 200, { ok: true, value: await service.handle(channel as EngineChannel, payload as never) });
+      } catch (err) {
+        return reply(res, 200, { ok: false, error: (err as Error).message });
+      }
+    }
+    if (req.method === 'POST' && route === 'upload') {
+      const name = path.basename(url.searchParams.get('name') ?? '').replace(/[^\w.\- ]/g, '_');
+      if (!name) return refuse(res, 400, 'upload: the file name is missing (?name=)');
+      const dir = fs.mkdtempSync(path.join(uploads, 'u-'));
+      const file = path.join(dir, name);
+      await streamToFile(req, file);
+      return reply(res, 200, { ok: true, value: file });
+    }
+    if (req.method === 'GET') {
+      const ui = path.resolve(options.uiDir);
+      const file = path.resolve(ui, route === '' ? 'index.html' : route);
+      if (!file.startsWith(ui + path.sep) || !UI_TYPES[path.extname(file)] || !fs.existsSync(file)) return refuse(res, 404, `no such file: /${route}`);
+      return send(res, 200, fs.readFileSync(file), UI_TYPES[path.extname(file)]);
+    }
+    refuse(res, 405, `${req.method} /${route} is not something the studio answers`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  port = address.port;
+  return {
+    url: `http://127.0.0.1:${port}/${token}/`, host: address.address, port, token, service,
+    async close() {
+      for (const s of streams) s.end();
+      await service.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      fs.rmSync(uploads, { recursive: true, force: true });
+    },
+  };
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new PayloadError(`payload over ${limit} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Streams an upload to a temporary name and renames it into place: a broken upload leaves no file. */
+function streamToFile(req: http.IncomingMessage, file: string): Promise<void> {
+  const tmp = `${file}.part`;
+  return new Promise((resolve, reject) => {
+    const out = fs.createWriteStream(tmp);
+    req.pipe(out);
+    out.on('finish', () => {
+      fs.renameSync(tmp, file);
+      resolve();
+    });
+    const fail = (err: Error) => {
+      out.destroy();
+      fs.rmSync(tmp, { force: true });
+      reject(err);
+    };
+    req.on('error', fail);
+    out.on('error', fail);
+  });
+}

@@ -1,0 +1,77 @@
+// A self-contained HTML report of a run: no scripts, no external files, the per-layer chart drawn
+// as inline SVG, so that it opens anywhere and can be attached to a ticket or a review.
+import * as path from 'node:path';
+import { opColours } from '../../shared/colours';
+import { formatDb, type Db, type Report } from '../../shared/report';
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+const kB = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`;
+
+function finite(v: Db | undefined): number | undefined {
+  return typeof v === 'number' ? v : undefined;
+}
+
+function chart(report: Report): string {
+  const layers = report.layers;
+  const width = 960;
+  const height = 260;
+  const pad = { left: 40, right: 10, top: 10, bottom: 20 };
+  const values = layers.map((l) => finite(l.sqnr));
+  const top = Math.max(10, ...values.filter((v): v is number => v !== undefined)) * 1.1;
+  const w = (width - pad.left - pad.right) / Math.max(1, layers.length);
+  const y = (v: number) => pad.top + (height - pad.top - pad.bottom) * (1 - Math.max(0, Math.min(v, top)) / top);
+  const colours = opColours(layers.map((l) => l.op));
+  const bars = layers.map((l, i) => {
+    const v = finite(l.sqnr) ?? top;
+    const x = pad.left + i * w;
+    return `<rect x="${x.toFixed(2)}" y="${y(v).toFixed(2)}" width="${Math.max(0.5, w - 0.5).toFixed(2)}" height="${(y(0) - y(v)).toFixed(2)}" fill="${colours.get(l.op)}"><title>${esc(l.name)} (${esc(l.op)}): ${formatDb(l.sqnr)} dB</title></rect>`;
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
+    const v = top * f;
+    return `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ccc" stroke-width="0.5"/><text x="${pad.left - 4}" y="${y(v) + 3}" text-anchor="end" font-size="10">${v.toFixed(0)}</text>`;
+  });
+  const legend = [...colours].map(([op, c]) => `<span class="key"><i style="background:${c}"></i>${esc(op)}</span>`).join(' ');
+  return `<svg viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Per-layer SQNR in graph order">${ticks.join('')}${bars.join('')}<text x="4" y="${height / 2}" font-size="10" transform="rotate(-90 8 ${height / 2})">SQNR dB</text></svg><p>${legend}</p>`;
+}
+
+export function htmlReport(report: Report): string {
+  const worst = [...report.layers].sort((a, b) => (finite(a.sqnr) ?? Infinity) - (finite(b.sqnr) ?? Infinity));
+  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  const r = report.recipe;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Quant Studio report: ${esc(path.basename(report.model.file))}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#1d232a;background:#fff}
+@media (prefers-color-scheme:dark){body{color:#e6e9ee;background:#15191e}td,th{border-color:#333}}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.2rem .5rem;text-align:left;font-variant-numeric:tabular-nums}
+.key{display:inline-block;margin-right:.8rem}.key i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-1px}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+</style></head><body>
+<h1>${esc(path.basename(report.model.file))} → ${esc(report.backend)} ${esc(r.kind)}</h1>
+<table>
+${row(['Output SQNR', report.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>')])}
+${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
+${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}`)])}
+${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
+${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')} of ${report.preflight.total} nodes on ${report.preflight.device}`)])}
+${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}
+${row(['Time', esc(`load ${report.timings.load} ms, calibrate ${report.timings.calibrate} ms, convert ${report.timings.convert} ms, evaluate ${report.timings.evaluate} ms`)])}
+</table>
+<h2>Per-layer SQNR (${report.layers.length} quantized tensors, graph order)</h2>
+${chart(report)}
+<h2>Worst layers</h2>
+<table><tr><th>tensor</th><th>op</th><th>SQNR dB</th><th>weight SQNR dB</th><th>scale</th><th>zero point</th><th>range</th></tr>
+${worst.slice(0, 25).map((l) => row([esc(l.name), esc(l.op), l.keptInFloat ? `inf (kept in float; ${formatDb(l.keptInFloat.sqnr)} from upstream)` : formatDb(l.sqnr),
+    l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr), l.scale === undefined ? '' : l.scale.toPrecision(4), l.zeroPoint === undefined ? '' : String(l.zeroPoint),
+    `${l.range[0].toPrecision(4)} … ${l.range[1].toPrecision(4)}`])).join('\n')}
+</table>
+<h2>Nodes left in float (${report.float.length})</h2>
+<table><tr><th>node</th><th>op</th><th>why</th></tr>
+${report.float.map((f) => row([esc(f.node), esc(f.op), esc(f.reason)])).join('\n')}
+</table>
+${report.warnings.length ? `<h2>Warnings</h2><ul>${report.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
+<p><small>${esc(report.tool.name)} ${esc(report.tool.version)}</small></p>
+</body></html>
+`;
+}

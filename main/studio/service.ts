@@ -1,0 +1,349 @@
+// The studio's engine side, shared by the Electron main process and the browser host: it answers
+// the request channels of shared/ipc.ts and streams job events. Hosts add transport, trust checks
+// and dialogs; everything here works without Electron.
+//
+// A run writes into a private work folder, never next to the model: what the user sees is only a
+// candidate until Export copies it out, and a cancelled or failed run leaves nothing anywhere.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { findBackend, recipeProblems } from '../../shared/backends';
+import {
+  STAGES, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary,
+  type PreprocessSpec, type PreviewRequest, type RequestChannels, type RunRequest, type RunResult, type SampleModel, type Stage,
+} from '../../shared/ipc';
+import type { Recipe } from '../../shared/recipe';
+import type { Report } from '../../shared/report';
+import { CancelledError, type Progress } from '../calib/calibrate';
+import { openSource } from '../calib/readers';
+import { inputSpecs } from '../eval/session';
+import { layerHistogram } from '../eval/layer-values';
+import { pairsFromQdq } from '../eval/pairs';
+import { writeFileAtomic, writeJsonAtomic } from '../export/atomic';
+import { htmlReport } from '../export/html-report';
+import { companionPath, defaultOutPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
+import { inspectModel } from '../onnx/inspect';
+import { GraphView } from '../onnx/graph';
+import { loadModel, type LoadedModel } from '../onnx/model';
+import { preflightModel } from '../jobs/preflight';
+
+export class StudioError extends Error {}
+
+export interface ServiceOptions {
+  /** Where recent models are remembered. */
+  stateDir: string;
+  /** The sample model's folder (resources/sample). */
+  sampleDir: string;
+  emit: (event: JobEvent) => void;
+}
+
+/** Milliseconds between progress events of one stage: enough for a smooth bar, few enough for IPC. */
+const PROGRESS_INTERVAL = 100;
+
+interface Run {
+  id: string;
+  request: RunRequest;
+  dir: string;
+  controller: AbortController;
+  /** The ranges file a re-run reads: this run's own, or the one it re-used. */
+  ranges?: string;
+  outcome?: QuantizeOutcome;
+  /** Float and quantized models, loaded once for the layer panel. */
+  models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
+}
+
+/** The engine channels; the dialog channels belong to the hosts. */
+export type EngineChannel = Exclude<keyof RequestChannels, 'dialog:model' | 'dialog:folder'>;
+
+export class StudioService {
+  private readonly runs = new Map<string, Run>();
+  /** Runs' private folders live here until the service closes. */
+  readonly workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
+  private active?: { run: Run; done: Promise<void> };
+  private counter = 0;
+  /** Each opened model with its external data files: export never writes over any of them. */
+  private readonly inputFiles = new Map<string, string[]>();
+
+  constructor(private readonly options: ServiceOptions) {}
+
+  handle<C extends EngineChannel>(channel: C, request: RequestChannels[C]['request']): Promise<RequestChannels[C]['response']> {
+    const handlers: { [K in EngineChannel]: (r: RequestChannels[K]['request']) => Promise<RequestChannels[K]['response']> | RequestChannels[K]['response'] } = {
+      'model:open': (r) => this.openModel(r.path),
+      'model:sample': () => this.sample(),
+      'model:recent': () => this.recent(),
+      'model:plan': (r) => this.plan(r.model, r.recipe),
+      'data:preview': (r) => this.preview(r),
+      'run:start': (r) => this.start(r),
+      'run:cancel': (r) => this.cancel(r.runId),
+      'run:layer': (r) => this.layer(r.runId, r.tensor),
+      'run:export': (r) => this.export(r),
+    };
+    return Promise.resolve().then(() => (handlers[channel] as (r: unknown) => RequestChannels[C]['response'])(request));
+  }
+
+  openModel(file: string): ModelSummary {
+    const resolved = path.resolve(file);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(resolved);
+    } catch {
+      throw new StudioError(`${resolved}: no such file; check the path`);
+    }
+    if (!stat.isFile()) throw new StudioError(`${resolved}: is a folder, not a model; choose the .onnx file inside it`);
+    const loaded = loadModel(resolved);
+    const info = inspectModel(loaded);
+    this.remember(resolved);
+    const sideFiles = loaded.externalFiles ?? [];
+    this.inputFiles.set(resolved, [resolved, ...sideFiles]);
+    return {
+      file: resolved, name: path.basename(resolved), bytes: loaded.bytes, sideFiles: sideFiles.map((f) => path.basename(f)),
+      irVersion: info.irVersion, producer: info.producer, opsets: info.opsets, inputs: info.inputs, outputs: info.outputs,
+      ops: info.ops, nodeCount: info.nodeCount, parameters: info.parameters,
+    };
+  }
+
+  sample(): SampleModel {
+    const manifest = JSON.parse(fs.readFileSync(path.join(this.options.sampleDir, 'sample.json'), 'utf8')) as { model: string; calibration: string; preprocess: PreprocessSpec };
+    return {
+      model: this.openModel(path.join(this.options.sampleDir, manifest.model)),
+      calibration: path.join(this.options.sampleDir, manifest.calibration),
+      preprocess: manifest.preprocess,
+      exportFolder: path.join(os.homedir(), 'Quant Studio', 'sample'),
+    };
+  }
+
+  private get recentFile(): string {
+    return path.join(this.options.stateDir, 'recent.json');
+  }
+
+  recent(): string[] {
+    try {
+      const list = JSON.parse(fs.readFileSync(this.recentFile, 'utf8')) as unknown;
+      return Array.isArray(list) ? list.filter((f): f is string => typeof f === 'string' && fs.existsSync(f)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private remember(file: string): void {
+    // Uploads live in a temporary folder and would vanish from the list anyway.
+    if (file.startsWith(os.tmpdir() + path.sep)) return;
+    const list = [file, ...this.recent().filter((f) => f !== file)].slice(0, 8);
+    try {
+      writeJsonAtomic(this.recentFile, list);
+    } catch {
+      // The list is a convenience; a read-only state folder must not stop a model from opening.
+    }
+  }
+
+  plan(model: string, recipe: Recipe): PlanSummary {
+    const backend = findBackend(recipe.backend);
+    if (!backend) throw new StudioError(`unknown backend "${recipe.backend}"`);
+    const problems = recipeProblems(backend, recipe);
+    if (problems.length) return { backend: backend.name, reasons: [], problems };
+    const { nodes, ...preflight } = preflightModel(model, recipe).preflight;
+    const reasons = new Map<string, PlanSummary['reasons'][number]>();
+    for (const n of nodes) {
+      if (n.placement === 'quantized') continue;
+      const reason = n.reason ?? '';
+      const key = `${n.placement}\0${reason}`;
+      const entry = reasons.get(key) ?? { placement: n.placement, reason, count: 0, example: `${n.op} ${n.node}` };
+      entry.count++;
+      reasons.set(key, entry);
+    }
+    return { backend: backend.name, preflight, reasons: [...reasons.values()].sort((a, b) => b.count - a.count), problems: preflight.problems };
+  }
+
+  async preview(request: PreviewRequest): Promise<InputPreview> {
+    const view = new GraphView(loadModel(request.model).model);
+    const source = openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 });
+    for await (const feed of source.batches(1)) {
+      const [input, tensor] = Object.entries(feed)[0];
+      const data = tensor.data;
+      if (data instanceof BigInt64Array) return { description: source.description, input, shape: tensor.dims, stats: [], warnings: source.warnings };
+      const values = Float64Array.from(data as ArrayLike<number>);
+      const dims = tensor.dims;
+      const image = dims.length === 4 && (dims[1] === 1 || dims[1] === 3) ? 'NCHW' : dims.length === 4 && (dims[3] === 1 || dims[3] === 3) ? 'NHWC' : undefined;
+      const channels = image === 'NCHW' ? dims[1] : image === 'NHWC' ? dims[3] : 1;
+      const [h, w] = image === 'NCHW' ? [dims[2], dims[3]] : image === 'NHWC' ? [dims[1], dims[2]] : [0, 0];
+      const at = (c: number, i: number) => (image === 'NHWC' ? values[i * channels + c] : values[c * h * w + i]);
+      const stats = [];
+      for (let c = 0; c < channels; c++) {
+        const n = image ? h * w : values.length;
+        let min = Infinity, max = -Infinity, sum = 0, sq = 0;
+        for (let i = 0; i < n; i++) {
+          const v = image ? at(c, i) : values[i];
+          if (v < min) min = v;
+          if (v > max) max = v;
+          sum += v;
+          sq += v * v;
+        }
+        const mean = sum / n;
+        stats.push({ min, max, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) });
+      }
+      let png: string | undefined;
+      if (image) {
+        // Stretched over the values' own range: what the model sees, made visible, not the original picture.
+        const lo = Math.min(...stats.map((s) => s.min));
+        const hi = Math.max(...stats.map((s) => s.max));
+        const out = new PNG({ width: w, height: h });
+        for (let i = 0; i < h * w; i++) {
+          for (let c = 0; c < 3; c++) out.data[i * 4 + c] = Math.round(((at(channels === 3 ? c : 0, i) - lo) / (hi - lo || 1)) * 255);
+          out.data[i * 4 + 3] = 255;
+        }
+        png = `data:image/png;base64,${PNG.sync.write(out).toString('base64')}`;
+      }
+      return { description: source.description, input, shape: dims, image: png, stats, warnings: source.warnings };
+    }
+    throw new StudioError(`${request.source}: holds no samples`);
+  }
+
+  start(request: RunRequest): { runId: string } {
+    if (this.active) throw new StudioError('a run is in progress; wait for it or cancel it first');
+    let ranges: string | undefined;
+    let calibration = request.calibration;
+    let preprocess = request.preprocess;
+    if (request.fromRun) {
+      const parent = this.runs.get(request.fromRun);
+      if (!parent?.outcome || !parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
+      ranges = parent.ranges;
+      // Evaluation reads the same samples as the run whose ranges are re-used, so the two compare.
+      calibration = parent.request.calibration;
+      preprocess = parent.request.preprocess;
+    }
+    if (request.recipe.kind === 'static' && !calibration && !ranges) {
+      throw new StudioError('static quantization needs calibration data: choose a folder of images, .npy files, or random samples');
+    }
+    const id = `run-${++this.counter}`;
+    const dir = fs.mkdtempSync(path.join(this.workRoot, `${id}-`));
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges };
+    this.runs.set(id, run);
+    this.options.emit({ runId: id, type: 'started', request });
+    // The run stops being active before its last event goes out: whoever hears "done" may start the next one.
+    const done = this.execute(run, { calibration, preprocess, ranges }).then((last) => {
+      if (this.active?.run === run) this.active = undefined;
+      this.options.emit(last);
+    });
+    this.active = { run, done };
+    return { runId: id };
+  }
+
+  /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
+  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<JobEvent> {
+    const emit = this.options.emit;
+    let stage: Stage = 'load';
+    let stageDone = false;
+    let last = 0;
+    const onProgress = (p: Progress) => {
+      const now = Date.now();
+      const edge = p.stage !== stage || p.done === 0 || p.done >= p.total;
+      stage = p.stage;
+      stageDone = p.done >= p.total;
+      if (!edge && now - last < PROGRESS_INTERVAL) return;
+      last = now;
+      emit({ runId: run.id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
+    };
+    try {
+      const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe)));
+      const outcome = await quantize({
+        model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
+        out, signal: run.controller.signal, onProgress, onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
+      });
+      if (run.controller.signal.aborted) throw new CancelledError();
+      run.outcome = outcome;
+      run.ranges ??= outcome.files.ranges;
+      const result: RunResult = { runId: run.id, ...(run.request.fromRun ? { fromRun: run.request.fromRun } : {}), report: outcome.report };
+      return { runId: run.id, type: 'done', result };
+    } catch (err) {
+      fs.rmSync(run.dir, { recursive: true, force: true });
+      this.runs.delete(run.id);
+      if (err instanceof CancelledError || run.controller.signal.aborted) return { runId: run.id, type: 'cancelled' };
+      // Between two stages (opening the calibration data after loading, say) the failure belongs to the next one.
+      const failed = stageDone ? STAGES[Math.min(STAGES.indexOf(stage) + 1, STAGES.length - 1)] : stage;
+      return { runId: run.id, type: 'failed', stage: failed, message: (err as Error).message };
+    }
+  }
+
+  /** Resolves once the run has stopped and its work folder is gone. */
+  async cancel(runId: string): Promise<{ cancelled: boolean }> {
+    const active = this.active;
+    if (!active || active.run.id !== runId) return { cancelled: false };
+    active.run.controller.abort();
+    await active.done;
+    return { cancelled: !this.runs.has(runId) };
+  }
+
+  private finished(runId: string): Run & { outcome: QuantizeOutcome } {
+    const run = this.runs.get(runId);
+    if (!run?.outcome) throw new StudioError(`run ${runId} has not finished; only a finished run has layers to show or files to export`);
+    return run as Run & { outcome: QuantizeOutcome };
+  }
+
+  async layer(runId: string, tensor: string): Promise<LayerDetail> {
+    const run = this.finished(runId);
+    const report = run.outcome.report;
+    const layer = report.layers.find((l) => l.name === tensor);
+    if (!layer) throw new StudioError(`run ${runId}: no quantized tensor "${tensor}"`);
+    run.models ??= {
+      float: prepareForRecipe(loadModel(run.request.model).model, run.request.recipe).model,
+      quant: loadModel(run.outcome.files.model).model,
+    };
+    const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
+      : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
+    const spec = run.request.fromRun ? this.runs.get(run.request.fromRun)?.request : run.request;
+    if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
+    const source = openSource(spec?.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: spec?.preprocess });
+    const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
+    return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
+  }
+
+  /**
+   * Copies the run's artifacts (whatever the backend's lowering produced, plus recipe and ranges)
+   * and writes the report as JSON and HTML, each file atomically, never over the input model.
+   */
+  export(request: ExportRequest): ExportResult {
+    const run = this.finished(request.runId);
+    const model = path.resolve(run.request.model);
+    const folder = path.resolve(request.folder ?? path.dirname(model));
+    const original = run.outcome.report;
+    const moved = (file: string) => path.join(folder, path.basename(file));
+    const copies: Array<{ from: string; to: string; what: string }> = original.artifacts.map((a) => ({ from: a.file, to: moved(a.file), what: a.description }));
+    const quantizedData = `${original.quantized.file}.data`;
+    if (fs.existsSync(quantizedData)) copies.push({ from: quantizedData, to: moved(quantizedData), what: 'external weights of the quantized model' });
+    const artifacts = original.artifacts.map((a) => ({ ...a, file: moved(a.file) }));
+    // A re-run reads its parent's ranges; they belong with the model it made.
+    if (run.ranges && !copies.some((c) => c.from === run.ranges)) {
+      const to = companionPath(moved(original.quantized.file), '.ranges.json');
+      const description = 'calibrated ranges (of the run this one re-used), to re-convert without calibrating';
+      copies.push({ from: run.ranges, to, what: description });
+      artifacts.push({ kind: 'ranges', file: to, bytes: fs.statSync(run.ranges).size, description });
+    }
+    const reportFile = companionPath(moved(original.quantized.file), '.report.json');
+    const htmlFile = companionPath(moved(original.quantized.file), '.report.html');
+    const report: Report = {
+      ...original,
+      quantized: { ...original.quantized, file: moved(original.quantized.file) },
+      artifacts,
+    };
+    const inputs = new Set([model, ...(this.inputFiles.get(model) ?? [])]);
+    for (const to of [...copies.map((c) => c.to), reportFile, htmlFile]) {
+      if (inputs.has(path.resolve(to))) throw new StudioError(`${to}: refusing to write over the input model; choose another folder`);
+    }
+    const files: ExportResult['files'] = [];
+    const write = (to: string, data: Uint8Array | string, what: string) => {
+      writeFileAtomic(to, data);
+      files.push({ file: to, bytes: fs.statSync(to).size, what });
+    };
+    for (const c of copies) write(c.to, fs.readFileSync(c.from), c.what);
+    write(reportFile, JSON.stringify(report, null, 2) + '\n', 'report');
+    write(htmlFile, htmlReport(report), 'report with charts, one self-contained HTML file');
+    return { folder, files, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
+  }
+
+  /** Stops a run in progress and removes every work folder. */
+  async close(): Promise<void> {
+    if (this.active) await this.cancel(this.active.run.id);
+    fs.rmSync(this.workRoot, { recursive: true, force: true });
+  }
+}

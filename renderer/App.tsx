@@ -1,0 +1,88 @@
+import { useEffect } from 'react';
+import type { StudioApi } from '../shared/ipc';
+import { useStudio } from './context';
+import { bytes, db } from './format';
+import { ConfigureScreen } from './screens/ConfigureScreen';
+import { ExportScreen } from './screens/ExportScreen';
+import { ImportScreen } from './screens/ImportScreen';
+import { InspectScreen } from './screens/InspectScreen';
+import { ModelScreen } from './screens/ModelScreen';
+import { RunScreen } from './screens/RunScreen';
+import { SCREENS, type Screen, type Studio } from './store';
+
+function available(screen: Screen, s: Pick<Studio, 'model' | 'current' | 'status'>): boolean {
+  switch (screen) {
+    case 'import': return true;
+    case 'model': case 'configure': return Boolean(s.model);
+    case 'run': return s.status !== 'idle';
+    case 'inspect': case 'export': return Boolean(s.current);
+  }
+}
+
+/** Output SQNR and sizes stay in the header on every screen; fixed widths keep it from jumping. */
+function Summary() {
+  const model = useStudio((s) => s.model);
+  const current = useStudio((s) => s.current);
+  const report = current?.report;
+  return (
+    <dl className="summary" aria-label="Current run">
+      <div><dt>Model</dt><dd title={model?.file}>{model?.name ?? '—'}</dd></div>
+      <div><dt>Output SQNR</dt><dd data-testid="output-sqnr">{report ? report.outputs.map((o) => `${db(o.sqnr)} dB`).join(', ') : '—'}</dd></div>
+      <div><dt>Size</dt><dd>{report ? `${bytes(report.sizes.floatBytes)} → ${bytes(report.sizes.quantizedBytes)}` : model ? bytes(model.bytes) : '—'}</dd></div>
+    </dl>
+  );
+}
+
+export function App({ api }: { api: Pick<StudioApi, 'host' | 'onMenu'> }) {
+  const screen = useStudio((s) => s.screen);
+  const go = useStudio((s) => s.go);
+  const theme = useStudio((s) => s.theme);
+  const setTheme = useStudio((s) => s.setTheme);
+  const model = useStudio((s) => s.model);
+  const current = useStudio((s) => s.current);
+  const status = useStudio((s) => s.status);
+  const chooseModel = useStudio((s) => s.chooseModel);
+  const openSample = useStudio((s) => s.openSample);
+  const openPath = useStudio((s) => s.openPath);
+
+  useEffect(() => api.onMenu((m) => {
+    if (m.command === 'open') void chooseModel();
+    else if (m.command === 'sample') void openSample();
+    else if (m.command === 'open-path') void openPath(m.path);
+    else if (m.command === 'export') go('export');
+  }), [api, chooseModel, openSample, openPath, go]);
+
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  return (
+    <div className="app">
+      <header className="top">
+        <h1>Quant Studio</h1>
+        <nav aria-label="Steps">
+          <ol>
+            {SCREENS.map((s, i) => (
+              <li key={s.id}>
+                <button type="button" aria-current={screen === s.id ? 'step' : undefined} disabled={!available(s.id, { model, current, status })}
+                  onClick={() => go(s.id)}>{i + 1}. {s.title}</button>
+              </li>
+            ))}
+          </ol>
+        </nav>
+        <Summary />
+        <button type="button" className="theme" onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} mode`}>
+          {theme === 'dark' ? '☀' : '☾'}
+        </button>
+      </header>
+      <main>
+        {screen === 'import' && <ImportScreen host={api.host} />}
+        {screen === 'model' && <ModelScreen />}
+        {screen === 'configure' && <ConfigureScreen />}
+        {screen === 'run' && <RunScreen />}
+        {screen === 'inspect' && <InspectScreen />}
+        {screen === 'export' && <ExportScreen host={api.host} />}
+      </main>
+    </div>
+  );
+}

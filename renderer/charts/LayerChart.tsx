@@ -1,0 +1,136 @@
+// The per-layer SQNR chart: one bar per quantized tensor, coloured by op type, the previous run
+// outlined behind the current one, and a threshold line the user drags (or moves with the arrow
+// keys). It takes pre-aggregated rows only; the whole chart lives behind this one component so a
+// canvas chart can replace it if recharts gets slow on very large models.
+import { memo, useCallback, useMemo, useRef, type KeyboardEvent, type PointerEvent } from 'react';
+import { Bar, BarChart, ResponsiveContainer, Tooltip, XAxis, YAxis, type TooltipContentProps } from 'recharts';
+import type { NameType, ValueType } from 'recharts/types/component/DefaultTooltipContent';
+import type { LayerReport } from '../../shared/report';
+import { db, dbValue } from '../format';
+
+export interface LayerRow {
+  name: string;
+  op: string;
+  sqnr: number;
+  /** The run this one was derived from, for the outline; absent when there is none. */
+  previous?: number;
+  label: string;
+  weight: string;
+  inf: boolean;
+}
+
+export interface LayerChartProps {
+  layers: LayerReport[];
+  previous?: LayerReport[];
+  sort: 'graph' | 'worst';
+  colours: Map<string, string>;
+  threshold: number;
+  selected?: string;
+  onThreshold(db: number): void;
+  onSelect(name: string): void;
+}
+
+export const CHART_HEIGHT = 320;
+const MARGIN = { top: 12, right: 12, bottom: 8, left: 0 };
+const Y_AXIS_WIDTH = 48;
+
+export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number): LayerRow[] {
+  const before = new Map(previous?.map((l) => [l.name, l]));
+  const rows = layers.map((l) => {
+    const p = previous ? before.get(l.name) : undefined;
+    return {
+      name: l.name, op: l.op, sqnr: dbValue(l.sqnr, top), inf: l.sqnr === 'inf', label: db(l.sqnr), weight: db(l.weightSqnr),
+      ...(p ? { previous: dbValue(p.sqnr, top) } : {}),
+    };
+  });
+  return sort === 'worst' ? rows.sort((a, b) => (a.inf ? Infinity : a.sqnr) - (b.inf ? Infinity : b.sqnr)) : rows;
+}
+
+/** The axis top: a round number above the best finite SQNR, so "inf" bars stand out at the top. */
+export function axisTop(layers: LayerReport[]): number {
+  const finite = layers.map((l) => l.sqnr).filter((v): v is number => typeof v === 'number');
+  return Math.max(10, Math.ceil((Math.max(0, ...finite) * 1.15) / 10) * 10);
+}
+
+/** The axis bottom: 0, or a round number below a negative SQNR (a layer worse than no signal at all). */
+export function axisBottom(layers: LayerReport[]): number {
+  const finite = layers.map((l) => l.sqnr).filter((v): v is number => typeof v === 'number');
+  return Math.min(0, Math.floor(Math.min(0, ...finite) / 5) * 5);
+}
+
+function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameType>) {
+  const row = active && payload?.[0]?.payload as LayerRow | undefined;
+  if (!row) return null;
+  return (
+    <div className="tooltip" role="status">
+      <strong>{row.name}</strong>
+      <div>{row.op}</div>
+      <div>SQNR {row.label} dB{row.weight !== '—' ? ` · weight ${row.weight} dB` : ''}</div>
+    </div>
+  );
+}
+
+function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
+  const top = useMemo(() => axisTop([...layers, ...(previous ?? [])]), [layers, previous]);
+  const bottom = useMemo(() => axisBottom([...layers, ...(previous ?? [])]), [layers, previous]);
+  const rows = useMemo(() => chartRows(layers, previous, sort, top), [layers, previous, sort, top]);
+  const plot = useRef<HTMLDivElement>(null);
+  const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
+  const clamp = (v: number) => Math.max(bottom, Math.min(top, v));
+  const lineY = MARGIN.top + plotHeight * (1 - (clamp(threshold) - bottom) / (top - bottom));
+
+  const fromPointer = useCallback((e: PointerEvent<HTMLDivElement>) => {
+    const box = plot.current?.getBoundingClientRect();
+    if (!box) return;
+    const y = e.clientY - box.top - MARGIN.top;
+    onThreshold(Math.max(bottom, Math.min(top, bottom + (top - bottom) * (1 - y / plotHeight))));
+  }, [onThreshold, top, bottom, plotHeight]);
+
+  const onKey = (e: KeyboardEvent<HTMLDivElement>) => {
+    const step = e.shiftKey ? 5 : 0.5;
+    if (e.key === 'ArrowUp') onThreshold(Math.min(top, threshold + step));
+    else if (e.key === 'ArrowDown') onThreshold(Math.max(bottom, threshold - step));
+    else return;
+    e.preventDefault();
+  };
+
+  // Custom shapes carry the layer name, so a click, a test or a screen reader finds the bar; a
+  // negative SQNR hangs below the zero line, so its height arrives negative.
+  const renderBar = useCallback((props: unknown) => {
+    const { x, y, width, height, payload } = props as { x: number; y: number; width: number; height: number; payload: LayerRow };
+    const below = !payload.inf && payload.sqnr < threshold;
+    return (
+      <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} fill={colours.get(payload.op) ?? '#888'}
+        className={`bar${below ? ' below' : ''}${payload.name === selected ? ' selected' : ''}`}
+        data-layer={payload.name} data-sqnr={payload.label} onClick={() => onSelect(payload.name)} />
+    );
+  }, [colours, threshold, selected, onSelect]);
+
+  const renderPrevious = useCallback((props: unknown) => {
+    const { x, y, width, height } = props as { x: number; y: number; width: number; height: number };
+    return <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} className="bar-previous" />;
+  }, []);
+
+  return (
+    <div className="layer-chart" ref={plot} style={{ height: CHART_HEIGHT }} data-bars={rows.length}>
+      <ResponsiveContainer width="100%" height={CHART_HEIGHT}>
+        <BarChart data={rows} margin={MARGIN} barGap="-100%" barCategoryGap={rows.length > 200 ? 0 : '10%'}>
+          <XAxis dataKey="name" hide />
+          <YAxis width={Y_AXIS_WIDTH} domain={[bottom, top]} allowDataOverflow tickCount={6} unit=" dB" />
+          <Tooltip content={LayerTooltip} isAnimationActive={false} cursor={{ className: 'chart-cursor' }} />
+          <Bar dataKey="sqnr" isAnimationActive={false} shape={renderBar} />
+          {previous && <Bar dataKey="previous" isAnimationActive={false} shape={renderPrevious} />}
+        </BarChart>
+      </ResponsiveContainer>
+      <div className="threshold" role="slider" tabIndex={0} aria-label="SQNR threshold" aria-valuemin={bottom} aria-valuemax={top}
+        aria-valuenow={threshold} aria-valuetext={`${threshold.toFixed(1)} dB`} style={{ top: lineY, left: Y_AXIS_WIDTH }}
+        onKeyDown={onKey}
+        onPointerDown={(e) => { e.currentTarget.setPointerCapture(e.pointerId); fromPointer(e); }}
+        onPointerMove={(e) => { if (e.currentTarget.hasPointerCapture(e.pointerId)) fromPointer(e); }}>
+        <span>{threshold.toFixed(1)} dB</span>
+      </div>
+    </div>
+  );
+}
+
+export const LayerChart = memo(LayerChartImpl);

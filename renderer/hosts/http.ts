@@ -1,0 +1,51 @@
+// The StudioApi over the browser host (app/serve.ts): requests as JSON POSTs, job events as
+// server-sent events, dropped files uploaded. Every URL is relative to the page, whose path starts
+// with the access token, so each request carries it.
+import type { Channel, Envelope, JobEvent, MenuCommand, RequestOf, ResponseOf, StudioApi } from '../../shared/ipc';
+
+export function httpHost(base: string): StudioApi {
+  const listeners = new Set<(event: JobEvent) => void>();
+  let events: EventSource | undefined;
+  const unwrap = async <T>(response: Response): Promise<T> => {
+    let envelope: Envelope<T>;
+    try {
+      envelope = (await response.json()) as Envelope<T>;
+    } catch {
+      throw new Error(`the studio host answered ${response.status} ${response.statusText}`);
+    }
+    if (!envelope.ok) throw new Error(envelope.error);
+    return envelope.value;
+  };
+  return {
+    host: 'browser',
+    async call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> {
+      const response = await fetch(`${base}api/${channel}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+      return unwrap<ResponseOf<C>>(response);
+    },
+    async pathForFile(file: File): Promise<string> {
+      const response = await fetch(`${base}upload?name=${encodeURIComponent(file.name)}`, { method: 'POST', body: file });
+      return unwrap<string>(response);
+    },
+    onJobEvent(listener) {
+      listeners.add(listener);
+      if (!events) {
+        events = new EventSource(`${base}events`);
+        events.onmessage = (m) => {
+          const event = JSON.parse(m.data as string) as JobEvent;
+          for (const l of listeners) l(event);
+        };
+      }
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0) {
+          events?.close();
+          events = undefined;
+        }
+      };
+    },
+    onMenu(_listener: (command: MenuCommand) => void) {
+      // A browser tab has no application menu.
+      return () => undefined;
+    },
+  };
+}

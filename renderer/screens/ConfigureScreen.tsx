@@ -1,0 +1,184 @@
+import { useEffect } from 'react';
+import { BACKENDS, findBackend } from '../../shared/backends';
+import { QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
+import { useStudio } from '../context';
+import { dataSource, refusal, type DataKind } from '../store';
+import { PlanSummaryView } from './ModelScreen';
+
+const METHODS = ['minmax', 'moving-average', 'percentile', 'entropy', 'mse'];
+const METHOD_PARAM: Record<string, { label: string; fallback: string } | undefined> = {
+  'moving-average': { label: 'momentum', fallback: '0.01' },
+  percentile: { label: 'percentile', fallback: '99.999' },
+  entropy: { label: 'bins', fallback: '2048' },
+};
+
+/** A select whose options the backend refuses are greyed out, with the reason in the option's text. */
+function Choice<K extends keyof Recipe>({ label, field, values }: { label: string; field: K; values: ReadonlyArray<Recipe[K]> }) {
+  const recipe = useStudio((s) => s.recipe);
+  const setRecipe = useStudio((s) => s.setRecipe);
+  const id = `cfg-${String(field)}`;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={String(recipe[field])} onChange={(e) => setRecipe({ [field]: values.find((v) => String(v) === e.target.value) } as Partial<Recipe>)}>
+        {values.map((v) => {
+          const why = v === recipe[field] ? undefined : refusal(recipe, { [field]: v } as Partial<Recipe>);
+          return <option key={String(v)} value={String(v)} disabled={Boolean(why)} title={why}>{String(v)}{why ? ` — ${why.replace(/^[^:]+: /, '')}` : ''}</option>;
+        })}
+      </select>
+    </div>
+  );
+}
+
+function numbersOr(text: string, n: number): number[] | undefined {
+  const v = text.split(/[,x× ]+/).filter(Boolean).map(Number);
+  return v.length === n && v.every(Number.isFinite) ? v : undefined;
+}
+
+function DataSection() {
+  const data = useStudio((s) => s.data);
+  const setData = useStudio((s) => s.setData);
+  const preview = useStudio((s) => s.preview);
+  const previewError = useStudio((s) => s.previewError);
+  const refreshPreview = useStudio((s) => s.refreshPreview);
+  const p = data.preprocess;
+  const kinds: Array<{ id: DataKind; label: string }> = [{ id: 'images', label: 'Folder of images' }, { id: 'npy', label: '.npy files' }, { id: 'random', label: 'Random' }];
+  return (
+    <fieldset className="data">
+      <legend>Calibration data</legend>
+      <div className="segmented" role="radiogroup" aria-label="Kind of calibration data">
+        {kinds.map((k) => (
+          <label key={k.id}><input type="radio" name="data-kind" checked={data.kind === k.id} onChange={() => setData({ kind: k.id })} />{k.label}</label>
+        ))}
+      </div>
+      {data.kind === 'random' ? (
+        <div className="field">
+          <label htmlFor="random-count">Samples</label>
+          <input id="random-count" type="number" min={1} value={data.randomCount} onChange={(e) => setData({ randomCount: Number(e.target.value) })} />
+          <p className="warning" role="note">Random data gives poor calibration ranges: use it to try the flow, not to ship a model.</p>
+        </div>
+      ) : (
+        <div className="field wide">
+          <label htmlFor="data-path">{data.kind === 'images' ? 'Folder of images (png, jpg)' : '.npy file, folder of .npy files or manifest'}</label>
+          <input id="data-path" type="text" value={data.path} spellCheck={false} onChange={(e) => setData({ path: e.target.value })} placeholder="/path/to/calibration" />
+        </div>
+      )}
+      {data.kind === 'images' && (
+        <div className="preprocess">
+          <div className="field"><label htmlFor="pp-size">Size H×W</label>
+            <input id="pp-size" type="text" defaultValue={p.size?.join('x') ?? ''} placeholder="from the model"
+              onBlur={(e) => setData({ preprocess: { size: numbersOr(e.target.value, 2) as [number, number] | undefined } })} /></div>
+          <div className="field"><label htmlFor="pp-mean">Mean</label>
+            <input id="pp-mean" type="text" defaultValue={p.mean?.join(', ') ?? ''} placeholder="0, 0, 0"
+              onBlur={(e) => setData({ preprocess: { mean: numbersOr(e.target.value, 3) as [number, number, number] | undefined } })} /></div>
+          <div className="field"><label htmlFor="pp-std">Std</label>
+            <input id="pp-std" type="text" defaultValue={p.std?.join(', ') ?? ''} placeholder="1, 1, 1"
+              onBlur={(e) => setData({ preprocess: { std: numbersOr(e.target.value, 3) as [number, number, number] | undefined } })} /></div>
+          <div className="field"><label htmlFor="pp-layout">Layout</label>
+            <select id="pp-layout" value={p.layout ?? ''} onChange={(e) => setData({ preprocess: { layout: (e.target.value || undefined) as 'NCHW' | 'NHWC' | undefined } })}>
+              <option value="">from the model</option><option>NCHW</option><option>NHWC</option></select></div>
+          <div className="field"><label htmlFor="pp-channels">Channels</label>
+            <select id="pp-channels" value={p.channels ?? ''} onChange={(e) => setData({ preprocess: { channels: (e.target.value || undefined) as 'RGB' | 'BGR' | 'GRAY' | undefined } })}>
+              <option value="">RGB</option><option>RGB</option><option>BGR</option><option>GRAY</option></select></div>
+        </div>
+      )}
+      {data.kind !== 'random' && (
+        <div className="preview">
+          <button type="button" onClick={() => void refreshPreview()} disabled={!dataSource(data)}>Preview one input</button>
+          <div className="preview-body" aria-live="polite">
+            {previewError ? <p className="error" role="alert">{previewError}</p> : preview ? (
+              <>
+                {preview.image && <img src={preview.image} alt={`First sample as the model receives it (${preview.input})`} />}
+                <p>{preview.description}</p>
+                <p className="muted">{preview.input} {`[${preview.shape.join(', ')}]`}: {preview.stats.map((s, i) => `${preview.stats.length > 1 ? `ch${i} ` : ''}${s.min.toFixed(2)} … ${s.max.toFixed(2)}, mean ${s.mean.toFixed(2)}`).join(' · ')}</p>
+              </>
+            ) : <p className="muted">Shows the first sample after preprocessing, so that a wrong normalisation is visible before calibrating.</p>}
+          </div>
+        </div>
+      )}
+    </fieldset>
+  );
+}
+
+export function ConfigureScreen() {
+  const recipe = useStudio((s) => s.recipe);
+  const preset = useStudio((s) => s.preset);
+  const chooseBackend = useStudio((s) => s.chooseBackend);
+  const setRecipe = useStudio((s) => s.setRecipe);
+  const startRun = useStudio((s) => s.startRun);
+  const data = useStudio((s) => s.data);
+  const refreshPlan = useStudio((s) => s.refreshPlan);
+  const model = useStudio((s) => s.model);
+  useEffect(() => {
+    void refreshPlan();
+  }, [model, refreshPlan]);
+  const backend = findBackend(recipe.backend)!;
+  const problem = refusal(recipe, {});
+  const needsData = recipe.kind === 'static' && !dataSource(data);
+  const [method, param] = recipe.method.split(':');
+  const granularities: Granularity[] = ['per-tensor', 'per-channel', 'per-block'];
+  return (
+    <section className="screen configure" aria-labelledby="configure-title">
+      <h2 id="configure-title">Configure</h2>
+      <div className="backends" role="radiogroup" aria-label="Backend">
+        {BACKENDS.map((b) => (
+          <div key={b.name} className={`card${b.name === recipe.backend ? ' chosen' : ''}`} data-backend={b.name}>
+            <label className="card-title"><input type="radio" name="backend" checked={b.name === recipe.backend} onChange={() => chooseBackend(b.name)} /> {b.title} <code>{b.name}</code></label>
+            <p>{b.description}</p>
+            <div className="presets">
+              {b.presets.map((p) => {
+                const chosen = b.name === recipe.backend && p.name === preset;
+                return <button type="button" key={p.name} className={chosen ? 'chosen' : ''} aria-pressed={chosen} data-preset={`${b.name}:${p.name}`} title={p.title}
+                  onClick={() => chooseBackend(b.name, p.name)}>{p.name}</button>;
+              })}
+            </div>
+          </div>
+        ))}
+      </div>
+      <details className="advanced">
+        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}</summary>
+        <div className="fields">
+          <Choice label="Kind" field="kind" values={QUANT_KINDS} />
+          <Choice label="Activations" field="activationType" values={QUANT_TYPES} />
+          <Choice label="Weights" field="weightType" values={QUANT_TYPES} />
+          <Choice label="Granularity" field="granularity" values={granularities} />
+          <Choice label="Block size" field="blockSize" values={[16, 32, 64, 128, 256]} />
+          <div className="field">
+            <label htmlFor="cfg-method">Calibration method</label>
+            <select id="cfg-method" value={method} onChange={(e) => { const m = METHOD_PARAM[e.target.value]; setRecipe({ method: m ? `${e.target.value}:${m.fallback}` : e.target.value }); }}>
+              {METHODS.map((m) => <option key={m}>{m}</option>)}
+            </select>
+          </div>
+          {METHOD_PARAM[method] && (
+            <div className="field">
+              <label htmlFor="cfg-method-param">{METHOD_PARAM[method]!.label}</label>
+              <input id="cfg-method-param" type="text" defaultValue={param ?? METHOD_PARAM[method]!.fallback} key={method}
+                onBlur={(e) => setRecipe({ method: `${method}:${e.target.value.trim() || METHOD_PARAM[method]!.fallback}` })} />
+            </div>
+          )}
+          <div className="field">
+            <label htmlFor="cfg-samples">Calibration samples (0 = all)</label>
+            <input id="cfg-samples" type="number" min={0} value={recipe.calibrationSamples} onChange={(e) => setRecipe({ calibrationSamples: Math.max(0, Math.floor(Number(e.target.value) || 0)) })} />
+          </div>
+          <div className="field wide">
+            <label htmlFor="cfg-ops">Op types (empty: the backend's {backend.opTypes[recipe.kind].length})</label>
+            <input id="cfg-ops" type="text" defaultValue={recipe.opTypes.join(', ')} key={`ops-${recipe.backend}-${recipe.kind}`} spellCheck={false}
+              onBlur={(e) => setRecipe({ opTypes: e.target.value.split(/[,\s]+/).filter(Boolean) })} />
+          </div>
+          <div className="field wide">
+            <label htmlFor="cfg-exclude">Nodes kept in float</label>
+            <input id="cfg-exclude" type="text" defaultValue={recipe.excludeNodes.join(', ')} spellCheck={false}
+              onBlur={(e) => setRecipe({ excludeNodes: e.target.value.split(/[,\s]+/).filter(Boolean) })} />
+          </div>
+        </div>
+      </details>
+      {recipe.kind === 'static' ? <DataSection /> : <p className="muted">{recipe.kind} quantization needs no calibration; evaluation runs on random samples unless you choose data.</p>}
+      <PlanSummaryView />
+      <div className="actions">
+        {problem && <p className="error" role="alert">{problem}</p>}
+        {needsData && <p className="muted">Choose calibration data to run static quantization.</p>}
+        <button type="button" className="primary" data-testid="run" disabled={Boolean(problem) || needsData} onClick={() => void startRun()}>Quantize</button>
+      </div>
+    </section>
+  );
+}

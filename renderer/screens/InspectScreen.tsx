@@ -1,0 +1,122 @@
+import { useCallback, useMemo } from 'react';
+import { findBackend } from '../../shared/backends';
+import type { LayerReport } from '../../shared/report';
+import { Histogram } from '../charts/Histogram';
+import { LayerChart } from '../charts/LayerChart';
+import { useStudio } from '../context';
+import { opColours } from '../../shared/colours';
+import { db } from '../format';
+import { sixteenBitType } from '../store';
+
+const rank = (l: LayerReport) => (l.sqnr === 'inf' ? Infinity : l.sqnr);
+
+function LayerPanel() {
+  const detail = useStudio((s) => s.detail);
+  const error = useStudio((s) => s.detailError);
+  const selected = useStudio((s) => s.selected);
+  const current = useStudio((s) => s.current);
+  const previous = useStudio((s) => s.previous);
+  const status = useStudio((s) => s.status);
+  const override = useStudio((s) => s.overrideLayer);
+  const select = useStudio((s) => s.selectLayer);
+  if (!selected || !current) {
+    return <aside className="layer-panel empty"><p className="muted">Click a bar (or a row of the worst layers) to see its scale, range and values.</p></aside>;
+  }
+  const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
+  const before = previous?.report.layers.find((l) => l.name === selected);
+  const sixteen = sixteenBitType(current.report.recipe);
+  const busy = status === 'running' || status === 'cancelling';
+  return (
+    <aside className="layer-panel" aria-labelledby="layer-title" data-testid="layer-panel">
+      <div className="panel-head">
+        <h3 id="layer-title" title={selected}>{selected}</h3>
+        <button type="button" className="link" onClick={() => void select(undefined)} aria-label="Close the layer panel">×</button>
+      </div>
+      {layer && (
+        <dl className="facts compact">
+          <div><dt>Op</dt><dd>{layer.op} <span className="muted">{layer.node}</span></dd></div>
+          <div><dt>SQNR</dt><dd data-testid="layer-sqnr">{db(layer.sqnr)} dB{before && before.sqnr !== layer.sqnr ? <span className="muted"> (was {db(before.sqnr)})</span> : null}</dd></div>
+          {layer.keptInFloat && <div><dt>Kept in float</dt><dd>{db(layer.keptInFloat.sqnr)} dB from the quantized layers before it</dd></div>}
+          <div><dt>Weight SQNR</dt><dd>{layer.weightSqnr === undefined ? '—' : `${db(layer.weightSqnr)} dB`}</dd></div>
+          <div><dt>Type</dt><dd>{layer.type ?? 'float'}</dd></div>
+          <div><dt>Scale / zero point</dt><dd>{layer.scale === undefined ? '—' : `${layer.scale.toPrecision(4)} / ${layer.zeroPoint}`}</dd></div>
+          <div><dt>Range</dt><dd>{layer.range[0].toPrecision(4)} … {layer.range[1].toPrecision(4)}</dd></div>
+        </dl>
+      )}
+      <div className="hist-slot">
+        {error ? <p className="error" role="alert">{error}</p>
+          : !detail ? <p className="muted">Reading the tensor's values…</p>
+            : detail.histogram ? <Histogram bins={detail.histogram} />
+              : <p className="muted">{detail.note}</p>}
+        {detail?.histogram && <p className="muted small">{detail.samples} samples, {detail.values.toLocaleString('en-US')} values per side</p>}
+      </div>
+      <div className="row">
+        <button type="button" data-testid="keep-float" disabled={busy || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, 'float')}>Keep in float</button>
+        <button type="button" disabled={busy || !sixteen || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
+          title={sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`}>
+          16-bit{!sixteen && <span className="muted"> (not on {current.report.backend})</span>}
+        </button>
+      </div>
+      <p className="muted small">Re-converts and re-evaluates from the saved ranges, without calibrating again.</p>
+    </aside>
+  );
+}
+
+export function InspectScreen() {
+  const current = useStudio((s) => s.current);
+  const previous = useStudio((s) => s.previous);
+  const sort = useStudio((s) => s.sort);
+  const setSort = useStudio((s) => s.setSort);
+  const threshold = useStudio((s) => s.threshold);
+  const setThreshold = useStudio((s) => s.setThreshold);
+  const selected = useStudio((s) => s.selected);
+  const select = useStudio((s) => s.selectLayer);
+  const go = useStudio((s) => s.go);
+  const layers = current?.report.layers;
+  const colours = useMemo(() => opColours((layers ?? []).map((l) => l.op)), [layers]);
+  const worst = useMemo(() => [...(layers ?? [])].sort((a, b) => rank(a) - rank(b)).slice(0, 8), [layers]);
+  const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
+  const onSelect = useCallback((name: string) => void select(name), [select]);
+  if (!current || !layers) return null;
+  return (
+    <section className="screen inspect" aria-labelledby="inspect-title" data-run={current.runId}>
+      <div className="toolbar">
+        <h2 id="inspect-title">Per-layer SQNR</h2>
+        <div className="segmented" role="radiogroup" aria-label="Order of the bars">
+          <label><input type="radio" name="sort" checked={sort === 'graph'} onChange={() => setSort('graph')} />graph order</label>
+          <label><input type="radio" name="sort" checked={sort === 'worst'} onChange={() => setSort('worst')} />worst first</label>
+        </div>
+        <span className="muted" data-testid="below">{below} of {layers.length} below {threshold.toFixed(1)} dB</span>
+        {previous && <span className="legend-previous">outline: previous run</span>}
+        {current.report.latency && (
+          <span className="muted" title={current.report.latency.note}>
+            {current.report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(' · ')} ({current.report.latency.where})
+          </span>
+        )}
+      </div>
+      <div className="inspect-body">
+        <div className="chart-column">
+          <LayerChart layers={layers} previous={previous?.report.layers} sort={sort} colours={colours} threshold={threshold}
+            selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
+          <ul className="legend" aria-label="Op types">
+            {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}
+          </ul>
+          <table className="grid worst">
+            <caption>Worst layers</caption>
+            <thead><tr><th>tensor</th><th>op</th><th className="num">SQNR dB</th><th className="num">weight dB</th></tr></thead>
+            <tbody>
+              {worst.map((l) => (
+                <tr key={l.name} className={l.name === selected ? 'selected' : ''}>
+                  <td><button type="button" className="link" onClick={() => void select(l.name)}>{l.name}</button></td>
+                  <td>{l.op}</td><td className="num">{db(l.sqnr)}</td><td className="num">{db(l.weightSqnr)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        <LayerPanel />
+      </div>
+      <div className="actions"><button type="button" className="primary" onClick={() => go('export')}>Export →</button></div>
+    </section>
+  );
+}

@@ -1,0 +1,373 @@
+// One zustand store of typed slices (model, config, run, results, ui). It talks to the engine only
+// through the StudioApi it is created with, so the Electron preload, the browser host client and
+// the test host drive the same store.
+import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
+import { BACKENDS, findBackend, recipeFor, recipeProblems } from '../shared/backends';
+import {
+  STAGES, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary, type PreprocessSpec,
+  type RunRequest, type RunResult, type Stage, type StudioApi,
+} from '../shared/ipc';
+import type { QuantType, Recipe } from '../shared/recipe';
+
+export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
+export const SCREENS: ReadonlyArray<{ id: Screen; title: string }> = [
+  { id: 'import', title: 'Import' }, { id: 'model', title: 'Model' }, { id: 'configure', title: 'Configure' },
+  { id: 'run', title: 'Run' }, { id: 'inspect', title: 'Inspect' }, { id: 'export', title: 'Export' },
+];
+
+export interface ModelSlice {
+  model?: ModelSummary;
+  modelError?: string;
+  opening: boolean;
+  recent: string[];
+  openPath(path: string): Promise<void>;
+  openFile(file: File): Promise<void>;
+  openSample(): Promise<void>;
+  chooseModel(): Promise<boolean>;
+  loadRecent(): Promise<void>;
+}
+
+export type DataKind = 'images' | 'npy' | 'random';
+
+export interface DataConfig {
+  kind: DataKind;
+  /** Folder or file for images / .npy. */
+  path: string;
+  randomCount: number;
+  preprocess: PreprocessSpec;
+}
+
+export interface ConfigSlice {
+  recipe: Recipe;
+  /** The preset the recipe came from, until an advanced option changes it. */
+  preset?: string;
+  data: DataConfig;
+  plan?: PlanSummary;
+  planError?: string;
+  preview?: InputPreview;
+  previewError?: string;
+  chooseBackend(name: string, preset?: string): void;
+  setRecipe(patch: Partial<Recipe>): void;
+  setData(patch: Partial<DataConfig>): void;
+  refreshPlan(): Promise<void>;
+  refreshPreview(): Promise<void>;
+}
+
+export interface StageState {
+  done: number;
+  total: number;
+  rate?: number;
+  /** The run does without this stage (a re-run from saved ranges does not calibrate). */
+  skipped?: boolean;
+}
+
+export interface RunSlice {
+  runId?: string;
+  status: 'idle' | 'running' | 'cancelling' | 'done' | 'failed' | 'cancelled';
+  stages: Partial<Record<Stage, StageState>>;
+  failure?: { stage: Stage; message: string };
+  warnings: string[];
+  startRun(options?: { fromRun?: string; recipe?: Recipe }): Promise<void>;
+  cancelRun(): Promise<void>;
+  onJobEvent(event: JobEvent): void;
+}
+
+export interface ResultsSlice {
+  current?: RunResult;
+  /** The run the current one was derived from, drawn under it. */
+  previous?: RunResult;
+  selected?: string;
+  detail?: LayerDetail;
+  detailError?: string;
+  sort: 'graph' | 'worst';
+  threshold: number;
+  exportFolder: string;
+  exported?: ExportResult;
+  exportError?: string;
+  exporting: boolean;
+  selectLayer(name: string | undefined): Promise<void>;
+  /** Re-runs from the current run's ranges with the tensor kept in float, or at 16 bits. */
+  overrideLayer(name: string, how: 'float' | '16-bit'): Promise<void>;
+  setSort(sort: 'graph' | 'worst'): void;
+  setThreshold(db: number): void;
+  setExportFolder(folder: string): void;
+  chooseExportFolder(): Promise<void>;
+  exportRun(): Promise<void>;
+}
+
+export interface UiSlice {
+  screen: Screen;
+  theme: 'light' | 'dark';
+  go(screen: Screen): void;
+  setTheme(theme: 'light' | 'dark'): void;
+}
+
+export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & UiSlice;
+export type StudioStore = StoreApi<Studio>;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+const DEFAULT_BACKEND = BACKENDS.find((b) => b.name === 'xnnpack') ?? BACKENDS[0];
+
+const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> => (set, get) => {
+  const opened = ({ exportFolder, ...model }: ModelSummary & { exportFolder?: string }) => {
+    set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined,
+      exportFolder: exportFolder ?? model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
+    get().go('model');
+    void get().loadRecent();
+  };
+  const open = async (work: () => Promise<ModelSummary & { exportFolder?: string }>) => {
+    set({ opening: true, modelError: undefined });
+    try {
+      opened(await work());
+    } catch (err) {
+      set({ opening: false, modelError: message(err) });
+    }
+  };
+  return {
+    opening: false,
+    recent: [],
+    openPath: (path) => open(() => api.call('model:open', { path })),
+    openFile: (file) => open(async () => {
+      if (!/\.onnx$/i.test(file.name)) throw new Error(`${file.name}: not an ONNX model (the studio opens .onnx files exported from PyTorch, TensorFlow, Paddle…)`);
+      const path = await api.pathForFile(file);
+      try {
+        return await api.call('model:open', { path });
+      } catch (err) {
+        // The browser host uploads to a temporary folder; the user knows the file by its name.
+        throw new Error(message(err).split(path).join(file.name));
+      }
+    }),
+    openSample: () => open(async () => {
+      const sample = await api.call('model:sample', {});
+      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess } });
+      return { ...sample.model, exportFolder: sample.exportFolder };
+    }),
+    chooseModel: async () => {
+      const path = await api.call('dialog:model', {});
+      if (path) await get().openPath(path);
+      return path !== null;
+    },
+    loadRecent: async () => {
+      try {
+        set({ recent: await api.call('model:recent', {}) });
+      } catch {
+        // The recent list is a convenience; the screen works without it.
+      }
+    },
+  };
+};
+
+const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> => (set, get) => ({
+  recipe: recipeFor(DEFAULT_BACKEND.name),
+  preset: DEFAULT_BACKEND.presets[0].name,
+  data: { kind: 'images', path: '', randomCount: 16, preprocess: {} },
+  chooseBackend: (name, preset) => {
+    set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
+    void get().refreshPlan();
+  },
+  setRecipe: (patch) => {
+    set({ recipe: { ...get().recipe, ...patch }, preset: undefined, plan: undefined });
+    void get().refreshPlan();
+  },
+  setData: (patch) => set({ data: { ...get().data, ...patch, preprocess: { ...get().data.preprocess, ...patch.preprocess } }, preview: undefined, previewError: undefined }),
+  refreshPlan: async () => {
+    const { model, recipe } = get();
+    if (!model) return;
+    try {
+      const plan = await api.call('model:plan', { model: model.file, recipe });
+      if (get().recipe === recipe) set({ plan, planError: undefined });
+    } catch (err) {
+      if (get().recipe === recipe) set({ plan: undefined, planError: message(err) });
+    }
+  },
+  refreshPreview: async () => {
+    const { model, data } = get();
+    const source = dataSource(data);
+    if (!model || !source || data.kind === 'random') return;
+    try {
+      set({ preview: await api.call('data:preview', { model: model.file, source, preprocess: data.kind === 'images' ? data.preprocess : undefined }), previewError: undefined });
+    } catch (err) {
+      set({ preview: undefined, previewError: message(err) });
+    }
+  },
+});
+
+/** The data source string the engine reads, or undefined when none is chosen yet. */
+export function dataSource(data: DataConfig): string | undefined {
+  if (data.kind === 'random') return `random:${Math.max(1, Math.floor(data.randomCount))}`;
+  return data.path.trim() || undefined;
+}
+
+/** Progress arrives at up to ten events a second per stage; the store folds them in at most this often. */
+const PROGRESS_FLUSH_MS = 100;
+
+const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (set, get) => {
+  let pending: Partial<Record<Stage, StageState>> = {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let parentOfRun: RunResult | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (Object.keys(pending).length) set({ stages: { ...get().stages, ...pending } });
+    pending = {};
+  };
+  return {
+    status: 'idle',
+    stages: {},
+    warnings: [],
+    startRun: async (options = {}) => {
+      const { model, data } = get();
+      if (!model) return;
+      const recipe = options.recipe ?? get().recipe;
+      const request: RunRequest = { model: model.file, recipe };
+      if (options.fromRun) request.fromRun = options.fromRun;
+      else {
+        const source = dataSource(data);
+        if (source) request.calibration = source;
+        if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
+      }
+      parentOfRun = options.fromRun ? get().current : undefined;
+      const stages: RunSlice['stages'] = options.fromRun ? { calibrate: { done: 0, total: 0, skipped: true } } : {};
+      set({ status: 'running', stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
+      get().go('run');
+      try {
+        const { runId } = await api.call('run:start', request);
+        if (get().status === 'running' && !get().runId) set({ runId });
+      } catch (err) {
+        set({ status: 'failed', failure: { stage: 'load', message: message(err) } });
+      }
+    },
+    cancelRun: async () => {
+      const { runId } = get();
+      if (!runId || get().status !== 'running') return;
+      set({ status: 'cancelling' });
+      try {
+        await api.call('run:cancel', { runId });
+      } catch (err) {
+        set({ status: 'failed', failure: { stage: 'load', message: message(err) } });
+      }
+    },
+    onJobEvent: (event) => {
+      const { runId } = get();
+      if (event.type === 'started') {
+        if (!runId) set({ runId: event.runId });
+        return;
+      }
+      if (runId && event.runId !== runId) return;
+      switch (event.type) {
+        case 'progress':
+          pending[event.stage] = { done: event.done, total: event.total, rate: event.rate };
+          timer ??= setTimeout(flush, PROGRESS_FLUSH_MS);
+          break;
+        case 'warning':
+          set({ warnings: [...get().warnings, event.message] });
+          break;
+        case 'done': {
+          if (timer) clearTimeout(timer);
+          flush();
+          // A stage that sent no progress was not needed by this run: it shows as skipped, not as waiting.
+          const finished = Object.fromEntries(STAGES.map((st) => {
+            const seen = get().stages[st];
+            return [st, seen && !seen.skipped ? { ...seen, done: seen.total } : { done: 0, total: 0, skipped: true }];
+          }));
+          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect' });
+          const selected = get().selected;
+          if (selected) void get().selectLayer(selected);
+          break;
+        }
+        case 'failed':
+          if (timer) clearTimeout(timer);
+          flush();
+          set({ status: 'failed', failure: { stage: event.stage, message: event.message } });
+          break;
+        case 'cancelled':
+          if (timer) clearTimeout(timer);
+          pending = {};
+          set({ status: 'cancelled' });
+          break;
+      }
+    },
+  };
+};
+
+const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice> => (set, get) => ({
+  sort: 'graph',
+  threshold: 20,
+  exportFolder: '',
+  exporting: false,
+  selectLayer: async (name) => {
+    set({ selected: name, detail: undefined, detailError: undefined });
+    const run = get().current;
+    if (!name || !run) return;
+    try {
+      const detail = await api.call('run:layer', { runId: run.runId, tensor: name });
+      if (get().selected === name && get().current === run) set({ detail });
+    } catch (err) {
+      if (get().selected === name) set({ detailError: message(err) });
+    }
+  },
+  overrideLayer: async (name, how) => {
+    const run = get().current;
+    if (!run) return;
+    const recipe = run.report.recipe;
+    const type = sixteenBitType(recipe);
+    if (how === '16-bit' && !type) return;
+    const override = how === 'float' ? { float: true } : { type: type! };
+    await get().startRun({ fromRun: run.runId, recipe: { ...recipe, overrides: { ...recipe.overrides, [name]: override } } });
+  },
+  setSort: (sort) => set({ sort }),
+  setThreshold: (db) => set({ threshold: Math.round(db * 10) / 10 }),
+  setExportFolder: (folder) => set({ exportFolder: folder }),
+  chooseExportFolder: async () => {
+    const folder = await api.call('dialog:folder', {});
+    if (folder) set({ exportFolder: folder });
+  },
+  exportRun: async () => {
+    const run = get().current;
+    if (!run) return;
+    set({ exporting: true, exportError: undefined, exported: undefined });
+    try {
+      const folder = get().exportFolder.trim();
+      set({ exported: await api.call('run:export', { runId: run.runId, ...(folder ? { folder } : {}) }), exporting: false });
+    } catch (err) {
+      set({ exportError: message(err), exporting: false });
+    }
+  },
+});
+
+/** The 16-bit activation type the run's backend allows, matching the signedness of its 8-bit one. */
+export function sixteenBitType(recipe: Recipe): QuantType | undefined {
+  const backend = findBackend(recipe.backend);
+  if (!backend || recipe.kind !== 'static') return undefined;
+  const preferred: QuantType = recipe.activationType.startsWith('u') ? 'uint16' : 'int16';
+  const allowed = [preferred, preferred === 'uint16' ? 'int16' : 'uint16'] as QuantType[];
+  return allowed.find((t) => backend.activationTypes.includes(t));
+}
+
+/** Why a backend refuses a change to the recipe, or undefined when it accepts it. */
+export function refusal(recipe: Recipe, patch: Partial<Recipe>): string | undefined {
+  const backend = findBackend(recipe.backend);
+  if (!backend) return `unknown backend ${recipe.backend}`;
+  const problems = recipeProblems(backend, { ...recipe, ...patch });
+  return problems.length ? problems.join('; ') : undefined;
+}
+
+const uiSlice: StateCreator<Studio, [], [], UiSlice> = (set) => ({
+  screen: 'import',
+  theme: 'light',
+  go: (screen) => set({ screen }),
+  setTheme: (theme) => set({ theme }),
+});
+
+export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 'theme'>> = {}): StudioStore {
+  const store = createStore<Studio>()((...a) => ({
+    ...modelSlice(api)(...a),
+    ...configSlice(api)(...a),
+    ...runSlice(api)(...a),
+    ...resultsSlice(api)(...a),
+    ...uiSlice(...a),
+    ...initial,
+  }));
+  api.onJobEvent((event) => store.getState().onJobEvent(event));
+  return store;
+}

@@ -1,0 +1,273 @@
+// The studio's one contract between the UI and the engine hosts. The renderer talks to a
+// `StudioApi`; the Electron preload, the browser host's HTTP client and the test host implement it.
+// Each request channel has a payload validator that the hosts run before the engine sees anything:
+// a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
+import type { Preflight } from './preflight';
+import type { Report, LayerReport } from './report';
+import { validateRecipe, type Recipe } from './recipe';
+
+export interface TensorInfo {
+  name: string;
+  type: string;
+  /** Numbers for fixed dims, names for symbolic ones; absent when the rank is unknown. */
+  shape?: Array<number | string>;
+}
+
+export interface ModelSummary {
+  file: string;
+  name: string;
+  /** Model file plus external data side files. */
+  bytes: number;
+  /** External data files found next to the model. */
+  sideFiles: string[];
+  irVersion: number;
+  producer: string;
+  opsets: Array<{ domain: string; version: number }>;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  ops: Record<string, number>;
+  nodeCount: number;
+  parameters: number;
+}
+
+export interface PreprocessSpec {
+  size?: [number, number];
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  layout?: 'NCHW' | 'NHWC';
+  channels?: 'RGB' | 'BGR' | 'GRAY';
+}
+
+export interface SampleModel {
+  model: ModelSummary;
+  /** Folder of calibration images shipped with the sample. */
+  calibration: string;
+  preprocess: PreprocessSpec;
+  /** Where its export goes by default: not beside the sample, which lives in the app's resources. */
+  exportFolder: string;
+}
+
+/** The backend pre-flight: where each node would run under a recipe, without calibrating. */
+export interface PlanSummary {
+  backend: string;
+  /** Absent when the backend refuses the recipe. */
+  preflight?: Omit<Preflight, 'nodes'>;
+  /** Nodes not quantized grouped by placement and reason, most frequent first. */
+  reasons: Array<{ placement: string; reason: string; count: number; example: string }>;
+  /** Refusals of the recipe by the backend, in words; empty when it can run. */
+  problems: string[];
+}
+
+export interface PreviewRequest {
+  model: string;
+  source: string;
+  preprocess?: PreprocessSpec;
+}
+
+export interface InputPreview {
+  description: string;
+  input: string;
+  shape: number[];
+  /** A PNG data URL of the first sample as the model receives it, stretched min..max to 0..255; absent for non-image inputs. */
+  image?: string;
+  /** Per channel for images, one entry otherwise. */
+  stats: Array<{ min: number; max: number; mean: number; std: number }>;
+  warnings: string[];
+}
+
+export interface RunRequest {
+  model: string;
+  recipe: Recipe;
+  /** Calibration (and evaluation) data source: a folder, a .npy file, a manifest or random:N. */
+  calibration?: string;
+  preprocess?: PreprocessSpec;
+  /** Re-convert and re-evaluate from this earlier run's calibrated ranges instead of calibrating. */
+  fromRun?: string;
+}
+
+export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'latency' | 'save';
+export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
+
+export interface RunResult {
+  runId: string;
+  /** The run this one re-used ranges from. */
+  fromRun?: string;
+  report: Report;
+}
+
+export type JobEvent =
+  | { runId: string; type: 'started'; request: RunRequest }
+  | { runId: string; type: 'progress'; stage: Stage; done: number; total: number; rate?: number }
+  | { runId: string; type: 'warning'; message: string }
+  | { runId: string; type: 'done'; result: RunResult }
+  | { runId: string; type: 'failed'; stage: Stage; message: string }
+  | { runId: string; type: 'cancelled' };
+
+export interface Histogram {
+  min: number;
+  max: number;
+  /** Counts per bin of equal width over [min, max]. */
+  float: number[];
+  quantized: number[];
+}
+
+export interface LayerDetail {
+  layer: LayerReport;
+  histogram?: Histogram;
+  /** Samples and values the histogram saw. */
+  samples: number;
+  values: number;
+  /** Why there is no histogram (e.g. a tensor kept in float). */
+  note?: string;
+}
+
+export interface ExportRequest {
+  runId: string;
+  /** Folder to write to; default: the model's folder. */
+  folder?: string;
+}
+
+export interface ExportResult {
+  folder: string;
+  files: Array<{ file: string; bytes: number; what: string }>;
+  floatBytes: number;
+  quantizedBytes: number;
+  ratio: number;
+}
+
+/** Request/response channels: the payload each takes and what it answers. */
+export interface RequestChannels {
+  'model:open': { request: { path: string }; response: ModelSummary };
+  'model:sample': { request: Record<string, never>; response: SampleModel };
+  'model:recent': { request: Record<string, never>; response: string[] };
+  'model:plan': { request: { model: string; recipe: Recipe }; response: PlanSummary };
+  'dialog:model': { request: Record<string, never>; response: string | null };
+  'dialog:folder': { request: Record<string, never>; response: string | null };
+  'data:preview': { request: PreviewRequest; response: InputPreview };
+  'run:start': { request: RunRequest; response: { runId: string } };
+  'run:cancel': { request: { runId: string }; response: { cancelled: boolean } };
+  'run:layer': { request: { runId: string; tensor: string }; response: LayerDetail };
+  'run:export': { request: ExportRequest; response: ExportResult };
+}
+
+export type Channel = keyof RequestChannels;
+export type RequestOf<C extends Channel> = RequestChannels[C]['request'];
+export type ResponseOf<C extends Channel> = RequestChannels[C]['response'];
+
+/** Every response crosses a host as an envelope, so that an error arrives as its message. */
+export type Envelope<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Electron's channel for job events and menu commands (main → renderer). */
+export const EVENT_CHANNEL = 'studio:event';
+export const MENU_CHANNEL = 'studio:menu';
+export type MenuCommand = { command: 'open' } | { command: 'sample' } | { command: 'export' } | { command: 'open-path'; path: string };
+
+/** What the renderer needs from its host. */
+export interface StudioApi {
+  readonly host: 'electron' | 'browser' | 'test';
+  call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>>;
+  /** A dropped or picked file as a path the engine can open (Electron: its path; browser: uploaded). */
+  pathForFile(file: File): Promise<string>;
+  onJobEvent(listener: (event: JobEvent) => void): () => void;
+  onMenu(listener: (command: MenuCommand) => void): () => void;
+}
+
+export class PayloadError extends Error {}
+
+function fail(channel: string, message: string): never {
+  throw new PayloadError(`${channel}: ${message}`);
+}
+
+function object(channel: string, value: unknown, keys: string[]): Record<string, unknown> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) fail(channel, 'expected an object payload');
+  const extra = Object.keys(value).filter((k) => !keys.includes(k));
+  if (extra.length) fail(channel, `unexpected field "${extra[0]}"`);
+  return value as Record<string, unknown>;
+}
+
+function text(channel: string, value: unknown, field: string, optional = false): void {
+  if (value === undefined && optional) return;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || value.includes('\0')) fail(channel, `"${field}" must be a non-empty string`);
+}
+
+function numbers(channel: string, value: unknown, field: string, n: number): void {
+  if (!Array.isArray(value) || value.length !== n || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) fail(channel, `"${field}" must be ${n} finite numbers`);
+}
+
+function preprocess(channel: string, value: unknown): void {
+  if (value === undefined) return;
+  const p = object(channel, value, ['size', 'mean', 'std', 'layout', 'channels']);
+  if (p.size !== undefined) {
+    numbers(channel, p.size, 'preprocess.size', 2);
+    if (!(p.size as number[]).every((x) => Number.isInteger(x) && x > 0 && x <= 8192)) fail(channel, '"preprocess.size" must be two whole numbers from 1 to 8192');
+  }
+  if (p.mean !== undefined) numbers(channel, p.mean, 'preprocess.mean', 3);
+  if (p.std !== undefined) {
+    numbers(channel, p.std, 'preprocess.std', 3);
+    if ((p.std as number[]).some((x) => x === 0)) fail(channel, '"preprocess.std" must not contain 0');
+  }
+  if (p.layout !== undefined && p.layout !== 'NCHW' && p.layout !== 'NHWC') fail(channel, '"preprocess.layout" must be NCHW or NHWC');
+  if (p.channels !== undefined && !['RGB', 'BGR', 'GRAY'].includes(p.channels as string)) fail(channel, '"preprocess.channels" must be RGB, BGR or GRAY');
+}
+
+function recipe(channel: string, value: unknown): void {
+  try {
+    validateRecipe(value, `${channel}: recipe`);
+  } catch (err) {
+    throw new PayloadError((err as Error).message);
+  }
+}
+
+const empty = (channel: string, v: unknown) => void object(channel, v, []);
+
+/** Payload validators: each throws a PayloadError naming the channel and the bad field. */
+export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is RequestOf<C> } = {
+  'model:open': (v) => text('model:open', object('model:open', v, ['path']).path, 'path'),
+  'model:sample': (v) => empty('model:sample', v),
+  'model:recent': (v) => empty('model:recent', v),
+  'model:plan': (v) => {
+    const o = object('model:plan', v, ['model', 'recipe']);
+    text('model:plan', o.model, 'model');
+    recipe('model:plan', o.recipe);
+  },
+  'dialog:model': (v) => empty('dialog:model', v),
+  'dialog:folder': (v) => empty('dialog:folder', v),
+  'data:preview': (v) => {
+    const o = object('data:preview', v, ['model', 'source', 'preprocess']);
+    text('data:preview', o.model, 'model');
+    text('data:preview', o.source, 'source');
+    preprocess('data:preview', o.preprocess);
+  },
+  'run:start': (v) => {
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun']);
+    text('run:start', o.model, 'model');
+    recipe('run:start', o.recipe);
+    text('run:start', o.calibration, 'calibration', true);
+    preprocess('run:start', o.preprocess);
+    text('run:start', o.fromRun, 'fromRun', true);
+  },
+  'run:cancel': (v) => text('run:cancel', object('run:cancel', v, ['runId']).runId, 'runId'),
+  'run:layer': (v) => {
+    const o = object('run:layer', v, ['runId', 'tensor']);
+    text('run:layer', o.runId, 'runId');
+    text('run:layer', o.tensor, 'tensor');
+  },
+  'run:export': (v) => {
+    const o = object('run:export', v, ['runId', 'folder']);
+    text('run:export', o.runId, 'runId');
+    text('run:export', o.folder, 'folder', true);
+  },
+};
+
+export const CHANNELS = Object.keys(VALIDATORS) as Channel[];
+
+export function isChannel(name: unknown): name is Channel {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(VALIDATORS, name);
+}
+
+/** Validates a payload for a channel; throws a PayloadError for an unknown channel or a malformed payload. */
+export function checkRequest<C extends Channel>(channel: C, payload: unknown): RequestOf<C> {
+  if (!isChannel(channel)) throw new PayloadError(`unknown channel "${String(channel)}"`);
+  (VALIDATORS[channel] as (value: unknown) => void)(payload);
+  return payload as RequestOf<C>;
+}

@@ -1,0 +1,330 @@
+// The studio end to end, as a person uses it: Debian's Chromium driven by playwright-core against
+// `quant-studio serve`'s server. Screenshots of every screen go to test-results/e2e/.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Report } from '../../shared/report';
+import { saveModel } from '../../main/onnx/model';
+import { buildModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'test-results', 'e2e');
+const SAMPLE_DIR = path.join(ROOT, 'resources', 'sample');
+const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the studio's end-to-end tests`;
+
+let server: { url: string; process: ChildProcess; tmp: string };
+let browser: Browser;
+let page: Page;
+const temps: string[] = [];
+const consoleErrors: string[] = [];
+
+function listing(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function openSample(): Promise<void> {
+  await page.goto(server.url);
+  await page.getByRole('button', { name: 'Try the sample model' }).click();
+  await page.getByRole('heading', { name: 'cls.onnx' }).waitFor();
+}
+
+async function configureXnnpack(): Promise<void> {
+  await page.getByRole('button', { name: '3. Configure' }).click();
+  await page.locator('[data-backend="xnnpack"] input[type="radio"]').check();
+  await page.locator('[data-preset="xnnpack:a8w8"]').click();
+}
+
+/** The run folders the server's engine keeps in its temporary folder (TMPDIR is ours). */
+function runFolders(): string[] {
+  return fs.readdirSync(server.tmp).filter((d) => d.startsWith('quant-studio-') && !d.startsWith('quant-studio-uploads-'))
+    .flatMap((d) => fs.readdirSync(path.join(server.tmp, d)).map((r) => path.join(server.tmp, d, r)));
+}
+
+function runReport(runId: string): Report {
+  const folder = runFolders().find((f) => path.basename(f).startsWith(`${runId}-`));
+  assert.ok(folder, `run ${runId} has a work folder`);
+  const file = fs.readdirSync(folder).find((f) => f.endsWith('.report.json'));
+  assert.ok(file, `run ${runId} wrote a report`);
+  return JSON.parse(fs.readFileSync(path.join(folder, file), 'utf8')) as Report;
+}
+
+/** `quant-studio serve` in its own process, as a user starts it; resolves with the URL it prints. */
+async function serve(): Promise<typeof server> {
+  const tmp = tempDir('qs-e2e-tmp-');
+  const home = tempDir('qs-e2e-home-');
+  temps.push(tmp, home);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'quant-studio.js'), 'serve'], {
+    env: { ...process.env, TMPDIR: tmp, XDG_CONFIG_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/\S+\/)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`quant-studio serve exited with ${code}: ${stderr}`)));
+  });
+  return { url, process: child, tmp };
+}
+
+const worstOf = (r: Report) => [...r.layers].sort((a, b) => (a.sqnr === 'inf' ? Infinity : a.sqnr) - (b.sqnr === 'inf' ? Infinity : b.sqnr))[0];
+
+describe('the studio in Chromium', { skip }, () => {
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    server = await serve();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--headless'] });
+    page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (server) {
+      const exited = new Promise((resolve) => server.process.once('exit', resolve));
+      server.process.kill('SIGINT');
+      await exited;
+      assert.deepEqual(runFolders(), [], 'the server removes its run folders when it stops');
+    }
+    for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  test('sample model → xnnpack a8w8 → calibrate → worst layer kept in float → re-run → export', { timeout: 120_000 }, async (t) => {
+    const sampleBefore = listing(SAMPLE_DIR);
+    await page.goto(server.url);
+    await page.getByRole('heading', { name: 'Open a model' }).waitFor();
+    await shot('1-import');
+    await page.getByRole('button', { name: 'Try the sample model' }).click();
+    await page.getByRole('heading', { name: 'cls.onnx' }).waitFor();
+    await page.getByTestId('preflight').locator('.placements').waitFor();
+    await shot('2-model');
+
+    await configureXnnpack();
+    assert.equal(await page.locator('#data-path').inputValue(), path.join(SAMPLE_DIR, 'calibration'));
+    await page.getByRole('button', { name: 'Preview one input' }).click();
+    await page.locator('.preview-body img').waitFor();
+    await shot('3-configure');
+
+    await page.getByTestId('run').click();
+    await page.locator('[data-stage="calibrate"]').waitFor();
+    await page.locator('section.inspect').waitFor({ timeout: 60_000 });
+    const firstRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const first = runReport(firstRun);
+    assert.equal(first.backend, 'xnnpack');
+    assert.equal(first.recipe.activationType, 'int8');
+    assert.equal(await page.locator('rect.bar').count(), first.layers.length, 'one bar per quantized tensor');
+    const outputBefore = await page.getByTestId('output-sqnr').textContent();
+    assert.equal(outputBefore, first.outputs.map((o) => `${o.sqnr === 'inf' ? 'inf' : o.sqnr.toFixed(2)} dB`).join(', '));
+
+    // Worst first: the first bar is the worst layer; clicking it opens the layer panel with its values.
+    await page.getByRole('radio', { name: 'worst first' }).check();
+    const worst = worstOf(first);
+    const firstBar = page.locator('rect.bar').first();
+    assert.equal(await firstBar.getAttribute('data-layer'), worst.name);
+    await firstBar.click();
+    const panel = page.getByTestId('layer-panel');
+    await panel.getByRole('heading', { name: worst.name }).waitFor();
+    await panel.locator('.histogram .recharts-bar-rectangle').first().waitFor();
+    assert.match((await page.getByTestId('layer-sqnr').textContent())!, new RegExp(`^${(worst.sqnr as number).toFixed(2)} dB`));
+    await page.mouse.move(0, 0);
+    await shot('5-inspect'); // docs/inspect.png, in the README, is a copy of this one
+
+    // The threshold line moves with the keyboard and by dragging; the count below it follows.
+    const slider = page.getByRole('slider', { name: 'SQNR threshold' });
+    const value = async () => Number(await slider.getAttribute('aria-valuenow'));
+    await slider.focus();
+    const start = await value();
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    assert.equal(await value(), start + 1);
+    const box = (await slider.boundingBox())!;
+    await page.mouse.move(box.x + 200, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 200, box.y + box.height / 2 + 60, { steps: 4 });
+    await page.mouse.up();
+    const dragged = await value();
+    assert.ok(dragged < start, `dragging down lowers the threshold (${start} → ${dragged})`);
+    const below = first.layers.filter((l) => l.sqnr !== 'inf' && l.sqnr < dragged).length;
+    assert.match((await page.getByTestId('below').textContent())!, new RegExp(`^${below} of ${first.layers.length} below`));
+
+    // Keep it in float: re-converted and re-evaluated from the saved ranges, drawn over the old run.
+    await panel.getByTestId('keep-float').click();
+    await page.locator(`section.inspect:not([data-run="${firstRun}"])`).waitFor({ timeout: 60_000 });
+    const secondRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const second = runReport(secondRun);
+    t.diagnostic(`first run ${first.timings.total} ms (calibrate ${first.timings.calibrate} ms); re-run from saved ranges ${second.timings.total} ms; output SQNR ${outputBefore} → ${await page.getByTestId('output-sqnr').textContent()}`);
+    assert.equal(second.samples.calibration, first.samples.calibration, 're-run from the saved ranges');
+    assert.equal(second.timings.calibrate < first.timings.calibrate, true, 'no calibration on the re-run');
+    const kept = second.layers.find((l) => l.name === worst.name);
+    assert.equal(kept?.sqnr, 'inf');
+    await page.getByTestId('layer-sqnr').filter({ hasText: 'inf dB' }).waitFor();
+    assert.equal(await page.locator(`rect.bar[data-layer="${worst.name}"]`).getAttribute('data-sqnr'), 'inf');
+    assert.equal(await page.locator('rect.bar-previous').count(), first.layers.length, 'the previous run is outlined under the new one');
+    const outputAfter = await page.getByTestId('output-sqnr').textContent();
+    assert.equal(outputAfter, second.outputs.map((o) => `${o.sqnr === 'inf' ? 'inf' : o.sqnr.toFixed(2)} dB`).join(', '));
+    await page.mouse.move(0, 0);
+    await shot('5b-inspect-rerun');
+    await page.getByRole('button', { name: 'Switch to dark mode' }).click();
+    await shot('5c-inspect-dark');
+    await page.getByRole('button', { name: 'Switch to light mode' }).click();
+    await page.getByRole('button', { name: '4. Run' }).click();
+    await shot('4-run');
+
+    // Export into a chosen folder; the files load in ONNX Runtime and the sample folder is untouched.
+    const out = tempDir('qs-e2e-export-');
+    temps.push(out);
+    await page.getByRole('button', { name: '6. Export' }).click();
+    await page.locator('#export-folder').fill(out);
+    await page.getByTestId('export').click();
+    await page.getByTestId('exported').waitFor();
+    await shot('6-export');
+    const files = fs.readdirSync(out).sort();
+    for (const f of ['cls.xnnpack-static.onnx', 'cls.xnnpack-static.ranges.json', 'cls.xnnpack-static.recipe.json', 'cls.xnnpack-static.report.html', 'cls.xnnpack-static.report.json']) {
+      assert.ok(files.includes(f), `exported ${f}`);
+    }
+    const session = await ort.InferenceSession.create(path.join(out, 'cls.xnnpack-static.onnx'));
+    const x = new ort.Tensor('float32', new Float32Array(3 * 48 * 192).fill(0.1), [1, 3, 48, 192]);
+    const result = await session.run({ [session.inputNames[0]]: x });
+    const probabilities = result[session.outputNames[0]].data as Float32Array;
+    assert.equal(probabilities.length, 2);
+    await session.release();
+    const exportedReport = JSON.parse(fs.readFileSync(path.join(out, 'cls.xnnpack-static.report.json'), 'utf8')) as Report;
+    assert.deepEqual(files, [...exportedReport.artifacts.map((a) => path.basename(a.file)), 'cls.xnnpack-static.report.html', 'cls.xnnpack-static.report.json'].sort(),
+      'every artifact of the run, and nothing else');
+    for (const a of exportedReport.artifacts) assert.equal(path.dirname(a.file), out);
+    assert.equal(exportedReport.layers.find((l) => l.name === worst.name)?.sqnr, 'inf');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'cls.xnnpack-static.recipe.json'), 'utf8')).overrides[worst.name].float, true);
+    const html = fs.readFileSync(path.join(out, 'cls.xnnpack-static.report.html'), 'utf8');
+    assert.match(html, /<svg/);
+    assert.doesNotMatch(html, /<script|src="http/);
+    assert.match((await page.getByTestId('ratio').textContent())!, new RegExp(`${(exportedReport.sizes.ratio * 100).toFixed(1)}%`));
+    const reportPage = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await reportPage.goto(`file://${path.join(out, 'cls.xnnpack-static.report.html')}`);
+    assert.equal(await reportPage.locator('svg rect').count(), exportedReport.layers.length, 'the HTML report draws one bar per layer');
+    await reportPage.screenshot({ path: path.join(SHOTS, '7-html-report.png'), fullPage: true });
+    await reportPage.close();
+    assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('dropping a file that is not a model says why, in place', async () => {
+    await page.goto(server.url);
+    const drop = async (name: string, content: string) => {
+      // Runs in the page, where DataTransfer exists; this file compiles without DOM types.
+      const dataTransfer = await page.evaluateHandle(`(() => { const dt = new DataTransfer(); dt.items.add(new File([${JSON.stringify(content)}], ${JSON.stringify(name)})); return dt; })()`);
+      await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer });
+    };
+    await drop('notes.txt', 'just some text');
+    await page.getByTestId('import-error').filter({ hasText: 'notes.txt: not an ONNX model' }).waitFor();
+    await drop('broken.onnx', 'this is not protobuf at all, just text pretending');
+    await page.getByTestId('import-error').filter({ hasText: /^broken\.onnx: not a readable ONNX model/ }).waitFor();
+    await shot('1b-import-error');
+    assert.equal(await page.getByRole('heading', { name: 'Open a model' }).count(), 1, 'still on the Import screen');
+    // A real model dropped into the browser is uploaded to the host and opens.
+    const bytes = fs.readFileSync(path.join(SAMPLE_DIR, 'cls.onnx')).toString('base64');
+    const model = await page.evaluateHandle(`(() => { const b = atob(${JSON.stringify(bytes)}); const a = new Uint8Array(b.length);
+      for (let i = 0; i < b.length; i++) a[i] = b.charCodeAt(i); const dt = new DataTransfer(); dt.items.add(new File([a], 'dropped.onnx')); return dt; })()`);
+    await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer: model });
+    await page.getByRole('heading', { name: 'dropped.onnx' }).waitFor();
+  });
+
+  test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {
+    const sampleBefore = listing(SAMPLE_DIR);
+    await openSample();
+    await configureXnnpack();
+    // The sample's 24 lines, 40 times over: a run long enough to cancel in the middle of calibration.
+    const many = tempDir('qs-e2e-many-');
+    temps.push(many);
+    const lines = fs.readdirSync(path.join(SAMPLE_DIR, 'calibration'));
+    for (let k = 0; k < 40; k++) for (const l of lines) fs.symlinkSync(path.join(SAMPLE_DIR, 'calibration', l), path.join(many, `${k}-${l}`));
+    await page.locator('#data-path').fill(many);
+    await page.getByTestId('run').click();
+    await page.locator('[data-stage="calibrate"] .stage-text').filter({ hasText: /samples/ }).waitFor({ timeout: 30_000 });
+    const runId = (await page.locator('section.run').getAttribute('data-run'))!;
+    assert.ok(runFolders().some((d) => path.basename(d).startsWith(`${runId}-`)), 'the run has a work folder while it runs');
+    const started = Date.now();
+    await page.getByTestId('cancel').click();
+    await page.getByTestId('run-status').filter({ hasText: 'Cancelled. Nothing was written.' }).waitFor({ timeout: 5_000 });
+    const stopped = Date.now() - started;
+    t.diagnostic(`Cancel → "Cancelled" on screen: ${stopped} ms`);
+    await shot('4b-run-cancelled');
+    assert.ok(stopped < 1000, `cancel took ${stopped} ms`);
+    assert.deepEqual(listing(SAMPLE_DIR), sampleBefore);
+    assert.deepEqual(runFolders().filter((d) => path.basename(d).startsWith(`${runId}-`)), [], 'the cancelled run left no work folder');
+  });
+
+  test('2,000 layers: the chart draws every bar and answers hover, click and sort quickly', { timeout: 300_000 }, async (t) => {
+    // A chain of 2,000 small MatMuls: 2,001 quantized tensors, built here rather than shipped.
+    const dir = tempDir('qs-e2e-big-');
+    temps.push(dir);
+    const n = 2000;
+    const nodes: NodeSpec[] = [];
+    const initializers: Record<string, { dims: number[]; data: Float32Array }> = {};
+    for (let i = 0; i < n; i++) {
+      const w = randomArray(256, i + 1, 0.05);
+      for (let d = 0; d < 16; d++) w[d * 16 + d] += 1;
+      initializers[`w${i}`] = { dims: [16, 16], data: w };
+      nodes.push({ op: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`], outputs: [i === n - 1 ? 'y' : `h${i}`], name: `mm${i}` });
+    }
+    const model = path.join(dir, 'chain.onnx');
+    saveModel(buildModel({ inputs: { x: ['batch', 16] }, outputs: { y: ['batch', 16] }, initializers, nodes }), model);
+
+    await page.goto(server.url);
+    await page.locator('#model-path').fill(model);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByRole('heading', { name: 'chain.onnx' }).waitFor();
+    await page.getByRole('button', { name: '3. Configure' }).click();
+    await page.locator('[data-preset="cpu:a8w8"]').click();
+    await page.getByRole('radio', { name: 'Random' }).check();
+    await page.locator('#random-count').fill('8');
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 240_000 });
+    const bars = await page.locator('rect.bar').count();
+    const report = runReport((await page.locator('section.inspect').getAttribute('data-run'))!);
+    assert.equal(bars, report.layers.length);
+    assert.ok(bars > 2000, `${bars} bars`);
+
+    const timed = async (what: string, act: () => Promise<void>) => {
+      const t0 = Date.now();
+      await act();
+      const ms = Date.now() - t0;
+      t.diagnostic(`${what}: ${ms} ms`);
+      return ms;
+    };
+    const box = (await page.locator('.layer-chart').boundingBox())!;
+    const hover = await timed('hover → tooltip', async () => {
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height - 40);
+      await page.locator('.tooltip').waitFor();
+    });
+    const click = await timed('click a bar → layer panel', async () => {
+      // Bars are a fraction of a pixel wide here: the click goes to the element itself.
+      await page.locator(`rect.bar[data-layer="${report.layers[1000].name}"]`).dispatchEvent('click');
+      await page.getByTestId('layer-panel').getByRole('heading', { name: report.layers[1000].name }).waitFor();
+    });
+    const histogram = await timed('… and its float/dequantized histogram (the engine runs layer 1,000 of both models)', async () => {
+      await page.getByTestId('layer-panel').locator('.histogram .recharts-bar-rectangle').first().waitFor({ timeout: 30_000 });
+    });
+    assert.ok(histogram < 15_000, `${histogram} ms`);
+    const sort = await timed('sort worst first → first bar is the worst', async () => {
+      await page.getByRole('radio', { name: 'worst first' }).check();
+      await page.waitForFunction(`document.querySelector('rect.bar')?.getAttribute('data-layer') === ${JSON.stringify(worstOf(report).name)}`);
+    });
+    await page.mouse.move(0, 0);
+    await shot('5d-inspect-2000-layers');
+    for (const ms of [hover, click, sort]) assert.ok(ms < 2000, `${ms} ms`);
+  });
+});

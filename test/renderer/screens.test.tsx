@@ -1,0 +1,124 @@
+// The screens rendered to markup against a store driven by the test host: what a person sees at
+// each step, the options a backend refuses greyed out with the reason, and the chart fed rows.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { renderToStaticMarkup } from 'react-dom/server';
+import { App } from '../../renderer/App';
+import { axisBottom, axisTop, chartRows } from '../../renderer/charts/LayerChart';
+import { StoreContext } from '../../renderer/context';
+import { createStore } from 'zustand/vanilla';
+import { createStudioStore, type Studio, type StudioStore } from '../../renderer/store';
+import type { LayerReport } from '../../shared/report';
+import { testHost, type TestHost } from './test-host';
+
+let host: TestHost;
+before(() => {
+  host = testHost();
+});
+after(() => host.close());
+
+/**
+ * Server rendering reads a zustand store's initial state (useSyncExternalStore's server snapshot),
+ * so the markup is rendered from a store whose initial state is the live store's current one.
+ */
+function render(store: StudioStore): string {
+  const snapshot = createStore<Studio>()(() => store.getState());
+  return renderToStaticMarkup(<StoreContext.Provider value={snapshot}><App api={host.api} /></StoreContext.Provider>);
+}
+
+test('Import offers the drop zone, Open…, the sample and a path field', () => {
+  const html = render(createStudioStore(host.api));
+  assert.match(html, /Drop an <code>\.onnx<\/code> file here/);
+  assert.match(html, />Open…<\/button>/);
+  assert.match(html, />Try the sample model<\/button>/);
+  assert.match(html, /id="model-path"/);
+  // Later steps are not reachable before a model is open.
+  assert.match(html, /<button type="button" disabled="">3\. Configure<\/button>/);
+});
+
+test('Import shows why a model could not be opened, in place', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openPath('/nonexistent/model.onnx');
+  assert.match(render(store), /data-testid="import-error">\/nonexistent\/model\.onnx: no such file; check the path</);
+});
+
+test('Model shows inputs, outputs, opset, op histogram and the pre-flight', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openSample();
+  await store.getState().refreshPlan();
+  const html = render(store);
+  assert.match(html, /<h2 id="model-title">cls\.onnx<\/h2>/);
+  assert.match(html, /<caption>Inputs<\/caption>.*<td>x<\/td><td>float<\/td>/);
+  assert.match(html, /<dt>Opset<\/dt><dd>9 \(IR \d+\)<\/dd>/);
+  assert.match(html, /<span class="op">Conv<\/span>.*<span class="n">53<\/span>/);
+  assert.match(html, /Pre-flight: XNNPACK, static/);
+  assert.match(html, /<strong>\d+<\/strong> quantized/);
+});
+
+test('Configure greys out what the backend refuses, with the reason', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openSample();
+  store.getState().chooseBackend('xnnpack', 'a8w8');
+  store.getState().go('configure');
+  const html = render(store);
+  assert.match(html, /<option value="uint16" disabled="" title="xnnpack: activations cannot be uint16; allowed: int8">uint16 — activations cannot be uint16; allowed: int8<\/option>/);
+  assert.match(html, /<option value="weight-only" disabled=""[^>]*>weight-only — /);
+  assert.match(html, /class="chosen" aria-pressed="true" data-preset="xnnpack:a8w8"/);
+  assert.match(html, /<button type="button" class="primary" data-testid="run">Quantize<\/button>/, 'the sample comes with its calibration data');
+  store.getState().setData({ kind: 'random' });
+  assert.match(render(store), /Random data gives poor calibration ranges/);
+  store.getState().setData({ kind: 'images', path: '' });
+  assert.match(render(store), /data-testid="run" disabled="">Quantize/);
+});
+
+test('Run shows one row per stage, Cancel, and a failure in words', () => {
+  const store = createStudioStore(host.api);
+  store.setState({ status: 'running', screen: 'run', runId: 'run-9', stages: { load: { done: 1, total: 1 }, calibrate: { done: 8, total: 24, rate: 4 } } });
+  let html = render(store);
+  assert.match(html, /data-stage="load".*<span class="stage-text">done<\/span>/);
+  assert.match(html, /data-stage="calibrate".*8\/24 samples, 4\.0\/s, 4 s left/);
+  assert.match(html, /data-stage="evaluate".*waiting/);
+  assert.match(html, /data-testid="cancel">Cancel<\/button>/);
+  store.setState({ status: 'failed', failure: { stage: 'calibrate', message: 'x.png: not a PNG or JPEG image' } });
+  html = render(store);
+  assert.match(html, /role="alert">Calibrate failed: x\.png: not a PNG or JPEG image</);
+  assert.match(html, /data-testid="cancel" disabled="">Cancel/);
+  store.setState({ status: 'done', failure: undefined, stages: { load: { done: 1, total: 1 }, calibrate: { done: 0, total: 0, skipped: true } } });
+  assert.match(render(store), /data-stage="calibrate".*skipped: re-uses the saved ranges/);
+});
+
+function layer(i: number, sqnr: LayerReport['sqnr'], op = i % 3 ? 'Conv' : 'Add'): LayerReport {
+  return { name: `t${i}`, node: `n${i}`, op, index: i, type: 'int8', sqnr, range: [-1, 1] };
+}
+
+test('chart rows: graph order or worst first, inf at the top, the previous run alongside', () => {
+  const layers = [layer(0, 30), layer(1, 'inf'), layer(2, 12.5)];
+  const top = axisTop(layers);
+  assert.equal(top, 40);
+  assert.equal(axisBottom(layers), 0);
+  assert.equal(axisBottom([layer(0, -0.2), layer(1, 12)]), -5, 'a negative SQNR stays on the chart');
+  assert.deepEqual(chartRows(layers, undefined, 'graph', top).map((r) => r.name), ['t0', 't1', 't2']);
+  const worst = chartRows(layers, [layer(0, 29), layer(1, 10), layer(2, 12)], 'worst', top);
+  assert.deepEqual(worst.map((r) => [r.name, r.sqnr, r.previous, r.label]), [['t2', 12.5, 12, '12.50'], ['t0', 30, 29, '30.00'], ['t1', 40, 10, 'inf']]);
+});
+
+test('2,000 layers: rows for the chart in a few milliseconds', () => {
+  const layers = Array.from({ length: 2000 }, (_, i) => layer(i, (i * 7919) % 60));
+  const previous = layers.map((l) => ({ ...l, sqnr: 50 }));
+  const t0 = performance.now();
+  for (let k = 0; k < 10; k++) chartRows(layers, previous, 'worst', axisTop(layers));
+  const ms = (performance.now() - t0) / 10;
+  assert.ok(ms < 20, `${ms.toFixed(1)} ms per sort`);
+});
+
+test('the header keeps output SQNR and sizes visible', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openSample();
+  assert.match(render(store), /data-testid="output-sqnr">—</);
+  store.setState({
+    current: { runId: 'run-1', report: { outputs: [{ name: 'y', sqnr: 41.234, maxAbsError: 0.1 }], sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 } } as never },
+  });
+  const html = render(store);
+  assert.match(html, /data-testid="output-sqnr">41\.23 dB</);
+  assert.match(html, /2\.0 kB → 1\.0 kB/);
+});

@@ -1,0 +1,173 @@
+// The studio store driven through the test host, as the screens drive it: open, configure, run,
+// inspect, keep a layer in float, export; plus errors, cancel and progress throttling.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { createStudioStore, type Studio, type StudioStore } from '../../renderer/store';
+import type { JobEvent } from '../../shared/ipc';
+import { SAMPLE_DIR, testHost, type TestHost } from './test-host';
+
+let host: TestHost;
+before(() => {
+  host = testHost();
+});
+after(() => host.close());
+
+function until(store: StudioStore, done: (s: Studio) => boolean, what: string, ms = 60_000): Promise<Studio> {
+  return new Promise((resolve, reject) => {
+    if (done(store.getState())) return resolve(store.getState());
+    const timer = setTimeout(() => { stop(); reject(new Error(`timed out waiting for ${what}; status ${store.getState().status}, failure ${store.getState().failure?.message}`)); }, ms);
+    const stop = store.subscribe((s) => {
+      if (done(s)) { clearTimeout(timer); stop(); resolve(s); }
+    });
+  });
+}
+
+const rank = (v: number | 'inf') => (v === 'inf' ? Infinity : v);
+
+test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in float, export', { timeout: 120_000 }, async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openSample();
+  let s = store.getState();
+  assert.equal(s.screen, 'model');
+  assert.equal(s.model?.name, 'cls.onnx');
+  assert.equal(s.data.path, path.join(SAMPLE_DIR, 'calibration'));
+  assert.deepEqual(s.data.preprocess.mean, [0.5, 0.5, 0.5]);
+
+  store.getState().chooseBackend('xnnpack', 'a8w8');
+  s = await until(store, (x) => Boolean(x.plan), 'the pre-flight');
+  assert.ok(s.plan!.preflight!.counts.quantized > 100);
+  assert.equal(s.preset, 'a8w8');
+
+  await store.getState().refreshPreview();
+  s = store.getState();
+  assert.deepEqual(s.preview?.shape, [1, 3, 48, 192]);
+  assert.ok(s.preview!.stats.every((c) => c.min >= -1 && c.max <= 1), 'mean/std 0.5 puts the pixels in [-1, 1]');
+  assert.match(s.preview!.image!, /^data:image\/png;base64,/);
+
+  await store.getState().startRun();
+  s = await until(store, (x) => x.status === 'done' || x.status === 'failed', 'the run');
+  assert.equal(s.status, 'done', s.failure?.message);
+  assert.equal(s.screen, 'inspect');
+  const report = s.current!.report;
+  assert.equal(report.recipe.backend, 'xnnpack');
+  assert.ok(report.layers.length > 100);
+  assert.ok(['load', 'calibrate', 'convert', 'evaluate', 'save'].every((st) => s.stages[st as 'load']!.done === s.stages[st as 'load']!.total && !s.stages[st as 'load']!.skipped));
+
+  const worst = [...report.layers].sort((a, b) => rank(a.sqnr) - rank(b.sqnr))[0];
+  await store.getState().selectLayer(worst.name);
+  s = store.getState();
+  const h = s.detail!.histogram!;
+  assert.equal(h.float.length, h.quantized.length);
+  const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  assert.equal(total(h.float), s.detail!.values, 'every float value lands in a bin');
+  assert.equal(total(h.quantized), s.detail!.values);
+  assert.ok(h.min <= worst.range[0] + 1e-6 || h.min < 0, 'bins cover the calibrated range');
+
+  const firstRun = s.current!.runId;
+  await store.getState().overrideLayer(worst.name, 'float');
+  s = await until(store, (x) => x.status === 'done' && x.current?.runId !== firstRun, 'the re-run');
+  assert.equal(s.previous?.runId, firstRun, 'the old run stays for the overlay');
+  assert.equal(s.stages.calibrate?.skipped, true, 'a re-run from saved ranges does not calibrate');
+  assert.equal(s.stages.evaluate?.skipped, undefined);
+  assert.equal(s.current!.fromRun, firstRun);
+  assert.equal(s.current!.report.layers.find((l) => l.name === worst.name)?.sqnr, 'inf');
+  assert.equal(s.current!.report.recipe.overrides[worst.name]?.float, true);
+  assert.equal(s.selected, worst.name, 'the panel stays on the layer');
+  s = await until(store, (x) => x.detail?.layer.sqnr === 'inf', 'the layer panel of the re-run');
+
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-store-export-'));
+  try {
+    store.getState().setExportFolder(out);
+    await store.getState().exportRun();
+    s = store.getState();
+    assert.equal(s.exportError, undefined);
+    assert.equal(s.exported!.folder, out);
+    for (const f of s.exported!.files) assert.equal(fs.statSync(f.file).size, f.bytes);
+    assert.ok(s.exported!.files.some((f) => f.file.endsWith('.report.html')));
+    assert.equal(s.exported!.ratio, s.current!.report.sizes.ratio);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('export writes next to the model by default and leaves the input as it was', { timeout: 60_000 }, async () => {
+  const store = createStudioStore(host.api);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-store-input-'));
+  try {
+    const model = path.join(dir, 'cls.onnx');
+    fs.copyFileSync(path.join(SAMPLE_DIR, 'cls.onnx'), model);
+    const before = fs.readFileSync(model);
+    await store.getState().openPath(model);
+    assert.equal(store.getState().exportFolder, dir);
+    store.getState().setData({ kind: 'images', path: path.join(SAMPLE_DIR, 'calibration'), preprocess: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } });
+    store.getState().setRecipe({ calibrationSamples: 4 });
+    await store.getState().startRun();
+    const run = await until(store, (x) => x.status === 'done' || x.status === 'failed', 'the run');
+    assert.equal(run.status, 'done', run.failure?.message);
+    assert.deepEqual(fs.readdirSync(dir), ['cls.onnx'], 'a run writes nothing next to the model');
+    await store.getState().exportRun();
+    const s = store.getState();
+    assert.equal(s.exportError, undefined);
+    assert.deepEqual(fs.readFileSync(model), before);
+    const written = s.exported!.files.map((f) => path.basename(f.file));
+    assert.ok(!written.includes('cls.onnx'));
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['cls.onnx', ...written].sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a dropped file that is not a model shows why and stays on Import', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openFile(new File(['hello'], 'notes.txt'));
+  assert.match(store.getState().modelError!, /notes\.txt: not an ONNX model/);
+  await store.getState().openFile(new File(['not protobuf, only text'], 'fake.onnx'));
+  assert.match(store.getState().modelError!, /fake\.onnx: not a readable ONNX model/);
+  assert.equal(store.getState().screen, 'import');
+  assert.equal(store.getState().model, undefined);
+});
+
+test('cancel stops the run and no run folder is left', { timeout: 60_000 }, async () => {
+  const many = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-store-many-'));
+  try {
+    const lines = fs.readdirSync(path.join(SAMPLE_DIR, 'calibration'));
+    for (let k = 0; k < 20; k++) for (const l of lines) fs.symlinkSync(path.join(SAMPLE_DIR, 'calibration', l), path.join(many, `${k}-${l}`));
+    const store = createStudioStore(host.api);
+    await store.getState().openSample();
+    store.getState().setData({ path: many });
+    await store.getState().startRun();
+    await until(store, (x) => (x.stages.calibrate?.done ?? 0) > 0, 'calibration progress');
+    const runId = store.getState().runId!;
+    const t0 = performance.now();
+    await store.getState().cancelRun();
+    const s = await until(store, (x) => x.status === 'cancelled', 'the cancel');
+    assert.ok(performance.now() - t0 < 1000, `cancelled in ${Math.round(performance.now() - t0)} ms`);
+    assert.equal(s.current, undefined);
+    assert.deepEqual(fs.readdirSync(host.service.workRoot).filter((d) => d.startsWith(`${runId}-`)), []);
+  } finally {
+    fs.rmSync(many, { recursive: true, force: true });
+  }
+});
+
+test('progress events are folded in at most every 100 ms', async () => {
+  const store = createStudioStore(host.api);
+  store.setState({ runId: 'run-x', status: 'running' });
+  let updates = 0;
+  const stop = store.subscribe(() => updates++);
+  const t0 = performance.now();
+  for (let i = 1; i <= 500; i++) {
+    const e: JobEvent = { runId: 'run-x', type: 'progress', stage: 'calibrate', done: i, total: 500, rate: 100 };
+    store.getState().onJobEvent(e);
+  }
+  assert.equal(updates, 0, 'nothing re-renders per event');
+  await until(store, (x) => x.stages.calibrate?.done === 500, 'the flush', 1000);
+  stop();
+  assert.equal(updates, 1);
+  assert.ok(performance.now() - t0 < 500);
+  // Events of another run are ignored.
+  store.getState().onJobEvent({ runId: 'run-y', type: 'failed', stage: 'load', message: 'x' });
+  assert.equal(store.getState().status, 'running');
+});
