@@ -8,6 +8,7 @@ import {
   type RunRequest, type RunResult, type Stage, type StudioApi,
 } from '../shared/ipc';
 import type { QuantType, Recipe } from '../shared/recipe';
+import type { Report } from '../shared/report';
 
 export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
 export const SCREENS: ReadonlyArray<{ id: Screen; title: string }> = [
@@ -309,11 +310,8 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   overrideLayer: async (name, how) => {
     const run = get().current;
     if (!run) return;
-    const recipe = run.report.recipe;
-    const type = sixteenBitType(recipe);
-    if (how === '16-bit' && !type) return;
-    const override = how === 'float' ? { float: true } : { type: type! };
-    await get().startRun({ fromRun: run.runId, recipe: { ...recipe, overrides: { ...recipe.overrides, [name]: override } } });
+    const recipe = layerRecipe(run.report, name, how, get().model?.inputs.map((i) => i.name) ?? []);
+    if (recipe) await get().startRun({ fromRun: run.runId, recipe });
   },
   setSort: (sort) => set({ sort }),
   setThreshold: (db) => set({ threshold: Math.round(db * 10) / 10 }),
@@ -335,16 +333,35 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   },
 });
 
-/** The 16-bit activation type the run's backend allows, matching the signedness of its 8-bit one. */
+/** The 16-bit activation type the run's backend allows for one tensor, matching the signedness of its 8-bit one. */
 export function sixteenBitType(recipe: Recipe): QuantType | undefined {
   const backend = findBackend(recipe.backend);
   if (!backend || recipe.kind !== 'static') return undefined;
   const preferred: QuantType = recipe.activationType.startsWith('u') ? 'uint16' : 'int16';
   const allowed = [preferred, preferred === 'uint16' ? 'int16' : 'uint16'] as QuantType[];
-  return allowed.find((t) => backend.activationTypes.includes(t));
+  return allowed.find((t) => backend.overrideTypes.includes(t));
 }
 
-/** Why a backend refuses a change to the recipe, or undefined when it accepts it. */
+/**
+ * The recipe of a re-run with one layer in higher precision. "Keep in float" keeps the node that
+ * makes the tensor in float as well (its weights too), not only the tensor: a layer's error is
+ * its weights' as much as its output's. A graph input has no such node.
+ */
+export function layerRecipe(report: Report, name: string, how: 'float' | '16-bit', graphInputs: readonly string[]): Recipe | undefined {
+  const recipe = report.recipe;
+  if (how === '16-bit') {
+    const type = sixteenBitType(recipe);
+    return type ? { ...recipe, overrides: { ...recipe.overrides, [name]: { ...recipe.overrides[name], type } } } : undefined;
+  }
+  const layer = report.layers.find((l) => l.name === name);
+  const node = layer && !graphInputs.includes(name) ? layer.node : undefined;
+  return {
+    ...recipe,
+    overrides: { ...recipe.overrides, [name]: { ...recipe.overrides[name], float: true } },
+    excludeNodes: node && !recipe.excludeNodes.includes(node) ? [...recipe.excludeNodes, node] : recipe.excludeNodes,
+  };
+}
+
 export function refusal(recipe: Recipe, patch: Partial<Recipe>): string | undefined {
   const backend = findBackend(recipe.backend);
   if (!backend) return `unknown backend ${recipe.backend}`;

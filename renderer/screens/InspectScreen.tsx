@@ -6,7 +6,7 @@ import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
 import { opColours } from '../../shared/colours';
 import { db } from '../format';
-import { sixteenBitType } from '../store';
+import { refusal, sixteenBitType } from '../store';
 
 const rank = (l: LayerReport) => (l.sqnr === 'inf' ? Infinity : l.sqnr);
 
@@ -25,6 +25,8 @@ function LayerPanel() {
   const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
   const before = previous?.report.layers.find((l) => l.name === selected);
   const sixteen = sixteenBitType(current.report.recipe);
+  // A full-integer backend has no float fallback: the record says so, in words.
+  const floatRefused = refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
   const busy = status === 'running' || status === 'cancelling';
   return (
     <aside className="layer-panel" aria-labelledby="layer-title" data-testid="layer-panel">
@@ -51,12 +53,16 @@ function LayerPanel() {
         {detail?.histogram && <p className="muted small">{detail.samples} samples, {detail.values.toLocaleString('en-US')} values per side</p>}
       </div>
       <div className="row">
-        <button type="button" data-testid="keep-float" disabled={busy || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, 'float')}>Keep in float</button>
+        <button type="button" data-testid="keep-float" disabled={busy || Boolean(layer?.keptInFloat) || Boolean(floatRefused)} title={floatRefused}
+          onClick={() => void override(selected, 'float')}>
+          Keep in float{floatRefused && <span className="muted"> (not on {current.report.backend})</span>}
+        </button>
         <button type="button" disabled={busy || !sixteen || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
           title={sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`}>
           16-bit{!sixteen && <span className="muted"> (not on {current.report.backend})</span>}
         </button>
       </div>
+      {floatRefused && <p className="muted small">{floatRefused}</p>}
       <p className="muted small">Re-converts and re-evaluates from the saved ranges, without calibrating again.</p>
     </aside>
   );

@@ -174,8 +174,10 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByTestId('layer-sqnr').filter({ hasText: 'inf dB' }).waitFor();
     assert.equal(await page.locator(`rect.bar[data-layer="${worst.name}"]`).getAttribute('data-sqnr'), 'inf');
     assert.equal(await page.locator('rect.bar-previous').count(), first.layers.length, 'the previous run is outlined under the new one');
+    assert.ok(second.recipe.excludeNodes.includes(worst.node), 'the node that makes the layer runs in float, weights included');
     const outputAfter = await page.getByTestId('output-sqnr').textContent();
     assert.equal(outputAfter, second.outputs.map((o) => `${o.sqnr === 'inf' ? 'inf' : o.sqnr.toFixed(2)} dB`).join(', '));
+
     await page.mouse.move(0, 0);
     await shot('5b-inspect-rerun');
     await page.getByRole('button', { name: 'Switch to dark mode' }).click();
