@@ -15,6 +15,9 @@ import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
+import { readLabels } from '../eval/metrics';
+import { readSubset, Subset } from '../eval/sensitivity';
+import { describeTarget, repair, type Target } from '../quant/mixed-precision';
 import { prepareModel } from '../quant/prepare';
 import { preflightWithCost } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
@@ -44,6 +47,13 @@ export interface QuantizeJob {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
+  /** Automatic mixed precision: move the fewest layers to higher precision until this holds. */
+  target?: Target;
+  /** Class ids of the evaluation samples (.npy or folder-per-class), for accuracy metrics. */
+  labels?: string;
+  /** Evaluation samples the repair search runs on (default 16). */
+  searchSamples?: number;
+  onStep?: (message: string) => void;
 }
 
 export interface RangesFile {
@@ -70,7 +80,7 @@ export function companionPath(out: string, suffix: string): string {
   return out.replace(/\.onnx$/i, '') + suffix;
 }
 
-function readRanges(file: string): RangesFile {
+export function readRanges(file: string): RangesFile {
   let parsed: RangesFile;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as RangesFile;
@@ -111,8 +121,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: QuantizeLinear needs it (Slice/TopK attributes became inputs, Upsample became Resize; same results)`);
-  const plan = planQuantization(view, job.recipe);
-  const { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
+  let plan = planQuantization(view, job.recipe);
+  let recipe = job.recipe;
+  let { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
   const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');
   if (blocked.length) {
     throw new JobError(`${job.model}: ${plan.backend.name} cannot run ${blocked.length} node${blocked.length > 1 ? 's' : ''}: ${blocked.slice(0, 5).map((n) => `${n.node} (${n.op}): ${n.reason}`).join('; ')}${blocked.length > 5 ? '; …' : ''}`);
@@ -136,6 +147,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   const tLoad = performance.now();
 
+  const labels = job.labels ? readLabels(job.labels).labels : undefined;
   const ranges = new Map<string, Range>();
   let rangesDoc: RangesFile | undefined;
   let calibrationSamples = 0;
@@ -166,6 +178,24 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     }
   }
   throwIfAborted(job.signal);
+  const evalSpec = job.evaluation ?? job.calibration;
+  let repairReport: Report['repair'];
+  if (job.target) {
+    if (plan.kind !== 'static') throw new JobError(`--target needs static quantization: ${plan.kind} has no calibrated layers to move to higher precision`);
+    if (job.target.kind === 'metric' && job.target.metric.includes('accuracy') && !labels) {
+      throw new JobError(`target ${describeTarget(job.target)} needs labels: pass --labels (a .npy of class ids or a folder-per-class image folder)`);
+    }
+    const searchSource = open(evalSpec ?? 'random:8', 'repair search');
+    const { feeds } = await readSubset(searchSource, job.searchSamples ?? 16, batchSize);
+    const subset = await Subset.create(floatModel, feeds, labels);
+    const repaired = await repair({ view, floatModel, recipe, plan, ranges, subset, target: job.target, signal: job.signal, onProgress: job.onProgress, onStep: job.onStep });
+    if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
+    plan = repaired.plan;
+    recipe = repaired.recipe;
+    repairReport = repaired.report;
+    // Where nodes run, and what the repair's float layers cost on the device, for the final plan.
+    ({ preflight: placement, cost: placementCost } = preflightWithCost(view, plan));
+  }
   const tCal = performance.now();
 
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
@@ -173,7 +203,6 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   const tConv = performance.now();
 
-  const evalSpec = job.evaluation ?? job.calibration;
   let evalSource: SampleSource;
   if (evalSpec) {
     evalSource = evalSpec === job.calibration && calibrationSource ? calibrationSource : open(evalSpec, 'evaluation');
@@ -182,7 +211,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     evalSource = open('random:8', 'evaluation');
   }
   const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })), evalSource,
-    { batchSize, signal: job.signal, onProgress: job.onProgress });
+    { batchSize, signal: job.signal, onProgress: job.onProgress, labels });
   const tEval = performance.now();
   throwIfAborted(job.signal);
 
@@ -197,6 +226,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     const ws = producer ? weightSqnr.get(folds.get(producer.name) ?? producer.name) : undefined;
     return {
       name: l.float, node: l.node, op: l.op, index: l.index, type: l.type, sqnr: dbToJson(stats.sqnr),
+      ...(stats.localSqnr !== undefined ? { localSqnr: dbToJson(stats.localSqnr) } : {}),
       ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}),
       ...(l.params ? { scale: l.params.scale, zeroPoint: l.params.zeroPoint } : {}),
       range,
@@ -266,8 +296,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const report: Report = {
     tool: TOOL,
     model: { file: path.resolve(job.model), bytes: loaded.bytes, opset: view.opset, irVersion: toNumber(loaded.model.irVersion) },
-    backend: job.recipe.backend,
-    recipe: job.recipe,
+    backend: recipe.backend,
+    recipe,
     quantized: { file: out, bytes: quantBytes },
     sizes: { floatBytes: loaded.bytes, quantizedBytes: quantBytes, ratio: Number((quantBytes / loaded.bytes).toFixed(4)) },
     samples: { calibration: calibrationSamples, evaluation: evaluation.samples },
@@ -277,6 +307,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       evaluate: Math.round(tEval - tConv), total: Math.round(performance.now() - t0),
     },
     outputs: evaluation.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })),
+    metrics: Object.fromEntries(Object.entries(evaluation.metrics).map(([k, v]) => [k, Number(v!.toFixed(5))])),
     layers,
     weights: converted.weights.map((w) => ({ name: w.name, node: w.node, op: w.op, type: w.type, granularity: w.granularity, sqnr: dbToJson(w.sqnr) })),
     float: [
@@ -289,10 +320,11 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     ...(latency ? { latency } : {}),
     artifacts,
     warnings,
+    ...(repairReport ? { repair: repairReport } : {}),
   };
   writeJsonAtomic(files.preflight, placement);
   artifacts.push({ kind: 'preflight', file: files.preflight, bytes: fs.statSync(files.preflight).size, description: `where each node runs on ${plan.backend.device.name}` });
-  writeJsonAtomic(recipeFile, job.recipe);
+  writeJsonAtomic(recipeFile, recipe);
   artifacts.push({ kind: 'recipe', file: recipeFile, bytes: fs.statSync(recipeFile).size, description: 'the recipe, to re-run or share' });
   if (rangesDoc && !job.ranges) {
     writeJsonAtomic(rangesFile, rangesDoc);
