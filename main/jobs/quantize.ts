@@ -166,7 +166,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     } else {
       if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
       calibrationSource = open(job.calibration, 'calibration', job.recipe.calibrationSamples || undefined);
-      const result = await calibrate(floatModel, needed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
+      // A repair may re-range tensors with another method from their histograms; min/max keeps
+      // none, so it observes through percentile:100, which gives the very same range.
+      const observed = job.target ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;
+      const result = await calibrate(floatModel, observed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
       for (const [name, shape] of result.shapes) view.recordShape(name, shape);
       const tensors: RangesFile['tensors'] = {};
       for (const [name, r] of result.ranges) {
@@ -180,6 +183,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   throwIfAborted(job.signal);
   const evalSpec = job.evaluation ?? job.calibration;
   let repairReport: Report['repair'];
+  // Per-tensor method fixes change ranges: the ranges file written beside the model holds them.
+  let rangesChanged = false;
   if (job.target) {
     if (plan.kind !== 'static') throw new JobError(`--target needs static quantization: ${plan.kind} has no calibrated layers to move to higher precision`);
     if (job.target.kind === 'metric' && job.target.metric.includes('accuracy') && !labels) {
@@ -188,11 +193,18 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     const searchSource = open(evalSpec ?? 'random:8', 'repair search');
     const { feeds } = await readSubset(searchSource, job.searchSamples ?? 16, batchSize);
     const subset = await Subset.create(floatModel, feeds, labels);
-    const repaired = await repair({ view, floatModel, recipe, plan, ranges, subset, target: job.target, signal: job.signal, onProgress: job.onProgress, onStep: job.onStep });
+    const histograms = new Map(Object.entries(rangesDoc?.tensors ?? {}).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
+    const repaired = await repair({ view, floatModel, recipe, plan, ranges, histograms, subset, target: job.target, signal: job.signal, onProgress: job.onProgress, onStep: job.onStep });
     if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
     plan = repaired.plan;
     recipe = repaired.recipe;
     repairReport = repaired.report;
+    for (const [name, r] of repaired.rangeChanges) {
+      ranges.set(name, r);
+      rangesDoc!.tensors[name] = { ...rangesDoc!.tensors[name], min: r.min, max: r.max };
+      rangesChanged = true;
+    }
+    if (rangesChanged) rangesDoc!.method = recipe.method;
     // Where nodes run, and what the repair's float layers cost on the device, for the final plan.
     ({ preflight: placement, cost: placementCost } = preflightWithCost(view, plan));
   }
@@ -326,10 +338,12 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   artifacts.push({ kind: 'preflight', file: files.preflight, bytes: fs.statSync(files.preflight).size, description: `where each node runs on ${plan.backend.device.name}` });
   writeJsonAtomic(recipeFile, recipe);
   artifacts.push({ kind: 'recipe', file: recipeFile, bytes: fs.statSync(recipeFile).size, description: 'the recipe, to re-run or share' });
-  if (rangesDoc && !job.ranges) {
+  const writeRanges = rangesDoc && (!job.ranges || (rangesChanged && path.resolve(job.ranges) !== path.resolve(rangesFile)));
+  if (rangesChanged && !writeRanges) warn(`the repaired ranges were not saved: ${rangesFile} is the input ranges file; choose another --out to keep them`);
+  if (writeRanges) {
     writeJsonAtomic(rangesFile, rangesDoc);
     files.ranges = rangesFile;
-    artifacts.push({ kind: 'ranges', file: rangesFile, bytes: fs.statSync(rangesFile).size, description: 'calibrated ranges, to re-convert without calibrating' });
+    artifacts.push({ kind: 'ranges', file: rangesFile, bytes: fs.statSync(rangesFile).size, description: rangesChanged ? 'ranges, with the repair\'s calibration fixes, to re-convert without calibrating' : 'calibrated ranges, to re-convert without calibrating' });
   }
   writeJsonAtomic(reportFile, report);
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });

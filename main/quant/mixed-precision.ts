@@ -13,7 +13,8 @@ import { score, sensitivity, switchModel, SwitchRunner, type RunQuality, type Su
 import type { onnx } from '../onnx/proto';
 import type { GraphView } from '../onnx/graph';
 import { convertModel, type Range } from './convert';
-import { planQuantization, type QuantPlan } from './plan';
+import { FIX_METHODS, rerange, type SavedHistogram } from './calibration-fix';
+import { calibrationTensors, planQuantization, type QuantPlan } from './plan';
 
 export type Target = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: MetricName; value: number };
 
@@ -70,6 +71,8 @@ export interface RepairInput {
   recipe: Recipe;
   plan: QuantPlan;
   ranges: ReadonlyMap<string, Range>;
+  /** Histograms saved with the ranges (histogram calibration methods): they allow per-tensor method fixes. */
+  histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
   target: Target;
   /** Units measured one by one (the rest follow in local-SQNR order). */
@@ -84,6 +87,10 @@ export interface RepairInput {
 export interface RepairOutcome {
   recipe: Recipe;
   plan: QuantPlan;
+  /** The ranges to convert with: the input's, with the per-tensor method fixes applied. */
+  ranges: Map<string, Range>;
+  /** Tensors whose range a method fix changed. */
+  rangeChanges: Map<string, Range>;
   report: RepairReport;
 }
 
@@ -91,26 +98,33 @@ function quantizedNodes(plan: QuantPlan): Set<string> {
   return new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
 }
 
+const fmt = (q: RunQuality, metric?: string) => `output ${q.sqnr.toFixed(1)} dB${metric ? `, ${metric} ${score(q, metric).toFixed(4)}` : ''}`;
+
 export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const start = performance.now();
-  const { view, recipe, plan, ranges, subset, target } = input;
+  const { view, subset, target } = input;
   const step = input.onStep ?? (() => undefined);
+  const metric = target.kind === 'metric' ? target.metric : undefined;
   const samples = subset.samples;
-  const base = convertModel(view, plan, ranges);
-  const beforeRun = await subset.measureModel(base.model, 'quantized model', input.signal);
-  const before = quality(beforeRun, samples);
+  let recipe = input.recipe;
+  let plan = input.plan;
+  let ranges = new Map(input.ranges);
+  let base = convertModel(view, plan, ranges);
+  let current = await subset.measureModel(base.model, 'quantized model', input.signal);
+  const before = quality(current, samples);
   let runs = 1;
-  const finish = (met: boolean, reason: string, after: Quality, chosen: SwitchUnit[], actions: Array<QuantType | 'float'>, finalRecipe: Recipe, finalPlan: QuantPlan, unitsTotal: number, why: Map<SwitchUnit, string>): RepairOutcome => {
-    const was = quantizedNodes(plan);
+  const methodChanges: RepairChange[] = [];
+  const rangeChanges = new Map<string, Range>();
+  const finish = (met: boolean, reason: string, after: RunQuality, units: SwitchUnit[], actions: Array<QuantType | 'float'>, finalRecipe: Recipe, finalPlan: QuantPlan, unitsTotal: number, why: Map<SwitchUnit, string>): RepairOutcome => {
+    const was = quantizedNodes(input.plan);
     const now = quantizedNodes(finalPlan);
-    const changes: RepairChange[] = chosen.map((u, i) => ({ name: u.id, node: u.node, op: u.op, action: actions[i], why: why.get(u) ?? '' }));
+    const changes: RepairChange[] = [...methodChanges, ...units.map((u, i) => ({ name: u.id, node: u.node, op: u.op, action: actions[i], why: why.get(u) ?? '' }))];
     return {
-      recipe: finalRecipe,
-      plan: finalPlan,
+      recipe: finalRecipe, plan: finalPlan, ranges, rangeChanges,
       report: {
-        target, met, reason, before, after, changes,
+        target, met, reason, before, after: quality(after, samples), changes,
         cost: {
-          unitsChanged: chosen.length, unitsTotal, fraction: unitsTotal ? Number((chosen.length / unitsTotal).toFixed(4)) : 0,
+          unitsChanged: units.length, unitsTotal, fraction: unitsTotal ? Number((units.length / unitsTotal).toFixed(4)) : 0,
           nodesLeavingIntegerPath: [...was].filter((n) => !now.has(n)),
           sixteenBit: actions.filter((a) => a !== 'float').length,
         },
@@ -118,16 +132,44 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
       },
     };
   };
-  if (meets(beforeRun, target)) {
+  if (meets(current, target)) {
     step(`target ${describeTarget(target)} already met by the fully quantized model; nothing changed`);
-    return finish(true, 'the fully quantized model already meets the target; nothing changed', before, [], [], recipe, plan, 0, new Map());
+    return finish(true, 'the fully quantized model already meets the target; nothing changed', current, [], [], recipe, plan, 0, new Map());
   }
+
+  // Calibration first: another method's ranges, recomputed from the saved histograms, cost no
+  // precision. Each method is tried on every tensor and measured on the exported model.
+  if (input.histograms?.size) {
+    const specs = calibrationTensors(plan);
+    let best: { method: string; ranges: Map<string, Range>; model: typeof base; quality: RunQuality } | undefined;
+    for (const method of FIX_METHODS) {
+      if (method === recipe.method) continue;
+      const tried = rerange(specs, ranges, input.histograms, method);
+      const converted = convertModel(view, plan, tried);
+      const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, input.signal);
+      runs++;
+      step(`ranges from the histograms by ${method}: ${fmt(q, metric)} (now ${fmt(current, metric)})`);
+      if (!best || score(q, metric) > score(best.quality, metric)) best = { method, ranges: tried, model: converted, quality: q };
+    }
+    if (best && score(best.quality, metric) > score(current, metric)) {
+      const changed = specs.filter((s) => input.histograms!.has(s.tensor));
+      for (const spec of changed) rangeChanges.set(spec.tensor, best.ranges.get(spec.tensor)!);
+      methodChanges.push({ name: `${changed.length} tensors`, node: '', op: '', action: `method:${best.method}`, why: `calibration method ${recipe.method} → ${best.method} from the saved histograms: ${fmt(current, metric)} → ${fmt(best.quality, metric)}` });
+      ranges = best.ranges;
+      recipe = { ...recipe, method: best.method };
+      plan = planQuantization(view, recipe);
+      base = best.model;
+      current = best.quality;
+      if (meets(current, target)) return finish(true, `met by the calibration method alone (${best.method} ranges); no layer moved to higher precision`, current, [], [], recipe, plan, 0, new Map());
+    }
+  }
+
   const backend = plan.backend;
   const wide = sixteenBit(backend);
   const sixteen = wide && quantTypeBits(recipe.activationType) < 16 ? wide : undefined;
   if (!sixteen && !backend.keepFloat) {
     const reason = `${backend.name} runs every quantized node as an integer kernel and offers no 16-bit activations (override types: ${backend.overrideTypes.join(', ')}), so no layer can move to higher precision; try another calibration method or a backend with 16-bit activations`;
-    return finish(false, reason, before, [], [], recipe, plan, 0, new Map());
+    return finish(false, reason, current, [], [], recipe, plan, 0, new Map());
   }
   const actionsToTry: Array<QuantType | 'float'> = [...(sixteen ? [sixteen] : []), ...(backend.keepFloat ? ['float' as const] : [])];
   if (!backend.keepFloat) step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
@@ -140,46 +182,66 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const { model, units } = switchModel(view, plan, base);
   const runner = await SwitchRunner.create(model, units.length, subset);
   try {
-    const metric = target.kind === 'metric' ? target.metric : undefined;
     const candidates = input.candidates ?? Math.min(units.length, Math.max(16, Math.ceil(units.length / 10)));
     step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
     const sens = await sensitivity(runner, priorOrder(units, local), { candidates, onlyQuantized: false, metric, signal: input.signal, onProgress: input.onProgress });
     const why = new Map<SwitchUnit, string>();
-    for (const r of sens.rows) why.set(units[r.unit], `alone in float: output ${r.onlyFloat.sqnr.toFixed(1)} dB${metric ? `, ${metric} ${score(r.onlyFloat, metric).toFixed(4)}` : ''} (all quantized: ${sens.all.sqnr.toFixed(1)} dB); local SQNR ${Math.min(...units[r.unit].tensors.map((t) => local.get(t) ?? Infinity)).toFixed(1)} dB`);
-    const chosen: number[] = [];
-    let lastReal: RunQuality | undefined;
+    for (const r of sens.rows) why.set(units[r.unit], `alone in float: ${fmt(r.onlyFloat, metric)} (all quantized: ${fmt(sens.all, metric)}); local SQNR ${Math.min(...units[r.unit].tensors.map((t) => local.get(t) ?? Infinity)).toFixed(1)} dB`);
     const limit = Math.max(1, Math.floor((input.maxFraction ?? 0.25) * units.length));
-    for (const u of sens.ranking) {
+    // Prefixes of the ranking, growing geometrically: errors spread over many layers need many of
+    // them at once, and the first prefix that meets the target in simulation is refined by halving.
+    const simulate = async (k: number) => {
+      const set = new Set(sens.ranking.slice(0, k));
+      const q = await runner.measure((i) => !set.has(i), input.signal);
+      step(`${k} layer(s) in higher precision: simulated ${fmt(q, metric)}`);
+      return q;
+    };
+    let lastReal: RunQuality | undefined;
+    let lo = 0;
+    for (let k = 1; ; k = Math.min(limit, k * 2)) {
       throwIfAborted(input.signal);
-      if (chosen.length >= limit) break;
-      chosen.push(u);
-      const set = new Set(chosen);
-      const simulated = await runner.measure((i) => !set.has(i), input.signal);
-      step(`${chosen.length} layer(s) in higher precision (+${units[u].id}): simulated output ${simulated.sqnr.toFixed(1)} dB${metric ? `, ${metric} ${score(simulated, metric).toFixed(4)}` : ''}`);
-      if (!meets(simulated, target)) continue;
-      for (const action of actionsToTry) {
-        const picked = chosen.map((i) => units[i]);
-        const candidate = withHigherPrecision(recipe, picked, action);
-        const problems = recipeProblems(backend, candidate);
-        if (problems.length) {
-          step(`${action} not allowed: ${problems[0]}`);
-          continue;
+      const simulated = await simulate(k);
+      if (meets(simulated, target)) {
+        // Smallest prefix in (lo, k] that meets the target in simulation.
+        let hi = k;
+        while (hi - lo > 1) {
+          const mid = (lo + hi) >> 1;
+          if (meets(await simulate(mid), target)) hi = mid;
+          else lo = mid;
         }
-        const candidatePlan = planQuantization(view, candidate);
-        const converted = convertModel(view, candidatePlan, ranges);
-        const real = await subset.measureModel(converted.model, 'repaired model', input.signal);
-        runs++;
-        lastReal = real;
-        step(`  exported with ${action}: output ${real.sqnr.toFixed(1)} dB${metric ? `, ${metric} ${score(real, metric).toFixed(4)}` : ''}`);
-        if (meets(real, target)) {
-          runs += runner.runs;
-          return finish(true, `met with ${chosen.length} of ${units.length} layers in higher precision`, quality(real, samples), picked, picked.map(() => action), candidate, candidatePlan, units.length, why);
+        // Check on the exported model; if the simulation was optimistic, take more layers.
+        for (let n = hi; n <= Math.min(limit, 2 * hi); n = n === 2 * hi ? n + 1 : Math.min(2 * hi, n + Math.max(1, Math.ceil(hi / 4)))) {
+          const picked = sens.ranking.slice(0, n).map((i) => units[i]);
+          for (const action of actionsToTry) {
+            const candidate = withHigherPrecision(recipe, picked, action);
+            const problems = recipeProblems(backend, candidate);
+            if (problems.length) {
+              step(`${action} not allowed: ${problems[0]}`);
+              continue;
+            }
+            const candidatePlan = planQuantization(view, candidate);
+            const converted = convertModel(view, candidatePlan, ranges);
+            const real = await subset.measureModel(converted.model, 'repaired model', input.signal);
+            runs++;
+            lastReal = real;
+            step(`  exported, ${n} layer(s) to ${action}: ${fmt(real, metric)}`);
+            if (meets(real, target)) {
+              runs += runner.runs;
+              return finish(true, `met with ${n} of ${units.length} quantized layers in higher precision`, real, picked, picked.map(() => action), candidate, candidatePlan, units.length, why);
+            }
+          }
         }
+        lo = Math.min(limit, 2 * hi);
+        if (lo >= limit) break;
+        k = lo;
+        continue;
       }
+      lo = k;
+      if (k >= limit) break;
     }
     runs += runner.runs;
-    return finish(false, `not met with up to ${chosen.length} of ${units.length} layers in higher precision (${describeTarget(target)}; last exported try: ${lastReal ? `${lastReal.sqnr.toFixed(1)} dB` : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
-      lastReal ? quality(lastReal, samples) : before, [], [], recipe, plan, units.length, why);
+    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
+      current, [], [], recipe, plan, units.length, why);
   } finally {
     await runner.release();
   }
