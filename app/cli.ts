@@ -36,17 +36,20 @@ commands:
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
-           [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--search-samples N]
+           [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
       backend lowers to (cpu: OUT.lowered.onnx, with --qoperator OUT.qoperator.onnx; mcu-int8: OUT.int-io.onnx
       and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU;
-      with a target, moves the fewest layers to 16-bit (or float, where the backend allows) until it holds
+      with a target: first re-ranges tensors by another calibration method from the saved histograms, then
+      moves the fewest layers to 16-bit (or float, where the backend allows) until the target holds on N
+      evaluation samples (--subset, default 16)
   preflight MODEL --backend NAME [--preset NAME] [--recipe FILE] [--exclude NODE,...] [--override ...] [--nodes] [--json]
       before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
       fallback) and why; with --exclude/--override, what that costs
   analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
-          [--samples-used N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--report FILE] [--top N] [--json]
-      local and cumulative SQNR per layer and the sensitivity ranking (each layer alone in float / alone quantized)
+          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--report FILE] [--top N] [--json]
+      local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default 16):
+      each of the --candidates layers with the worst local SQNR alone in float and alone quantized
   eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--json] [--top N]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models
   backends [--json]
@@ -80,8 +83,9 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
     if (!finished && now - lastTime < (tty ? 100 : 2000)) return;
     lastTime = now;
     const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
-    const rate = p.rate ? `, ${p.rate.toFixed(1)} samples/s` : '';
-    const line = p.stage === 'calibrate' || p.stage === 'evaluate' ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
+    const rate = p.rate ? `, ${p.rate.toFixed(1)} ${p.stage === 'sensitivity' ? 'runs' : 'samples'}/s` : '';
+    const counted = p.stage === 'calibrate' || p.stage === 'evaluate' || p.stage === 'sensitivity';
+    const line = counted ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
     if (line === last) return;
     last = line;
     process.stderr.write(tty ? `\r\x1b[K${line}${finished ? '\n' : ''}` : `${line}\n`);
@@ -216,7 +220,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
     override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'reduce-range': { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
-    'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, 'search-samples': { type: 'string' },
+    'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, subset: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
   const target = targetFrom(v);
@@ -232,7 +236,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-      target, labels: v.labels as string | undefined, searchSamples: positiveInt(v['search-samples'] as string | undefined, '--search-samples') || undefined,
+      target, labels: v.labels as string | undefined, searchSamples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
       onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${m}\n`),
     });
     const r = outcome.report;
@@ -350,7 +354,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
     backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
     act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
     calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
-    samples: { type: 'string' }, 'samples-used': { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
+    samples: { type: 'string' }, subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
     batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
   });
@@ -364,7 +368,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
     const r = await analyze({
       model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
       ranges: v.ranges as string | undefined, labels: v.labels as string | undefined, metric: v.metric as string | undefined,
-      samples: positiveInt(v['samples-used'] as string | undefined, '--samples-used') || undefined,
+      samples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
       candidates: positiveInt(v.candidates as string | undefined, '--candidates') || undefined,
       batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report as string | undefined,
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),

@@ -74,12 +74,13 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
         const r = ref[name] as ort.Tensor;
         const q = deployed[name] as ort.Tensor;
         if (r?.type !== 'float32' || q?.type !== 'float32') continue;
-        pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
+        // Before the comparison: it hands the buffers over to a worker thread.
         if (first) {
           const n = r.dims[0];
           metric.add(floatData(r, name), floatData(q, name), r.dims, options.labels?.subarray(done, done + n));
           first = false;
         }
+        pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
       }
       const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
       for (const t of taps) {

@@ -329,7 +329,7 @@ export async function sensitivity(runner: SwitchRunner, prior: number[], options
       done++;
     }
     rows.push(row);
-    options.onProgress?.({ stage: 'evaluate', done, total, rate: done / ((performance.now() - start) / 1000) });
+    options.onProgress?.({ stage: 'sensitivity', done, total, rate: done / ((performance.now() - start) / 1000) });
   }
   const ranked = [...rows].sort((a, b) => score(b.onlyFloat, options.metric) - score(a.onlyFloat, options.metric) || b.onlyFloat.sqnr - a.onlyFloat.sqnr).map((r) => r.unit);
   const seen = new Set(ranked);

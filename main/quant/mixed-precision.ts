@@ -187,11 +187,19 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
     const sens = await sensitivity(runner, priorOrder(units, local), { candidates, onlyQuantized: false, metric, signal: input.signal, onProgress: input.onProgress });
     const why = new Map<SwitchUnit, string>();
     for (const r of sens.rows) why.set(units[r.unit], `alone in float: ${fmt(r.onlyFloat, metric)} (all quantized: ${fmt(sens.all, metric)}); local SQNR ${Math.min(...units[r.unit].tensors.map((t) => local.get(t) ?? Infinity)).toFixed(1)} dB`);
-    const limit = Math.max(1, Math.floor((input.maxFraction ?? 0.25) * units.length));
+    // Only units that helped when alone in float are worth moving: on a model whose error is spread
+    // thin, the others' single-layer effects are measurement noise, and adding them only adds cost.
+    const ranking = sens.ranking.filter((u) => sens.rows.some((r) => r.unit === u && score(r.onlyFloat, metric) > score(sens.all, metric)));
+    if (ranking.length === 0) {
+      runs += runner.runs;
+      return finish(false, `no single layer of the ${candidates} measured improves the model when kept in float (${describeTarget(target)}; now ${fmt(current, metric)}): the error is spread over the network; try another calibration method, more calibration data, or a looser target`,
+        current, [], [], recipe, plan, units.length, why);
+    }
+    const limit = Math.min(ranking.length, Math.max(1, Math.floor((input.maxFraction ?? 0.25) * units.length)));
     // Prefixes of the ranking, growing geometrically: errors spread over many layers need many of
     // them at once, and the first prefix that meets the target in simulation is refined by halving.
     const simulate = async (k: number) => {
-      const set = new Set(sens.ranking.slice(0, k));
+      const set = new Set(ranking.slice(0, k));
       const q = await runner.measure((i) => !set.has(i), input.signal);
       step(`${k} layer(s) in higher precision: simulated ${fmt(q, metric)}`);
       return q;
@@ -211,7 +219,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
         }
         // Check on the exported model; if the simulation was optimistic, take more layers.
         for (let n = hi; n <= Math.min(limit, 2 * hi); n = n === 2 * hi ? n + 1 : Math.min(2 * hi, n + Math.max(1, Math.ceil(hi / 4)))) {
-          const picked = sens.ranking.slice(0, n).map((i) => units[i]);
+          const picked = ranking.slice(0, n).map((i) => units[i]);
           for (const action of actionsToTry) {
             const candidate = withHigherPrecision(recipe, picked, action);
             const problems = recipeProblems(backend, candidate);
@@ -240,7 +248,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
       if (k >= limit) break;
     }
     runs += runner.runs;
-    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
+    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision (the ${ranking.length} that helped alone) (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
       current, [], [], recipe, plan, units.length, why);
   } finally {
     await runner.release();

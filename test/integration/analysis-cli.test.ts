@@ -76,7 +76,7 @@ test('quantize --target-sqnr prints the repair summary and writes it in the repo
 test('analyze prints the sensitivity ranking, local and cumulative SQNR, and writes its report', () => {
   const dir = tempDir('mnist-analyze');
   const reportFile = path.join(dir, 'analysis.json');
-  const r = cli(['analyze', MODEL, '--backend', 'cpu', '--calibration', CALIB, '--eval', EVAL, '--samples-used', '32', '--candidates', '3', '--report', reportFile, '--quiet']);
+  const r = cli(['analyze', MODEL, '--backend', 'cpu', '--calibration', CALIB, '--eval', EVAL, '--subset', '32', '--candidates', '3', '--report', reportFile, '--quiet']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /rank\s+layer\s+op\s+local dB\s+cumul dB\s+only-q dB\s+only-float dB/);
   assert.match(r.stdout, /all quantized: output \d+\.\d dB, argmax-agreement/);

@@ -12,7 +12,13 @@ import { recipeFor } from '../../shared/backends';
 import { writeNpy } from '../../main/calib/npy';
 import { analyze } from '../../main/jobs/analyze';
 import { quantize } from '../../main/jobs/quantize';
-import { saveModel } from '../../main/onnx/model';
+import { openSource } from '../../main/calib/readers';
+import { readSubset, Subset } from '../../main/eval/sensitivity';
+import { inputSpecs } from '../../main/eval/session';
+import { GraphView } from '../../main/onnx/graph';
+import { loadModel, saveModel } from '../../main/onnx/model';
+import { repair } from '../../main/quant/mixed-precision';
+import { planQuantization } from '../../main/quant/plan';
 import { buildModel, randomArray, tempDir } from '../helpers/build';
 
 const N = 16;
@@ -99,4 +105,22 @@ test('the search moves the outlier layer to 16-bit on cpu and meets the target; 
   assert.equal(x.report.repair!.met, true, x.report.repair!.reason);
   assert.deepEqual(x.report.repair!.changes.map((c) => [c.name, c.action]), [['b', 'float']]);
   assert.equal(x.report.recipe.overrides.b?.float, true);
+});
+
+test('a backend that cannot keep float and has no 16-bit activations gives up and says why', async () => {
+  const f = fixture();
+  const floatModel = loadModel(f.model).model;
+  const view = new GraphView(floatModel);
+  const recipe = recipeFor('xnnpack');
+  const plan = planQuantization(view, recipe);
+  // The xnnpack record as a full-integer target would be: only int8, nothing kept in float.
+  plan.backend = { ...plan.backend, keepFloat: false, overrideTypes: ['int8'] };
+  const ranges = new Map(Object.entries((JSON.parse(fs.readFileSync(f.ranges, 'utf8')) as { tensors: Record<string, { min: number; max: number }> }).tensors));
+  const source = openSource(f.data, inputSpecs(view));
+  const { feeds } = await readSubset(source, N, N);
+  const outcome = await repair({ view, floatModel, recipe, plan, ranges, subset: await Subset.create(floatModel, feeds), target: { kind: 'sqnr', value: 30 } });
+  assert.equal(outcome.report.met, false);
+  assert.match(outcome.report.reason, /runs every quantized node as an integer kernel and offers no 16-bit activations/);
+  assert.deepEqual(outcome.report.changes, []);
+  assert.deepEqual(outcome.recipe, recipe);
 });
