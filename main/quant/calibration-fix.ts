@@ -14,7 +14,7 @@ export interface SavedHistogram {
 }
 
 /**
- * Methods tried per tensor. Entropy is left out: its search needs the count of exact zeros, which
+ * Methods a repair tries. Entropy is left out: its search needs the count of exact zeros, which
  * the saved histogram folds into its bins.
  */
 export const FIX_METHODS = ['minmax', 'percentile:99.9', 'percentile:99.99', 'percentile:99.999', 'mse'] as const;

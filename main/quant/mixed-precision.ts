@@ -248,7 +248,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
       if (k >= limit) break;
     }
     runs += runner.runs;
-    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision (the ${ranking.length} that helped alone) (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
+    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision, the ${ranking.length} that helped alone (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
       current, [], [], recipe, plan, units.length, why);
   } finally {
     await runner.release();
