@@ -6,12 +6,15 @@ import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';
 import { quantize } from '../../main/jobs/quantize';
 import { MODELS, tempDir } from '../helpers/build';
+import { describeTarget, type Target } from '../../main/quant/mixed-precision';
 import { exactMatch, LINES, PREPROCESS } from './ocr';
 
 const TARGET = { kind: 'metric' as const, metric: 'argmax-agreement' as const, value: 0.97 };
 // min/max is the default; percentile and entropy are what ONNX Runtime's Python quantizer turns
 // into 54% and 5% exact match on this model.
 const METHODS = ['minmax', 'percentile:99.999', 'entropy'];
+// An output-SQNR target the calibration fix alone does not reach: the precision step must move layers.
+const SQNR_TARGET = { kind: 'sqnr' as const, value: 13 };
 
 async function main(): Promise<void> {
   const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['xnnpack'];
@@ -23,20 +26,23 @@ async function main(): Promise<void> {
     for (const backend of backends) {
       const recipe = recipeFor(backend);
       const common = { model: MODELS.rec, calibration: path.join(LINES, 'calib'), evaluation: path.join(LINES, 'calib'), preprocess: PREPROCESS };
-      for (const method of METHODS) {
+      const rows: Array<[string, Target]> = [...METHODS.map((m): [string, Target] => [m, TARGET]), ['entropy', SQNR_TARGET]];
+      for (const [method, target] of rows) {
         const name = `${backend} ${method}`.padEnd(30);
-        const plain = await quantize({ ...common, recipe: { ...recipe, method }, out: path.join(dir, `${backend}-${method.replace(':', '')}.onnx`) });
-        const before = await exactMatch(plain.files.model, 'eval');
-        console.log(`${name} plain     ${before.accuracy.toFixed(1).padStart(5)}%   output SQNR ${plain.report.outputs[0].sqnr} dB`);
+        if (target === TARGET) {
+          const plain = await quantize({ ...common, recipe: { ...recipe, method }, out: path.join(dir, `${backend}-${method.replace(':', '')}.onnx`) });
+          const before = await exactMatch(plain.files.model, 'eval');
+          console.log(`${name} plain     ${before.accuracy.toFixed(1).padStart(5)}%   output SQNR ${plain.report.outputs[0].sqnr} dB`);
+        }
         const start = performance.now();
-        const repaired = await quantize({ ...common, recipe: { ...recipe, method }, target: TARGET, out: path.join(dir, `${backend}-${method.replace(':', '')}-repaired.onnx`) });
+        const repaired = await quantize({ ...common, recipe: { ...recipe, method }, target, out: path.join(dir, `${backend}-${method.replace(':', '')}-repaired.onnx`) });
         const seconds = (performance.now() - start) / 1000;
         const after = await exactMatch(repaired.files.model, 'eval');
         const r = repaired.report.repair!;
         const moved = r.changes.filter((c) => !c.action.startsWith('method:'));
         const methods = r.changes.filter((c) => c.action.startsWith('method:')).map((c) => c.action.slice('method:'.length));
         const within = float.accuracy - after.accuracy <= 3;
-        console.log(`${name} repaired  ${after.accuracy.toFixed(1).padStart(5)}%   ${within ? 'within' : 'NOT within'} 3 points of float; output SQNR ${repaired.report.outputs[0].sqnr} dB; ${TARGET.metric} ≥ ${TARGET.value} ${r.met ? 'met' : 'not met'} on the search lines`);
+        console.log(`${name} repaired  ${after.accuracy.toFixed(1).padStart(5)}%   ${within ? 'within' : 'NOT within'} 3 points of float; output SQNR ${repaired.report.outputs[0].sqnr} dB; ${describeTarget(target)} ${r.met ? 'met' : 'not met'} on the search lines`);
         console.log(`${' '.repeat(30)}   ranges: ${methods.length ? `re-chosen by ${methods.join(', ')} from the saved histograms` : 'unchanged'}; higher precision: ${moved.length} of ${r.cost.unitsTotal || '-'} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.nodesLeavingIntegerPath.length} nodes leave the integer path; search ${r.runs} runs, ${r.seconds.toFixed(0)} s; job ${seconds.toFixed(0)} s`);
         for (const c of moved) console.log(`${' '.repeat(33)}${c.action.padEnd(7)} ${c.name} (${c.op})`);
       }
