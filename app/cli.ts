@@ -355,6 +355,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
     act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
     calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
     samples: { type: 'string' }, subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
+    override: { type: 'string', multiple: true }, 'reduce-range': { type: 'boolean' },
     batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
   });
