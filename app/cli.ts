@@ -19,6 +19,10 @@ import { dbToJson } from '../shared/report';
 import { quantize, TOOL } from '../main/jobs/quantize';
 import { preflightModel } from '../main/jobs/preflight';
 import type { Preflight } from '../shared/preflight';
+import { analyze } from '../main/jobs/analyze';
+import { parseMetricTarget } from '../main/eval/metrics';
+import type { Target } from '../main/quant/mixed-precision';
+import type { AnalysisReport, RepairReport } from '../shared/report';
 
 class UsageError extends Error {}
 
@@ -34,12 +38,20 @@ commands:
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
+           [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
       backend lowers to (cpu: OUT.lowered.onnx, with --qoperator OUT.qoperator.onnx; mcu-int8: OUT.int-io.onnx
-      and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU
+      and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU;
+      with a target: first re-ranges tensors by another calibration method from the saved histograms, then
+      moves the fewest layers to 16-bit (or float, where the backend allows) until the target holds on N
+      evaluation samples (--subset, default 16)
   preflight MODEL --backend NAME [--preset NAME] [--recipe FILE] [--exclude NODE,...] [--override ...] [--nodes] [--json]
       before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
       fallback) and why; with --exclude/--override, what that costs
+  analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
+          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--report FILE] [--top N] [--json]
+      local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default 16):
+      each of the --candidates layers with the worst local SQNR alone in float and alone quantized
   eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--json] [--top N]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models
   backends [--json]
@@ -47,6 +59,7 @@ commands:
   serve [--port N]
       the studio in a browser: serves the UI and its API on 127.0.0.1 and prints the URL (with its access token)
 
+NAME:   top1-agreement, top5-agreement, argmax-agreement, cosine, accuracy, top5-accuracy (accuracy needs --labels)
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
 TYPE:   ${QUANT_TYPES.join(', ')}
@@ -74,8 +87,9 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
     if (!finished && now - lastTime < (tty ? 100 : 2000)) return;
     lastTime = now;
     const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
-    const rate = p.rate ? `, ${p.rate.toFixed(1)} samples/s` : '';
-    const line = p.stage === 'calibrate' || p.stage === 'evaluate' ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
+    const rate = p.rate ? `, ${p.rate.toFixed(1)} ${p.stage === 'sensitivity' ? 'runs' : 'samples'}/s` : '';
+    const counted = p.stage === 'calibrate' || p.stage === 'evaluate' || p.stage === 'sensitivity';
+    const line = counted ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
     if (line === last) return;
     last = line;
     process.stderr.write(tty ? `\r\x1b[K${line}${finished ? '\n' : ''}` : `${line}\n`);
@@ -210,8 +224,10 @@ async function cmdQuantize(args: string[]): Promise<void> {
     top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
     override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'reduce-range': { type: 'boolean' },
     size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+    'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, subset: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
+  const target = targetFrom(v);
   const recipe = buildRecipe(v);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
@@ -224,6 +240,8 @@ async function cmdQuantize(args: string[]): Promise<void> {
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      target, labels: v.labels as string | undefined, searchSamples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
+      onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${m}\n`),
     });
     const r = outcome.report;
     if (v.json) {
@@ -233,6 +251,8 @@ async function cmdQuantize(args: string[]): Promise<void> {
     const top = positiveInt(v.top as string | undefined, '--top');
     process.stdout.write(`${layerTable(r.layers, top)}\n\n`);
     for (const o of r.outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
+    if (r.metrics && Object.keys(r.metrics).length) process.stdout.write(`metrics: ${Object.entries(r.metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(', ')}\n`);
+    if (r.repair) process.stdout.write(repairSummary(r.repair));
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);
@@ -286,6 +306,101 @@ async function cmdPreflight(args: string[]): Promise<void> {
     for (const n of c.leftDevice) lines.push(`  ${n.node} (${n.op}) → ${n.placement}: ${n.reason ?? ''}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+function targetFrom(v: Flags): Target | undefined {
+  if (v['target-sqnr'] !== undefined && v['target-metric'] !== undefined) throw new UsageError('give one target: --target-sqnr or --target-metric');
+  if (v['target-sqnr'] !== undefined) {
+    const value = Number(v['target-sqnr']);
+    if (!Number.isFinite(value)) throw new UsageError(`--target-sqnr expects a number of dB, got "${v['target-sqnr']}"`);
+    return { kind: 'sqnr', value };
+  }
+  if (v['target-metric'] !== undefined) {
+    try {
+      return { kind: 'metric', ...parseMetricTarget(v['target-metric'] as string) };
+    } catch (err) {
+      throw new UsageError(`--target-metric: ${(err as Error).message}`);
+    }
+  }
+  return undefined;
+}
+
+function qualityLine(q: RepairReport['before']): string {
+  return `output ${formatDb(q.outputSqnr)} dB${Object.entries(q.metrics).map(([k, x]) => `, ${k} ${x.toFixed(4)}`).join('')}`;
+}
+
+function repairSummary(r: RepairReport): string {
+  const target = r.target.kind === 'sqnr' ? `output SQNR ≥ ${r.target.value} dB` : `${r.target.metric} ≥ ${r.target.value}`;
+  const lines = [`repair (${target}): ${r.met ? 'met' : 'NOT met'} — ${r.reason}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
+  for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${c.name} (${c.op} ${c.node}): ${c.why}`);
+  if (r.changes.length) {
+    lines.push(`  cost: ${r.cost.unitsChanged} of ${r.cost.unitsTotal} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.sixteenBit} to 16-bit, ${r.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path${r.cost.nodesLeavingIntegerPath.length ? ` (${r.cost.nodesLeavingIntegerPath.slice(0, 6).join(', ')}${r.cost.nodesLeavingIntegerPath.length > 6 ? ', …' : ''})` : ''}`);
+  }
+  lines.push(`  search: ${r.runs} runs on ${r.before.samples} samples, ${r.seconds.toFixed(1)} s`);
+  return lines.join('\n') + '\n';
+}
+
+function analysisTable(r: AnalysisReport, top: number | undefined): string {
+  const shown = r.sensitivity.slice(0, top ?? 20);
+  const width = Math.min(50, Math.max(5, ...shown.map((l) => l.name.length)));
+  const lines = [`${'rank'.padStart(4)}  ${pad('layer', width)}  ${pad('op', 14)}  ${'local dB'.padStart(8)}  ${'cumul dB'.padStart(8)}  ${'only-q dB'.padStart(9)}  ${'only-float dB'.padStart(13)}`];
+  const cell = (d: Db | undefined, w: number) => (d === undefined ? '-' : formatDb(d)).padStart(w);
+  for (const s of shown) {
+    const name = s.name.length > width ? '…' + s.name.slice(-(width - 1)) : s.name;
+    lines.push(`${String(s.rank).padStart(4)}  ${pad(name, width)}  ${pad(s.op, 14)}  ${cell(s.localSqnr, 8)}  ${cell(s.cumulativeSqnr, 8)}  ${cell(s.onlyQuantized, 9)}  ${cell(s.onlyFloat, 13)}`);
+  }
+  if (shown.length < r.sensitivity.length) lines.push(`… ${r.sensitivity.length - shown.length} more (--top to show more; ${r.skipped} not measured one by one: their local error is small)`);
+  return lines.join('\n');
+}
+
+async function cmdAnalyze(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, {
+    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
+    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
+    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
+    samples: { type: 'string' }, subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
+    override: { type: 'string', multiple: true }, 'reduce-range': { type: 'boolean' },
+    batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('analyze takes one MODEL');
+  if (v.metric !== undefined && !parseMetricName(v.metric as string)) throw new UsageError(`--metric must be one of top1-agreement, top5-agreement, argmax-agreement, cosine, accuracy, top5-accuracy`);
+  const recipe = buildRecipe(v);
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const r = await analyze({
+      model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
+      ranges: v.ranges as string | undefined, labels: v.labels as string | undefined, metric: v.metric as string | undefined,
+      samples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
+      candidates: positiveInt(v.candidates as string | undefined, '--candidates') || undefined,
+      batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report as string | undefined,
+      signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
+      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+    if (v.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write(`${analysisTable(r, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
+    process.stdout.write(`all quantized: ${qualityLine(r.baseline)} on ${r.samples} samples\n`);
+    if (r.firstDrop) process.stdout.write(`cumulative SQNR first drops sharply at ${r.firstDrop.name} (${r.firstDrop.node}): ${formatDb(r.firstDrop.from)} → ${formatDb(r.firstDrop.to)} dB\n`);
+    process.stdout.write(`worst local SQNR: ${r.worstLocal.join(', ')}\n`);
+    process.stdout.write(`${r.sensitivity.length} layers, ${r.sensitivity.length - r.skipped} measured one by one, ${r.runs} runs; time: prepare ${sec(r.timings.prepare)}, evaluate ${sec(r.timings.evaluate)}, sensitivity ${sec(r.timings.sensitivity)}, total ${sec(r.timings.total)}\n`);
+    if (v.report) process.stdout.write(`wrote ${path.relative(process.cwd(), v.report as string)}\n`);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function parseMetricName(name: string): boolean {
+  try {
+    parseMetricTarget(`${name}:1`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function mb(bytes: number): string {
@@ -390,6 +505,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     switch (command) {
       case 'quantize': await cmdQuantize(rest); break;
+      case 'analyze': await cmdAnalyze(rest); break;
       case 'inspect': await cmdInspect(rest); break;
       case 'eval': await cmdEval(rest); break;
       case 'backends': await cmdBackends(rest); break;

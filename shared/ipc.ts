@@ -85,7 +85,7 @@ export interface RunRequest {
   fromRun?: string;
 }
 
-export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'latency' | 'save';
+export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
 export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
 
 export interface RunResult {

@@ -15,7 +15,10 @@ export interface LayerReport {
   index: number;
   /** Absent for a tensor kept in float. */
   type?: QuantType;
+  /** Cumulative SQNR: the quantized model's value against the float one, earlier layers' errors included. */
   sqnr: Db;
+  /** Local SQNR: this tensor's own quantization error, with exact float inputs (absent where not measured). */
+  localSqnr?: Db;
   /**
    * Set when a recipe override keeps the tensor in float: its own quantization error is nil, so
    * `sqnr` is "inf"; `keptInFloat.sqnr` compares it with the float model, the error that reaches it
@@ -81,6 +84,8 @@ export interface Report {
   data: { calibration: string; evaluation: string };
   timings: Timings;
   outputs: OutputReport[];
+  /** Task metrics of the first output on the evaluation samples (agreement, cosine; accuracy with labels). */
+  metrics?: Metrics;
   layers: LayerReport[];
   weights: WeightReport[];
   /** Nodes left in float and why. */
@@ -94,6 +99,97 @@ export interface Report {
   /** Everything the export wrote besides this report. */
   artifacts: Artifact[];
   warnings: string[];
+  /** What an automatic repair (mixed precision, calibration fixes) changed to reach its target. */
+  repair?: RepairReport;
+}
+
+/** Task metrics of the quantized model against the float one (and against labels, where given). */
+export type Metrics = Record<string, number>;
+
+/** How good a model is at one point of a search: output SQNR and task metrics, on the same samples. */
+export interface Quality {
+  outputSqnr: Db;
+  metrics: Metrics;
+  samples: number;
+}
+
+/**
+ * One sensitivity unit: a quantized tensor with the tensors that share its quantization and the
+ * weights of the node that makes it (a conv with its folded activation is one unit).
+ */
+export interface SensitivityRow {
+  /** The unit's calibrated tensor. */
+  name: string;
+  node: string;
+  op: string;
+  index: number;
+  tensors: string[];
+  weights: string[];
+  localSqnr?: Db;
+  cumulativeSqnr?: Db;
+  /** Output SQNR with only this unit quantized (everything else float). */
+  onlyQuantized?: Db;
+  /** Output SQNR with every unit quantized except this one; absent where skipped as unable to matter. */
+  onlyFloat?: Db;
+  /** The targeted task metric with only this unit in float. */
+  onlyFloatMetric?: number;
+  /** Rank by sensitivity, 1 = the unit whose quantization hurts most. */
+  rank: number;
+}
+
+export interface AnalysisReport {
+  tool: { name: string; version: string };
+  model: string;
+  backend: string;
+  recipe: Recipe;
+  samples: number;
+  /** The fully quantized model (as exported) against float, on the analysis samples. */
+  baseline: Quality;
+  layers: LayerReport[];
+  /** The first tensor, in graph order, where cumulative SQNR falls sharply from the one before. */
+  firstDrop?: { name: string; node: string; from: Db; to: Db };
+  /** Tensors with the lowest local SQNR, worst first. */
+  worstLocal: string[];
+  sensitivity: SensitivityRow[];
+  /** Units whose "only this one in float" run was skipped: their own error cannot move the output. */
+  skipped: number;
+  runs: number;
+  timings: { prepare: number; evaluate: number; sensitivity: number; total: number };
+  warnings: string[];
+}
+
+export type RepairAction = 'float' | QuantType | `method:${string}`;
+
+export interface RepairChange {
+  /** The unit's calibrated tensor. */
+  name: string;
+  node: string;
+  op: string;
+  action: RepairAction;
+  /** Why this unit: the output SQNR with only it in float, or the local SQNR a method recovers. */
+  why: string;
+}
+
+export interface RepairReport {
+  target: { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: string; value: number };
+  met: boolean;
+  /** Why the target was not met, or why nothing was changed. */
+  reason: string;
+  before: Quality;
+  after: Quality;
+  changes: RepairChange[];
+  cost: {
+    unitsChanged: number;
+    unitsTotal: number;
+    /** unitsChanged / unitsTotal. */
+    fraction: number;
+    /** Nodes quantized before the repair that run in float after it. */
+    nodesLeavingIntegerPath: string[];
+    /** Tensors moved to 16-bit activations. */
+    sixteenBit: number;
+  };
+  runs: number;
+  seconds: number;
 }
 
 export function dbToJson(value: number): Db {

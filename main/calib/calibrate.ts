@@ -12,10 +12,10 @@ import { canSample, sampleStride, tapModel } from './taps';
 import type { SampleSource } from './readers';
 
 export interface Progress {
-  stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'latency' | 'save';
+  stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
   done: number;
   total: number;
-  /** Samples per second so far, for "time left". */
+  /** Samples (sensitivity: runs) per second so far, for "time left". */
   rate?: number;
 }
 

@@ -12,6 +12,8 @@ export interface PairTaps {
   maxAbs: string;
   min: string;
   max: string;
+  /** Σ(x − QDQ(x))² of the float tensor through the same Q/DQ: the layer's own error with exact float inputs. */
+  localNoise?: string;
 }
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
@@ -44,6 +46,14 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
   const qg = renameGraph(quantModel.graph!, rename);
+  // The QuantizeLinear behind each dequantized activation (Q → DQ), by the DQ's output.
+  const producers = new Map(quantModel.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const qdqOf = new Map<string, { q: onnx.NodeProto }>();
+  for (const dq of quantModel.graph!.node) {
+    if (dq.opType !== 'DequantizeLinear') continue;
+    const q = producers.get(dq.input[0]);
+    if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], { q });
+  }
   // The reductions of a pair run right after the quantized side made its tensor, so that neither
   // tensor outlives its use by much.
   const additions: Array<{ tensor: string; nodes: onnx.NodeProto[] }> = [];
@@ -66,6 +76,21 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       ],
     });
     for (const name of [t.signal, t.noise, t.maxAbs, t.min, t.max]) outputs.push(typedValueInfo(name, onnx.TensorProto.DataType.FLOAT));
+    // Local error: the float tensor through the quantized side's own Q/DQ parameters. It costs one
+    // fake-quantize per tensor in the same pass, with no second model and no copies out.
+    const qdq = qdqOf.get(p.quant);
+    if (qdq) {
+      t.localNoise = `${base}_local_noise`;
+      const [, scale, zeroPoint] = qdq.q.input.map(rename);
+      const withDomain = (n: onnx.NodeProto) => Object.assign(n, { domain: qdq.q.domain });
+      additions[additions.length - 1].nodes.push(
+        withDomain(makeNode('QuantizeLinear', [p.float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`])),
+        withDomain(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`])),
+        makeNode('Sub', [p.float, `${base}_local_dq`], [`${base}_local_diff`]),
+        makeNode('ReduceSumSquare', [`${base}_local_diff`], [t.localNoise], REDUCE_ALL),
+      );
+      outputs.push(typedValueInfo(t.localNoise, onnx.TensorProto.DataType.FLOAT));
+    }
     return t;
   });
   // Float and quantized nodes interleave in proportion, so both halves advance together through

@@ -10,6 +10,7 @@ import type { CompareStats } from '../jobs/stats-protocol';
 import type { onnx } from '../onnx/proto';
 import { sqnrDb } from '../quant/qmath';
 import { comparisonModel } from './compare-model';
+import { MetricAccumulator, type MetricValues } from './metrics';
 import { createSession, floatData, run, toOrtFeeds } from './session';
 
 export interface TensorPair {
@@ -18,10 +19,22 @@ export interface TensorPair {
 }
 
 export interface PairStats extends CompareStats {
+  /** Cumulative: the quantized model's tensor against the float one, errors of earlier layers included. */
   sqnr: number;
+  /** Σ(x − QDQ(x))² with the float tensor x: the layer's own quantization error (activations fed through Q/DQ). */
+  localNoise?: number;
+  /** Local SQNR: only this tensor quantized, with exact float inputs. */
+  localSqnr?: number;
+}
+
+export interface EvaluationOptions extends RunOptions {
+  /** Class ids of the samples, in order, for accuracy metrics. */
+  labels?: Int32Array;
 }
 
 export interface EvaluationResult {
+  /** Task metrics of the first float output: agreement with the float model, cosine, accuracy with labels. */
+  metrics: MetricValues;
   layers: Map<string, PairStats>;
   outputs: Array<{ name: string } & PairStats>;
   samples: number;
@@ -34,7 +47,7 @@ function withSqnr(s: CompareStats | undefined): PairStats {
 }
 
 export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
-  options: RunOptions): Promise<EvaluationResult> {
+  options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
   const { model: compared, taps } = comparisonModel(floatModel, quantModel, pairs);
@@ -49,15 +62,25 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elements(shape) * 4;
     const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
     let done = 0;
+    const metric = new MetricAccumulator();
+    if (options.labels && options.labels.length < source.count) throw new Error(`labels: ${options.labels.length} class ids for ${source.count} evaluation samples`);
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const feeds = toOrtFeeds(feed);
       const ref = await run(compareSession, feeds, 'float model');
       const deployed = await run(quantSession, feeds, 'quantized model');
+      let first = true;
       for (const name of outputs) {
         const r = ref[name] as ort.Tensor;
         const q = deployed[name] as ort.Tensor;
-        if (r?.type === 'float32' && q?.type === 'float32') pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
+        if (r?.type !== 'float32' || q?.type !== 'float32') continue;
+        // Before the comparison: it hands the buffers over to a worker thread.
+        if (first) {
+          const n = r.dims[0];
+          metric.add(floatData(r, name), floatData(q, name), r.dims, options.labels?.subarray(done, done + n));
+          first = false;
+        }
+        pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
       }
       const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
       for (const t of taps) {
@@ -67,6 +90,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
         s.maxAbsError = Math.max(s.maxAbsError, scalar(t.maxAbs));
         s.refMin = Math.min(s.refMin, scalar(t.min));
         s.refMax = Math.max(s.refMax, scalar(t.max));
+        if (t.localNoise) s.localNoise = (s.localNoise ?? 0) + scalar(t.localNoise);
       }
       await pool.flush();
       done += Object.values(feed)[0].dims[0];
@@ -76,8 +100,12 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no evaluation samples in ${source.description}`);
     const { compares } = await pool.results();
-    for (const s of layers.values()) s.sqnr = sqnrDb(s.signal, s.noise);
+    for (const s of layers.values()) {
+      s.sqnr = sqnrDb(s.signal, s.noise);
+      if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
+    }
     return {
+      metrics: metric.result(),
       layers,
       outputs: outputs.filter((o) => compares.has(`output:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`output:${name}`)) })),
       samples: done,

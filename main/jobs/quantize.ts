@@ -16,6 +16,9 @@ import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
 import { prepareModel, type Prepared } from '../quant/prepare';
+import { readLabels } from '../eval/metrics';
+import { readSubset, Subset } from '../eval/sensitivity';
+import { describeTarget, repair, type Target } from '../quant/mixed-precision';
 import { preflightWithCost } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
 import { toIntegerIO } from '../quant/backends/integer-io';
@@ -44,6 +47,13 @@ export interface QuantizeJob {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
+  /** Automatic mixed precision: move the fewest layers to higher precision until this holds. */
+  target?: Target;
+  /** Class ids of the evaluation samples (.npy or folder-per-class), for accuracy metrics. */
+  labels?: string;
+  /** Evaluation samples the repair search runs on (default 16). */
+  searchSamples?: number;
+  onStep?: (message: string) => void;
 }
 
 export interface RangesFile {
@@ -70,7 +80,7 @@ export function companionPath(out: string, suffix: string): string {
   return out.replace(/\.onnx$/i, '') + suffix;
 }
 
-function readRanges(file: string): RangesFile {
+export function readRanges(file: string): RangesFile {
   let parsed: RangesFile;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as RangesFile;
@@ -124,8 +134,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
-  const plan = planQuantization(view, job.recipe);
-  const { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
+  let plan = planQuantization(view, job.recipe);
+  let recipe = job.recipe;
+  let { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
   const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');
   if (blocked.length) {
     throw new JobError(`${job.model}: ${plan.backend.name} cannot run ${blocked.length} node${blocked.length > 1 ? 's' : ''}: ${blocked.slice(0, 5).map((n) => `${n.node} (${n.op}): ${n.reason}`).join('; ')}${blocked.length > 5 ? '; …' : ''}`);
@@ -149,6 +160,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   const tLoad = performance.now();
 
+  const labels = job.labels ? readLabels(job.labels).labels : undefined;
   const ranges = new Map<string, Range>();
   let rangesDoc: RangesFile | undefined;
   let calibrationSamples = 0;
@@ -167,7 +179,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     } else {
       if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
       calibrationSource = open(job.calibration, 'calibration', job.recipe.calibrationSamples || undefined);
-      const result = await calibrate(floatModel, needed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
+      // A repair may re-range tensors with another method from their histograms; min/max keeps
+      // none, so it observes through percentile:100, which gives the very same range.
+      const observed = job.target ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;
+      const result = await calibrate(floatModel, observed, calibrationSource, { batchSize, signal: job.signal, onProgress: job.onProgress });
       for (const [name, shape] of result.shapes) view.recordShape(name, shape);
       const tensors: RangesFile['tensors'] = {};
       for (const [name, r] of result.ranges) {
@@ -179,6 +194,33 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     }
   }
   throwIfAborted(job.signal);
+  const evalSpec = job.evaluation ?? job.calibration;
+  let repairReport: Report['repair'];
+  // Per-tensor method fixes change ranges: the ranges file written beside the model holds them.
+  let rangesChanged = false;
+  if (job.target) {
+    if (plan.kind !== 'static') throw new JobError(`--target needs static quantization: ${plan.kind} has no calibrated layers to move to higher precision`);
+    if (job.target.kind === 'metric' && job.target.metric.includes('accuracy') && !labels) {
+      throw new JobError(`target ${describeTarget(job.target)} needs labels: pass --labels (a .npy of class ids or a folder-per-class image folder)`);
+    }
+    const searchSource = open(evalSpec ?? 'random:8', 'repair search');
+    const { feeds } = await readSubset(searchSource, job.searchSamples ?? 16, batchSize);
+    const subset = await Subset.create(floatModel, feeds, labels);
+    const histograms = new Map(Object.entries(rangesDoc?.tensors ?? {}).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
+    const repaired = await repair({ view, floatModel, recipe, plan, ranges, histograms, subset, target: job.target, signal: job.signal, onProgress: job.onProgress, onStep: job.onStep });
+    if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
+    plan = repaired.plan;
+    recipe = repaired.recipe;
+    repairReport = repaired.report;
+    for (const [name, r] of repaired.rangeChanges) {
+      ranges.set(name, r);
+      rangesDoc!.tensors[name] = { ...rangesDoc!.tensors[name], min: r.min, max: r.max };
+      rangesChanged = true;
+    }
+    if (rangesChanged) rangesDoc!.method = recipe.method;
+    // Where nodes run, and what the repair's float layers cost on the device, for the final plan.
+    ({ preflight: placement, cost: placementCost } = preflightWithCost(view, plan));
+  }
   const tCal = performance.now();
 
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
@@ -186,7 +228,6 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   const tConv = performance.now();
 
-  const evalSpec = job.evaluation ?? job.calibration;
   let evalSource: SampleSource;
   if (evalSpec) {
     evalSource = evalSpec === job.calibration && calibrationSource ? calibrationSource : open(evalSpec, 'evaluation');
@@ -194,10 +235,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   } else {
     evalSource = open('random:8', 'evaluation');
   }
-  const kept = keptInFloat(view, job.recipe, new Set(converted.layers.map((l) => l.float)));
+  const kept = keptInFloat(view, recipe, new Set(converted.layers.map((l) => l.float)));
   const pairs = [...converted.layers.map((l) => ({ float: l.float, quant: l.quant })), ...kept.map((t) => ({ float: t, quant: t }))];
   const evaluation = await evaluate(floatModel, converted.model, pairs, evalSource,
-    { batchSize, signal: job.signal, onProgress: job.onProgress });
+    { batchSize, signal: job.signal, onProgress: job.onProgress, labels });
   const tEval = performance.now();
   throwIfAborted(job.signal);
 
@@ -212,6 +253,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     const ws = producer ? weightSqnr.get(folds.get(producer.name) ?? producer.name) : undefined;
     return {
       name: l.float, node: l.node, op: l.op, index: l.index, type: l.type, sqnr: dbToJson(stats.sqnr),
+      ...(stats.localSqnr !== undefined ? { localSqnr: dbToJson(stats.localSqnr) } : {}),
       ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}),
       ...(l.params ? { scale: l.params.scale, zeroPoint: l.params.zeroPoint } : {}),
       range,
@@ -291,8 +333,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const report: Report = {
     tool: TOOL,
     model: { file: path.resolve(job.model), bytes: loaded.bytes, opset: view.opset, irVersion: toNumber(loaded.model.irVersion) },
-    backend: job.recipe.backend,
-    recipe: job.recipe,
+    backend: recipe.backend,
+    recipe,
     quantized: { file: out, bytes: quantBytes },
     sizes: { floatBytes: loaded.bytes, quantizedBytes: quantBytes, ratio: Number((quantBytes / loaded.bytes).toFixed(4)) },
     samples: { calibration: calibrationSamples, evaluation: evaluation.samples },
@@ -302,6 +344,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       evaluate: Math.round(tEval - tConv), total: Math.round(performance.now() - t0),
     },
     outputs: evaluation.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })),
+    metrics: Object.fromEntries(Object.entries(evaluation.metrics).map(([k, v]) => [k, Number(v!.toFixed(5))])),
     layers,
     weights: converted.weights.map((w) => ({ name: w.name, node: w.node, op: w.op, type: w.type, granularity: w.granularity, sqnr: dbToJson(w.sqnr) })),
     float: [
@@ -314,15 +357,18 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     ...(latency ? { latency } : {}),
     artifacts,
     warnings,
+    ...(repairReport ? { repair: repairReport } : {}),
   };
   writeJsonAtomic(files.preflight, placement);
   artifacts.push({ kind: 'preflight', file: files.preflight, bytes: fs.statSync(files.preflight).size, description: `where each node runs on ${plan.backend.device.name}` });
-  writeJsonAtomic(recipeFile, job.recipe);
+  writeJsonAtomic(recipeFile, recipe);
   artifacts.push({ kind: 'recipe', file: recipeFile, bytes: fs.statSync(recipeFile).size, description: 'the recipe, to re-run or share' });
-  if (rangesDoc && !job.ranges) {
+  const writeRanges = rangesDoc && (!job.ranges || (rangesChanged && path.resolve(job.ranges) !== path.resolve(rangesFile)));
+  if (rangesChanged && !writeRanges) warn(`the repaired ranges were not saved: ${rangesFile} is the input ranges file; choose another --out to keep them`);
+  if (writeRanges) {
     writeJsonAtomic(rangesFile, rangesDoc);
     files.ranges = rangesFile;
-    artifacts.push({ kind: 'ranges', file: rangesFile, bytes: fs.statSync(rangesFile).size, description: 'calibrated ranges, to re-convert without calibrating' });
+    artifacts.push({ kind: 'ranges', file: rangesFile, bytes: fs.statSync(rangesFile).size, description: rangesChanged ? 'ranges, with the repair\'s calibration fixes, to re-convert without calibrating' : 'calibrated ranges, to re-convert without calibrating' });
   }
   writeJsonAtomic(reportFile, report);
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });

@@ -2,7 +2,7 @@ import { STAGES, type Stage } from '../../shared/ipc';
 import { useStudio } from '../context';
 import { seconds } from '../format';
 
-const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', latency: 'Latency', save: 'Save' };
+const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
 
 export function RunScreen() {
   const status = useStudio((s) => s.status);

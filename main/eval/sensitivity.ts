@@ -1,0 +1,337 @@
+// Sensitivity: how much each quantized layer costs the model's output. One "switch model" holds
+// the quantized graph with every dequantized value guarded by Where(switch, dequantized, float):
+// a boolean vector fed at run time picks which units run quantized. Every configuration of a
+// sensitivity sweep or a mixed-precision search is then one run of one ONNX Runtime session on a
+// small fixed subset kept in memory: no model rebuild, no session creation, no re-calibration.
+import * as ort from 'onnxruntime-node';
+import { throwIfAborted, type Progress } from '../calib/calibrate';
+import type { Feed, SampleSource } from '../calib/readers';
+import type { GraphView } from '../onnx/graph';
+import { makeNode } from '../onnx/edit';
+import { DataType, onnx } from '../onnx/proto';
+import { makeTensor } from '../onnx/tensor';
+import type { ConvertResult } from '../quant/convert';
+import type { QuantPlan } from '../quant/plan';
+import { sqnrDb } from '../quant/qmath';
+import { MetricAccumulator, type MetricValues } from './metrics';
+import { createSession, floatData, run, toOrtFeeds } from './session';
+
+export interface SwitchUnit {
+  /** The calibrated tensor the unit is named after (or the node, for a weight with no quantized output). */
+  id: string;
+  node: string;
+  op: string;
+  index: number;
+  /** Activation tensors (float names) quantized in this unit: the root and those sharing its quantization. */
+  tensors: string[];
+  /** Float weights and biases of the unit's nodes. */
+  weights: string[];
+  /** Nodes whose weights belong to the unit. */
+  nodes: string[];
+}
+
+export const SWITCH_INPUT = 'qs_switch';
+
+function rootOf(plan: QuantPlan, tensor: string): string {
+  let t = tensor;
+  for (let spec = plan.activations.get(t); spec?.sharedWith; spec = plan.activations.get(t)) t = spec.sharedWith;
+  return t;
+}
+
+/**
+ * The converted model with a switch per unit. Units group what a user would move together: an
+ * activation with the tensors that share its scale (data movement after it) and the weights of
+ * the node that produces it (a Conv and its folded Relu are one unit).
+ */
+export function switchModel(view: GraphView, plan: QuantPlan, converted: ConvertResult): { model: onnx.ModelProto; units: SwitchUnit[] } {
+  const g = converted.model.graph!;
+  const producer = new Map<string, onnx.NodeProto>();
+  const consumers = new Map<string, onnx.NodeProto[]>();
+  for (const n of g.node) {
+    for (const o of n.output) producer.set(o, n);
+    for (const i of n.input) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  const floatNodes = new Map(view.nodes.map((n) => [n.name, n]));
+  const layerOf = new Map(converted.layers.map((l) => [l.quant, l]));
+  const units = new Map<string, SwitchUnit>();
+  const unitFor = (tensor: string): SwitchUnit => {
+    const root = rootOf(plan, tensor);
+    let u = units.get(root);
+    if (!u) {
+      const spec = plan.activations.get(root)!;
+      u = { id: root, node: spec.node, op: spec.op, index: spec.index, tensors: [], weights: [], nodes: [] };
+      units.set(root, u);
+    }
+    return u;
+  };
+  // The dequantized output of the Q/DQ pair that quantizes `tensor` in the converted graph.
+  const quantizedAs = (tensor: string): string | undefined => {
+    for (const q of consumers.get(tensor) ?? []) {
+      if (q.opType !== 'QuantizeLinear') continue;
+      const dq = (consumers.get(q.output[0]) ?? []).find((n) => n.opType === 'DequantizeLinear');
+      if (dq) return dq.output[0];
+    }
+    return undefined;
+  };
+  const guards = new Map<onnx.NodeProto, { source: string; unit: SwitchUnit }>();
+  for (const dq of g.node) {
+    if (dq.opType !== 'DequantizeLinear') continue;
+    const q = producer.get(dq.input[0]);
+    if (q?.opType === 'QuantizeLinear') {
+      const layer = layerOf.get(dq.output[0]);
+      if (!layer) continue;
+      const unit = unitFor(layer.float);
+      unit.tensors.push(layer.float);
+      guards.set(dq, { source: q.input[0], unit });
+      continue;
+    }
+    // A weight or bias: its float value is the same-named float node's input at the same place.
+    const user = (consumers.get(dq.output[0]) ?? []).find((n) => floatNodes.has(n.name));
+    if (!user) continue;
+    const source = floatNodes.get(user.name)!.inputs[user.input.indexOf(dq.output[0])];
+    if (!source) continue;
+    const made = quantizedAs(user.output[0]);
+    const layer = made ? layerOf.get(made) : undefined;
+    let unit: SwitchUnit;
+    if (layer) {
+      unit = unitFor(layer.float);
+    } else {
+      const f = floatNodes.get(user.name)!;
+      unit = units.get(`node:${user.name}`) ?? { id: `node:${user.name}`, node: user.name, op: f.op, index: f.index, tensors: [], weights: [], nodes: [] };
+      units.set(unit.id, unit);
+    }
+    if (!unit.weights.includes(source)) unit.weights.push(source);
+    if (!unit.nodes.includes(user.name)) unit.nodes.push(user.name);
+    guards.set(dq, { source, unit });
+  }
+  const ordered = [...units.values()].sort((a, b) => a.index - b.index);
+  const position = new Map(ordered.map((u, i) => [u, i]));
+  const prelude: onnx.NodeProto[] = [];
+  const initializers: onnx.TensorProto[] = [];
+  ordered.forEach((_, i) => {
+    initializers.push(makeTensor(`qs_switch_index_${i}`, DataType.INT64, [], BigInt64Array.of(BigInt(i))));
+    prelude.push(makeNode('Gather', [SWITCH_INPUT, `qs_switch_index_${i}`], [`qs_switch_${i}`]));
+  });
+  // A Relu/Clip folded into its producer clamps nothing on the float side: it comes back there,
+  // which changes nothing on the quantized side since the folded range already lies inside it.
+  const clamps = new Map<string, onnx.NodeProto>();
+  for (const f of converted.folded) clamps.set(f.into, floatNodes.get(f.node)!.proto);
+  const extraConstants: string[] = [];
+  const nodes: onnx.NodeProto[] = [...prelude];
+  for (const n of g.node) {
+    const clamp = clamps.get(n.name);
+    if (clamp) {
+      const out = n.output[0];
+      const unclamped = `${out}__qs_unclamped`;
+      nodes.push(onnx.NodeProto.create({ ...n, output: [unclamped] }));
+      nodes.push(onnx.NodeProto.create({ ...clamp, name: `${clamp.name}__qs_float_side`, input: [unclamped, ...clamp.input.slice(1)], output: [out] }));
+      extraConstants.push(...clamp.input.slice(1).filter(Boolean));
+      continue;
+    }
+    const guard = guards.get(n);
+    if (!guard) {
+      nodes.push(n);
+      continue;
+    }
+    const out = n.output[0];
+    const dequantized = `${out}__qs_dq`;
+    nodes.push(onnx.NodeProto.create({ ...n, output: [dequantized] }));
+    nodes.push(makeNode('Where', [`qs_switch_${position.get(guard.unit)}`, dequantized, guard.source], [out]));
+  }
+  const switchInput = onnx.ValueInfoProto.create({
+    name: SWITCH_INPUT,
+    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
+      elemType: DataType.BOOL, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: ordered.length })] }),
+    }) }),
+  });
+  // The float weights the converted model no longer holds come back for the float side of each switch.
+  const present = new Set(g.initializer.map((t) => t.name));
+  for (const source of [...[...guards.values()].map((x) => x.source), ...extraConstants]) {
+    if (present.has(source) || producer.has(source)) continue;
+    const t = view.constantTensor(source);
+    if (t) {
+      initializers.push(t);
+      present.add(source);
+    }
+  }
+  const graph = onnx.GraphProto.create({ ...g, node: nodes, input: [...g.input, switchInput], initializer: [...g.initializer, ...initializers] });
+  return { model: onnx.ModelProto.create({ ...converted.model, graph }), units: ordered };
+}
+
+export interface RunQuality {
+  /** Output SQNR over every float output and sample of the subset. */
+  sqnr: number;
+  metrics: MetricValues;
+}
+
+/** Reads up to `limit` samples of a source into memory, in batches: the fixed subset every run sees. */
+export async function readSubset(source: SampleSource, limit: number, batchSize: number): Promise<{ feeds: Feed[]; samples: number }> {
+  const feeds: Feed[] = [];
+  let samples = 0;
+  for await (const feed of source.batches(batchSize)) {
+    const n = Object.values(feed)[0].dims[0];
+    if (samples + n > limit) {
+      const keep = limit - samples;
+      if (keep <= 0) break;
+      const cut: Feed = {};
+      for (const [name, t] of Object.entries(feed)) {
+        const per = t.data.length / t.dims[0];
+        cut[name] = { type: t.type, dims: [keep, ...t.dims.slice(1)], data: t.data.slice(0, keep * per) as Feed[string]['data'] };
+      }
+      feeds.push(cut);
+      samples += keep;
+      break;
+    }
+    feeds.push(feed);
+    samples += n;
+    if (samples >= limit) break;
+  }
+  if (samples === 0) throw new Error(`no samples in ${source.description}`);
+  return { feeds, samples };
+}
+
+/**
+ * A fixed subset of samples with the float model's outputs on it: every configuration of an
+ * analysis or a search is measured against the same reference.
+ */
+export class Subset {
+  private constructor(readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
+    private readonly reference: Array<Record<string, Float32Array>>, private readonly labels?: Int32Array) {}
+
+  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array): Promise<Subset> {
+    const ortFeeds = feeds.map(toOrtFeeds);
+    const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
+    if (labels && labels.length < samples) throw new Error(`labels: ${labels.length} class ids for ${samples} samples`);
+    const session = await createSession(floatModel, 'float model');
+    const reference: Array<Record<string, Float32Array>> = [];
+    try {
+      for (const feed of ortFeeds) {
+        const out = await run(session, feed, 'float model');
+        const kept: Record<string, Float32Array> = {};
+        for (const name of session.outputNames) if ((out[name] as ort.Tensor).type === 'float32') kept[name] = floatData(out[name] as ort.Tensor, name).slice();
+        reference.push(kept);
+      }
+    } finally {
+      await session.release();
+    }
+    return new Subset(ortFeeds, samples, reference, labels);
+  }
+
+  /** Output SQNR over every float output, and task metrics of the first, for a session over the subset. */
+  async measure(session: ort.InferenceSession, extra: Record<string, ort.Tensor> = {}, signal?: AbortSignal): Promise<RunQuality> {
+    let s = 0;
+    let e = 0;
+    const metric = new MetricAccumulator();
+    let offset = 0;
+    for (let b = 0; b < this.feeds.length; b++) {
+      throwIfAborted(signal);
+      const out = await run(session, { ...this.feeds[b], ...extra }, 'model');
+      let first = true;
+      for (const [name, ref] of Object.entries(this.reference[b])) {
+        const t = out[name] as ort.Tensor;
+        const y = floatData(t, name);
+        for (let i = 0; i < ref.length; i++) {
+          const d = ref[i] - y[i];
+          s += ref[i] * ref[i];
+          e += d * d;
+        }
+        if (first) {
+          const n = t.dims[0];
+          metric.add(ref, y, t.dims, this.labels?.subarray(offset, offset + n));
+          offset += n;
+          first = false;
+        }
+      }
+    }
+    return { sqnr: sqnrDb(s, e), metrics: metric.result() };
+  }
+
+  /** The same measure for a model as it will be exported (fused integer kernels included). */
+  async measureModel(model: onnx.ModelProto, what: string, signal?: AbortSignal): Promise<RunQuality> {
+    const session = await createSession(model, what);
+    try {
+      return await this.measure(session, {}, signal);
+    } finally {
+      await session.release();
+    }
+  }
+}
+
+/** One session of the switch model: each run picks which units are quantized. */
+export class SwitchRunner {
+  runs = 0;
+
+  private constructor(private readonly session: ort.InferenceSession, private readonly subset: Subset, readonly units: number) {}
+
+  static async create(model: onnx.ModelProto, units: number, subset: Subset): Promise<SwitchRunner> {
+    return new SwitchRunner(await createSession(model, 'model with a switch per quantized layer'), subset, units);
+  }
+
+  /** Output SQNR and task metrics with the units for which `on` is true quantized, the others float. */
+  async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {
+    const switches = new ort.Tensor('bool', Uint8Array.from({ length: this.units }, (_, i) => (on(i) ? 1 : 0)), [this.units]);
+    this.runs++;
+    return this.subset.measure(this.session, { [SWITCH_INPUT]: switches }, signal);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export interface SensitivityOptions {
+  /** Units measured, most suspect first by `prior`; the rest are ranked after them in prior order. */
+  candidates: number;
+  /** Also measure each candidate with only itself quantized (analysis), not only with only itself in float (search). */
+  onlyQuantized: boolean;
+  /** A task metric to rank by instead of output SQNR (higher is better). */
+  metric?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface SensitivityRun {
+  unit: number;
+  onlyFloat: RunQuality;
+  onlyQuantized?: RunQuality;
+}
+
+export interface SensitivityResult {
+  all: RunQuality;
+  rows: SensitivityRun[];
+  /** Unit indices, most sensitive first: measured units by what keeping them in float gains, then the rest in prior order. */
+  ranking: number[];
+  skipped: number;
+}
+
+export function score(q: RunQuality, metric?: string): number {
+  return metric ? q.metrics[metric as keyof RunQuality['metrics']] ?? -Infinity : q.sqnr;
+}
+
+/**
+ * Measures the `candidates` most suspect units (by `prior`, e.g. worst local SQNR first): the output
+ * with only that unit in float, and for analysis with only that unit quantized. Units past the
+ * candidates are skipped: their own error is small, and measuring all ~300 layers of a large model
+ * would cost an hour where the candidates cost a minute.
+ */
+export async function sensitivity(runner: SwitchRunner, prior: number[], options: SensitivityOptions): Promise<SensitivityResult> {
+  const all = await runner.measure(() => true, options.signal);
+  const measured = prior.slice(0, options.candidates);
+  const total = measured.length * (options.onlyQuantized ? 2 : 1);
+  const start = performance.now();
+  let done = 0;
+  const rows: SensitivityRun[] = [];
+  for (const unit of measured) {
+    const row: SensitivityRun = { unit, onlyFloat: await runner.measure((i) => i !== unit, options.signal) };
+    done++;
+    if (options.onlyQuantized) {
+      row.onlyQuantized = await runner.measure((i) => i === unit, options.signal);
+      done++;
+    }
+    rows.push(row);
+    options.onProgress?.({ stage: 'sensitivity', done, total, rate: done / ((performance.now() - start) / 1000) });
+  }
+  const ranked = [...rows].sort((a, b) => score(b.onlyFloat, options.metric) - score(a.onlyFloat, options.metric) || b.onlyFloat.sqnr - a.onlyFloat.sqnr).map((r) => r.unit);
+  const seen = new Set(ranked);
+  return { all, rows, ranking: [...ranked, ...prior.filter((u) => !seen.has(u))], skipped: prior.length - measured.length };
+}

@@ -1,0 +1,84 @@
+// Task metrics against hand-computed values: agreement, top-5, accuracy with labels, cosine, and
+// the two label sources (a .npy of class ids, a folder-per-class image layout).
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { PNG } from 'pngjs';
+import { writeNpy } from '../../main/calib/npy';
+import { MetricAccumulator, parseMetricTarget, readLabels, topK } from '../../main/eval/metrics';
+import { tempDir } from '../helpers/build';
+
+test('classifier metrics: top-1/top-5 agreement, accuracy and float accuracy from labels', () => {
+  // 3 samples, 6 classes. Float argmaxes: 0, 1, 2. Quantized argmaxes: 0, 3, 2; sample 1's float
+  // class 1 is quantized rank 2, inside its top 5.
+  const ref = Float32Array.from([
+    9, 1, 1, 1, 1, 1,
+    1, 9, 1, 5, 1, 1,
+    1, 1, 9, 1, 1, 1,
+  ]);
+  const quant = Float32Array.from([
+    8, 1, 1, 1, 1, 1,
+    1, 7, 1, 8, 1, 1,
+    1, 1, 9, 1, 2, 1,
+  ]);
+  const m = new MetricAccumulator();
+  // Labels 0, 1, 4: float gets samples 0 and 1 right, quantized only sample 0.
+  m.add(ref, quant, [3, 6], Int32Array.from([0, 1, 4]));
+  const r = m.result();
+  assert.equal(r['top1-agreement'], 2 / 3);
+  assert.equal(r['argmax-agreement'], 2 / 3);
+  assert.equal(r['top5-agreement'], 1);
+  assert.equal(r.accuracy, 1 / 3);
+  assert.equal(r['float-accuracy'], 2 / 3);
+  // Top-5 of row 2 holds class 4 in both (quantized: 2, 4, 0, 1, 3; float: 2, 0, 1, 3, 4 on ties).
+  assert.equal(r['top5-accuracy'], 1);
+  assert.equal(r['float-top5-accuracy'], 1);
+});
+
+test('cosine per sample, averaged; sequences count argmax agreement per step and have no top-1', () => {
+  const m = new MetricAccumulator();
+  // Two samples of 2 steps x 2 classes. Sample 0 identical (cosine 1); sample 1 orthogonal (cosine 0).
+  const ref = Float32Array.from([1, 0, 0, 1, 1, 0, 1, 0]);
+  const quant = Float32Array.from([1, 0, 0, 1, 0, 1, 0, 1]);
+  m.add(ref, quant, [2, 2, 2]);
+  const r = m.result();
+  assert.equal(r.cosine, 0.5);
+  assert.equal(r['argmax-agreement'], 2 / 4);
+  assert.equal(r['top1-agreement'], undefined);
+  assert.equal(r.accuracy, undefined);
+});
+
+test('topK keeps the k largest, largest first, lower index on ties', () => {
+  assert.deepEqual(topK([3, 9, 1, 9, 7, 0], 0, 6, 3), [1, 3, 4]);
+  assert.deepEqual(topK([5, 4], 0, 2, 5), [0, 1]);
+});
+
+test('labels from a .npy of class ids and from a folder per class', () => {
+  const dir = tempDir('labels');
+  const npy = path.join(dir, 'labels.npy');
+  writeNpy(npy, 'int64', [4], BigInt64Array.from([3n, 0n, 2n, 2n]));
+  assert.deepEqual(Array.from(readLabels(npy).labels), [3, 0, 2, 2]);
+  const floats = path.join(dir, 'floats.npy');
+  writeNpy(floats, 'float32', [2], Float32Array.from([1, 2]));
+  assert.throws(() => readLabels(floats), /integer class ids/);
+  const images = path.join(dir, 'images');
+  const png = PNG.sync.write(Object.assign(new PNG({ width: 2, height: 2 }), { data: Buffer.alloc(16, 255) }));
+  for (const [cls, file] of [['dog', 'b.png'], ['cat', 'z.png'], ['dog', 'a.png'], ['cat', 'a.png']]) {
+    fs.mkdirSync(path.join(images, cls), { recursive: true });
+    fs.writeFileSync(path.join(images, cls, file), png);
+  }
+  // Sorted by path: cat/a, cat/z, dog/a, dog/b — the order the image reader yields them.
+  const folder = readLabels(images);
+  assert.deepEqual(folder.classes, ['cat', 'dog']);
+  assert.deepEqual(Array.from(folder.labels), [0, 0, 1, 1]);
+  fs.writeFileSync(path.join(images, 'loose.png'), png);
+  assert.throws(() => readLabels(images), /one subfolder per class/);
+  assert.throws(() => readLabels(path.join(dir, 'missing.npy')), /no such labels file/);
+});
+
+test('metric targets name the metric and a value in (0, 1]', () => {
+  assert.deepEqual(parseMetricTarget('top1-agreement:0.99'), { metric: 'top1-agreement', value: 0.99 });
+  assert.throws(() => parseMetricTarget('top1:0.99'), /top1-agreement, top5-agreement/);
+  assert.throws(() => parseMetricTarget('cosine:2'), /VALUE in \(0, 1\]/);
+});
