@@ -66,6 +66,8 @@ export class StudioService {
   /** The one job (run or analysis) in progress: two would share the same cores and both crawl. */
   private active?: { id: string; controller: AbortController; done: Promise<JobEvent> };
   private counter = 0;
+  /** Analyses count apart from runs, so that run numbers in the history follow on without gaps. */
+  private analyses = 0;
   /** Each opened model with its external data files: export never writes over any of them. */
   private readonly inputFiles = new Map<string, string[]>();
 
@@ -269,7 +271,7 @@ export class StudioService {
     const recipe = run.outcome.report.recipe;
     if (recipe.kind !== 'static') throw new StudioError(`analysis needs static quantization: this run's ${recipe.kind} quantization has no calibrated activations to analyse`);
     if (!run.ranges || !run.data.calibration) throw new StudioError(`run ${runId} has no saved ranges or samples to analyse`);
-    const id = `analysis-${++this.counter}`;
+    const id = `analysis-${++this.analyses}`;
     const controller = new AbortController();
     const { state, onProgress } = this.progress(id);
     this.options.emit({ runId: id, type: 'analysis-started', of: runId });

@@ -139,7 +139,8 @@ export function RepairSection({ repair }: { repair: RepairReport }) {
       <dl className="facts compact">
         <div><dt>Before</dt><dd data-testid="repair-before">{quality(repair.before)}</dd></div>
         <div><dt>After</dt><dd data-testid="repair-after">{quality(repair.after)}</dd></div>
-        <div><dt>Cost</dt><dd>{repair.cost.unitsChanged} of {repair.cost.unitsTotal} layers in higher precision ({(repair.cost.fraction * 100).toFixed(1)}%), {repair.cost.sixteenBit} to 16-bit, {repair.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path</dd></div>
+        <div><dt>Cost</dt><dd>{repair.cost.unitsChanged === 0 ? 'no layer in higher precision'
+          : `${repair.cost.unitsChanged} of ${repair.cost.unitsTotal} layers in higher precision (${(repair.cost.fraction * 100).toFixed(1)}%), ${repair.cost.sixteenBit} to 16-bit, ${repair.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path`}</dd></div>
         <div><dt>Search</dt><dd>{repair.runs} runs on {repair.before.samples} samples, {repair.seconds.toFixed(1)} s</dd></div>
       </dl>
       {repair.changes.length > 0 && (
