@@ -3,6 +3,10 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
+import { renderToStaticMarkup } from 'react-dom/server';
+import { createStore } from 'zustand/vanilla';
+import { App } from '../../renderer/App';
+import { StoreContext } from '../../renderer/context';
 import { createStudioStore, type Studio, type StudioStore } from '../../renderer/store';
 import { testHost, type TestHost } from './test-host';
 
@@ -24,6 +28,12 @@ function until(done: (s: Studio) => boolean, what: string, ms = 90_000): Promise
       if (done(s)) { clearTimeout(timer); stop(); resolve(s); }
     });
   });
+}
+
+/** The screen as markup, from a snapshot of the live store (see screens.test.tsx). */
+function render(): string {
+  const snapshot = createStore<Studio>()(() => store.getState());
+  return renderToStaticMarkup(<StoreContext.Provider value={snapshot}><App api={host.api} /></StoreContext.Provider>);
 }
 
 const value = (v: number | 'inf' | undefined) => (v === 'inf' ? Infinity : v ?? NaN);
@@ -57,6 +67,11 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.ok(value(measured[0].onlyFloat) >= value(measured[measured.length - 1].onlyFloat), 'ranked: the layer whose float helps most first');
   assert.equal(analysis.worstLocal.length, 5);
   assert.equal(analysis.worstLocal[0], [...locals].sort((a, b) => value(a.localSqnr) - value(b.localSqnr))[0].name);
+  let html = render();
+  assert.match(html, /data-testid="ranking"/);
+  assert.equal((html.match(/<tr[^>]*><td class="num">\d+<\/td><td><button type="button" class="link">/g) ?? []).length, Math.min(10, analysis.sensitivity.length), 'ten ranking rows, each opening its layer');
+  assert.match(html, new RegExp(`Worst local SQNR[^<]*: <span><button type="button" class="link">${analysis.worstLocal[0].replace(/\./g, '\\.')}</button>`));
+  assert.match(html, /Analyze again/);
 
   // Repair to a target above the run: on the sample, re-choosing the calibration method gets there.
   store.getState().setRepairDraft({ kind: 'sqnr', sqnr: 55 });
@@ -76,6 +91,12 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.deepEqual(s.history[1].origin, { kind: 'repair', of: first.runId, target: { kind: 'sqnr', value: 55 } });
   assert.equal(s.history[1].request.calibration, s.history[0].request.calibration, 'the repair runs on the samples of the run it repairs');
   assert.equal(s.analyses[repaired.runId], undefined, 'an analysis belongs to the run it analysed');
+  html = render();
+  assert.match(html, /Repair \(output SQNR ≥ 55 dB\): <span class="(ok|error)">(met|not met)<\/span>/);
+  assert.equal((html.match(/data-testid="repair-changes"/g) ?? []).length, 1);
+  assert.match(html, new RegExp(`<tr data-run="${first.runId}"[^>]*><td>${first.runId}</td><td>xnnpack int8/int8 minmax</td>`));
+  assert.match(html, new RegExp(`<tr data-run="${repaired.runId}" class="selected"><td>${repaired.runId}</td><td>[^<]*repair of ${first.runId} to 55 dB</td>`));
+  assert.doesNotMatch(html, /data-testid="ranking"/, 'the repaired run has no analysis of its own yet');
 
   // Show the first run again with the repair outlined; then no outline.
   store.getState().showRun(first.runId);
