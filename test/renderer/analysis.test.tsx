@@ -111,6 +111,22 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.equal(store.getState().previous?.runId, repaired.runId);
 });
 
+test('a task-metric target the run already meets returns at once and changes nothing', { timeout: 120_000 }, async () => {
+  const shown = store.getState().current!;
+  assert.equal(shown.report.metrics?.['top1-agreement'], 1, 'the sample\'s int8 model agrees with float on every line');
+  store.getState().setRepairDraft({ kind: 'metric', metric: 'top1-agreement', metricValue: 0.99 });
+  await store.getState().repair();
+  const s = await until((x) => (x.status === 'done' && x.current?.runId !== shown.runId) || x.status === 'failed', 'the metric repair');
+  assert.equal(s.status, 'done', s.failure?.message);
+  const repair = s.current!.report.repair!;
+  assert.deepEqual(repair.target, { kind: 'metric', metric: 'top1-agreement', value: 0.99 });
+  assert.equal(repair.met, true);
+  assert.deepEqual(repair.changes, []);
+  assert.equal(s.stages.sensitivity?.skipped, true, 'no search ran, and its bar says so');
+  assert.equal(s.history.length, 3);
+  assert.match(render(), /repair of run-\d+ to top1-agreement 0\.99/);
+});
+
 test('cancelling an analysis stops it and leaves the run as it was', { timeout: 120_000 }, async () => {
   const shown = store.getState().current!;
   const known = store.getState().analyses[shown.runId];
