@@ -85,6 +85,7 @@ export function AnalysisSection({ analysis }: { analysis: AnalysisReport }) {
           ))}
         </tbody>
       </table>
+      {analysis.warnings.length > 0 && <ul className="warnings" aria-label="Analysis warnings">{analysis.warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>}
     </section>
   );
 }
