@@ -8,6 +8,9 @@ import type { HistoryEntry } from '../store';
 
 const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measuring local and cumulative SQNR', sensitivity: 'one layer in float at a time' };
 
+/** The studio takes no labels yet, so accuracy targets could only fail; agreement with float and cosine need none. */
+const OFFERED_METRICS = REPAIR_METRICS.filter((m) => !m.includes('accuracy'));
+
 /** How many ranking rows the table shows: the top of the ranking is what a person acts on. */
 const RANKING_ROWS = 10;
 
@@ -107,7 +110,7 @@ export function RepairControl() {
         <select data-testid="repair-kind" value={draft.kind === 'sqnr' ? 'sqnr' : draft.metric}
           onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as RepairMetric }))}>
           <option value="sqnr">output SQNR (dB) ≥</option>
-          {REPAIR_METRICS.map((m) => <option key={m} value={m}>{m} ≥</option>)}
+          {OFFERED_METRICS.map((m) => <option key={m} value={m}>{m} ≥</option>)}
         </select>
       </label>
       {draft.kind === 'sqnr'
