@@ -117,6 +117,7 @@ app.whenReady().then(() => {
     'run:start': (r) => service.handle('run:start', r),
     'run:cancel': (r) => service.handle('run:cancel', r),
     'run:layer': (r) => service.handle('run:layer', r),
+    'run:analyze': (r) => service.handle('run:analyze', r),
     'run:export': async (r) => {
       const result = await service.handle('run:export', r);
       void shell.openPath(result.folder);

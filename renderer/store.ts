@@ -4,11 +4,11 @@
 import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
 import { BACKENDS, findBackend, recipeFor, recipeProblems } from '../shared/backends';
 import {
-  STAGES, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary, type PreprocessSpec,
-  type RunRequest, type RunResult, type Stage, type StudioApi,
+  runStages, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary, type PreprocessSpec,
+  type RepairMetric, type RepairTarget, type RunRequest, type RunResult, type Stage, type StudioApi,
 } from '../shared/ipc';
 import type { QuantType, Recipe } from '../shared/recipe';
-import type { Report } from '../shared/report';
+import type { AnalysisReport, Report } from '../shared/report';
 
 export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
 export const SCREENS: ReadonlyArray<{ id: Screen; title: string }> = [
@@ -65,10 +65,12 @@ export interface StageState {
 export interface RunSlice {
   runId?: string;
   status: 'idle' | 'running' | 'cancelling' | 'done' | 'failed' | 'cancelled';
+  /** The stages this run goes through (a repair adds its search), known from the start so bars never appear mid-run. */
+  runStages: readonly Stage[];
   stages: Partial<Record<Stage, StageState>>;
   failure?: { stage: Stage; message: string };
   warnings: string[];
-  startRun(options?: { fromRun?: string; recipe?: Recipe }): Promise<void>;
+  startRun(options?: { fromRun?: string; recipe?: Recipe; repair?: { of: RunResult; target: RepairTarget } }): Promise<void>;
   cancelRun(): Promise<void>;
   onJobEvent(event: JobEvent): void;
 }
@@ -96,6 +98,59 @@ export interface ResultsSlice {
   exportRun(): Promise<void>;
 }
 
+/** How a run of the session came about. */
+export type RunOrigin = { kind: 'run' } | { kind: 'override'; of: string } | { kind: 'repair'; of: string; target: RepairTarget };
+
+export interface HistoryEntry {
+  result: RunResult;
+  origin: RunOrigin;
+  /** What was asked of the engine (a RunResult does not carry its data source). */
+  request: RunRequest;
+}
+
+/** Every finished run of the session, oldest first; the chart shows any one and outlines any other. */
+export interface HistorySlice {
+  history: HistoryEntry[];
+  /** Shows a run of the history: its bars on the chart, its layers in the panel, its files on export. */
+  showRun(runId: string): void;
+  /** Outlines another run under the shown one, or none. */
+  outlineRun(runId: string | undefined): void;
+}
+
+export interface RepairDraft {
+  kind: 'sqnr' | 'metric';
+  /** dB for an SQNR target. */
+  sqnr: number;
+  metric: RepairMetric;
+  /** In (0, 1] for a metric target. */
+  metricValue: number;
+}
+
+export interface AnalysisSlice {
+  /** Analyses of the session's runs, by run id. */
+  analyses: Record<string, AnalysisReport>;
+  analysis: {
+    status: 'idle' | 'running' | 'cancelling' | 'failed' | 'cancelled';
+    jobId?: string;
+    /** The run being analysed. */
+    of?: string;
+    stage?: Stage;
+    done: number;
+    total: number;
+    error?: string;
+  };
+  /** Draws local SQNR markers over the cumulative bars, once the shown run is analysed. */
+  showLocal: boolean;
+  repairDraft: RepairDraft;
+  analyze(): Promise<void>;
+  cancelAnalysis(): Promise<void>;
+  onAnalysisEvent(event: JobEvent): void;
+  setShowLocal(show: boolean): void;
+  setRepairDraft(patch: Partial<RepairDraft>): void;
+  /** Re-runs the shown run's configuration with the target: calibrates again (so methods can be re-chosen), then searches. */
+  repair(): Promise<void>;
+}
+
 export interface UiSlice {
   screen: Screen;
   theme: 'light' | 'dark';
@@ -103,7 +158,7 @@ export interface UiSlice {
   setTheme(theme: 'light' | 'dark'): void;
 }
 
-export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & UiSlice;
+export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & HistorySlice & AnalysisSlice & UiSlice;
 export type StudioStore = StoreApi<Studio>;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -113,6 +168,7 @@ const DEFAULT_BACKEND = BACKENDS.find((b) => b.name === 'xnnpack') ?? BACKENDS[0
 const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> => (set, get) => {
   const opened = ({ exportFolder, ...model }: ModelSummary & { exportFolder?: string }) => {
     set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined,
+      history: [], analyses: {}, analysis: { status: 'idle', done: 0, total: 0 },
       exportFolder: exportFolder ?? model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
     get().go('model');
     void get().loadRecent();
@@ -207,6 +263,8 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
   let pending: Partial<Record<Stage, StageState>> = {};
   let timer: ReturnType<typeof setTimeout> | undefined;
   let parentOfRun: RunResult | undefined;
+  let origin: RunOrigin = { kind: 'run' };
+  let asked: RunRequest | undefined;
   const flush = () => {
     timer = undefined;
     if (Object.keys(pending).length) set({ stages: { ...get().stages, ...pending } });
@@ -214,22 +272,31 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
   };
   return {
     status: 'idle',
+    runStages: runStages({}),
     stages: {},
     warnings: [],
     startRun: async (options = {}) => {
       const { model, data } = get();
       if (!model) return;
-      const recipe = options.recipe ?? get().recipe;
+      const recipe = options.repair?.of.report.recipe ?? options.recipe ?? get().recipe;
       const request: RunRequest = { model: model.file, recipe };
       if (options.fromRun) request.fromRun = options.fromRun;
-      else {
+      else if (options.repair) {
+        // The samples of the run being repaired, so before and after compare.
+        const first = rootRequest(get().history, options.repair.of.runId);
+        if (first?.calibration) request.calibration = first.calibration;
+        if (first?.preprocess) request.preprocess = first.preprocess;
+        request.target = options.repair.target;
+      } else {
         const source = dataSource(data);
         if (source) request.calibration = source;
         if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
       }
-      parentOfRun = options.fromRun ? get().current : undefined;
+      parentOfRun = options.fromRun ? get().current : options.repair?.of;
+      origin = options.fromRun ? { kind: 'override', of: options.fromRun } : options.repair ? { kind: 'repair', of: options.repair.of.runId, target: options.repair.target } : { kind: 'run' };
+      asked = request;
       const stages: RunSlice['stages'] = options.fromRun ? { calibrate: { done: 0, total: 0, skipped: true } } : {};
-      set({ status: 'running', stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
+      set({ status: 'running', runStages: runStages(request), stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
       get().go('run');
       try {
         const { runId } = await api.call('run:start', request);
@@ -267,11 +334,13 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
           if (timer) clearTimeout(timer);
           flush();
           // A stage that sent no progress was not needed by this run: it shows as skipped, not as waiting.
-          const finished = Object.fromEntries(STAGES.map((st) => {
+          const finished = Object.fromEntries(get().runStages.map((st) => {
             const seen = get().stages[st];
             return [st, seen && !seen.skipped ? { ...seen, done: seen.total } : { done: 0, total: 0, skipped: true }];
           }));
-          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect' });
+          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect',
+            history: [...get().history, { result: event.result, origin, request: asked ?? { model: event.result.report.model.file, recipe: event.result.report.recipe } }],
+            ...(origin.kind === 'repair' ? {} : { repairDraft: { ...get().repairDraft, sqnr: defaultSqnrTarget(event.result.report) } }) });
           const selected = get().selected;
           if (selected) void get().selectLayer(selected);
           break;
@@ -333,6 +402,117 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   },
 });
 
+/** The request of the run a history entry descends from: the one that calibrated, whose samples its re-runs share. */
+export function rootRequest(history: readonly HistoryEntry[], runId: string): RunRequest | undefined {
+  const seen = new Set<string>();
+  let entry = history.find((h) => h.result.runId === runId);
+  while (entry?.origin.kind === 'override' && !seen.has(entry.result.runId)) {
+    seen.add(entry.result.runId);
+    const of = entry.origin.of;
+    entry = history.find((h) => h.result.runId === of);
+  }
+  return entry?.request;
+}
+
+const historySlice: StateCreator<Studio, [], [], HistorySlice> = (set, get) => ({
+  history: [],
+  showRun: (runId) => {
+    const entry = get().history.find((h) => h.result.runId === runId);
+    if (!entry || get().current?.runId === runId) return;
+    const previous = get().previous?.runId === runId ? get().current : get().previous;
+    set({ current: entry.result, previous, detail: undefined, detailError: undefined, exported: undefined, exportError: undefined });
+    const selected = get().selected;
+    if (selected) void get().selectLayer(entry.result.report.layers.some((l) => l.name === selected) ? selected : undefined);
+  },
+  outlineRun: (runId) => {
+    const entry = runId ? get().history.find((h) => h.result.runId === runId) : undefined;
+    set({ previous: entry && entry.result.runId !== get().current?.runId ? entry.result : undefined });
+  },
+});
+
+/** A target a little above where the run is, on a round number: asking for what it already has would change nothing. */
+export function defaultSqnrTarget(report: Report): number {
+  const worst = Math.min(...report.outputs.map((o) => (o.sqnr === 'inf' ? Infinity : o.sqnr)));
+  return Number.isFinite(worst) ? Math.ceil((worst + 5) / 5) * 5 : 40;
+}
+
+const analysisSlice = (api: StudioApi): StateCreator<Studio, [], [], AnalysisSlice> => (set, get) => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let pending: Pick<AnalysisSlice['analysis'], 'stage' | 'done' | 'total'> | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (pending && get().analysis.status === 'running') set({ analysis: { ...get().analysis, ...pending } });
+    pending = undefined;
+  };
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    pending = undefined;
+  };
+  return {
+    analyses: {},
+    analysis: { status: 'idle', done: 0, total: 0 },
+    showLocal: true,
+    repairDraft: { kind: 'sqnr', sqnr: 40, metric: 'top1-agreement', metricValue: 0.99 },
+    analyze: async () => {
+      const run = get().current;
+      if (!run || get().analysis.status === 'running') return;
+      set({ analysis: { status: 'running', of: run.runId, done: 0, total: 0 } });
+      try {
+        const { jobId } = await api.call('run:analyze', { runId: run.runId });
+        if (get().analysis.status === 'running' && !get().analysis.jobId) set({ analysis: { ...get().analysis, jobId } });
+      } catch (err) {
+        set({ analysis: { status: 'failed', of: run.runId, done: 0, total: 0, error: message(err) } });
+      }
+    },
+    cancelAnalysis: async () => {
+      const { jobId, status } = get().analysis;
+      if (!jobId || status !== 'running') return;
+      set({ analysis: { ...get().analysis, status: 'cancelling' } });
+      try {
+        await api.call('run:cancel', { runId: jobId });
+      } catch (err) {
+        set({ analysis: { ...get().analysis, status: 'failed', error: message(err) } });
+      }
+    },
+    onAnalysisEvent: (event) => {
+      const a = get().analysis;
+      if (event.type === 'analysis-started') {
+        if (a.status === 'running' && a.of === event.of && !a.jobId) set({ analysis: { ...a, jobId: event.runId } });
+        return;
+      }
+      if (event.runId !== a.jobId) return;
+      switch (event.type) {
+        case 'progress':
+          pending = { stage: event.stage, done: event.done, total: event.total };
+          timer ??= setTimeout(flush, PROGRESS_FLUSH_MS);
+          break;
+        case 'analyzed':
+          stop();
+          set({ analyses: { ...get().analyses, [event.of]: event.analysis }, analysis: { status: 'idle', done: 0, total: 0 }, showLocal: true });
+          break;
+        case 'failed':
+          stop();
+          set({ analysis: { ...a, status: 'failed', error: event.message } });
+          break;
+        case 'cancelled':
+          stop();
+          set({ analysis: { status: 'cancelled', of: a.of, done: 0, total: 0 } });
+          break;
+      }
+    },
+    setShowLocal: (showLocal) => set({ showLocal }),
+    setRepairDraft: (patch) => set({ repairDraft: { ...get().repairDraft, ...patch } }),
+    repair: async () => {
+      const run = get().current;
+      if (!run) return;
+      const d = get().repairDraft;
+      const target: RepairTarget = d.kind === 'sqnr' ? { kind: 'sqnr', value: d.sqnr } : { kind: 'metric', metric: d.metric, value: d.metricValue };
+      await get().startRun({ repair: { of: run, target } });
+    },
+  };
+};
+
 /** The 16-bit activation type the run's backend allows for one tensor, matching the signedness of its 8-bit one. */
 export function sixteenBitType(recipe: Recipe): QuantType | undefined {
   const backend = findBackend(recipe.backend);
@@ -382,9 +562,15 @@ export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 
     ...configSlice(api)(...a),
     ...runSlice(api)(...a),
     ...resultsSlice(api)(...a),
+    ...historySlice(...a),
+    ...analysisSlice(api)(...a),
     ...uiSlice(...a),
     ...initial,
   }));
-  api.onJobEvent((event) => store.getState().onJobEvent(event));
+  api.onJobEvent((event) => {
+    const s = store.getState();
+    if (event.type === 'analysis-started' || event.type === 'analyzed' || event.runId === s.analysis.jobId) s.onAnalysisEvent(event);
+    else s.onJobEvent(event);
+  });
   return store;
 }

@@ -3,7 +3,7 @@
 // Each request channel has a payload validator that the hosts run before the engine sees anything:
 // a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
 import type { Preflight } from './preflight';
-import type { Report, LayerReport } from './report';
+import type { AnalysisReport, Report, LayerReport } from './report';
 import { validateRecipe, type Recipe } from './recipe';
 
 export interface TensorInfo {
@@ -83,10 +83,25 @@ export interface RunRequest {
   preprocess?: PreprocessSpec;
   /** Re-convert and re-evaluate from this earlier run's calibrated ranges instead of calibrating. */
   fromRun?: string;
+  /** Automatic repair: re-choose calibration methods, then move the fewest layers to higher precision, until this holds. */
+  target?: RepairTarget;
 }
+
+/** Task metrics a repair can target; the engine's list (main/eval/metrics.ts), pinned equal by a unit test. */
+export const REPAIR_METRICS = ['top1-agreement', 'top5-agreement', 'argmax-agreement', 'cosine', 'accuracy', 'top5-accuracy'] as const;
+export type RepairMetric = typeof REPAIR_METRICS[number];
+export type RepairTarget = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: RepairMetric; value: number };
 
 export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
 export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
+
+/** The stages of a run, in order: a repair searches after calibrating, before converting. */
+export function runStages(request: { target?: unknown }): readonly Stage[] {
+  return request.target ? [...STAGES.slice(0, 2), 'sensitivity', ...STAGES.slice(2)] : STAGES;
+}
+
+/** The stages of an analysis (from saved ranges, so it never calibrates). */
+export const ANALYSIS_STAGES: readonly Stage[] = ['load', 'evaluate', 'sensitivity'];
 
 export interface RunResult {
   runId: string;
@@ -95,8 +110,14 @@ export interface RunResult {
   report: Report;
 }
 
+/**
+ * Job events. An analysis is a job of its own (its id is in `runId`, like a run's) and closes with
+ * 'analyzed' instead of 'done'; 'progress', 'failed' and 'cancelled' are shared.
+ */
 export type JobEvent =
   | { runId: string; type: 'started'; request: RunRequest }
+  | { runId: string; type: 'analysis-started'; of: string }
+  | { runId: string; type: 'analyzed'; of: string; analysis: AnalysisReport }
   | { runId: string; type: 'progress'; stage: Stage; done: number; total: number; rate?: number }
   | { runId: string; type: 'warning'; message: string }
   | { runId: string; type: 'done'; result: RunResult }
@@ -147,6 +168,8 @@ export interface RequestChannels {
   'run:start': { request: RunRequest; response: { runId: string } };
   'run:cancel': { request: { runId: string }; response: { cancelled: boolean } };
   'run:layer': { request: { runId: string; tensor: string }; response: LayerDetail };
+  /** Starts a sensitivity analysis of a finished run from its saved ranges; cancelled with run:cancel on the answered id. */
+  'run:analyze': { request: { runId: string }; response: { jobId: string } };
   'run:export': { request: ExportRequest; response: ExportResult };
 }
 
@@ -218,6 +241,18 @@ function recipe(channel: string, value: unknown): void {
   }
 }
 
+function target(channel: string, value: unknown): void {
+  if (value === undefined) return;
+  const t = object(channel, value, ['kind', 'metric', 'value']);
+  if (typeof t.value !== 'number' || !Number.isFinite(t.value)) fail(channel, '"target.value" must be a finite number');
+  if (t.kind === 'sqnr') {
+    if (t.metric !== undefined) fail(channel, '"target.metric" belongs to a metric target, not an SQNR one');
+  } else if (t.kind === 'metric') {
+    if (!REPAIR_METRICS.includes(t.metric as RepairMetric)) fail(channel, `"target.metric" must be one of ${REPAIR_METRICS.join(', ')}`);
+    if (!(t.value > 0 && t.value <= 1)) fail(channel, '"target.value" of a metric must be in (0, 1]');
+  } else fail(channel, '"target.kind" must be sqnr or metric');
+}
+
 const empty = (channel: string, v: unknown) => void object(channel, v, []);
 
 /** Payload validators: each throws a PayloadError naming the channel and the bad field. */
@@ -239,13 +274,15 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     preprocess('data:preview', o.preprocess);
   },
   'run:start': (v) => {
-    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun']);
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target']);
     text('run:start', o.model, 'model');
     recipe('run:start', o.recipe);
     text('run:start', o.calibration, 'calibration', true);
     preprocess('run:start', o.preprocess);
     text('run:start', o.fromRun, 'fromRun', true);
+    target('run:start', o.target);
   },
+  'run:analyze': (v) => text('run:analyze', object('run:analyze', v, ['runId']).runId, 'runId'),
   'run:cancel': (v) => text('run:cancel', object('run:cancel', v, ['runId']).runId, 'runId'),
   'run:layer': (v) => {
     const o = object('run:layer', v, ['runId', 'tensor']);

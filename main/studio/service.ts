@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { findBackend, recipeProblems } from '../../shared/backends';
 import {
-  STAGES, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary,
+  runStages, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary,
   type PreprocessSpec, type PreviewRequest, type RequestChannels, type RunRequest, type RunResult, type SampleModel, type Stage,
 } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
@@ -22,6 +22,7 @@ import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../export/atomic';
 import { htmlReport } from '../export/html-report';
+import { analyze } from '../jobs/analyze';
 import { companionPath, defaultOutPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
 import { inspectModel } from '../onnx/inspect';
 import { GraphView } from '../onnx/graph';
@@ -48,6 +49,8 @@ interface Run {
   controller: AbortController;
   /** The ranges file a re-run reads: this run's own, or the one it re-used. */
   ranges?: string;
+  /** The samples it calibrated or evaluated on (a re-run's are its parent's). */
+  data: { calibration?: string; preprocess?: PreprocessSpec };
   outcome?: QuantizeOutcome;
   /** Float and quantized models, loaded once for the layer panel. */
   models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
@@ -60,8 +63,11 @@ export class StudioService {
   private readonly runs = new Map<string, Run>();
   /** Runs' private folders live here until the service closes. */
   readonly workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
-  private active?: { run: Run; done: Promise<void> };
+  /** The one job (run or analysis) in progress: two would share the same cores and both crawl. */
+  private active?: { id: string; controller: AbortController; done: Promise<JobEvent> };
   private counter = 0;
+  /** Analyses count apart from runs, so that run numbers in the history follow on without gaps. */
+  private analyses = 0;
   /** Each opened model with its external data files: export never writes over any of them. */
   private readonly inputFiles = new Map<string, string[]>();
 
@@ -77,6 +83,7 @@ export class StudioService {
       'run:start': (r) => this.start(r),
       'run:cancel': (r) => this.cancel(r.runId),
       'run:layer': (r) => this.layer(r.runId, r.tensor),
+      'run:analyze': (r) => this.analyzeRun(r.runId),
       'run:export': (r) => this.export(r),
     };
     return Promise.resolve().then(() => (handlers[channel] as (r: unknown) => RequestChannels[C]['response'])(request));
@@ -200,7 +207,7 @@ export class StudioService {
   }
 
   start(request: RunRequest): { runId: string } {
-    if (this.active) throw new StudioError('a run is in progress; wait for it or cancel it first');
+    this.idle();
     let ranges: string | undefined;
     let calibration = request.calibration;
     let preprocess = request.preprocess;
@@ -217,38 +224,77 @@ export class StudioService {
     }
     const id = `run-${++this.counter}`;
     const dir = fs.mkdtempSync(path.join(this.workRoot, `${id}-`));
-    const run: Run = { id, request, dir, controller: new AbortController(), ranges };
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess } };
     this.runs.set(id, run);
     this.options.emit({ runId: id, type: 'started', request });
-    // The run stops being active before its last event goes out: whoever hears "done" may start the next one.
-    const done = this.execute(run, { calibration, preprocess, ranges }).then((last) => {
-      if (this.active?.run === run) this.active = undefined;
-      this.options.emit(last);
-    });
-    this.active = { run, done };
+    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges }));
     return { runId: id };
+  }
+
+  private idle(): void {
+    if (this.active) throw new StudioError(`${this.active.id.startsWith('analysis') ? 'an analysis' : 'a run'} is in progress; wait for it or cancel it first`);
+  }
+
+  private track(id: string, controller: AbortController, job: Promise<JobEvent>): void {
+    // The job stops being active before its last event goes out: whoever hears it may start the next one.
+    const done = job.then((last) => {
+      if (this.active?.id === id) this.active = undefined;
+      this.options.emit(last);
+      return last;
+    });
+    this.active = { id, controller, done };
+  }
+
+  /** Progress events for one job, at most one per stage every PROGRESS_INTERVAL, edges always. */
+  private progress(id: string) {
+    const state = { stage: 'load' as Stage, stageDone: false };
+    let last = 0;
+    const onProgress = (p: Progress) => {
+      const now = Date.now();
+      const edge = p.stage !== state.stage || p.done === 0 || p.done >= p.total;
+      state.stage = p.stage;
+      state.stageDone = p.done >= p.total;
+      if (!edge && now - last < PROGRESS_INTERVAL) return;
+      last = now;
+      this.options.emit({ runId: id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
+    };
+    return { state, onProgress };
+  }
+
+  /**
+   * Sensitivity analysis of a finished run: its recipe (a repair's, as repaired) from its saved
+   * ranges, on its samples. Writes nothing, so a cancel or a failure leaves nothing to clean.
+   */
+  analyzeRun(runId: string): { jobId: string } {
+    this.idle();
+    const run = this.finished(runId);
+    const recipe = run.outcome.report.recipe;
+    if (recipe.kind !== 'static') throw new StudioError(`analysis needs static quantization: this run's ${recipe.kind} quantization has no calibrated activations to analyse`);
+    if (!run.ranges || !run.data.calibration) throw new StudioError(`run ${runId} has no saved ranges or samples to analyse`);
+    const id = `analysis-${++this.analyses}`;
+    const controller = new AbortController();
+    const { state, onProgress } = this.progress(id);
+    this.options.emit({ runId: id, type: 'analysis-started', of: runId });
+    const job = analyze({
+      model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess,
+      signal: controller.signal, onProgress,
+    }).then(
+      (analysis): JobEvent => (controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'analyzed', of: runId, analysis }),
+      (err: Error): JobEvent => (err instanceof CancelledError || controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'failed', stage: state.stage, message: err.message }),
+    );
+    this.track(id, controller, job);
+    return { jobId: id };
   }
 
   /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
   private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<JobEvent> {
     const emit = this.options.emit;
-    let stage: Stage = 'load';
-    let stageDone = false;
-    let last = 0;
-    const onProgress = (p: Progress) => {
-      const now = Date.now();
-      const edge = p.stage !== stage || p.done === 0 || p.done >= p.total;
-      stage = p.stage;
-      stageDone = p.done >= p.total;
-      if (!edge && now - last < PROGRESS_INTERVAL) return;
-      last = now;
-      emit({ runId: run.id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
-    };
+    const { state, onProgress } = this.progress(run.id);
     try {
       const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe)));
       const outcome = await quantize({
         model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
-        out, signal: run.controller.signal, onProgress, onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
+        out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
       });
       if (run.controller.signal.aborted) throw new CancelledError();
       run.outcome = outcome;
@@ -260,7 +306,8 @@ export class StudioService {
       this.runs.delete(run.id);
       if (err instanceof CancelledError || run.controller.signal.aborted) return { runId: run.id, type: 'cancelled' };
       // Between two stages (opening the calibration data after loading, say) the failure belongs to the next one.
-      const failed = stageDone ? STAGES[Math.min(STAGES.indexOf(stage) + 1, STAGES.length - 1)] : stage;
+      const order = runStages(run.request);
+      const failed = state.stageDone ? order[Math.min(order.indexOf(state.stage) + 1, order.length - 1)] : state.stage;
       return { runId: run.id, type: 'failed', stage: failed, message: (err as Error).message };
     }
   }
@@ -268,10 +315,10 @@ export class StudioService {
   /** Resolves once the run has stopped and its work folder is gone. */
   async cancel(runId: string): Promise<{ cancelled: boolean }> {
     const active = this.active;
-    if (!active || active.run.id !== runId) return { cancelled: false };
-    active.run.controller.abort();
-    await active.done;
-    return { cancelled: !this.runs.has(runId) };
+    if (!active || active.id !== runId) return { cancelled: false };
+    active.controller.abort();
+    const last = await active.done;
+    return { cancelled: last.type !== 'done' && last.type !== 'analyzed' };
   }
 
   private finished(runId: string): Run & { outcome: QuantizeOutcome } {
@@ -291,9 +338,8 @@ export class StudioService {
     };
     const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
       : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
-    const spec = run.request.fromRun ? this.runs.get(run.request.fromRun)?.request : run.request;
     if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
-    const source = openSource(spec?.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: spec?.preprocess });
+    const source = openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess });
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }
@@ -343,7 +389,7 @@ export class StudioService {
 
   /** Stops a run in progress and removes every work folder. */
   async close(): Promise<void> {
-    if (this.active) await this.cancel(this.active.run.id);
+    if (this.active) await this.cancel(this.active.id);
     fs.rmSync(this.workRoot, { recursive: true, force: true });
   }
 }

@@ -1,19 +1,22 @@
-// The per-layer SQNR chart: one bar per quantized tensor, coloured by op type, the previous run
-// outlined behind the current one, and a threshold line the user drags (or moves with the arrow
+// The per-layer SQNR chart: one bar per quantized tensor, coloured by op type, another run of the
+// session outlined behind the shown one, local SQNR ticks once the run is analysed, and a threshold line the user drags (or moves with the arrow
 // keys). It takes pre-aggregated rows only; the whole chart lives behind this one component so a
 // canvas chart can replace it if recharts gets slow on very large models.
 import { memo, useCallback, useMemo, useRef, type KeyboardEvent, type PointerEvent } from 'react';
 import { Bar, BarChart, ResponsiveContainer, Tooltip, XAxis, YAxis, type TooltipContentProps } from 'recharts';
 import type { NameType, ValueType } from 'recharts/types/component/DefaultTooltipContent';
-import type { LayerReport } from '../../shared/report';
+import type { Db, LayerReport } from '../../shared/report';
 import { db, dbValue } from '../format';
 
 export interface LayerRow {
   name: string;
   op: string;
   sqnr: number;
-  /** The run this one was derived from, for the outline; absent when there is none. */
+  /** The run outlined under this one; absent when there is none. */
   previous?: number;
+  /** Local SQNR (only this tensor quantized), from an analysis; absent until there is one. */
+  local?: number;
+  localLabel?: string;
   label: string;
   weight: string;
   inf: boolean;
@@ -22,6 +25,8 @@ export interface LayerRow {
 export interface LayerChartProps {
   layers: LayerReport[];
   previous?: LayerReport[];
+  /** Local SQNR per tensor, drawn as a tick over each bar. */
+  local?: ReadonlyMap<string, Db>;
   sort: 'graph' | 'worst';
   colours: Map<string, string>;
   threshold: number;
@@ -34,13 +39,15 @@ export const CHART_HEIGHT = 320;
 const MARGIN = { top: 12, right: 12, bottom: 8, left: 0 };
 const Y_AXIS_WIDTH = 48;
 
-export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number): LayerRow[] {
+export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number, local?: ReadonlyMap<string, Db>): LayerRow[] {
   const before = new Map(previous?.map((l) => [l.name, l]));
   const rows = layers.map((l) => {
     const p = previous ? before.get(l.name) : undefined;
+    const own = local?.get(l.name);
     return {
       name: l.name, op: l.op, sqnr: dbValue(l.sqnr, top), inf: l.sqnr === 'inf', label: db(l.sqnr), weight: db(l.weightSqnr),
       ...(p ? { previous: dbValue(p.sqnr, top) } : {}),
+      ...(own !== undefined ? { local: dbValue(own, top), localLabel: db(own) } : {}),
     };
   });
   return sort === 'worst' ? rows.sort((a, b) => (a.inf ? Infinity : a.sqnr) - (b.inf ? Infinity : b.sqnr)) : rows;
@@ -66,14 +73,15 @@ function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameTy
       <strong>{row.name}</strong>
       <div>{row.op}</div>
       <div>SQNR {row.label} dB{row.weight !== '—' ? ` · weight ${row.weight} dB` : ''}</div>
+      {row.localLabel && <div>local {row.localLabel} dB (only this tensor quantized)</div>}
     </div>
   );
 }
 
-function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
+function LayerChartImpl({ layers, previous, local, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
   const top = useMemo(() => axisTop([...layers, ...(previous ?? [])]), [layers, previous]);
   const bottom = useMemo(() => axisBottom([...layers, ...(previous ?? [])]), [layers, previous]);
-  const rows = useMemo(() => chartRows(layers, previous, sort, top), [layers, previous, sort, top]);
+  const rows = useMemo(() => chartRows(layers, previous, sort, top, local), [layers, previous, sort, top, local]);
   const plot = useRef<HTMLDivElement>(null);
   const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
   const clamp = (v: number) => Math.max(bottom, Math.min(top, v));
@@ -111,6 +119,14 @@ function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, 
     return <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} className="bar-previous" />;
   }, []);
 
+  // Local SQNR as a tick at its height: the gap down to the bar is the error that earlier layers pass on.
+  const renderLocal = useCallback((props: unknown) => {
+    const { x, y, width, height, payload } = props as { x: number; y: number; width: number; height: number; payload: LayerRow };
+    if (payload.local === undefined) return <g />;
+    const at = height < 0 ? y + height : y;
+    return <line x1={x - 1} x2={x + Math.max(width, 0.5) + 1} y1={at} y2={at} className="bar-local" data-local={payload.name} data-local-sqnr={payload.localLabel} />;
+  }, []);
+
   return (
     <div className="layer-chart" ref={plot} style={{ height: CHART_HEIGHT }} data-bars={rows.length}>
       <ResponsiveContainer width="100%" height={CHART_HEIGHT}>
@@ -120,6 +136,7 @@ function LayerChartImpl({ layers, previous, sort, colours, threshold, selected, 
           <Tooltip content={LayerTooltip} isAnimationActive={false} cursor={{ className: 'chart-cursor' }} />
           <Bar dataKey="sqnr" isAnimationActive={false} shape={renderBar} />
           {previous && <Bar dataKey="previous" isAnimationActive={false} shape={renderPrevious} />}
+          {local && <Bar dataKey="local" isAnimationActive={false} shape={renderLocal} />}
         </BarChart>
       </ResponsiveContainer>
       <div className="threshold" role="slider" tabIndex={0} aria-label="SQNR threshold" aria-valuemin={bottom} aria-valuemax={top}

@@ -7,6 +7,7 @@ import { useStudio } from '../context';
 import { opColours } from '../../shared/colours';
 import { db } from '../format';
 import { refusal, sixteenBitType } from '../store';
+import { AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
 
 const rank = (l: LayerReport) => (l.sqnr === 'inf' ? Infinity : l.sqnr);
 
@@ -78,7 +79,10 @@ export function InspectScreen() {
   const selected = useStudio((s) => s.selected);
   const select = useStudio((s) => s.selectLayer);
   const go = useStudio((s) => s.go);
+  const analysis = useStudio((s) => (s.current ? s.analyses[s.current.runId] : undefined));
+  const showLocal = useStudio((s) => s.showLocal);
   const layers = current?.report.layers;
+  const local = useMemo(() => (analysis && showLocal ? new Map(analysis.layers.flatMap((l) => (l.localSqnr === undefined ? [] : [[l.name, l.localSqnr] as const]))) : undefined), [analysis, showLocal]);
   const colours = useMemo(() => opColours((layers ?? []).map((l) => l.op)), [layers]);
   const worst = useMemo(() => [...(layers ?? [])].sort((a, b) => rank(a) - rank(b)).slice(0, 8), [layers]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
@@ -93,20 +97,27 @@ export function InspectScreen() {
           <label><input type="radio" name="sort" checked={sort === 'worst'} onChange={() => setSort('worst')} />worst first</label>
         </div>
         <span className="muted" data-testid="below">{below} of {layers.length} below {threshold.toFixed(1)} dB</span>
-        {previous && <span className="legend-previous">outline: previous run</span>}
+        {previous && <span className="legend-previous" data-testid="outline-legend">outline: {previous.runId}</span>}
+        {local && <span className="legend-local">tick: local SQNR</span>}
         {current.report.latency && (
           <span className="muted" title={current.report.latency.note}>
             {current.report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(' · ')} ({current.report.latency.where})
           </span>
         )}
       </div>
+      <div className="toolbar tools">
+        <AnalyzeControl />
+        <RepairControl />
+      </div>
       <div className="inspect-body">
         <div className="chart-column">
-          <LayerChart layers={layers} previous={previous?.report.layers} sort={sort} colours={colours} threshold={threshold}
+          <LayerChart layers={layers} previous={previous?.report.layers} local={local} sort={sort} colours={colours} threshold={threshold}
             selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
           <ul className="legend" aria-label="Op types">
             {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}
           </ul>
+          {current.report.repair && <RepairSection repair={current.report.repair} />}
+          {analysis && <AnalysisSection analysis={analysis} />}
           <table className="grid worst">
             <caption>Worst layers</caption>
             <thead><tr><th>tensor</th><th>op</th><th className="num">SQNR dB</th><th className="num">weight dB</th></tr></thead>
@@ -122,6 +133,7 @@ export function InspectScreen() {
         </div>
         <LayerPanel />
       </div>
+      <HistoryTable />
       <div className="actions"><button type="button" className="primary" onClick={() => go('export')}>Export →</button></div>
     </section>
   );

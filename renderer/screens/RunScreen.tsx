@@ -1,4 +1,4 @@
-import { STAGES, type Stage } from '../../shared/ipc';
+import type { Stage } from '../../shared/ipc';
 import { useStudio } from '../context';
 import { seconds } from '../format';
 
@@ -7,6 +7,7 @@ const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', co
 export function RunScreen() {
   const status = useStudio((s) => s.status);
   const stages = useStudio((s) => s.stages);
+  const runStages = useStudio((s) => s.runStages);
   const failure = useStudio((s) => s.failure);
   const warnings = useStudio((s) => s.warnings);
   const cancel = useStudio((s) => s.cancelRun);
@@ -17,12 +18,13 @@ export function RunScreen() {
     <section className="screen run" aria-labelledby="run-title" data-run={runId}>
       <h2 id="run-title">Run</h2>
       <ol className="stages">
-        {STAGES.map((stage) => {
+        {runStages.map((stage) => {
           const st = stages[stage];
           const fraction = st && st.total > 0 ? Math.min(1, st.done / st.total) : 0;
-          const counted = stage === 'calibrate' || stage === 'evaluate';
+          const counted = stage === 'calibrate' || stage === 'evaluate' || stage === 'sensitivity';
+          const unit = stage === 'sensitivity' ? 'runs' : 'samples';
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
-          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? `${st.done}/${st.total} samples${st.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}` : 'working…';
+          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? `${st.done}/${st.total} ${unit}${st.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}` : 'working…';
           const failed = failure?.stage === stage;
           return (
             <li key={stage} className={`stage${failed ? ' failed' : ''}`} data-stage={stage}>

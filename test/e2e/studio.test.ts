@@ -223,6 +223,88 @@ describe('the studio in Chromium', { skip }, () => {
     assert.deepEqual(consoleErrors, []);
   });
 
+  test('analyze → local SQNR ticks and the ranking → repair to a target → history of both runs, overlaid', { timeout: 150_000 }, async (t) => {
+    const sampleBefore = listing(SAMPLE_DIR);
+    await openSample();
+    await configureXnnpack();
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 60_000 });
+    const firstRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const first = runReport(firstRun);
+    const bars = first.layers.length;
+    assert.equal(await page.locator('line.bar-local').count(), 0, 'no local ticks before an analysis');
+    assert.equal(await page.getByTestId('show-local').isDisabled(), true);
+
+    // Analyze: progress, then local ticks over the bars, the first drop, the worst local layers and the ranking.
+    const foldersBefore = runFolders().sort();
+    const t0 = Date.now();
+    await page.getByTestId('analyze').click();
+    await page.getByTestId('analyze-cancel').waitFor();
+    await page.getByTestId('ranking').waitFor({ timeout: 60_000 });
+    t.diagnostic(`Analyze on the sample: ${Date.now() - t0} ms to the ranking on screen`);
+    assert.deepEqual(runFolders().sort(), foldersBefore, 'an analysis writes nothing');
+    const ticks = page.locator('line.bar-local');
+    const tickCount = await ticks.count();
+    assert.ok(tickCount > bars / 2 && tickCount <= bars, `${tickCount} local ticks over ${bars} bars`);
+    const locals = (await ticks.evaluateAll((ls) => ls.map((l) => [l.getAttribute('data-local'), l.getAttribute('data-local-sqnr')]))) as Array<[string, string]>;
+    const lowest = locals.filter(([, v]) => v !== 'inf').sort((a, b) => Number(a[1]) - Number(b[1]))[0];
+    const worstLocal = page.getByTestId('worst-local').getByRole('button').first();
+    assert.equal(await worstLocal.textContent(), lowest[0], 'the worst local layer named is the lowest tick');
+    assert.match((await page.getByTestId('first-drop').textContent())!, /^(Error starts at \S+: cumulative SQNR falls from [\d.]+ to [\d.]+ dB\.|No sharp drop)/);
+    const rankingRows = page.getByTestId('ranking').locator('tbody tr');
+    assert.equal(await rankingRows.count(), 10);
+    assert.equal(await rankingRows.first().locator('td').first().textContent(), '1');
+    // Click-through from the ranking to the layer panel.
+    const topLayer = (await rankingRows.first().getByRole('button').textContent())!;
+    await rankingRows.first().getByRole('button').click();
+    await page.getByTestId('layer-panel').getByRole('heading', { name: topLayer }).waitFor();
+    await page.mouse.move(0, 0);
+    await shot('8-inspect-analysis');
+    await page.getByTestId('show-local').uncheck();
+    assert.equal(await ticks.count(), 0, 'the local ticks toggle off');
+    await page.getByTestId('show-local').check();
+    assert.equal(await ticks.count(), tickCount);
+
+    // Repair to a target: the repair search bar appears on the Run screen, then what it changed.
+    await page.getByTestId('repair-kind').selectOption('sqnr');
+    await page.getByTestId('repair-value').fill('55');
+    await page.getByTestId('repair').click();
+    await page.locator('[data-stage="sensitivity"]').waitFor();
+    await shot('4c-run-repair');
+    await page.locator(`section.inspect:not([data-run="${firstRun}"])`).waitFor({ timeout: 90_000 });
+    const repairRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const repaired = runReport(repairRun);
+    assert.ok(repaired.repair, 'the repair run reports its repair');
+    assert.ok(repaired.repair.changes.length > 0);
+    t.diagnostic(`repair to 55 dB: ${repaired.repair.met ? 'met' : 'not met'}, output ${repaired.repair.before.outputSqnr} → ${repaired.repair.after.outputSqnr} dB, ${repaired.repair.changes.map((c) => `${c.name} ${c.action}`).join('; ')}, search ${repaired.repair.seconds} s`);
+    assert.equal(await page.getByTestId('repair-changes').locator('tbody tr').count(), repaired.repair.changes.length);
+    assert.equal(await page.getByTestId('repair-after').textContent(), `${typeof repaired.repair.after.outputSqnr === 'number' ? repaired.repair.after.outputSqnr.toFixed(2) : 'inf'} dB` +
+      ['top1-agreement', 'cosine'].filter((k) => repaired.repair!.after.metrics[k] !== undefined).map((k) => `, ${k} ${repaired.repair!.after.metrics[k].toFixed(3)}`).join(''));
+    assert.equal(await page.locator('rect.bar-previous').count(), bars, 'the run it repaired is outlined under it');
+
+    // The history lists both runs; show the first with the repair outlined, then without.
+    const history = page.getByTestId('history');
+    assert.deepEqual(await history.locator('tbody tr').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-run'))), [firstRun, repairRun]);
+    assert.match((await history.locator(`tr[data-run="${repairRun}"]`).textContent())!, new RegExp(`repair of ${firstRun} to 55 dB`));
+    await page.mouse.move(0, 0);
+    await shot('9-inspect-repair');
+    await history.getByRole('radio', { name: `Show ${firstRun}` }).check();
+    await page.locator(`section.inspect[data-run="${firstRun}"]`).waitFor();
+    assert.equal(await page.getByTestId('outline-legend').textContent(), `outline: ${repairRun}`);
+    assert.equal(await page.locator('rect.bar-previous').count(), bars);
+    assert.equal(await ticks.count(), tickCount, 'the first run keeps its analysis');
+    await history.getByRole('checkbox', { name: `Outline ${repairRun}` }).uncheck();
+    assert.equal(await page.locator('rect.bar-previous').count(), 0);
+    await history.getByRole('checkbox', { name: `Outline ${repairRun}` }).check();
+    assert.equal(await page.locator('rect.bar-previous').count(), bars);
+    await page.getByRole('button', { name: 'Switch to dark mode' }).click();
+    await page.mouse.move(0, 0);
+    await shot('9b-inspect-history-dark');
+    await page.getByRole('button', { name: 'Switch to light mode' }).click();
+    assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
+    assert.deepEqual(consoleErrors, []);
+  });
+
   test('dropping a file that is not a model says why, in place', async () => {
     await page.goto(server.url);
     const drop = async (name: string, content: string) => {

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { registerHandlers, type Handlers, type InvokeEvent, type IpcMainLike } from '../../app/ipc-main';
 import { recipeFor } from '../../shared/backends';
-import { CHANNELS, checkRequest, PayloadError, type Envelope } from '../../shared/ipc';
+import { CHANNELS, checkRequest, PayloadError, REPAIR_METRICS, type Envelope } from '../../shared/ipc';
+import { TARGET_METRICS } from '../../main/eval/metrics';
 import { StudioService, type EngineChannel } from '../../main/studio/service';
 import { ROOT, tempDir } from '../helpers/build';
 
@@ -76,6 +77,15 @@ test('malformed payloads are refused with the channel and the field named', asyn
     ['run:layer', { runId: 'run-1' }, /"tensor" must be a non-empty string/],
     ['model:sample', [], /expected an object payload/],
     ['run:export', { runId: 'run-1', folder: '' }, /"folder" must be a non-empty string/],
+    ['run:analyze', {}, /run:analyze: "runId" must be a non-empty string/],
+    ['run:analyze', { runId: 'run-1', samples: 1e9 }, /unexpected field "samples"/],
+    ['run:start', { model: '/x.onnx', recipe, target: 40 }, /run:start: expected an object payload/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', value: 'high' } }, /"target.value" must be a finite number/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', value: null } }, /"target.value" must be a finite number/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'latency', value: 3 } }, /"target.kind" must be sqnr or metric/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'vibes', value: 0.9 } }, /"target.metric" must be one of top1-agreement/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'cosine', value: 1.5 } }, /"target.value" of a metric must be in \(0, 1\]/],
+    ['run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', metric: 'cosine', value: 40 } }, /"target.metric" belongs to a metric target/],
   ];
   for (const [channel, payload, why] of cases) {
     const reply = await invoke(channel, payload);
@@ -83,6 +93,21 @@ test('malformed payloads are refused with the channel and the field named', asyn
     assert.match((reply as { error: string }).error, why);
   }
   assert.deepEqual(engineCalls, []);
+});
+
+test('well-formed repair targets and analysis requests pass the contract', () => {
+  const recipe = recipeFor('xnnpack');
+  checkRequest('run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', value: 40 } });
+  checkRequest('run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'top1-agreement', value: 0.99 } });
+  checkRequest('run:analyze', { runId: 'run-1' });
+});
+
+test('the metrics a repair may target are the engine\'s own', () => {
+  assert.deepEqual([...REPAIR_METRICS], [...TARGET_METRICS]);
+});
+
+test('analysing a run that does not exist is refused in words', async () => {
+  await assert.rejects(service.handle('run:analyze', { runId: 'run-404' }), /run run-404 has not finished/);
 });
 
 test('checkRequest refuses a channel that is not in the contract', () => {

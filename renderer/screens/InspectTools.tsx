@@ -1,0 +1,232 @@
+// The Inspect screen's analysis, repair and run-history sections. They read the store only; the
+// engine does the work (analysis and repair are jobs of the studio service).
+import { REPAIR_METRICS, type RepairMetric } from '../../shared/ipc';
+import type { AnalysisReport, Db, RepairReport } from '../../shared/report';
+import { useStudio } from '../context';
+import { bytes, db } from '../format';
+import type { HistoryEntry } from '../store';
+
+const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measuring local and cumulative SQNR', sensitivity: 'one layer in float at a time' };
+
+/** The studio takes no labels yet, so accuracy targets could only fail; agreement with float and cosine need none. */
+const OFFERED_METRICS = REPAIR_METRICS.filter((m) => !m.includes('accuracy'));
+
+/** How many ranking rows the table shows: the top of the ranking is what a person acts on. */
+const RANKING_ROWS = 10;
+
+export function AnalyzeControl() {
+  const current = useStudio((s) => s.current);
+  const analysis = useStudio((s) => s.analysis);
+  const analyzed = useStudio((s) => (s.current ? s.analyses[s.current.runId] : undefined));
+  const analyze = useStudio((s) => s.analyze);
+  const cancel = useStudio((s) => s.cancelAnalysis);
+  const showLocal = useStudio((s) => s.showLocal);
+  const setShowLocal = useStudio((s) => s.setShowLocal);
+  const runStatus = useStudio((s) => s.status);
+  if (!current) return null;
+  const mine = analysis.of === current.runId;
+  const running = mine && (analysis.status === 'running' || analysis.status === 'cancelling');
+  const fraction = running && analysis.total > 0 ? analysis.done / analysis.total : 0;
+  const staticRun = current.report.recipe.kind === 'static';
+  const busy = runStatus === 'running' || runStatus === 'cancelling' || (analysis.status === 'running' && !mine);
+  return (
+    <div className="analyze-control" data-testid="analyze-control">
+      {running ? (
+        <button type="button" data-testid="analyze-cancel" onClick={() => void cancel()} disabled={analysis.status === 'cancelling'}>Cancel analysis</button>
+      ) : (
+        <button type="button" data-testid="analyze" onClick={() => void analyze()} disabled={busy || !staticRun}
+          title={staticRun ? 'Local SQNR per layer and the output with each layer alone in float (from the saved ranges)' : `${current.report.recipe.kind} quantization has no calibrated activations to analyse`}>
+          {analyzed ? 'Analyze again' : 'Analyze'}
+        </button>
+      )}
+      {/* Always in the layout, so the toolbar does not move when the analysis starts or ends. */}
+      <progress max={1} value={fraction} aria-label="Analysis progress" className={running ? '' : 'idle'} />
+      <span className="muted small analyze-status" role="status" aria-live="polite">
+        {running ? (analysis.status === 'cancelling' ? 'cancelling…' : `${STAGE_TITLES[analysis.stage ?? 'load'] ?? analysis.stage} ${analysis.total ? `${analysis.done}/${analysis.total}` : ''}`)
+          : mine && analysis.status === 'cancelled' ? 'analysis cancelled'
+            : analyzed ? `analysed on ${analyzed.samples} samples in ${(analyzed.timings.total / 1000).toFixed(1)} s` : ''}
+      </span>
+      <label className={analyzed ? '' : 'muted'}>
+        <input type="checkbox" data-testid="show-local" checked={showLocal && Boolean(analyzed)} disabled={!analyzed} onChange={(e) => setShowLocal(e.target.checked)} />
+        local SQNR ticks
+      </label>
+      {mine && analysis.status === 'failed' && <p className="error" role="alert">Analysis failed: {analysis.error}</p>}
+    </div>
+  );
+}
+
+const dbOrDash = (v: Db | undefined) => (v === undefined ? '—' : db(v));
+
+export function AnalysisSection({ analysis }: { analysis: AnalysisReport }) {
+  const select = useStudio((s) => s.selectLayer);
+  const selected = useStudio((s) => s.selected);
+  const layers = useStudio((s) => s.current?.report.layers);
+  const known = new Set(layers?.map((l) => l.name));
+  const open = (name: string) => known.has(name) && void select(name);
+  const link = (name: string) => (known.has(name)
+    ? <button type="button" className="link" onClick={() => open(name)}>{name}</button>
+    : <span>{name}</span>);
+  const rows = analysis.sensitivity.slice(0, RANKING_ROWS);
+  return (
+    <section className="analysis" aria-labelledby="analysis-title" data-testid="analysis">
+      <h3 id="analysis-title">Analysis</h3>
+      <p data-testid="first-drop">
+        {analysis.firstDrop
+          ? <>Error starts at {link(analysis.firstDrop.name)}: cumulative SQNR falls from {db(analysis.firstDrop.from)} to {db(analysis.firstDrop.to)} dB.</>
+          : 'No sharp drop: cumulative SQNR falls gradually, layer by layer.'}
+      </p>
+      <p data-testid="worst-local">Worst local SQNR (their own quantization, exact inputs): {analysis.worstLocal.map((n, i) => <span key={n}>{i ? ', ' : ''}{link(n)}</span>)}.</p>
+      <table className="grid ranking" data-testid="ranking">
+        <caption>Sensitivity: output SQNR with only that layer in float (baseline {db(analysis.baseline.outputSqnr)} dB; {analysis.skipped} layers skipped as unable to matter)</caption>
+        <thead><tr><th className="num">#</th><th>layer</th><th>op</th><th className="num">only in float dB</th><th className="num">only quantized dB</th><th className="num">local dB</th></tr></thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.name} className={r.name === selected ? 'selected' : ''}>
+              <td className="num">{r.rank}</td><td>{link(r.tensors[0] ?? r.name)}</td><td>{r.op}</td>
+              <td className="num">{dbOrDash(r.onlyFloat)}</td><td className="num">{dbOrDash(r.onlyQuantized)}</td><td className="num">{dbOrDash(r.localSqnr)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {analysis.warnings.length > 0 && <ul className="warnings" aria-label="Analysis warnings">{analysis.warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>}
+    </section>
+  );
+}
+
+export function RepairControl() {
+  const current = useStudio((s) => s.current);
+  const draft = useStudio((s) => s.repairDraft);
+  const setDraft = useStudio((s) => s.setRepairDraft);
+  const repair = useStudio((s) => s.repair);
+  const status = useStudio((s) => s.status);
+  const analysisRunning = useStudio((s) => s.analysis.status === 'running' || s.analysis.status === 'cancelling');
+  if (!current) return null;
+  const staticRun = current.report.recipe.kind === 'static';
+  const valid = draft.kind === 'sqnr' ? Number.isFinite(draft.sqnr) : draft.metricValue > 0 && draft.metricValue <= 1;
+  const busy = status === 'running' || status === 'cancelling' || analysisRunning;
+  return (
+    <form className="repair-control" aria-label="Repair to target" onSubmit={(e) => { e.preventDefault(); if (valid && !busy) void repair(); }}>
+      <label>Repair to
+        <select data-testid="repair-kind" value={draft.kind === 'sqnr' ? 'sqnr' : draft.metric}
+          onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as RepairMetric }))}>
+          <option value="sqnr">output SQNR (dB) ≥</option>
+          {OFFERED_METRICS.map((m) => <option key={m} value={m}>{m} ≥</option>)}
+        </select>
+      </label>
+      {draft.kind === 'sqnr'
+        ? <input type="number" data-testid="repair-value" aria-label="Target output SQNR in dB" step={1} value={draft.sqnr} onChange={(e) => setDraft({ sqnr: e.target.valueAsNumber })} />
+        : <input type="number" data-testid="repair-value" aria-label={`Target ${draft.metric}`} step={0.01} min={0.01} max={1} value={draft.metricValue} onChange={(e) => setDraft({ metricValue: e.target.valueAsNumber })} />}
+      <button type="submit" data-testid="repair" disabled={!valid || busy || !staticRun}
+        title={staticRun ? 'Calibrates again, re-chooses calibration methods, then moves the fewest layers to 16-bit or float until the target holds' : 'repair needs static quantization'}>
+        Repair
+      </button>
+      {!valid && <span className="error small">{draft.kind === 'sqnr' ? 'a number of dB' : 'a value in (0, 1]'}</span>}
+    </form>
+  );
+}
+
+function quality(q: RepairReport['before']): string {
+  return `${db(q.outputSqnr)} dB${Object.entries(q.metrics).filter(([k]) => k === 'top1-agreement' || k === 'accuracy' || k === 'cosine').map(([k, v]) => `, ${k} ${v.toFixed(3)}`).join('')}`;
+}
+
+const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' : action.startsWith('method:') ? `calibration method → ${action.slice(7)}` : `activations to ${action}`);
+
+export function RepairSection({ repair }: { repair: RepairReport }) {
+  const select = useStudio((s) => s.selectLayer);
+  const layers = useStudio((s) => s.current?.report.layers);
+  const known = new Set(layers?.map((l) => l.name));
+  const target = repair.target.kind === 'sqnr' ? `output SQNR ≥ ${repair.target.value} dB` : `${repair.target.metric} ≥ ${repair.target.value}`;
+  return (
+    <section className="repair" aria-labelledby="repair-title" data-testid="repair-result">
+      <h3 id="repair-title">Repair ({target}): <span className={repair.met ? 'ok' : 'error'}>{repair.met ? 'met' : 'not met'}</span></h3>
+      <p>{repair.reason}</p>
+      <dl className="facts compact">
+        <div><dt>Before</dt><dd data-testid="repair-before">{quality(repair.before)}</dd></div>
+        <div><dt>After</dt><dd data-testid="repair-after">{quality(repair.after)}</dd></div>
+        <div><dt>Cost</dt><dd>{repair.cost.unitsChanged === 0 ? 'no layer in higher precision'
+          : `${repair.cost.unitsChanged} of ${repair.cost.unitsTotal} layers in higher precision (${(repair.cost.fraction * 100).toFixed(1)}%), ${repair.cost.sixteenBit} to 16-bit, ${repair.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path`}</dd></div>
+        <div><dt>Search</dt><dd>{repair.runs} runs on {repair.before.samples} samples, {repair.seconds.toFixed(1)} s</dd></div>
+      </dl>
+      {repair.changes.length > 0 && (
+        <table className="grid" data-testid="repair-changes">
+          <caption>What it changed</caption>
+          <thead><tr><th>layer</th><th>op</th><th>change</th><th>why</th></tr></thead>
+          <tbody>
+            {repair.changes.map((c) => (
+              <tr key={`${c.name}:${c.action}`}>
+                <td>{known.has(c.name) ? <button type="button" className="link" onClick={() => void select(c.name)}>{c.name}</button> : c.name}</td>
+                <td>{c.op}</td><td>{ACTION_WORDS(c.action)}</td><td>{c.why}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+/** One line of what a run was: backend, types, method, and what it changed against its recipe. */
+export function configSummary(entry: HistoryEntry): string {
+  const r = entry.result.report.recipe;
+  const types = r.kind === 'static' ? `${r.activationType}/${r.weightType}` : `${r.kind} ${r.weightType}`;
+  const overrides = Object.values(r.overrides).filter((o) => o.float || o.type).length;
+  const origin = entry.origin.kind === 'override' ? `, re-run of ${entry.origin.of}`
+    : entry.origin.kind === 'repair' ? `, repair of ${entry.origin.of} to ${entry.origin.target.kind === 'sqnr' ? `${entry.origin.target.value} dB` : `${entry.origin.target.metric} ${entry.origin.target.value}`}` : '';
+  return `${r.backend} ${types} ${r.method}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
+}
+
+function outputSqnr(entry: HistoryEntry): Db {
+  const values = entry.result.report.outputs.map((o) => o.sqnr);
+  return values.reduce<Db>((a, b) => (a === 'inf' ? b : b === 'inf' ? a : Math.min(a, b)), 'inf');
+}
+
+function taskMetric(entry: HistoryEntry): string {
+  const m = entry.result.report.metrics;
+  if (!m) return '—';
+  const key = ['accuracy', 'top1-agreement', 'argmax-agreement'].find((k) => m[k] !== undefined);
+  return key ? `${key} ${m[key].toFixed(3)}` : '—';
+}
+
+/** Layers the run keeps out of 8-bit: float overrides, and 16-bit or float moves of a repair. */
+function higherPrecision(entry: HistoryEntry): number {
+  return entry.result.report.layers.filter((l) => l.keptInFloat || (l.type && /16/.test(l.type))).length;
+}
+
+export function HistoryTable() {
+  const history = useStudio((s) => s.history);
+  const current = useStudio((s) => s.current);
+  const previous = useStudio((s) => s.previous);
+  const show = useStudio((s) => s.showRun);
+  const outline = useStudio((s) => s.outlineRun);
+  const busy = useStudio((s) => s.status === 'running' || s.status === 'cancelling');
+  if (history.length === 0) return null;
+  return (
+    <table className="grid history" data-testid="history">
+      <caption>Runs of this session: pick one to show, another to outline under it</caption>
+      <thead>
+        <tr><th>run</th><th>configuration</th><th className="num">output SQNR dB</th><th>task metric</th><th className="num">size</th><th className="num">higher precision</th><th>show</th><th>outline</th></tr>
+      </thead>
+      <tbody>
+        {history.map((h) => {
+          const id = h.result.runId;
+          const repair = h.result.report.repair;
+          return (
+            <tr key={id} data-run={id} className={id === current?.runId ? 'selected' : ''}>
+              <td>{id}</td>
+              <td>{configSummary(h)}</td>
+              <td className="num">{db(outputSqnr(h))}</td>
+              <td>{taskMetric(h)}</td>
+              <td className="num">{bytes(h.result.report.sizes.quantizedBytes)}</td>
+              <td className="num" title="layers kept in float or at 16 bits; for a repair, what it changed">
+                {higherPrecision(h)}{repair ? ` (repair: ${repair.changes.length} change${repair.changes.length === 1 ? '' : 's'})` : ''}
+              </td>
+              <td><input type="radio" name="history-show" aria-label={`Show ${id}`} checked={id === current?.runId} disabled={busy} onChange={() => show(id)} /></td>
+              <td><input type="checkbox" aria-label={`Outline ${id}`} checked={id === previous?.runId} disabled={id === current?.runId}
+                onChange={(e) => outline(e.target.checked ? id : undefined)} /></td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
