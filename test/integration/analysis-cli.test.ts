@@ -1,36 +1,25 @@
 // The analysis verbs as a user runs them, on the trained MNIST CNN: analyze prints the ranking,
 // and a repair whose target the fully quantized model already meets changes nothing.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import type { AnalysisReport, Report } from '../../shared/report';
 import { quantize } from '../../main/jobs/quantize';
-import { ROOT, tempDir as makeTempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { runCli, trackedTempDirs, type Run } from '../helpers/cli';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = makeTempDir(prefix);
-  tempDirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const tempDir = trackedTempDirs();
 
-const BIN = path.join(ROOT, 'bin', 'quant-studio.js');
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
 const MODEL = path.join(MNIST, 'model.onnx');
 const CALIB = path.join(MNIST, 'calib.npy');
 const EVAL = path.join(MNIST, 'eval.npy');
 const LABELS = path.join(MNIST, 'eval_labels.npy');
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function cli(args: string[]): Run {
+  return runCli(args, { timeout: 120_000 });
 }
 
 test('MNIST: a target the quantized model already meets returns at once and changes nothing', async () => {

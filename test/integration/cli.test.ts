@@ -2,41 +2,24 @@
 // exit code (0 success, 1 failure, 2 usage). One quantize run of the MNIST CNN is shared by the
 // assertions that only read its outputs; the model is tiny, so the whole file takes a few seconds.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { readNpyHeader, readNpyRange, writeNpy } from '../../main/calib/npy';
 import type { Report } from '../../shared/report';
-import { ROOT, tempDir as makeTempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { runCli, trackedTempDirs, type Run } from '../helpers/cli';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = makeTempDir(prefix);
-  tempDirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const tempDir = trackedTempDirs();
 
-const BIN = path.join(ROOT, 'bin', 'quant-studio.js');
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
 const MODEL = path.join(MNIST, 'model.onnx');
 const CALIB = path.join(MNIST, 'calib.npy');
 const ORT_QDQ = path.join(MNIST, 'model.ort-qdq.onnx');
 const SAMPLE = path.join(ROOT, 'resources', 'sample', 'cls.onnx');
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function cli(args: string[], cwd = ROOT): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd, timeout: 60_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { cwd });
 }
 
 /** Exit code check that shows what the CLI said when it is wrong. */
