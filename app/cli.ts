@@ -150,6 +150,18 @@ function positiveInt(text: string | undefined, what: string): number | undefined
   return n;
 }
 
+/** The flags buildRecipe reads: every command that builds a recipe accepts all of them. */
+const RECIPE_OPTIONS = {
+  backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
+  act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
+  exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
+} as const;
+
+/** The flags preprocessFrom reads. */
+const PREPROCESS_OPTIONS = {
+  size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+} as const;
+
 function buildRecipe(v: Flags): Recipe {
   let recipe: Recipe;
   if (v.recipe) {
@@ -217,13 +229,12 @@ function buildRecipe(v: Flags): Recipe {
 
 async function cmdQuantize(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
-    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
-    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
-    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
-    samples: { type: 'string' }, batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
+    ...RECIPE_OPTIONS,
+    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+    batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
     top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-    override: { type: 'string', multiple: true }, qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, 'reduce-range': { type: 'boolean' },
-    size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+    qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' },
+    ...PREPROCESS_OPTIONS,
     'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, subset: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
@@ -277,9 +288,7 @@ function preflightSummary(p: Preflight): string {
 
 async function cmdPreflight(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
-    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
-    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
-    exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' },
+    ...RECIPE_OPTIONS,
     json: { type: 'boolean' }, nodes: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('preflight takes one MODEL');
@@ -355,13 +364,11 @@ function analysisTable(r: AnalysisReport, top: number | undefined): string {
 
 async function cmdAnalyze(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
-    backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
-    act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
-    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' }, exclude: { type: 'string' },
-    samples: { type: 'string' }, subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
-    override: { type: 'string', multiple: true }, 'reduce-range': { type: 'boolean' },
+    ...RECIPE_OPTIONS,
+    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+    subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
     batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-    size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+    ...PREPROCESS_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('analyze takes one MODEL');
   if (v.metric !== undefined && !parseMetricName(v.metric as string)) throw new UsageError(`--metric must be one of top1-agreement, top5-agreement, argmax-agreement, cosine, accuracy, top5-accuracy`);
