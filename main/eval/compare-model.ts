@@ -41,7 +41,14 @@ function renameGraph(graph: onnx.GraphProto, rename: (n: string) => string): onn
   });
 }
 
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: Array<{ float: string; quant: string }>): { model: onnx.ModelProto; taps: PairTaps[] } {
+export interface ComparisonModel {
+  model: onnx.ModelProto;
+  taps: PairTaps[];
+  /** Each float output with the quantized half's value of it, as computed in the same run. */
+  outputs: Array<{ float: string; quant: string }>;
+}
+
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: Array<{ float: string; quant: string }>): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
@@ -109,12 +116,21 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     const seen = domains.get(key);
     if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o);
   }
+  // The quantized half's own outputs: in reference numerics they are the quantized model's answer,
+  // from the very run whose per-layer figures they then agree with.
+  const floatOutputs = new Set(fg.output.map((o) => o.name));
+  const quantOutputs = quantModel.graph!.output.filter((o) => floatOutputs.has(o.name) && !inputs.has(o.name))
+    .map((o) => ({ float: o.name, quant: rename(o.name), info: onnx.ValueInfoProto.create({ ...o, name: rename(o.name) }) }));
   const graph = onnx.GraphProto.create({
     ...fg,
     node: nodes,
     initializer: [...fg.initializer, ...qg.initializer],
     valueInfo: [...fg.valueInfo, ...qg.valueInfo],
-    output: [...fg.output, ...outputs],
+    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...outputs],
   });
-  return { model: onnx.ModelProto.create({ ...floatModel, opsetImport: [...domains.values()], graph }), taps };
+  return {
+    model: onnx.ModelProto.create({ ...floatModel, opsetImport: [...domains.values()], graph }),
+    taps,
+    outputs: quantOutputs.map(({ float, quant }) => ({ float, quant })),
+  };
 }

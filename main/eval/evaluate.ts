@@ -1,16 +1,21 @@
-// Evaluation: float model against quantized model on the same samples. Per-layer SQNR compares
-// each planned tensor with its dequantized counterpart (matched by the plan, not by name
-// guessing), reduced inside ONNX Runtime; output SQNR runs the quantized model exactly as
-// exported, so fused integer kernels count. Only running sums are kept.
+// Evaluation: float model against quantized model on the same samples, in named numerics. Per-layer
+// SQNR compares each planned tensor with its dequantized counterpart (matched by the plan, not by
+// name guessing), reduced inside ONNX Runtime. In reference numerics the outputs come from the same
+// side-by-side run, so the last layer's row and the output figure agree; in ort-cpu numerics they
+// come from the exported model alone, fused integer kernels included. A deployed figure (the
+// exported model in a runtime of this machine) can be measured in the same pass. Only running sums
+// are kept.
 import * as ort from 'onnxruntime-node';
 import { elements, fitBatch, probeShapes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../calib/readers';
 import { StatsPool } from '../jobs/stats-pool';
 import type { CompareStats } from '../jobs/stats-protocol';
+import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 import { sqnrDb } from '../quant/qmath';
 import { comparisonModel } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
+import { numericsOptions } from './numerics';
 import { createSession, floatData, run, toOrtFeeds } from './session';
 
 export interface TensorPair {
@@ -30,13 +35,24 @@ export interface PairStats extends CompareStats {
 export interface EvaluationOptions extends RunOptions {
   /** Class ids of the samples, in order, for accuracy metrics. */
   labels?: Int32Array;
+  /** The numerics of the per-layer and output figures. */
+  numerics: MainNumerics;
+  /** Also measure the outputs of the quantized model as this runtime runs it (the deployed figures). */
+  deployed?: Numerics;
 }
 
-export interface EvaluationResult {
+/** Output figures of one run of the quantized model in named numerics. */
+export interface OutputFigures {
+  numerics: Numerics;
   /** Task metrics of the first float output: agreement with the float model, cosine, accuracy with labels. */
   metrics: MetricValues;
-  layers: Map<string, PairStats>;
   outputs: Array<{ name: string } & PairStats>;
+}
+
+export interface EvaluationResult extends OutputFigures {
+  numerics: MainNumerics;
+  layers: Map<string, PairStats>;
+  deployed?: OutputFigures;
   samples: number;
   seconds: number;
 }
@@ -46,41 +62,77 @@ function withSqnr(s: CompareStats | undefined): PairStats {
   return { ...base, sqnr: sqnrDb(base.signal, base.noise) };
 }
 
+/** The float outputs against one source of quantized outputs, accumulated in the stats workers. */
+class OutputComparison {
+  private readonly metric = new MetricAccumulator();
+
+  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string) {}
+
+  add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: Int32Array): void {
+    let first = true;
+    for (const name of names) {
+      const r = ref[name] as ort.Tensor;
+      const q = quant(name);
+      if (r?.type !== 'float32' || q?.type !== 'float32') continue;
+      if (first) {
+        this.metric.add(floatData(r, name), floatData(q, name), r.dims, labels);
+        first = false;
+      }
+      // The float output may be compared twice (main and deployed figures): each comparison hands its own copy to a worker.
+      this.pool.compare(`${this.key}:${name}`, floatData(r, name).slice(), floatData(q, name));
+    }
+  }
+
+  result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>): OutputFigures {
+    return {
+      numerics: this.numerics,
+      metrics: this.metric.result(),
+      outputs: names.filter((o) => compares.has(`${this.key}:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`${this.key}:${name}`)) })),
+    };
+  }
+}
+
 export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
-  const { model: compared, taps } = comparisonModel(floatModel, quantModel, pairs);
-  const compareSession = await createSession(compared, 'float and quantized models side by side', TAP_OPTIONS);
-  const quantSession = await createSession(quantModel, 'quantized model');
+  const compared = comparisonModel(floatModel, quantModel, pairs);
+  const { taps } = compared;
+  const sessions: ort.InferenceSession[] = [];
+  const open = async (model: onnx.ModelProto, what: string, numerics: Numerics, extra: ort.InferenceSession.SessionOptions = {}) => {
+    const session = await createSession(model, what, { ...extra, ...numericsOptions(numerics) });
+    sessions.push(session);
+    return session;
+  };
   const pool = new StatsPool();
-  const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
   try {
+    const compareSession = await open(compared.model, 'float and quantized models side by side', options.numerics, TAP_OPTIONS);
+    // Reference outputs come from the side-by-side run itself; ort-cpu outputs from the exported
+    // model alone, as a CPU deployment runs it (taps change which groups ONNX Runtime fuses).
+    const mainSession = options.numerics === 'reference' ? undefined : await open(quantModel, 'quantized model', options.numerics);
+    const deployedSession = options.deployed ? await open(quantModel, `quantized model (${options.deployed})`, options.deployed) : undefined;
+    const main = new OutputComparison(options.numerics, pool, 'output');
+    const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed') : undefined;
+    const quantName = new Map(compared.outputs.map((o) => [o.float, o.quant]));
+    const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
     // Both halves hold their activations of a batch: the float model's, measured on one sample,
     // twice.
     let perSample = 0;
     if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elements(shape) * 4;
     const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
     let done = 0;
-    const metric = new MetricAccumulator();
     if (options.labels && options.labels.length < source.count) throw new Error(`labels: ${options.labels.length} class ids for ${source.count} evaluation samples`);
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const feeds = toOrtFeeds(feed);
-      const ref = await run(compareSession, feeds, 'float model');
-      const deployed = await run(quantSession, feeds, 'quantized model');
-      let first = true;
-      for (const name of outputs) {
-        const r = ref[name] as ort.Tensor;
-        const q = deployed[name] as ort.Tensor;
-        if (r?.type !== 'float32' || q?.type !== 'float32') continue;
-        // Before the comparison: it hands the buffers over to a worker thread.
-        if (first) {
-          const n = r.dims[0];
-          metric.add(floatData(r, name), floatData(q, name), r.dims, options.labels?.subarray(done, done + n));
-          first = false;
-        }
-        pool.compare(`output:${name}`, floatData(r, name), floatData(q, name));
+      const n = Object.values(feed)[0].dims[0];
+      const labels = options.labels?.subarray(done, done + n);
+      const ref = await run(compareSession, feeds, 'float and quantized models');
+      const mainOut = mainSession ? await run(mainSession, feeds, 'quantized model') : undefined;
+      main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels);
+      if (deployed && deployedSession) {
+        const out = await run(deployedSession, feeds, `quantized model (${deployed.numerics})`);
+        deployed.add(outputs, ref, (name) => out[name] as ort.Tensor | undefined, labels);
       }
       const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
       for (const t of taps) {
@@ -93,7 +145,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
         if (t.localNoise) s.localNoise = (s.localNoise ?? 0) + scalar(t.localNoise);
       }
       await pool.flush();
-      done += Object.values(feed)[0].dims[0];
+      done += n;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({ stage: 'evaluate', done, total: source.count, rate: done / seconds });
     }
@@ -105,15 +157,15 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
     }
     return {
-      metrics: metric.result(),
+      ...main.result(outputs, compares),
+      numerics: options.numerics,
       layers,
-      outputs: outputs.filter((o) => compares.has(`output:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`output:${name}`)) })),
+      ...(deployed ? { deployed: deployed.result(outputs, compares) } : {}),
       samples: done,
       seconds: (performance.now() - start) / 1000,
     };
   } finally {
     await pool.close();
-    await compareSession.release();
-    await quantSession.release();
+    for (const s of sessions) await s.release();
   }
 }

@@ -11,9 +11,11 @@ import { makeNode } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
 import type { ConvertResult } from '../quant/convert';
-import type { QuantPlan } from '../quant/plan';
+import { rootOf, type QuantPlan } from '../quant/plan';
 import { sqnrDb } from '../quant/qmath';
 import { MetricAccumulator, type MetricValues } from './metrics';
+import type { MainNumerics } from '../../shared/numerics';
+import { numericsOptions } from './numerics';
 import { createSession, floatData, run, toOrtFeeds } from './session';
 
 export interface SwitchUnit {
@@ -31,12 +33,6 @@ export interface SwitchUnit {
 }
 
 export const SWITCH_INPUT = 'qs_switch';
-
-function rootOf(plan: QuantPlan, tensor: string): string {
-  let t = tensor;
-  for (let spec = plan.activations.get(t); spec?.sharedWith; spec = plan.activations.get(t)) t = spec.sharedWith;
-  return t;
-}
 
 /**
  * The converted model with a switch per unit. Units group what a user would move together: an
@@ -164,6 +160,12 @@ export interface RunQuality {
   metrics: MetricValues;
 }
 
+/**
+ * Samples a search (analysis, repair) runs on by default: all the evaluation samples up to this
+ * many, so that on a small evaluation set its baseline and before/after are the run's own figures.
+ */
+export const SEARCH_SAMPLES = 32;
+
 /** Reads up to `limit` samples of a source into memory, in batches: the fixed subset every run sees. */
 export async function readSubset(source: SampleSource, limit: number, batchSize: number): Promise<{ feeds: Feed[]; samples: number }> {
   const feeds: Feed[] = [];
@@ -246,9 +248,9 @@ export class Subset {
     return { sqnr: sqnrDb(s, e), metrics: metric.result() };
   }
 
-  /** The same measure for a model as it will be exported (fused integer kernels included). */
-  async measureModel(model: onnx.ModelProto, what: string, signal?: AbortSignal): Promise<RunQuality> {
-    const session = await createSession(model, what);
+  /** The same measure for a whole model in named numerics. */
+  async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal): Promise<RunQuality> {
+    const session = await createSession(model, what, numericsOptions(numerics));
     try {
       return await this.measure(session, {}, signal);
     } finally {
@@ -257,17 +259,31 @@ export class Subset {
   }
 }
 
-/** One session of the switch model: each run picks which units are quantized. */
-export class SwitchRunner {
+/**
+ * Measures configurations of one quantized model: which units run quantized, the others float.
+ * Every measurement of one runner is in its numerics, so a search that uses one never mixes two.
+ */
+export interface ConfigRunner {
+  readonly numerics: MainNumerics;
+  readonly units: number;
+  runs: number;
+  /** Output SQNR and task metrics with the units for which `on` is true quantized, the others float. */
+  measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality>;
+  release(): Promise<void>;
+}
+
+/** Reference numerics: one session of the switch model, each run picks which units are quantized. */
+export class SwitchRunner implements ConfigRunner {
+  readonly numerics = 'reference';
   runs = 0;
 
   private constructor(private readonly session: ort.InferenceSession, private readonly subset: Subset, readonly units: number) {}
 
   static async create(model: onnx.ModelProto, units: number, subset: Subset): Promise<SwitchRunner> {
-    return new SwitchRunner(await createSession(model, 'model with a switch per quantized layer'), subset, units);
+    // The Where guards already keep ONNX Runtime from fusing the Q/DQ groups; the option says so outright.
+    return new SwitchRunner(await createSession(model, 'model with a switch per quantized layer', numericsOptions('reference')), subset, units);
   }
 
-  /** Output SQNR and task metrics with the units for which `on` is true quantized, the others float. */
   async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {
     const switches = new ort.Tensor('bool', Uint8Array.from({ length: this.units }, (_, i) => (on(i) ? 1 : 0)), [this.units]);
     this.runs++;
@@ -276,6 +292,35 @@ export class SwitchRunner {
 
   async release(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/**
+ * ort-cpu numerics: fused integer kernels cannot be switched at run time, so each configuration is
+ * converted with its float units and run as the exported model would be. Slower than the switch
+ * model by a conversion and a session per configuration, and exact in the numerics of the target.
+ */
+export class ExportRunner implements ConfigRunner {
+  runs = 0;
+  private readonly seen = new Map<string, RunQuality>();
+
+  constructor(readonly numerics: MainNumerics, readonly units: number, private readonly subset: Subset,
+    private readonly build: (floatUnits: number[]) => onnx.ModelProto) {}
+
+  async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {
+    const floatUnits = Array.from({ length: this.units }, (_, i) => i).filter((i) => !on(i));
+    const key = floatUnits.join(',');
+    const known = this.seen.get(key);
+    if (known) return known;
+    throwIfAborted(signal);
+    const q = await this.subset.measureModel(this.build(floatUnits), `quantized model with ${floatUnits.length} layer(s) in float`, this.numerics, signal);
+    this.runs++;
+    this.seen.set(key, q);
+    return q;
+  }
+
+  async release(): Promise<void> {
+    this.seen.clear();
   }
 }
 
@@ -314,7 +359,7 @@ export function score(q: RunQuality, metric?: string): number {
  * candidates are skipped: their own error is small, and measuring all ~300 layers of a large model
  * would cost an hour where the candidates cost a minute.
  */
-export async function sensitivity(runner: SwitchRunner, prior: number[], options: SensitivityOptions): Promise<SensitivityResult> {
+export async function sensitivity(runner: ConfigRunner, prior: number[], options: SensitivityOptions): Promise<SensitivityResult> {
   const all = await runner.measure(() => true, options.signal);
   const measured = prior.slice(0, options.candidates);
   const total = measured.length * (options.onlyQuantized ? 2 : 1);

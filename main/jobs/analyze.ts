@@ -3,21 +3,22 @@
 // quantized). Reuses calibrated ranges when given; writes nothing but its report, if asked.
 import * as path from 'node:path';
 import { dbToJson, type AnalysisReport, type Db, type LayerReport, type SensitivityRow } from '../../shared/report';
+import { searchNumerics, type MainNumerics } from '../../shared/numerics';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
 import { guessBatchSize, openSource, type ImagePreprocess } from '../calib/readers';
 import { evaluate } from '../eval/evaluate';
 import { readLabels } from '../eval/metrics';
-import { readSubset, score, sensitivity, Subset, switchModel, SwitchRunner } from '../eval/sensitivity';
+import { readSubset, score, SEARCH_SAMPLES, sensitivity, Subset } from '../eval/sensitivity';
 import { inputSpecs } from '../eval/session';
 import { writeJsonAtomic } from '../export/atomic';
 import { GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
 import { convertModel, type Range } from '../quant/convert';
-import { memorySource, priorOrder, quality } from '../quant/mixed-precision';
+import { configRunner, memorySource, priorOrder, quality } from '../quant/mixed-precision';
 import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
 import { prepareModel } from '../quant/prepare';
-import { JobError, readRanges, TOOL } from './quantize';
+import { JobError, rangesFromFile, TOOL } from './quantize';
 
 export interface AnalyzeJob {
   model: string;
@@ -27,12 +28,14 @@ export interface AnalyzeJob {
   evaluation?: string;
   ranges?: string;
   labels?: string;
-  /** Evaluation samples used (default 16): every sensitivity run sees the same ones. */
+  /** Evaluation samples used (default: all of them up to SEARCH_SAMPLES): every sensitivity run sees the same ones. */
   samples?: number;
   /** Layers measured one by one, worst local SQNR first (default: a tenth of them, at least 16). */
   candidates?: number;
   /** Rank by this task metric instead of output SQNR. */
   metric?: string;
+  /** Numerics of every figure (default: ort-cpu for the cpu backend, reference for the others). */
+  numerics?: MainNumerics;
   batchSize?: number;
   preprocess?: ImagePreprocess;
   /** Where to write the analysis report (JSON); never the input model. */
@@ -81,10 +84,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   if (needed.length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
   const ranges = new Map<string, Range>();
   if (job.ranges) {
-    const doc = readRanges(job.ranges);
-    const missing = needed.filter((t) => !doc.tensors[t.tensor]);
-    if (missing.length) throw new JobError(`${job.ranges}: has no range for ${missing.length} tensor(s) this recipe quantizes (${missing.slice(0, 3).map((m) => m.tensor).join(', ')}); calibrate again without --ranges`);
-    for (const t of needed) ranges.set(t.tensor, doc.tensors[t.tensor]);
+    for (const [name, r] of rangesFromFile(job.ranges, view, plan).ranges) ranges.set(name, r);
   } else {
     if (!job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
     const source = openSource(job.calibration, inputs, { preprocess: job.preprocess, limit: job.recipe.calibrationSamples || undefined });
@@ -99,13 +99,14 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
   const evalSource = openSource(evalSpec, inputs, { preprocess: job.preprocess });
   for (const w of evalSource.warnings) warn(`evaluation: ${w}`);
-  const { feeds, samples } = await readSubset(evalSource, job.samples ?? 16, batchSize);
+  const { feeds, samples } = await readSubset(evalSource, job.samples ?? Math.min(evalSource.count, SEARCH_SAMPLES), batchSize);
   const subset = await Subset.create(floatModel, feeds, labels);
   const tPrepare = performance.now();
 
-  const baselineRun = await subset.measureModel(converted.model, 'quantized model', job.signal);
+  const numerics = searchNumerics(job.recipe.backend, job.numerics);
+  const baselineRun = await subset.measureModel(converted.model, 'quantized model', numerics, job.signal);
   const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(subset, `${samples} analysis samples`), { batchSize, signal: job.signal, onProgress: job.onProgress });
+    memorySource(subset, `${samples} analysis samples`), { batchSize, signal: job.signal, onProgress: job.onProgress, numerics });
   const layers: LayerReport[] = converted.layers.map((l) => {
     const s = evaluation.layers.get(l.float)!;
     return {
@@ -118,8 +119,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   const tEval = performance.now();
 
   const local = new Map([...evaluation.layers].map(([name, s]) => [name, s.localSqnr ?? Infinity]));
-  const { model, units } = switchModel(view, plan, converted);
-  const runner = await SwitchRunner.create(model, units.length, subset);
+  const { runner, units } = await configRunner(numerics, view, job.recipe, plan, ranges, converted, subset);
   let sens;
   try {
     const candidates = job.candidates ?? Math.min(units.length, Math.max(16, Math.ceil(units.length / 10)));
@@ -149,7 +149,8 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
     backend: job.recipe.backend,
     recipe: job.recipe,
     samples,
-    baseline: quality(baselineRun, samples),
+    numerics,
+    baseline: quality(baselineRun, samples, numerics),
     layers,
     firstDrop: firstSharpDrop(layers),
     worstLocal: [...layers].sort((a, b) => num(a.localSqnr) - num(b.localSqnr)).slice(0, 5).map((l) => l.name),

@@ -5,7 +5,7 @@ import type { WeightReport } from '../../shared/report';
 import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
-import type { QuantPlan, WeightSpec } from './plan';
+import { rootOf, type QuantPlan, type WeightSpec } from './plan';
 import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from './qmath';
 
 export interface Range {
@@ -153,12 +153,6 @@ function resolveParams(plan: QuantPlan, ranges: ReadonlyMap<string, Range>): Map
   };
   for (const tensor of plan.activations.keys()) resolve(tensor);
   return out;
-}
-
-function rootOf(plan: QuantPlan, tensor: string): string {
-  let t = tensor;
-  for (let spec = plan.activations.get(t); spec?.sharedWith; spec = plan.activations.get(t)) t = spec.sharedWith;
-  return t;
 }
 
 function clipBounds(view: GraphView, node: GraphNode): [number, number] | undefined {

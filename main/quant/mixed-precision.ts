@@ -4,17 +4,18 @@
 // on the switch model (cheap, simulated); every answer is checked on the real converted model.
 import { recipeProblems, sixteenBit } from '../../shared/backends';
 import { quantTypeBits, type QuantType, type Recipe } from '../../shared/recipe';
+import type { MainNumerics } from '../../shared/numerics';
 import { dbToJson, type Quality, type RepairChange, type RepairReport } from '../../shared/report';
 import { throwIfAborted, type Progress } from '../calib/calibrate';
 import type { SampleSource } from '../calib/readers';
 import { evaluate } from '../eval/evaluate';
 import type { MetricName } from '../eval/metrics';
-import { score, sensitivity, switchModel, SwitchRunner, type RunQuality, type Subset, type SwitchUnit } from '../eval/sensitivity';
+import { ExportRunner, score, sensitivity, switchModel, SwitchRunner, type ConfigRunner, type RunQuality, type Subset, type SwitchUnit } from '../eval/sensitivity';
 import type { onnx } from '../onnx/proto';
 import type { GraphView } from '../onnx/graph';
-import { convertModel, type Range } from './convert';
+import { convertModel, type ConvertResult, type Range } from './convert';
 import { FIX_METHODS, rerange, type SavedHistogram } from './calibration-fix';
-import { calibrationTensors, planQuantization, type QuantPlan } from './plan';
+import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from './plan';
 
 export type Target = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: MetricName; value: number };
 
@@ -26,10 +27,10 @@ export function describeTarget(target: Target): string {
   return target.kind === 'sqnr' ? `output SQNR ≥ ${target.value} dB` : `${target.metric} ≥ ${target.value}`;
 }
 
-export function quality(q: RunQuality, samples: number): Quality {
+export function quality(q: RunQuality, samples: number, numerics: MainNumerics): Quality {
   const metrics: Record<string, number> = {};
   for (const [k, v] of Object.entries(q.metrics)) if (v !== undefined) metrics[k] = Number(v.toFixed(5));
-  return { outputSqnr: dbToJson(q.sqnr), metrics, samples };
+  return { numerics, outputSqnr: dbToJson(q.sqnr), metrics, samples };
 }
 
 /** A SampleSource over batches already in memory (the fixed subset of a search). */
@@ -65,6 +66,20 @@ export function withHigherPrecision(recipe: Recipe, units: SwitchUnit[], action:
   return { ...recipe, overrides, excludeNodes: [...exclude] };
 }
 
+/**
+ * The runner a search measures configurations with, and its units: the switch model in reference
+ * numerics, a conversion per configuration in ort-cpu numerics.
+ */
+export async function configRunner(numerics: MainNumerics, view: GraphView, recipe: Recipe, plan: QuantPlan, ranges: ReadonlyMap<string, Range>,
+  converted: ConvertResult, subset: Subset): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
+  const { model, units } = switchModel(view, plan, converted);
+  if (numerics === 'reference') return { runner: await SwitchRunner.create(model, units.length, subset), units };
+  // A layer moved to float leaves the tensors that borrowed its range to be quantized on their own.
+  const borrowed = withBorrowedRanges(plan, ranges);
+  const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(recipe, floatUnits.map((i) => units[i]), 'float')), borrowed).model;
+  return { runner: new ExportRunner(numerics, units.length, subset, build), units };
+}
+
 export interface RepairInput {
   view: GraphView;
   floatModel: onnx.ModelProto;
@@ -75,6 +90,8 @@ export interface RepairInput {
   histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
   target: Target;
+  /** Every measurement of the search is made in these numerics. */
+  numerics: MainNumerics;
   /** Units measured one by one (the rest follow in local-SQNR order). */
   candidates?: number;
   /** Give up past this fraction of the quantized layers in higher precision (default 0.25). */
@@ -87,7 +104,7 @@ export interface RepairInput {
 export interface RepairOutcome {
   recipe: Recipe;
   plan: QuantPlan;
-  /** The ranges to convert with: the input's, with the per-tensor method fixes applied. */
+  /** The ranges to convert the repaired plan with: the input's, with the method fixes, and borrowed ranges for tensors now quantized on their own. */
   ranges: Map<string, Range>;
   /** Tensors whose range a method fix changed. */
   rangeChanges: Map<string, Range>;
@@ -102,7 +119,7 @@ const fmt = (q: RunQuality, metric?: string) => `output ${q.sqnr.toFixed(1)} dB$
 
 export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const start = performance.now();
-  const { view, subset, target } = input;
+  const { view, subset, target, numerics } = input;
   const step = input.onStep ?? (() => undefined);
   const metric = target.kind === 'metric' ? target.metric : undefined;
   const samples = subset.samples;
@@ -110,8 +127,9 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   let plan = input.plan;
   let ranges = new Map(input.ranges);
   let base = convertModel(view, plan, ranges);
-  let current = await subset.measureModel(base.model, 'quantized model', input.signal);
-  const before = quality(current, samples);
+  let current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
+  const before = quality(current, samples, numerics);
+  step(`measuring in ${numerics} numerics on ${samples} samples: ${fmt(current, metric)}`);
   let runs = 1;
   const methodChanges: RepairChange[] = [];
   const rangeChanges = new Map<string, Range>();
@@ -120,9 +138,9 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
     const now = quantizedNodes(finalPlan);
     const changes: RepairChange[] = [...methodChanges, ...units.map((u, i) => ({ name: u.id, node: u.node, op: u.op, action: actions[i], why: why.get(u) ?? '' }))];
     return {
-      recipe: finalRecipe, plan: finalPlan, ranges, rangeChanges,
+      recipe: finalRecipe, plan: finalPlan, ranges: withBorrowedRanges(plan, ranges), rangeChanges,
       report: {
-        target, met, reason, before, after: quality(after, samples), changes,
+        target, numerics, met, reason, before, after: quality(after, samples, numerics), changes,
         cost: {
           unitsChanged: units.length, unitsTotal, fraction: unitsTotal ? Number((units.length / unitsTotal).toFixed(4)) : 0,
           nodesLeavingIntegerPath: [...was].filter((n) => !now.has(n)),
@@ -146,15 +164,21 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
       if (method === recipe.method) continue;
       const tried = rerange(specs, ranges, input.histograms, method);
       const converted = convertModel(view, plan, tried);
-      const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, input.signal);
+      const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, input.signal);
       runs++;
       step(`ranges from the histograms by ${method}: ${fmt(q, metric)} (now ${fmt(current, metric)})`);
       if (!best || score(q, metric) > score(best.quality, metric)) best = { method, ranges: tried, model: converted, quality: q };
     }
     if (best && score(best.quality, metric) > score(current, metric)) {
-      const changed = specs.filter((s) => input.histograms!.has(s.tensor));
-      for (const spec of changed) rangeChanges.set(spec.tensor, best.ranges.get(spec.tensor)!);
-      methodChanges.push({ name: `${changed.length} tensors`, node: '', op: '', action: `method:${best.method}`, why: `calibration method ${recipe.method} → ${best.method} from the saved histograms: ${fmt(current, metric)} → ${fmt(best.quality, metric)}` });
+      for (const spec of specs) {
+        const was = ranges.get(spec.tensor);
+        const now = best.ranges.get(spec.tensor)!;
+        if (input.histograms.has(spec.tensor) && (was?.min !== now.min || was?.max !== now.max)) rangeChanges.set(spec.tensor, now);
+      }
+      // Counted as the report counts its layers: quantized tensors whose range the new method moved.
+      const before = new Map(base.layers.map((l) => [l.float, l.range]));
+      const moved = best.model.layers.filter((l) => l.range && (before.get(l.float)?.min !== l.range.min || before.get(l.float)?.max !== l.range.max)).length;
+      methodChanges.push({ name: `${moved} of ${best.model.layers.length} quantized tensors`, node: '', op: '', action: `method:${best.method}`, why: `calibration method ${recipe.method} → ${best.method} from the saved histograms: ${fmt(current, metric)} → ${fmt(best.quality, metric)}` });
       ranges = best.ranges;
       recipe = { ...recipe, method: best.method };
       plan = planQuantization(view, recipe);
@@ -176,11 +200,10 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
 
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
   const evaluation = await evaluate(input.floatModel, base.model, base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(subset, `${samples} analysis samples`), { batchSize: subset.samples, signal: input.signal });
+    memorySource(subset, `${samples} analysis samples`), { batchSize: subset.samples, signal: input.signal, numerics });
   runs++;
   const local = new Map([...evaluation.layers].map(([name, s]) => [name, s.localSqnr ?? Infinity]));
-  const { model, units } = switchModel(view, plan, base);
-  const runner = await SwitchRunner.create(model, units.length, subset);
+  const { runner, units } = await configRunner(numerics, view, recipe, plan, ranges, base, subset);
   try {
     const candidates = input.candidates ?? Math.min(units.length, Math.max(16, Math.ceil(units.length / 10)));
     step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
@@ -201,7 +224,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
     const simulate = async (k: number) => {
       const set = new Set(ranking.slice(0, k));
       const q = await runner.measure((i) => !set.has(i), input.signal);
-      step(`${k} layer(s) in higher precision: simulated ${fmt(q, metric)}`);
+      step(`${k} layer(s) in higher precision: ${runner instanceof SwitchRunner ? 'simulated' : 'measured'} ${fmt(q, metric)}`);
       return q;
     };
     let lastReal: RunQuality | undefined;
@@ -228,8 +251,8 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
               continue;
             }
             const candidatePlan = planQuantization(view, candidate);
-            const converted = convertModel(view, candidatePlan, ranges);
-            const real = await subset.measureModel(converted.model, 'repaired model', input.signal);
+            const converted = convertModel(view, candidatePlan, withBorrowedRanges(plan, ranges));
+            const real = await subset.measureModel(converted.model, 'repaired model', numerics, input.signal);
             runs++;
             lastReal = real;
             step(`  exported, ${n} layer(s) to ${action}: ${fmt(real, metric)}`);

@@ -324,6 +324,27 @@ function planWeightOnly(view: GraphView, plan: QuantPlan, node: GraphNode): true
   return true;
 }
 
+/** The tensor whose quantization `tensor` borrows, following the chain to its end (itself when it borrows none). */
+export function rootOf(plan: QuantPlan, tensor: string): string {
+  let t = tensor;
+  for (let spec = plan.activations.get(t); spec?.sharedWith; spec = plan.activations.get(t)) t = spec.sharedWith;
+  return t;
+}
+
+/**
+ * `ranges` with a range for every tensor that borrows one under `plan`: its lender's. A recipe that
+ * moves the lender to higher precision leaves the borrower to be quantized on its own, and the
+ * lender's range is the one it had (data-movement ops keep their input's values).
+ */
+export function withBorrowedRanges<R>(plan: QuantPlan, ranges: ReadonlyMap<string, R>): Map<string, R> {
+  const out = new Map(ranges);
+  for (const spec of plan.activations.values()) {
+    const lent = spec.sharedWith && !out.has(spec.tensor) ? ranges.get(rootOf(plan, spec.tensor)) : undefined;
+    if (lent) out.set(spec.tensor, lent);
+  }
+  return out;
+}
+
 /** Tensors that calibration must observe: the activations that neither borrow another's range nor have one fixed by the backend. */
 export function calibrationTensors(plan: QuantPlan): ActivationSpec[] {
   return [...plan.activations.values()].filter((a) => !a.sharedWith && !a.fixed);
