@@ -157,7 +157,7 @@ export const BACKENDS: BackendCapability[] = [
     latency: CPU_LATENCY,
     notes: [
       'Activations default to uint8 asymmetric, weights to int8 symmetric per channel, bias to int32 (ONNX Runtime\'s quantize_static defaults).',
-      'reduceRange quantizes weights to 7 bits, for CPUs without VNNI where int8 x int8 products can saturate.',
+      'reduceRange quantizes weights to 7 bits, one of ONNX Runtime\'s remedies for x86 CPUs without VNNI, whose fused u8×s8 kernels saturate; on such a CPU the studio uses the other, uint8 weights, by default: it keeps all 8 bits.',
       '4-bit weight-only uses com.microsoft MatMulNBits on MatMul with constant weights, blocks of 32, 64 or 128.',
     ],
   },

@@ -1,6 +1,7 @@
 // The report JSON: the stable shape the CLI writes, the UI reads and tests pin.
+import type { HostNumerics, MainNumerics, Numerics } from './numerics';
 import type { Preflight, PreflightCost } from './preflight';
-import type { QuantType, Recipe } from './recipe';
+import { quantTypeBits, type QuantType, type Recipe } from './recipe';
 
 /** SQNR in dB; identical tensors give "inf" (JSON has no Infinity). */
 export type Db = number | 'inf';
@@ -65,6 +66,24 @@ export interface LatencyReport {
   models: Array<{ label: string; medianMs: number; runs: number; speedup?: number }>;
 }
 
+/** The outputs and metrics of the exported model as a runtime of this machine runs it, beside the main figures. */
+export interface DeployedReport {
+  numerics: Numerics;
+  outputs: OutputReport[];
+  metrics?: Metrics;
+  samples: number;
+  /** Why these differ from the main figures by more than 3 dB, in one sentence. */
+  note?: string;
+}
+
+/** This machine's runtime, and what the job did about it. */
+export interface HostReport extends HostNumerics {
+  /** What the job changed so that the exported model is right on this machine, and how to keep the recipe as it was. */
+  saturationFix?: { applied: 'uint8-weights' | 'reduce-range'; words: string };
+  /** Why there are no figures on this machine's GPU, for a backend that runs on one. */
+  webgpu?: string;
+}
+
 /** A file the export wrote, and what it is for. */
 export interface Artifact {
   kind: 'model' | 'lowered' | 'qoperator' | 'integer-io' | 'firmware-io' | 'recipe' | 'ranges' | 'report' | 'preflight';
@@ -83,9 +102,14 @@ export interface Report {
   samples: { calibration: number; evaluation: number };
   data: { calibration: string; evaluation: string };
   timings: Timings;
+  /** The numerics of `outputs`, `metrics` and `layers`. */
+  numerics: MainNumerics;
   outputs: OutputReport[];
   /** Task metrics of the first output on the evaluation samples (agreement, cosine; accuracy with labels). */
   metrics?: Metrics;
+  /** The same outputs as deployed on this machine, where that differs from `numerics` (cpu: ort-cpu; webgpu: on the GPU). */
+  deployed?: DeployedReport;
+  host: HostReport;
   layers: LayerReport[];
   weights: WeightReport[];
   /** Nodes left in float and why. */
@@ -108,6 +132,7 @@ export type Metrics = Record<string, number>;
 
 /** How good a model is at one point of a search: output SQNR and task metrics, on the same samples. */
 export interface Quality {
+  numerics: MainNumerics;
   outputSqnr: Db;
   metrics: Metrics;
   samples: number;
@@ -143,6 +168,8 @@ export interface AnalysisReport {
   backend: string;
   recipe: Recipe;
   samples: number;
+  /** The numerics of every figure of the analysis: the baseline, the layers and the sensitivity runs. */
+  numerics: MainNumerics;
   /** The fully quantized model (as exported) against float, on the analysis samples. */
   baseline: Quality;
   layers: LayerReport[];
@@ -172,6 +199,8 @@ export interface RepairChange {
 
 export interface RepairReport {
   target: { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: string; value: number };
+  /** The numerics every measurement of the search was made in. */
+  numerics: MainNumerics;
   met: boolean;
   /** Why the target was not met, or why nothing was changed. */
   reason: string;
@@ -190,6 +219,22 @@ export interface RepairReport {
   };
   runs: number;
   seconds: number;
+}
+
+/** Layers of a run kept out of its activation type: kept in float, or given more bits by an override or a repair. */
+export function higherPrecisionLayers(report: Pick<Report, 'layers' | 'recipe'>): number {
+  return report.layers.filter((l) => l.keptInFloat || (l.type && quantTypeBits(l.type) > quantTypeBits(report.recipe.activationType))).length;
+}
+
+/** What a repair cost, in words: what it moved, against what the run holds in higher precision in all. */
+export function repairCostWords(repair: RepairReport, report: Pick<Report, 'layers' | 'recipe'>): string {
+  const total = higherPrecisionLayers(report);
+  const moved = repair.cost.unitsChanged;
+  const already = total > moved ? `; ${total - moved} already in higher precision in the recipe it repaired` : '';
+  if (moved === 0) return `no layer moved to higher precision by the repair${already}`;
+  const leaving = repair.cost.nodesLeavingIntegerPath;
+  return `${moved} of ${repair.cost.unitsTotal} layers moved to higher precision (${(repair.cost.fraction * 100).toFixed(1)}%), ${repair.cost.sixteenBit} to 16-bit, `
+    + `${leaving.length} node(s) leave the integer path${leaving.length ? ` (${leaving.slice(0, 6).join(', ')}${leaving.length > 6 ? ', …' : ''})` : ''}${already}`;
 }
 
 export function dbToJson(value: number): Db {

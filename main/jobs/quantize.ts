@@ -2,11 +2,13 @@
 // Nothing is written until every stage has succeeded, so a failure or a cancel leaves no files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { dbToJson, type Artifact, type LatencyReport, type LayerReport, type Report } from '../../shared/report';
+import { searchNumerics, type MainNumerics, type Numerics } from '../../shared/numerics';
+import { dbToJson, type Artifact, type DeployedReport, type HostReport, type LatencyReport, type LayerReport, type Metrics, type OutputReport, type Report } from '../../shared/report';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
 import { guessBatchSize, openSource, type Feed, type ImagePreprocess, type InputSpec, type SampleSource } from '../calib/readers';
-import { evaluate } from '../eval/evaluate';
+import { evaluate, type EvaluationResult, type OutputFigures } from '../eval/evaluate';
+import { hostNumerics, webgpuAdapter } from '../eval/numerics';
 import { inputSpecs } from '../eval/session';
 import { writeJsonAtomic } from '../export/atomic';
 import { firstSample, measureLatency } from '../export/latency';
@@ -14,14 +16,15 @@ import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, saveModel } from '../onnx/model';
 import { toNumber } from '../onnx/proto';
 import { convertModel, type Range } from '../quant/convert';
-import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
+import { backendFor, calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../quant/plan';
 import { prepareModel, type Prepared } from '../quant/prepare';
 import { readLabels } from '../eval/metrics';
-import { readSubset, Subset } from '../eval/sensitivity';
+import { readSubset, SEARCH_SAMPLES, Subset } from '../eval/sensitivity';
 import { describeTarget, repair, type Target } from '../quant/mixed-precision';
 import { preflightWithCost } from '../quant/preflight';
 import { lowerWithOnnxRuntime, toQOperator } from '../quant/backends/cpu-lowering';
 import { toIntegerIO } from '../quant/backends/integer-io';
+import { saturationFix } from '../quant/backends/cpu-host';
 import type { onnx } from '../onnx/proto';
 import { pinInputShapes } from '../onnx/edit';
 
@@ -51,8 +54,12 @@ export interface QuantizeJob {
   target?: Target;
   /** Class ids of the evaluation samples (.npy or folder-per-class), for accuracy metrics. */
   labels?: string;
-  /** Evaluation samples the repair search runs on (default 16). */
+  /** Evaluation samples the repair search runs on (default: all of them up to SEARCH_SAMPLES). */
   searchSamples?: number;
+  /** Numerics of the report's layers and outputs (default reference) and of a repair search (default: ort-cpu for cpu, reference for the others). */
+  numerics?: MainNumerics;
+  /** cpu backend on a CPU whose int8 kernels saturate: quantize weights as uint8 so the export is right here (default on). */
+  saturationFix?: boolean;
   onStep?: (message: string) => void;
 }
 
@@ -96,6 +103,23 @@ export function readRanges(file: string): RangesFile {
   return parsed;
 }
 
+/**
+ * The ranges a recipe needs, from a ranges file made by an earlier run. A recipe that keeps a layer
+ * in float leaves the tensors that borrowed its range (data movement after it) to be quantized on
+ * their own: they take the range they borrowed under the same recipe without its overrides.
+ */
+export function rangesFromFile(file: string, view: GraphView, plan: QuantPlan): { doc: RangesFile; ranges: Map<string, Range> } {
+  const doc = readRanges(file);
+  const base = planQuantization(view, { ...plan.recipe, overrides: {}, excludeNodes: [] });
+  const known = withBorrowedRanges(base, new Map(Object.entries(doc.tensors).map(([name, r]) => [name, { min: r.min, max: r.max }])));
+  const needed = calibrationTensors(plan);
+  const missing = needed.filter((t) => !known.has(t.tensor));
+  if (missing.length) {
+    throw new JobError(`${file}: has no range for ${missing.length} tensor(s) this recipe quantizes (${missing.slice(0, 3).map((m) => m.tensor).join(', ')}${missing.length > 3 ? ', …' : ''}); calibrate again without --ranges`);
+  }
+  return { doc, ranges: new Map(needed.map((t) => [t.tensor, known.get(t.tensor)!])) };
+}
+
 /** The float model as the recipe's quantizer sees it; tensor names in a report refer to this model. */
 export function prepareForRecipe(model: onnx.ModelProto, recipe: Recipe): Prepared {
   return prepareModel(model, { forQdq: recipe.kind === 'static' });
@@ -129,13 +153,22 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
 
   backendFor(job.recipe);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
+  const host: HostReport = { ...(await hostNumerics()) };
+  let recipe = job.recipe;
+  if (job.saturationFix !== false) {
+    const fixed = saturationFix(recipe, host);
+    recipe = fixed.recipe;
+    if (fixed.fix) {
+      host.saturationFix = fixed.fix;
+      warn(fixed.fix.words);
+    }
+  }
   const loaded = loadModel(job.model);
-  const prepared = prepareForRecipe(loaded.model, job.recipe);
+  const prepared = prepareForRecipe(loaded.model, recipe);
   const floatModel = prepared.model;
   const view = new GraphView(floatModel);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
-  let plan = planQuantization(view, job.recipe);
-  let recipe = job.recipe;
+  let plan = planQuantization(view, recipe);
   let { preflight: placement, cost: placementCost } = preflightWithCost(view, plan);
   const blocked = placement.nodes.filter((n) => n.placement === 'unsupported');
   if (blocked.length) {
@@ -147,7 +180,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     const opTypes = new Set(plan.backend.opTypes[plan.kind]);
     const candidates = plan.nodes.filter((n) => opTypes.has(n.op) && n.reason);
     const first = candidates.find((n) => ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(n.op)) ?? candidates[0];
-    throw new JobError(`${job.model}: nothing to quantize: ${first ? `${first.op} ${first.node} ${first.reason}` : `no node is one the ${job.recipe.backend} backend quantizes in ${job.recipe.kind} mode`}`);
+    throw new JobError(`${job.model}: nothing to quantize: ${first ? `${first.op} ${first.node} ${first.reason}` : `no node is one the ${recipe.backend} backend quantizes in ${recipe.kind} mode`}`);
   }
   const inputs = inputSpecs(view);
   const batchSize = job.batchSize ?? guessBatchSize(inputs);
@@ -168,17 +201,14 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   if (plan.kind === 'static') {
     const needed = calibrationTensors(plan);
     if (job.ranges) {
-      rangesDoc = readRanges(job.ranges);
-      const missing = needed.filter((t) => !rangesDoc!.tensors[t.tensor]);
-      if (missing.length) {
-        throw new JobError(`${job.ranges}: has no range for ${missing.length} tensor(s) this recipe quantizes (${missing.slice(0, 3).map((m) => m.tensor).join(', ')}${missing.length > 3 ? ', …' : ''}); calibrate again without --ranges`);
-      }
-      if (rangesDoc.method !== job.recipe.method) warn(`ranges from ${job.ranges} were calibrated with ${rangesDoc.method}, not ${job.recipe.method}`);
-      for (const t of needed) ranges.set(t.tensor, rangesDoc.tensors[t.tensor]);
+      const saved = rangesFromFile(job.ranges, view, plan);
+      rangesDoc = saved.doc;
+      if (rangesDoc.method !== recipe.method) warn(`ranges from ${job.ranges} were calibrated with ${rangesDoc.method}, not ${recipe.method}`);
+      for (const [name, r] of saved.ranges) ranges.set(name, r);
       calibrationSamples = rangesDoc.samples;
     } else {
       if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
-      calibrationSource = open(job.calibration, 'calibration', job.recipe.calibrationSamples || undefined);
+      calibrationSource = open(job.calibration, 'calibration', recipe.calibrationSamples || undefined);
       // A repair may re-range tensors with another method from their histograms; min/max keeps
       // none, so it observes through percentile:100, which gives the very same range.
       const observed = job.target ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;
@@ -190,7 +220,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
         tensors[name] = { min: r.min, max: r.max, histogram: r.histogram };
       }
       calibrationSamples = result.samples;
-      rangesDoc = { version: 1, model: path.basename(job.model), method: job.recipe.method, samples: result.samples, tensors };
+      rangesDoc = { version: 1, model: path.basename(job.model), method: recipe.method, samples: result.samples, tensors };
     }
   }
   throwIfAborted(job.signal);
@@ -204,18 +234,27 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       throw new JobError(`target ${describeTarget(job.target)} needs labels: pass --labels (a .npy of class ids or a folder-per-class image folder)`);
     }
     const searchSource = open(evalSpec ?? 'random:8', 'repair search');
-    const { feeds } = await readSubset(searchSource, job.searchSamples ?? 16, batchSize);
+    const { feeds } = await readSubset(searchSource, job.searchSamples ?? Math.min(searchSource.count, SEARCH_SAMPLES), batchSize);
     const subset = await Subset.create(floatModel, feeds, labels);
     const histograms = new Map(Object.entries(rangesDoc?.tensors ?? {}).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
-    const repaired = await repair({ view, floatModel, recipe, plan, ranges, histograms, subset, target: job.target, signal: job.signal, onProgress: job.onProgress, onStep: job.onStep });
+    const repaired = await repair({
+      view, floatModel, recipe, plan, ranges, histograms, subset, target: job.target, numerics: searchNumerics(recipe.backend, job.numerics),
+      signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
+    });
     if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
     plan = repaired.plan;
     recipe = repaired.recipe;
     repairReport = repaired.report;
     for (const [name, r] of repaired.rangeChanges) {
-      ranges.set(name, r);
       rangesDoc!.tensors[name] = { ...rangesDoc!.tensors[name], min: r.min, max: r.max };
       rangesChanged = true;
+    }
+    // Tensors the repaired recipe quantizes on their own, with the range they borrowed before: the
+    // ranges file must hold them too, or a re-run of the written recipe could not convert.
+    for (const t of calibrationTensors(plan)) {
+      const r = repaired.ranges.get(t.tensor)!;
+      ranges.set(t.tensor, r);
+      if (!rangesDoc!.tensors[t.tensor]) rangesDoc!.tensors[t.tensor] = { min: r.min, max: r.max };
     }
     if (rangesChanged) rangesDoc!.method = recipe.method;
     // Where nodes run, and what the repair's float layers cost on the device, for the final plan.
@@ -237,8 +276,10 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   }
   const kept = keptInFloat(view, recipe, new Set(converted.layers.map((l) => l.float)));
   const pairs = [...converted.layers.map((l) => ({ float: l.float, quant: l.quant })), ...kept.map((t) => ({ float: t, quant: t }))];
+  const numerics = job.numerics ?? 'reference';
+  const deployedNumerics = await deployedOn(plan.backend.name, numerics, host);
   const evaluation = await evaluate(floatModel, converted.model, pairs, evalSource,
-    { batchSize, signal: job.signal, onProgress: job.onProgress, labels });
+    { batchSize, signal: job.signal, onProgress: job.onProgress, labels, numerics, deployed: deployedNumerics });
   const tEval = performance.now();
   throwIfAborted(job.signal);
 
@@ -343,8 +384,11 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
       load: Math.round(tLoad - t0), calibrate: Math.round(tCal - tLoad), convert: Math.round(tConv - tCal),
       evaluate: Math.round(tEval - tConv), total: Math.round(performance.now() - t0),
     },
-    outputs: evaluation.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })),
-    metrics: Object.fromEntries(Object.entries(evaluation.metrics).map(([k, v]) => [k, Number(v!.toFixed(5))])),
+    numerics,
+    outputs: outputReports(evaluation),
+    metrics: metricsReport(evaluation),
+    ...(evaluation.deployed ? { deployed: deployedReport(evaluation, host, recipe) } : {}),
+    host,
     layers,
     weights: converted.weights.map((w) => ({ name: w.name, node: w.node, op: w.op, type: w.type, granularity: w.granularity, sqnr: dbToJson(w.sqnr) })),
     float: [
@@ -373,6 +417,47 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   writeJsonAtomic(reportFile, report);
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
   return { report, files };
+}
+
+/**
+ * Where the exported model also runs on this machine as deployed: ONNX Runtime's CPU kernels for the
+ * cpu backend, its WebGPU provider for webgpu where a GPU adapter exists. No other backend's
+ * runtime is here, so none pretends to on-device figures.
+ */
+async function deployedOn(backend: string, numerics: MainNumerics, host: HostReport): Promise<Numerics | undefined> {
+  if (backend === 'cpu') return numerics === 'ort-cpu' ? undefined : 'ort-cpu';
+  if (backend !== 'webgpu') return undefined;
+  const gpu = await webgpuAdapter();
+  if (gpu.available) return 'webgpu';
+  host.webgpu = `no WebGPU adapter on this machine (${gpu.reason}): the figures are reference numerics only`;
+  return undefined;
+}
+
+function outputReports(figures: OutputFigures): OutputReport[] {
+  return figures.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError }));
+}
+
+function metricsReport(figures: OutputFigures): Metrics {
+  return Object.fromEntries(Object.entries(figures.metrics).map(([k, v]) => [k, Number(v!.toFixed(5))]));
+}
+
+/** A gap this large between two numerics of one model is worth a sentence on its cause. */
+const NUMERICS_GAP_DB = 3;
+
+function deployedReport(evaluation: EvaluationResult, host: HostReport, recipe: Recipe): DeployedReport {
+  const deployed = evaluation.deployed!;
+  const worst = (outputs: OutputFigures['outputs']) => Math.min(...outputs.map((o) => o.sqnr));
+  const gap = worst(evaluation.outputs) - worst(deployed.outputs);
+  let note: string | undefined;
+  if (Math.abs(gap) > NUMERICS_GAP_DB) {
+    const by = `${deployed.numerics} is ${Math.abs(gap).toFixed(1)} dB ${gap > 0 ? 'below' : 'above'} ${evaluation.numerics}`;
+    note = deployed.numerics === 'webgpu'
+      ? `${by}: the WebGPU provider runs Q/DQ and the float ops in its own shaders, and the difference is that runtime's arithmetic.`
+      : host.int8Saturates && recipe.weightType === 'int8'
+        ? `${by}: ${host.cpu}'s fused u8×s8 kernels saturate pairs of products (no VNNI); quantize with uint8 weights (the saturation fix) or deploy with session.x64quantprecision=1.`
+        : `${by}: ONNX Runtime's fused kernels requantize in integer arithmetic and replace ops such as Softmax and Sigmoid by integer versions with their own rounding.`;
+  }
+  return { numerics: deployed.numerics, outputs: outputReports(deployed), metrics: metricsReport(deployed), samples: evaluation.samples, ...(note ? { note } : {}) };
 }
 
 async function firstFeed(source: SampleSource, inputs: InputSpec[]) {

@@ -17,6 +17,8 @@ export class LoweringError extends Error {}
  */
 export async function lowerWithOnnxRuntime(model: onnx.ModelProto, file: string): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  // The first file of the export: its folder may not exist yet, as for every other artifact.
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   try {
     const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: tmp });
     await session.release();
