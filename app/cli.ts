@@ -5,11 +5,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { startServer } from './serve';
 import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
-import { formatDb, type Db, type LayerReport } from '../shared/report';
+import { MAIN_NUMERICS, hostWords, type MainNumerics, type Numerics } from '../shared/numerics';
+import { formatDb, repairCostWords, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type Report } from '../shared/report';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Granularity, type QuantKind, type QuantType, type Recipe } from '../shared/recipe';
 import { CancelledError, type Progress } from '../main/calib/calibrate';
 import { guessBatchSize, openSource, type ImagePreprocess } from '../main/calib/readers';
-import { evaluate } from '../main/eval/evaluate';
+import { evaluate, type OutputFigures } from '../main/eval/evaluate';
+import { hostNumerics } from '../main/eval/numerics';
 import { pairsFromQdq } from '../main/eval/pairs';
 import { inputSpecs } from '../main/eval/session';
 import { inspectModel } from '../main/onnx/inspect';
@@ -37,6 +39,7 @@ commands:
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
+           [--numerics reference|ort-cpu] [--no-saturation-fix]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
@@ -44,16 +47,22 @@ commands:
       and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU;
       with a target: first re-ranges tensors by another calibration method from the saved histograms, then
       moves the fewest layers to 16-bit (or float, where the backend allows) until the target holds on N
-      evaluation samples (--subset, default 16)
+      evaluation samples (--subset, default: all of them up to 32)
+      figures are in reference numerics (the QDQ graph as written); the cpu backend also shows ort-cpu, the
+      exported model in ONNX Runtime's fused kernels on this machine, and searches in it; --numerics overrides.
+      On a CPU whose int8 kernels saturate (x86 without VNNI) the cpu backend quantizes weights as uint8 so the
+      export is right there; --no-saturation-fix keeps int8
   preflight MODEL --backend NAME [--preset NAME] [--recipe FILE] [--exclude NODE,...] [--override ...] [--nodes] [--json]
       before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
       fallback) and why; with --exclude/--override, what that costs
   analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
-          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--report FILE] [--top N] [--json]
-      local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default 16):
+          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--numerics reference|ort-cpu]
+          [--report FILE] [--top N] [--json]
+      local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
       each of the --candidates layers with the worst local SQNR alone in float and alone quantized
-  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--json] [--top N]
-      per-layer and output SQNR of any float/QDQ pair, including other tools' models
+  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N]
+      per-layer and output SQNR of any float/QDQ pair, including other tools' models; the outputs also as
+      ONNX Runtime's CPU kernels run them on this machine
   backends [--json]
       the backends and what each supports
   serve [--port N]
@@ -236,6 +245,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' },
     ...PREPROCESS_OPTIONS,
     'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, subset: { type: 'string' },
+    numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
   const target = targetFrom(v);
@@ -252,6 +262,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
       target, labels: v.labels as string | undefined, searchSamples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
+      numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'],
       onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${m}\n`),
     });
     const r = outcome.report;
@@ -260,10 +271,16 @@ async function cmdQuantize(args: string[]): Promise<void> {
       return;
     }
     const top = positiveInt(v.top as string | undefined, '--top');
-    process.stdout.write(`${layerTable(r.layers, top)}\n\n`);
-    for (const o of r.outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
-    if (r.metrics && Object.keys(r.metrics).length) process.stdout.write(`metrics: ${Object.entries(r.metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(', ')}\n`);
-    if (r.repair) process.stdout.write(repairSummary(r.repair));
+    process.stdout.write(`per-layer SQNR in ${r.numerics} numerics on ${r.samples.evaluation} evaluation samples:\n${layerTable(r.layers, top)}\n\n`);
+    process.stdout.write(outputLines(r.outputs, r.metrics, r.numerics));
+    if (r.deployed) {
+      process.stdout.write(outputLines(r.deployed.outputs, r.deployed.metrics, r.deployed.numerics, ', as deployed on this machine'));
+      if (r.deployed.note) process.stdout.write(`  ${r.deployed.note}\n`);
+    }
+    process.stdout.write(`host: ${hostWords(r.host, r.backend)}\n`);
+    if (r.host.saturationFix) process.stdout.write(`  ${r.host.saturationFix.words}\n`);
+    if (r.host.webgpu) process.stdout.write(`  ${r.host.webgpu}\n`);
+    if (r.repair) process.stdout.write(repairSummary(r.repair, r));
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);
@@ -292,13 +309,15 @@ async function cmdPreflight(args: string[]): Promise<void> {
     json: { type: 'boolean' }, nodes: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('preflight takes one MODEL');
-  const outcome = preflightModel(positionals[0], buildRecipe(v));
+  const recipe = buildRecipe(v);
+  const outcome = preflightModel(positionals[0], recipe);
+  const host = await hostNumerics();
   if (v.json) {
-    process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...outcome, host }, null, 2) + '\n');
     return;
   }
   const p = outcome.preflight;
-  const lines = [preflightSummary(p), ''];
+  const lines = [preflightSummary(p), `host: ${hostWords(host, recipe.backend)}`, ''];
   const ops = Object.entries(p.byOp).sort((a, b) => a[0].localeCompare(b[0]));
   const width = Math.max(8, ...ops.map(([op]) => op.length));
   lines.push(`${pad('op', width)}  quantized  ${pad(`on ${p.device}`, 14)}  cpu  unsupported`);
@@ -334,17 +353,27 @@ function targetFrom(v: Flags): Target | undefined {
   return undefined;
 }
 
-function qualityLine(q: RepairReport['before']): string {
-  return `output ${formatDb(q.outputSqnr)} dB${Object.entries(q.metrics).map(([k, x]) => `, ${k} ${x.toFixed(4)}`).join('')}`;
+function qualityLine(q: Quality): string {
+  return `output ${formatDb(q.outputSqnr)} dB${Object.entries(q.metrics).map(([k, x]) => `, ${k} ${x.toFixed(4)}`).join('')} (${q.numerics}, ${q.samples} samples)`;
 }
 
-function repairSummary(r: RepairReport): string {
+function outputLines(outputs: OutputReport[], metrics: Metrics | undefined, numerics: Numerics, where = ''): string {
+  const lines = outputs.map((o) => `output ${o.name}: SQNR ${formatDb(o.sqnr)} dB in ${numerics} numerics${where} (max abs error ${o.maxAbsError.toPrecision(3)})`);
+  if (metrics && Object.keys(metrics).length) lines.push(`metrics (${numerics}): ${Object.entries(metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(', ')}`);
+  return lines.join('\n') + '\n';
+}
+
+function numericsFrom(v: Flags): MainNumerics | undefined {
+  if (v.numerics === undefined) return undefined;
+  if (!MAIN_NUMERICS.includes(v.numerics as MainNumerics)) throw new UsageError(`--numerics must be one of ${MAIN_NUMERICS.join(', ')}`);
+  return v.numerics as MainNumerics;
+}
+
+function repairSummary(r: RepairReport, report: Report): string {
   const target = r.target.kind === 'sqnr' ? `output SQNR ≥ ${r.target.value} dB` : `${r.target.metric} ≥ ${r.target.value}`;
-  const lines = [`repair (${target}): ${r.met ? 'met' : 'NOT met'} — ${r.reason}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
-  for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${c.name} (${c.op} ${c.node}): ${c.why}`);
-  if (r.changes.length) {
-    lines.push(`  cost: ${r.cost.unitsChanged} of ${r.cost.unitsTotal} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.sixteenBit} to 16-bit, ${r.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path${r.cost.nodesLeavingIntegerPath.length ? ` (${r.cost.nodesLeavingIntegerPath.slice(0, 6).join(', ')}${r.cost.nodesLeavingIntegerPath.length > 6 ? ', …' : ''})` : ''}`);
-  }
+  const lines = [`repair (${target}, measured in ${r.numerics}): ${r.met ? 'met' : 'NOT met'} — ${r.reason}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
+  for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${c.name}${c.node ? ` (${c.op} ${c.node})` : ''}: ${c.why}`);
+  lines.push(`  cost: ${repairCostWords(r, report)}`);
   lines.push(`  search: ${r.runs} runs on ${r.before.samples} samples, ${r.seconds.toFixed(1)} s`);
   return lines.join('\n') + '\n';
 }
@@ -368,6 +397,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
     calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
     subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
     batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    numerics: { type: 'string' },
     ...PREPROCESS_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('analyze takes one MODEL');
@@ -379,7 +409,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
   try {
     const r = await analyze({
       model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
-      ranges: v.ranges as string | undefined, labels: v.labels as string | undefined, metric: v.metric as string | undefined,
+      ranges: v.ranges as string | undefined, labels: v.labels as string | undefined, metric: v.metric as string | undefined, numerics: numericsFrom(v),
       samples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
       candidates: positiveInt(v.candidates as string | undefined, '--candidates') || undefined,
       batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report as string | undefined,
@@ -391,7 +421,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
       return;
     }
     process.stdout.write(`${analysisTable(r, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
-    process.stdout.write(`all quantized: ${qualityLine(r.baseline)} on ${r.samples} samples\n`);
+    process.stdout.write(`all quantized: ${qualityLine(r.baseline)}\n`);
     if (r.firstDrop) process.stdout.write(`cumulative SQNR first drops sharply at ${r.firstDrop.name} (${r.firstDrop.node}): ${formatDb(r.firstDrop.from)} → ${formatDb(r.firstDrop.to)} dB\n`);
     process.stdout.write(`worst local SQNR: ${r.worstLocal.join(', ')}\n`);
     process.stdout.write(`${r.sensitivity.length} layers, ${r.sensitivity.length - r.skipped} measured one by one, ${r.runs} runs; time: prepare ${sec(r.timings.prepare)}, evaluate ${sec(r.timings.evaluate)}, sensitivity ${sec(r.timings.sensitivity)}, total ${sec(r.timings.total)}\n`);
@@ -446,7 +476,9 @@ async function cmdInspect(args: string[]): Promise<void> {
 }
 
 async function cmdEval(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' } });
+  const { values: v, positionals } = parse(args, {
+    data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' }, numerics: { type: 'string' },
+  });
   if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
   if (!v.data) throw new UsageError('eval needs --data SOURCE');
   const floatModel = loadModel(positionals[0]);
@@ -456,17 +488,24 @@ async function cmdEval(args: string[]): Promise<void> {
   const inputs = inputSpecs(floatView);
   const source = openSource(v.data as string, inputs);
   for (const w of source.warnings) process.stderr.write(`warning: ${w}\n`);
+  const numerics = numericsFrom(v) ?? 'reference';
   const result = await evaluate(floatModel.model, quantModel.model, pairs, source, {
     batchSize: positiveInt(v.batch as string | undefined, '--batch') || guessBatchSize(inputs), onProgress: progressPrinter(Boolean(v.quiet || v.json)),
+    numerics, ...(numerics === 'ort-cpu' ? {} : { deployed: 'ort-cpu' as const }),
   });
   const layers = pairs.map((p) => ({ name: p.float, node: p.node, op: p.op, index: p.index, sqnr: dbToJson(result.layers.get(p.float)!.sqnr) }));
-  const outputs = result.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError }));
+  const figures = (f: OutputFigures) => ({ numerics: f.numerics, outputs: f.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })) });
+  const main = figures(result);
+  const deployed = result.deployed && figures(result.deployed);
   if (v.json) {
-    process.stdout.write(JSON.stringify({ tool: TOOL, float: path.resolve(positionals[0]), quantized: path.resolve(positionals[1]), samples: result.samples, outputs, layers }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({
+      tool: TOOL, float: path.resolve(positionals[0]), quantized: path.resolve(positionals[1]), samples: result.samples, ...main, ...(deployed ? { deployed } : {}), layers,
+    }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(`${layerTable(layers, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
-  for (const o of outputs) process.stdout.write(`output ${o.name}: SQNR ${formatDb(o.sqnr)} dB (max abs error ${o.maxAbsError.toPrecision(3)})\n`);
+  process.stdout.write(`per-layer SQNR in ${numerics} numerics:\n${layerTable(layers, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
+  process.stdout.write(outputLines(main.outputs, undefined, main.numerics));
+  if (deployed) process.stdout.write(outputLines(deployed.outputs, undefined, deployed.numerics, ', as deployed on this machine'));
   process.stdout.write(`${layers.length} QDQ tensors matched; ${result.samples} samples\n`);
 }
 

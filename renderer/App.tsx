@@ -1,7 +1,8 @@
 import { useEffect } from 'react';
 import type { StudioApi } from '../shared/ipc';
 import { useStudio } from './context';
-import { bytes, db } from './format';
+import { figureLabel, NUMERICS_WORDS } from '../shared/numerics';
+import { bytes, outputsText } from './format';
 import { ConfigureScreen } from './screens/ConfigureScreen';
 import { ExportScreen } from './screens/ExportScreen';
 import { ImportScreen } from './screens/ImportScreen';
@@ -24,10 +25,20 @@ function Summary() {
   const model = useStudio((s) => s.model);
   const current = useStudio((s) => s.current);
   const report = current?.report;
+  const deployed = report?.deployed;
   return (
     <dl className="summary" aria-label="Current run">
       <div><dt>Model</dt><dd title={model?.file}>{model?.name ?? '—'}</dd></div>
-      <div><dt>Output SQNR</dt><dd data-testid="output-sqnr">{report ? report.outputs.map((o) => `${db(o.sqnr)} dB`).join(', ') : '—'}</dd></div>
+      <div>
+        <dt>Output SQNR{report && <span className="numerics" data-testid="output-numerics" title={NUMERICS_WORDS[report.numerics]}> {report.numerics}</span>}</dt>
+        <dd data-testid="output-sqnr" title={report ? figureLabel(report.numerics, report.samples.evaluation) : undefined}>{report ? outputsText(report.outputs) : '—'}</dd>
+      </div>
+      {deployed && (
+        <div title={deployed.note ?? NUMERICS_WORDS[deployed.numerics]}>
+          <dt>As deployed<span className="numerics" data-testid="deployed-numerics"> {deployed.numerics}</span></dt>
+          <dd data-testid="deployed-sqnr">{outputsText(deployed.outputs)}</dd>
+        </div>
+      )}
       <div><dt>Size</dt><dd>{report ? `${bytes(report.sizes.floatBytes)} → ${bytes(report.sizes.quantizedBytes)}` : model ? bytes(model.bytes) : '—'}</dd></div>
     </dl>
   );

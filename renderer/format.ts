@@ -1,4 +1,4 @@
-import type { Db } from '../shared/report';
+import type { Db, OutputReport } from '../shared/report';
 
 /** Decimal units, as the command line prints them, so the two agree on a model's size. */
 export function bytes(n: number): string {
@@ -9,6 +9,11 @@ export function bytes(n: number): string {
 
 export function db(v: Db | undefined): string {
   return v === undefined ? '—' : v === 'inf' ? 'inf' : `${v.toFixed(2)}`;
+}
+
+/** The output SQNR of a run, one figure per output. */
+export function outputsText(outputs: readonly Pick<OutputReport, 'sqnr'>[]): string {
+  return outputs.map((o) => `${db(o.sqnr)} dB`).join(', ');
 }
 
 export function count(n: number): string {

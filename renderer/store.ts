@@ -7,6 +7,7 @@ import {
   runStages, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary, type PreprocessSpec,
   type RepairMetric, type RepairTarget, type RunRequest, type RunResult, type Stage, type StudioApi,
 } from '../shared/ipc';
+import type { MainNumerics } from '../shared/numerics';
 import type { QuantType, Recipe } from '../shared/recipe';
 import type { AnalysisReport, Report } from '../shared/report';
 
@@ -40,6 +41,12 @@ export interface DataConfig {
 
 export interface ConfigSlice {
   recipe: Recipe;
+  /** Numerics of the run's figures; undefined: the default (reference, with the cpu backend's deployed ort-cpu beside it). */
+  numerics?: MainNumerics;
+  /** cpu backend on a CPU whose int8 kernels saturate: uint8 weights so the export is right here. */
+  saturationFix: boolean;
+  setNumerics(numerics: MainNumerics | undefined): void;
+  setSaturationFix(on: boolean): void;
   /** The preset the recipe came from, until an advanced option changes it. */
   preset?: string;
   data: DataConfig;
@@ -217,6 +224,9 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
 
 const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> => (set, get) => ({
   recipe: recipeFor(DEFAULT_BACKEND.name),
+  saturationFix: true,
+  setNumerics: (numerics) => set({ numerics }),
+  setSaturationFix: (saturationFix) => set({ saturationFix }),
   preset: DEFAULT_BACKEND.presets[0].name,
   data: { kind: 'images', path: '', randomCount: 16, preprocess: {} },
   chooseBackend: (name, preset) => {
@@ -280,12 +290,18 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
       if (!model) return;
       const recipe = options.repair?.of.report.recipe ?? options.recipe ?? get().recipe;
       const request: RunRequest = { model: model.file, recipe };
+      const parent = options.fromRun ?? options.repair?.of.runId;
+      // A re-run or a repair measures as the run it derives from did, so the two compare.
+      const root = parent ? rootRequest(get().history, parent) : undefined;
+      const numerics = root ? root.numerics : get().numerics;
+      if (numerics) request.numerics = numerics;
+      const saturationFix = root ? root.saturationFix : get().saturationFix;
+      if (saturationFix === false) request.saturationFix = false;
       if (options.fromRun) request.fromRun = options.fromRun;
       else if (options.repair) {
         // The samples of the run being repaired, so before and after compare.
-        const first = rootRequest(get().history, options.repair.of.runId);
-        if (first?.calibration) request.calibration = first.calibration;
-        if (first?.preprocess) request.preprocess = first.preprocess;
+        if (root?.calibration) request.calibration = root.calibration;
+        if (root?.preprocess) request.preprocess = root.preprocess;
         request.target = options.repair.target;
       } else {
         const source = dataSource(data);

@@ -2,6 +2,7 @@
 // `StudioApi`; the Electron preload, the browser host's HTTP client and the test host implement it.
 // Each request channel has a payload validator that the hosts run before the engine sees anything:
 // a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
+import { MAIN_NUMERICS, type HostNumerics, type MainNumerics } from './numerics';
 import type { Preflight } from './preflight';
 import type { AnalysisReport, Report, LayerReport } from './report';
 import { validateRecipe, type Recipe } from './recipe';
@@ -56,6 +57,8 @@ export interface PlanSummary {
   reasons: Array<{ placement: string; reason: string; count: number; example: string }>;
   /** Refusals of the recipe by the backend, in words; empty when it can run. */
   problems: string[];
+  /** This machine's int8 arithmetic, and what it means for the backend's figures. */
+  host: HostNumerics;
 }
 
 export interface PreviewRequest {
@@ -85,6 +88,10 @@ export interface RunRequest {
   fromRun?: string;
   /** Automatic repair: re-choose calibration methods, then move the fewest layers to higher precision, until this holds. */
   target?: RepairTarget;
+  /** Numerics of the run's figures (default reference; the cpu backend's deployed figures are ort-cpu either way). */
+  numerics?: MainNumerics;
+  /** cpu backend on a CPU whose int8 kernels saturate: uint8 weights so the export is right here (default on). */
+  saturationFix?: boolean;
 }
 
 /** Task metrics a repair can target; the engine's list (main/eval/metrics.ts), pinned equal by a unit test. */
@@ -274,13 +281,15 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     preprocess('data:preview', o.preprocess);
   },
   'run:start': (v) => {
-    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target']);
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix']);
     text('run:start', o.model, 'model');
     recipe('run:start', o.recipe);
     text('run:start', o.calibration, 'calibration', true);
     preprocess('run:start', o.preprocess);
     text('run:start', o.fromRun, 'fromRun', true);
     target('run:start', o.target);
+    if (o.numerics !== undefined && !MAIN_NUMERICS.includes(o.numerics as MainNumerics)) fail('run:start', `"numerics" must be one of ${MAIN_NUMERICS.join(', ')}`);
+    if (o.saturationFix !== undefined && typeof o.saturationFix !== 'boolean') fail('run:start', '"saturationFix" must be true or false');
   },
   'run:analyze': (v) => text('run:analyze', object('run:analyze', v, ['runId']).runId, 'runId'),
   'run:cancel': (v) => text('run:cancel', object('run:cancel', v, ['runId']).runId, 'runId'),

@@ -2,6 +2,7 @@
 // as inline SVG, so that it opens anywhere and can be attached to a ticket or a review.
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
+import { figureLabel, hostWords } from '../../shared/numerics';
 import { formatDb, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -50,7 +51,9 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 </style></head><body>
 <h1>${esc(path.basename(report.model.file))} → ${esc(report.backend)} ${esc(r.kind)}</h1>
 <table>
-${row(['Output SQNR', report.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>')])}
+${row([`Output SQNR, ${esc(figureLabel(report.numerics, report.samples.evaluation))}`, report.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>')])}
+${report.deployed ? row([`As deployed, ${esc(figureLabel(report.deployed.numerics, report.deployed.samples))}`, report.deployed.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>') + (report.deployed.note ? `<br>${esc(report.deployed.note)}` : '')]) : ''}
+${row(['This machine', esc([hostWords(report.host, report.backend), report.host.saturationFix?.words, report.host.webgpu].filter(Boolean).join(' '))])}
 ${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
 ${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}`)])}
 ${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
@@ -58,7 +61,7 @@ ${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]
 ${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}
 ${row(['Time', esc(`load ${report.timings.load} ms, calibrate ${report.timings.calibrate} ms, convert ${report.timings.convert} ms, evaluate ${report.timings.evaluate} ms`)])}
 </table>
-<h2>Per-layer SQNR (${report.layers.length} quantized tensors, graph order)</h2>
+<h2>Per-layer SQNR (${report.layers.length} quantized tensors, graph order; ${esc(figureLabel(report.numerics, report.samples.evaluation))})</h2>
 ${chart(report)}
 <h2>Worst layers</h2>
 <table><tr><th>tensor</th><th>op</th><th>SQNR dB</th><th>weight SQNR dB</th><th>scale</th><th>zero point</th><th>range</th></tr>

@@ -17,6 +17,7 @@ import type { Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
 import { CancelledError, type Progress } from '../calib/calibrate';
 import { openSource } from '../calib/readers';
+import { hostNumerics } from '../eval/numerics';
 import { inputSpecs } from '../eval/session';
 import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
@@ -144,11 +145,12 @@ export class StudioService {
     }
   }
 
-  plan(model: string, recipe: Recipe): PlanSummary {
+  async plan(model: string, recipe: Recipe): Promise<PlanSummary> {
     const backend = findBackend(recipe.backend);
     if (!backend) throw new StudioError(`unknown backend "${recipe.backend}"`);
+    const host = await hostNumerics();
     const problems = recipeProblems(backend, recipe);
-    if (problems.length) return { backend: backend.name, reasons: [], problems };
+    if (problems.length) return { backend: backend.name, reasons: [], problems, host };
     const { nodes, ...preflight } = preflightModel(model, recipe).preflight;
     const reasons = new Map<string, PlanSummary['reasons'][number]>();
     for (const n of nodes) {
@@ -159,7 +161,7 @@ export class StudioService {
       entry.count++;
       reasons.set(key, entry);
     }
-    return { backend: backend.name, preflight, reasons: [...reasons.values()].sort((a, b) => b.count - a.count), problems: preflight.problems };
+    return { backend: backend.name, preflight, reasons: [...reasons.values()].sort((a, b) => b.count - a.count), problems: preflight.problems, host };
   }
 
   async preview(request: PreviewRequest): Promise<InputPreview> {
@@ -277,7 +279,7 @@ export class StudioService {
     this.options.emit({ runId: id, type: 'analysis-started', of: runId });
     const job = analyze({
       model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess,
-      signal: controller.signal, onProgress,
+      numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
       (analysis): JobEvent => (controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'analyzed', of: runId, analysis }),
       (err: Error): JobEvent => (err instanceof CancelledError || controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'failed', stage: state.stage, message: err.message }),
@@ -295,6 +297,7 @@ export class StudioService {
       const outcome = await quantize({
         model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
         out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
+        numerics: run.request.numerics, saturationFix: run.request.saturationFix,
       });
       if (run.controller.signal.aborted) throw new CancelledError();
       run.outcome = outcome;

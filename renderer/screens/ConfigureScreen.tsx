@@ -1,5 +1,6 @@
 import { useEffect } from 'react';
 import { BACKENDS, findBackend } from '../../shared/backends';
+import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataKind } from '../store';
@@ -109,6 +110,11 @@ export function ConfigureScreen() {
   const data = useStudio((s) => s.data);
   const refreshPlan = useStudio((s) => s.refreshPlan);
   const model = useStudio((s) => s.model);
+  const numerics = useStudio((s) => s.numerics);
+  const setNumerics = useStudio((s) => s.setNumerics);
+  const saturationFix = useStudio((s) => s.saturationFix);
+  const setSaturationFix = useStudio((s) => s.setSaturationFix);
+  const saturates = useStudio((s) => Boolean(s.plan?.host.int8Saturates)) && recipe.backend === 'cpu' && recipe.kind !== 'weight-only';
   useEffect(() => {
     void refreshPlan();
   }, [model, refreshPlan]);
@@ -165,6 +171,27 @@ export function ConfigureScreen() {
             <input id="cfg-ops" type="text" defaultValue={recipe.opTypes.join(', ')} key={`ops-${recipe.backend}-${recipe.kind}`} spellCheck={false}
               onBlur={(e) => setRecipe({ opTypes: e.target.value.split(/[,\s]+/).filter(Boolean) })} />
           </div>
+          <div className="field">
+            <label htmlFor="cfg-reduce-range" title={refusal(recipe, { reduceRange: !recipe.reduceRange })}>
+              <input id="cfg-reduce-range" type="checkbox" checked={recipe.reduceRange} disabled={Boolean(refusal(recipe, { reduceRange: !recipe.reduceRange }))}
+                onChange={(e) => setRecipe({ reduceRange: e.target.checked })} /> 7-bit weights (reduce-range)
+            </label>
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-numerics">Figures measured in</label>
+            <select id="cfg-numerics" value={numerics ?? ''} onChange={(e) => setNumerics((e.target.value || undefined) as MainNumerics | undefined)}>
+              <option value="">{recipe.backend === 'cpu' ? 'reference, and ort-cpu as deployed' : 'reference'} (default)</option>
+              {MAIN_NUMERICS.map((n) => <option key={n} value={n} title={NUMERICS_WORDS[n]}>{n}</option>)}
+            </select>
+          </div>
+          {saturates && (
+            <div className="field wide">
+              <label htmlFor="cfg-saturation-fix">
+                <input id="cfg-saturation-fix" type="checkbox" checked={saturationFix} onChange={(e) => setSaturationFix(e.target.checked)} /> uint8 weights, so the model is right on this CPU
+              </label>
+              <p className="muted small">This CPU's fused int8 kernels saturate u8×s8 products (no VNNI). Off: int8 weights, to deploy elsewhere or with session.x64quantprecision=1.</p>
+            </div>
+          )}
           <div className="field wide">
             <label htmlFor="cfg-exclude">Nodes kept in float</label>
             <input id="cfg-exclude" type="text" defaultValue={recipe.excludeNodes.join(', ')} spellCheck={false}

@@ -1,5 +1,6 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
+import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
 import type { LayerReport } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
@@ -92,6 +93,7 @@ export function InspectScreen() {
     <section className="screen inspect" aria-labelledby="inspect-title" data-run={current.runId}>
       <div className="toolbar">
         <h2 id="inspect-title">Per-layer SQNR</h2>
+        <span className="muted" data-testid="layer-numerics" title={NUMERICS_WORDS[current.report.numerics]}>{figureLabel(current.report.numerics, current.report.samples.evaluation)}</span>
         <div className="segmented" role="radiogroup" aria-label="Order of the bars">
           <label><input type="radio" name="sort" checked={sort === 'graph'} onChange={() => setSort('graph')} />graph order</label>
           <label><input type="radio" name="sort" checked={sort === 'worst'} onChange={() => setSort('worst')} />worst first</label>
@@ -116,7 +118,7 @@ export function InspectScreen() {
           <ul className="legend" aria-label="Op types">
             {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}
           </ul>
-          {current.report.repair && <RepairSection repair={current.report.repair} />}
+          {current.report.repair && <RepairSection repair={current.report.repair} report={current.report} />}
           {analysis && <AnalysisSection analysis={analysis} />}
           <table className="grid worst">
             <caption>Worst layers</caption>

@@ -1,7 +1,8 @@
 // The Inspect screen's analysis, repair and run-history sections. They read the store only; the
 // engine does the work (analysis and repair are jobs of the studio service).
 import { REPAIR_METRICS, type RepairMetric } from '../../shared/ipc';
-import type { AnalysisReport, Db, RepairReport } from '../../shared/report';
+import { figureLabel } from '../../shared/numerics';
+import { higherPrecisionLayers, repairCostWords, type AnalysisReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -77,7 +78,7 @@ export function AnalysisSection({ analysis }: { analysis: AnalysisReport }) {
       </p>
       <p data-testid="worst-local">Worst local SQNR (their own quantization, exact inputs): {analysis.worstLocal.map((n, i) => <span key={n}>{i ? ', ' : ''}{link(n)}</span>)}.</p>
       <table className="grid ranking" data-testid="ranking">
-        <caption>Sensitivity: output SQNR with only that layer in float (baseline {db(analysis.baseline.outputSqnr)} dB; {analysis.skipped} layers skipped as unable to matter)</caption>
+        <caption>Sensitivity: output SQNR with only that layer in float (baseline <span data-testid="analysis-baseline">{db(analysis.baseline.outputSqnr)} dB</span>, {figureLabel(analysis.numerics, analysis.samples)}; {analysis.skipped} layers skipped as unable to matter)</caption>
         <thead><tr><th className="num">#</th><th>layer</th><th>op</th><th className="num">only in float dB</th><th className="num">only quantized dB</th><th className="num">local dB</th></tr></thead>
         <tbody>
           {rows.map((r) => (
@@ -125,16 +126,17 @@ export function RepairControl() {
   );
 }
 
-function quality(q: RepairReport['before']): string {
+function quality(q: Quality): string {
   return `${db(q.outputSqnr)} dB${Object.entries(q.metrics).filter(([k]) => k === 'top1-agreement' || k === 'accuracy' || k === 'cosine').map(([k, v]) => `, ${k} ${v.toFixed(3)}`).join('')}`;
 }
 
+
+
 const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' : action.startsWith('method:') ? `calibration method → ${action.slice(7)}` : `activations to ${action}`);
 
-export function RepairSection({ repair }: { repair: RepairReport }) {
+export function RepairSection({ repair, report }: { repair: RepairReport; report: Report }) {
   const select = useStudio((s) => s.selectLayer);
-  const layers = useStudio((s) => s.current?.report.layers);
-  const known = new Set(layers?.map((l) => l.name));
+  const known = new Set(report.layers.map((l) => l.name));
   const target = repair.target.kind === 'sqnr' ? `output SQNR ≥ ${repair.target.value} dB` : `${repair.target.metric} ≥ ${repair.target.value}`;
   return (
     <section className="repair" aria-labelledby="repair-title" data-testid="repair-result">
@@ -143,9 +145,9 @@ export function RepairSection({ repair }: { repair: RepairReport }) {
       <dl className="facts compact">
         <div><dt>Before</dt><dd data-testid="repair-before">{quality(repair.before)}</dd></div>
         <div><dt>After</dt><dd data-testid="repair-after">{quality(repair.after)}</dd></div>
-        <div><dt>Cost</dt><dd>{repair.cost.unitsChanged === 0 ? 'no layer in higher precision'
-          : `${repair.cost.unitsChanged} of ${repair.cost.unitsTotal} layers in higher precision (${(repair.cost.fraction * 100).toFixed(1)}%), ${repair.cost.sixteenBit} to 16-bit, ${repair.cost.nodesLeavingIntegerPath.length} node(s) leave the integer path`}</dd></div>
-        <div><dt>Search</dt><dd>{repair.runs} runs on {repair.before.samples} samples, {repair.seconds.toFixed(1)} s</dd></div>
+        <div><dt>Measured in</dt><dd data-testid="repair-numerics">{figureLabel(repair.numerics, repair.before.samples)}</dd></div>
+        <div><dt>Cost</dt><dd data-testid="repair-cost">{repairCostWords(repair, report)}</dd></div>
+        <div><dt>Search</dt><dd>{repair.runs} runs, {repair.seconds.toFixed(1)} s</dd></div>
       </dl>
       {repair.changes.length > 0 && (
         <table className="grid" data-testid="repair-changes">
@@ -175,9 +177,8 @@ export function configSummary(entry: HistoryEntry): string {
   return `${r.backend} ${types} ${r.method}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
 }
 
-function outputSqnr(entry: HistoryEntry): Db {
-  const values = entry.result.report.outputs.map((o) => o.sqnr);
-  return values.reduce<Db>((a, b) => (a === 'inf' ? b : b === 'inf' ? a : Math.min(a, b)), 'inf');
+function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
+  return outputs.map((o) => o.sqnr).reduce<Db>((a, b) => (a === 'inf' ? b : b === 'inf' ? a : Math.min(a, b)), 'inf');
 }
 
 function taskMetric(entry: HistoryEntry): string {
@@ -185,11 +186,6 @@ function taskMetric(entry: HistoryEntry): string {
   if (!m) return '—';
   const key = ['accuracy', 'top1-agreement', 'argmax-agreement'].find((k) => m[k] !== undefined);
   return key ? `${key} ${m[key].toFixed(3)}` : '—';
-}
-
-/** Layers the run keeps out of 8-bit: float overrides, and 16-bit or float moves of a repair. */
-function higherPrecision(entry: HistoryEntry): number {
-  return entry.result.report.layers.filter((l) => l.keptInFloat || (l.type && /16/.test(l.type))).length;
 }
 
 export function HistoryTable() {
@@ -204,21 +200,25 @@ export function HistoryTable() {
     <table className="grid history" data-testid="history">
       <caption>Runs of this session: pick one to show, another to outline under it</caption>
       <thead>
-        <tr><th>run</th><th>configuration</th><th className="num">output SQNR dB</th><th>task metric</th><th className="num">size</th><th className="num">higher precision</th><th>show</th><th>outline</th></tr>
+        <tr><th>run</th><th>configuration</th><th className="num">output SQNR dB</th><th className="num">as deployed dB</th><th>task metric</th><th className="num">size</th><th className="num">higher precision</th><th>show</th><th>outline</th></tr>
       </thead>
       <tbody>
         {history.map((h) => {
           const id = h.result.runId;
-          const repair = h.result.report.repair;
+          const report = h.result.report;
+          const repair = report.repair;
           return (
             <tr key={id} data-run={id} className={id === current?.runId ? 'selected' : ''}>
               <td>{id}</td>
               <td>{configSummary(h)}</td>
-              <td className="num">{db(outputSqnr(h))}</td>
+              <td className="num" title={figureLabel(report.numerics, report.samples.evaluation)}>{db(worstOutput(report.outputs))} <span className="muted small">{report.numerics}</span></td>
+              <td className="num" title={report.deployed ? figureLabel(report.deployed.numerics, report.deployed.samples) : 'no runtime of this backend on this machine'}>
+                {report.deployed ? <>{db(worstOutput(report.deployed.outputs))} <span className="muted small">{report.deployed.numerics}</span></> : '—'}
+              </td>
               <td>{taskMetric(h)}</td>
-              <td className="num">{bytes(h.result.report.sizes.quantizedBytes)}</td>
-              <td className="num" title="layers kept in float or at 16 bits; for a repair, what it changed">
-                {higherPrecision(h)}{repair ? ` (repair: ${repair.changes.length} change${repair.changes.length === 1 ? '' : 's'})` : ''}
+              <td className="num">{bytes(report.sizes.quantizedBytes)}</td>
+              <td className="num" title="layers kept in float or given more bits; for a repair, how many of them it moved">
+                {higherPrecisionLayers(report)}{repair ? ` (repair moved ${repair.cost.unitsChanged}${repair.changes.length > repair.cost.unitsChanged ? ', re-ranged' : ''})` : ''}
               </td>
               <td><input type="radio" name="history-show" aria-label={`Show ${id}`} checked={id === current?.runId} disabled={busy} onChange={() => show(id)} /></td>
               <td><input type="checkbox" aria-label={`Outline ${id}`} checked={id === previous?.runId} disabled={id === current?.runId}

@@ -267,7 +267,7 @@ describe('the studio in Chromium', { skip }, () => {
 
     // Repair to a target: the repair search bar appears on the Run screen, then what it changed.
     await page.getByTestId('repair-kind').selectOption('sqnr');
-    await page.getByTestId('repair-value').fill('55');
+    await page.getByTestId('repair-value').fill('65');
     await page.getByTestId('repair').click();
     await page.locator('[data-stage="sensitivity"]').waitFor();
     await shot('4c-run-repair');
@@ -276,7 +276,7 @@ describe('the studio in Chromium', { skip }, () => {
     const repaired = runReport(repairRun);
     assert.ok(repaired.repair, 'the repair run reports its repair');
     assert.ok(repaired.repair.changes.length > 0);
-    t.diagnostic(`repair to 55 dB: ${repaired.repair.met ? 'met' : 'not met'}, output ${repaired.repair.before.outputSqnr} → ${repaired.repair.after.outputSqnr} dB, ${repaired.repair.changes.map((c) => `${c.name} ${c.action}`).join('; ')}, search ${repaired.repair.seconds} s`);
+    t.diagnostic(`repair to 65 dB: ${repaired.repair.met ? 'met' : 'not met'}, output ${repaired.repair.before.outputSqnr} → ${repaired.repair.after.outputSqnr} dB, ${repaired.repair.changes.map((c) => `${c.name} ${c.action}`).join('; ')}, search ${repaired.repair.seconds} s`);
     assert.equal(await page.getByTestId('repair-changes').locator('tbody tr').count(), repaired.repair.changes.length);
     assert.equal(await page.getByTestId('repair-after').textContent(), `${typeof repaired.repair.after.outputSqnr === 'number' ? repaired.repair.after.outputSqnr.toFixed(2) : 'inf'} dB` +
       ['top1-agreement', 'cosine'].filter((k) => repaired.repair!.after.metrics[k] !== undefined).map((k) => `, ${k} ${repaired.repair!.after.metrics[k].toFixed(3)}`).join(''));
@@ -285,7 +285,7 @@ describe('the studio in Chromium', { skip }, () => {
     // The history lists both runs; show the first with the repair outlined, then without.
     const history = page.getByTestId('history');
     assert.deepEqual(await history.locator('tbody tr').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-run'))), [firstRun, repairRun]);
-    assert.match((await history.locator(`tr[data-run="${repairRun}"]`).textContent())!, new RegExp(`repair of ${firstRun} to 55 dB`));
+    assert.match((await history.locator(`tr[data-run="${repairRun}"]`).textContent())!, new RegExp(`repair of ${firstRun} to 65 dB`));
     await page.mouse.move(0, 0);
     await shot('9-inspect-repair');
     await history.getByRole('radio', { name: `Show ${firstRun}` }).check();

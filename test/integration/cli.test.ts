@@ -175,7 +175,9 @@ test('inspect of a file that is not ONNX: exit 1, one line naming the file, no s
 test('quantize the MNIST CNN: exit 0, per-layer table worst first, output SQNR, four files', () => {
   exits(first, 0);
   assert.match(first.stdout, /^layer\s+op\s+SQNR dB\s+weight dB$/m);
-  assert.match(first.stdout, /^output logits: SQNR \d+\.\d dB \(max abs error [\d.e+-]+\)$/m);
+  assert.match(first.stdout, /^output logits: SQNR \d+\.\d dB in reference numerics \(max abs error [\d.e+-]+\)$/m);
+  assert.match(first.stdout, /^output logits: SQNR \d+\.\d dB in ort-cpu numerics, as deployed on this machine \(max abs error [\d.e+-]+\)$/m);
+  assert.match(first.stdout, /^per-layer SQNR in reference numerics on 100 evaluation samples:$/m);
   assert.match(first.stdout, /^\d+ quantized tensors, \d+ nodes in float(, \d+ folded away)?; size /m);
   assert.match(first.stdout, /^time: calibrate /m);
   for (const suffix of ['.onnx', '.report.json', '.recipe.json', '.ranges.json']) {

@@ -76,7 +76,7 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.match(html, /<ul class="warnings" aria-label="Analysis warnings"><li>[^<]*analysed on the calibration data/);
 
   // Repair to a target above the run: on the sample, re-choosing the calibration method gets there.
-  store.getState().setRepairDraft({ kind: 'sqnr', sqnr: 55 });
+  store.getState().setRepairDraft({ kind: 'sqnr', sqnr: 65 });
   await store.getState().repair();
   s = store.getState();
   assert.deepEqual(s.runStages, ['load', 'calibrate', 'sensitivity', 'convert', 'evaluate', 'latency', 'save'], 'the repair search has its own bar from the start');
@@ -84,20 +84,29 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.equal(s.status, 'done', s.failure?.message);
   const repaired = s.current!;
   const repair = repaired.report.repair!;
-  assert.deepEqual(repair.target, { kind: 'sqnr', value: 55 });
+  assert.deepEqual(repair.target, { kind: 'sqnr', value: 65 });
   assert.ok(repair.changes.length > 0, 'the repair lists what it changed');
-  assert.equal(repair.met, value(repair.after.outputSqnr) >= 55);
+  assert.equal(repair.met, value(repair.after.outputSqnr) >= 65);
   assert.ok(value(repair.after.outputSqnr) > value(repair.before.outputSqnr), `after ${repair.after.outputSqnr} dB, before ${repair.before.outputSqnr} dB`);
   assert.equal(s.previous?.runId, first.runId, 'the repaired run is drawn over the one it repairs');
+  // One number per concept: on the sample's 24 samples, the analysis baseline and the repair's
+  // before are the first run's header figure, and its after is the repaired run's, all in reference numerics.
+  const header = (r: typeof first) => value(r.report.outputs[0].sqnr);
+  for (const q of [analysis.baseline, repair.before, repair.after]) assert.equal(q.numerics, 'reference');
+  assert.equal(analysis.baseline.samples, first.report.samples.evaluation);
+  assert.equal(repair.before.samples, first.report.samples.evaluation);
+  assert.ok(Math.abs(value(analysis.baseline.outputSqnr) - header(first)) < 0.01, `analysis baseline ${analysis.baseline.outputSqnr} dB, header ${header(first)} dB`);
+  assert.ok(Math.abs(value(repair.before.outputSqnr) - header(first)) < 0.01, `repair before ${repair.before.outputSqnr} dB, header ${header(first)} dB`);
+  assert.ok(Math.abs(value(repair.after.outputSqnr) - header(repaired)) < 0.01, `repair after ${repair.after.outputSqnr} dB, header ${header(repaired)} dB`);
   assert.deepEqual(s.history.map((h) => h.result.runId), [first.runId, repaired.runId]);
-  assert.deepEqual(s.history[1].origin, { kind: 'repair', of: first.runId, target: { kind: 'sqnr', value: 55 } });
+  assert.deepEqual(s.history[1].origin, { kind: 'repair', of: first.runId, target: { kind: 'sqnr', value: 65 } });
   assert.equal(s.history[1].request.calibration, s.history[0].request.calibration, 'the repair runs on the samples of the run it repairs');
   assert.equal(s.analyses[repaired.runId], undefined, 'an analysis belongs to the run it analysed');
   html = render();
-  assert.match(html, /Repair \(output SQNR ≥ 55 dB\): <span class="(ok|error)">(met|not met)<\/span>/);
+  assert.match(html, /Repair \(output SQNR ≥ 65 dB\): <span class="(ok|error)">(met|not met)<\/span>/);
   assert.equal((html.match(/data-testid="repair-changes"/g) ?? []).length, 1);
   assert.match(html, new RegExp(`<tr data-run="${first.runId}"[^>]*><td>${first.runId}</td><td>xnnpack int8/int8 minmax</td>`));
-  assert.match(html, new RegExp(`<tr data-run="${repaired.runId}" class="selected"><td>${repaired.runId}</td><td>[^<]*repair of ${first.runId} to 55 dB</td>`));
+  assert.match(html, new RegExp(`<tr data-run="${repaired.runId}" class="selected"><td>${repaired.runId}</td><td>[^<]*repair of ${first.runId} to 65 dB</td>`));
   assert.doesNotMatch(html, /data-testid="ranking"/, 'the repaired run has no analysis of its own yet');
 
   // Show the first run again with the repair outlined; then no outline.

@@ -116,9 +116,16 @@ test('the header keeps output SQNR and sizes visible', async () => {
   await store.getState().openSample();
   assert.match(render(store), /data-testid="output-sqnr">—</);
   store.setState({
-    current: { runId: 'run-1', report: { outputs: [{ name: 'y', sqnr: 41.234, maxAbsError: 0.1 }], sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 } } as never },
+    current: { runId: 'run-1', report: {
+      numerics: 'reference', samples: { calibration: 8, evaluation: 8 }, outputs: [{ name: 'y', sqnr: 41.234, maxAbsError: 0.1 }],
+      deployed: { numerics: 'ort-cpu', samples: 8, outputs: [{ name: 'y', sqnr: 40.1, maxAbsError: 0.1 }] },
+      sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 },
+    } as never },
   });
   const html = render(store);
-  assert.match(html, /data-testid="output-sqnr">41\.23 dB</);
+  assert.match(html, /data-testid="output-numerics"[^>]*> reference</);
+  assert.match(html, /data-testid="output-sqnr" title="reference numerics, 8 samples">41\.23 dB</);
+  assert.match(html, /data-testid="deployed-numerics"> ort-cpu</);
+  assert.match(html, /data-testid="deployed-sqnr">40\.10 dB</);
   assert.match(html, /2\.0 kB → 1\.0 kB/);
 });
