@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { openSource } from '../../main/calib/readers';
+import type { MainNumerics } from '../../shared/numerics';
+import { numericsOptions } from '../../main/eval/numerics';
 import { inputSpecs, toOrtFeeds } from '../../main/eval/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
@@ -33,13 +35,14 @@ export function ctcGreedy(probs: Float32Array, steps: number, classes: number, k
   return text;
 }
 
-/** Exact-match accuracy (percent) of a model, given as a file or a model object, on one folder of lines. */
-export async function exactMatch(model: string | onnx.ModelProto, split: 'calib' | 'eval'): Promise<{ accuracy: number; lines: number }> {
+/** Exact-match accuracy (percent) of a model, given as a file or a model object, on one folder of lines, in named numerics. */
+export async function exactMatch(model: string | onnx.ModelProto, split: 'calib' | 'eval', numerics: MainNumerics = 'reference'): Promise<{ accuracy: number; lines: number }> {
   const labels = JSON.parse(fs.readFileSync(path.join(LINES, `${split}.labels.json`), 'utf8')) as Record<string, string>;
   const view = new GraphView(loadModel(MODELS.rec).model);
   const source = openSource(path.join(LINES, split), inputSpecs(view), { preprocess: PREPROCESS });
   const names = fs.readdirSync(path.join(LINES, split)).filter((f) => f.endsWith('.png')).sort();
-  const session = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(encodeModel(model));
+  const options = numericsOptions(numerics);
+  const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(encodeModel(model), options);
   const keys = ocrKeys();
   let correct = 0;
   let i = 0;

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     console.log(`${'float'.padEnd(30)}           ${float.accuracy.toFixed(1).padStart(5)}%`);
     for (const backend of backends) {
       const recipe = recipeFor(backend);
-      const common = { model: MODELS.rec, calibration: path.join(LINES, 'calib'), evaluation: path.join(LINES, 'calib'), preprocess: PREPROCESS };
+      const common = { model: MODELS.rec, calibration: path.join(LINES, 'calib'), evaluation: path.join(LINES, 'calib'), preprocess: PREPROCESS, searchSamples: 16 };
       const rows: Array<[string, Target]> = [...METHODS.map((m): [string, Target] => [m, TARGET]), ['entropy', SQNR_TARGET]];
       for (const [method, target] of rows) {
         const name = `${backend} ${method}`.padEnd(30);
