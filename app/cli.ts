@@ -9,11 +9,11 @@ import { MAIN_NUMERICS, hostWords, type MainNumerics, type Numerics } from '../s
 import { formatDb, repairCostWords, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type Report } from '../shared/report';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Granularity, type QuantKind, type QuantType, type Recipe } from '../shared/recipe';
 import { CancelledError, type Progress } from '../main/calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess } from '../main/calib/readers';
+import { guessBatchSize, openSource, type ImagePreprocess } from '../main/data/readers';
 import { evaluate, type OutputFigures } from '../main/eval/evaluate';
-import { hostNumerics } from '../main/eval/numerics';
+import { hostNumerics } from '../main/onnx/numerics';
 import { pairsFromQdq } from '../main/eval/pairs';
-import { inputSpecs } from '../main/eval/session';
+import { inputSpecs } from '../main/onnx/session';
 import { inspectModel } from '../main/onnx/inspect';
 import { GraphView } from '../main/onnx/graph';
 import { loadModel } from '../main/onnx/model';
@@ -23,7 +23,7 @@ import { preflightModel } from '../main/jobs/preflight';
 import type { Preflight } from '../shared/preflight';
 import { analyze } from '../main/jobs/analyze';
 import { parseMetricTarget } from '../main/eval/metrics';
-import type { Target } from '../main/quant/mixed-precision';
+import type { Target } from '../main/repair/search';
 import type { AnalysisReport, RepairReport } from '../shared/report';
 
 class UsageError extends Error {}

@@ -1,15 +1,15 @@
 // Calibration: run the model with every tensor that needs a range as an extra output, and stream
 // the values to observers in worker threads. Memory holds at most two batches of activations.
 import { quantTypeBits } from '../../shared/recipe';
-import { StatsPool } from '../jobs/stats-pool';
-import type { ObservedRange } from '../jobs/stats-protocol';
+import { StatsPool } from '../stats/pool';
+import type { ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
-import type { ActivationSpec } from '../quant/plan';
+import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
-import { createSession, floatData, run, toOrtFeeds } from '../eval/session';
-import { parseMethod } from './observers';
+import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { parseMethod } from '../stats/observers';
 import { canSample, sampleStride, tapModel } from './taps';
-import type { SampleSource } from './readers';
+import type { SampleSource } from '../data/readers';
 
 export interface Progress {
   stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';

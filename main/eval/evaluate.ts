@@ -7,16 +7,16 @@
 // are kept.
 import * as ort from 'onnxruntime-node';
 import { elements, fitBatch, probeShapes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
-import type { SampleSource } from '../calib/readers';
-import { StatsPool } from '../jobs/stats-pool';
-import type { CompareStats } from '../jobs/stats-protocol';
+import type { SampleSource } from '../data/readers';
+import { StatsPool } from '../stats/pool';
+import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
-import { sqnrDb } from '../quant/qmath';
+import { sqnrDb } from '../plan/qmath';
 import { comparisonModel } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
-import { numericsOptions } from './numerics';
-import { createSession, floatData, run, toOrtFeeds } from './session';
+import { numericsOptions } from '../onnx/numerics';
+import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 
 export interface TensorPair {
   float: string;

@@ -3,12 +3,12 @@
 // the bins, never the tensors.
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../calib/calibrate';
-import type { SampleSource } from '../calib/readers';
+import type { SampleSource } from '../data/readers';
 import { typedValueInfo } from '../onnx/edit';
 import { namesRead } from '../onnx/graph';
 import { onnx } from '../onnx/proto';
 import { comparisonModel, QUANTIZED_PREFIX } from './compare-model';
-import { createSession, floatData, run, toOrtFeeds } from './session';
+import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import type { TensorPair } from './evaluate';
 
 export interface ValueHistogram {

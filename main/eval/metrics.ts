@@ -3,8 +3,8 @@
 // Accumulators keep running counts, so memory does not grow with the number of samples.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { listImages } from '../calib/images';
-import { DataError, readNpyHeader, readNpyRange } from '../calib/npy';
+import { listImages } from '../data/images';
+import { DataError, readNpyHeader, readNpyRange } from '../data/npy';
 
 export const METRIC_NAMES = ['top1-agreement', 'top5-agreement', 'argmax-agreement', 'cosine', 'accuracy', 'top5-accuracy', 'float-accuracy', 'float-top5-accuracy'] as const;
 export type MetricName = typeof METRIC_NAMES[number];

@@ -5,18 +5,18 @@
 // small fixed subset kept in memory: no model rebuild, no session creation, no re-calibration.
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted, type Progress } from '../calib/calibrate';
-import type { Feed, SampleSource } from '../calib/readers';
+import type { Feed, SampleSource } from '../data/readers';
 import type { GraphView } from '../onnx/graph';
 import { makeNode } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
-import type { ConvertResult } from '../quant/convert';
-import { rootOf, type QuantPlan } from '../quant/plan';
-import { sqnrDb } from '../quant/qmath';
+import type { ConvertResult } from '../convert/convert';
+import { rootOf, type QuantPlan } from '../plan/plan';
+import { sqnrDb } from '../plan/qmath';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
-import { numericsOptions } from './numerics';
-import { createSession, floatData, run, toOrtFeeds } from './session';
+import { numericsOptions } from '../onnx/numerics';
+import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 
 export interface SwitchUnit {
   /** The calibrated tensor the unit is named after (or the node, for a weight with no quantized output). */

@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { LatencyReport } from '../../shared/report';
 import { throwIfAborted } from '../calib/calibrate';
-import type { Feed, InputSpec } from '../calib/readers';
-import { createSession, run, toOrtFeeds } from '../eval/session';
+import type { Feed, InputSpec } from '../data/readers';
+import { createSession, run, toOrtFeeds } from '../onnx/session';
 import type { onnx } from '../onnx/proto';
 
 export interface LatencyOptions {

@@ -6,18 +6,18 @@ import { dbToJson, type AnalysisReport, type Db, type LayerReport, type Sensitiv
 import { searchNumerics, type MainNumerics } from '../../shared/numerics';
 import type { Recipe } from '../../shared/recipe';
 import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess } from '../calib/readers';
+import { guessBatchSize, openSource, type ImagePreprocess } from '../data/readers';
 import { evaluate } from '../eval/evaluate';
 import { readLabels } from '../eval/metrics';
 import { readSubset, score, SEARCH_SAMPLES, sensitivity, Subset } from '../eval/sensitivity';
-import { inputSpecs } from '../eval/session';
-import { writeJsonAtomic } from '../export/atomic';
+import { inputSpecs } from '../onnx/session';
+import { writeJsonAtomic } from '../base/atomic';
 import { GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
-import { convertModel, type Range } from '../quant/convert';
-import { configRunner, memorySource, priorOrder, quality } from '../quant/mixed-precision';
-import { backendFor, calibrationTensors, planQuantization } from '../quant/plan';
-import { prepareModel } from '../quant/prepare';
+import { convertModel, type Range } from '../convert/convert';
+import { configRunner, memorySource, priorOrder, quality } from '../repair/search';
+import { backendFor, calibrationTensors, planQuantization } from '../plan/plan';
+import { prepareModel } from '../plan/prepare';
 import { JobError, rangesFromFile, TOOL } from './quantize';
 
 export interface AnalyzeJob {

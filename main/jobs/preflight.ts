@@ -4,8 +4,8 @@ import type { Preflight, PreflightCost } from '../../shared/preflight';
 import type { Recipe } from '../../shared/recipe';
 import { GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
-import { planQuantization } from '../quant/plan';
-import { preflightWithCost } from '../quant/preflight';
+import { planQuantization } from '../plan/plan';
+import { preflightWithCost } from '../plan/preflight';
 import { prepareForRecipe } from './quantize';
 
 export interface PreflightOutcome {

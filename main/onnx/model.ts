@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from './proto';
-import { writeFileAtomic } from '../export/atomic';
+import { writeFileAtomic } from '../base/atomic';
 
 /** ONNX's protobuf limit: a serialized ModelProto must stay under 2 GiB. */
 export const PROTOBUF_LIMIT = 2 ** 31 - 1;

@@ -16,12 +16,12 @@ import {
 import type { Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
 import { CancelledError, type Progress } from '../calib/calibrate';
-import { openSource } from '../calib/readers';
-import { hostNumerics } from '../eval/numerics';
-import { inputSpecs } from '../eval/session';
+import { openSource } from '../data/readers';
+import { hostNumerics } from '../onnx/numerics';
+import { inputSpecs } from '../onnx/session';
 import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
-import { writeFileAtomic, writeJsonAtomic } from '../export/atomic';
+import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
 import { htmlReport } from '../export/html-report';
 import { analyze } from '../jobs/analyze';
 import { companionPath, defaultOutPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';

@@ -6,12 +6,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { calibrate } from '../../main/calib/calibrate';
-import { openSource } from '../../main/calib/readers';
-import { inputSpecs, toOrtFeeds } from '../../main/eval/session';
+import { openSource } from '../../main/data/readers';
+import { inputSpecs, toOrtFeeds } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel } from '../../main/onnx/model';
-import { calibrationTensors, planQuantization } from '../../main/quant/plan';
-import { prepareModel } from '../../main/quant/prepare';
+import { calibrationTensors, planQuantization } from '../../main/plan/plan';
+import { prepareModel } from '../../main/plan/prepare';
 import { recipeFor } from '../../shared/backends';
 import { MODELS, ROOT } from '../helpers/build';
 

@@ -3,10 +3,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { openSource } from '../../main/calib/readers';
+import { openSource } from '../../main/data/readers';
 import type { MainNumerics } from '../../shared/numerics';
-import { numericsOptions } from '../../main/eval/numerics';
-import { inputSpecs, toOrtFeeds } from '../../main/eval/session';
+import { numericsOptions } from '../../main/onnx/numerics';
+import { inputSpecs, toOrtFeeds } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
 import type { onnx } from '../../main/onnx/proto';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';
-import { hostNumerics } from '../../main/eval/numerics';
+import { hostNumerics } from '../../main/onnx/numerics';
 import { quantize } from '../../main/jobs/quantize';
 import { MODELS, ROOT, tempDir } from '../helpers/build';
 import { exactMatch, LINES, PREPROCESS } from './ocr';

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mulberry32 } from '../../main/calib/readers';
+import { mulberry32 } from '../../main/data/readers';
 import { typedValueInfo } from '../../main/onnx/edit';
 import { onnx } from '../../main/onnx/proto';
 import { floatTensor, makeTensor } from '../../main/onnx/tensor';

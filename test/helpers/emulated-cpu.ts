@@ -4,8 +4,8 @@
 // u8×s8 kernels saturate as they do on such hardware, whatever the machine running the suite.
 import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';
-import { readNpyHeader, readNpyRange, writeNpy } from '../../main/calib/npy';
-import { hostNumerics } from '../../main/eval/numerics';
+import { readNpyHeader, readNpyRange, writeNpy } from '../../main/data/npy';
+import { hostNumerics } from '../../main/onnx/numerics';
 import { quantize } from '../../main/jobs/quantize';
 import type { Report } from '../../shared/report';
 import { ROOT, tempDir } from './build';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import { readNpyHeader, readNpyRange, writeNpy } from '../../main/calib/npy';
+import { readNpyHeader, readNpyRange, writeNpy } from '../../main/data/npy';
 import type { Report } from '../../shared/report';
 import { ROOT } from '../helpers/build';
 import { runCli, trackedTempDirs, type Run } from '../helpers/cli';

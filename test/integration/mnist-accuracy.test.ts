@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
-import { readNpyHeader, readNpyRange } from '../../main/calib/npy';
+import { readNpyHeader, readNpyRange } from '../../main/data/npy';
 import { quantize } from '../../main/jobs/quantize';
 import type { Report } from '../../shared/report';
 import { ROOT, tempDir } from '../helpers/build';

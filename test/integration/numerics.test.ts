@@ -8,9 +8,9 @@ import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import type { HostNumerics } from '../../shared/numerics';
 import type { Db, Report } from '../../shared/report';
-import { hostNumerics, probeExpected, webgpuAdapter } from '../../main/eval/numerics';
+import { hostNumerics, probeExpected, webgpuAdapter } from '../../main/onnx/numerics';
 import { quantize } from '../../main/jobs/quantize';
-import { saturationFix } from '../../main/quant/backends/cpu-host';
+import { saturationFix } from '../../main/plan/cpu-host';
 import { ROOT, tempDir } from '../helpers/build';
 import { EMULATED_CPU, type EmulatedFigures } from '../helpers/emulated-cpu';
 

@@ -2,8 +2,8 @@
 // 10 000 values spread over [0, 10) and one outlier at 999.5.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rerange } from '../../main/quant/calibration-fix';
-import type { ActivationSpec } from '../../main/quant/plan';
+import { rerange } from '../../main/calib/rerange';
+import type { ActivationSpec } from '../../main/plan/plan';
 
 const counts = new Array<number>(1000).fill(0);
 for (let j = 0; j < 10; j++) counts[j] = 1000;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { PNG } from 'pngjs';
-import { writeNpy } from '../../main/calib/npy';
+import { writeNpy } from '../../main/data/npy';
 import { MetricAccumulator, parseMetricTarget, readLabels, topK } from '../../main/eval/metrics';
 import { tempDir } from '../helpers/build';
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BinnedDistribution, StreamingHistogram, type HistogramView } from '../../main/calib/histogram';
+import { BinnedDistribution, StreamingHistogram, type HistogramView } from '../../main/stats/histogram';
 import {
   createObserver, expectedError, klDivergences, parseMethod, type CalibrationMethod, type Observer,
-} from '../../main/calib/observers';
+} from '../../main/stats/observers';
 
 function near(actual: number, expected: number, tolerance: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: expected ${expected} +- ${tolerance}, got ${actual}`);

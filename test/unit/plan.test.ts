@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import { GraphView } from '../../main/onnx/graph';
-import { planQuantization } from '../../main/quant/plan';
+import { planQuantization } from '../../main/plan/plan';
 import { buildModel, randomArray } from '../helpers/build';
 
 // x → conv → c → relu → y

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import { GraphView } from '../../main/onnx/graph';
-import { planQuantization } from '../../main/quant/plan';
-import { preflight, preflightCost } from '../../main/quant/preflight';
+import { planQuantization } from '../../main/plan/plan';
+import { preflight, preflightCost } from '../../main/plan/preflight';
 import { buildModel, randomArray } from '../helpers/build';
 
 // conv1 → Erf → Add(c1, e) → conv2: XNNPACK has no Erf kernel, so Erf runs on the CPU between them.

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { readNpyHeader, readNpyRange, writeNpy, type NpyArray } from '../../main/calib/npy';
-import { DataError, guessBatchSize, openSource, type Feed, type ImagePreprocess, type InputSpec, type SampleSource } from '../../main/calib/readers';
+import { readNpyHeader, readNpyRange, writeNpy, type NpyArray } from '../../main/data/npy';
+import { DataError, guessBatchSize, openSource, type Feed, type ImagePreprocess, type InputSpec, type SampleSource } from '../../main/data/readers';
 
 const RANDOM_WARNING = 'random data gives poor calibration ranges; use real samples (a .npy file, a folder of images or .npy files, or a manifest)';
 

@@ -8,10 +8,10 @@
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { HostNumerics, Numerics } from '../../shared/numerics';
-import { typedValueInfo } from '../onnx/edit';
-import { encodeModel } from '../onnx/model';
-import { DataType, onnx } from '../onnx/proto';
-import { floatTensor, makeTensor } from '../onnx/tensor';
+import { typedValueInfo } from './edit';
+import { encodeModel } from './model';
+import { DataType, onnx } from './proto';
+import { floatTensor, makeTensor } from './tensor';
 import { firstLine } from './session';
 
 export function numericsOptions(numerics: Numerics): ort.InferenceSession.SessionOptions {

@@ -3,9 +3,9 @@
 // precision. The histograms saved with the ranges let every method's range be recomputed without
 // running the model again, so trying each method costs one conversion and one measurement.
 import { quantTypeBits } from '../../shared/recipe';
-import { BinnedDistribution, type HistogramView } from '../calib/histogram';
-import { mseRange, percentileRange, type Range } from '../calib/observers';
-import type { ActivationSpec } from './plan';
+import { BinnedDistribution, type HistogramView } from '../stats/histogram';
+import { mseRange, percentileRange, type Range } from '../stats/observers';
+import type { ActivationSpec } from '../plan/plan';
 
 export interface SavedHistogram {
   min: number;

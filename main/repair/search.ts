@@ -7,15 +7,15 @@ import { quantTypeBits, type QuantType, type Recipe } from '../../shared/recipe'
 import type { MainNumerics } from '../../shared/numerics';
 import { dbToJson, type Quality, type RepairChange, type RepairReport } from '../../shared/report';
 import { throwIfAborted, type Progress } from '../calib/calibrate';
-import type { SampleSource } from '../calib/readers';
+import type { SampleSource } from '../data/readers';
 import { evaluate } from '../eval/evaluate';
 import type { MetricName } from '../eval/metrics';
 import { ExportRunner, score, sensitivity, switchModel, SwitchRunner, type ConfigRunner, type RunQuality, type Subset, type SwitchUnit } from '../eval/sensitivity';
 import type { onnx } from '../onnx/proto';
 import type { GraphView } from '../onnx/graph';
-import { convertModel, type ConvertResult, type Range } from './convert';
-import { FIX_METHODS, rerange, type SavedHistogram } from './calibration-fix';
-import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from './plan';
+import { convertModel, type ConvertResult, type Range } from '../convert/convert';
+import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
+import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 
 export type Target = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: MetricName; value: number };
 

@@ -5,8 +5,8 @@ import type { WeightReport } from '../../shared/report';
 import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
-import { rootOf, type QuantPlan, type WeightSpec } from './plan';
-import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from './qmath';
+import { rootOf, type QuantPlan, type WeightSpec } from '../plan/plan';
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from '../plan/qmath';
 
 export interface Range {
   min: number;

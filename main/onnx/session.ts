@@ -1,8 +1,8 @@
 import * as ort from 'onnxruntime-node';
-import type { Feed, InputSpec } from '../calib/readers';
-import type { GraphView } from '../onnx/graph';
-import { encodeModel } from '../onnx/model';
-import type { onnx } from '../onnx/proto';
+import type { Feed, InputSpec } from '../data/readers';
+import type { GraphView } from './graph';
+import { encodeModel } from './model';
+import type { onnx } from './proto';
 
 export class RunError extends Error {}
 

@@ -1,8 +1,8 @@
 // Runs in a worker thread: observers for calibration and SQNR accumulators for evaluation.
 // Tensors arrive as transferred Float32Arrays; only bounded state (ranges, histograms, sums) stays.
 import { parentPort } from 'node:worker_threads';
-import { createObserver, parseMethod, type Observer } from '../calib/observers';
-import type { StatsRequest, StatsResponse, CompareStats } from '../jobs/stats-protocol';
+import { createObserver, parseMethod, type Observer } from './observers';
+import type { StatsRequest, StatsResponse, CompareStats } from './protocol';
 
 const observers = new Map<string, Observer>();
 const compares = new Map<string, CompareStats>();

@@ -1,8 +1,8 @@
 // Full-integer targets (microcontrollers) take and give integers: the model's first QuantizeLinear
 // and last DequantizeLinear move into the firmware, which quantizes its input and dequantizes the
 // output with the scale and zero point recorded here.
-import { DataType, onnx } from '../../onnx/proto';
-import { tensorToFloat32, tensorToInts } from '../../onnx/tensor';
+import { DataType, onnx } from '../onnx/proto';
+import { tensorToFloat32, tensorToInts } from '../onnx/tensor';
 
 export interface IoQuantization {
   name: string;

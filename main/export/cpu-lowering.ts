@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../../onnx/model';
-import { onnx } from '../../onnx/proto';
-import { firstLine } from '../../eval/session';
+import { encodeModel } from '../onnx/model';
+import { onnx } from '../onnx/proto';
+import { firstLine } from '../onnx/session';
 
 export class LoweringError extends Error {}
 

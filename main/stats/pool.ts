@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { CompareStats, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './stats-protocol';
+import type { CompareStats, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './protocol';
 
 /** Tensor data crossing to a worker is moved, never copied twice: the caller gives up the buffer. */
 function owned(data: Float32Array): Float32Array {
@@ -23,7 +23,7 @@ export class StatsPool {
   // As many workers as cores: while ONNX Runtime runs they share the cores with it, and when it is
   // done (histogram searches at the end of calibration) they have the machine to themselves.
   constructor(size = Math.max(1, Math.min(4, os.availableParallelism()))) {
-    const file = path.join(__dirname, '..', 'workers', 'stats-worker.js');
+    const file = path.join(__dirname, 'worker.js');
     this.workers = Array.from({ length: size }, () => {
       const w = new Worker(file);
       w.on('message', (msg: StatsResponse) => this.onMessage(msg));
