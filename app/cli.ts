@@ -5,26 +5,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { startServer } from './serve';
 import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
-import { MAIN_NUMERICS, hostWords, type MainNumerics, type Numerics } from '../shared/numerics';
-import { formatDb, repairCostWords, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type Report } from '../shared/report';
-import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Granularity, type QuantKind, type QuantType, type Recipe } from '../shared/recipe';
-import { CancelledError, type Progress } from '../main/calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess } from '../main/data/readers';
-import { evaluate, type OutputFigures } from '../main/eval/evaluate';
-import { hostNumerics } from '../main/onnx/numerics';
-import { pairsFromQdq } from '../main/eval/pairs';
-import { inputSpecs } from '../main/onnx/session';
-import { inspectModel } from '../main/onnx/inspect';
-import { GraphView } from '../main/onnx/graph';
-import { loadModel } from '../main/onnx/model';
-import { dbToJson } from '../shared/report';
-import { quantize, TOOL } from '../main/jobs/quantize';
-import { preflightModel } from '../main/jobs/preflight';
+import { describeTarget, isTargetMetric, parseMetricTarget, TARGET_METRICS, type Target } from '../shared/metrics';
+import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../shared/numerics';
 import type { Preflight } from '../shared/preflight';
-import { analyze } from '../main/jobs/analyze';
-import { parseMetricTarget } from '../main/eval/metrics';
-import type { Target } from '../main/repair/search';
-import type { AnalysisReport, RepairReport } from '../shared/report';
+import { preprocessProblem, type PreprocessSpec } from '../shared/preprocess';
+import type { Progress } from '../shared/progress';
+import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
+import {
+  dbNumber, formatDb, repairCostWords, type AnalysisReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report,
+} from '../shared/report';
+import { TOOL } from '../shared/tool';
+import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
 
 class UsageError extends Error {}
 
@@ -60,7 +51,7 @@ commands:
           [--report FILE] [--top N] [--json]
       local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
       each of the --candidates layers with the worst local SQNR alone in float and alone quantized
-  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N]
+  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N] [image preprocessing]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models; the outputs also as
       ONNX Runtime's CPU kernels run them on this machine
   backends [--json]
@@ -68,18 +59,22 @@ commands:
   serve [--port N]
       the studio in a browser: serves the UI and its API on 127.0.0.1 and prints the URL (with its access token)
 
-NAME:   top1-agreement, top5-agreement, argmax-agreement, cosine, accuracy, top5-accuracy (accuracy needs --labels)
+NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels)
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
 TYPE:   ${QUANT_TYPES.join(', ')}
 common: --debug prints stack traces; exit codes: 0 success, 1 failure, 2 usage`;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
+type OptionSpec = { type: 'string' } | { type: 'boolean' } | { type: 'string'; multiple: true };
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>): { values: Flags; positionals: string[] } {
+/** The values parseArgs gives for declared options: a string, a list of strings, or a boolean, each absent when not given. */
+type Values<O extends Record<string, OptionSpec>> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string };
+
+function parse<O extends Record<string, OptionSpec>>(args: string[], options: O): { values: Values<O>; positionals: string[] } {
   try {
     const parsed = parseArgs({ args, options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: parsed.values as Flags, positionals: parsed.positionals };
+    // parseArgs types its values from the options' literal types, which a generic O hides from it.
+    return { values: parsed.values as Values<O>, positionals: parsed.positionals };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -109,12 +104,8 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
-function dbValue(v: Db | undefined): number {
-  return v === undefined ? Infinity : v === 'inf' ? Infinity : v;
-}
-
 function layerTable(layers: Array<Pick<LayerReport, 'name' | 'op' | 'sqnr' | 'weightSqnr'>>, top: number | undefined): string {
-  const sorted = [...layers].sort((a, b) => dbValue(a.sqnr) - dbValue(b.sqnr));
+  const sorted = [...layers].sort((a, b) => dbNumber(a.sqnr) - dbNumber(b.sqnr));
   const shown = top !== undefined ? sorted.slice(0, top) : sorted;
   const width = Math.min(60, Math.max(5, ...shown.map((l) => l.name.length)));
   const lines = [`${pad('layer', width)}  ${pad('op', 20)}  ${'SQNR dB'.padStart(8)}  ${'weight dB'.padStart(9)}`];
@@ -133,23 +124,29 @@ function numberList(text: string | undefined, what: string, n: number): number[]
   return values;
 }
 
-function preprocessFrom(v: Flags): ImagePreprocess | undefined {
-  const pre: ImagePreprocess = {};
-  const size = numberList(v.size as string | undefined, '--size', 2);
+function preprocessFrom(v: Values<typeof PREPROCESS_OPTIONS>): PreprocessSpec | undefined {
+  const pre: PreprocessSpec = {};
+  const size = numberList(v.size, '--size', 2);
   if (size) pre.size = [size[0], size[1]];
-  const mean = numberList(v.mean as string | undefined, '--mean', 3);
+  const mean = numberList(v.mean, '--mean', 3);
   if (mean) pre.mean = [mean[0], mean[1], mean[2]];
-  const std = numberList(v.std as string | undefined, '--std', 3);
+  const std = numberList(v.std, '--std', 3);
   if (std) pre.std = [std[0], std[1], std[2]];
-  if (v.layout !== undefined) {
-    if (v.layout !== 'NCHW' && v.layout !== 'NHWC') throw new UsageError('--layout must be NCHW or NHWC');
-    pre.layout = v.layout;
-  }
-  if (v.channels !== undefined) {
-    if (!['RGB', 'BGR', 'GRAY'].includes(v.channels as string)) throw new UsageError('--channels must be RGB, BGR or GRAY');
-    pre.channels = v.channels as ImagePreprocess['channels'];
-  }
+  const layout = choice('layout', v.layout, ['NCHW', 'NHWC'] as const);
+  if (layout) pre.layout = layout;
+  const channels = choice('channels', v.channels, ['RGB', 'BGR', 'GRAY'] as const);
+  if (channels) pre.channels = channels;
+  const problem = preprocessProblem(pre, 'image preprocessing');
+  if (problem) throw new UsageError(problem);
   return Object.keys(pre).length ? pre : undefined;
+}
+
+/** A flag's value checked against the values it may take. */
+function choice<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  const found = allowed.find((a) => a === value);
+  if (!found) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}`);
+  return found;
 }
 
 function positiveInt(text: string | undefined, what: string): number | undefined {
@@ -171,22 +168,42 @@ const PREPROCESS_OPTIONS = {
   size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
 } as const;
 
-function buildRecipe(v: Flags): Recipe {
+/** The flags targetFrom reads. */
+const TARGET_OPTIONS = { 'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' } } as const;
+
+const QUANTIZE_OPTIONS = {
+  ...RECIPE_OPTIONS, ...PREPROCESS_OPTIONS, ...TARGET_OPTIONS,
+  calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+  batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
+  top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+  qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, labels: { type: 'string' }, subset: { type: 'string' },
+  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
+} as const;
+
+const ANALYZE_OPTIONS = {
+  ...RECIPE_OPTIONS, ...PREPROCESS_OPTIONS,
+  calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+  subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
+  batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+  numerics: { type: 'string' },
+} as const;
+
+function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   let recipe: Recipe;
   if (v.recipe) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(fs.readFileSync(v.recipe as string, 'utf8'));
+      parsed = JSON.parse(fs.readFileSync(v.recipe, 'utf8'));
     } catch (err) {
       throw new Error(`${v.recipe}: not a readable recipe (${(err as Error).message})`);
     }
-    recipe = validateRecipe(parsed, v.recipe as string);
-    if (v.backend && v.backend !== recipe.backend) recipe = { ...recipe, backend: v.backend as string };
+    recipe = validateRecipe(parsed, v.recipe);
+    if (v.backend && v.backend !== recipe.backend) recipe = { ...recipe, backend: v.backend };
   } else {
     if (!v.backend) throw new UsageError(`--backend is required (one of ${BACKENDS.map((b) => b.name).join(', ')})`);
-    if (!findBackend(v.backend as string)) throw new UsageError(`unknown backend "${v.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
+    if (!findBackend(v.backend)) throw new UsageError(`unknown backend "${v.backend}"; known: ${BACKENDS.map((b) => b.name).join(', ')}`);
     try {
-      recipe = recipeFor(v.backend as string, v.preset as string | undefined);
+      recipe = recipeFor(v.backend, v.preset);
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -195,58 +212,45 @@ function buildRecipe(v: Flags): Recipe {
       if (preset) recipe = recipeFor(recipe.backend, preset.name);
     }
   }
-  if (v.kind) {
-    if (!QUANT_KINDS.includes(v.kind as QuantKind)) throw new UsageError(`--kind must be one of ${QUANT_KINDS.join(', ')}`);
-    recipe.kind = v.kind as QuantKind;
-  }
+  const kind = choice('kind', v.kind, QUANT_KINDS);
+  if (kind) recipe.kind = kind;
   for (const [flag, key] of [['act', 'activationType'], ['weight', 'weightType']] as const) {
-    const t = v[flag];
-    if (t === undefined) continue;
-    if (!QUANT_TYPES.includes(t as QuantType)) throw new UsageError(`--${flag} must be one of ${QUANT_TYPES.join(', ')}`);
-    recipe[key] = t as QuantType;
+    const t = choice(flag, v[flag], QUANT_TYPES);
+    if (t) recipe[key] = t;
   }
   if (v.granularity) {
-    const g = v.granularity as string;
+    const g = v.granularity;
     const m = /^per-block(?::(\d+))?$/.exec(g);
     if (m) {
       recipe.granularity = 'per-block';
       if (m[1]) recipe.blockSize = Number(m[1]);
     } else if (g === 'per-tensor' || g === 'per-channel') {
-      recipe.granularity = g as Granularity;
+      recipe.granularity = g;
     } else {
       throw new UsageError('--granularity must be per-tensor, per-channel or per-block:N');
     }
   }
-  if (v.method) recipe.method = v.method as string;
+  if (v.method) recipe.method = v.method;
   if (v['reduce-range']) recipe.reduceRange = true;
-  for (const o of (v.override as string[] | undefined) ?? []) {
+  for (const o of (v.override) ?? []) {
     const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
     if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
     const [, tensor, what] = m;
     const current = { ...recipe.overrides[tensor] };
     if (what === 'float') current.float = true;
     else if (what === 'per-tensor' || what === 'per-channel') current.granularity = what;
-    else if (QUANT_TYPES.includes(what as QuantType)) current.type = what as QuantType;
+    else if (QUANT_TYPES.some((t) => t === what)) current.type = choice('override', what, QUANT_TYPES);
     else throw new UsageError(`--override ${o}: "${what}" is not float, a type (${QUANT_TYPES.join(', ')}), per-tensor or per-channel`);
     recipe.overrides = { ...recipe.overrides, [tensor]: current };
   }
-  if (v.exclude) recipe.excludeNodes = [...new Set([...recipe.excludeNodes, ...(v.exclude as string).split(',').map((s) => s.trim()).filter(Boolean)])];
-  const samples = positiveInt(v.samples as string | undefined, '--samples');
+  if (v.exclude) recipe.excludeNodes = [...new Set([...recipe.excludeNodes, ...v.exclude.split(',').map((s) => s.trim()).filter(Boolean)])];
+  const samples = positiveInt(v.samples, '--samples');
   if (samples !== undefined) recipe.calibrationSamples = samples;
   return recipe;
 }
 
 async function cmdQuantize(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, {
-    ...RECIPE_OPTIONS,
-    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
-    batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
-    top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-    qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' },
-    ...PREPROCESS_OPTIONS,
-    'target-sqnr': { type: 'string' }, 'target-metric': { type: 'string' }, labels: { type: 'string' }, subset: { type: 'string' },
-    numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
-  });
+  const { values: v, positionals } = parse(args, QUANTIZE_OPTIONS);
   if (positionals.length !== 1) throw new UsageError('quantize takes one MODEL');
   const target = targetFrom(v);
   const recipe = buildRecipe(v);
@@ -255,13 +259,13 @@ async function cmdQuantize(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const outcome = await quantize({
-      model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
-      ranges: v.ranges as string | undefined, out: v.out as string | undefined, report: v.report as string | undefined,
-      batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v),
+      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
+      ranges: v.ranges, out: v.out, report: v.report,
+      batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v),
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-      target, labels: v.labels as string | undefined, searchSamples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
+      target, labels: v.labels, searchSamples: positiveInt(v.subset, '--subset') || undefined,
       numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'],
       onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${m}\n`),
     });
@@ -270,7 +274,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return;
     }
-    const top = positiveInt(v.top as string | undefined, '--top');
+    const top = positiveInt(v.top, '--top');
     process.stdout.write(`per-layer SQNR in ${r.numerics} numerics on ${r.samples.evaluation} evaluation samples:\n${layerTable(r.layers, top)}\n\n`);
     process.stdout.write(outputLines(r.outputs, r.metrics, r.numerics));
     if (r.deployed) {
@@ -310,14 +314,13 @@ async function cmdPreflight(args: string[]): Promise<void> {
   });
   if (positionals.length !== 1) throw new UsageError('preflight takes one MODEL');
   const recipe = buildRecipe(v);
-  const outcome = preflightModel(positionals[0], recipe);
-  const host = await hostNumerics();
+  const outcome = await preflightWithHost(positionals[0], recipe);
   if (v.json) {
-    process.stdout.write(JSON.stringify({ ...outcome, host }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return;
   }
   const p = outcome.preflight;
-  const lines = [preflightSummary(p), `host: ${hostWords(host, recipe.backend)}`, ''];
+  const lines = [preflightSummary(p), `host: ${hostWords(outcome.host, recipe.backend)}`, ''];
   const ops = Object.entries(p.byOp).sort((a, b) => a[0].localeCompare(b[0]));
   const width = Math.max(8, ...ops.map(([op]) => op.length));
   lines.push(`${pad('op', width)}  quantized  ${pad(`on ${p.device}`, 14)}  cpu  unsupported`);
@@ -336,7 +339,7 @@ async function cmdPreflight(args: string[]): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-function targetFrom(v: Flags): Target | undefined {
+function targetFrom(v: Values<typeof TARGET_OPTIONS>): Target | undefined {
   if (v['target-sqnr'] !== undefined && v['target-metric'] !== undefined) throw new UsageError('give one target: --target-sqnr or --target-metric');
   if (v['target-sqnr'] !== undefined) {
     const value = Number(v['target-sqnr']);
@@ -345,7 +348,7 @@ function targetFrom(v: Flags): Target | undefined {
   }
   if (v['target-metric'] !== undefined) {
     try {
-      return { kind: 'metric', ...parseMetricTarget(v['target-metric'] as string) };
+      return parseMetricTarget(v['target-metric']);
     } catch (err) {
       throw new UsageError(`--target-metric: ${(err as Error).message}`);
     }
@@ -363,14 +366,12 @@ function outputLines(outputs: OutputReport[], metrics: Metrics | undefined, nume
   return lines.join('\n') + '\n';
 }
 
-function numericsFrom(v: Flags): MainNumerics | undefined {
-  if (v.numerics === undefined) return undefined;
-  if (!MAIN_NUMERICS.includes(v.numerics as MainNumerics)) throw new UsageError(`--numerics must be one of ${MAIN_NUMERICS.join(', ')}`);
-  return v.numerics as MainNumerics;
+function numericsFrom(v: { numerics?: string }): MainNumerics | undefined {
+  return choice('numerics', v.numerics, MAIN_NUMERICS);
 }
 
 function repairSummary(r: RepairReport, report: Report): string {
-  const target = r.target.kind === 'sqnr' ? `output SQNR ≥ ${r.target.value} dB` : `${r.target.metric} ≥ ${r.target.value}`;
+  const target = describeTarget(r.target);
   const lines = [`repair (${target}, measured in ${r.numerics}): ${r.met ? 'met' : 'NOT met'} — ${r.reason}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
   for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${c.name}${c.node ? ` (${c.op} ${c.node})` : ''}: ${c.why}`);
   lines.push(`  cost: ${repairCostWords(r, report)}`);
@@ -392,27 +393,20 @@ function analysisTable(r: AnalysisReport, top: number | undefined): string {
 }
 
 async function cmdAnalyze(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, {
-    ...RECIPE_OPTIONS,
-    calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
-    subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
-    batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-    numerics: { type: 'string' },
-    ...PREPROCESS_OPTIONS,
-  });
+  const { values: v, positionals } = parse(args, ANALYZE_OPTIONS);
   if (positionals.length !== 1) throw new UsageError('analyze takes one MODEL');
-  if (v.metric !== undefined && !parseMetricName(v.metric as string)) throw new UsageError(`--metric must be one of top1-agreement, top5-agreement, argmax-agreement, cosine, accuracy, top5-accuracy`);
+  if (v.metric !== undefined && !isTargetMetric(v.metric)) throw new UsageError(`--metric must be one of ${TARGET_METRICS.join(', ')}`);
   const recipe = buildRecipe(v);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
   try {
     const r = await analyze({
-      model: positionals[0], recipe, calibration: v.calibration as string | undefined, evaluation: v.eval as string | undefined,
-      ranges: v.ranges as string | undefined, labels: v.labels as string | undefined, metric: v.metric as string | undefined, numerics: numericsFrom(v),
-      samples: positiveInt(v.subset as string | undefined, '--subset') || undefined,
-      candidates: positiveInt(v.candidates as string | undefined, '--candidates') || undefined,
-      batchSize: positiveInt(v.batch as string | undefined, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report as string | undefined,
+      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
+      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v),
+      samples: positiveInt(v.subset, '--subset') || undefined,
+      candidates: positiveInt(v.candidates, '--candidates') || undefined,
+      batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report,
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
@@ -420,23 +414,14 @@ async function cmdAnalyze(args: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`${analysisTable(r, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
+    process.stdout.write(`${analysisTable(r, positiveInt(v.top, '--top'))}\n\n`);
     process.stdout.write(`all quantized: ${qualityLine(r.baseline)}\n`);
     if (r.firstDrop) process.stdout.write(`cumulative SQNR first drops sharply at ${r.firstDrop.name} (${r.firstDrop.node}): ${formatDb(r.firstDrop.from)} → ${formatDb(r.firstDrop.to)} dB\n`);
     process.stdout.write(`worst local SQNR: ${r.worstLocal.join(', ')}\n`);
     process.stdout.write(`${r.sensitivity.length} layers, ${r.sensitivity.length - r.skipped} measured one by one, ${r.runs} runs; time: prepare ${sec(r.timings.prepare)}, evaluate ${sec(r.timings.evaluate)}, sensitivity ${sec(r.timings.sensitivity)}, total ${sec(r.timings.total)}\n`);
-    if (v.report) process.stdout.write(`wrote ${path.relative(process.cwd(), v.report as string)}\n`);
+    if (v.report) process.stdout.write(`wrote ${path.relative(process.cwd(), v.report)}\n`);
   } finally {
     process.off('SIGINT', onSigint);
-  }
-}
-
-function parseMetricName(name: string): boolean {
-  try {
-    parseMetricTarget(`${name}:1`);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -451,7 +436,7 @@ function sec(ms: number): string {
 async function cmdInspect(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { json: { type: 'boolean' }, nodes: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one MODEL');
-  const info = inspectModel(loadModel(positionals[0]));
+  const info = inspect(positionals[0]);
   if (v.json) {
     process.stdout.write(JSON.stringify(v.nodes ? info : { ...info, nodes: undefined }, null, 2) + '\n');
     return;
@@ -478,35 +463,22 @@ async function cmdInspect(args: string[]): Promise<void> {
 async function cmdEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
     data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' }, numerics: { type: 'string' },
-  });
+    ...PREPROCESS_OPTIONS,
+  } as const);
   if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
   if (!v.data) throw new UsageError('eval needs --data SOURCE');
-  const floatModel = loadModel(positionals[0]);
-  const quantModel = loadModel(positionals[1]);
-  const floatView = new GraphView(floatModel.model);
-  const pairs = pairsFromQdq(floatView, new GraphView(quantModel.model));
-  const inputs = inputSpecs(floatView);
-  const source = openSource(v.data as string, inputs);
-  for (const w of source.warnings) process.stderr.write(`warning: ${w}\n`);
-  const numerics = numericsFrom(v) ?? 'reference';
-  const result = await evaluate(floatModel.model, quantModel.model, pairs, source, {
-    batchSize: positiveInt(v.batch as string | undefined, '--batch') || guessBatchSize(inputs), onProgress: progressPrinter(Boolean(v.quiet || v.json)),
-    numerics, ...(numerics === 'ort-cpu' ? {} : { deployed: 'ort-cpu' as const }),
+  const r = await evalPair({
+    float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
+    onProgress: progressPrinter(Boolean(v.quiet || v.json)), onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
   });
-  const layers = pairs.map((p) => ({ name: p.float, node: p.node, op: p.op, index: p.index, sqnr: dbToJson(result.layers.get(p.float)!.sqnr) }));
-  const figures = (f: OutputFigures) => ({ numerics: f.numerics, outputs: f.outputs.map((o) => ({ name: o.name, sqnr: dbToJson(o.sqnr), maxAbsError: o.maxAbsError })) });
-  const main = figures(result);
-  const deployed = result.deployed && figures(result.deployed);
   if (v.json) {
-    process.stdout.write(JSON.stringify({
-      tool: TOOL, float: path.resolve(positionals[0]), quantized: path.resolve(positionals[1]), samples: result.samples, ...main, ...(deployed ? { deployed } : {}), layers,
-    }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     return;
   }
-  process.stdout.write(`per-layer SQNR in ${numerics} numerics:\n${layerTable(layers, positiveInt(v.top as string | undefined, '--top'))}\n\n`);
-  process.stdout.write(outputLines(main.outputs, undefined, main.numerics));
-  if (deployed) process.stdout.write(outputLines(deployed.outputs, undefined, deployed.numerics, ', as deployed on this machine'));
-  process.stdout.write(`${layers.length} QDQ tensors matched; ${result.samples} samples\n`);
+  process.stdout.write(`per-layer SQNR in ${r.numerics} numerics:\n${layerTable(r.layers, positiveInt(v.top, '--top'))}\n\n`);
+  process.stdout.write(outputLines(r.outputs, undefined, r.numerics));
+  if (r.deployed) process.stdout.write(outputLines(r.deployed.outputs, undefined, r.deployed.numerics, ', as deployed on this machine'));
+  process.stdout.write(`${r.layers.length} QDQ tensors matched; ${r.samples} samples\n`);
 }
 
 async function cmdBackends(args: string[]): Promise<void> {
@@ -528,7 +500,7 @@ export function stateDir(): string {
 async function cmdServe(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { port: { type: 'string' } });
   if (positionals.length) throw new UsageError('serve takes no positional arguments');
-  const port = positiveInt(v.port as string | undefined, '--port');
+  const port = positiveInt(v.port, '--port');
   if (port !== undefined && port > 65535) throw new UsageError('--port must be at most 65535');
   const uiDir = path.join(__dirname, '..', 'ui');
   if (!fs.existsSync(path.join(uiDir, 'index.html'))) throw new Error(`${uiDir}: the studio UI is not built; run "npm run build" first`);

@@ -2,14 +2,14 @@
 // through the StudioApi it is created with, so the Electron preload, the browser host client and
 // the test host drive the same store.
 import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
-import { BACKENDS, findBackend, recipeFor, recipeProblems } from '../shared/backends';
-import {
-  runStages, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary, type PreprocessSpec,
-  type RepairMetric, type RepairTarget, type RunRequest, type RunResult, type Stage, type StudioApi,
-} from '../shared/ipc';
+import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from '../shared/backends';
+import type { ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, RunRequest, RunResult, StudioApi } from '../shared/ipc';
+import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
-import type { QuantType, Recipe } from '../shared/recipe';
-import type { AnalysisReport, Report } from '../shared/report';
+import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
+import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/report';
+import type { PreprocessSpec } from '../shared/preprocess';
+import { runStages, type Stage } from '../shared/progress';
 
 export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
 export const SCREENS: ReadonlyArray<{ id: Screen; title: string }> = [
@@ -77,7 +77,7 @@ export interface RunSlice {
   stages: Partial<Record<Stage, StageState>>;
   failure?: { stage: Stage; message: string };
   warnings: string[];
-  startRun(options?: { fromRun?: string; recipe?: Recipe; repair?: { of: RunResult; target: RepairTarget } }): Promise<void>;
+  startRun(options?: { fromRun?: string; recipe?: Recipe; repair?: { of: RunResult; target: Target } }): Promise<void>;
   cancelRun(): Promise<void>;
   onJobEvent(event: JobEvent): void;
 }
@@ -106,7 +106,7 @@ export interface ResultsSlice {
 }
 
 /** How a run of the session came about. */
-export type RunOrigin = { kind: 'run' } | { kind: 'override'; of: string } | { kind: 'repair'; of: string; target: RepairTarget };
+export type RunOrigin = { kind: 'run' } | { kind: 'override'; of: string } | { kind: 'repair'; of: string; target: Target };
 
 export interface HistoryEntry {
   result: RunResult;
@@ -128,7 +128,7 @@ export interface RepairDraft {
   kind: 'sqnr' | 'metric';
   /** dB for an SQNR target. */
   sqnr: number;
-  metric: RepairMetric;
+  metric: TargetMetric;
   /** In (0, 1] for a metric target. */
   metricValue: number;
 }
@@ -395,7 +395,7 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   overrideLayer: async (name, how) => {
     const run = get().current;
     if (!run) return;
-    const recipe = layerRecipe(run.report, name, how, get().model?.inputs.map((i) => i.name) ?? []);
+    const recipe = layerRecipe(run.report, name, how);
     if (recipe) await get().startRun({ fromRun: run.runId, recipe });
   },
   setSort: (sort) => set({ sort }),
@@ -448,7 +448,7 @@ const historySlice: StateCreator<Studio, [], [], HistorySlice> = (set, get) => (
 
 /** A target a little above where the run is, on a round number: asking for what it already has would change nothing. */
 export function defaultSqnrTarget(report: Report): number {
-  const worst = Math.min(...report.outputs.map((o) => (o.sqnr === 'inf' ? Infinity : o.sqnr)));
+  const worst = dbNumber(worstDb(report.outputs.map((o) => o.sqnr)));
   return Number.isFinite(worst) ? Math.ceil((worst + 5) / 5) * 5 : 40;
 }
 
@@ -523,39 +523,24 @@ const analysisSlice = (api: StudioApi): StateCreator<Studio, [], [], AnalysisSli
       const run = get().current;
       if (!run) return;
       const d = get().repairDraft;
-      const target: RepairTarget = d.kind === 'sqnr' ? { kind: 'sqnr', value: d.sqnr } : { kind: 'metric', metric: d.metric, value: d.metricValue };
+      const target: Target = d.kind === 'sqnr' ? { kind: 'sqnr', value: d.sqnr } : { kind: 'metric', metric: d.metric, value: d.metricValue };
       await get().startRun({ repair: { of: run, target } });
     },
   };
 };
 
-/** The 16-bit activation type the run's backend allows for one tensor, matching the signedness of its 8-bit one. */
-export function sixteenBitType(recipe: Recipe): QuantType | undefined {
+/** The 16-bit activation type the run's backend allows for one of its tensors. */
+export function sixteenBitFor(recipe: Recipe): QuantType | undefined {
   const backend = findBackend(recipe.backend);
-  if (!backend || recipe.kind !== 'static') return undefined;
-  const preferred: QuantType = recipe.activationType.startsWith('u') ? 'uint16' : 'int16';
-  const allowed = [preferred, preferred === 'uint16' ? 'int16' : 'uint16'] as QuantType[];
-  return allowed.find((t) => backend.overrideTypes.includes(t));
+  return backend && sixteenBitType(backend, recipe);
 }
 
-/**
- * The recipe of a re-run with one layer in higher precision. "Keep in float" keeps the node that
- * makes the tensor in float as well (its weights too), not only the tensor: a layer's error is
- * its weights' as much as its output's. A graph input has no such node.
- */
-export function layerRecipe(report: Report, name: string, how: 'float' | '16-bit', graphInputs: readonly string[]): Recipe | undefined {
-  const recipe = report.recipe;
-  if (how === '16-bit') {
-    const type = sixteenBitType(recipe);
-    return type ? { ...recipe, overrides: { ...recipe.overrides, [name]: { ...recipe.overrides[name], type } } } : undefined;
-  }
+/** The recipe of a re-run with one layer in higher precision, by the engine's own rule and the nodes its report names for the layer. */
+export function layerRecipe(report: Report, name: string, how: 'float' | '16-bit'): Recipe | undefined {
   const layer = report.layers.find((l) => l.name === name);
-  const node = layer && !graphInputs.includes(name) ? layer.node : undefined;
-  return {
-    ...recipe,
-    overrides: { ...recipe.overrides, [name]: { ...recipe.overrides[name], float: true } },
-    excludeNodes: node && !recipe.excludeNodes.includes(node) ? [...recipe.excludeNodes, node] : recipe.excludeNodes,
-  };
+  if (!layer) return undefined;
+  const action = how === 'float' ? 'float' : sixteenBitFor(report.recipe);
+  return action ? withHigherPrecision(report.recipe, [{ tensor: name, nodes: layer.nodes }], action) : undefined;
 }
 
 export function refusal(recipe: Recipe, patch: Partial<Recipe>): string | undefined {

@@ -1,7 +1,8 @@
 // Backend capability records: the facts the engine's quantizers and the UI both read.
-// Each record is what the target's own quantizer and execution-provider documentation say it runs;
-// main/quant/backends/ holds the little code that data cannot say.
-import type { Granularity, QuantKind, QuantType, Recipe } from './recipe';
+// Each record is what the target's own quantizer and execution-provider documentation say it runs,
+// on a base of what most targets do; main/plan/ holds the rules data cannot say (the cpu backend on
+// a saturating host) and main/export/ the lowerings a record names.
+import { quantTypeBits, type Granularity, type QuantKind, type QuantType, type Recipe } from './recipe';
 
 export interface Preset {
   name: string;
@@ -25,11 +26,20 @@ export interface DeviceRules {
   floatOps: readonly string[] | 'all' | 'none';
   /** Where a node the device cannot run goes: the host CPU, or nowhere (the export is refused). */
   fallback: 'cpu' | 'error';
+  /** The precision the device runs its unquantized ops in ("fp16" on the Hexagon HTP). */
+  floatPrecision: 'float' | 'fp16';
   /** The device compiles fixed shapes: dynamic dimensions must be pinned before it can take the graph. */
   staticShapes: boolean;
   /** The device has no 64-bit integer tensors (shape arithmetic stays on the CPU unless folded away). */
   int64: boolean;
 }
+
+/**
+ * ort-optimized: the model after ONNX Runtime's own graph optimizer (fused integer kernels).
+ * qoperator: QLinearConv/QLinearMatMul in standard ONNX ops. integer-io: int8 inputs and outputs
+ * with their scales in a JSON for the firmware.
+ */
+export type Lowering = 'ort-optimized' | 'qoperator' | 'integer-io';
 
 export interface BackendCapability {
   name: string;
@@ -64,6 +74,18 @@ export interface BackendCapability {
   keepFloat: boolean;
   /** Activation types that are always symmetric here (zero point 0), whatever the recipe says. */
   symmetricTypes: QuantType[];
+  /**
+   * Clamps folded into the quantization of the op before them where its range already clamps like
+   * them (Conv → Relu as one quantized output): the backend's kernels fuse them so.
+   */
+  foldedClamps: Array<'Relu' | 'Clip'>;
+  /** What the export writes besides the QDQ model (main/export/lowering.ts); qoperator only when asked. */
+  lowerings: Lowering[];
+  /**
+   * The runtime the target deploys in that this machine may have: ONNX Runtime's own CPU kernels,
+   * or its WebGPU provider. Absent for targets whose runtime is elsewhere (a phone, an NPU, an MCU).
+   */
+  localRuntime?: 'ort-cpu' | 'webgpu';
   device: DeviceRules;
   presets: Preset[];
   lowering: string;
@@ -122,8 +144,22 @@ const A8W8 = { kind: 'static', activationType: 'uint8', weightType: 'int8', gran
 const CPU_LATENCY = 'Measured here: ONNX Runtime\'s CPU provider runs the exported model, so the latency check is the real figure.';
 const elsewhere = (hw: string) => `Needs ${hw}: the latency check here runs the exported QDQ model on this machine's CPU, which says nothing about ${hw}.`;
 
+/** What a record does not say is what most targets do. */
+const DEFAULTS = {
+  activationSymmetry: 'optional', weightSymmetry: 'required', weightNarrowRange: true, staticInt4Weights: false, fixedOutputs: [],
+  placement: 'inputs-and-outputs', integerIO: false, keepFloat: true, symmetricTypes: [], foldedClamps: ['Relu', 'Clip'], lowerings: [],
+} satisfies Partial<BackendCapability>;
+const DEVICE_DEFAULTS = { fallback: 'cpu', floatPrecision: 'float', staticShapes: false, int64: false } satisfies Partial<DeviceRules>;
+
+type Given = Omit<BackendCapability, keyof typeof DEFAULTS | 'device'> & Partial<Pick<BackendCapability, keyof typeof DEFAULTS>>
+  & { device: Omit<DeviceRules, keyof typeof DEVICE_DEFAULTS> & Partial<DeviceRules> };
+
+function record(given: Given): BackendCapability {
+  return { ...DEFAULTS, ...given, device: { ...DEVICE_DEFAULTS, ...given.device } };
+}
+
 export const BACKENDS: BackendCapability[] = [
-  {
+  record({
     name: 'cpu',
     title: 'ONNX Runtime CPU',
     description: 'ONNX Runtime\'s default CPU execution provider: QDQ groups become fused integer kernels (QLinearConv, MatMulInteger…).',
@@ -131,22 +167,17 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['uint8', 'int8', 'uint16', 'int16'],
     weightTypes: ['int8', 'uint8', 'int16', 'int4', 'uint4'],
     granularities: ['per-tensor', 'per-channel', 'per-block'],
-    activationSymmetry: 'optional',
     weightSymmetry: 'optional',
     weightNarrowRange: false,
-    staticInt4Weights: false,
     opTypes: {
       static: CPU_STATIC,
       dynamic: ['MatMul', 'Gemm', 'Conv'],
       'weight-only': ['MatMul', 'Gemm', 'Conv'],
     },
-    fixedOutputs: [],
-    placement: 'inputs-and-outputs',
-    integerIO: false,
     overrideTypes: ['uint8', 'int8', 'uint16', 'int16'],
-    keepFloat: true,
-    symmetricTypes: [],
-    device: { name: 'CPU', floatOps: 'all', fallback: 'cpu', staticShapes: false, int64: true },
+    device: { name: 'CPU', floatOps: 'all', int64: true },
+    lowerings: ['ort-optimized', 'qoperator'],
+    localRuntime: 'ort-cpu',
     presets: [
       { name: 'a8w8', title: 'Static int8 (uint8 activations, int8 per-channel weights)', recipe: A8W8 },
       { name: 'dynamic-int8', title: 'Dynamic int8 (weights ahead of time, activations at run time)', recipe: { ...A8W8, kind: 'dynamic' } },
@@ -160,8 +191,8 @@ export const BACKENDS: BackendCapability[] = [
       'reduceRange quantizes weights to 7 bits, one of ONNX Runtime\'s remedies for x86 CPUs without VNNI, whose fused u8×s8 kernels saturate; on such a CPU the studio uses the other, uint8 weights, by default: it keeps all 8 bits.',
       '4-bit weight-only uses com.microsoft MatMulNBits on MatMul with constant weights, blocks of 32, 64 or 128.',
     ],
-  },
-  {
+  }),
+  record({
     name: 'xnnpack',
     title: 'XNNPACK',
     description: 'Arm/x86 mobile CPUs through XNNPACK (ONNX Runtime\'s XNNPACK provider, ExecuTorch\'s XNNPACK delegate).',
@@ -169,30 +200,18 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['int8'],
     weightTypes: ['int8'],
     granularities: ['per-tensor', 'per-channel'],
-    activationSymmetry: 'optional',
-    weightSymmetry: 'required',
-    weightNarrowRange: true,
-    staticInt4Weights: false,
     opTypes: {
       static: XNNPACK_STATIC,
       dynamic: ['MatMul', 'Gemm', 'Conv'],
       'weight-only': [],
     },
-    fixedOutputs: [],
-    placement: 'inputs-and-outputs',
-    integerIO: false,
     overrideTypes: ['int8'],
-    keepFloat: true,
-    symmetricTypes: [],
     device: {
       name: 'XNNPACK',
       // ExecuTorch's XNNPACK partitioner's float operators, by their ONNX names.
       floatOps: ['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div', 'Concat', 'MaxPool', 'AveragePool',
         'GlobalAveragePool', 'ReduceMean', 'Relu', 'Clip', 'LeakyRelu', 'Elu', 'HardSwish', 'Sigmoid', 'Softmax', 'Abs', 'Neg',
         'Ceil', 'Floor', 'Sqrt', 'Max', 'Min', ...SHAPE_OPS.filter((op) => op !== 'Gather')],
-      fallback: 'cpu',
-      staticShapes: false,
-      int64: false,
     },
     presets: [
       { name: 'a8w8', title: 'Static int8 (int8 per-tensor activations, int8 symmetric per-channel weights)', recipe: { ...A8W8, activationType: 'int8' } },
@@ -205,8 +224,8 @@ export const BACKENDS: BackendCapability[] = [
       'MaxPool and the data-movement ops share their input\'s quantization; Concat and average pooling calibrate their own output.',
       'No 16-bit or 4-bit types and no weight-only mode.',
     ],
-  },
-  {
+  }),
+  record({
     name: 'qnn-htp',
     title: 'Qualcomm QNN (Hexagon HTP)',
     description: 'Snapdragon NPUs through ONNX Runtime\'s QNN execution provider, HTP backend: fixed-point only, 8- or 16-bit activations.',
@@ -214,9 +233,6 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['uint8', 'uint16'],
     weightTypes: ['int8', 'int4'],
     granularities: ['per-tensor', 'per-channel', 'per-block'],
-    activationSymmetry: 'optional',
-    weightSymmetry: 'required',
-    weightNarrowRange: true,
     staticInt4Weights: true,
     opTypes: { static: QNN_STATIC, dynamic: [], 'weight-only': [] },
     perChannelOps: ['Conv', 'ConvTranspose'],
@@ -224,12 +240,8 @@ export const BACKENDS: BackendCapability[] = [
       { op: 'Sigmoid', type: 'uint16', scale: 1 / 65536, zeroPoint: 0 },
       { op: 'Tanh', type: 'uint16', scale: 1 / 32768, zeroPoint: 32768 },
     ],
-    placement: 'inputs-and-outputs',
-    integerIO: false,
     overrideTypes: ['uint8', 'uint16'],
-    keepFloat: true,
-    symmetricTypes: [],
-    device: { name: 'Hexagon HTP', floatOps: QNN_DEVICE_OPS, fallback: 'cpu', staticShapes: true, int64: false },
+    device: { name: 'Hexagon HTP', floatOps: QNN_DEVICE_OPS, staticShapes: true, floatPrecision: 'fp16' },
     presets: [
       { name: 'a8w8', title: 'uint8 activations, int8 symmetric weights (per-channel Conv)', recipe: A8W8 },
       { name: 'a16w8', title: 'uint16 activations, int8 symmetric weights (per-channel Conv)', recipe: { ...A8W8, activationType: 'uint16' } },
@@ -244,8 +256,8 @@ export const BACKENDS: BackendCapability[] = [
       'uint16 Sigmoid outputs use scale 1/65536, zero point 0; uint16 Tanh outputs scale 1/32768, zero point 32768 (QNN\'s fixed encodings).',
       'Symmetric int8 weights use [-127, 127], int4 [-7, 7] (ONNX Runtime\'s symmetric weight ranges).',
     ],
-  },
-  {
+  }),
+  record({
     name: 'coreml',
     title: 'Apple Core ML',
     description: 'iPhone/Mac Neural Engine and GPU through ONNX Runtime\'s CoreML execution provider (ML Program).',
@@ -253,18 +265,9 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['uint8'],
     weightTypes: ['int8'],
     granularities: ['per-channel', 'per-tensor'],
-    activationSymmetry: 'optional',
-    weightSymmetry: 'required',
-    weightNarrowRange: true,
-    staticInt4Weights: false,
     opTypes: { static: COREML_STATIC, dynamic: [], 'weight-only': ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'] },
-    fixedOutputs: [],
-    placement: 'inputs-and-outputs',
-    integerIO: false,
     overrideTypes: ['uint8'],
-    keepFloat: true,
-    symmetricTypes: [],
-    device: { name: 'Neural Engine / GPU', floatOps: COREML_DEVICE_OPS, fallback: 'cpu', staticShapes: false, int64: false },
+    device: { name: 'Neural Engine / GPU', floatOps: COREML_DEVICE_OPS },
     presets: [
       { name: 'a8w8', title: 'uint8 activations, int8 symmetric per-channel weights', recipe: A8W8 },
       { name: 'w8', title: 'int8 weight-only (activations stay float; 4x smaller weights)', recipe: { kind: 'weight-only', weightType: 'int8', granularity: 'per-channel', weightSymmetric: true } },
@@ -275,8 +278,8 @@ export const BACKENDS: BackendCapability[] = [
       'Weights int8 symmetric per channel (coremltools linear_symmetric), activations uint8.',
       'The Neural Engine needs fixed shapes; flexible shapes run on the GPU or CPU.',
     ],
-  },
-  {
+  }),
+  record({
     name: 'tensorrt',
     title: 'NVIDIA TensorRT',
     description: 'NVIDIA GPUs and Jetson through TensorRT\'s explicit quantization (Q/DQ in the ONNX graph).',
@@ -285,17 +288,10 @@ export const BACKENDS: BackendCapability[] = [
     weightTypes: ['int8'],
     granularities: ['per-channel', 'per-tensor'],
     activationSymmetry: 'required',
-    weightSymmetry: 'required',
-    weightNarrowRange: true,
-    staticInt4Weights: false,
     opTypes: { static: TENSORRT_STATIC, dynamic: [], 'weight-only': [] },
-    fixedOutputs: [],
     placement: 'inputs',
-    integerIO: false,
     overrideTypes: ['int8'],
-    keepFloat: true,
-    symmetricTypes: [],
-    device: { name: 'NVIDIA GPU', floatOps: 'all', fallback: 'cpu', staticShapes: false, int64: true },
+    device: { name: 'NVIDIA GPU', floatOps: 'all', int64: true },
     presets: [
       { name: 'a8w8', title: 'int8 symmetric everywhere, per-channel weights, percentile calibration', recipe: { ...A8W8, activationType: 'int8', activationSymmetric: true, method: 'percentile:99.999' } },
     ],
@@ -306,8 +302,8 @@ export const BACKENDS: BackendCapability[] = [
       'Q/DQ go on the inputs of quantized layers; TensorRT fuses each output into the next layer\'s input quantization.',
       'Percentile calibration (99.999) by default; TensorRT\'s own calibrator uses entropy (KL), which this engine also offers but which clips hard on long-tailed activations (the PaddleOCR classifier drops to 0 dB with it, 52 dB with percentile).',
     ],
-  },
-  {
+  }),
+  record({
     name: 'mcu-int8',
     title: 'Microcontroller int8',
     description: 'Arm Cortex-M / Ethos-U class and STM32-style int8 runtimes: the whole graph integer, model inputs and outputs included.',
@@ -315,10 +311,6 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['int8'],
     weightTypes: ['int8'],
     granularities: ['per-channel', 'per-tensor'],
-    activationSymmetry: 'optional',
-    weightSymmetry: 'required',
-    weightNarrowRange: true,
-    staticInt4Weights: false,
     opTypes: { static: MCU_STATIC, dynamic: [], 'weight-only': [] },
     // The TensorFlow Lite int8/int16 quantization spec fixes these outputs.
     fixedOutputs: [
@@ -329,13 +321,13 @@ export const BACKENDS: BackendCapability[] = [
       { op: 'Softmax', type: 'int16', scale: 1 / 32768, zeroPoint: 0 },
       { op: 'Tanh', type: 'int16', scale: 1 / 32768, zeroPoint: 0 },
     ],
-    placement: 'inputs-and-outputs',
     integerIO: true,
+    lowerings: ['integer-io'],
     overrideTypes: ['int8', 'int16'],
     keepFloat: false,
     // TensorFlow Lite's 16x8 kernels take symmetric int16 activations.
     symmetricTypes: ['int16'],
-    device: { name: 'MCU', floatOps: 'none', fallback: 'error', staticShapes: true, int64: false },
+    device: { name: 'MCU', floatOps: 'none', fallback: 'error', staticShapes: true },
     presets: [
       { name: 'a8w8', title: 'Full integer: int8 activations and I/O, int8 symmetric per-channel weights', recipe: { ...A8W8, activationType: 'int8' } },
     ],
@@ -346,8 +338,8 @@ export const BACKENDS: BackendCapability[] = [
       'Inputs and outputs are int8: the firmware quantizes its input and dequantizes the output with the exported scale and zero point.',
       'Sigmoid and Softmax outputs use scale 1/256, zero point -128; Tanh 1/128, 0 (the TensorFlow Lite int8 spec).',
     ],
-  },
-  {
+  }),
+  record({
     name: 'webgpu',
     title: 'ONNX Runtime Web (WebGPU)',
     description: 'Browsers through ONNX Runtime Web\'s WebGPU provider: 4-bit block-wise MatMul weights for transformers, static QDQ otherwise.',
@@ -355,18 +347,12 @@ export const BACKENDS: BackendCapability[] = [
     activationTypes: ['uint8', 'int8'],
     weightTypes: ['int4', 'uint4', 'int8'],
     granularities: ['per-block', 'per-channel', 'per-tensor'],
-    activationSymmetry: 'optional',
     weightSymmetry: 'optional',
     weightNarrowRange: false,
-    staticInt4Weights: false,
     opTypes: { static: WEBGPU_STATIC, dynamic: [], 'weight-only': ['MatMul'] },
-    fixedOutputs: [],
-    placement: 'inputs-and-outputs',
-    integerIO: false,
     overrideTypes: ['uint8', 'int8'],
-    keepFloat: true,
-    symmetricTypes: [],
-    device: { name: 'WebGPU', floatOps: 'all', fallback: 'cpu', staticShapes: false, int64: true },
+    device: { name: 'WebGPU', floatOps: 'all', int64: true },
+    localRuntime: 'webgpu',
     presets: [
       { name: 'w4', title: '4-bit block-wise MatMul weights (MatMulNBits, block 32)', recipe: { kind: 'weight-only', weightType: 'int4', granularity: 'per-block', blockSize: 32, weightSymmetric: true } },
       { name: 'a8w8', title: 'Static QDQ (uint8 activations, int8 per-channel weights)', recipe: A8W8 },
@@ -377,7 +363,7 @@ export const BACKENDS: BackendCapability[] = [
       '4-bit weight-only MatMulNBits is ONNX Runtime Web\'s path for transformer weights (blocks of 32 by default).',
       'Ops WebGPU lacks run on ONNX Runtime Web\'s wasm CPU provider.',
     ],
-  },
+  }),
 ];
 
 export function findBackend(name: string): BackendCapability | undefined {
@@ -438,11 +424,11 @@ export function recipeProblems(backend: BackendCapability, recipe: Recipe): stri
     if (!backend.opTypes[recipe.kind].includes(op)) problems.push(`${b}: does not quantize ${op} in ${recipe.kind} mode`);
   }
   if (!backend.keepFloat && recipe.excludeNodes.length) {
-    problems.push(`${b}: cannot keep ${recipe.excludeNodes.join(', ')} in float — the whole graph runs integer; give ${recipe.excludeNodes.length > 1 ? 'them' : 'it'} ${sixteenBit(backend) ?? 'a wider range'} instead`);
+    problems.push(`${b}: cannot keep ${recipe.excludeNodes.join(', ')} in float — the whole graph runs integer; give ${recipe.excludeNodes.length > 1 ? 'them' : 'it'} ${sixteenBitType(backend, recipe) ?? 'a wider range'} instead`);
   }
   for (const [tensor, o] of Object.entries(recipe.overrides)) {
     if (o.float && !backend.keepFloat) {
-      problems.push(`${b}: cannot keep tensor ${tensor} in float — the whole graph runs integer; give it ${sixteenBit(backend) ?? 'a wider range'} instead`);
+      problems.push(`${b}: cannot keep tensor ${tensor} in float — the whole graph runs integer; give it ${sixteenBitType(backend, recipe) ?? 'a wider range'} instead`);
     }
     if (o.type && !backend.overrideTypes.includes(o.type) && !backend.weightTypes.includes(o.type)) {
       problems.push(`${b}: tensor ${tensor} cannot be ${o.type}; allowed: ${backend.overrideTypes.join(', ')}${backend.keepFloat ? ', or kept in float' : ''}`);
@@ -458,8 +444,14 @@ export function recipeProblems(backend: BackendCapability, recipe: Recipe): stri
 }
 
 /** The 16-bit activation type a backend offers for a sensitive layer, if any. */
-export function sixteenBit(backend: BackendCapability): QuantType | undefined {
-  return backend.overrideTypes.find((t) => t.endsWith('16'));
+/**
+ * The 16-bit activation type the backend allows for one tensor of a static recipe, of the same
+ * signedness as the recipe's activations where it can; none when the recipe is already 16-bit.
+ */
+export function sixteenBitType(backend: BackendCapability, recipe: Recipe): QuantType | undefined {
+  if (recipe.kind !== 'static' || quantTypeBits(recipe.activationType) >= 16) return undefined;
+  const preferred: QuantType = recipe.activationType.startsWith('u') ? 'uint16' : 'int16';
+  return [preferred, preferred === 'uint16' ? 'int16' : 'uint16'].find((t): t is QuantType => backend.overrideTypes.includes(t as QuantType));
 }
 
 export const DEFAULT_RECIPE: Omit<Recipe, 'backend'> = {

@@ -2,8 +2,11 @@
 // `StudioApi`; the Electron preload, the browser host's HTTP client and the test host implement it.
 // Each request channel has a payload validator that the hosts run before the engine sees anything:
 // a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
+import { isTargetMetric, TARGET_METRICS, type Target } from './metrics';
 import { MAIN_NUMERICS, type HostNumerics, type MainNumerics } from './numerics';
 import type { Preflight } from './preflight';
+import type { Progress, Stage } from './progress';
+import { preprocessProblem, type PreprocessSpec } from './preprocess';
 import type { AnalysisReport, Report, LayerReport } from './report';
 import { validateRecipe, type Recipe } from './recipe';
 
@@ -29,14 +32,6 @@ export interface ModelSummary {
   ops: Record<string, number>;
   nodeCount: number;
   parameters: number;
-}
-
-export interface PreprocessSpec {
-  size?: [number, number];
-  mean?: [number, number, number];
-  std?: [number, number, number];
-  layout?: 'NCHW' | 'NHWC';
-  channels?: 'RGB' | 'BGR' | 'GRAY';
 }
 
 export interface SampleModel {
@@ -87,28 +82,14 @@ export interface RunRequest {
   /** Re-convert and re-evaluate from this earlier run's calibrated ranges instead of calibrating. */
   fromRun?: string;
   /** Automatic repair: re-choose calibration methods, then move the fewest layers to higher precision, until this holds. */
-  target?: RepairTarget;
+  target?: Target;
   /** Numerics of the run's figures (default reference; the cpu backend's deployed figures are ort-cpu either way). */
   numerics?: MainNumerics;
   /** cpu backend on a CPU whose int8 kernels saturate: uint8 weights so the export is right here (default on). */
   saturationFix?: boolean;
 }
 
-/** Task metrics a repair can target; the engine's list (main/eval/metrics.ts), pinned equal by a unit test. */
-export const REPAIR_METRICS = ['top1-agreement', 'top5-agreement', 'argmax-agreement', 'cosine', 'accuracy', 'top5-accuracy'] as const;
-export type RepairMetric = typeof REPAIR_METRICS[number];
-export type RepairTarget = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: RepairMetric; value: number };
 
-export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
-export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
-
-/** The stages of a run, in order: a repair searches after calibrating, before converting. */
-export function runStages(request: { target?: unknown }): readonly Stage[] {
-  return request.target ? [...STAGES.slice(0, 2), 'sensitivity', ...STAGES.slice(2)] : STAGES;
-}
-
-/** The stages of an analysis (from saved ranges, so it never calibrates). */
-export const ANALYSIS_STAGES: readonly Stage[] = ['load', 'evaluate', 'sensitivity'];
 
 export interface RunResult {
   runId: string;
@@ -125,7 +106,7 @@ export type JobEvent =
   | { runId: string; type: 'started'; request: RunRequest }
   | { runId: string; type: 'analysis-started'; of: string }
   | { runId: string; type: 'analyzed'; of: string; analysis: AnalysisReport }
-  | { runId: string; type: 'progress'; stage: Stage; done: number; total: number; rate?: number }
+  | ({ runId: string; type: 'progress' } & Progress)
   | { runId: string; type: 'warning'; message: string }
   | { runId: string; type: 'done'; result: RunResult }
   | { runId: string; type: 'failed'; stage: Stage; message: string }
@@ -220,24 +201,10 @@ function text(channel: string, value: unknown, field: string, optional = false):
   if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || value.includes('\0')) fail(channel, `"${field}" must be a non-empty string`);
 }
 
-function numbers(channel: string, value: unknown, field: string, n: number): void {
-  if (!Array.isArray(value) || value.length !== n || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) fail(channel, `"${field}" must be ${n} finite numbers`);
-}
-
 function preprocess(channel: string, value: unknown): void {
   if (value === undefined) return;
-  const p = object(channel, value, ['size', 'mean', 'std', 'layout', 'channels']);
-  if (p.size !== undefined) {
-    numbers(channel, p.size, 'preprocess.size', 2);
-    if (!(p.size as number[]).every((x) => Number.isInteger(x) && x > 0 && x <= 8192)) fail(channel, '"preprocess.size" must be two whole numbers from 1 to 8192');
-  }
-  if (p.mean !== undefined) numbers(channel, p.mean, 'preprocess.mean', 3);
-  if (p.std !== undefined) {
-    numbers(channel, p.std, 'preprocess.std', 3);
-    if ((p.std as number[]).some((x) => x === 0)) fail(channel, '"preprocess.std" must not contain 0');
-  }
-  if (p.layout !== undefined && p.layout !== 'NCHW' && p.layout !== 'NHWC') fail(channel, '"preprocess.layout" must be NCHW or NHWC');
-  if (p.channels !== undefined && !['RGB', 'BGR', 'GRAY'].includes(p.channels as string)) fail(channel, '"preprocess.channels" must be RGB, BGR or GRAY');
+  const problem = preprocessProblem(value, `${channel}: "preprocess"`);
+  if (problem) throw new PayloadError(problem);
 }
 
 function recipe(channel: string, value: unknown): void {
@@ -255,7 +222,7 @@ function target(channel: string, value: unknown): void {
   if (t.kind === 'sqnr') {
     if (t.metric !== undefined) fail(channel, '"target.metric" belongs to a metric target, not an SQNR one');
   } else if (t.kind === 'metric') {
-    if (!REPAIR_METRICS.includes(t.metric as RepairMetric)) fail(channel, `"target.metric" must be one of ${REPAIR_METRICS.join(', ')}`);
+    if (!isTargetMetric(t.metric)) fail(channel, `"target.metric" must be one of ${TARGET_METRICS.join(', ')}`);
     if (!(t.value > 0 && t.value <= 1)) fail(channel, '"target.value" of a metric must be in (0, 1]');
   } else fail(channel, '"target.kind" must be sqnr or metric');
 }

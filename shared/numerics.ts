@@ -1,5 +1,6 @@
 // Numerics: the arithmetic a figure was measured in. Every SQNR, metric, baseline and before/after
 // the studio shows carries one of these names, and no report, chart or search mixes two.
+import { findBackend } from './backends';
 
 /**
  * reference: the QDQ graph as written (DequantizeLinear → float op → QuantizeLinear), what PT2E's
@@ -30,7 +31,7 @@ export function figureLabel(numerics: Numerics, samples: number): string {
  * others, whose kernels run elsewhere.
  */
 export function searchNumerics(backend: string, asked?: MainNumerics): MainNumerics {
-  return asked ?? (backend === 'cpu' ? 'ort-cpu' : 'reference');
+  return asked ?? (findBackend(backend)?.localRuntime === 'ort-cpu' ? 'ort-cpu' : 'reference');
 }
 
 /** What this machine's runtime does to int8 figures: the CPU, whether its u8×s8 kernels saturate, and WebGPU. */
@@ -48,7 +49,7 @@ export interface HostNumerics {
 /** One sentence on what the host means for a backend's figures. */
 export function hostWords(host: HostNumerics, backend: string): string {
   if (!host.int8Saturates) return `${host.cpu}: ONNX Runtime's int8 kernels are exact here (no saturation of u8×s8 products).`;
-  if (backend === 'cpu') {
+  if (findBackend(backend)?.localRuntime === 'ort-cpu') {
     return `${host.cpu}: ONNX Runtime's fused u8×s8 kernels saturate pairs of products here (x86 without VNNI); int8-weight models lose accuracy on such CPUs unless their weights are 7-bit (reduce-range) or uint8, or the session sets session.x64quantprecision=1.`;
   }
   return `${host.cpu}: ONNX Runtime's fused u8×s8 kernels saturate here (x86 without VNNI); this does not touch ${backend}'s figures, which are in reference numerics.`;

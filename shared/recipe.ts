@@ -87,3 +87,29 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   check(Number.isInteger(r.calibrationSamples) && (r.calibrationSamples as number) >= 0, `${where}: "calibrationSamples" must be a whole number (0 = all)`);
   return r as unknown as Recipe;
 }
+
+/** A layer to move to higher precision: its quantized tensor (none for a weight whose output is not quantized) and the nodes that make it. */
+export interface LayerMove {
+  tensor?: string;
+  nodes: readonly string[];
+}
+
+/**
+ * The one higher-precision rule, for the studio's Keep in float and 16-bit and for the repair
+ * search. Float keeps the tensor unquantized and its nodes in float, weights included: a layer's
+ * error is its weights' as much as its output's. A 16-bit type gives the tensor that type; a move
+ * without a tensor can only go to float.
+ */
+export function withHigherPrecision(recipe: Recipe, moves: readonly LayerMove[], action: QuantType | 'float'): Recipe {
+  const overrides = { ...recipe.overrides };
+  const exclude = new Set(recipe.excludeNodes);
+  for (const move of moves) {
+    if (action === 'float' || !move.tensor) {
+      for (const n of move.nodes) exclude.add(n);
+      if (move.tensor) overrides[move.tensor] = { ...overrides[move.tensor], float: true };
+    } else {
+      overrides[move.tensor] = { ...overrides[move.tensor], type: action };
+    }
+  }
+  return { ...recipe, overrides, excludeNodes: [...exclude] };
+}

@@ -1,4 +1,5 @@
 // The report JSON: the stable shape the CLI writes, the UI reads and tests pin.
+import type { Target } from './metrics';
 import type { HostNumerics, MainNumerics, Numerics } from './numerics';
 import type { Preflight, PreflightCost } from './preflight';
 import { quantTypeBits, type QuantType, type Recipe } from './recipe';
@@ -11,6 +12,8 @@ export interface LayerReport {
   name: string;
   /** The node that produces the tensor (or consumes it, for a graph input). */
   node: string;
+  /** The nodes whose weights make it: what keeping the layer in float keeps in float with it (shared/recipe.ts withHigherPrecision). */
+  nodes: string[];
   op: string;
   /** Position in graph order. */
   index: number;
@@ -198,7 +201,7 @@ export interface RepairChange {
 }
 
 export interface RepairReport {
-  target: { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: string; value: number };
+  target: Target;
   /** The numerics every measurement of the search was made in. */
   numerics: MainNumerics;
   met: boolean;
@@ -235,6 +238,16 @@ export function repairCostWords(repair: RepairReport, report: Pick<Report, 'laye
   const leaving = repair.cost.nodesLeavingIntegerPath;
   return `${moved} of ${repair.cost.unitsTotal} layers moved to higher precision (${(repair.cost.fraction * 100).toFixed(1)}%), ${repair.cost.sixteenBit} to 16-bit, `
     + `${leaving.length} node(s) leave the integer path${leaving.length ? ` (${leaving.slice(0, 6).join(', ')}${leaving.length > 6 ? ', …' : ''})` : ''}${already}`;
+}
+
+/** SQNR as a number to sort or compare: "inf" is Infinity; a missing one sorts last, as if perfect. */
+export function dbNumber(value: Db | undefined): number {
+  return value === undefined || value === 'inf' ? Infinity : value;
+}
+
+/** The worst (lowest) SQNR of several outputs. */
+export function worstDb(values: readonly Db[]): Db {
+  return values.reduce<Db>((a, b) => (dbNumber(b) < dbNumber(a) ? b : a), 'inf');
 }
 
 export function dbToJson(value: number): Db {

@@ -1,6 +1,8 @@
 // Calibration: run the model with every tensor that needs a range as an extra output, and stream
 // the values to observers in worker threads. Memory holds at most two batches of activations.
 import { quantTypeBits } from '../../shared/recipe';
+import { elementCount } from '../base/feed';
+import { type Control, throwIfAborted } from '../base/progress';
 import { StatsPool } from '../stats/pool';
 import type { ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
@@ -11,33 +13,13 @@ import { parseMethod } from '../stats/observers';
 import { canSample, sampleStride, tapModel } from './taps';
 import type { SampleSource } from '../data/readers';
 
-export interface Progress {
-  stage: 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
-  done: number;
-  total: number;
-  /** Samples (sensitivity: runs) per second so far, for "time left". */
-  rate?: number;
-}
-
-export interface RunOptions {
+export interface RunOptions extends Control {
   batchSize: number;
   /** Activations a batch may hold in memory before the batch is made smaller. */
   memoryBudget?: number;
   bins?: number;
   /** Values per tensor and sample a histogram sees at most (0: all of them). */
   histogramSample?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: Progress) => void;
-}
-
-export class CancelledError extends Error {
-  constructor() {
-    super('cancelled');
-  }
-}
-
-export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError();
 }
 
 export interface CalibrationResult {
@@ -86,10 +68,6 @@ export async function probeShapes(model: onnx.ModelProto, tensors: string[], sou
   }
 }
 
-export function elements(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 // ONNX Runtime keeps a tapped tensor alive until its reductions ran, and its memory-pattern
 // planner then reserves room for all of them at once: without it the arena stays near the real
 // peak.
@@ -109,13 +87,13 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     // sample near the sample budget per batch.
     const shapes = await probeShapes(model, tensors.map((t) => t.tensor), source);
     let perSample = 0;
-    for (const shape of shapes.values()) perSample += elements(shape) * 4;
+    for (const shape of shapes.values()) perSample += elementCount(shape) * 4;
     const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
     const strides = new Map<string, number>();
     const sampling = canSample(model);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     for (const t of tensors) {
-      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(elements(shapes.get(t.tensor)!) / budget) : 1);
+      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1);
     }
     const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: strides.get(t.tensor) ?? 0 })), false);
     session = await createSession(tapped, 'model prepared for calibration', TAP_OPTIONS);

@@ -4,8 +4,9 @@
 // running the model again, so trying each method costs one conversion and one measurement.
 import { quantTypeBits } from '../../shared/recipe';
 import { BinnedDistribution, type HistogramView } from '../stats/histogram';
-import { mseRange, percentileRange, type Range } from '../stats/observers';
+import { mseRange, percentileRange } from '../stats/observers';
 import type { ActivationSpec } from '../plan/plan';
+import type { Range } from '../stats/range';
 
 export interface SavedHistogram {
   min: number;

@@ -1,17 +1,15 @@
 // Rewrites a float model by its QuantPlan: static QDQ, dynamic integer ops, or weight-only.
 // The input model object is never modified; the result shares its unchanged tensors.
+import { uniqueName } from '../onnx/edit';
+import type { Range } from '../stats/range';
 import { quantTypeBits, type QuantType } from '../../shared/recipe';
 import type { WeightReport } from '../../shared/report';
 import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { rootOf, type QuantPlan, type WeightSpec } from '../plan/plan';
-import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sqnrOf, storageArray, type QParams } from '../plan/qmath';
-
-export interface Range {
-  min: number;
-  max: number;
-}
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, storageArray, type QParams } from '../plan/qmath';
+import { sqnrOf } from '../stats/sqnr';
 
 /** One tensor compared float ↔ quantized: the unit of a per-layer report. */
 export interface LayerMapping {
@@ -63,10 +61,7 @@ class Builder {
   }
 
   unique(base: string): string {
-    let name = base;
-    for (let i = 1; this.names.has(name); i++) name = `${base}_${i}`;
-    this.names.add(name);
-    return name;
+    return uniqueName(this.names, base);
   }
 
   node(op: string, inputs: string[], outputs: string[], attrs: onnx.AttributeProto[] = [], domain = ''): onnx.NodeProto {
@@ -177,8 +172,9 @@ function clipBounds(view: GraphView, node: GraphNode): [number, number] | undefi
 function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { params: QParams; range: Range }>, quantizedNodes: ReadonlySet<string>): Map<string, GraphNode> {
   const folds = new Map<string, GraphNode>();
   const graphOutputs = new Set(view.outputs.map((o) => o.name));
+  const foldable = new Set<string>(plan.backend.foldedClamps);
   for (const node of view.nodes) {
-    const bounds = clipBounds(view, node);
+    const bounds = foldable.has(node.op) ? clipBounds(view, node) : undefined;
     if (!bounds) continue;
     const input = node.inputs[0];
     const output = node.outputs[0];

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataError } from './npy';
-import type { ImagePreprocess } from './readers';
+import { PreprocessSpec } from '../../shared/preprocess';
 
 export interface Rgba {
   width: number;
@@ -20,7 +20,7 @@ export interface ImageGeometry {
   width: number;
   layout: 'NCHW' | 'NHWC';
   channels: 'RGB' | 'BGR' | 'GRAY';
-  resize: NonNullable<ImagePreprocess['resize']>;
+  resize: NonNullable<PreprocessSpec['resize']>;
   /** Per output channel, in the order the model receives the channels. */
   mean: readonly number[];
   std: readonly number[];

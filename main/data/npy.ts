@@ -1,6 +1,7 @@
 // NumPy .npy files: format versions 1.0 to 3.0, little-endian, C order. Reads take an element
 // range rather than the whole array, so a calibration set larger than memory streams from disk.
 import * as fs from 'node:fs';
+import { elementCount, type ElementType } from '../base/feed';
 
 /**
  * Data the user has to fix: the message names the file or input, says what is wrong and what to
@@ -8,7 +9,7 @@ import * as fs from 'node:fs';
  */
 export class DataError extends Error {}
 
-export type NpyDtype = 'float32' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+export type NpyDtype = ElementType;
 export type NpyArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
 
 export interface NpyHeader {
@@ -44,9 +45,6 @@ export function allocate(dtype: NpyDtype, length: number): NpyArray {
   return new KINDS[dtype].array(length);
 }
 
-export function elementCount(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 export function itemSize(dtype: NpyDtype): number {
   return KINDS[dtype].array.BYTES_PER_ELEMENT;

@@ -5,38 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImage, listImages, preprocessImage, type ImageGeometry, type Rgba } from './images';
-import { allocate, DataError, elementCount, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
+import { elementCount, type ElementType, type Feed, type InputSpec } from '../base/feed';
+import { allocate, DataError, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
+import { preprocessProblem, type PreprocessSpec } from '../../shared/preprocess';
 
 export { DataError };
-
-/** The element types a feed can carry: exactly the .npy dtypes the reader supports. */
-export type ElementType = NpyDtype;
-
-export interface InputSpec {
-  name: string;
-  type: ElementType | string;
-  /** String dims are symbolic (batch, sequence length, ...). */
-  shape: Array<number | string>;
-}
-
-export interface Feed {
-  [input: string]: { type: ElementType; dims: number[]; data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int8Array | Uint8Array };
-}
-
-export interface ImagePreprocess {
-  /** [height, width] to resize to; default: from the input's static shape. */
-  size?: [number, number];
-  /** Default stretch. */
-  resize?: 'stretch' | 'shorter-side-then-center-crop' | 'pad';
-  /** Applied after scaling to [0,1]: (x/255 - mean) / std, per channel in the order the model receives them; default [0,0,0]. */
-  mean?: [number, number, number];
-  /** Default [1,1,1]. */
-  std?: [number, number, number];
-  /** Default: guessed from the input shape (dim 1 of 1 or 3 → NCHW, last dim of 1 or 3 → NHWC). */
-  layout?: 'NCHW' | 'NHWC';
-  /** Default RGB, or GRAY when the channel dim is 1. */
-  channels?: 'RGB' | 'BGR' | 'GRAY';
-}
 
 export interface SampleSource {
   /** E.g. "64 samples from x.npy". */
@@ -49,7 +22,7 @@ export interface SampleSource {
 }
 
 export interface SourceOptions {
-  preprocess?: ImagePreprocess;
+  preprocess?: PreprocessSpec;
   /** At most this many samples. */
   limit?: number;
   /** Seed of random:N data. */
@@ -259,7 +232,7 @@ function sampleFilesColumn(dir: string, files: string[], slot: Slot): Column {
   };
 }
 
-function imageColumn(dir: string, files: string[], slot: Slot, pre: ImagePreprocess, warnings: string[]): Column {
+function imageColumn(dir: string, files: string[], slot: Slot, pre: PreprocessSpec, warnings: string[]): Column {
   const g = imageGeometry(dir, slot, pre, () => ({ file: files[0], image: decodeImage(files[0]) }), warnings);
   const channels = g.mean.length;
   const shape = g.layout === 'NCHW' ? [channels, g.height, g.width] : [g.height, g.width, channels];
@@ -276,7 +249,7 @@ function imageColumn(dir: string, files: string[], slot: Slot, pre: ImagePreproc
 }
 
 /** Resolves the preprocessing options against the input's shape; `first` is read only when the image size is dynamic. */
-function imageGeometry(dir: string, slot: Slot, pre: ImagePreprocess, first: () => { file: string; image: Rgba }, warnings: string[]): ImageGeometry {
+function imageGeometry(dir: string, slot: Slot, pre: PreprocessSpec, first: () => { file: string; image: Rgba }, warnings: string[]): ImageGeometry {
   const { name, shape } = slot.input;
   const what = `${dir}: input "${name}" ${formatShape(shape)} (${slot.type})`;
   if (!slot.batchAxis || shape.length !== 4 || (slot.type !== 'float32' && slot.type !== 'float64')) {
@@ -352,7 +325,7 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-function openPath(spec: string, slots: Slot[], pre: ImagePreprocess, warnings: string[]): Column[] {
+function openPath(spec: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
   const stat = fs.statSync(spec, { throwIfNoEntry: false });
   if (!stat) throw new DataError(`${spec}: no such file or folder; give ${SOURCE_KINDS}`);
   if (stat.isDirectory()) return openFolder(spec, slots, pre, warnings);
@@ -365,7 +338,7 @@ function openPath(spec: string, slots: Slot[], pre: ImagePreprocess, warnings: s
   return [stackColumn(spec, slots[0])];
 }
 
-function openFolder(dir: string, slots: Slot[], pre: ImagePreprocess, warnings: string[]): Column[] {
+function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
   const stacks = new Map(npyFiles(dir).map((file) => [path.basename(file).slice(0, -4), file]));
   if (slots.some((s) => stacks.has(s.input.name))) {
     const missing = slots.filter((s) => !stacks.has(s.input.name)).map((s) => `${s.input.name}.npy`);
@@ -381,7 +354,7 @@ function openFolder(dir: string, slots: Slot[], pre: ImagePreprocess, warnings: 
 }
 
 /** A folder for one input: .npy files of one sample each if it has any, else images. */
-function inputFolder(dir: string, slot: Slot, pre: ImagePreprocess, warnings: string[]): Column {
+function inputFolder(dir: string, slot: Slot, pre: PreprocessSpec, warnings: string[]): Column {
   const npys = npyFiles(dir);
   if (npys.length) return sampleFilesColumn(dir, npys, slot);
   const images = listImages(dir);
@@ -393,7 +366,7 @@ function npyFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.toLowerCase().endsWith('.npy') && !n.startsWith('.')).sort().map((n) => path.join(dir, n));
 }
 
-function openManifest(file: string, slots: Slot[], pre: ImagePreprocess, warnings: string[]): Column[] {
+function openManifest(file: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
   let doc: unknown;
   try {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -431,31 +404,11 @@ function checkCounts(where: string, slots: Slot[], columns: Column[]): void {
   }
 }
 
-const PREPROCESS_RULES: Record<string, { ok: (v: unknown) => boolean; expected: string }> = {
-  size: { ok: (v) => numbers(v, 2, (x) => Number.isInteger(x) && x > 0), expected: '[height, width] in whole pixels' },
-  resize: { ok: (v) => ['stretch', 'shorter-side-then-center-crop', 'pad'].includes(v as string), expected: '"stretch", "shorter-side-then-center-crop" or "pad"' },
-  mean: { ok: (v) => numbers(v, 3, Number.isFinite), expected: '3 numbers' },
-  std: { ok: (v) => numbers(v, 3, (x) => Number.isFinite(x) && x !== 0), expected: '3 non-zero numbers' },
-  layout: { ok: (v) => v === 'NCHW' || v === 'NHWC', expected: '"NCHW" or "NHWC"' },
-  channels: { ok: (v) => v === 'RGB' || v === 'BGR' || v === 'GRAY', expected: '"RGB", "BGR" or "GRAY"' },
-};
-
 /** The options that are set, checked: they may come from a hand-written manifest. */
-function checkPreprocess(value: unknown, where: string): ImagePreprocess {
-  if (!isRecord(value)) throw new DataError(`${where} must be an object such as {"size": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}`);
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) {
-    if (v === undefined) continue;
-    const rule = PREPROCESS_RULES[key];
-    if (!rule) throw new DataError(`${where}: unknown option "${key}"; the options are ${Object.keys(PREPROCESS_RULES).join(', ')}`);
-    if (!rule.ok(v)) throw new DataError(`${where}: ${key} must be ${rule.expected}, got ${JSON.stringify(v)}`);
-    out[key] = v;
-  }
-  return out as ImagePreprocess;
-}
-
-function numbers(v: unknown, n: number, ok: (x: number) => boolean): boolean {
-  return Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && ok(x));
+function checkPreprocess(value: unknown, where: string): PreprocessSpec {
+  const problem = preprocessProblem(value, where);
+  if (problem) throw new DataError(problem);
+  return Object.fromEntries(Object.entries(value as object).filter(([, v]) => v !== undefined)) as PreprocessSpec;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

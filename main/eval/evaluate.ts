@@ -6,17 +6,20 @@
 // exported model in a runtime of this machine) can be measured in the same pass. Only running sums
 // are kept.
 import * as ort from 'onnxruntime-node';
-import { elements, fitBatch, probeShapes, TAP_OPTIONS, throwIfAborted, type RunOptions } from '../calib/calibrate';
+import { fitBatch, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../data/readers';
 import { StatsPool } from '../stats/pool';
 import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
-import { sqnrDb } from '../plan/qmath';
+
 import { comparisonModel } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { throwIfAborted } from '../base/progress';
+import { elementCount } from '../base/feed';
+import { sqnrDb } from '../stats/sqnr';
 
 export interface TensorPair {
   float: string;
@@ -118,7 +121,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     // Both halves hold their activations of a batch: the float model's, measured on one sample,
     // twice.
     let perSample = 0;
-    if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elements(shape) * 4;
+    if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elementCount(shape) * 4;
     const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
     let done = 0;
     if (options.labels && options.labels.length < source.count) throw new Error(`labels: ${options.labels.length} class ids for ${source.count} evaluation samples`);

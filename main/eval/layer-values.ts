@@ -2,7 +2,7 @@
 // model and of its dequantized counterpart in the quantized model, on the same samples. The UI gets
 // the bins, never the tensors.
 import * as ort from 'onnxruntime-node';
-import { throwIfAborted } from '../calib/calibrate';
+
 import type { SampleSource } from '../data/readers';
 import { typedValueInfo } from '../onnx/edit';
 import { namesRead } from '../onnx/graph';
@@ -10,6 +10,7 @@ import { onnx } from '../onnx/proto';
 import { comparisonModel, QUANTIZED_PREFIX } from './compare-model';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import type { TensorPair } from './evaluate';
+import { throwIfAborted } from '../base/progress';
 
 export interface ValueHistogram {
   min: number;

@@ -1,16 +1,8 @@
 // Task metrics: what a user of the model sees, beyond SQNR. The float model's own outputs are the
 // reference (agreement, cosine) and, where the user gives labels, the ground truth (accuracy).
 // Accumulators keep running counts, so memory does not grow with the number of samples.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { listImages } from '../data/images';
-import { DataError, readNpyHeader, readNpyRange } from '../data/npy';
-
-export const METRIC_NAMES = ['top1-agreement', 'top5-agreement', 'argmax-agreement', 'cosine', 'accuracy', 'top5-accuracy', 'float-accuracy', 'float-top5-accuracy'] as const;
-export type MetricName = typeof METRIC_NAMES[number];
-
-/** Metrics a repair can aim at: higher is better for all of them. */
-export const TARGET_METRICS: readonly MetricName[] = ['top1-agreement', 'top5-agreement', 'argmax-agreement', 'cosine', 'accuracy', 'top5-accuracy'];
+import { DataError } from '../data/npy';
+import type { MetricName } from '../../shared/metrics';
 
 export type MetricValues = Partial<Record<MetricName, number>>;
 
@@ -119,48 +111,4 @@ export function topK(data: ArrayLike<number>, offset: number, n: number, k: numb
     top[j] = i;
   }
   return top;
-}
-
-/**
- * Class ids, one per sample, in the order the data readers yield samples: a .npy of integers, or
- * for a folder-per-class image layout the index of each image's class folder among the sorted
- * class folder names.
- */
-export function readLabels(spec: string): { labels: Int32Array; classes?: string[] } {
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(spec);
-  } catch {
-    throw new DataError(`${spec}: no such labels file or folder; give a .npy of class ids or a folder with one subfolder of images per class`);
-  }
-  if (stat.isDirectory()) {
-    const images = listImages(spec);
-    const classOf = images.map((f) => path.relative(spec, f).split(path.sep));
-    if (images.length === 0 || classOf.some((parts) => parts.length < 2)) {
-      throw new DataError(`${spec}: a labelled image folder needs one subfolder per class with the images inside (found ${images.length} images, ${classOf.filter((p) => p.length < 2).length} of them not in a class folder)`);
-    }
-    const classes = [...new Set(classOf.map((p) => p[0]))].sort();
-    const index = new Map(classes.map((c, i) => [c, i]));
-    return { labels: Int32Array.from(classOf, (p) => index.get(p[0])!), classes };
-  }
-  if (!spec.toLowerCase().endsWith('.npy')) throw new DataError(`${spec}: labels must be a .npy of class ids or a folder-per-class image folder`);
-  const header = readNpyHeader(spec);
-  if (header.shape.length !== 1 && !(header.shape.length === 2 && header.shape[1] === 1)) {
-    throw new DataError(`${spec}: labels must be one class id per sample (shape [N] or [N, 1]), found [${header.shape.join(', ')}]`);
-  }
-  if (!/^(int|uint)/.test(header.dtype)) throw new DataError(`${spec}: labels must be integer class ids, found ${header.dtype}`);
-  const n = header.shape[0];
-  const data = readNpyRange(spec, header, 0, n);
-  return { labels: Int32Array.from(data as ArrayLike<number | bigint>, (v) => Number(v)) };
-}
-
-/** "top1-agreement:0.99" → the metric and its threshold; names the allowed metrics when wrong. */
-export function parseMetricTarget(text: string): { metric: MetricName; value: number } {
-  const m = /^([a-z0-9-]+):([0-9.]+)$/.exec(text);
-  const metric = m?.[1] as MetricName | undefined;
-  const value = m ? Number(m[2]) : NaN;
-  if (!metric || !TARGET_METRICS.includes(metric) || !(value > 0 && value <= 1)) {
-    throw new DataError(`"${text}" is not a metric target: use NAME:VALUE with NAME one of ${TARGET_METRICS.join(', ')} and VALUE in (0, 1], e.g. top1-agreement:0.99`);
-  }
-  return { metric, value };
 }

@@ -4,23 +4,31 @@
 // sensitivity sweep or a mixed-precision search is then one run of one ONNX Runtime session on a
 // small fixed subset kept in memory: no model rebuild, no session creation, no re-calibration.
 import * as ort from 'onnxruntime-node';
-import { throwIfAborted, type Progress } from '../calib/calibrate';
-import type { Feed, SampleSource } from '../data/readers';
+
 import type { GraphView } from '../onnx/graph';
 import { makeNode } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
-import type { ConvertResult } from '../convert/convert';
-import { rootOf, type QuantPlan } from '../plan/plan';
-import { sqnrDb } from '../plan/qmath';
+import { convertModel, type ConvertResult } from '../convert/convert';
+import { planQuantization, rootOf, withBorrowedRanges, type QuantPlan } from '../plan/plan';
+import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
+import { dbToJson, type Quality } from '../../shared/report';
+
 import { MetricAccumulator, type MetricValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { throwIfAborted } from '../base/progress';
+import type { Progress } from '../../shared/progress';
+import type { Feed } from '../base/feed';
+import type { Range } from '../stats/range';
+import { sqnrDb } from '../stats/sqnr';
 
 export interface SwitchUnit {
   /** The calibrated tensor the unit is named after (or the node, for a weight with no quantized output). */
   id: string;
+  /** That tensor; absent for a weight with no quantized output. */
+  tensor?: string;
   node: string;
   op: string;
   index: number;
@@ -28,18 +36,25 @@ export interface SwitchUnit {
   tensors: string[];
   /** Float weights and biases of the unit's nodes. */
   weights: string[];
-  /** Nodes whose weights belong to the unit. */
+  /**
+   * Nodes whose weights belong to the unit: what moving it to float keeps in float with its
+   * tensors. A node without weights needs no exclusion: with its output unquantized it computes in
+   * float already, and excluding it would also unquantize its neighbours' tensors.
+   */
   nodes: string[];
 }
 
 export const SWITCH_INPUT = 'qs_switch';
 
+/** What each dequantized value of the converted graph guards: the float value it stands for, and its unit. */
+type Guards = Map<onnx.NodeProto, { source: string; unit: SwitchUnit }>;
+
 /**
- * The converted model with a switch per unit. Units group what a user would move together: an
- * activation with the tensors that share its scale (data movement after it) and the weights of
- * the node that produces it (a Conv and its folded Relu are one unit).
+ * Units group what a user would move together: an activation with the tensors that share its scale
+ * (data movement after it) and the weights of the node that produces it (a Conv and its folded
+ * Relu are one unit). In graph order.
  */
-export function switchModel(view: GraphView, plan: QuantPlan, converted: ConvertResult): { model: onnx.ModelProto; units: SwitchUnit[] } {
+export function switchUnits(view: GraphView, plan: QuantPlan, converted: ConvertResult): { units: SwitchUnit[]; guards: Guards } {
   const g = converted.model.graph!;
   const producer = new Map<string, onnx.NodeProto>();
   const consumers = new Map<string, onnx.NodeProto[]>();
@@ -50,12 +65,13 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
   const floatNodes = new Map(view.nodes.map((n) => [n.name, n]));
   const layerOf = new Map(converted.layers.map((l) => [l.quant, l]));
   const units = new Map<string, SwitchUnit>();
+  const addNode = (unit: SwitchUnit, node: string | undefined) => node && !unit.nodes.includes(node) && unit.nodes.push(node);
   const unitFor = (tensor: string): SwitchUnit => {
     const root = rootOf(plan, tensor);
     let u = units.get(root);
     if (!u) {
       const spec = plan.activations.get(root)!;
-      u = { id: root, node: spec.node, op: spec.op, index: spec.index, tensors: [], weights: [], nodes: [] };
+      u = { id: root, tensor: root, node: spec.node, op: spec.op, index: spec.index, tensors: [], weights: [], nodes: [] };
       units.set(root, u);
     }
     return u;
@@ -69,7 +85,7 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
     }
     return undefined;
   };
-  const guards = new Map<onnx.NodeProto, { source: string; unit: SwitchUnit }>();
+  const guards: Guards = new Map();
   for (const dq of g.node) {
     if (dq.opType !== 'DequantizeLinear') continue;
     const q = producer.get(dq.input[0]);
@@ -97,61 +113,63 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
       units.set(unit.id, unit);
     }
     if (!unit.weights.includes(source)) unit.weights.push(source);
-    if (!unit.nodes.includes(user.name)) unit.nodes.push(user.name);
+    addNode(unit, user.name);
     guards.set(dq, { source, unit });
   }
-  const ordered = [...units.values()].sort((a, b) => a.index - b.index);
-  const position = new Map(ordered.map((u, i) => [u, i]));
-  const prelude: onnx.NodeProto[] = [];
+  return { units: [...units.values()].sort((a, b) => a.index - b.index), guards };
+}
+
+/**
+ * The converted model with a switch per unit: every dequantized value becomes
+ * Where(switch of its unit, dequantized, float), a Relu/Clip folded into its producer comes back on
+ * the float side, and the float weights the converted model no longer holds come back for it.
+ */
+export function switchModel(view: GraphView, plan: QuantPlan, converted: ConvertResult): { model: onnx.ModelProto; units: SwitchUnit[] } {
+  const { units, guards } = switchUnits(view, plan, converted);
+  const g = converted.model.graph!;
+  const floatNodes = new Map(view.nodes.map((n) => [n.name, n]));
+  const position = new Map(units.map((u, i) => [u, i]));
   const initializers: onnx.TensorProto[] = [];
-  ordered.forEach((_, i) => {
+  const nodes: onnx.NodeProto[] = units.map((_, i) => {
     initializers.push(makeTensor(`qs_switch_index_${i}`, DataType.INT64, [], BigInt64Array.of(BigInt(i))));
-    prelude.push(makeNode('Gather', [SWITCH_INPUT, `qs_switch_index_${i}`], [`qs_switch_${i}`]));
+    return makeNode('Gather', [SWITCH_INPUT, `qs_switch_index_${i}`], [`qs_switch_${i}`]);
   });
-  // A Relu/Clip folded into its producer clamps nothing on the float side: it comes back there,
-  // which changes nothing on the quantized side since the folded range already lies inside it.
-  const clamps = new Map<string, onnx.NodeProto>();
-  for (const f of converted.folded) clamps.set(f.into, floatNodes.get(f.node)!.proto);
+  // A folded clamp clamps nothing on the float side: it comes back there, which changes nothing on
+  // the quantized side since the folded range already lies inside it.
+  const clamps = new Map(converted.folded.map((f) => [f.into, floatNodes.get(f.node)!.proto]));
   const extraConstants: string[] = [];
-  const nodes: onnx.NodeProto[] = [...prelude];
   for (const n of g.node) {
     const clamp = clamps.get(n.name);
-    if (clamp) {
-      const out = n.output[0];
-      const unclamped = `${out}__qs_unclamped`;
-      nodes.push(onnx.NodeProto.create({ ...n, output: [unclamped] }));
-      nodes.push(onnx.NodeProto.create({ ...clamp, name: `${clamp.name}__qs_float_side`, input: [unclamped, ...clamp.input.slice(1)], output: [out] }));
-      extraConstants.push(...clamp.input.slice(1).filter(Boolean));
-      continue;
-    }
     const guard = guards.get(n);
-    if (!guard) {
+    if (clamp) {
+      const unclamped = `${n.output[0]}__qs_unclamped`;
+      nodes.push(onnx.NodeProto.create({ ...n, output: [unclamped] }));
+      nodes.push(onnx.NodeProto.create({ ...clamp, name: `${clamp.name}__qs_float_side`, input: [unclamped, ...clamp.input.slice(1)], output: [n.output[0]] }));
+      extraConstants.push(...clamp.input.slice(1).filter(Boolean));
+    } else if (guard) {
+      const dequantized = `${n.output[0]}__qs_dq`;
+      nodes.push(onnx.NodeProto.create({ ...n, output: [dequantized] }));
+      nodes.push(makeNode('Where', [`qs_switch_${position.get(guard.unit)}`, dequantized, guard.source], [n.output[0]]));
+    } else {
       nodes.push(n);
-      continue;
     }
-    const out = n.output[0];
-    const dequantized = `${out}__qs_dq`;
-    nodes.push(onnx.NodeProto.create({ ...n, output: [dequantized] }));
-    nodes.push(makeNode('Where', [`qs_switch_${position.get(guard.unit)}`, dequantized, guard.source], [out]));
   }
   const switchInput = onnx.ValueInfoProto.create({
     name: SWITCH_INPUT,
     type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
-      elemType: DataType.BOOL, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: ordered.length })] }),
+      elemType: DataType.BOOL, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: units.length })] }),
     }) }),
   });
-  // The float weights the converted model no longer holds come back for the float side of each switch.
-  const present = new Set(g.initializer.map((t) => t.name));
+  const present = new Set([...g.initializer.map((t) => t.name), ...g.node.flatMap((n) => n.output)]);
   for (const source of [...[...guards.values()].map((x) => x.source), ...extraConstants]) {
-    if (present.has(source) || producer.has(source)) continue;
-    const t = view.constantTensor(source);
+    const t = present.has(source) ? undefined : view.constantTensor(source);
     if (t) {
       initializers.push(t);
       present.add(source);
     }
   }
   const graph = onnx.GraphProto.create({ ...g, node: nodes, input: [...g.input, switchInput], initializer: [...g.initializer, ...initializers] });
-  return { model: onnx.ModelProto.create({ ...converted.model, graph }), units: ordered };
+  return { model: onnx.ModelProto.create({ ...converted.model, graph }), units };
 }
 
 export interface RunQuality {
@@ -161,43 +179,11 @@ export interface RunQuality {
 }
 
 /**
- * Samples a search (analysis, repair) runs on by default: all the evaluation samples up to this
- * many, so that on a small evaluation set its baseline and before/after are the run's own figures.
- */
-export const SEARCH_SAMPLES = 32;
-
-/** Reads up to `limit` samples of a source into memory, in batches: the fixed subset every run sees. */
-export async function readSubset(source: SampleSource, limit: number, batchSize: number): Promise<{ feeds: Feed[]; samples: number }> {
-  const feeds: Feed[] = [];
-  let samples = 0;
-  for await (const feed of source.batches(batchSize)) {
-    const n = Object.values(feed)[0].dims[0];
-    if (samples + n > limit) {
-      const keep = limit - samples;
-      if (keep <= 0) break;
-      const cut: Feed = {};
-      for (const [name, t] of Object.entries(feed)) {
-        const per = t.data.length / t.dims[0];
-        cut[name] = { type: t.type, dims: [keep, ...t.dims.slice(1)], data: t.data.slice(0, keep * per) as Feed[string]['data'] };
-      }
-      feeds.push(cut);
-      samples += keep;
-      break;
-    }
-    feeds.push(feed);
-    samples += n;
-    if (samples >= limit) break;
-  }
-  if (samples === 0) throw new Error(`no samples in ${source.description}`);
-  return { feeds, samples };
-}
-
-/**
  * A fixed subset of samples with the float model's outputs on it: every configuration of an
  * analysis or a search is measured against the same reference.
  */
 export class Subset {
-  private constructor(readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
+  private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
     private readonly reference: Array<Record<string, Float32Array>>, private readonly labels?: Int32Array) {}
 
   static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array): Promise<Subset> {
@@ -216,7 +202,7 @@ export class Subset {
     } finally {
       await session.release();
     }
-    return new Subset(ortFeeds, samples, reference, labels);
+    return new Subset(feeds, ortFeeds, samples, reference, labels);
   }
 
   /** Output SQNR over every float output, and task metrics of the first, for a session over the subset. */
@@ -379,4 +365,41 @@ export async function sensitivity(runner: ConfigRunner, prior: number[], options
   const ranked = [...rows].sort((a, b) => score(b.onlyFloat, options.metric) - score(a.onlyFloat, options.metric) || b.onlyFloat.sqnr - a.onlyFloat.sqnr).map((r) => r.unit);
   const seen = new Set(ranked);
   return { all, rows, ranking: [...ranked, ...prior.filter((u) => !seen.has(u))], skipped: prior.length - measured.length };
+}
+
+/** A measured configuration as the reports write it: output SQNR and metrics, with their numerics and samples. */
+export function quality(q: RunQuality, samples: number, numerics: MainNumerics): Quality {
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(q.metrics)) if (v !== undefined) metrics[k] = Number(v.toFixed(5));
+  return { numerics, outputSqnr: dbToJson(q.sqnr), metrics, samples };
+}
+
+/** Worst local SQNR of a unit's tensors: the order in which units are worth measuring. */
+export function priorOrder(units: SwitchUnit[], local: ReadonlyMap<string, number>): number[] {
+  const worst = units.map((u) => Math.min(...u.tensors.map((t) => local.get(t) ?? Infinity)));
+  return units.map((_, i) => i).sort((a, b) => worst[a] - worst[b] || a - b);
+}
+
+/** Units measured one by one when the caller does not say: a tenth of them, at least 16. */
+export function defaultCandidates(units: number): number {
+  return Math.min(units, Math.max(16, Math.ceil(units / 10)));
+}
+
+/** The move of a unit to higher precision, in the terms of the one rule (shared/recipe.ts). */
+export function unitMove(unit: SwitchUnit): LayerMove {
+  return { tensor: unit.tensor, nodes: unit.nodes };
+}
+
+/**
+ * The runner a search measures configurations with, and its units: the switch model in reference
+ * numerics, a conversion per configuration in ort-cpu numerics.
+ */
+export async function configRunner(numerics: MainNumerics, view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>,
+  converted: ConvertResult, subset: Subset): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
+  const { model, units } = switchModel(view, plan, converted);
+  if (numerics === 'reference') return { runner: await SwitchRunner.create(model, units.length, subset), units };
+  // A layer moved to float leaves the tensors that borrowed its range to be quantized on their own.
+  const borrowed = withBorrowedRanges(plan, ranges);
+  const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(plan.recipe, floatUnits.map((i) => unitMove(units[i])), 'float')), borrowed).model;
+  return { runner: new ExportRunner(numerics, units.length, subset, build), units };
 }

@@ -3,10 +3,11 @@
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { LatencyReport } from '../../shared/report';
-import { throwIfAborted } from '../calib/calibrate';
-import type { Feed, InputSpec } from '../data/readers';
+
 import { createSession, run, toOrtFeeds } from '../onnx/session';
 import type { onnx } from '../onnx/proto';
+import { throwIfAborted } from '../base/progress';
+import { Feed, InputSpec } from '../base/feed';
 
 export interface LatencyOptions {
   /** Timed runs per model after the warm-up. */

@@ -2,59 +2,42 @@
 // (local SQNR), and which layers the output is sensitive to (each alone in float, each alone
 // quantized). Reuses calibrated ranges when given; writes nothing but its report, if asked.
 import * as path from 'node:path';
-import { dbToJson, type AnalysisReport, type Db, type LayerReport, type SensitivityRow } from '../../shared/report';
-import { searchNumerics, type MainNumerics } from '../../shared/numerics';
-import type { Recipe } from '../../shared/recipe';
-import { calibrate, throwIfAborted, type Progress } from '../calib/calibrate';
-import { guessBatchSize, openSource, type ImagePreprocess } from '../data/readers';
-import { evaluate } from '../eval/evaluate';
-import { readLabels } from '../eval/metrics';
-import { readSubset, score, SEARCH_SAMPLES, sensitivity, Subset } from '../eval/sensitivity';
-import { inputSpecs } from '../onnx/session';
+import { searchNumerics } from '../../shared/numerics';
+import { dbNumber, dbToJson, type AnalysisReport, type LayerReport, type SensitivityRow } from '../../shared/report';
+import { TOOL } from '../../shared/tool';
 import { writeJsonAtomic } from '../base/atomic';
-import { GraphView } from '../onnx/graph';
-import { loadModel } from '../onnx/model';
-import { convertModel, type Range } from '../convert/convert';
-import { configRunner, memorySource, priorOrder, quality } from '../repair/search';
-import { backendFor, calibrationTensors, planQuantization } from '../plan/plan';
-import { prepareModel } from '../plan/prepare';
-import { JobError, rangesFromFile, TOOL } from './quantize';
+import { JobError } from '../base/errors';
+import { throwIfAborted } from '../base/progress';
+import { savedOrCalibrated } from '../calib/ranges-file';
+import { convertModel } from '../convert/convert';
+import { memorySource, readSubset, SEARCH_SAMPLES } from '../data/subset';
+import { evaluate } from '../eval/evaluate';
+import { layerRows } from '../eval/layer-rows';
+import {
+  configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, Subset, type SensitivityResult, type SwitchUnit,
+} from '../eval/sensitivity';
+import { calibrationTensors } from '../plan/plan';
+import { jobWarnings, loadForJob, type JobInput, type JobModel } from './job';
 
-export interface AnalyzeJob {
-  model: string;
-  recipe: Recipe;
-  calibration?: string;
-  /** Samples the analysis runs on; defaults to the calibration data. */
-  evaluation?: string;
-  ranges?: string;
-  labels?: string;
+export interface AnalyzeJob extends JobInput {
   /** Evaluation samples used (default: all of them up to SEARCH_SAMPLES): every sensitivity run sees the same ones. */
   samples?: number;
   /** Layers measured one by one, worst local SQNR first (default: a tenth of them, at least 16). */
   candidates?: number;
   /** Rank by this task metric instead of output SQNR. */
   metric?: string;
-  /** Numerics of every figure (default: ort-cpu for the cpu backend, reference for the others). */
-  numerics?: MainNumerics;
-  batchSize?: number;
-  preprocess?: ImagePreprocess;
   /** Where to write the analysis report (JSON); never the input model. */
   report?: string;
-  signal?: AbortSignal;
-  onProgress?: (p: Progress) => void;
-  onWarning?: (message: string) => void;
 }
 
 /** A fall of at least 6 dB (4x the noise power) from the tensor before, in graph order. */
 const SHARP_DROP_DB = 6;
 
-const num = (d: Db | undefined) => (d === undefined ? Infinity : d === 'inf' ? Infinity : d);
-
 export function firstSharpDrop(layers: LayerReport[]): AnalysisReport['firstDrop'] {
   const ordered = [...layers].sort((a, b) => a.index - b.index);
   for (let i = 1; i < ordered.length; i++) {
-    const from = num(ordered[i - 1].sqnr);
-    const to = num(ordered[i].sqnr);
+    const from = dbNumber(ordered[i - 1].sqnr);
+    const to = dbNumber(ordered[i].sqnr);
     if (Number.isFinite(to) && from - to >= SHARP_DROP_DB) return { name: ordered[i].name, node: ordered[i].node, from: ordered[i - 1].sqnr, to: ordered[i].sqnr };
   }
   return undefined;
@@ -62,74 +45,78 @@ export function firstSharpDrop(layers: LayerReport[]): AnalysisReport['firstDrop
 
 export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   const t0 = performance.now();
-  const warnings: string[] = [];
-  const warn = (m: string) => {
-    warnings.push(m);
-    job.onWarning?.(m);
-  };
+  const log = jobWarnings(job);
   if (job.report && path.resolve(job.report) === path.resolve(job.model)) throw new JobError(`${job.report}: refusing to write the report over the input model; choose another --report`);
-  backendFor(job.recipe);
   if (job.recipe.kind !== 'static') throw new JobError(`analysis needs static quantization: ${job.recipe.kind} quantization has no calibrated activations to analyse`);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
-  const loaded = loadModel(job.model);
-  const floatModel = prepareModel(loaded.model, { forQdq: true }).model;
-  const view = new GraphView(floatModel);
-  const plan = planQuantization(view, job.recipe);
-  const inputs = inputSpecs(view);
-  const batchSize = job.batchSize ?? guessBatchSize(inputs);
-  const labels = job.labels ? readLabels(job.labels).labels : undefined;
+  const m = loadForJob(job, job.recipe, log.warn);
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
-
-  const needed = calibrationTensors(plan);
-  if (needed.length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
-  const ranges = new Map<string, Range>();
-  if (job.ranges) {
-    for (const [name, r] of rangesFromFile(job.ranges, view, plan).ranges) ranges.set(name, r);
-  } else {
-    if (!job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
-    const source = openSource(job.calibration, inputs, { preprocess: job.preprocess, limit: job.recipe.calibrationSamples || undefined });
-    for (const w of source.warnings) warn(`calibration: ${w}`);
-    const result = await calibrate(floatModel, needed, source, { batchSize, signal: job.signal, onProgress: job.onProgress });
-    for (const [name, r] of result.ranges) ranges.set(name, { min: r.min, max: r.max });
-  }
+  if (calibrationTensors(m.plan).length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
+  if (!job.ranges && !job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
+  const { ranges } = await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
+    file: job.ranges, calibration: () => m.open(job.calibration!, 'calibration', job.recipe.calibrationSamples || undefined), histograms: false,
+    batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, warn: log.warn,
+  });
   throwIfAborted(job.signal);
-  const converted = convertModel(view, plan, ranges);
-  const evalSpec = job.evaluation ?? job.calibration;
-  if (!evalSpec) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
-  if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
-  const evalSource = openSource(evalSpec, inputs, { preprocess: job.preprocess });
-  for (const w of evalSource.warnings) warn(`evaluation: ${w}`);
-  const { feeds, samples } = await readSubset(evalSource, job.samples ?? Math.min(evalSource.count, SEARCH_SAMPLES), batchSize);
-  const subset = await Subset.create(floatModel, feeds, labels);
+  const converted = convertModel(m.view, m.plan, ranges);
+  const subset = await analysisSubset(job, m, log.warn);
   const tPrepare = performance.now();
 
   const numerics = searchNumerics(job.recipe.backend, job.numerics);
-  const baselineRun = await subset.measureModel(converted.model, 'quantized model', numerics, job.signal);
-  const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(subset, `${samples} analysis samples`), { batchSize, signal: job.signal, onProgress: job.onProgress, numerics });
-  const layers: LayerReport[] = converted.layers.map((l) => {
-    const s = evaluation.layers.get(l.float)!;
-    return {
-      name: l.float, node: l.node, op: l.op, index: l.index, type: l.type, sqnr: dbToJson(s.sqnr),
-      ...(s.localSqnr !== undefined ? { localSqnr: dbToJson(s.localSqnr) } : {}),
-      ...(l.params ? { scale: l.params.scale, zeroPoint: l.params.zeroPoint } : {}),
-      range: l.range ? [l.range.min, l.range.max] : [s.refMin, s.refMax],
-    };
-  });
+  const baseline = await subset.measureModel(converted.model, 'quantized model', numerics, job.signal);
+  const evaluation = await evaluate(m.floatModel, converted.model, converted.layers, memorySource(subset.read, `${subset.samples} analysis samples`),
+    { batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, numerics });
+  const { runner, units } = await configRunner(numerics, m.view, m.plan, ranges, converted, subset);
+  const nodes = new Map(units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
+  const layers = layerRows(converted.layers, [], evaluation, { view: m.view, converted, nodes });
   const tEval = performance.now();
 
-  const local = new Map([...evaluation.layers].map(([name, s]) => [name, s.localSqnr ?? Infinity]));
-  const { runner, units } = await configRunner(numerics, view, job.recipe, plan, ranges, converted, subset);
+  const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
   let sens;
   try {
-    const candidates = job.candidates ?? Math.min(units.length, Math.max(16, Math.ceil(units.length / 10)));
-    sens = await sensitivity(runner, priorOrder(units, local), { candidates, onlyQuantized: true, metric: job.metric, signal: job.signal, onProgress: job.onProgress });
+    sens = await sensitivity(runner, priorOrder(units, local), {
+      candidates: job.candidates ?? defaultCandidates(units.length), onlyQuantized: true, metric: job.metric, signal: job.signal, onProgress: job.onProgress,
+    });
   } finally {
     await runner.release();
   }
+  const tEnd = performance.now();
+  const report: AnalysisReport = {
+    tool: TOOL,
+    model: path.resolve(job.model),
+    backend: job.recipe.backend,
+    recipe: job.recipe,
+    samples: subset.samples,
+    numerics,
+    baseline: quality(baseline, subset.samples, numerics),
+    layers,
+    firstDrop: firstSharpDrop(layers),
+    worstLocal: [...layers].sort((a, b) => dbNumber(a.localSqnr) - dbNumber(b.localSqnr)).slice(0, 5).map((l) => l.name),
+    sensitivity: sensitivityRows(sens, units, local, layers, job.metric),
+    skipped: sens.skipped,
+    runs: runner.runs + 1,
+    timings: { prepare: Math.round(tPrepare - t0), evaluate: Math.round(tEval - tPrepare), sensitivity: Math.round(tEnd - tEval), total: Math.round(tEnd - t0) },
+    warnings: log.list,
+  };
+  if (job.report) writeJsonAtomic(job.report, report);
+  return report;
+}
+
+/** The fixed samples every measurement of the analysis sees: the evaluation data, else the calibration data with a warning. */
+async function analysisSubset(job: AnalyzeJob, m: JobModel, warn: (message: string) => void): Promise<Subset> {
+  const spec = job.evaluation ?? job.calibration;
+  if (!spec) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
+  if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
+  const source = m.open(spec, 'evaluation');
+  const { feeds } = await readSubset(source, job.samples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
+  return Subset.create(m.floatModel, feeds, m.labels);
+}
+
+/** The ranking as report rows: measured units by what keeping each in float gains, then the rest by local SQNR. */
+function sensitivityRows(sens: SensitivityResult, units: SwitchUnit[], local: ReadonlyMap<string, number>, layers: LayerReport[], metric?: string): SensitivityRow[] {
   const measured = new Map(sens.rows.map((r) => [r.unit, r]));
   const cumulative = new Map(layers.map((l) => [l.name, l.sqnr]));
-  const sensitivityRows: SensitivityRow[] = sens.ranking.map((u, i) => {
+  return sens.ranking.map((u, i) => {
     const unit = units[u];
     const r = measured.get(u);
     const localDb = Math.min(...unit.tensors.map((t) => local.get(t) ?? Infinity));
@@ -138,28 +125,8 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
       ...(unit.tensors.length ? { localSqnr: dbToJson(localDb), cumulativeSqnr: cumulative.get(unit.tensors[0]) } : {}),
       ...(r?.onlyQuantized ? { onlyQuantized: dbToJson(r.onlyQuantized.sqnr) } : {}),
       ...(r ? { onlyFloat: dbToJson(r.onlyFloat.sqnr) } : {}),
-      ...(r && job.metric ? { onlyFloatMetric: score(r.onlyFloat, job.metric) } : {}),
+      ...(r && metric ? { onlyFloatMetric: score(r.onlyFloat, metric) } : {}),
       rank: i + 1,
     };
   });
-  const tEnd = performance.now();
-  const report: AnalysisReport = {
-    tool: TOOL,
-    model: path.resolve(job.model),
-    backend: job.recipe.backend,
-    recipe: job.recipe,
-    samples,
-    numerics,
-    baseline: quality(baselineRun, samples, numerics),
-    layers,
-    firstDrop: firstSharpDrop(layers),
-    worstLocal: [...layers].sort((a, b) => num(a.localSqnr) - num(b.localSqnr)).slice(0, 5).map((l) => l.name),
-    sensitivity: sensitivityRows,
-    skipped: sens.skipped,
-    runs: runner.runs + 1,
-    timings: { prepare: Math.round(tPrepare - t0), evaluate: Math.round(tEval - tPrepare), sensitivity: Math.round(tEnd - tEval), total: Math.round(tEnd - t0) },
-    warnings,
-  };
-  if (job.report) writeJsonAtomic(job.report, report);
-  return report;
 }

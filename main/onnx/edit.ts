@@ -6,6 +6,14 @@ export function typedValueInfo(name: string, elemType: number): onnx.ValueInfoPr
   return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
 }
 
+/** `base`, or `base_1`, `base_2`… the first name not in `taken`, which then holds it too. */
+export function uniqueName(taken: Set<string>, base: string): string {
+  let name = base;
+  for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+  taken.add(name);
+  return name;
+}
+
 /** A node named after its first output, which the callers keep unique. */
 export function makeNode(op: string, inputs: string[], outputs: string[], attrs: onnx.AttributeProto[] = []): onnx.NodeProto {
   return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });

@@ -200,11 +200,6 @@ export function attrFloat(node: onnx.NodeProto, name: string, fallback: number):
   return a && Object.prototype.hasOwnProperty.call(a, 'f') ? a.f : fallback;
 }
 
-export function attrInts(node: onnx.NodeProto, name: string): number[] | undefined {
-  const a = attr(node, name);
-  return a ? a.ints.map(toNumber) : undefined;
-}
-
 /** Every tensor name that nodes read, subgraphs included (they may read outer-scope values). */
 export function namesRead(nodes: readonly onnx.NodeProto[], into = new Set<string>()): Set<string> {
   for (const n of nodes) {

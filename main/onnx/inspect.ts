@@ -1,7 +1,8 @@
 import { attr, GraphView, type ValueInfo } from './graph';
 import type { LoadedModel } from './model';
 import { toNumber } from './proto';
-import { elementCount, tensorDims } from './tensor';
+import { tensorDims } from './tensor';
+import { elementCount } from '../base/feed';
 
 export interface ModelInfo {
   file: string;

@@ -5,7 +5,6 @@ import Long = require('long');
 export { onnx };
 export type Int64 = number | Long;
 export const DataType = onnx.TensorProto.DataType;
-export const AttrType = onnx.AttributeProto.AttributeType;
 
 export function toNumber(value: Int64 | null | undefined): number {
   if (value === null || value === undefined) return 0;

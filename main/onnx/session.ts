@@ -1,8 +1,9 @@
 import * as ort from 'onnxruntime-node';
-import type { Feed, InputSpec } from '../data/readers';
+
 import type { GraphView } from './graph';
 import { encodeModel } from './model';
 import type { onnx } from './proto';
+import { Feed, InputSpec } from '../base/feed';
 
 export class RunError extends Error {}
 

@@ -1,3 +1,4 @@
+import { elementCount } from '../base/feed';
 import { DataType, onnx, toNumber } from './proto';
 
 export type TypedArray =
@@ -6,10 +7,6 @@ export type TypedArray =
 
 export function tensorDims(t: onnx.TensorProto): number[] {
   return t.dims.map(toNumber);
-}
-
-export function elementCount(dims: readonly number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
 }
 
 const byteWidth: Partial<Record<number, number>> = {
@@ -101,11 +98,3 @@ export function int64Tensor(name: string, dims: readonly number[], values: reado
   return makeTensor(name, DataType.INT64, dims, BigInt64Array.from(values.map((v) => BigInt(v))));
 }
 
-/** Bytes a tensor's data takes, whatever its storage. */
-export function tensorByteSize(t: onnx.TensorProto): number {
-  if (t.rawData && t.rawData.byteLength > 0) return t.rawData.byteLength;
-  const n = elementCount(tensorDims(t));
-  const width = byteWidth[t.dataType];
-  if (width !== undefined) return n * width;
-  return t.dataType === DataType.INT4 || t.dataType === DataType.UINT4 ? Math.ceil(n / 2) : n;
-}

@@ -45,8 +45,7 @@ function place(view: GraphView, plan: QuantPlan, node: GraphNode, planned: Quant
   }
   if (device.floatOps === 'none') return offDevice(backend, `stays float (${why}), and ${device.name} has no float kernels`);
   if (!runsOnDevice(backend, node.op)) return offDevice(backend, `unsupported op: ${device.name} has no ${node.op} kernel (stays float: ${why})`);
-  const precision = backend.name === 'qnn-htp' ? 'fp16' : 'float';
-  return { placement: 'device', reason: `runs in ${precision} on ${device.name}: ${why}` };
+  return { placement: 'device', reason: `runs in ${device.floatPrecision} on ${device.name}: ${why}` };
 }
 
 /**

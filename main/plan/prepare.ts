@@ -2,6 +2,7 @@
 // Constant nodes become initializers (weights must be constants the quantizer can see) and
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
+import { uniqueName } from '../onnx/edit';
 import { attrFloat, attrInt, defaultOpset, GraphView, namesRead } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
@@ -159,11 +160,4 @@ export function prepareModel(source: onnx.ModelProto, options: { forQdq?: boolea
     constantsLifted,
     upgradedOpset: model !== source ? QDQ_OPSET : undefined,
   };
-}
-
-function uniqueName(taken: Set<string>, base: string): string {
-  let name = base;
-  for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
-  taken.add(name);
-  return name;
 }

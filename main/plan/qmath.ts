@@ -244,21 +244,3 @@ export function quantizeMatMulNBits(b: Float32Array, k: number, n: number, block
   }
   return { packed, scales, zeroPoints, blocks, dequantized };
 }
-
-/** SQNR in dB from accumulated sums: 20·log10(‖x‖/‖x−y‖) = 10·log10(Σx² / Σ(x−y)²). */
-export function sqnrDb(signal: number, noise: number): number {
-  if (noise === 0) return Infinity;
-  if (signal === 0) return -Infinity;
-  return 10 * Math.log10(signal / noise);
-}
-
-export function sqnrOf(reference: ArrayLike<number>, approx: ArrayLike<number>): number {
-  let s = 0;
-  let e = 0;
-  for (let i = 0; i < reference.length; i++) {
-    s += reference[i] * reference[i];
-    const d = reference[i] - approx[i];
-    e += d * d;
-  }
-  return sqnrDb(s, e);
-}

@@ -1,84 +1,27 @@
-// Automatic mixed precision: given a target (output SQNR, or a task metric), find a few layers to
-// move to higher precision — 16-bit activations where the backend offers them, else float where it
-// allows float — until the model as exported meets the target. Candidates come from sensitivity
-// on the switch model (cheap, simulated); every answer is checked on the real converted model.
-import { recipeProblems, sixteenBit } from '../../shared/backends';
-import { quantTypeBits, type QuantType, type Recipe } from '../../shared/recipe';
+// Automatic repair: given a target (output SQNR, or a task metric), first re-choose the calibration
+// method from the saved histograms (costs no precision), then move the fewest layers to higher
+// precision — 16-bit activations where the backend offers them, else float where it allows float —
+// until the model as exported meets the target. Candidates come from sensitivity on the search's
+// runner; every answer is checked on the real converted model, in the search's one numerics.
+import { recipeProblems, sixteenBitType } from '../../shared/backends';
+import { describeTarget, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
-import { dbToJson, type Quality, type RepairChange, type RepairReport } from '../../shared/report';
-import { throwIfAborted, type Progress } from '../calib/calibrate';
-import type { SampleSource } from '../data/readers';
-import { evaluate } from '../eval/evaluate';
-import type { MetricName } from '../eval/metrics';
-import { ExportRunner, score, sensitivity, switchModel, SwitchRunner, type ConfigRunner, type RunQuality, type Subset, type SwitchUnit } from '../eval/sensitivity';
-import type { onnx } from '../onnx/proto';
-import type { GraphView } from '../onnx/graph';
-import { convertModel, type ConvertResult, type Range } from '../convert/convert';
+import type { Progress } from '../../shared/progress';
+import { withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
+import type { RepairChange, RepairReport } from '../../shared/report';
+import { throwIfAborted } from '../base/progress';
 import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
+import { convertModel, type ConvertResult } from '../convert/convert';
+import { memorySource } from '../data/subset';
+import { evaluate } from '../eval/evaluate';
+import {
+  configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, SwitchRunner, unitMove,
+  type ConfigRunner, type RunQuality, type Subset, type SwitchUnit,
+} from '../eval/sensitivity';
+import type { GraphView } from '../onnx/graph';
+import type { onnx } from '../onnx/proto';
 import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
-
-export type Target = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric: MetricName; value: number };
-
-export function meets(q: RunQuality, target: Target): boolean {
-  return target.kind === 'sqnr' ? q.sqnr >= target.value : (q.metrics[target.metric] ?? -Infinity) >= target.value;
-}
-
-export function describeTarget(target: Target): string {
-  return target.kind === 'sqnr' ? `output SQNR ≥ ${target.value} dB` : `${target.metric} ≥ ${target.value}`;
-}
-
-export function quality(q: RunQuality, samples: number, numerics: MainNumerics): Quality {
-  const metrics: Record<string, number> = {};
-  for (const [k, v] of Object.entries(q.metrics)) if (v !== undefined) metrics[k] = Number(v.toFixed(5));
-  return { numerics, outputSqnr: dbToJson(q.sqnr), metrics, samples };
-}
-
-/** A SampleSource over batches already in memory (the fixed subset of a search). */
-export function memorySource(subset: Subset, description: string): SampleSource {
-  const feeds = subset.feeds.map((f) => Object.fromEntries(Object.entries(f).map(([name, t]) => [name, { type: t.type, dims: [...t.dims], data: t.data }])));
-  return {
-    description, count: subset.samples, warnings: [],
-    async *batches() {
-      for (const f of feeds) yield f as never;
-    },
-  };
-}
-
-/** Worst local SQNR of a unit's tensors: the order in which units are worth measuring. */
-export function priorOrder(units: SwitchUnit[], local: ReadonlyMap<string, number>): number[] {
-  const worst = units.map((u) => Math.min(...u.tensors.map((t) => local.get(t) ?? Infinity)));
-  return units.map((_, i) => i).sort((a, b) => worst[a] - worst[b] || a - b);
-}
-
-/** The recipe with `units` moved to `action`: 16-bit activations, or float nodes and tensors. */
-export function withHigherPrecision(recipe: Recipe, units: SwitchUnit[], action: QuantType | 'float'): Recipe {
-  const overrides = { ...recipe.overrides };
-  const exclude = new Set(recipe.excludeNodes);
-  for (const u of units) {
-    const root = u.id.startsWith('node:') ? undefined : u.id;
-    if (action === 'float' || !root) {
-      for (const n of u.nodes) exclude.add(n);
-      if (root) overrides[root] = { ...overrides[root], float: true };
-    } else {
-      overrides[root] = { ...overrides[root], type: action };
-    }
-  }
-  return { ...recipe, overrides, excludeNodes: [...exclude] };
-}
-
-/**
- * The runner a search measures configurations with, and its units: the switch model in reference
- * numerics, a conversion per configuration in ort-cpu numerics.
- */
-export async function configRunner(numerics: MainNumerics, view: GraphView, recipe: Recipe, plan: QuantPlan, ranges: ReadonlyMap<string, Range>,
-  converted: ConvertResult, subset: Subset): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
-  const { model, units } = switchModel(view, plan, converted);
-  if (numerics === 'reference') return { runner: await SwitchRunner.create(model, units.length, subset), units };
-  // A layer moved to float leaves the tensors that borrowed its range to be quantized on their own.
-  const borrowed = withBorrowedRanges(plan, ranges);
-  const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(recipe, floatUnits.map((i) => units[i]), 'float')), borrowed).model;
-  return { runner: new ExportRunner(numerics, units.length, subset, build), units };
-}
+import type { Range } from '../stats/range';
 
 export interface RepairInput {
   view: GraphView;
@@ -111,169 +54,223 @@ export interface RepairOutcome {
   report: RepairReport;
 }
 
-function quantizedNodes(plan: QuantPlan): Set<string> {
-  return new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
+export function meets(q: RunQuality, target: Target): boolean {
+  return target.kind === 'sqnr' ? q.sqnr >= target.value : (q.metrics[target.metric] ?? -Infinity) >= target.value;
 }
 
 const fmt = (q: RunQuality, metric?: string) => `output ${q.sqnr.toFixed(1)} dB${metric ? `, ${metric} ${score(q, metric).toFixed(4)}` : ''}`;
 
+/** Where the search stands: the configuration it would export now, and what it has measured. */
+interface Search {
+  input: RepairInput;
+  metric?: string;
+  started: number;
+  before: RunQuality;
+  recipe: Recipe;
+  plan: QuantPlan;
+  ranges: Map<string, Range>;
+  base: ConvertResult;
+  current: RunQuality;
+  runs: number;
+  changes: RepairChange[];
+  rangeChanges: Map<string, Range>;
+  step: (message: string) => void;
+}
+
+/** The layers a repair moved, how, and why. */
+interface Moved {
+  units: SwitchUnit[];
+  action?: QuantType | 'float';
+  why: ReadonlyMap<SwitchUnit, string>;
+  total: number;
+}
+
+const NOTHING_MOVED: Moved = { units: [], why: new Map(), total: 0 };
+
+function quantizedNodes(plan: QuantPlan): Set<string> {
+  return new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
+}
+
+function outcome(s: Search, met: boolean, reason: string, after: RunQuality, moved: Moved = NOTHING_MOVED): RepairOutcome {
+  const { target, numerics, subset } = s.input;
+  const now = quantizedNodes(s.plan);
+  const changes = [...s.changes, ...moved.units.map((u) => ({ name: u.id, node: u.node, op: u.op, action: moved.action!, why: moved.why.get(u) ?? '' }))];
+  return {
+    recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges,
+    report: {
+      target, numerics, met, reason, before: quality(s.before, subset.samples, numerics), after: quality(after, subset.samples, numerics), changes,
+      cost: {
+        unitsChanged: moved.units.length, unitsTotal: moved.total, fraction: moved.total ? Number((moved.units.length / moved.total).toFixed(4)) : 0,
+        nodesLeavingIntegerPath: [...quantizedNodes(s.input.plan)].filter((n) => !now.has(n)),
+        sixteenBit: moved.action && moved.action !== 'float' ? moved.units.length : 0,
+      },
+      runs: s.runs, seconds: Number(((performance.now() - s.started) / 1000).toFixed(2)),
+    },
+  };
+}
+
 export async function repair(input: RepairInput): Promise<RepairOutcome> {
-  const start = performance.now();
+  const started = performance.now();
   const { view, subset, target, numerics } = input;
   const step = input.onStep ?? (() => undefined);
-  const metric = target.kind === 'metric' ? target.metric : undefined;
-  const samples = subset.samples;
-  let recipe = input.recipe;
-  let plan = input.plan;
-  let ranges = new Map(input.ranges);
-  let base = convertModel(view, plan, ranges);
-  let current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
-  const before = quality(current, samples, numerics);
-  step(`measuring in ${numerics} numerics on ${samples} samples: ${fmt(current, metric)}`);
-  let runs = 1;
-  const methodChanges: RepairChange[] = [];
-  const rangeChanges = new Map<string, Range>();
-  const finish = (met: boolean, reason: string, after: RunQuality, units: SwitchUnit[], actions: Array<QuantType | 'float'>, finalRecipe: Recipe, finalPlan: QuantPlan, unitsTotal: number, why: Map<SwitchUnit, string>): RepairOutcome => {
-    const was = quantizedNodes(input.plan);
-    const now = quantizedNodes(finalPlan);
-    const changes: RepairChange[] = [...methodChanges, ...units.map((u, i) => ({ name: u.id, node: u.node, op: u.op, action: actions[i], why: why.get(u) ?? '' }))];
-    return {
-      recipe: finalRecipe, plan: finalPlan, ranges: withBorrowedRanges(plan, ranges), rangeChanges,
-      report: {
-        target, numerics, met, reason, before, after: quality(after, samples, numerics), changes,
-        cost: {
-          unitsChanged: units.length, unitsTotal, fraction: unitsTotal ? Number((units.length / unitsTotal).toFixed(4)) : 0,
-          nodesLeavingIntegerPath: [...was].filter((n) => !now.has(n)),
-          sixteenBit: actions.filter((a) => a !== 'float').length,
-        },
-        runs, seconds: Number(((performance.now() - start) / 1000).toFixed(2)),
-      },
-    };
+  const ranges = new Map(input.ranges);
+  const base = convertModel(view, input.plan, ranges);
+  const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
+  const s: Search = {
+    input, metric: target.kind === 'metric' ? target.metric : undefined, started, before: current,
+    recipe: input.recipe, plan: input.plan, ranges, base, current, runs: 1, changes: [], rangeChanges: new Map(), step,
   };
+  step(`measuring in ${numerics} numerics on ${subset.samples} samples: ${fmt(current, s.metric)}`);
   if (meets(current, target)) {
     step(`target ${describeTarget(target)} already met by the fully quantized model; nothing changed`);
-    return finish(true, 'the fully quantized model already meets the target; nothing changed', current, [], [], recipe, plan, 0, new Map());
+    return outcome(s, true, 'the fully quantized model already meets the target; nothing changed', current);
   }
+  if (await fixCalibration(s)) return outcome(s, true, `met by the calibration method alone (${s.recipe.method} ranges); no layer moved to higher precision`, s.current);
+  return raisePrecision(s);
+}
 
-  // Calibration first: another method's ranges, recomputed from the saved histograms, cost no
-  // precision. Each method is tried on every tensor and measured on the exported model.
-  if (input.histograms?.size) {
-    const specs = calibrationTensors(plan);
-    let best: { method: string; ranges: Map<string, Range>; model: typeof base; quality: RunQuality } | undefined;
-    for (const method of FIX_METHODS) {
-      if (method === recipe.method) continue;
-      const tried = rerange(specs, ranges, input.histograms, method);
-      const converted = convertModel(view, plan, tried);
-      const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, input.signal);
-      runs++;
-      step(`ranges from the histograms by ${method}: ${fmt(q, metric)} (now ${fmt(current, metric)})`);
-      if (!best || score(q, metric) > score(best.quality, metric)) best = { method, ranges: tried, model: converted, quality: q };
-    }
-    if (best && score(best.quality, metric) > score(current, metric)) {
-      for (const spec of specs) {
-        const was = ranges.get(spec.tensor);
-        const now = best.ranges.get(spec.tensor)!;
-        if (input.histograms.has(spec.tensor) && (was?.min !== now.min || was?.max !== now.max)) rangeChanges.set(spec.tensor, now);
-      }
-      // Counted as the report counts its layers: quantized tensors whose range the new method moved.
-      const before = new Map(base.layers.map((l) => [l.float, l.range]));
-      const moved = best.model.layers.filter((l) => l.range && (before.get(l.float)?.min !== l.range.min || before.get(l.float)?.max !== l.range.max)).length;
-      methodChanges.push({ name: `${moved} of ${best.model.layers.length} quantized tensors`, node: '', op: '', action: `method:${best.method}`, why: `calibration method ${recipe.method} → ${best.method} from the saved histograms: ${fmt(current, metric)} → ${fmt(best.quality, metric)}` });
-      ranges = best.ranges;
-      recipe = { ...recipe, method: best.method };
-      plan = planQuantization(view, recipe);
-      base = best.model;
-      current = best.quality;
-      if (meets(current, target)) return finish(true, `met by the calibration method alone (${best.method} ranges); no layer moved to higher precision`, current, [], [], recipe, plan, 0, new Map());
-    }
+/**
+ * Calibration first: another method's ranges, recomputed from the saved histograms, cost no
+ * precision. Each method is tried on every tensor and measured on the exported model; the best
+ * one is kept if it beats the current ranges. True when that alone meets the target.
+ */
+async function fixCalibration(s: Search): Promise<boolean> {
+  const { view, histograms, subset, numerics, signal } = s.input;
+  if (!histograms?.size) return false;
+  const specs = calibrationTensors(s.plan);
+  let best: { method: string; ranges: Map<string, Range>; model: ConvertResult; quality: RunQuality } | undefined;
+  for (const method of FIX_METHODS) {
+    if (method === s.recipe.method) continue;
+    const tried = rerange(specs, s.ranges, histograms, method);
+    const converted = convertModel(view, s.plan, tried);
+    const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, signal);
+    s.runs++;
+    s.step(`ranges from the histograms by ${method}: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})`);
+    if (!best || score(q, s.metric) > score(best.quality, s.metric)) best = { method, ranges: tried, model: converted, quality: q };
   }
+  if (!best || score(best.quality, s.metric) <= score(s.current, s.metric)) return false;
+  for (const spec of specs) {
+    const was = s.ranges.get(spec.tensor);
+    const now = best.ranges.get(spec.tensor)!;
+    if (histograms.has(spec.tensor) && (was?.min !== now.min || was?.max !== now.max)) s.rangeChanges.set(spec.tensor, now);
+  }
+  // Counted as the report counts its layers: quantized tensors whose range the new method moved.
+  const before = new Map(s.base.layers.map((l) => [l.float, l.range]));
+  const moved = best.model.layers.filter((l) => l.range && (before.get(l.float)?.min !== l.range.min || before.get(l.float)?.max !== l.range.max)).length;
+  s.changes.push({
+    name: `${moved} of ${best.model.layers.length} quantized tensors`, node: '', op: '', action: `method:${best.method}`,
+    why: `calibration method ${s.recipe.method} → ${best.method} from the saved histograms: ${fmt(s.current, s.metric)} → ${fmt(best.quality, s.metric)}`,
+  });
+  s.ranges = best.ranges;
+  s.recipe = { ...s.recipe, method: best.method };
+  s.plan = planQuantization(view, s.recipe);
+  s.base = best.model;
+  s.current = best.quality;
+  return meets(s.current, s.input.target);
+}
 
-  const backend = plan.backend;
-  const wide = sixteenBit(backend);
-  const sixteen = wide && quantTypeBits(recipe.activationType) < 16 ? wide : undefined;
+/** Then precision: rank the units by what keeping each alone in float gains, and search prefixes of the ranking. */
+async function raisePrecision(s: Search): Promise<RepairOutcome> {
+  const { input } = s;
+  const backend = s.plan.backend;
+  const sixteen = sixteenBitType(backend, s.recipe);
   if (!sixteen && !backend.keepFloat) {
-    const reason = `${backend.name} runs every quantized node as an integer kernel and offers no 16-bit activations (override types: ${backend.overrideTypes.join(', ')}), so no layer can move to higher precision; try another calibration method or a backend with 16-bit activations`;
-    return finish(false, reason, current, [], [], recipe, plan, 0, new Map());
+    return outcome(s, false, `${backend.name} runs every quantized node as an integer kernel and offers no 16-bit activations (override types: ${backend.overrideTypes.join(', ')}), so no layer can move to higher precision; try another calibration method or a backend with 16-bit activations`, s.current);
   }
-  const actionsToTry: Array<QuantType | 'float'> = [...(sixteen ? [sixteen] : []), ...(backend.keepFloat ? ['float' as const] : [])];
-  if (!backend.keepFloat) step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
-
+  if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
-  const evaluation = await evaluate(input.floatModel, base.model, base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(subset, `${samples} analysis samples`), { batchSize: subset.samples, signal: input.signal, numerics });
-  runs++;
-  const local = new Map([...evaluation.layers].map(([name, s]) => [name, s.localSqnr ?? Infinity]));
-  const { runner, units } = await configRunner(numerics, view, recipe, plan, ranges, base, subset);
+  const evaluation = await evaluate(input.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
+    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics });
+  s.runs++;
+  const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
+  const { runner, units } = await configRunner(input.numerics, input.view, s.plan, s.ranges, s.base, input.subset);
   try {
-    const candidates = input.candidates ?? Math.min(units.length, Math.max(16, Math.ceil(units.length / 10)));
-    step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
-    const sens = await sensitivity(runner, priorOrder(units, local), { candidates, onlyQuantized: false, metric, signal: input.signal, onProgress: input.onProgress });
-    const why = new Map<SwitchUnit, string>();
-    for (const r of sens.rows) why.set(units[r.unit], `alone in float: ${fmt(r.onlyFloat, metric)} (all quantized: ${fmt(sens.all, metric)}); local SQNR ${Math.min(...units[r.unit].tensors.map((t) => local.get(t) ?? Infinity)).toFixed(1)} dB`);
+    const candidates = input.candidates ?? defaultCandidates(units.length);
+    s.step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
+    const sens = await sensitivity(runner, priorOrder(units, local), { candidates, onlyQuantized: false, metric: s.metric, signal: input.signal, onProgress: input.onProgress });
+    const why = new Map(sens.rows.map((r) => [units[r.unit], `alone in float: ${fmt(r.onlyFloat, s.metric)} (all quantized: ${fmt(sens.all, s.metric)}); local SQNR ${Math.min(...units[r.unit].tensors.map((t) => local.get(t) ?? Infinity)).toFixed(1)} dB`]));
     // Only units that helped when alone in float are worth moving: on a model whose error is spread
     // thin, the others' single-layer effects are measurement noise, and adding them only adds cost.
-    const ranking = sens.ranking.filter((u) => sens.rows.some((r) => r.unit === u && score(r.onlyFloat, metric) > score(sens.all, metric)));
+    const ranking = sens.ranking.filter((u) => sens.rows.some((r) => r.unit === u && score(r.onlyFloat, s.metric) > score(sens.all, s.metric)));
+    const none: Moved = { units: [], why, total: units.length };
     if (ranking.length === 0) {
-      runs += runner.runs;
-      return finish(false, `no single layer of the ${candidates} measured improves the model when kept in float (${describeTarget(target)}; now ${fmt(current, metric)}): the error is spread over the network; try another calibration method, more calibration data, or a looser target`,
-        current, [], [], recipe, plan, units.length, why);
+      s.runs += runner.runs;
+      return outcome(s, false, `no single layer of the ${candidates} measured improves the model when kept in float (${describeTarget(input.target)}; now ${fmt(s.current, s.metric)}): the error is spread over the network; try another calibration method, more calibration data, or a looser target`, s.current, none);
     }
-    const limit = Math.min(ranking.length, Math.max(1, Math.floor((input.maxFraction ?? 0.25) * units.length)));
-    // Prefixes of the ranking, growing geometrically: errors spread over many layers need many of
-    // them at once, and the first prefix that meets the target in simulation is refined by halving.
-    const simulate = async (k: number) => {
-      const set = new Set(ranking.slice(0, k));
-      const q = await runner.measure((i) => !set.has(i), input.signal);
-      step(`${k} layer(s) in higher precision: ${runner instanceof SwitchRunner ? 'simulated' : 'measured'} ${fmt(q, metric)}`);
-      return q;
-    };
-    let lastReal: RunQuality | undefined;
-    let lo = 0;
-    for (let k = 1; ; k = Math.min(limit, k * 2)) {
-      throwIfAborted(input.signal);
-      const simulated = await simulate(k);
-      if (meets(simulated, target)) {
-        // Smallest prefix in (lo, k] that meets the target in simulation.
-        let hi = k;
-        while (hi - lo > 1) {
-          const mid = (lo + hi) >> 1;
-          if (meets(await simulate(mid), target)) hi = mid;
-          else lo = mid;
-        }
-        // Check on the exported model; if the simulation was optimistic, take more layers.
-        for (let n = hi; n <= Math.min(limit, 2 * hi); n = n === 2 * hi ? n + 1 : Math.min(2 * hi, n + Math.max(1, Math.ceil(hi / 4)))) {
-          const picked = ranking.slice(0, n).map((i) => units[i]);
-          for (const action of actionsToTry) {
-            const candidate = withHigherPrecision(recipe, picked, action);
-            const problems = recipeProblems(backend, candidate);
-            if (problems.length) {
-              step(`${action} not allowed: ${problems[0]}`);
-              continue;
-            }
-            const candidatePlan = planQuantization(view, candidate);
-            const converted = convertModel(view, candidatePlan, withBorrowedRanges(plan, ranges));
-            const real = await subset.measureModel(converted.model, 'repaired model', numerics, input.signal);
-            runs++;
-            lastReal = real;
-            step(`  exported, ${n} layer(s) to ${action}: ${fmt(real, metric)}`);
-            if (meets(real, target)) {
-              runs += runner.runs;
-              return finish(true, `met with ${n} of ${units.length} quantized layers in higher precision`, real, picked, picked.map(() => action), candidate, candidatePlan, units.length, why);
-            }
-          }
-        }
-        lo = Math.min(limit, 2 * hi);
-        if (lo >= limit) break;
-        k = lo;
-        continue;
-      }
-      lo = k;
-      if (k >= limit) break;
-    }
-    runs += runner.runs;
-    return finish(false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision, the ${ranking.length} that helped alone (${describeTarget(target)}; last exported try: ${lastReal ? fmt(lastReal, metric) : 'none, the simulation never reached the target'}); try another calibration method, more calibration data, or a looser target`,
-      current, [], [], recipe, plan, units.length, why);
+    const actions: Array<QuantType | 'float'> = [...(sixteen ? [sixteen] : []), ...(backend.keepFloat ? ['float' as const] : [])];
+    return await searchPrefixes(s, runner, units, ranking, actions, why);
   } finally {
     await runner.release();
   }
+}
+
+/**
+ * Prefixes of the ranking, growing geometrically: errors spread over many layers need many of them
+ * at once. The first prefix that meets the target on the runner is refined by halving, then
+ * checked on the exported model with each allowed action; if the runner was optimistic, more layers.
+ */
+async function searchPrefixes(s: Search, runner: ConfigRunner, units: SwitchUnit[], ranking: number[], actions: Array<QuantType | 'float'>,
+  why: ReadonlyMap<SwitchUnit, string>): Promise<RepairOutcome> {
+  const { input } = s;
+  const limit = Math.min(ranking.length, Math.max(1, Math.floor((input.maxFraction ?? 0.25) * units.length)));
+  const onRunner = async (k: number) => {
+    const set = new Set(ranking.slice(0, k));
+    const q = await runner.measure((i) => !set.has(i), input.signal);
+    s.step(`${k} layer(s) in higher precision: ${runner instanceof SwitchRunner ? 'simulated' : 'measured'} ${fmt(q, s.metric)}`);
+    return meets(q, input.target);
+  };
+  let lastExported: RunQuality | undefined;
+  let lo = 0;
+  for (let k = 1; ; k = Math.min(limit, k * 2)) {
+    throwIfAborted(input.signal);
+    if (!(await onRunner(k))) {
+      lo = k;
+      if (k >= limit) break;
+      continue;
+    }
+    // Smallest prefix in (lo, k] that meets the target on the runner.
+    let hi = k;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (await onRunner(mid)) hi = mid;
+      else lo = mid;
+    }
+    for (let n = hi; n <= Math.min(limit, 2 * hi); n = n === 2 * hi ? n + 1 : Math.min(2 * hi, n + Math.max(1, Math.ceil(hi / 4)))) {
+      const picked = ranking.slice(0, n).map((i) => units[i]);
+      for (const action of actions) {
+        const tried = await exportedWith(s, picked, action);
+        if (!tried) continue;
+        lastExported = tried.quality;
+        if (meets(tried.quality, input.target)) {
+          s.runs += runner.runs;
+          s.recipe = tried.recipe;
+          s.plan = tried.plan;
+          return outcome(s, true, `met with ${n} of ${units.length} quantized layers in higher precision`, tried.quality, { units: picked, action, why, total: units.length });
+        }
+      }
+    }
+    lo = Math.min(limit, 2 * hi);
+    if (lo >= limit) break;
+    k = lo;
+  }
+  s.runs += runner.runs;
+  return outcome(s, false, `not met with up to ${limit} of ${units.length} quantized layers in higher precision, the ${ranking.length} that helped alone (${describeTarget(input.target)}; last exported try: ${lastExported ? fmt(lastExported, s.metric) : 'none, the search never reached the target'}); try another calibration method, more calibration data, or a looser target`,
+    s.current, { units: [], why, total: units.length });
+}
+
+/** The exported model with `picked` moved to `action`, measured; undefined where the backend refuses that move. */
+async function exportedWith(s: Search, picked: SwitchUnit[], action: QuantType | 'float'): Promise<{ recipe: Recipe; plan: QuantPlan; quality: RunQuality } | undefined> {
+  const { input } = s;
+  const recipe = withHigherPrecision(s.recipe, picked.map(unitMove), action);
+  const problems = recipeProblems(s.plan.backend, recipe);
+  if (problems.length) {
+    s.step(`${action} not allowed: ${problems[0]}`);
+    return undefined;
+  }
+  const plan = planQuantization(input.view, recipe);
+  const converted = convertModel(input.view, plan, withBorrowedRanges(s.plan, s.ranges));
+  const quality = await input.subset.measureModel(converted.model, 'repaired model', input.numerics, input.signal);
+  s.runs++;
+  s.step(`  exported, ${picked.length} layer(s) to ${action}: ${fmt(quality, s.metric)}`);
+  return { recipe, plan, quality };
 }

@@ -1,6 +1,7 @@
 // Calibration observers: watch one activation tensor batch by batch and turn what they saw into
 // the float range its QuantizeLinear will cover. State is bounded (a few numbers, or one
 // fixed-size histogram), whatever the size of the calibration set.
+import type { Range } from './range';
 import { BinnedDistribution, scanBatch, StreamingHistogram } from './histogram';
 
 export type CalibrationMethod =
@@ -21,11 +22,6 @@ export interface ObserverOptions {
   bins?: number;
   /** Quantized levels: 256 for 8-bit (default), 65536 for 16-bit, 16 for 4-bit. */
   levels?: number;
-}
-
-export interface Range {
-  min: number;
-  max: number;
 }
 
 export interface Observer {

@@ -7,15 +7,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PNG } from 'pngjs';
 import { findBackend, recipeProblems } from '../../shared/backends';
-import {
-  runStages, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSummary, type PlanSummary,
-  type PreprocessSpec, type PreviewRequest, type RequestChannels, type RunRequest, type RunResult, type SampleModel, type Stage,
-} from '../../shared/ipc';
+import type { ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
-import { CancelledError, type Progress } from '../calib/calibrate';
+
+import { previewInput } from '../data/preview';
 import { openSource } from '../data/readers';
 import { hostNumerics } from '../onnx/numerics';
 import { inputSpecs } from '../onnx/session';
@@ -24,11 +21,16 @@ import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
 import { htmlReport } from '../export/html-report';
 import { analyze } from '../jobs/analyze';
-import { companionPath, defaultOutPath, prepareForRecipe, quantize, type QuantizeOutcome } from '../jobs/quantize';
+import { companionPath, defaultOutPath } from '../export/artifacts';
+import { prepareForRecipe } from '../jobs/job';
+import { quantize, type QuantizeOutcome } from '../jobs/quantize';
 import { inspectModel } from '../onnx/inspect';
 import { GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import { preflightModel } from '../jobs/preflight';
+import type { PreprocessSpec } from '../../shared/preprocess';
+import { CancelledError } from '../base/progress';
+import { type Progress, runStages, type Stage } from '../../shared/progress';
 
 export class StudioError extends Error {}
 
@@ -166,46 +168,9 @@ export class StudioService {
 
   async preview(request: PreviewRequest): Promise<InputPreview> {
     const view = new GraphView(loadModel(request.model).model);
-    const source = openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 });
-    for await (const feed of source.batches(1)) {
-      const [input, tensor] = Object.entries(feed)[0];
-      const data = tensor.data;
-      if (data instanceof BigInt64Array) return { description: source.description, input, shape: tensor.dims, stats: [], warnings: source.warnings };
-      const values = Float64Array.from(data as ArrayLike<number>);
-      const dims = tensor.dims;
-      const image = dims.length === 4 && (dims[1] === 1 || dims[1] === 3) ? 'NCHW' : dims.length === 4 && (dims[3] === 1 || dims[3] === 3) ? 'NHWC' : undefined;
-      const channels = image === 'NCHW' ? dims[1] : image === 'NHWC' ? dims[3] : 1;
-      const [h, w] = image === 'NCHW' ? [dims[2], dims[3]] : image === 'NHWC' ? [dims[1], dims[2]] : [0, 0];
-      const at = (c: number, i: number) => (image === 'NHWC' ? values[i * channels + c] : values[c * h * w + i]);
-      const stats = [];
-      for (let c = 0; c < channels; c++) {
-        const n = image ? h * w : values.length;
-        let min = Infinity, max = -Infinity, sum = 0, sq = 0;
-        for (let i = 0; i < n; i++) {
-          const v = image ? at(c, i) : values[i];
-          if (v < min) min = v;
-          if (v > max) max = v;
-          sum += v;
-          sq += v * v;
-        }
-        const mean = sum / n;
-        stats.push({ min, max, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) });
-      }
-      let png: string | undefined;
-      if (image) {
-        // Stretched over the values' own range: what the model sees, made visible, not the original picture.
-        const lo = Math.min(...stats.map((s) => s.min));
-        const hi = Math.max(...stats.map((s) => s.max));
-        const out = new PNG({ width: w, height: h });
-        for (let i = 0; i < h * w; i++) {
-          for (let c = 0; c < 3; c++) out.data[i * 4 + c] = Math.round(((at(channels === 3 ? c : 0, i) - lo) / (hi - lo || 1)) * 255);
-          out.data[i * 4 + 3] = 255;
-        }
-        png = `data:image/png;base64,${PNG.sync.write(out).toString('base64')}`;
-      }
-      return { description: source.description, input, shape: dims, image: png, stats, warnings: source.warnings };
-    }
-    throw new StudioError(`${request.source}: holds no samples`);
+    const preview = await previewInput(openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 }));
+    if (!preview) throw new StudioError(`${request.source}: holds no samples`);
+    return preview;
   }
 
   start(request: RunRequest): { runId: string } {
@@ -293,7 +258,7 @@ export class StudioService {
     const emit = this.options.emit;
     const { state, onProgress } = this.progress(run.id);
     try {
-      const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe)));
+      const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe.backend, run.request.recipe.kind)));
       const outcome = await quantize({
         model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
         out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),

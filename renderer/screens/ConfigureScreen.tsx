@@ -114,7 +114,8 @@ export function ConfigureScreen() {
   const setNumerics = useStudio((s) => s.setNumerics);
   const saturationFix = useStudio((s) => s.saturationFix);
   const setSaturationFix = useStudio((s) => s.setSaturationFix);
-  const saturates = useStudio((s) => Boolean(s.plan?.host.int8Saturates)) && recipe.backend === 'cpu' && recipe.kind !== 'weight-only';
+  const runsHere = findBackend(recipe.backend)?.localRuntime === 'ort-cpu';
+  const saturates = useStudio((s) => Boolean(s.plan?.host.int8Saturates)) && runsHere && recipe.kind !== 'weight-only';
   useEffect(() => {
     void refreshPlan();
   }, [model, refreshPlan]);
@@ -180,7 +181,7 @@ export function ConfigureScreen() {
           <div className="field">
             <label htmlFor="cfg-numerics">Figures measured in</label>
             <select id="cfg-numerics" value={numerics ?? ''} onChange={(e) => setNumerics((e.target.value || undefined) as MainNumerics | undefined)}>
-              <option value="">{recipe.backend === 'cpu' ? 'reference, and ort-cpu as deployed' : 'reference'} (default)</option>
+              <option value="">{runsHere ? 'reference, and ort-cpu as deployed' : 'reference'} (default)</option>
               {MAIN_NUMERICS.map((n) => <option key={n} value={n} title={NUMERICS_WORDS[n]}>{n}</option>)}
             </select>
           </div>

@@ -1,16 +1,16 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
 import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
-import type { LayerReport } from '../../shared/report';
+import { dbNumber, type LayerReport } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
 import { opColours } from '../../shared/colours';
 import { db } from '../format';
-import { refusal, sixteenBitType } from '../store';
+import { refusal, sixteenBitFor } from '../store';
 import { AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
 
-const rank = (l: LayerReport) => (l.sqnr === 'inf' ? Infinity : l.sqnr);
+const rank = (l: LayerReport) => dbNumber(l.sqnr);
 
 function LayerPanel() {
   const detail = useStudio((s) => s.detail);
@@ -26,7 +26,7 @@ function LayerPanel() {
   }
   const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
   const before = previous?.report.layers.find((l) => l.name === selected);
-  const sixteen = sixteenBitType(current.report.recipe);
+  const sixteen = sixteenBitFor(current.report.recipe);
   // A full-integer backend has no float fallback: the record says so, in words.
   const floatRefused = refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
   const busy = status === 'running' || status === 'cancelling';

@@ -1,8 +1,8 @@
 // The Inspect screen's analysis, repair and run-history sections. They read the store only; the
 // engine does the work (analysis and repair are jobs of the studio service).
-import { REPAIR_METRICS, type RepairMetric } from '../../shared/ipc';
+import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { higherPrecisionLayers, repairCostWords, type AnalysisReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -10,7 +10,7 @@ import type { HistoryEntry } from '../store';
 const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measuring local and cumulative SQNR', sensitivity: 'one layer in float at a time' };
 
 /** The studio takes no labels yet, so accuracy targets could only fail; agreement with float and cosine need none. */
-const OFFERED_METRICS = REPAIR_METRICS.filter((m) => !m.includes('accuracy'));
+const OFFERED_METRICS = TARGET_METRICS.filter((m) => !needsLabels(m));
 
 /** How many ranking rows the table shows: the top of the ranking is what a person acts on. */
 const RANKING_ROWS = 10;
@@ -109,7 +109,7 @@ export function RepairControl() {
     <form className="repair-control" aria-label="Repair to target" onSubmit={(e) => { e.preventDefault(); if (valid && !busy) void repair(); }}>
       <label>Repair to
         <select data-testid="repair-kind" value={draft.kind === 'sqnr' ? 'sqnr' : draft.metric}
-          onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as RepairMetric }))}>
+          onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as TargetMetric }))}>
           <option value="sqnr">output SQNR (dB) ≥</option>
           {OFFERED_METRICS.map((m) => <option key={m} value={m}>{m} ≥</option>)}
         </select>
@@ -137,7 +137,7 @@ const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' :
 export function RepairSection({ repair, report }: { repair: RepairReport; report: Report }) {
   const select = useStudio((s) => s.selectLayer);
   const known = new Set(report.layers.map((l) => l.name));
-  const target = repair.target.kind === 'sqnr' ? `output SQNR ≥ ${repair.target.value} dB` : `${repair.target.metric} ≥ ${repair.target.value}`;
+  const target = describeTarget(repair.target);
   return (
     <section className="repair" aria-labelledby="repair-title" data-testid="repair-result">
       <h3 id="repair-title">Repair ({target}): <span className={repair.met ? 'ok' : 'error'}>{repair.met ? 'met' : 'not met'}</span></h3>
@@ -178,7 +178,7 @@ export function configSummary(entry: HistoryEntry): string {
 }
 
 function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
-  return outputs.map((o) => o.sqnr).reduce<Db>((a, b) => (a === 'inf' ? b : b === 'inf' ? a : Math.min(a, b)), 'inf');
+  return worstDb(outputs.map((o) => o.sqnr));
 }
 
 function taskMetric(entry: HistoryEntry): string {

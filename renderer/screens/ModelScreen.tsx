@@ -38,7 +38,7 @@ export function PlanSummaryView() {
                   <span className="muted">of {p.total} nodes on {p.device}{p.partitions > 1 ? `, ${p.partitions} device partitions` : ''}</span>
                 </p>
                 {plan.problems.length > 0 && <ul className="error">{plan.problems.map((x) => <li key={x}>{x}</li>)}</ul>}
-                <p className={plan.host.int8Saturates && recipe.backend === 'cpu' ? 'warning' : 'muted'} data-testid="host-numerics">This machine: {hostWords(plan.host, recipe.backend)}</p>
+                <p className={plan.host.int8Saturates && backend?.localRuntime === 'ort-cpu' ? 'warning' : 'muted'} data-testid="host-numerics">This machine: {hostWords(plan.host, recipe.backend)}</p>
                 {plan.reasons.length > 0 && (
                   <ul className="reasons">
                     {plan.reasons.slice(0, 6).map((r) => <li key={`${r.placement}:${r.reason}`}>{r.count} × {r.reason || PLACES[r.placement]} <span className="muted">(e.g. {r.example})</span></li>)}

@@ -1,6 +1,7 @@
-import type { Stage } from '../../shared/ipc';
+
 import { useStudio } from '../context';
 import { seconds } from '../format';
+import { Stage } from '../../shared/progress';
 
 const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
 

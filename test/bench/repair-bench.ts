@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';
 import { quantize } from '../../main/jobs/quantize';
 import { MODELS, tempDir } from '../helpers/build';
-import { describeTarget, type Target } from '../../main/repair/search';
+import { describeTarget, type Target } from '../../shared/metrics';
 import { exactMatch, LINES, PREPROCESS } from './ocr';
 
 const TARGET = { kind: 'metric' as const, metric: 'argmax-agreement' as const, value: 0.97 };

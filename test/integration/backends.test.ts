@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { BACKENDS, recipeFor } from '../../shared/backends';
 import type { Recipe } from '../../shared/recipe';
-import { CancelledError } from '../../main/calib/calibrate';
+
 import { writeNpy } from '../../main/data/npy';
 import { hostNumerics } from '../../main/onnx/numerics';
 import { quantize, type QuantizeOutcome } from '../../main/jobs/quantize';
@@ -16,6 +16,7 @@ import { loadModel, saveModel } from '../../main/onnx/model';
 import { DataType, toNumber } from '../../main/onnx/proto';
 import { tensorDims, tensorToFloat32, tensorToInts } from '../../main/onnx/tensor';
 import { buildModel, MODELS, randomArray, tempDir } from '../helpers/build';
+import { CancelledError } from '../../main/base/progress';
 
 const C = 32;
 

@@ -88,7 +88,7 @@ test('Run shows one row per stage, Cancel, and a failure in words', () => {
 });
 
 function layer(i: number, sqnr: LayerReport['sqnr'], op = i % 3 ? 'Conv' : 'Add'): LayerReport {
-  return { name: `t${i}`, node: `n${i}`, op, index: i, type: 'int8', sqnr, range: [-1, 1] };
+  return { name: `t${i}`, node: `n${i}`, nodes: [`n${i}`], op, index: i, type: 'int8', sqnr, range: [-1, 1] };
 }
 
 test('chart rows: graph order or worst first, inf at the top, the previous run alongside', () => {

@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { PNG } from 'pngjs';
 import { writeNpy } from '../../main/data/npy';
-import { MetricAccumulator, parseMetricTarget, readLabels, topK } from '../../main/eval/metrics';
+import { readLabels } from '../../main/data/labels';
+import { MetricAccumulator, topK } from '../../main/eval/metrics';
+import { parseMetricTarget } from '../../shared/metrics';
 import { tempDir } from '../helpers/build';
 
 test('classifier metrics: top-1/top-5 agreement, accuracy and float accuracy from labels', () => {
@@ -78,7 +80,7 @@ test('labels from a .npy of class ids and from a folder per class', () => {
 });
 
 test('metric targets name the metric and a value in (0, 1]', () => {
-  assert.deepEqual(parseMetricTarget('top1-agreement:0.99'), { metric: 'top1-agreement', value: 0.99 });
+  assert.deepEqual(parseMetricTarget('top1-agreement:0.99'), { kind: 'metric', metric: 'top1-agreement', value: 0.99 });
   assert.throws(() => parseMetricTarget('top1:0.99'), /top1-agreement, top5-agreement/);
   assert.throws(() => parseMetricTarget('cosine:2'), /VALUE in \(0, 1\]/);
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blockGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven, sqnrDb, sqnrOf } from '../../main/plan/qmath';
+import { blockGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven } from '../../main/plan/qmath';
+import { sqnrDb, sqnrOf } from '../../main/stats/sqnr';
 
 test('rounds half to even like ONNX QuantizeLinear', () => {
   assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, -0, -2, -2, 2, 3, -3]);

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { readNpyHeader, readNpyRange, writeNpy, type NpyArray } from '../../main/data/npy';
-import { DataError, guessBatchSize, openSource, type Feed, type ImagePreprocess, type InputSpec, type SampleSource } from '../../main/data/readers';
+import { DataError, guessBatchSize, openSource, type SampleSource } from '../../main/data/readers';
+import type { PreprocessSpec } from '../../shared/preprocess';
+import type { Feed, InputSpec } from '../../main/base/feed';
 
 const RANDOM_WARNING = 'random data gives poor calibration ranges; use real samples (a .npy file, a folder of images or .npy files, or a manifest)';
 
@@ -273,7 +275,7 @@ test('per-sample files that differ in a dynamic dim go to separate batches', asy
 
 const PIXELS = [[10, 20, 30], [40, 50, 60], [70, 80, 90], [200, 210, 220]];
 
-async function firstImage(dir: string, spec: InputSpec, preprocess?: ImagePreprocess): Promise<Feed[string]> {
+async function firstImage(dir: string, spec: InputSpec, preprocess?: PreprocessSpec): Promise<Feed[string]> {
   const [feed] = await collect(openSource(dir, [spec], { preprocess }), 1);
   return feed[spec.name];
 }

@@ -1,0 +1,95 @@
+// The ranges file a run writes beside its model, and "saved ranges or calibrate": the one way a
+// job gets the ranges of the tensors its plan quantizes.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { JobError } from '../base/errors';
+import type { Control } from '../base/progress';
+import type { SampleSource } from '../data/readers';
+import type { GraphView } from '../onnx/graph';
+import type { onnx } from '../onnx/proto';
+import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
+import type { Range } from '../stats/range';
+import { calibrate } from './calibrate';
+import type { SavedHistogram } from './rerange';
+
+export interface RangesFile {
+  version: 1;
+  model: string;
+  method: string;
+  samples: number;
+  tensors: Record<string, Range & { histogram?: SavedHistogram }>;
+}
+
+export function readRanges(file: string): RangesFile {
+  let parsed: RangesFile;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as RangesFile;
+  } catch (err) {
+    throw new JobError(`${file}: not a readable ranges file (${(err as Error).message})`);
+  }
+  if (parsed?.version !== 1 || !parsed.tensors || typeof parsed.tensors !== 'object') throw new JobError(`${file}: not a quant-studio ranges file (expected version 1 with "tensors")`);
+  for (const [name, r] of Object.entries(parsed.tensors)) {
+    if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max) || r.min > r.max) {
+      throw new JobError(`${file}: the range of tensor "${name}" is not a pair of finite numbers min <= max`);
+    }
+  }
+  return parsed;
+}
+
+/**
+ * The ranges a recipe needs, from a ranges file made by an earlier run. A recipe that keeps a layer
+ * in float leaves the tensors that borrowed its range (data movement after it) to be quantized on
+ * their own: they take the range they borrowed under the same recipe without its overrides.
+ */
+export function rangesFromFile(file: string, view: GraphView, plan: QuantPlan): { doc: RangesFile; ranges: Map<string, Range> } {
+  const doc = readRanges(file);
+  const base = planQuantization(view, { ...plan.recipe, overrides: {}, excludeNodes: [] });
+  const known = withBorrowedRanges(base, new Map(Object.entries(doc.tensors).map(([name, r]) => [name, { min: r.min, max: r.max }])));
+  const needed = calibrationTensors(plan);
+  const missing = needed.filter((t) => !known.has(t.tensor));
+  if (missing.length) {
+    throw new JobError(`${file}: has no range for ${missing.length} tensor(s) this recipe quantizes (${missing.slice(0, 3).map((m) => m.tensor).join(', ')}${missing.length > 3 ? ', …' : ''}); calibrate again without --ranges`);
+  }
+  return { doc, ranges: new Map(needed.map((t) => [t.tensor, known.get(t.tensor)!])) };
+}
+
+export interface RangesRequest extends Control {
+  /** A ranges file from an earlier run; else the job calibrates. */
+  file?: string;
+  /** Opens the calibration data, only when the job calibrates. */
+  calibration: () => SampleSource;
+  /** Keep a histogram of every tensor, so that a repair can re-range by another method (min/max keeps none). */
+  histograms: boolean;
+  batchSize: number;
+  warn: (message: string) => void;
+}
+
+export interface JobRanges {
+  ranges: Map<string, Range>;
+  /** What the job writes beside its model (the file's content when it re-used one). */
+  doc: RangesFile;
+  samples: number;
+  /** The calibration data, where the job calibrated: evaluation on the same data reuses it. */
+  source?: SampleSource;
+}
+
+export async function savedOrCalibrated(model: string, floatModel: onnx.ModelProto, view: GraphView, plan: QuantPlan, request: RangesRequest): Promise<JobRanges> {
+  if (request.file) {
+    const saved = rangesFromFile(request.file, view, plan);
+    if (saved.doc.method !== plan.recipe.method) request.warn(`ranges from ${request.file} were calibrated with ${saved.doc.method}, not ${plan.recipe.method}`);
+    return { ranges: saved.ranges, doc: saved.doc, samples: saved.doc.samples };
+  }
+  const source = request.calibration();
+  const needed = calibrationTensors(plan);
+  // Min/max keeps no histogram; percentile:100 observes the very same range and keeps one.
+  const observed = request.histograms ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;
+  const result = await calibrate(floatModel, observed, source, { batchSize: request.batchSize, signal: request.signal, onProgress: request.onProgress });
+  for (const [name, shape] of result.shapes) view.recordShape(name, shape);
+  const ranges = new Map<string, Range>();
+  const tensors: RangesFile['tensors'] = {};
+  for (const [name, r] of result.ranges) {
+    ranges.set(name, { min: r.min, max: r.max });
+    tensors[name] = { min: r.min, max: r.max, histogram: r.histogram };
+  }
+  return { ranges, doc: { version: 1, model: path.basename(model), method: plan.recipe.method, samples: result.samples, tensors }, samples: result.samples, source };
+}

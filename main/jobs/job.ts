@@ -1,0 +1,79 @@
+// What every job starts from: its input, its warnings, and the model loaded, prepared and planned
+// for the recipe, with its data sources opened against the model's inputs.
+import type { MainNumerics } from '../../shared/numerics';
+import type { PreprocessSpec } from '../../shared/preprocess';
+import type { Recipe } from '../../shared/recipe';
+import type { InputSpec } from '../base/feed';
+import type { Control } from '../base/progress';
+import { readLabels } from '../data/labels';
+import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
+import { defaultOpset, GraphView } from '../onnx/graph';
+import { loadModel, type LoadedModel } from '../onnx/model';
+import type { onnx } from '../onnx/proto';
+import { inputSpecs } from '../onnx/session';
+import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
+import { prepareModel, type Prepared } from '../plan/prepare';
+
+export interface JobInput extends Control {
+  model: string;
+  recipe: Recipe;
+  /** Calibration data source (see openSource); needed for static quantization unless `ranges` is given. */
+  calibration?: string;
+  /** Evaluation data; defaults to the calibration data. */
+  evaluation?: string;
+  /** A ranges file from an earlier run: re-convert and re-evaluate without calibrating. */
+  ranges?: string;
+  /** Class ids of the evaluation samples (.npy or folder-per-class), for accuracy metrics. */
+  labels?: string;
+  batchSize?: number;
+  preprocess?: PreprocessSpec;
+  /** Numerics of the figures (quantize: default reference; searches: ort-cpu for cpu, reference for the others). */
+  numerics?: MainNumerics;
+  onWarning?: (message: string) => void;
+}
+
+/** A job's warnings: kept for its report, and heard by its host as they come. */
+export function jobWarnings(job: Pick<JobInput, 'onWarning'>): { list: string[]; warn: (message: string) => void } {
+  const list: string[] = [];
+  return { list, warn: (m) => {
+    list.push(m);
+    job.onWarning?.(m);
+  } };
+}
+
+/** The float model as the recipe's quantizer sees it; tensor names in a report refer to this model. */
+export function prepareForRecipe(model: onnx.ModelProto, recipe: Recipe): Prepared {
+  return prepareModel(model, { forQdq: recipe.kind === 'static' });
+}
+
+export interface JobModel {
+  loaded: LoadedModel;
+  prepared: Prepared;
+  floatModel: onnx.ModelProto;
+  view: GraphView;
+  plan: QuantPlan;
+  inputs: InputSpec[];
+  batchSize: number;
+  labels?: Int32Array;
+  /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
+  open(spec: string, what: string, limit?: number): SampleSource;
+}
+
+export function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): JobModel {
+  backendFor(recipe);
+  const loaded = loadModel(job.model);
+  const prepared = prepareForRecipe(loaded.model, recipe);
+  const view = new GraphView(prepared.model);
+  if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
+  const inputs = inputSpecs(view);
+  return {
+    loaded, prepared, floatModel: prepared.model, view, plan: planQuantization(view, recipe), inputs,
+    batchSize: job.batchSize ?? guessBatchSize(inputs),
+    labels: job.labels ? readLabels(job.labels).labels : undefined,
+    open: (spec, what, limit) => {
+      const source = openSource(spec, inputs, { preprocess: job.preprocess, limit });
+      for (const w of source.warnings) warn(`${what}: ${w}`);
+      return source;
+    },
+  };
+}
