@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, shell, type MenuItemConstructorOptions } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
 import { EVENT_CHANNEL, MENU_CHANNEL, type MenuCommand } from '../shared/ipc';
-import { RemoteStudio } from '../main/studio/remote';
+import { RemoteStudio, type SpawnEngine } from '../main/studio/remote';
 import { APP_ORIGIN, registerHandlers, type IpcMainLike } from './ipc-main';
 import { CSP, UI_TYPES } from './serve';
 
@@ -41,6 +41,17 @@ function serveUi(): void {
     }));
   });
 }
+
+/** The engine in an Electron utility process: a Node process without the RunAsNode fuse, which stays off. */
+const utilityEngine: SpawnEngine = (script, args) => {
+  const child = utilityProcess.fork(script, args, { serviceName: 'Quant Studio engine', stdio: 'inherit' });
+  return {
+    send: (m) => child.postMessage(m),
+    onMessage: (listener) => void child.on('message', listener),
+    onExit: (listener) => void child.on('exit', (code) => listener(code, null)),
+    kill: () => void child.kill(),
+  };
+};
 
 function menu(): void {
   const template: MenuItemConstructorOptions[] = [
@@ -103,10 +114,10 @@ app.on('second-instance', (_e, argv) => {
 app.whenReady().then(() => {
   serveUi();
   menu();
-  // The engine runs in a worker thread: the main process only relays.
+  // The engine runs in a utility process: the main process only relays, and outlives an engine crash.
   const service = new RemoteStudio({
     stateDir: app.getPath('userData'), sampleDir: path.join(RESOURCES, 'sample'),
-    emit: (event) => win?.webContents.send(EVENT_CHANNEL, event),
+    emit: (event) => win?.webContents.send(EVENT_CHANNEL, event), spawn: utilityEngine,
   });
   registerHandlers(ipcMain as unknown as IpcMainLike, () => win?.webContents.id, {
     'model:open': (r) => service.handle('model:open', r),

@@ -19,6 +19,7 @@ import { inputSpecs } from '../onnx/session';
 import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
+import { refuseOverInputs } from '../base/paths';
 import { htmlReport } from '../export/html-report';
 import { analyze } from '../jobs/analyze';
 import { companionPath, defaultOutPath } from '../export/artifacts';
@@ -39,8 +40,16 @@ export interface ServiceOptions {
   stateDir: string;
   /** The sample model's folder (resources/sample). */
   sampleDir: string;
+  /**
+   * Where runs keep their files; a host that restarts a crashed engine passes the same folder, and
+   * the new service takes up the finished runs it finds there. Default: a new temporary folder.
+   */
+  workRoot?: string;
   emit: (event: JobEvent) => void;
 }
+
+/** What a finished run leaves in its folder, so that a fresh engine can show and export it again. */
+const RUN_RECORD = 'run.json';
 
 /** Milliseconds between progress events of one stage: enough for a smooth bar, few enough for IPC. */
 const PROGRESS_INTERVAL = 100;
@@ -55,9 +64,13 @@ interface Run {
   /** The samples it calibrated or evaluated on (a re-run's are its parent's). */
   data: { calibration?: string; preprocess?: PreprocessSpec };
   outcome?: QuantizeOutcome;
+  /** The input model and the files it references: no export may land on one. */
+  inputs: string[];
   /** Float and quantized models, loaded once for the layer panel. */
   models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
 }
+
+type RunRecord = Omit<Run, 'controller' | 'models'>;
 
 /** The engine channels; the dialog channels belong to the hosts. */
 export type EngineChannel = Exclude<keyof RequestChannels, 'dialog:model' | 'dialog:folder'>;
@@ -65,7 +78,7 @@ export type EngineChannel = Exclude<keyof RequestChannels, 'dialog:model' | 'dia
 export class StudioService {
   private readonly runs = new Map<string, Run>();
   /** Runs' private folders live here until the service closes. */
-  readonly workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
+  readonly workRoot: string;
   /** The one job (run or analysis) in progress: two would share the same cores and both crawl. */
   private active?: { id: string; controller: AbortController; done: Promise<JobEvent> };
   private counter = 0;
@@ -74,7 +87,15 @@ export class StudioService {
   /** Each opened model with its external data files: export never writes over any of them. */
   private readonly inputFiles = new Map<string, string[]>();
 
-  constructor(private readonly options: ServiceOptions) {}
+  constructor(private readonly options: ServiceOptions) {
+    this.workRoot = options.workRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
+    for (const dir of fs.readdirSync(this.workRoot)) {
+      const record = readRunRecord(path.join(this.workRoot, dir, RUN_RECORD));
+      if (!record) continue;
+      this.runs.set(record.id, { ...record, controller: new AbortController() });
+      this.counter = Math.max(this.counter, Number(/^run-(\d+)$/.exec(record.id)?.[1] ?? 0));
+    }
+  }
 
   handle<C extends EngineChannel>(channel: C, request: RequestChannels[C]['request']): Promise<RequestChannels[C]['response']> {
     const handlers: { [K in EngineChannel]: (r: RequestChannels[K]['request']) => Promise<RequestChannels[K]['response']> | RequestChannels[K]['response'] } = {
@@ -191,7 +212,10 @@ export class StudioService {
     }
     const id = `run-${++this.counter}`;
     const dir = fs.mkdtempSync(path.join(this.workRoot, `${id}-`));
-    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess } };
+    const model = path.resolve(request.model);
+    // A model opened before the engine restarted is known by its file alone: read what it references.
+    const inputs = this.inputFiles.get(model) ?? [model, ...(loadModel(model).externalFiles ?? [])];
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess }, inputs };
     this.runs.set(id, run);
     this.options.emit({ runId: id, type: 'started', request });
     this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges }));
@@ -267,6 +291,8 @@ export class StudioService {
       if (run.controller.signal.aborted) throw new CancelledError();
       run.outcome = outcome;
       run.ranges ??= outcome.files.ranges;
+      const record: RunRecord = { id: run.id, request: run.request, dir: run.dir, ranges: run.ranges, data: run.data, inputs: run.inputs, outcome };
+      writeJsonAtomic(path.join(run.dir, RUN_RECORD), record);
       const result: RunResult = { runId: run.id, ...(run.request.fromRun ? { fromRun: run.request.fromRun } : {}), report: outcome.report };
       return { runId: run.id, type: 'done', result };
     } catch (err) {
@@ -340,10 +366,8 @@ export class StudioService {
       quantized: { ...original.quantized, file: moved(original.quantized.file) },
       artifacts,
     };
-    const inputs = new Set([model, ...(this.inputFiles.get(model) ?? [])]);
-    for (const to of [...copies.map((c) => c.to), reportFile, htmlFile]) {
-      if (inputs.has(path.resolve(to))) throw new StudioError(`${to}: refusing to write over the input model; choose another folder`);
-    }
+    refuseOverInputs([...copies.map((c) => ({ file: c.to, what: c.what })), { file: reportFile, what: 'the report' }, { file: htmlFile, what: 'the HTML report' }],
+      run.inputs, 'choose another folder');
     const files: ExportResult['files'] = [];
     const write = (to: string, data: Uint8Array | string, what: string) => {
       writeFileAtomic(to, data);
@@ -359,5 +383,14 @@ export class StudioService {
   async close(): Promise<void> {
     if (this.active) await this.cancel(this.active.id);
     fs.rmSync(this.workRoot, { recursive: true, force: true });
+  }
+}
+
+function readRunRecord(file: string): RunRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunRecord;
+  } catch {
+    // No record: a run that never finished, whose folder the host removes.
+    return undefined;
   }
 }
