@@ -7,6 +7,7 @@ import { dbNumber, dbToJson, type AnalysisReport, type LayerReport, type Sensiti
 import { TOOL } from '../../shared/tool';
 import { writeJsonAtomic } from '../base/atomic';
 import { JobError } from '../base/errors';
+import { refuseOverInputs } from '../base/paths';
 import { throwIfAborted } from '../base/progress';
 import { savedOrCalibrated } from '../calib/ranges-file';
 import { convertModel } from '../convert/convert';
@@ -46,10 +47,10 @@ export function firstSharpDrop(layers: LayerReport[]): AnalysisReport['firstDrop
 export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   const t0 = performance.now();
   const log = jobWarnings(job);
-  if (job.report && path.resolve(job.report) === path.resolve(job.model)) throw new JobError(`${job.report}: refusing to write the report over the input model; choose another --report`);
   if (job.recipe.kind !== 'static') throw new JobError(`analysis needs static quantization: ${job.recipe.kind} quantization has no calibrated activations to analyse`);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const m = loadForJob(job, job.recipe, log.warn);
+  if (job.report) refuseOverInputs([{ file: job.report, what: 'the analysis report' }], [job.model, ...(m.loaded.externalFiles ?? [])], 'choose another --report');
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   if (calibrationTensors(m.plan).length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
   if (!job.ranges && !job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');

@@ -8,7 +8,6 @@ import type { Preflight, PreflightCost } from '../../shared/preflight';
 import type { Recipe } from '../../shared/recipe';
 import { dbToJson, type HostReport, type LatencyReport, type Report } from '../../shared/report';
 import { TOOL } from '../../shared/tool';
-import { writeJsonAtomic } from '../base/atomic';
 import { JobError } from '../base/errors';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
@@ -20,7 +19,7 @@ import { evaluate, type EvaluationResult } from '../eval/evaluate';
 import { deployedOn, deployedReport, metricsReport, outputReports } from '../eval/figures';
 import { keptInFloat, layerRows } from '../eval/layer-rows';
 import { Subset, switchUnits } from '../eval/sensitivity';
-import { artifactPaths, defaultOutPath, writeArtifacts, type ArtifactPaths } from '../export/artifacts';
+import { artifactPaths, defaultOutPath, refuseInputs, writeArtifacts, type ArtifactPaths } from '../export/artifacts';
 import { firstSample, measureLatency } from '../export/latency';
 import { lowerings } from '../export/lowering';
 import { pinInputShapes } from '../onnx/edit';
@@ -69,10 +68,11 @@ function stageClock() {
 export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const clock = stageClock();
   const log = jobWarnings(job);
-  const paths = artifactPaths(job.model, job.out ?? defaultOutPath(job.model, job.recipe.backend, job.recipe.kind), job.report);
+  const paths = artifactPaths(job.out ?? defaultOutPath(job.model, job.recipe.backend, job.recipe.kind), job.report);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const { recipe, host } = await forThisHost(job, log.warn);
   const m = loadForJob(job, recipe, log.warn);
+  refuseInputs(paths, [job.model, ...(m.loaded.externalFiles ?? [])]);
   let placement = checkPlan(job, m);
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   clock.mark('load');
@@ -103,12 +103,12 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const nodes = new Map(switchUnits(m.view, m.plan, converted).units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
   const layers = layerRows(converted.layers, kept, evaluation, { view: m.view, converted, nodes });
   const exported = await exportStage(job, m, converted, placement.preflight, evalSource, log.warn);
+  const ranges = rangesToWrite(job, paths, calibrated, repaired?.rangesChanged ?? false, log.warn);
   const written = await writeArtifacts(paths, {
-    qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe,
-    ...rangesToWrite(job, paths, calibrated, repaired?.rangesChanged ?? false, log.warn),
+    qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
+    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report }),
   });
-  const report = quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, written, warnings: log.list, timings: clock.timings(), repair: repaired?.report });
-  writeJsonAtomic(paths.report, report);
+  const report = written.report as Report;
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
   const f = written.files;
   return {
@@ -249,7 +249,7 @@ interface ReportParts {
   placement: { preflight: Preflight; cost?: PreflightCost };
   latency?: LatencyReport;
   paths: ArtifactPaths;
-  written: { artifacts: Report['artifacts'] };
+  artifacts: Report['artifacts'];
   warnings: string[];
   timings: Report['timings'];
   repair?: Report['repair'];
@@ -258,7 +258,7 @@ interface ReportParts {
 function quantizeReport(p: ReportParts): Report {
   const { job, m, evaluation, converted } = p;
   const plan: QuantPlan = m.plan;
-  const quantBytes = p.written.artifacts[0].bytes;
+  const quantBytes = p.artifacts[0].bytes;
   return {
     tool: TOOL,
     model: { file: path.resolve(job.model), bytes: m.loaded.bytes, opset: m.view.opset, irVersion: toNumber(m.loaded.model.irVersion) },
@@ -284,7 +284,7 @@ function quantizeReport(p: ReportParts): Report {
     preflight: p.placement.preflight,
     ...(p.placement.cost ? { preflightCost: p.placement.cost } : {}),
     ...(p.latency ? { latency: p.latency } : {}),
-    artifacts: p.written.artifacts,
+    artifacts: p.artifacts,
     warnings: p.warnings,
     ...(p.repair ? { repair: p.repair } : {}),
   };

@@ -9,7 +9,7 @@ import type { Recipe } from '../../shared/recipe';
 
 import { writeNpy } from '../../main/data/npy';
 import { hostNumerics } from '../../main/onnx/numerics';
-import { quantize, type QuantizeOutcome } from '../../main/jobs/quantize';
+import { quantize, type QuantizeJob, type QuantizeOutcome } from '../../main/jobs/quantize';
 import { preflightModel } from '../../main/jobs/preflight';
 import { GraphView, type GraphNode } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
@@ -353,7 +353,10 @@ async function quantizeSmall(name: string, recipe: Recipe, spec: Parameters<type
   const shape = spec.inputs.x as number[];
   const n = shape.reduce((a, b) => a * b, 1);
   writeNpy(data, 'float32', [4, ...shape.slice(1)], randomArray(4 * n, 13));
-  return { dir, model, data, run: () => quantize({ model, recipe, calibration: data, out: path.join(dir, 'q.onnx'), latency: options.latency ?? false }) };
+  return {
+    dir, model, data,
+    run: (extra: Partial<QuantizeJob> = {}) => quantize({ model, recipe, calibration: data, out: path.join(dir, 'q.onnx'), latency: options.latency ?? false, ...extra }),
+  };
 }
 
 const conv3 = { dims: [8, 3, 3, 3], data: randomArray(8 * 27, 21, 0.5) };
@@ -388,14 +391,15 @@ test('mcu-int8: a model that starts with a Transpose (NHWC input) is quantized f
   assert.equal(intio.graph!.input[0].type!.tensorType!.elemType, DataType.INT8);
 });
 
-test('cpu: when lowering fails, no QDQ model is left behind', async () => {
+test('cpu: a folder where the lowered model goes is refused before any work, and nothing is written', async () => {
   const small = await quantizeSmall('cpu-lower-fails', recipeFor('cpu'), {
     inputs: { x: [1, 3, 8, 8] }, outputs: { y: [1, 8, 8, 8] }, initializers: { w: conv3 },
     nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'conv', attrs: { pads: [1, 1, 1, 1] } }],
   });
-  // A directory where the lowered model goes: renaming onto it fails.
   fs.mkdirSync(path.join(small.dir, 'q.lowered.onnx', 'busy'), { recursive: true });
-  await assert.rejects(small.run(), /could not lower/);
+  const progress: string[] = [];
+  await assert.rejects(small.run({ onProgress: (p) => progress.push(p.stage) }), /q\.lowered\.onnx: is a folder where the export writes a file/);
+  assert.deepEqual(progress, [], 'refused before loading the model');
   assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'model.onnx', 'q.lowered.onnx'], 'no QDQ model, report or recipe');
 });
 
@@ -422,7 +426,7 @@ test('a companion file (here the lowered model) never overwrites the input model
   fs.renameSync(small.model, input);
   const before = fs.readFileSync(input);
   await assert.rejects(quantize({ model: input, recipe: recipeFor('cpu'), calibration: small.data, out: path.join(small.dir, 'q.onnx'), latency: false }),
-    /q\.lowered\.onnx: refusing to write .* over the input model/);
+    /q\.lowered\.onnx: refusing to write over the input model: it would be a companion/);
   assert.deepEqual(fs.readFileSync(input), before);
   assert.deepEqual(fs.readdirSync(small.dir).sort(), ['calib.npy', 'q.lowered.onnx']);
 });

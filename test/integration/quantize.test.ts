@@ -371,7 +371,7 @@ test('a ranges file with a broken entry is refused with its name', async () => {
   await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), ranges: bad, out: path.join(dir, 'q.onnx') }), /bad\.ranges\.json: the range of tensor "x"/);
   fs.writeFileSync(bad, JSON.stringify({ version: 1, tensors: null }));
   await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), ranges: bad, out: path.join(dir, 'q.onnx') }), /not a quant-studio ranges file/);
-  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: 'random:2', report: model, out: path.join(dir, 'q.onnx') }), /refusing to write the report over the input model/);
+  await assert.rejects(quantize({ model, recipe: recipeFor('cpu'), calibration: 'random:2', report: model, out: path.join(dir, 'q.onnx') }), /refusing to write over the input model: it would be the report/);
 });
 
 test('opset 9 → 11: every rewritten op computes exactly what it did (Upsample nearest/linear, Clip, Pad, Slice, TopK, Scatter)', async () => {
