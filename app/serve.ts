@@ -37,6 +37,14 @@ export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; 
 /** Content types of the files the built UI holds; anything else is not served. */
 export const UI_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml', '.map': 'application/json' };
 const MAX_JSON = 1 << 20;
+/** Uploads stream to disk; past this a model is not something anyone uploads to a local studio. */
+export const MAX_UPLOAD = 16 * 2 ** 30;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const token = options.token ?? crypto.randomBytes(32).toString('base64url');
@@ -74,11 +82,25 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const origin = req.headers.origin;
     if (origin !== undefined && !allowedHosts.map((h) => `http://${h}`).includes(origin)) return refuse(res, 403, `requests from ${origin} are refused`);
     if (req.headers['sec-fetch-site'] === 'cross-site') return refuse(res, 403, 'cross-site requests are refused');
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    const [, first, ...rest] = url.pathname.split('/');
-    if (!first || !sameToken(decodeURIComponent(first))) return refuse(res, 403, 'missing or wrong token: open the URL that "quant-studio serve" printed');
-    const route = rest.join('/');
-    handle(req, res, route, url).catch((err: Error) => refuse(res, 500, err.message));
+    let url: URL;
+    let first: string;
+    let rest: string[];
+    try {
+      url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      [, first, ...rest] = url.pathname.split('/').map(decodeURIComponent);
+    } catch {
+      return refuse(res, 400, 'malformed request path');
+    }
+    if (!first || !sameToken(first)) return refuse(res, 403, 'missing or wrong token: open the URL that "quant-studio serve" printed');
+    handle(req, res, rest.join('/'), url).catch((err: Error) => {
+      if (res.headersSent) return res.destroy();
+      refuse(res, err instanceof HttpError ? err.status : 500, err.message);
+    });
+  });
+  // Requests that are not even HTTP get a 400 and the connection closed; the server keeps serving.
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
   });
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, route: string, url: URL): Promise<void> {
@@ -93,9 +115,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       const channel = route.slice(4);
       if (!isChannel(channel)) return refuse(res, 404, `unknown channel "${channel}"`);
       if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return refuse(res, 415, 'requests must be application/json');
+      const body = await readBody(req, MAX_JSON);
       let payload: unknown;
       try {
-        payload = JSON.parse((await readBody(req, MAX_JSON)).toString('utf8'));
+        payload = JSON.parse(body.toString('utf8'));
         checkRequest(channel, payload);
       } catch (err) {
         return refuse(res, 400, err instanceof PayloadError ? err.message : `${channel}: malformed JSON payload`);
@@ -110,10 +133,18 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
     if (req.method === 'POST' && route === 'upload') {
       const name = path.basename(url.searchParams.get('name') ?? '').replace(/[^\w.\- ]/g, '_');
-      if (!name) return refuse(res, 400, 'upload: the file name is missing (?name=)');
+      // A name that is not a file's ("..", ".", ".hidden") would put the upload outside its folder or out of sight.
+      if (!name || name.startsWith('.')) return refuse(res, 400, `upload: "${url.searchParams.get('name') ?? ''}" is not a file name; give the file's own name (?name=model.onnx)`);
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > MAX_UPLOAD) return refuse(res, 413, `upload: ${declared} bytes is over the ${MAX_UPLOAD} the studio takes`);
       const dir = fs.mkdtempSync(path.join(uploads, 'u-'));
       const file = path.join(dir, name);
-      await streamToFile(req, file);
+      try {
+        await streamToFile(req, file, MAX_UPLOAD);
+      } catch (err) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
       return reply(res, 200, { ok: true, value: file });
     }
     if (req.method === 'GET') {
@@ -143,27 +174,30 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
 }
 
+/** The request body; past `limit` it is read to its end and dropped, so that the client hears 413 rather than a reset connection. */
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new PayloadError(`payload over ${limit} bytes`));
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= limit) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => (size > limit ? reject(new HttpError(413, `a request body of ${size} bytes is over the ${limit} the studio takes`)) : resolve(Buffer.concat(chunks))));
     req.on('error', reject);
   });
 }
 
-/** Streams an upload to a temporary name and renames it into place: a broken upload leaves no file. */
-function streamToFile(req: http.IncomingMessage, file: string): Promise<void> {
+/** Streams an upload to a temporary name and renames it into place: a broken or oversized upload leaves no file. */
+function streamToFile(req: http.IncomingMessage, file: string, limit: number): Promise<void> {
   const tmp = `${file}.part`;
   return new Promise((resolve, reject) => {
     const out = fs.createWriteStream(tmp);
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) fail(new HttpError(413, `upload: over the ${limit} bytes the studio takes`));
+    });
     req.pipe(out);
     out.on('finish', () => {
       fs.renameSync(tmp, file);
