@@ -11,7 +11,8 @@ import * as ort from 'onnxruntime-node';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { parseMethod } from '../stats/observers';
 import { canSample, sampleStride, tapModel } from './taps';
-import type { SampleSource } from '../data/readers';
+import { DataError, type SampleSource } from '../data/readers';
+import type { Feed } from '../base/feed';
 
 export interface RunOptions extends Control {
   batchSize: number;
@@ -105,9 +106,11 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;
+      const n = Object.values(feed)[0].dims[0];
       for (const tap of taps) {
         const min = (out[tap.min] as ort.Tensor).data[0] as number;
         const max = (out[tap.max] as ort.Tensor).data[0] as number;
+        if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
         if (!tap.values) {
           pool.observe(tap.tensor, Float32Array.of(min, max));
           continue;
@@ -122,7 +125,6 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         pool.observe(tap.tensor, values);
       }
       queued = pool.flush();
-      const n = Object.values(feed)[0].dims[0];
       done += n;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({ stage: 'calibrate', done, total: source.count, rate: done / seconds });
@@ -136,4 +138,17 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     await pool.close();
     await session?.release();
   }
+}
+
+/**
+ * A tensor of the model went NaN or infinite on finite data: the data's scale overflows float32
+ * inside the model (a value of 3e38 doubled), and every range computed from it would be nonsense.
+ */
+function overflow(tensor: string, feed: Feed, source: SampleSource, done: number, n: number): DataError {
+  let largest = 0;
+  for (const t of Object.values(feed)) {
+    if (t.data instanceof Float32Array || t.data instanceof Float64Array) for (const v of t.data) largest = Math.max(largest, Math.abs(v));
+  }
+  const samples = n > 1 ? `samples ${done + 1}–${done + n}` : `sample ${done + 1}`;
+  return new DataError(`${source.description}: tensor "${tensor}" of the model becomes NaN or infinite on ${samples}, whose inputs reach ${largest.toPrecision(3)}: the model overflows on this data; check its scale and normalisation`);
 }

@@ -27,7 +27,16 @@ export interface SourceOptions {
   limit?: number;
   /** Seed of random:N data. */
   seed?: number;
+  /** Drop samples holding NaN or ±Inf (and say so through onWarning) instead of refusing the data. */
+  skipNonFinite?: boolean;
+  onWarning?: (message: string) => void;
 }
+
+/**
+ * One sample of every input together may take this many bytes at most. A larger one is a shape or
+ * a data error (an input dimension of 46341 asks for gigabytes), refused before anything is allocated.
+ */
+export const MAX_SAMPLE_BYTES = 2 * 2 ** 30;
 
 const RANDOM_WARNING = 'random data gives poor calibration ranges; use real samples (a .npy file, a folder of images or .npy files, or a manifest)';
 const SOURCE_KINDS = 'a .npy file, a folder of images or .npy files, a .json manifest, or random:N';
@@ -86,10 +95,34 @@ export function openSource(spec: string, inputs: InputSpec[], options: SourceOpt
   }
   const total = columns[0].count;
   if (total === 0) throw new DataError(`${spec}: holds no samples`);
+  checkSampleSize(spec, slots, columns);
   const count = options.limit && options.limit > 0 ? Math.min(total, Math.floor(options.limit)) : total;
   const details = columns.flatMap((c) => (c.detail ? [c.detail] : []));
   const description = `${count}${count < total ? ` of ${total}` : ''} ${from}${details.length ? `; ${details.join('; ')}` : ''}`;
-  return new ColumnSource(description, count, warnings, slots, columns);
+  return new ColumnSource(description, count, warnings, slots, columns, options);
+}
+
+const BYTES: Record<ElementType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1 };
+
+function checkSampleSize(spec: string, slots: Slot[], columns: Column[]): void {
+  const sizes = slots.map((slot, i) => elementCount(columns[i].shape(0)) * BYTES[slot.type]);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total <= MAX_SAMPLE_BYTES) return;
+  const i = sizes.indexOf(Math.max(...sizes));
+  throw new DataError(`${spec}: one sample of input "${slots[i].input.name}" is [${columns[i].shape(0).join(', ')}] ${slots[i].type}, ${(sizes[i] / 2 ** 30).toFixed(1)} GB, over the ${MAX_SAMPLE_BYTES / 2 ** 30} GB a sample may take; check the model's input shape and the data`);
+}
+
+/** Positions of the samples (of `n`, each `size` values long) that hold NaN or ±Inf, with how many. */
+function nonFinite(data: NpyArray, n: number): Array<{ sample: number; count: number }> {
+  if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) return [];
+  const size = data.length / n;
+  const bad: Array<{ sample: number; count: number }> = [];
+  for (let k = 0; k < n; k++) {
+    let count = 0;
+    for (let i = k * size; i < (k + 1) * size; i++) if (!Number.isFinite(data[i])) count++;
+    if (count) bad.push({ sample: k, count });
+  }
+  return bad;
 }
 
 /** 8 when every input has a symbolic first dim to stack samples on, else 1: such models take one sample per run. */
@@ -103,21 +136,43 @@ function stackable(input: InputSpec): boolean {
 
 class ColumnSource implements SampleSource {
   constructor(readonly description: string, readonly count: number, readonly warnings: string[],
-    private readonly slots: Slot[], private readonly columns: Column[]) {}
+    private readonly slots: Slot[], private readonly columns: Column[], private readonly options: SourceOptions) {}
 
   async *batches(batchSize: number): AsyncGenerator<Feed> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
     const step = this.slots.every((s) => stackable(s.input)) ? batchSize : 1;
     for (let start = 0; start < this.count;) {
       const n = this.sameShapeRun(start, Math.min(step, this.count - start));
-      const feed: Feed = {};
-      this.slots.forEach((slot, i) => {
-        const shape = this.columns[i].shape(start);
-        feed[slot.input.name] = { type: slot.type, dims: slot.batchAxis ? [n, ...shape] : [...shape], data: this.columns[i].read(start, n) };
-      });
-      yield feed;
+      const feed = this.finite(start, n, this.slots.map((_, i) => this.columns[i].read(start, n)));
+      if (feed) yield feed;
       start += n;
     }
+  }
+
+  /**
+   * The batch as a feed, with no NaN or ±Inf in it: observers and SQNR sums cannot use them, and a
+   * single one would turn every range and figure into NaN. Refused with the sample and input
+   * named, or, when asked, those samples dropped (undefined when none is left).
+   */
+  private finite(start: number, n: number, data: NpyArray[]): Feed | undefined {
+    const bad = new Map<number, string>();
+    this.slots.forEach((slot, i) => {
+      for (const { sample, count } of nonFinite(data[i], slot.batchAxis ? n : 1)) {
+        bad.set(sample, `sample ${start + sample + 1} of ${this.columns[i].origin} holds ${count} non-finite value${count > 1 ? 's' : ''} (NaN or ±Inf) for input "${slot.input.name}"`);
+      }
+    });
+    const keep = [...Array(n).keys()].filter((k) => !bad.has(k));
+    if (bad.size && !this.options.skipNonFinite) throw new DataError(`${[...bad.values()][0]}; fix or remove it, or pass --skip-nonfinite to drop such samples`);
+    if (bad.size) this.options.onWarning?.(`dropped ${bad.size} sample${bad.size > 1 ? 's' : ''} with non-finite values: ${[...bad.values()].join('; ')}`);
+    if (keep.length === 0) return undefined;
+    const feed: Feed = {};
+    this.slots.forEach((slot, i) => {
+      const shape = this.columns[i].shape(start);
+      const per = data[i].length / (slot.batchAxis ? n : 1);
+      const kept = keep.length === n || !slot.batchAxis ? data[i] : keepSamples(data[i], keep, per);
+      feed[slot.input.name] = { type: slot.type, dims: slot.batchAxis ? [keep.length, ...shape] : [...shape], data: kept };
+    });
+    return feed;
   }
 
   /** How many of the `n` samples from `start` on have the shapes of the first: a batch is one tensor. */
@@ -169,6 +224,17 @@ function convert(data: NpyArray, from: ElementType, to: ElementType): NpyArray {
   return from === to ? data : copyInto(allocate(to, data.length), 0, data);
 }
 
+function keepSamples(data: NpyArray, keep: number[], per: number): NpyArray {
+  const out = allocate(dtypeOf(data), keep.length * per);
+  keep.forEach((k, j) => copyInto(out, j * per, data.subarray(k * per, (k + 1) * per) as NpyArray));
+  return out;
+}
+
+function dtypeOf(data: NpyArray): ElementType {
+  return data instanceof Float32Array ? 'float32' : data instanceof Float64Array ? 'float64' : data instanceof BigInt64Array ? 'int64'
+    : data instanceof Int32Array ? 'int32' : data instanceof Int8Array ? 'int8' : 'uint8';
+}
+
 /** Copies with conversion; typed arrays convert between number kinds themselves, not to or from bigint. */
 function copyInto(target: NpyArray, offset: number, source: NpyArray): NpyArray {
   if (target instanceof BigInt64Array) {
@@ -191,12 +257,18 @@ function castAdvice(slot: Slot): string {
   return `; ${integer ? 'integer inputs need integer data: ' : ''}save it with arr.astype('${slot.type}')`;
 }
 
+/** Integer data fed to a float input is cast, which is worth a word: it is pixels or ids, or a mistake. */
+function castWarning(file: string, dtype: ElementType, slot: Slot, warnings: string[]): void {
+  if (dtype !== slot.type) warnings.push(`${file}: ${dtype} data for ${slot.type} input "${slot.input.name}" is cast to ${slot.type}${dtype === 'int64' || dtype === 'int32' ? ' (integers beyond 2^24 lose precision)' : ''}`);
+}
+
 /** A .npy whose first axis counts samples. */
-function stackColumn(file: string, slot: Slot): Column {
+function stackColumn(file: string, slot: Slot, warnings: string[]): Column {
   const header = readNpyHeader(file);
   const expected: Dim[] = stackable(slot.input) ? slot.input.shape : ['?', ...slot.sample];
   const shapeFits = fits(expected, header.shape);
   if (!shapeFits || !canFeed(header.dtype, slot.type)) throw mismatch(file, slot, formatShape(expected), header, shapeFits ? castAdvice(slot) : '');
+  castWarning(file, header.dtype, slot, warnings);
   const [count, ...shape] = header.shape;
   const size = elementCount(shape);
   return {
@@ -206,7 +278,7 @@ function stackColumn(file: string, slot: Slot): Column {
 }
 
 /** A folder of .npy files, one sample each, in name order. Headers are all checked up front. */
-function sampleFilesColumn(dir: string, files: string[], slot: Slot): Column {
+function sampleFilesColumn(dir: string, files: string[], slot: Slot, warnings: string[]): Column {
   const samples = files.map((file) => {
     const header = readNpyHeader(file);
     const withoutLeadingOne = slot.batchAxis && header.shape[0] === 1 ? header.shape.slice(1) : undefined;
@@ -217,6 +289,8 @@ function sampleFilesColumn(dir: string, files: string[], slot: Slot): Column {
     }
     return { file, header, shape };
   });
+  const cast = samples.find((x) => x.header.dtype !== slot.type);
+  if (cast) castWarning(cast.file, cast.header.dtype, slot, warnings);
   return {
     count: samples.length, origin: dir, shape: (i) => samples[i].shape,
     read: (start, n) => {
@@ -335,7 +409,7 @@ function openPath(spec: string, slots: Slot[], pre: PreprocessSpec, warnings: st
   if (slots.length > 1) {
     throw new DataError(`${spec}: one .npy file feeds a single input, but the model has ${slots.length} (${quoted(slots.map((s) => s.input.name))}); use a folder with one <input>.npy per input, or a JSON manifest`);
   }
-  return [stackColumn(spec, slots[0])];
+  return [stackColumn(spec, slots[0], warnings)];
 }
 
 function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
@@ -343,7 +417,7 @@ function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: s
   if (slots.some((s) => stacks.has(s.input.name))) {
     const missing = slots.filter((s) => !stacks.has(s.input.name)).map((s) => `${s.input.name}.npy`);
     if (missing.length) throw new DataError(`${dir}: has no ${missing.join(', ')}; a folder of per-input stacks needs one <input>.npy for every input`);
-    const columns = slots.map((s) => stackColumn(stacks.get(s.input.name)!, s));
+    const columns = slots.map((s) => stackColumn(stacks.get(s.input.name)!, s, warnings));
     checkCounts(dir, slots, columns);
     return columns;
   }
@@ -356,7 +430,7 @@ function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: s
 /** A folder for one input: .npy files of one sample each if it has any, else images. */
 function inputFolder(dir: string, slot: Slot, pre: PreprocessSpec, warnings: string[]): Column {
   const npys = npyFiles(dir);
-  if (npys.length) return sampleFilesColumn(dir, npys, slot);
+  if (npys.length) return sampleFilesColumn(dir, npys, slot, warnings);
   const images = listImages(dir);
   if (images.length === 0) throw new DataError(`${dir}: no .npy files or images (.png, .jpg, .jpeg) in it`);
   return imageColumn(dir, images, slot, pre, warnings);
@@ -390,7 +464,7 @@ function openManifest(file: string, slots: Slot[], pre: PreprocessSpec, warnings
     const source = path.isAbsolute(entry) ? entry : path.join(dir, entry);
     const stat = fs.statSync(source, { throwIfNoEntry: false });
     if (stat?.isDirectory()) return inputFolder(source, slot, merged, warnings);
-    if (stat && path.extname(source).toLowerCase() === '.npy') return stackColumn(source, slot);
+    if (stat && path.extname(source).toLowerCase() === '.npy') return stackColumn(source, slot, warnings);
     throw new DataError(`${file}: the source of input "${slot.input.name}", ${source}, ${stat ? 'is neither a .npy file nor a folder' : 'does not exist'}`);
   });
   checkCounts(file, slots, columns);

@@ -27,6 +27,8 @@ export interface JobInput extends Control {
   labels?: string;
   batchSize?: number;
   preprocess?: PreprocessSpec;
+  /** Drop samples holding NaN or ±Inf, saying how many, instead of refusing the data. */
+  skipNonFinite?: boolean;
   /** Numerics of the figures (quantize: default reference; searches: ort-cpu for cpu, reference for the others). */
   numerics?: MainNumerics;
   onWarning?: (message: string) => void;
@@ -71,7 +73,7 @@ export function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string
     batchSize: job.batchSize ?? guessBatchSize(inputs),
     labels: job.labels ? readLabels(job.labels).labels : undefined,
     open: (spec, what, limit) => {
-      const source = openSource(spec, inputs, { preprocess: job.preprocess, limit });
+      const source = openSource(spec, inputs, { preprocess: job.preprocess, limit, skipNonFinite: job.skipNonFinite, onWarning: (m) => warn(`${what}: ${m}`) });
       for (const w of source.warnings) warn(`${what}: ${w}`);
       return source;
     },
