@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { ENGINE_CHILD_ENV, runInChild } from './isolated';
 import { startServer } from './serve';
 import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
 import { describeTarget, isTargetMetric, parseMetricTarget, TARGET_METRICS, type Target } from '../shared/metrics';
@@ -30,7 +31,7 @@ commands:
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
-           [--numerics reference|ort-cpu] [--no-saturation-fix]
+           [--numerics reference|ort-cpu] [--no-saturation-fix] [--skip-nonfinite]
            image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
@@ -61,7 +62,8 @@ commands:
 
 NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels)
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
-        mapping input names to sources, or random:N (poor ranges; for trying things out)
+        mapping input names to sources, or random:N (poor ranges; for trying things out); samples holding
+        NaN or ±Inf are refused, or dropped with --skip-nonfinite
 TYPE:   ${QUANT_TYPES.join(', ')}
 common: --debug prints stack traces; exit codes: 0 success, 1 failure, 2 usage`;
 
@@ -100,6 +102,14 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
   };
 }
 
+/**
+ * Text from a model or from data (names, ops, messages quoting them) as the terminal shows it: its
+ * control characters escaped, so that a name cannot retitle the terminal or print lines of its own.
+ */
+function tty(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
@@ -107,11 +117,12 @@ function pad(s: string, n: number): string {
 function layerTable(layers: Array<Pick<LayerReport, 'name' | 'op' | 'sqnr' | 'weightSqnr'>>, top: number | undefined): string {
   const sorted = [...layers].sort((a, b) => dbNumber(a.sqnr) - dbNumber(b.sqnr));
   const shown = top !== undefined ? sorted.slice(0, top) : sorted;
-  const width = Math.min(60, Math.max(5, ...shown.map((l) => l.name.length)));
+  const width = Math.min(60, Math.max(5, ...shown.map((l) => tty(l.name).length)));
   const lines = [`${pad('layer', width)}  ${pad('op', 20)}  ${'SQNR dB'.padStart(8)}  ${'weight dB'.padStart(9)}`];
   for (const l of shown) {
-    const name = l.name.length > width ? '…' + l.name.slice(-(width - 1)) : l.name;
-    lines.push(`${pad(name, width)}  ${pad(l.op, 20)}  ${formatDb(l.sqnr).padStart(8)}  ${(l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr)).padStart(9)}`);
+    const shownName = tty(l.name);
+    const name = shownName.length > width ? '…' + shownName.slice(-(width - 1)) : shownName;
+    lines.push(`${pad(name, width)}  ${pad(tty(l.op), 20)}  ${formatDb(l.sqnr).padStart(8)}  ${(l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr)).padStart(9)}`);
   }
   if (shown.length < sorted.length) lines.push(`… ${sorted.length - shown.length} more layers (--top to show more)`);
   return lines.join('\n');
@@ -177,7 +188,7 @@ const QUANTIZE_OPTIONS = {
   batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
   top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, labels: { type: 'string' }, subset: { type: 'string' },
-  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
+  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' }, 'skip-nonfinite': { type: 'boolean' },
 } as const;
 
 const ANALYZE_OPTIONS = {
@@ -185,7 +196,7 @@ const ANALYZE_OPTIONS = {
   calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
   subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
   batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-  numerics: { type: 'string' },
+  numerics: { type: 'string' }, 'skip-nonfinite': { type: 'boolean' },
 } as const;
 
 function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
@@ -256,7 +267,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
   const recipe = buildRecipe(v);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
-  process.once('SIGINT', onSigint);
+  process.on('SIGINT', onSigint);
   try {
     const outcome = await quantize({
       model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
@@ -264,10 +275,10 @@ async function cmdQuantize(args: string[]): Promise<void> {
       batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v),
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
-      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
       target, labels: v.labels, searchSamples: positiveInt(v.subset, '--subset') || undefined,
-      numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'],
-      onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${m}\n`),
+      numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'], skipNonFinite: v['skip-nonfinite'],
+      onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${tty(m)}\n`),
     });
     const r = outcome.report;
     if (v.json) {
@@ -321,20 +332,20 @@ async function cmdPreflight(args: string[]): Promise<void> {
   }
   const p = outcome.preflight;
   const lines = [preflightSummary(p), `host: ${hostWords(outcome.host, recipe.backend)}`, ''];
-  const ops = Object.entries(p.byOp).sort((a, b) => a[0].localeCompare(b[0]));
+  const ops = Object.entries(p.byOp).sort((a, b) => a[0].localeCompare(b[0])).map(([op, c]) => [tty(op), c] as const);
   const width = Math.max(8, ...ops.map(([op]) => op.length));
   lines.push(`${pad('op', width)}  quantized  ${pad(`on ${p.device}`, 14)}  cpu  unsupported`);
   for (const [op, c] of ops) lines.push(`${pad(op, width)}  ${pad(String(c.quantized), 9)}  ${pad(String(c.device), 14)}  ${pad(String(c.cpu), 3)}  ${c.unsupported}`);
   const notable = p.nodes.filter((n) => v.nodes || n.placement === 'cpu' || n.placement === 'unsupported');
   if (notable.length) {
     lines.push('', v.nodes ? 'nodes:' : 'nodes off the device:');
-    for (const n of notable) lines.push(`  ${n.node} (${n.op}) ${n.placement}${n.reason ? `: ${n.reason}` : ''}`);
+    for (const n of notable) lines.push(`  ${tty(n.node)} (${tty(n.op)}) ${n.placement}${n.reason ? `: ${tty(n.reason)}` : ''}`);
   }
-  for (const problem of p.problems) lines.push(`problem: ${problem}`);
+  for (const problem of p.problems) lines.push(`problem: ${tty(problem)}`);
   if (outcome.cost) {
     const c = outcome.cost;
     lines.push('', `your exclusions/overrides: ${c.leftInteger.length} node(s) leave the integer path, ${c.leftDevice.length} leave ${p.device}; partitions ${c.partitions[0]} → ${c.partitions[1]}`);
-    for (const n of c.leftDevice) lines.push(`  ${n.node} (${n.op}) → ${n.placement}: ${n.reason ?? ''}`);
+    for (const n of c.leftDevice) lines.push(`  ${tty(n.node)} (${tty(n.op)}) → ${n.placement}: ${tty(n.reason ?? '')}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }
@@ -361,7 +372,7 @@ function qualityLine(q: Quality): string {
 }
 
 function outputLines(outputs: OutputReport[], metrics: Metrics | undefined, numerics: Numerics, where = ''): string {
-  const lines = outputs.map((o) => `output ${o.name}: SQNR ${formatDb(o.sqnr)} dB in ${numerics} numerics${where} (max abs error ${o.maxAbsError.toPrecision(3)})`);
+  const lines = outputs.map((o) => `output ${tty(o.name)}: SQNR ${formatDb(o.sqnr)} dB in ${numerics} numerics${where} (max abs error ${o.maxAbsError.toPrecision(3)})`);
   if (metrics && Object.keys(metrics).length) lines.push(`metrics (${numerics}): ${Object.entries(metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(', ')}`);
   return lines.join('\n') + '\n';
 }
@@ -372,8 +383,8 @@ function numericsFrom(v: { numerics?: string }): MainNumerics | undefined {
 
 function repairSummary(r: RepairReport, report: Report): string {
   const target = describeTarget(r.target);
-  const lines = [`repair (${target}, measured in ${r.numerics}): ${r.met ? 'met' : 'NOT met'} — ${r.reason}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
-  for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${c.name}${c.node ? ` (${c.op} ${c.node})` : ''}: ${c.why}`);
+  const lines = [`repair (${target}, measured in ${r.numerics}): ${r.met ? 'met' : 'NOT met'} — ${tty(r.reason)}`, `  before: ${qualityLine(r.before)}`, `  after:  ${qualityLine(r.after)}`];
+  for (const c of r.changes) lines.push(`  ${pad(c.action, 8)} ${tty(c.name)}${c.node ? ` (${tty(c.op)} ${tty(c.node)})` : ''}: ${tty(c.why)}`);
   lines.push(`  cost: ${repairCostWords(r, report)}`);
   lines.push(`  search: ${r.runs} runs on ${r.before.samples} samples, ${r.seconds.toFixed(1)} s`);
   return lines.join('\n') + '\n';
@@ -381,12 +392,13 @@ function repairSummary(r: RepairReport, report: Report): string {
 
 function analysisTable(r: AnalysisReport, top: number | undefined): string {
   const shown = r.sensitivity.slice(0, top ?? 20);
-  const width = Math.min(50, Math.max(5, ...shown.map((l) => l.name.length)));
+  const width = Math.min(50, Math.max(5, ...shown.map((l) => tty(l.name).length)));
   const lines = [`${'rank'.padStart(4)}  ${pad('layer', width)}  ${pad('op', 14)}  ${'local dB'.padStart(8)}  ${'cumul dB'.padStart(8)}  ${'only-q dB'.padStart(9)}  ${'only-float dB'.padStart(13)}`];
   const cell = (d: Db | undefined, w: number) => (d === undefined ? '-' : formatDb(d)).padStart(w);
   for (const s of shown) {
-    const name = s.name.length > width ? '…' + s.name.slice(-(width - 1)) : s.name;
-    lines.push(`${String(s.rank).padStart(4)}  ${pad(name, width)}  ${pad(s.op, 14)}  ${cell(s.localSqnr, 8)}  ${cell(s.cumulativeSqnr, 8)}  ${cell(s.onlyQuantized, 9)}  ${cell(s.onlyFloat, 13)}`);
+    const shownName = tty(s.name);
+    const name = shownName.length > width ? '…' + shownName.slice(-(width - 1)) : shownName;
+    lines.push(`${String(s.rank).padStart(4)}  ${pad(name, width)}  ${pad(tty(s.op), 14)}  ${cell(s.localSqnr, 8)}  ${cell(s.cumulativeSqnr, 8)}  ${cell(s.onlyQuantized, 9)}  ${cell(s.onlyFloat, 13)}`);
   }
   if (shown.length < r.sensitivity.length) lines.push(`… ${r.sensitivity.length - shown.length} more (--top to show more; ${r.skipped} not measured one by one: their local error is small)`);
   return lines.join('\n');
@@ -399,16 +411,16 @@ async function cmdAnalyze(args: string[]): Promise<void> {
   const recipe = buildRecipe(v);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
-  process.once('SIGINT', onSigint);
+  process.on('SIGINT', onSigint);
   try {
     const r = await analyze({
       model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
-      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v),
+      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v), skipNonFinite: v['skip-nonfinite'],
       samples: positiveInt(v.subset, '--subset') || undefined,
       candidates: positiveInt(v.candidates, '--candidates') || undefined,
       batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report,
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
-      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
     });
     if (v.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -416,8 +428,8 @@ async function cmdAnalyze(args: string[]): Promise<void> {
     }
     process.stdout.write(`${analysisTable(r, positiveInt(v.top, '--top'))}\n\n`);
     process.stdout.write(`all quantized: ${qualityLine(r.baseline)}\n`);
-    if (r.firstDrop) process.stdout.write(`cumulative SQNR first drops sharply at ${r.firstDrop.name} (${r.firstDrop.node}): ${formatDb(r.firstDrop.from)} → ${formatDb(r.firstDrop.to)} dB\n`);
-    process.stdout.write(`worst local SQNR: ${r.worstLocal.join(', ')}\n`);
+    if (r.firstDrop) process.stdout.write(`cumulative SQNR first drops sharply at ${tty(r.firstDrop.name)} (${tty(r.firstDrop.node)}): ${formatDb(r.firstDrop.from)} → ${formatDb(r.firstDrop.to)} dB\n`);
+    process.stdout.write(`worst local SQNR: ${r.worstLocal.map(tty).join(', ')}\n`);
     process.stdout.write(`${r.sensitivity.length} layers, ${r.sensitivity.length - r.skipped} measured one by one, ${r.runs} runs; time: prepare ${sec(r.timings.prepare)}, evaluate ${sec(r.timings.evaluate)}, sensitivity ${sec(r.timings.sensitivity)}, total ${sec(r.timings.total)}\n`);
     if (v.report) process.stdout.write(`wrote ${path.relative(process.cwd(), v.report)}\n`);
   } finally {
@@ -445,31 +457,31 @@ async function cmdInspect(args: string[]): Promise<void> {
   const lines = [
     `model:      ${info.file}`,
     `size:       ${mb(info.bytes)}`,
-    `IR:         ${info.irVersion}   opsets: ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`,
-    `producer:   ${info.producer || '-'}`,
+    `IR:         ${info.irVersion}   opsets: ${info.opsets.map((o) => `${tty(o.domain) || 'ai.onnx'} ${o.version}`).join(', ')}`,
+    `producer:   ${tty(info.producer) || '-'}`,
     `parameters: ${info.parameters.toLocaleString('en-US')}`,
     `nodes:      ${info.nodeCount}`,
     'inputs:',
-    ...info.inputs.map((i) => `  ${i.name}: ${i.type} ${shape(i.shape)}`),
+    ...info.inputs.map((i) => `  ${tty(i.name)}: ${i.type} ${tty(shape(i.shape))}`),
     'outputs:',
-    ...info.outputs.map((o) => `  ${o.name}: ${o.type} ${shape(o.shape)}`),
+    ...info.outputs.map((o) => `  ${tty(o.name)}: ${o.type} ${tty(shape(o.shape))}`),
     'ops:',
-    ...Object.entries(info.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${pad(op, 24)} ${n}`),
+    ...Object.entries(info.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${pad(tty(op), 24)} ${n}`),
   ];
-  if (v.nodes) lines.push('nodes:', ...info.nodes.map((n) => `  ${pad(n.name, 40)} ${n.op}`));
+  if (v.nodes) lines.push('nodes:', ...info.nodes.map((n) => `  ${pad(tty(n.name), 40)} ${tty(n.op)}`));
   process.stdout.write(lines.join('\n') + '\n');
 }
 
 async function cmdEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
     data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' }, numerics: { type: 'string' },
-    ...PREPROCESS_OPTIONS,
+    'skip-nonfinite': { type: 'boolean' }, ...PREPROCESS_OPTIONS,
   } as const);
   if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
   if (!v.data) throw new UsageError('eval needs --data SOURCE');
   const r = await evalPair({
-    float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
-    onProgress: progressPrinter(Boolean(v.quiet || v.json)), onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), skipNonFinite: v['skip-nonfinite'], batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
+    onProgress: progressPrinter(Boolean(v.quiet || v.json)), onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
   });
   if (v.json) {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -513,6 +525,10 @@ async function cmdServe(args: string[]): Promise<void> {
   await server.close();
 }
 
+/** Commands that run the engine, each in a child process (isolated.ts). */
+const ENGINE_COMMANDS = new Set(['quantize', 'analyze', 'eval', 'inspect', 'preflight']);
+const BIN = path.join(__dirname, '..', '..', 'bin', 'quant-studio.js');
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const debug = rest.includes('--debug');
@@ -521,6 +537,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command ? 0 : 2;
     }
+    if (ENGINE_COMMANDS.has(command) && !process.env[ENGINE_CHILD_ENV]) return await runInChild(BIN, argv, (m) => process.stderr.write(m));
     switch (command) {
       case 'quantize': await cmdQuantize(rest); break;
       case 'analyze': await cmdAnalyze(rest); break;
@@ -542,7 +559,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write('\nquant-studio: cancelled; nothing was written\n');
       return 130;
     }
-    process.stderr.write(`\nquant-studio: ${(err as Error).message}\n`);
+    process.stderr.write(`\nquant-studio: ${tty((err as Error).message)}\n`);
     if (debug) process.stderr.write(`${(err as Error).stack}\n`);
     return 1;
   }

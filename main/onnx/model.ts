@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { onnx } from './proto';
+import { onnx, toNumber } from './proto';
 import { writeFileAtomic } from '../base/atomic';
 
 /** ONNX's protobuf limit: a serialized ModelProto must stay under 2 GiB. */
@@ -40,6 +40,11 @@ function makeInline(t: onnx.TensorProto): void {
   t.externalData = [];
 }
 
+function outside(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel.startsWith('..') || path.isAbsolute(rel);
+}
+
 export function decodeModel(bytes: Uint8Array, file = '<memory>'): onnx.ModelProto {
   let model: onnx.ModelProto;
   try {
@@ -51,6 +56,8 @@ export function decodeModel(bytes: Uint8Array, file = '<memory>'): onnx.ModelPro
     throw new ModelLoadError(file, 'not an ONNX model: it has no graph');
   }
   if (model.opsetImport.length === 0) throw new ModelLoadError(file, 'not an ONNX model: it imports no opset');
+  const ir = toNumber(model.irVersion);
+  if (!(ir >= 1)) throw new ModelLoadError(file, `ir_version ${ir} is not an ONNX IR version (they start at 1; IR 3 and later carry opsets); re-export the model`);
   return model;
 }
 
@@ -77,8 +84,10 @@ export function loadModel(file: string): LoadedModel {
     const location = info.location;
     if (!location) throw new ModelLoadError(file, `tensor ${t.name} is external but names no location`);
     const resolved = path.resolve(dir, location);
-    if (path.relative(dir, resolved).startsWith('..')) {
-      throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" lies outside the model's folder`);
+    if (outside(dir, resolved)) throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" lies outside the model's folder`);
+    // A symlink inside the folder may still point anywhere: its target must stay beside the model too.
+    if (fs.existsSync(resolved) && outside(fs.realpathSync(dir), fs.realpathSync(resolved))) {
+      throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" is a link to ${fs.realpathSync(resolved)}, outside the model's folder; copy the data file next to the model`);
     }
     let data = sideFiles.get(resolved);
     if (!data) {
