@@ -9,7 +9,7 @@ import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
 import { describeTarget, isTargetMetric, parseMetricTarget, TARGET_METRICS, type Target } from '../shared/metrics';
 import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../shared/numerics';
 import type { Preflight } from '../shared/preflight';
-import { preprocessProblem, type PreprocessSpec } from '../shared/preprocess';
+import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } from '../shared/preprocess';
 import type { Progress } from '../shared/progress';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
@@ -31,8 +31,7 @@ commands:
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
-           [--numerics reference|ort-cpu] [--no-saturation-fix] [--skip-nonfinite]
-           image preprocessing: [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
+           [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
       backend lowers to (cpu: OUT.lowered.onnx, with --qoperator OUT.qoperator.onnx; mcu-int8: OUT.int-io.onnx
@@ -49,10 +48,10 @@ commands:
       fallback) and why; with --exclude/--override, what that costs
   analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
           [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--numerics reference|ort-cpu]
-          [--report FILE] [--top N] [--json]
+          [--report FILE] [--top N] [--json] [data options]
       local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
       each of the --candidates layers with the worst local SQNR alone in float and alone quantized
-  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N] [image preprocessing]
+  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N] [data options]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models; the outputs also as
       ONNX Runtime's CPU kernels run them on this machine
   backends [--json]
@@ -62,8 +61,15 @@ commands:
 
 NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels)
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
-        mapping input names to sources, or random:N (poor ranges; for trying things out); samples holding
-        NaN or ±Inf are refused, or dropped with --skip-nonfinite
+        mapping input names to sources, or random:N (poor ranges; for trying things out)
+data options, for every command that reads a SOURCE:
+        [--size HxW] [--mean R,G,B] [--std R,G,B] [--layout NCHW|NHWC] [--channels RGB|BGR|GRAY]
+        [--resize stretch|shorter-side-then-center-crop|pad] [--interpolation ${INTERPOLATIONS.join('|')}]
+            images (PNG, JPEG, WebP, TIFF, AVIF, GIF; EXIF orientation applied) are resized as the library the
+            model was trained with does, to the level: bilinear/bicubic/nearest are Pillow's (torchvision on PIL
+            images), opencv-linear is cv2.resize INTER_LINEAR; default stretch, bilinear
+        [--max-megapixels N]  images over N decoded megapixels are refused from their header (default 50)
+        [--skip-nonfinite]    drop samples holding NaN, ±Inf or values beyond ±1e18 instead of refusing the data
 TYPE:   ${QUANT_TYPES.join(', ')}
 common: --debug prints stack traces; exit codes: 0 success, 1 failure, 2 usage`;
 
@@ -147,9 +153,20 @@ function preprocessFrom(v: Values<typeof PREPROCESS_OPTIONS>): PreprocessSpec | 
   if (layout) pre.layout = layout;
   const channels = choice('channels', v.channels, ['RGB', 'BGR', 'GRAY'] as const);
   if (channels) pre.channels = channels;
+  const resize = choice('resize', v.resize, RESIZE_MODES);
+  if (resize) pre.resize = resize;
+  const interpolation = choice('interpolation', v.interpolation, INTERPOLATIONS);
+  if (interpolation) pre.interpolation = interpolation;
   const problem = preprocessProblem(pre, 'image preprocessing');
   if (problem) throw new UsageError(problem);
   return Object.keys(pre).length ? pre : undefined;
+}
+
+function dataOptionsFrom(v: Values<typeof PREPROCESS_OPTIONS>): { skipNonFinite?: boolean; maxMegapixels?: number } {
+  const cap = v['max-megapixels'];
+  const maxMegapixels = cap === undefined ? undefined : Number(cap);
+  if (maxMegapixels !== undefined && !(maxMegapixels > 0)) throw new UsageError(`--max-megapixels must be a positive number, got "${cap}"`);
+  return { skipNonFinite: v['skip-nonfinite'], maxMegapixels };
 }
 
 /** A flag's value checked against the values it may take. */
@@ -174,9 +191,10 @@ const RECIPE_OPTIONS = {
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
 } as const;
 
-/** The flags preprocessFrom reads. */
+/** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
 const PREPROCESS_OPTIONS = {
   size: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' }, layout: { type: 'string' }, channels: { type: 'string' },
+  resize: { type: 'string' }, interpolation: { type: 'string' }, 'max-megapixels': { type: 'string' }, 'skip-nonfinite': { type: 'boolean' },
 } as const;
 
 /** The flags targetFrom reads. */
@@ -188,7 +206,7 @@ const QUANTIZE_OPTIONS = {
   batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
   top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, labels: { type: 'string' }, subset: { type: 'string' },
-  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' }, 'skip-nonfinite': { type: 'boolean' },
+  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
 } as const;
 
 const ANALYZE_OPTIONS = {
@@ -196,7 +214,7 @@ const ANALYZE_OPTIONS = {
   calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
   subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
   batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-  numerics: { type: 'string' }, 'skip-nonfinite': { type: 'boolean' },
+  numerics: { type: 'string' },
 } as const;
 
 function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
@@ -277,7 +295,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
       target, labels: v.labels, searchSamples: positiveInt(v.subset, '--subset') || undefined,
-      numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'], skipNonFinite: v['skip-nonfinite'],
+      numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'], ...dataOptionsFrom(v),
       onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${tty(m)}\n`),
     });
     const r = outcome.report;
@@ -415,7 +433,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
   try {
     const r = await analyze({
       model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
-      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v), skipNonFinite: v['skip-nonfinite'],
+      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v), ...dataOptionsFrom(v),
       samples: positiveInt(v.subset, '--subset') || undefined,
       candidates: positiveInt(v.candidates, '--candidates') || undefined,
       batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report,
@@ -475,12 +493,12 @@ async function cmdInspect(args: string[]): Promise<void> {
 async function cmdEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
     data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' }, numerics: { type: 'string' },
-    'skip-nonfinite': { type: 'boolean' }, ...PREPROCESS_OPTIONS,
+    ...PREPROCESS_OPTIONS,
   } as const);
   if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
   if (!v.data) throw new UsageError('eval needs --data SOURCE');
   const r = await evalPair({
-    float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), skipNonFinite: v['skip-nonfinite'], batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
+    float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), ...dataOptionsFrom(v), batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
     onProgress: progressPrinter(Boolean(v.quiet || v.json)), onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
   });
   if (v.json) {

@@ -1,12 +1,11 @@
 // Draws resources/icon.png (512x512): a per-layer SQNR bar chart with its threshold line, the
 // studio's picture of itself. Run once; the PNG is committed for electron-builder.
 'use strict';
-const fs = require('node:fs');
 const path = require('node:path');
-const { PNG } = require('pngjs');
+const sharp = require('sharp');
 
 const size = 512;
-const png = new PNG({ width: size, height: size });
+const png = { data: Buffer.alloc(size * size * 4) };
 const put = (x, y, [r, g, b, a = 255]) => {
   const i = (y * size + x) * 4;
   png.data[i] = r; png.data[i + 1] = g; png.data[i + 2] = b; png.data[i + 3] = a;
@@ -31,4 +30,4 @@ bars.forEach((h, i) => {
 });
 const line = bottom - Math.round(0.5 * 320);
 for (let x = 64; x < 448; x++) if (Math.floor((x - 64) / 16) % 2 === 0) for (let t = -3; t <= 3; t++) put(x, line + t, [255, 138, 128]);
-fs.writeFileSync(path.join(__dirname, '..', 'resources', 'icon.png'), PNG.sync.write(png));
+sharp(png.data, { raw: { width: size, height: size, channels: 4 } }).png().toFile(path.join(__dirname, '..', 'resources', 'icon.png'));

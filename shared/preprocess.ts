@@ -5,7 +5,9 @@ export interface PreprocessSpec {
   /** [height, width] to resize to; default: from the input's static shape. */
   size?: [number, number];
   /** Default stretch. */
-  resize?: 'stretch' | 'shorter-side-then-center-crop' | 'pad';
+  resize?: (typeof RESIZE_MODES)[number];
+  /** The resize the model was trained with; default bilinear. */
+  interpolation?: Interpolation;
   /** Applied after scaling to [0,1]: (x/255 - mean) / std, per channel in the order the model receives them; default [0,0,0]. */
   mean?: [number, number, number];
   /** Default [1,1,1]. */
@@ -16,6 +18,29 @@ export interface PreprocessSpec {
   channels?: 'RGB' | 'BGR' | 'GRAY';
 }
 
+/** stretch to the size; cover it and cut the centre out (torchvision's Resize then CenterCrop); fit inside it on black. */
+export const RESIZE_MODES = ['stretch', 'shorter-side-then-center-crop', 'pad'] as const;
+
+export const RESIZE_WORDS: Record<(typeof RESIZE_MODES)[number], string> = {
+  stretch: 'stretch to the size',
+  'shorter-side-then-center-crop': 'shorter side, centre crop',
+  pad: 'fit inside, pad black',
+};
+
+/**
+ * bilinear, bicubic, nearest: Pillow's (what torchvision runs on PIL images, and on uint8 tensors
+ * with antialias, its default); opencv-linear: cv2.resize with INTER_LINEAR, no antialias.
+ */
+export const INTERPOLATIONS = ['bilinear', 'bicubic', 'nearest', 'opencv-linear'] as const;
+export type Interpolation = (typeof INTERPOLATIONS)[number];
+
+export const INTERPOLATION_WORDS: Record<Interpolation, string> = {
+  bilinear: 'bilinear, antialiased (Pillow, torchvision)',
+  bicubic: 'bicubic, antialiased (Pillow, torchvision)',
+  nearest: 'nearest (Pillow, torchvision)',
+  'opencv-linear': 'linear (OpenCV cv2.resize)',
+};
+
 /** Images wider or taller than this are not a preprocessing size anyone means. */
 export const MAX_IMAGE_SIDE = 8192;
 
@@ -23,7 +48,8 @@ const numbers = (v: unknown, n: number, ok: (x: number) => boolean) => Array.isA
 
 const RULES: Record<keyof PreprocessSpec, { ok: (v: unknown) => boolean; expected: string }> = {
   size: { ok: (v) => numbers(v, 2, (x) => Number.isInteger(x) && x > 0 && x <= MAX_IMAGE_SIDE), expected: `[height, width] in whole pixels, at most ${MAX_IMAGE_SIDE}` },
-  resize: { ok: (v) => ['stretch', 'shorter-side-then-center-crop', 'pad'].includes(v as string), expected: '"stretch", "shorter-side-then-center-crop" or "pad"' },
+  resize: { ok: (v) => RESIZE_MODES.includes(v as (typeof RESIZE_MODES)[number]), expected: RESIZE_MODES.map((m) => `"${m}"`).join(', ') },
+  interpolation: { ok: (v) => INTERPOLATIONS.includes(v as Interpolation), expected: INTERPOLATIONS.map((i) => `"${i}"`).join(', ') },
   mean: { ok: (v) => numbers(v, 3, Number.isFinite), expected: '3 numbers' },
   std: { ok: (v) => numbers(v, 3, (x) => Number.isFinite(x) && x !== 0), expected: '3 non-zero numbers' },
   layout: { ok: (v) => v === 'NCHW' || v === 'NHWC', expected: '"NCHW" or "NHWC"' },

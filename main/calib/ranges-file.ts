@@ -57,7 +57,7 @@ export interface RangesRequest extends Control {
   /** A ranges file from an earlier run; else the job calibrates. */
   file?: string;
   /** Opens the calibration data, only when the job calibrates. */
-  calibration: () => SampleSource;
+  calibration: () => Promise<SampleSource>;
   /** Keep a histogram of every tensor, so that a repair can re-range by another method (min/max keeps none). */
   histograms: boolean;
   batchSize: number;
@@ -79,7 +79,7 @@ export async function savedOrCalibrated(model: string, floatModel: onnx.ModelPro
     if (saved.doc.method !== plan.recipe.method) request.warn(`ranges from ${request.file} were calibrated with ${saved.doc.method}, not ${plan.recipe.method}`);
     return { ranges: saved.ranges, doc: saved.doc, samples: saved.doc.samples };
   }
-  const source = request.calibration();
+  const source = await request.calibration();
   const needed = calibrationTensors(plan);
   // Min/max keeps no histogram; percentile:100 observes the very same range and keeps one.
   const observed = request.histograms ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;

@@ -1,18 +1,14 @@
-// Images as model input: PNG (pngjs) and JPEG (jpeg-js) decoded in plain JS, so that no native
-// module is needed, then resampled with a bilinear filter and normalised into NCHW or NHWC floats.
+// Images as model input: decoded by sharp (libvips: PNG, JPEG, WebP, TIFF, AVIF, GIF; EXIF
+// orientation applied), refused from the header when they hold more pixels than the cap, then
+// resized with the interpolation the model was trained with and normalised into NCHW or NHWC floats.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import { DataError } from './npy';
-import { PreprocessSpec } from '../../shared/preprocess';
+import type { Interpolation, PreprocessSpec } from '../../shared/preprocess';
+import { luma, resize, roundHalfEven, type Pixels } from './resample';
 
-export interface Rgba {
-  width: number;
-  height: number;
-  /** 4 bytes per pixel, row after row. */
-  data: Uint8Array;
-}
+export type { Pixels };
 
 /** Everything preprocessing needs, resolved from the user's options and the model input. */
 export interface ImageGeometry {
@@ -21,12 +17,20 @@ export interface ImageGeometry {
   layout: 'NCHW' | 'NHWC';
   channels: 'RGB' | 'BGR' | 'GRAY';
   resize: NonNullable<PreprocessSpec['resize']>;
+  interpolation: Interpolation;
   /** Per output channel, in the order the model receives the channels. */
   mean: readonly number[];
   std: readonly number[];
 }
 
-const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
+/**
+ * Decoded images may hold this many megapixels by default: a 50 MP photo is 150 MB of RGB, and
+ * anything larger is a decompression bomb or a source no model input needs.
+ */
+export const DEFAULT_MAX_MEGAPIXELS = 50;
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.avif', '.gif'];
+const EXTENSIONS = new Set(IMAGE_EXTENSIONS);
 
 /** The images under `dir`, subfolders included so that a folder-per-class layout works, sorted by path. */
 export function listImages(dir: string): string[] {
@@ -44,110 +48,86 @@ export function listImages(dir: string): string[] {
   return found.sort();
 }
 
-export function decodeImage(file: string): Rgba {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new DataError(`${file}: cannot read (${(err as Error).message})`);
+/** Width and height after EXIF orientation, from the header alone; over the cap it is refused before any pixel is decoded. */
+export async function imageSize(file: string, maxMegapixels = DEFAULT_MAX_MEGAPIXELS): Promise<{ width: number; height: number }> {
+  const meta = await sharp(file, { limitInputPixels: false }).metadata().catch((err: Error) => {
+    throw new DataError(`${file}: not an image sharp can read (${oneLine(err)}); convert it to PNG or JPEG, or move it out of the folder`);
+  });
+  const { width, height } = meta.autoOrient ?? meta;
+  if (!width || !height) throw new DataError(`${file}: the image header gives no size; replace the file or move it out of the folder`);
+  if (width * height > maxMegapixels * 1e6) {
+    throw new DataError(`${file}: ${width}×${height} is ${((width * height) / 1e6).toFixed(1)} megapixels, over the ${maxMegapixels} MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels)`);
   }
-  // Decided by content rather than extension: images saved under the wrong extension are common.
-  const png = bytes.length >= 4 && bytes.readUInt32BE(0) === 0x89504e47;
-  const jpg = bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-  if (!png && !jpg) throw new DataError(`${file}: not a PNG or JPEG image; convert it or move it out of the folder`);
+  return { width, height };
+}
+
+/** The image as 8-bit RGB, upright; refused from the header when over the pixel cap. */
+export async function decodeImage(file: string, maxMegapixels = DEFAULT_MAX_MEGAPIXELS): Promise<Pixels> {
+  await imageSize(file, maxMegapixels);
   try {
-    const image = png ? PNG.sync.read(bytes) : jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
-    return { width: image.width, height: image.height, data: image.data };
+    // Alpha is dropped, as Pillow's convert('RGB') drops it; grey images become three equal channels.
+    const { data, info } = await sharp(file, { limitInputPixels: Math.floor(maxMegapixels * 1e6), failOn: 'error' })
+      .autoOrient().removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (err) {
-    throw new DataError(`${file}: cannot decode this ${png ? 'PNG' : 'JPEG'} image (${(err as Error).message}); replace it or move it out of the folder`);
+    throw new DataError(`${file}: cannot decode this image (${oneLine(err as Error)}); replace it or move it out of the folder`);
   }
 }
 
+/** libvips reports over several lines; a message is one. */
+function oneLine(err: Error): string {
+  return err.message.replace(/\s+/g, ' ').trim();
+}
+
 /**
- * Writes one preprocessed image at `out[offset]`: (pixel/255 - mean) / std per channel. Alpha is
- * dropped, as PIL's convert('RGB') does; GRAY is ITU-R 601 luma, as PIL's convert('L') computes it.
+ * Writes one preprocessed image at `out[offset]`: (pixel/255 - mean) / std per channel, in the
+ * order and layout the model takes. GRAY is the luma of the chosen library, computed before
+ * resizing as a pipeline that opens the file in grey would.
  */
-export function preprocessImage(image: Rgba, g: ImageGeometry, out: Float32Array | Float64Array, offset: number): void {
-  const { width: w, height: h, data } = image;
-  const { width: W, height: H } = g;
-  const place = placement(w, h, g);
-  const xTaps = taps(w, W, place.scaleX, place.shiftX);
-  const yTaps = taps(h, H, place.scaleY, place.shiftY);
-  const sources = g.channels === 'GRAY' ? [-1] : g.channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-  const plane = new Float64Array(w * h);
-  sources.forEach((source, c) => {
-    for (let i = 0; i < w * h; i++) {
-      plane[i] = source < 0 ? 0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2] : data[4 * i + source];
-    }
-    const pixels = resample(plane, w, h, xTaps, yTaps);
-    const mean = g.mean[c];
-    const std = g.std[c];
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        const at = g.layout === 'NCHW' ? (c * H + y) * W + x : (y * W + x) * sources.length + c;
-        out[offset + at] = (pixels[y * W + x] / 255 - mean) / std;
+export function preprocessImage(image: Pixels, g: ImageGeometry, out: Float32Array | Float64Array, offset: number): void {
+  const gray = g.channels === 'GRAY';
+  const source = gray ? grayOf(image, g.interpolation) : image;
+  const place = placement(source.width, source.height, g);
+  const resized = resize(source, place.width, place.height, g.interpolation);
+  const order = gray ? [0] : g.channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+  const c = resized.channels;
+  order.forEach((from, ch) => {
+    const mean = g.mean[ch];
+    const std = g.std[ch];
+    for (let y = 0; y < g.height; y++) {
+      const sy = y + place.top;
+      for (let x = 0; x < g.width; x++) {
+        const sx = x + place.left;
+        // Outside the resized image is padding: black.
+        const pixel = sx >= 0 && sx < resized.width && sy >= 0 && sy < resized.height ? resized.data[(sy * resized.width + sx) * c + from] : 0;
+        const at = g.layout === 'NCHW' ? (ch * g.height + y) * g.width + x : (y * g.width + x) * order.length + ch;
+        out[offset + at] = (pixel / 255 - mean) / std;
       }
     }
   });
 }
 
-/** How the w×h image maps onto the W×H target: output x = input x × scale + shift. */
-function placement(w: number, h: number, g: ImageGeometry): { scaleX: number; scaleY: number; shiftX: number; shiftY: number } {
-  if (g.resize === 'stretch') return { scaleX: g.width / w, scaleY: g.height / h, shiftX: 0, shiftY: 0 };
-  // Keep the aspect ratio and centre the image: scaled to cover the target with the overflow cut
-  // off (the shorter side fits), or scaled to fit inside it with the rest left as padding.
-  const s = g.resize === 'pad' ? Math.min(g.width / w, g.height / h) : Math.max(g.width / w, g.height / h);
-  return { scaleX: s, scaleY: s, shiftX: (g.width - w * s) / 2, shiftY: (g.height - h * s) / 2 };
-}
-
-interface Tap {
-  start: number;
-  weights: Float64Array;
+function grayOf(image: Pixels, interpolation: Interpolation): Pixels {
+  const data = new Uint8Array(image.width * image.height);
+  for (let i = 0; i < data.length; i++) data[i] = luma(image.data[3 * i], image.data[3 * i + 1], image.data[3 * i + 2], interpolation);
+  return { width: image.width, height: image.height, channels: 1, data };
 }
 
 /**
- * Triangle-filter weights from each output pixel to input pixels along one axis, as PIL's
- * BILINEAR computes them: when enlarging this is the usual interpolation between the two nearest
- * pixel centres; when shrinking the filter widens by the reduction factor, so every input pixel
- * counts and thin strokes do not alias away. Output pixels whose centre falls outside the scaled
- * image get no tap: they are padding.
+ * The size to resize to and where the target window sits in it, as the usual pipelines do it:
+ * stretch resizes to the target; crop is torchvision's Resize(shorter side) then CenterCrop (the
+ * long side truncated, the crop offset rounded half to even, as Python rounds); pad fits the
+ * longer side and centres the image on black.
  */
-function taps(inSize: number, outSize: number, scale: number, shift: number): Array<Tap | undefined> {
-  const support = Math.max(1, 1 / scale);
-  return Array.from({ length: outSize }, (_, i) => {
-    const center = (i + 0.5 - shift) / scale;
-    if (center < 0 || center > inSize) return undefined;
-    const start = Math.max(0, Math.floor(center - support));
-    const end = Math.min(inSize, Math.ceil(center + support));
-    const weights = new Float64Array(end - start);
-    let sum = 0;
-    for (let j = start; j < end; j++) {
-      weights[j - start] = Math.max(0, 1 - Math.abs(j + 0.5 - center) / support);
-      sum += weights[j - start];
-    }
-    return { start, weights: weights.map((v) => v / sum) };
-  });
-}
-
-/** Separable resampling: rows first, then columns. Padding stays 0, i.e. black. */
-function resample(plane: Float64Array, w: number, h: number, xTaps: Array<Tap | undefined>, yTaps: Array<Tap | undefined>): Float64Array {
-  const W = xTaps.length;
-  const rows = new Float64Array(h * W);
-  for (let y = 0; y < h; y++) {
-    xTaps.forEach((t, x) => {
-      if (!t) return;
-      let v = 0;
-      for (let k = 0; k < t.weights.length; k++) v += plane[y * w + t.start + k] * t.weights[k];
-      rows[y * W + x] = v;
-    });
-  }
-  const out = new Float64Array(yTaps.length * W);
-  yTaps.forEach((t, y) => {
-    if (!t) return;
-    for (let k = 0; k < t.weights.length; k++) {
-      const from = (t.start + k) * W;
-      for (let x = 0; x < W; x++) out[y * W + x] += rows[from + x] * t.weights[k];
-    }
-  });
-  return out;
+function placement(w: number, h: number, g: ImageGeometry): { width: number; height: number; left: number; top: number } {
+  const { width: W, height: H } = g;
+  if (g.resize === 'stretch') return { width: W, height: H, left: 0, top: 0 };
+  const pad = g.resize === 'pad';
+  const byWidth = pad ? W / w <= H / h : W / w >= H / h;
+  // The other side, clamped to the target: float rounding must not make a cover smaller than it or a fit larger.
+  const side = (target: number, exact: number) => (pad ? Math.max(1, Math.min(target, Math.trunc(exact))) : Math.max(target, Math.trunc(exact)));
+  const width = byWidth ? W : side(W, (H * w) / h);
+  const height = byWidth ? side(H, (W * h) / w) : H;
+  if (pad) return { width, height, left: -Math.floor((W - width) / 2), top: -Math.floor((H - height) / 2) };
+  return { width, height, left: roundHalfEven((width - W) / 2), top: roundHalfEven((height - H) / 2) };
 }

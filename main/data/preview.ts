@@ -1,7 +1,7 @@
 // The first sample of a data source as the model receives it, for the Configure screen: its
 // shape, value range per channel, and for images a PNG stretched over those values, so that a wrong
 // normalisation is visible before calibrating.
-import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import type { InputPreview } from '../../shared/ipc';
 import type { SampleSource } from './readers';
 
@@ -35,14 +35,14 @@ export async function previewInput(source: SampleSource): Promise<InputPreview |
       // Stretched over the values' own range: what the model sees, made visible, not the original picture.
       const lo = Math.min(...stats.map((s) => s.min));
       const hi = Math.max(...stats.map((s) => s.max));
-      const out = new PNG({ width: w, height: h });
+      const rgb = Buffer.alloc(h * w * 3);
       for (let i = 0; i < h * w; i++) {
-        for (let c = 0; c < 3; c++) out.data[i * 4 + c] = Math.round(((at(channels === 3 ? c : 0, i) - lo) / (hi - lo || 1)) * 255);
-        out.data[i * 4 + 3] = 255;
+        for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round(((at(channels === 3 ? c : 0, i) - lo) / (hi - lo || 1)) * 255);
       }
-      png = `data:image/png;base64,${PNG.sync.write(out).toString('base64')}`;
+      const encoded = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+      png = `data:image/png;base64,${encoded.toString('base64')}`;
     }
     return { description: source.description, input, shape: dims, image: png, stats, warnings: source.warnings };
   }
-return undefined;
+  return undefined;
 }

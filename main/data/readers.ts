@@ -4,7 +4,7 @@
 // a long calibration starts; samples are then read from disk one batch at a time.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeImage, listImages, preprocessImage, type ImageGeometry, type Rgba } from './images';
+import { decodeImage, DEFAULT_MAX_MEGAPIXELS, IMAGE_EXTENSIONS, imageSize, listImages, preprocessImage, type ImageGeometry } from './images';
 import { elementCount, type ElementType, type Feed, type InputSpec } from '../base/feed';
 import { allocate, DataError, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
 import { preprocessProblem, type PreprocessSpec } from '../../shared/preprocess';
@@ -29,6 +29,8 @@ export interface SourceOptions {
   seed?: number;
   /** Drop samples holding NaN or ±Inf (and say so through onWarning) instead of refusing the data. */
   skipNonFinite?: boolean;
+  /** Images over this many decoded megapixels are refused from their header; default DEFAULT_MAX_MEGAPIXELS. */
+  maxMegapixels?: number;
   onWarning?: (message: string) => void;
 }
 
@@ -63,7 +65,7 @@ interface Column {
   /** The shape of sample `index` without the batch axis; per-sample files may differ in dynamic dims. */
   shape(index: number): number[];
   /** Samples [start, start + n), back to back, in the input's element type. */
-  read(start: number, n: number): NpyArray;
+  read(start: number, n: number): NpyArray | Promise<NpyArray>;
 }
 
 // Model inputs arrive with ONNX's type names (float, double) as well as ours.
@@ -72,7 +74,7 @@ const TYPE_NAMES: Record<string, ElementType> = {
   int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', bool: 'bool',
 };
 
-export function openSource(spec: string, inputs: InputSpec[], options: SourceOptions = {}): SampleSource {
+export async function openSource(spec: string, inputs: InputSpec[], options: SourceOptions = {}): Promise<SampleSource> {
   if (inputs.length === 0) throw new DataError(`${spec}: the model has no inputs to feed`);
   const slots = inputs.map(slotOf);
   const preprocess = checkPreprocess(options.preprocess ?? {}, 'image preprocessing');
@@ -88,7 +90,7 @@ export function openSource(spec: string, inputs: InputSpec[], options: SourceOpt
     from = `random samples (seed ${seed})`;
     warnings.push(RANDOM_WARNING);
   } else {
-    columns = openPath(spec, slots, preprocess, warnings);
+    columns = await openPath(spec, slots, { preprocess, maxMegapixels: options.maxMegapixels ?? DEFAULT_MAX_MEGAPIXELS }, warnings);
     from = `samples from ${spec}`;
     const ignored = Object.keys(preprocess);
     if (ignored.length && !columns.some((c) => c.detail)) warnings.push(`image preprocessing (${ignored.join(', ')}) is ignored: ${spec} holds no images`);
@@ -112,14 +114,20 @@ function checkSampleSize(spec: string, slots: Slot[], columns: Column[]): void {
   throw new DataError(`${spec}: one sample of input "${slots[i].input.name}" is [${columns[i].shape(0).join(', ')}] ${slots[i].type}, ${(sizes[i] / 2 ** 30).toFixed(1)} GB, over the ${MAX_SAMPLE_BYTES / 2 ** 30} GB a sample may take; check the model's input shape and the data`);
 }
 
-/** Positions of the samples (of `n`, each `size` values long) that hold NaN or ±Inf, with how many. */
+/**
+ * Past this magnitude a float32 value overflows to Inf as soon as the model squares it (a norm, a
+ * variance), so it is as unusable as Inf itself.
+ */
+export const MAX_SAMPLE_MAGNITUDE = 1e18;
+
+/** Positions of the samples (of `n`, each `size` values long) that hold NaN, ±Inf or values past ±MAX_SAMPLE_MAGNITUDE, with how many. */
 function nonFinite(data: NpyArray, n: number): Array<{ sample: number; count: number }> {
   if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) return [];
   const size = data.length / n;
   const bad: Array<{ sample: number; count: number }> = [];
   for (let k = 0; k < n; k++) {
     let count = 0;
-    for (let i = k * size; i < (k + 1) * size; i++) if (!Number.isFinite(data[i])) count++;
+    for (let i = k * size; i < (k + 1) * size; i++) if (!(Math.abs(data[i]) <= MAX_SAMPLE_MAGNITUDE)) count++;
     if (count) bad.push({ sample: k, count });
   }
   return bad;
@@ -143,14 +151,14 @@ class ColumnSource implements SampleSource {
     const step = this.slots.every((s) => stackable(s.input)) ? batchSize : 1;
     for (let start = 0; start < this.count;) {
       const n = this.sameShapeRun(start, Math.min(step, this.count - start));
-      const feed = this.finite(start, n, this.slots.map((_, i) => this.columns[i].read(start, n)));
+      const feed = this.finite(start, n, await Promise.all(this.slots.map((_, i) => this.columns[i].read(start, n))));
       if (feed) yield feed;
       start += n;
     }
   }
 
   /**
-   * The batch as a feed, with no NaN or ±Inf in it: observers and SQNR sums cannot use them, and a
+   * The batch as a feed, with no NaN, ±Inf or overflow-sized value in it: observers and SQNR sums cannot use them, and a
    * single one would turn every range and figure into NaN. Refused with the sample and input
    * named, or, when asked, those samples dropped (undefined when none is left).
    */
@@ -158,7 +166,7 @@ class ColumnSource implements SampleSource {
     const bad = new Map<number, string>();
     this.slots.forEach((slot, i) => {
       for (const { sample, count } of nonFinite(data[i], slot.batchAxis ? n : 1)) {
-        bad.set(sample, `sample ${start + sample + 1} of ${this.columns[i].origin} holds ${count} non-finite value${count > 1 ? 's' : ''} (NaN or ±Inf) for input "${slot.input.name}"`);
+        bad.set(sample, `sample ${start + sample + 1} of ${this.columns[i].origin} holds ${count} value${count > 1 ? 's' : ''} that ${count > 1 ? 'are' : 'is'} NaN, ±Inf or beyond ±${MAX_SAMPLE_MAGNITUDE.toExponential().replace('+', '')} for input "${slot.input.name}"`);
       }
     });
     const keep = [...Array(n).keys()].filter((k) => !bad.has(k));
@@ -306,24 +314,30 @@ function sampleFilesColumn(dir: string, files: string[], slot: Slot, warnings: s
   };
 }
 
-function imageColumn(dir: string, files: string[], slot: Slot, pre: PreprocessSpec, warnings: string[]): Column {
-  const g = imageGeometry(dir, slot, pre, () => ({ file: files[0], image: decodeImage(files[0]) }), warnings);
+/** What image folders are read with. */
+interface ImageOptions {
+  preprocess: PreprocessSpec;
+  maxMegapixels: number;
+}
+
+async function imageColumn(dir: string, files: string[], slot: Slot, options: ImageOptions, warnings: string[]): Promise<Column> {
+  const g = await imageGeometry(dir, slot, options.preprocess, async () => ({ file: files[0], size: await imageSize(files[0], options.maxMegapixels) }), warnings);
   const channels = g.mean.length;
   const shape = g.layout === 'NCHW' ? [channels, g.height, g.width] : [g.height, g.width, channels];
   const size = elementCount(shape);
   return {
     count: files.length, origin: dir, shape: () => shape,
-    detail: `"${slot.input.name}": images resized to ${g.height}x${g.width} (${g.resize}), ${g.channels} ${g.layout}, mean [${g.mean.join(', ')}], std [${g.std.join(', ')}]`,
-    read: (start, n) => {
+    detail: `"${slot.input.name}": images resized to ${g.height}x${g.width} (${g.resize}, ${g.interpolation}), ${g.channels} ${g.layout}, mean [${g.mean.join(', ')}], std [${g.std.join(', ')}]`,
+    read: async (start, n) => {
       const out = slot.type === 'float64' ? new Float64Array(n * size) : new Float32Array(n * size);
-      for (let k = 0; k < n; k++) preprocessImage(decodeImage(files[start + k]), g, out, k * size);
+      for (let k = 0; k < n; k++) preprocessImage(await decodeImage(files[start + k], options.maxMegapixels), g, out, k * size);
       return out;
     },
   };
 }
 
 /** Resolves the preprocessing options against the input's shape; `first` is read only when the image size is dynamic. */
-function imageGeometry(dir: string, slot: Slot, pre: PreprocessSpec, first: () => { file: string; image: Rgba }, warnings: string[]): ImageGeometry {
+async function imageGeometry(dir: string, slot: Slot, pre: PreprocessSpec, first: () => Promise<{ file: string; size: ImageSize }>, warnings: string[]): Promise<ImageGeometry> {
   const { name, shape } = slot.input;
   const what = `${dir}: input "${name}" ${formatShape(shape)} (${slot.type})`;
   if (!slot.batchAxis || shape.length !== 4 || (slot.type !== 'float32' && slot.type !== 'float64')) {
@@ -345,19 +359,21 @@ function imageGeometry(dir: string, slot: Slot, pre: PreprocessSpec, first: () =
     throw new DataError(`${what} takes ${isDynamic(heightDim) ? 'any height' : heightDim} by ${isDynamic(widthDim) ? 'any width' : widthDim} images but the size asked for is ${height}x${width}; change or drop the size`);
   }
   if (height === undefined || width === undefined) {
-    const { file, image } = first();
+    const { file, size } = await first();
     const missing = height === undefined && width === undefined ? 'height and width' : height === undefined ? 'height' : 'width';
-    [height, width] = sizeAfter(image, height, width);
+    [height, width] = sizeAfter(size, height, width);
     warnings.push(`input "${name}" has a dynamic ${missing}: every image is resized to ${height}x${width}, after ${file}; pass a size (HxW) to choose another`);
   }
   return {
-    height, width, layout, channels, resize: pre.resize ?? 'stretch',
+    height, width, layout, channels, resize: pre.resize ?? 'stretch', interpolation: pre.interpolation ?? 'bilinear',
     mean: (pre.mean ?? [0, 0, 0]).slice(0, count), std: (pre.std ?? [1, 1, 1]).slice(0, count),
   };
 }
 
 /** A dynamic side keeps the image's aspect ratio against the given side; with neither given, the image keeps its size. */
-function sizeAfter(image: Rgba, height: number | undefined, width: number | undefined): [number, number] {
+type ImageSize = { width: number; height: number };
+
+function sizeAfter(image: ImageSize, height: number | undefined, width: number | undefined): [number, number] {
   if (height !== undefined) return [height, Math.max(1, Math.round((image.width * height) / image.height))];
   if (width !== undefined) return [Math.max(1, Math.round((image.height * width) / image.width)), width];
   return [image.height, image.width];
@@ -399,7 +415,7 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-function openPath(spec: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
+async function openPath(spec: string, slots: Slot[], pre: ImageOptions, warnings: string[]): Promise<Column[]> {
   const stat = fs.statSync(spec, { throwIfNoEntry: false });
   if (!stat) throw new DataError(`${spec}: no such file or folder; give ${SOURCE_KINDS}`);
   if (stat.isDirectory()) return openFolder(spec, slots, pre, warnings);
@@ -412,7 +428,7 @@ function openPath(spec: string, slots: Slot[], pre: PreprocessSpec, warnings: st
   return [stackColumn(spec, slots[0], warnings)];
 }
 
-function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
+async function openFolder(dir: string, slots: Slot[], pre: ImageOptions, warnings: string[]): Promise<Column[]> {
   const stacks = new Map(npyFiles(dir).map((file) => [path.basename(file).slice(0, -4), file]));
   if (slots.some((s) => stacks.has(s.input.name))) {
     const missing = slots.filter((s) => !stacks.has(s.input.name)).map((s) => `${s.input.name}.npy`);
@@ -424,15 +440,15 @@ function openFolder(dir: string, slots: Slot[], pre: PreprocessSpec, warnings: s
   if (slots.length > 1) {
     throw new DataError(`${dir}: the model has ${slots.length} inputs (${quoted(slots.map((s) => s.input.name))}); give a folder with one <input>.npy stack per input, or a JSON manifest`);
   }
-  return [inputFolder(dir, slots[0], pre, warnings)];
+  return [await inputFolder(dir, slots[0], pre, warnings)];
 }
 
 /** A folder for one input: .npy files of one sample each if it has any, else images. */
-function inputFolder(dir: string, slot: Slot, pre: PreprocessSpec, warnings: string[]): Column {
+async function inputFolder(dir: string, slot: Slot, pre: ImageOptions, warnings: string[]): Promise<Column> {
   const npys = npyFiles(dir);
   if (npys.length) return sampleFilesColumn(dir, npys, slot, warnings);
   const images = listImages(dir);
-  if (images.length === 0) throw new DataError(`${dir}: no .npy files or images (.png, .jpg, .jpeg) in it`);
+  if (images.length === 0) throw new DataError(`${dir}: no .npy files or images (${IMAGE_EXTENSIONS.join(', ')}) in it`);
   return imageColumn(dir, images, slot, pre, warnings);
 }
 
@@ -440,7 +456,7 @@ function npyFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.toLowerCase().endsWith('.npy') && !n.startsWith('.')).sort().map((n) => path.join(dir, n));
 }
 
-function openManifest(file: string, slots: Slot[], pre: PreprocessSpec, warnings: string[]): Column[] {
+async function openManifest(file: string, slots: Slot[], pre: ImageOptions, warnings: string[]): Promise<Column[]> {
   let doc: unknown;
   try {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -457,18 +473,20 @@ function openManifest(file: string, slots: Slot[], pre: PreprocessSpec, warnings
   const missing = names.filter((n) => !(n in sources));
   if (missing.length) throw new DataError(`${file}: no source for input ${quoted(missing)}; add ${missing.length > 1 ? 'them' : 'it'} under "inputs"`);
   // Options given with the command override the manifest's, field by field.
-  const merged = { ...checkPreprocess(doc.preprocess ?? {}, `${file}: "preprocess"`), ...pre };
+  const merged = { ...pre, preprocess: { ...checkPreprocess(doc.preprocess ?? {}, `${file}: "preprocess"`), ...pre.preprocess } };
   const dir = path.dirname(file);
-  const columns = slots.map((slot) => {
-    const entry = sources[slot.input.name];
-    const source = path.isAbsolute(entry) ? entry : path.join(dir, entry);
-    const stat = fs.statSync(source, { throwIfNoEntry: false });
-    if (stat?.isDirectory()) return inputFolder(source, slot, merged, warnings);
-    if (stat && path.extname(source).toLowerCase() === '.npy') return stackColumn(source, slot, warnings);
-    throw new DataError(`${file}: the source of input "${slot.input.name}", ${source}, ${stat ? 'is neither a .npy file nor a folder' : 'does not exist'}`);
-  });
+  const columns: Column[] = [];
+  for (const slot of slots) columns.push(await manifestColumn(file, dir, sources[slot.input.name], slot, merged, warnings));
   checkCounts(file, slots, columns);
   return columns;
+}
+
+async function manifestColumn(file: string, dir: string, entry: string, slot: Slot, pre: ImageOptions, warnings: string[]): Promise<Column> {
+  const source = path.isAbsolute(entry) ? entry : path.join(dir, entry);
+  const stat = fs.statSync(source, { throwIfNoEntry: false });
+  if (stat?.isDirectory()) return inputFolder(source, slot, pre, warnings);
+  if (stat && path.extname(source).toLowerCase() === '.npy') return stackColumn(source, slot, warnings);
+  throw new DataError(`${file}: the source of input "${slot.input.name}", ${source}, ${stat ? 'is neither a .npy file nor a folder' : 'does not exist'}`);
 }
 
 function checkCounts(where: string, slots: Slot[], columns: Column[]): void {

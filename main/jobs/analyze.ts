@@ -108,7 +108,7 @@ async function analysisSubset(job: AnalyzeJob, m: JobModel, warn: (message: stri
   const spec = job.evaluation ?? job.calibration;
   if (!spec) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
   if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
-  const source = m.open(spec, 'evaluation');
+  const source = await m.open(spec, 'evaluation');
   const { feeds } = await readSubset(source, job.samples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   return Subset.create(m.floatModel, feeds, m.labels);
 }

@@ -22,6 +22,7 @@ export interface EvalJob extends Control {
   data: string;
   preprocess?: PreprocessSpec;
   skipNonFinite?: boolean;
+  maxMegapixels?: number;
   batchSize?: number;
   /** Default reference; the outputs are also measured in ort-cpu unless that is the main numerics. */
   numerics?: MainNumerics;
@@ -48,7 +49,7 @@ export async function evalPair(job: EvalJob): Promise<EvalOutcome> {
   const floatView = new GraphView(floatModel);
   const pairs = pairsFromQdq(floatView, new GraphView(quantModel));
   const inputs = inputSpecs(floatView);
-  const source = openSource(job.data, inputs, { preprocess: job.preprocess, skipNonFinite: job.skipNonFinite, onWarning: job.onWarning });
+  const source = await openSource(job.data, inputs, { preprocess: job.preprocess, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: job.onWarning });
   for (const w of source.warnings) job.onWarning?.(w);
   const numerics = job.numerics ?? 'reference';
   const result = await evaluate(floatModel, quantModel, pairs, source, {

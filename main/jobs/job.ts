@@ -29,6 +29,8 @@ export interface JobInput extends Control {
   preprocess?: PreprocessSpec;
   /** Drop samples holding NaN or ±Inf, saying how many, instead of refusing the data. */
   skipNonFinite?: boolean;
+  /** Images over this many decoded megapixels are refused from their header (default 50). */
+  maxMegapixels?: number;
   /** Numerics of the figures (quantize: default reference; searches: ort-cpu for cpu, reference for the others). */
   numerics?: MainNumerics;
   onWarning?: (message: string) => void;
@@ -58,7 +60,7 @@ export interface JobModel {
   batchSize: number;
   labels?: Int32Array;
   /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
-  open(spec: string, what: string, limit?: number): SampleSource;
+  open(spec: string, what: string, limit?: number): Promise<SampleSource>;
 }
 
 export function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): JobModel {
@@ -72,8 +74,8 @@ export function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string
     loaded, prepared, floatModel: prepared.model, view, plan: planQuantization(view, recipe), inputs,
     batchSize: job.batchSize ?? guessBatchSize(inputs),
     labels: job.labels ? readLabels(job.labels).labels : undefined,
-    open: (spec, what, limit) => {
-      const source = openSource(spec, inputs, { preprocess: job.preprocess, limit, skipNonFinite: job.skipNonFinite, onWarning: (m) => warn(`${what}: ${m}`) });
+    open: async (spec, what, limit) => {
+      const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
       for (const w of source.warnings) warn(`${what}: ${w}`);
       return source;
     },

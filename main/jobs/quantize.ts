@@ -91,7 +91,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
 
-  const evalSource = evaluationSource(job, m, calibrated, log.warn);
+  const evalSource = await evaluationSource(job, m, calibrated, log.warn);
   const kept = keptInFloat(m.view, m.plan.recipe.overrides, converted);
   const numerics = job.numerics ?? 'reference';
   const evaluation = await evaluate(m.floatModel, converted.model, [...converted.layers, ...kept.map((t) => ({ float: t, quant: t }))], evalSource, {
@@ -151,17 +151,17 @@ function checkPlan(job: QuantizeJob, m: JobModel): { preflight: Preflight; cost?
   return placement;
 }
 
-function openCalibration(job: QuantizeJob, m: JobModel): SampleSource {
+function openCalibration(job: QuantizeJob, m: JobModel): Promise<SampleSource> {
   if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
   // The recipe's sample count limits calibration; evaluation reads all the data it is given.
   return m.open(job.calibration, 'calibration', m.plan.recipe.calibrationSamples || undefined);
 }
 
 /** The evaluation data: the job's, else the calibration data (already open, with a warning), else random samples. */
-function evaluationSource(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): SampleSource {
+async function evaluationSource(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<SampleSource> {
   const spec = job.evaluation ?? job.calibration;
   if (!spec) return m.open('random:8', 'evaluation');
-  const source = spec === job.calibration && calibrated?.source ? calibrated.source : m.open(spec, 'evaluation');
+  const source = spec === job.calibration && calibrated?.source ? calibrated.source : await m.open(spec, 'evaluation');
   if (!job.evaluation) warn('evaluated on the calibration data; pass --eval with held-out samples for an unbiased figure');
   return source;
 }
@@ -173,7 +173,7 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   if (target.kind === 'metric' && needsLabels(target.metric) && !m.labels) {
     throw new JobError(`target ${describeTarget(target)} needs labels: pass --labels (a .npy of class ids or a folder-per-class image folder)`);
   }
-  const source = m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
+  const source = await m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({

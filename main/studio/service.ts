@@ -189,7 +189,7 @@ export class StudioService {
 
   async preview(request: PreviewRequest): Promise<InputPreview> {
     const view = new GraphView(loadModel(request.model).model);
-    const preview = await previewInput(openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 }));
+    const preview = await previewInput(await openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 }));
     if (!preview) throw new StudioError(`${request.source}: holds no samples`);
     return preview;
   }
@@ -333,7 +333,7 @@ export class StudioService {
     const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
       : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
     if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
-    const source = openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess });
+    const source = await openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess });
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }

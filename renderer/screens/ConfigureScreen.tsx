@@ -1,6 +1,7 @@
 import { useEffect } from 'react';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
+import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
 import { QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataKind } from '../store';
@@ -60,7 +61,7 @@ function DataSection() {
         </div>
       ) : (
         <div className="field wide">
-          <label htmlFor="data-path">{data.kind === 'images' ? 'Folder of images (png, jpg)' : '.npy file, folder of .npy files or manifest'}</label>
+          <label htmlFor="data-path">{data.kind === 'images' ? 'Folder of images (PNG, JPEG, WebP, TIFF, AVIF, GIF)' : '.npy file, folder of .npy files or manifest'}</label>
           <input id="data-path" type="text" value={data.path} spellCheck={false} onChange={(e) => setData({ path: e.target.value })} placeholder="/path/to/calibration" />
         </div>
       )}
@@ -81,6 +82,13 @@ function DataSection() {
           <div className="field"><label htmlFor="pp-channels">Channels</label>
             <select id="pp-channels" value={p.channels ?? ''} onChange={(e) => setData({ preprocess: { channels: (e.target.value || undefined) as 'RGB' | 'BGR' | 'GRAY' | undefined } })}>
               <option value="">RGB</option><option>RGB</option><option>BGR</option><option>GRAY</option></select></div>
+          <div className="field"><label htmlFor="pp-resize">Resize</label>
+            <select id="pp-resize" value={p.resize ?? 'stretch'} onChange={(e) => setData({ preprocess: { resize: e.target.value as (typeof RESIZE_MODES)[number] } })}>
+              {RESIZE_MODES.map((m) => <option key={m} value={m}>{RESIZE_WORDS[m]}</option>)}</select></div>
+          <div className="field"><label htmlFor="pp-interpolation">Interpolation</label>
+            <select id="pp-interpolation" value={p.interpolation ?? 'bilinear'} title="Resize as the library the model was trained with does"
+              onChange={(e) => setData({ preprocess: { interpolation: e.target.value as Interpolation } })}>
+              {INTERPOLATIONS.map((m) => <option key={m} value={m}>{INTERPOLATION_WORDS[m]}</option>)}</select></div>
         </div>
       )}
       {data.kind !== 'random' && (

@@ -32,7 +32,7 @@ async function child(kind: string, samples: number): Promise<Measure> {
   const prepared = prepareModel(loaded.model, { forQdq: true }).model;
   const view = new GraphView(prepared);
   // Both image folders: 64 + 100 lines, enough for 4N with N = 32.
-  const source = openSource(path.join(LINES, samples > 64 ? '.' : 'calib'), inputSpecs(view), { preprocess: PREPROCESS, limit: samples });
+  const source = await openSource(path.join(LINES, samples > 64 ? '.' : 'calib'), inputSpecs(view), { preprocess: PREPROCESS, limit: samples });
   const start = performance.now();
   let tensors: number | undefined;
   if (kind === 'inference') {

@@ -39,7 +39,7 @@ export function ctcGreedy(probs: Float32Array, steps: number, classes: number, k
 export async function exactMatch(model: string | onnx.ModelProto, split: 'calib' | 'eval', numerics: MainNumerics = 'reference'): Promise<{ accuracy: number; lines: number }> {
   const labels = JSON.parse(fs.readFileSync(path.join(LINES, `${split}.labels.json`), 'utf8')) as Record<string, string>;
   const view = new GraphView(loadModel(MODELS.rec).model);
-  const source = openSource(path.join(LINES, split), inputSpecs(view), { preprocess: PREPROCESS });
+  const source = await openSource(path.join(LINES, split), inputSpecs(view), { preprocess: PREPROCESS });
   const names = fs.readdirSync(path.join(LINES, split)).filter((f) => f.endsWith('.png')).sort();
   const options = numericsOptions(numerics);
   const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(encodeModel(model), options);

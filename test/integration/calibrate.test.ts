@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
 import { calibrate } from '../../main/calib/calibrate';
 import { readNpyHeader, readNpyRange, writeNpy } from '../../main/data/npy';
-import { openSource } from '../../main/data/readers';
+import { openSource, type SampleSource } from '../../main/data/readers';
 import { sampleStride } from '../../main/calib/taps';
 import { pairsFromQdq } from '../../main/eval/pairs';
 import { inputSpecs } from '../../main/onnx/session';
@@ -22,12 +22,12 @@ async function setup(method: string) {
   const model = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { forQdq: true }).model;
   const view = new GraphView(model);
   const tensors = calibrationTensors(planQuantization(view, { ...recipeFor('cpu'), method }));
-  const source = openSource(path.join(MNIST, 'calib.npy'), inputSpecs(view), { limit: 40 });
+  const source = await openSource(path.join(MNIST, 'calib.npy'), inputSpecs(view), { limit: 40 });
   return { model, view, tensors, source };
 }
 
 /** Every observed tensor of every sample, the brute-force way. */
-async function allValues(model: Parameters<typeof withOutputs>[0], names: string[], source: ReturnType<typeof openSource>): Promise<Map<string, number[]>> {
+async function allValues(model: Parameters<typeof withOutputs>[0], names: string[], source: SampleSource): Promise<Map<string, number[]>> {
   const session = await ort.InferenceSession.create(encodeModel(withOutputs(model, names)));
   const values = new Map<string, number[]>(names.map((n) => [n, []]));
   for await (const feed of source.batches(7)) {
@@ -81,7 +81,7 @@ test('calibration memory does not grow with the number of samples: the batch is 
   const file = path.join(dir, 'x.npy');
   writeNpy(file, 'float32', [12, 1, 28, 28], randomArray(12 * 784, 3));
   const { model, tensors } = await setup('minmax');
-  const source = openSource(file, inputSpecs(new GraphView(model)));
+  const source = await openSource(file, inputSpecs(new GraphView(model)));
   // One sample's observed activations are about 80 kB here (conv1 and its ReLU alone 2 x 25 kB): 200 kB allow batches of 2.
   const result = await calibrate(model, tensors, source, { batchSize: 8, memoryBudget: 200 * 1024 });
   assert.equal(result.batchSize, 2);
@@ -97,7 +97,7 @@ test('evaluation reduced inside ONNX Runtime equals brute-force SQNR over every 
   const floatModel = prepareModel(loadModel(path.join(MNIST, 'model.onnx')).model, { forQdq: true }).model;
   const quantModel = loadModel(files.model).model;
   const pairs = pairsFromQdq(new GraphView(floatModel), new GraphView(quantModel));
-  const source = openSource(evalFile, inputSpecs(new GraphView(floatModel)));
+  const source = await openSource(evalFile, inputSpecs(new GraphView(floatModel)));
   const a = await allValues(floatModel, pairs.map((p) => p.float), source);
   const b = await allValues(quantModel, pairs.map((p) => p.quant), source);
   for (const p of pairs) {

@@ -117,7 +117,7 @@ test('a backend that cannot keep float and has no 16-bit activations gives up an
   // The xnnpack record as a full-integer target would be: only int8, nothing kept in float.
   plan.backend = { ...plan.backend, keepFloat: false, overrideTypes: ['int8'] };
   const ranges = new Map(Object.entries((JSON.parse(fs.readFileSync(f.ranges, 'utf8')) as { tensors: Record<string, { min: number; max: number }> }).tensors));
-  const source = openSource(f.data, inputSpecs(view));
+  const source = await openSource(f.data, inputSpecs(view));
   const { feeds } = await readSubset(source, N, N);
   const outcome = await repair({ view, floatModel, recipe, plan, ranges, subset: await Subset.create(floatModel, feeds), target: { kind: 'sqnr', value: 30 }, numerics: 'reference' });
   assert.equal(outcome.report.met, false);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import { writeNpy } from '../../main/data/npy';
 import { readLabels } from '../../main/data/labels';
 import { MetricAccumulator, topK } from '../../main/eval/metrics';
@@ -56,7 +56,7 @@ test('topK keeps the k largest, largest first, lower index on ties', () => {
   assert.deepEqual(topK([5, 4], 0, 2, 5), [0, 1]);
 });
 
-test('labels from a .npy of class ids and from a folder per class', () => {
+test('labels from a .npy of class ids and from a folder per class', async () => {
   const dir = tempDir('labels');
   const npy = path.join(dir, 'labels.npy');
   writeNpy(npy, 'int64', [4], BigInt64Array.from([3n, 0n, 2n, 2n]));
@@ -65,7 +65,7 @@ test('labels from a .npy of class ids and from a folder per class', () => {
   writeNpy(floats, 'float32', [2], Float32Array.from([1, 2]));
   assert.throws(() => readLabels(floats), /integer class ids/);
   const images = path.join(dir, 'images');
-  const png = PNG.sync.write(Object.assign(new PNG({ width: 2, height: 2 }), { data: Buffer.alloc(16, 255) }));
+  const png = await sharp(Buffer.alloc(12, 255), { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer();
   for (const [cls, file] of [['dog', 'b.png'], ['cat', 'z.png'], ['dog', 'a.png'], ['cat', 'a.png']]) {
     fs.mkdirSync(path.join(images, cls), { recursive: true });
     fs.writeFileSync(path.join(images, cls, file), png);
