@@ -144,11 +144,12 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
  * A tensor of the model went NaN or infinite on finite data: the data's scale overflows float32
  * inside the model (a value of 3e38 doubled), and every range computed from it would be nonsense.
  */
-function overflow(tensor: string, feed: Feed, source: SampleSource, done: number, n: number): DataError {
+/** The model itself turned the data non-finite: the data is out of the model's range, not the quantizer's problem. */
+export function overflow(tensor: string, feed: Feed, source: SampleSource, done: number, n: number): DataError {
   let largest = 0;
   for (const t of Object.values(feed)) {
     if (t.data instanceof Float32Array || t.data instanceof Float64Array) for (const v of t.data) largest = Math.max(largest, Math.abs(v));
   }
   const samples = n > 1 ? `samples ${done + 1}–${done + n}` : `sample ${done + 1}`;
-  return new DataError(`${source.description}: tensor "${tensor}" of the model becomes NaN or infinite on ${samples}, whose inputs reach ${largest.toPrecision(3)}: the model overflows on this data; check its scale and normalisation`);
+  return new DataError(`${source.description}: tensor "${tensor}" of the model becomes NaN or infinite (or too large for float32 to square) on ${samples}, whose inputs reach ${largest.toPrecision(3)}: the model overflows on this data; check its scale and normalisation`);
 }

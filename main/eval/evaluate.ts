@@ -6,7 +6,7 @@
 // exported model in a runtime of this machine) can be measured in the same pass. Only running sums
 // are kept.
 import * as ort from 'onnxruntime-node';
-import { fitBatch, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
+import { fitBatch, overflow, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../data/readers';
 import { StatsPool } from '../stats/pool';
 import type { CompareStats } from '../stats/protocol';
@@ -95,6 +95,12 @@ class OutputComparison {
   }
 }
 
+function finiteOutput(t: ort.Tensor | undefined): boolean {
+  if (t?.type !== 'float32') return true;
+  for (const v of t.data as Float32Array) if (!Number.isFinite(v)) return false;
+  return true;
+}
+
 export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
@@ -131,13 +137,15 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const n = Object.values(feed)[0].dims[0];
       const labels = options.labels?.subarray(done, done + n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
+      const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
+      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(scalar(t.signal)))?.float;
+      if (broken !== undefined) throw overflow(broken, feed, source, done, n);
       const mainOut = mainSession ? await run(mainSession, feeds, 'quantized model') : undefined;
       main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels);
       if (deployed && deployedSession) {
         const out = await run(deployedSession, feeds, `quantized model (${deployed.numerics})`);
         deployed.add(outputs, ref, (name) => out[name] as ort.Tensor | undefined, labels);
       }
-      const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
       for (const t of taps) {
         const s = layers.get(t.float)!;
         s.signal += scalar(t.signal);
