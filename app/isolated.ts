@@ -5,15 +5,11 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { CANCEL_GRACE_MS, STAGE_PREFIX } from '../main/jobs';
 
 /** Set in the child's environment: it runs the command itself. */
 export const ENGINE_CHILD_ENV = 'QUANT_STUDIO_ENGINE_CHILD';
 
-/** How long a cancelled child has to stop before it is ended. */
-const CANCEL_GRACE_MS = 1500;
-
-/** Staging folders of an export (main/export/artifacts.ts STAGE_PREFIX), named after the writing process. */
-const STAGE_PREFIX = '.quant-studio-stage-';
 
 export function runInChild(bin: string, argv: string[], write: (message: string) => void): Promise<number> {
   const child = spawn(process.execPath, [bin, ...argv], { stdio: 'inherit', env: { ...process.env, [ENGINE_CHILD_ENV]: '1' } });

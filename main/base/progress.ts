@@ -8,6 +8,12 @@ export class CancelledError extends Error {
   }
 }
 
+/**
+ * How long a cancelled job has to stop before the host ends its engine process: a job in JavaScript
+ * stops at its next check within milliseconds; one inside a native ONNX Runtime call cannot hear it.
+ */
+export const CANCEL_GRACE_MS = 700;
+
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new CancelledError();
 }

@@ -48,10 +48,11 @@ export function artifactPaths(out: string, report?: string): ArtifactPaths {
     if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new JobError(`${file}: is a folder; ${flag} names the file to write, e.g. ${path.join(file, flag === '--out' ? 'model.int8.onnx' : 'report.json')}`);
     let dir = path.dirname(file);
     while (!fs.existsSync(dir)) dir = path.dirname(dir);
+    // Writing is the only true test: permission bits say nothing of read-only mounts, or to root.
     try {
-      fs.accessSync(dir, fs.constants.W_OK);
-    } catch {
-      throw new JobError(`${dir}: cannot write there (${flag} ${file}); choose a folder you can write`);
+      fs.rmdirSync(fs.mkdtempSync(path.join(dir, '.quant-studio-probe-')));
+    } catch (err) {
+      throw new JobError(`${dir}: cannot write there (${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a folder you can write`);
     }
   }
   return paths;
@@ -107,6 +108,8 @@ export async function writeArtifacts(paths: ArtifactPaths, set: ArtifactSet): Pr
     const reportHere = path.dirname(paths.report) === dir;
     if (reportHere) writeJsonAtomic(staged(paths.report), report);
     const last = path.basename(paths.report);
+    // An earlier report would vouch for a half-replaced set: it goes first, the new one comes last.
+    fs.rmSync(paths.report, { force: true });
     for (const name of fs.readdirSync(stage).sort((a, b) => Number(a === last) - Number(b === last))) fs.renameSync(path.join(stage, name), path.join(dir, name));
     if (!reportHere) writeJsonAtomic(paths.report, report);
     return { artifacts, files: Object.fromEntries(artifacts.map((a) => [a.kind, a.file])), report };

@@ -6,4 +6,5 @@ export { evalPair, type EvalJob, type EvalOutcome } from './eval';
 export { inspect } from './inspect';
 export { preflightWithHost } from './preflight';
 export { quantize, type QuantizeJob, type QuantizeOutcome } from './quantize';
-export { CancelledError } from '../base/progress';
+export { CANCEL_GRACE_MS, CancelledError } from '../base/progress';
+export { STAGE_PREFIX } from '../export/artifacts';

@@ -181,7 +181,12 @@ function topologicalOrder(protos: onnx.NodeProto[], available: Set<string>): Gra
     }
   }
   if (order.length !== protos.length) {
-    throw new Error(`the graph has a cycle or reads tensors nothing produces (${protos.length - order.length} nodes unreachable)`);
+    const placed = new Set(order.map((n) => n.proto));
+    const stuck = protos.find((p) => !placed.has(p))!;
+    const produced = new Set([...available, ...protos.flatMap((p) => p.output)]);
+    const missing = stuck.input.filter((t) => t && !produced.has(t));
+    const why = missing.length ? `reads ${missing.map((t) => `"${t}"`).join(', ')}, which no node, input or initializer produces` : 'is part of a cycle';
+    throw new Error(`the graph cannot run: node "${stuck.name || stuck.opType}" (${stuck.opType}) ${why} (${protos.length - order.length} of ${protos.length} nodes unreachable); re-export the model`);
   }
   return order;
 }

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { JobEvent, RequestChannels } from '../../shared/ipc';
 import type { Stage } from '../../shared/progress';
+import { CANCEL_GRACE_MS } from '../base/progress';
 import type { EngineChannel } from './service';
 
 export type ToEngine = { type: 'call'; id: number; channel: EngineChannel; request: unknown } | { type: 'close' };
@@ -44,8 +45,6 @@ export const forkEngine: SpawnEngine = (script, args) => {
   };
 };
 
-/** How long a cancelled job has to stop before its engine is ended. */
-export const CANCEL_GRACE_MS = 1500;
 
 export interface RemoteOptions {
   stateDir: string;

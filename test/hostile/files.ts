@@ -110,6 +110,34 @@ export const MAKERS: Record<string, (dir: string) => string> = {
     return folder;
   },
   'calib-npy': (dir) => npy(dir, 'calib.npy', () => undefined),
+  'external-data': (dir) => {
+    // The weights in model.onnx.data beside the model, as exporters write large models.
+    const model = conv();
+    const w = model.graph!.initializer[0];
+    fs.writeFileSync(path.join(dir, 'model.onnx.data'), Buffer.from(w.rawData));
+    w.externalData = [{ key: 'location', value: 'model.onnx.data' }, { key: 'offset', value: '0' }, { key: 'length', value: String(w.rawData.length) }];
+    w.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    w.rawData = new Uint8Array(0);
+    fs.writeFileSync(path.join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    return path.join(dir, 'model.onnx');
+  },
+  'symlink-to-model': (dir) => {
+    const file = save(dir, 'model.onnx', conv());
+    fs.symlinkSync(file, path.join(dir, 'link.onnx'));
+    return file;
+  },
+  'identity-chain': (dir) => {
+    // A MatMul to quantize, then 2,500 Identity nodes: ONNX Runtime spends minutes optimising them away while creating a session.
+    const n = 2500;
+    return save(dir, 'chain.onnx', buildModel({
+      inputs: { x: ['batch', 4] }, outputs: { [`t${n}`]: ['batch', 4] },
+      initializers: { w: { dims: [4, 4], data: randomArray(16, 9, 0.5) } },
+      nodes: [
+        { op: 'MatMul', inputs: ['x', 'w'], outputs: ['t0'], name: 'matmul' },
+        ...Array.from({ length: n }, (_, i) => ({ op: 'Identity', inputs: [`t${i}`], outputs: [`t${i + 1}`], name: `id${i}` })),
+      ],
+    }));
+  },
   'a-folder': (dir) => {
     const folder = path.join(dir, 'a-folder.onnx');
     fs.mkdirSync(folder, { recursive: true });
