@@ -3,8 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
-import { EVENT_CHANNEL, MENU_CHANNEL, type MenuCommand } from '../shared/ipc';
+import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, session, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
+import { EVENT_CHANNEL, MENU_CHANNEL, type ExportResult, type MenuCommand } from '../shared/ipc';
 import { RemoteStudio, type SpawnEngine } from '../main/studio/remote';
 import { APP_ORIGIN, registerHandlers, type IpcMainLike } from './ipc-main';
 import { CSP, UI_TYPES } from './serve';
@@ -66,7 +66,14 @@ function menu(): void {
       ],
     },
     { role: 'editMenu' },
-    { role: 'viewMenu' },
+    {
+      label: 'View',
+      // DevTools only in a development build: in the packaged app they would hand the page's privileges to whoever sits at it.
+      submenu: [
+        { role: 'resetZoom' }, { role: 'zoomIn' }, { role: 'zoomOut' }, { type: 'separator' }, { role: 'togglefullscreen' },
+        ...(app.isPackaged ? [] : [{ type: 'separator' } as const, { role: 'reload' } as const, { role: 'toggleDevTools' } as const]),
+      ],
+    },
   ];
   Menu.setApplicationMenu(Menu.buildFromTemplate(template));
 }
@@ -74,18 +81,13 @@ function menu(): void {
 function createWindow(): void {
   win = new BrowserWindow({
     width: 1360, height: 900, show: false, title: 'Quant Studio',
-    webPreferences: { preload: path.join(__dirname, 'preload.js'), contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, spellcheck: false },
+    webPreferences: {
+      preload: path.join(__dirname, 'preload.js'), contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, spellcheck: false,
+      devTools: !app.isPackaged,
+    },
   });
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    // Links open in the user's browser, and only web links; the app never opens a second window.
-    try {
-      const u = new URL(url);
-      if (u.protocol === 'https:' || u.protocol === 'http:') void shell.openExternal(u.toString());
-    } catch {
-      // Not a URL: nothing to open.
-    }
-    return { action: 'deny' };
-  });
+  // The studio's pages link nowhere: no second window, and nothing handed to the OS to open.
+  win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
   win.webContents.on('will-navigate', (e) => e.preventDefault());
   win.webContents.on('will-redirect', (e) => e.preventDefault());
   win.once('ready-to-show', () => win?.show());
@@ -111,7 +113,27 @@ app.on('second-instance', (_e, argv) => {
   win?.focus();
 });
 
+/** The studio uses no camera, microphone, notification, geolocation, clipboard or other permission: every request is denied. */
+function denyPermissions(): void {
+  session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+  session.defaultSession.setPermissionCheckHandler(() => false);
+  session.defaultSession.setDevicePermissionHandler(() => false);
+}
+
+/**
+ * Shows the folder an export just wrote, and nothing else: the folder is the engine's answer, and is
+ * opened only when every file it lists is there, inside it (real paths), so that no path from the
+ * renderer reaches the OS's file opener.
+ */
+function showExport(result: ExportResult): void {
+  const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : undefined);
+  const folder = real(result.folder);
+  if (!folder || !fs.statSync(folder).isDirectory()) return;
+  if (result.files.length > 0 && result.files.every((f) => { const file = real(f.file); return file !== undefined && path.dirname(file) === folder; })) void shell.openPath(folder);
+}
+
 app.whenReady().then(() => {
+  denyPermissions();
   serveUi();
   menu();
   // The engine runs in a utility process: the main process only relays, and outlives an engine crash.
@@ -131,7 +153,7 @@ app.whenReady().then(() => {
     'run:analyze': (r) => service.handle('run:analyze', r),
     'run:export': async (r) => {
       const result = await service.handle('run:export', r);
-      void shell.openPath(result.folder);
+      showExport(result);
       return result;
     },
     'dialog:model': async () => {

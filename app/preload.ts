@@ -2,11 +2,13 @@
 // ipcRenderer and no Node; main re-checks everything it sends. Bundled into one file because a
 // sandboxed preload may require nothing but 'electron'.
 import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
-import { EVENT_CHANNEL, MENU_CHANNEL, type Channel, type Envelope, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../shared/ipc';
+import { EVENT_CHANNEL, isChannel, MENU_CHANNEL, type Channel, type Envelope, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../shared/ipc';
 
 const api: StudioApi = {
   host: 'electron',
   async call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> {
+    // The page could pass any string: only the contract's channels go over IPC.
+    if (!isChannel(channel)) throw new Error(`unknown channel "${String(channel)}"`);
     const envelope = (await ipcRenderer.invoke(channel, request)) as Envelope<ResponseOf<C>>;
     if (!envelope.ok) throw new Error(envelope.error);
     return envelope.value;
