@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { ENGINE_CHILD_ENV, runInChild } from './isolated';
+import { ENGINE_CHILD_ENV, exitWithParent, runInChild } from './isolated';
 import { startServer } from './serve';
 import { BACKENDS, findBackend, recipeFor } from '../shared/backends';
 import { describeTarget, isTargetMetric, parseMetricTarget, TARGET_METRICS, type Target } from '../shared/metrics';
@@ -556,6 +556,7 @@ export async function main(argv: string[]): Promise<number> {
       return command ? 0 : 2;
     }
     if (ENGINE_COMMANDS.has(command) && !process.env[ENGINE_CHILD_ENV]) return await runInChild(BIN, argv, (m) => process.stderr.write(m));
+    if (process.env[ENGINE_CHILD_ENV]) exitWithParent();
     switch (command) {
       case 'quantize': await cmdQuantize(rest); break;
       case 'analyze': await cmdAnalyze(rest); break;

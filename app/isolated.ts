@@ -12,7 +12,8 @@ export const ENGINE_CHILD_ENV = 'QUANT_STUDIO_ENGINE_CHILD';
 
 
 export function runInChild(bin: string, argv: string[], write: (message: string) => void): Promise<number> {
-  const child = spawn(process.execPath, [bin, ...argv], { stdio: 'inherit', env: { ...process.env, [ENGINE_CHILD_ENV]: '1' } });
+  // The IPC channel carries nothing: it closes when this process dies, however it dies, and the child then stops too.
+  const child = spawn(process.execPath, [bin, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [ENGINE_CHILD_ENV]: '1' } });
   let cancelled = false;
   const forward = (signal: NodeJS.Signals) => () => {
     cancelled = true;
@@ -43,6 +44,13 @@ export function runInChild(bin: string, argv: string[], write: (message: string)
       resolve(1);
     });
   });
+}
+
+/** In the engine child: a parent that is gone (killed, even by SIGKILL) leaves no one to report to, so the job ends with it. */
+export function exitWithParent(): void {
+  if (!process.connected || process.listenerCount('disconnect') > 0) return;
+  process.channel?.unref();
+  process.once('disconnect', () => process.exit(1));
 }
 
 /** The model a command names: its first .onnx argument, else its first positional one. */
