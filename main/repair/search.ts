@@ -15,7 +15,7 @@ import { convertModel, type ConvertResult } from '../convert/convert';
 import { memorySource } from '../data/subset';
 import { evaluate } from '../eval/evaluate';
 import {
-  configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, SwitchRunner, unitMove,
+  configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, SwitchRunner, switchUnits, unitMove,
   type ConfigRunner, type RunQuality, type Subset, type SwitchUnit,
 } from '../eval/sensitivity';
 import type { GraphView } from '../onnx/graph';
@@ -95,12 +95,14 @@ function outcome(s: Search, met: boolean, reason: string, after: RunQuality, mov
   const { target, numerics, subset } = s.input;
   const now = quantizedNodes(s.plan);
   const changes = [...s.changes, ...moved.units.map((u) => ({ name: u.id, node: u.node, op: u.op, action: moved.action!, why: moved.why.get(u) ?? '' }))];
+  // Met before the precision step counted its layers: "0 of N" still names N.
+  const total = moved.total || switchUnits(s.input.view, s.plan, s.base).units.length;
   return {
     recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges,
     report: {
       target, numerics, met, reason, before: quality(s.before, subset.samples, numerics), after: quality(after, subset.samples, numerics), changes,
       cost: {
-        unitsChanged: moved.units.length, unitsTotal: moved.total, fraction: moved.total ? Number((moved.units.length / moved.total).toFixed(4)) : 0,
+        unitsChanged: moved.units.length, unitsTotal: total, fraction: total ? Number((moved.units.length / total).toFixed(4)) : 0,
         nodesLeavingIntegerPath: [...quantizedNodes(s.input.plan)].filter((n) => !now.has(n)),
         sixteenBit: moved.action && moved.action !== 'float' ? moved.units.length : 0,
       },

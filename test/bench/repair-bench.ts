@@ -43,7 +43,7 @@ async function main(): Promise<void> {
         const methods = r.changes.filter((c) => c.action.startsWith('method:')).map((c) => c.action.slice('method:'.length));
         const within = float.accuracy - after.accuracy <= 3;
         console.log(`${name} repaired  ${after.accuracy.toFixed(1).padStart(5)}%   ${within ? 'within' : 'NOT within'} 3 points of float; output SQNR ${repaired.report.outputs[0].sqnr} dB; ${describeTarget(target)} ${r.met ? 'met' : 'not met'} on the search lines`);
-        console.log(`${' '.repeat(30)}   ranges: ${methods.length ? `re-chosen by ${methods.join(', ')} from the saved histograms` : 'unchanged'}; higher precision: ${moved.length} of ${r.cost.unitsTotal || '-'} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.nodesLeavingIntegerPath.length} nodes leave the integer path; search ${r.runs} runs, ${r.seconds.toFixed(0)} s; job ${seconds.toFixed(0)} s`);
+        console.log(`${' '.repeat(30)}   ranges: ${methods.length ? `re-chosen by ${methods.join(', ')} from the saved histograms` : 'unchanged'}; higher precision: ${moved.length} of ${r.cost.unitsTotal} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.nodesLeavingIntegerPath.length} nodes leave the integer path; search ${r.runs} runs, ${r.seconds.toFixed(0)} s; job ${seconds.toFixed(0)} s`);
         for (const c of moved) console.log(`${' '.repeat(33)}${c.action.padEnd(7)} ${c.name} (${c.op})`);
       }
     }
