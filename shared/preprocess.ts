@@ -34,11 +34,12 @@ export const RESIZE_WORDS: Record<(typeof RESIZE_MODES)[number], string> = {
 export const INTERPOLATIONS = ['bilinear', 'bicubic', 'nearest', 'opencv-linear'] as const;
 export type Interpolation = (typeof INTERPOLATIONS)[number];
 
+/** Short enough for a select; the field's title says which pipelines each one is. */
 export const INTERPOLATION_WORDS: Record<Interpolation, string> = {
-  bilinear: 'bilinear, antialiased (Pillow, torchvision)',
-  bicubic: 'bicubic, antialiased (Pillow, torchvision)',
-  nearest: 'nearest (Pillow, torchvision)',
-  'opencv-linear': 'linear (OpenCV cv2.resize)',
+  bilinear: 'Pillow bilinear',
+  bicubic: 'Pillow bicubic',
+  nearest: 'Pillow nearest',
+  'opencv-linear': 'OpenCV linear',
 };
 
 /** Images wider or taller than this are not a preprocessing size anyone means. */

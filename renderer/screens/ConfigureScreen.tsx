@@ -86,7 +86,7 @@ function DataSection() {
             <select id="pp-resize" value={p.resize ?? 'stretch'} onChange={(e) => setData({ preprocess: { resize: e.target.value as (typeof RESIZE_MODES)[number] } })}>
               {RESIZE_MODES.map((m) => <option key={m} value={m}>{RESIZE_WORDS[m]}</option>)}</select></div>
           <div className="field"><label htmlFor="pp-interpolation">Interpolation</label>
-            <select id="pp-interpolation" value={p.interpolation ?? 'bilinear'} title="Resize as the library the model was trained with does"
+            <select id="pp-interpolation" value={p.interpolation ?? 'bilinear'} title="Resize as the model's training pipeline did: Pillow's filters are what torchvision applies to PIL images (antialiased when shrinking); OpenCV linear is cv2.resize INTER_LINEAR, no antialias"
               onChange={(e) => setData({ preprocess: { interpolation: e.target.value as Interpolation } })}>
               {INTERPOLATIONS.map((m) => <option key={m} value={m}>{INTERPOLATION_WORDS[m]}</option>)}</select></div>
         </div>
