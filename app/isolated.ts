@@ -49,7 +49,6 @@ export function runInChild(bin: string, argv: string[], write: (message: string)
 /** In the engine child: a parent that is gone (killed, even by SIGKILL) leaves no one to report to, so the job ends with it. */
 export function exitWithParent(): void {
   if (!process.connected || process.listenerCount('disconnect') > 0) return;
-  process.channel?.unref();
   process.once('disconnect', () => process.exit(1));
 }
 

@@ -28,11 +28,11 @@ class Worker {
         child.off('exit', onExit);
         resolve(m);
       };
-      const onExit = (_: number | null, signal: NodeJS.Signals | null) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
         child.off('message', onMessage);
         this.child = undefined;
         this.crashes++;
-        resolve({ code: 1, printed: '', crashed: signal ?? 'exit' });
+        resolve({ code: 1, printed: '', crashed: signal ?? `exit code ${code}` });
       };
       child.once('message', onMessage);
       child.once('exit', onExit);
@@ -68,6 +68,8 @@ test(`${2 * MUTANTS_PER_MODEL} seeded mutants of two models: exit 0/1/2 with a m
           const what = `${seed.name} mutant ${k}, ${argv[0]}: exit ${r.code}${r.crashed ? ` (worker ended: ${r.crashed})` : ''}\n${r.printed}`;
           codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
           assert.ok([0, 1, 2].includes(r.code), what);
+          // Only a native crash may end the worker; a JavaScript path that exits would hide a failure.
+          assert.doesNotMatch(r.crashed ?? '', /^exit/, what);
           assert.doesNotMatch(r.printed, /\n\s+at .+:\d+:\d+\)?|TypeError|RangeError|ReferenceError|Cannot read propert/, what);
           if (r.code !== 0 && !r.crashed) assert.match(r.printed, /quant-studio: \S/, what);
           assert.equal(hash(model), before, `${what}: the input changed`);

@@ -195,3 +195,21 @@ test('SIGKILL while saving: no report in place vouches for a partial set, and th
   const report = JSON.parse(fs.readFileSync(path.join(out, 'q.report.json'), 'utf8')) as { artifacts: Array<{ file: string; bytes: number }> };
   for (const a of report.artifacts) assert.equal(fs.statSync(a.file).size, a.bytes, a.file);
 });
+
+test('an engine child whose CLI parent is SIGKILLed ends too', { timeout: 30_000 }, async () => {
+  const dir = tempDir('qs-hostile-orphan-');
+  const isolated = path.join(ROOT, 'dist', 'app', 'isolated.js');
+  // The parent starts a child as runInChild does (an IPC channel that carries nothing), reports its pid, and is killed.
+  const parentScript = path.join(dir, 'parent.js');
+  const childScript = path.join(dir, 'child.js');
+  fs.writeFileSync(childScript, `require(${JSON.stringify(isolated)}).exitWithParent(); setInterval(() => {}, 1000);`);
+  fs.writeFileSync(parentScript, `const c = require('node:child_process').spawn(process.execPath, [${JSON.stringify(childScript)}], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] }); process.stdout.write(String(c.pid)); setInterval(() => {}, 1000);`);
+  const parent = spawn(process.execPath, [parentScript], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (c: Buffer) => resolve(c.toString()))));
+  await new Promise((r) => setTimeout(r, 300));
+  parent.kill('SIGKILL');
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  const t0 = performance.now();
+  while (alive() && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(alive(), false, `child ${pid} outlived its parent`);
+});
