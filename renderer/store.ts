@@ -3,7 +3,7 @@
 // the test host drive the same store.
 import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
 import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from '../shared/backends';
-import type { ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, RunRequest, RunResult, StudioApi } from '../shared/ipc';
+import type { DataOptions, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, RunRequest, RunResult, StudioApi } from '../shared/ipc';
 import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
 import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
@@ -37,6 +37,8 @@ export interface DataConfig {
   path: string;
   randomCount: number;
   preprocess: PreprocessSpec;
+  /** How the source is read beyond preprocessing (not for random samples). */
+  options: DataOptions;
 }
 
 export interface ConfigSlice {
@@ -204,7 +206,7 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
     }),
     openSample: () => open(async () => {
       const sample = await api.call('model:sample', {});
-      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess } });
+      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess, options: {} } });
       return { ...sample.model, exportFolder: sample.exportFolder };
     }),
     chooseModel: async () => {
@@ -228,7 +230,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
   setNumerics: (numerics) => set({ numerics }),
   setSaturationFix: (saturationFix) => set({ saturationFix }),
   preset: DEFAULT_BACKEND.presets[0].name,
-  data: { kind: 'images', path: '', randomCount: 16, preprocess: {} },
+  data: { kind: 'images', path: '', randomCount: 16, preprocess: {}, options: {} },
   chooseBackend: (name, preset) => {
     set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
     void get().refreshPlan();
@@ -237,7 +239,10 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
     set({ recipe: { ...get().recipe, ...patch }, preset: undefined, plan: undefined });
     void get().refreshPlan();
   },
-  setData: (patch) => set({ data: { ...get().data, ...patch, preprocess: { ...get().data.preprocess, ...patch.preprocess } }, preview: undefined, previewError: undefined }),
+  setData: (patch) => set({
+    data: { ...get().data, ...patch, preprocess: { ...get().data.preprocess, ...patch.preprocess }, options: { ...get().data.options, ...patch.options } },
+    preview: undefined, previewError: undefined,
+  }),
   refreshPlan: async () => {
     const { model, recipe } = get();
     if (!model) return;
@@ -253,7 +258,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
     const source = dataSource(data);
     if (!model || !source || data.kind === 'random') return;
     try {
-      set({ preview: await api.call('data:preview', { model: model.file, source, preprocess: data.kind === 'images' ? data.preprocess : undefined }), previewError: undefined });
+      set({ preview: await api.call('data:preview', { model: model.file, source, preprocess: data.kind === 'images' ? data.preprocess : undefined, ...sourceOptions(data) }), previewError: undefined });
     } catch (err) {
       set({ preview: undefined, previewError: message(err) });
     }
@@ -264,6 +269,15 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
 export function dataSource(data: DataConfig): string | undefined {
   if (data.kind === 'random') return `random:${Math.max(1, Math.floor(data.randomCount))}`;
   return data.path.trim() || undefined;
+}
+
+/** The data options a run or preview sends: none for random samples, the pixel cap only for images. */
+export function sourceOptions(data: DataConfig): DataOptions {
+  if (data.kind === 'random') return {};
+  return {
+    ...(data.options.skipNonFinite ? { skipNonFinite: true } : {}),
+    ...(data.kind === 'images' && data.options.maxMegapixels !== undefined ? { maxMegapixels: data.options.maxMegapixels } : {}),
+  };
 }
 
 /** Progress arrives at up to ten events a second per stage; the store folds them in at most this often. */
@@ -302,11 +316,14 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
         // The samples of the run being repaired, so before and after compare.
         if (root?.calibration) request.calibration = root.calibration;
         if (root?.preprocess) request.preprocess = root.preprocess;
+        if (root?.skipNonFinite) request.skipNonFinite = true;
+        if (root?.maxMegapixels !== undefined) request.maxMegapixels = root.maxMegapixels;
         request.target = options.repair.target;
       } else {
         const source = dataSource(data);
         if (source) request.calibration = source;
         if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
+        Object.assign(request, sourceOptions(data));
       }
       parentOfRun = options.fromRun ? get().current : options.repair?.of;
       origin = options.fromRun ? { kind: 'override', of: options.fromRun } : options.repair ? { kind: 'repair', of: options.repair.of.runId, target: options.repair.target } : { kind: 'run' };

@@ -56,7 +56,15 @@ export interface PlanSummary {
   host: HostNumerics;
 }
 
-export interface PreviewRequest {
+/** How a data source is read beyond its preprocessing: the CLI's --skip-nonfinite and --max-megapixels. */
+export interface DataOptions {
+  /** Drop samples holding NaN, ±Inf or values past ±1e18 (the run says how many) instead of refusing the data. */
+  skipNonFinite?: boolean;
+  /** Images over this many decoded megapixels are refused from their header (default 50). */
+  maxMegapixels?: number;
+}
+
+export interface PreviewRequest extends DataOptions {
   model: string;
   source: string;
   preprocess?: PreprocessSpec;
@@ -73,7 +81,7 @@ export interface InputPreview {
   warnings: string[];
 }
 
-export interface RunRequest {
+export interface RunRequest extends DataOptions {
   model: string;
   recipe: Recipe;
   /** Calibration (and evaluation) data source: a folder, a .npy file, a manifest or random:N. */
@@ -229,6 +237,13 @@ function target(channel: string, value: unknown): void {
 
 const empty = (channel: string, v: unknown) => void object(channel, v, []);
 
+const DATA_OPTION_KEYS = ['skipNonFinite', 'maxMegapixels'];
+
+function dataOptions(channel: string, o: Record<string, unknown>): void {
+  if (o.skipNonFinite !== undefined && typeof o.skipNonFinite !== 'boolean') fail(channel, '"skipNonFinite" must be true or false');
+  if (o.maxMegapixels !== undefined && !(typeof o.maxMegapixels === 'number' && o.maxMegapixels > 0 && o.maxMegapixels <= 10_000)) fail(channel, '"maxMegapixels" must be a number of megapixels in (0, 10000]');
+}
+
 /** Payload validators: each throws a PayloadError naming the channel and the bad field. */
 export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is RequestOf<C> } = {
   'model:open': (v) => text('model:open', object('model:open', v, ['path']).path, 'path'),
@@ -242,13 +257,15 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
   'dialog:model': (v) => empty('dialog:model', v),
   'dialog:folder': (v) => empty('dialog:folder', v),
   'data:preview': (v) => {
-    const o = object('data:preview', v, ['model', 'source', 'preprocess']);
+    const o = object('data:preview', v, ['model', 'source', 'preprocess', ...DATA_OPTION_KEYS]);
     text('data:preview', o.model, 'model');
     text('data:preview', o.source, 'source');
     preprocess('data:preview', o.preprocess);
+    dataOptions('data:preview', o);
   },
   'run:start': (v) => {
-    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix']);
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix', ...DATA_OPTION_KEYS]);
+    dataOptions('run:start', o);
     text('run:start', o.model, 'model');
     recipe('run:start', o.recipe);
     text('run:start', o.calibration, 'calibration', true);

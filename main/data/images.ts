@@ -56,7 +56,7 @@ export async function imageSize(file: string, maxMegapixels = DEFAULT_MAX_MEGAPI
   const { width, height } = meta.autoOrient ?? meta;
   if (!width || !height) throw new DataError(`${file}: the image header gives no size; replace the file or move it out of the folder`);
   if (width * height > maxMegapixels * 1e6) {
-    throw new DataError(`${file}: ${width}×${height} is ${((width * height) / 1e6).toFixed(1)} megapixels, over the ${maxMegapixels} MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels)`);
+    throw new DataError(`${file}: ${width}×${height} is ${((width * height) / 1e6).toFixed(1)} megapixels, over the ${maxMegapixels} MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels; in the studio, Pixel cap)`);
   }
   return { width, height };
 }

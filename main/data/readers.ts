@@ -170,7 +170,7 @@ class ColumnSource implements SampleSource {
       }
     });
     const keep = [...Array(n).keys()].filter((k) => !bad.has(k));
-    if (bad.size && !this.options.skipNonFinite) throw new DataError(`${[...bad.values()][0]}; fix or remove it, or pass --skip-nonfinite to drop such samples`);
+    if (bad.size && !this.options.skipNonFinite) throw new DataError(`${[...bad.values()][0]}; fix or remove it, or drop such samples (--skip-nonfinite; in the studio, Drop non-finite samples)`);
     if (bad.size) this.options.onWarning?.(`dropped ${bad.size} sample${bad.size > 1 ? 's' : ''} with non-finite values: ${[...bad.values()].join('; ')}`);
     if (keep.length === 0) return undefined;
     const feed: Feed = {};

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findBackend, recipeProblems } from '../../shared/backends';
-import type { ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel } from '../../shared/ipc';
+import type { DataOptions, ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
 
@@ -62,7 +62,7 @@ interface Run {
   /** The ranges file a re-run reads: this run's own, or the one it re-used. */
   ranges?: string;
   /** The samples it calibrated or evaluated on (a re-run's are its parent's). */
-  data: { calibration?: string; preprocess?: PreprocessSpec };
+  data: { calibration?: string; preprocess?: PreprocessSpec; options: DataOptions };
   outcome?: QuantizeOutcome;
   /** The input model and the files it references: no export may land on one. */
   inputs: string[];
@@ -189,7 +189,7 @@ export class StudioService {
 
   async preview(request: PreviewRequest): Promise<InputPreview> {
     const view = new GraphView(loadModel(request.model).model);
-    const preview = await previewInput(await openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1 }));
+    const preview = await previewInput(await openSource(request.source, inputSpecs(view), { preprocess: request.preprocess, limit: 1, ...dataOptionsOf(request) }));
     if (!preview) throw new StudioError(`${request.source}: holds no samples`);
     return preview;
   }
@@ -199,6 +199,7 @@ export class StudioService {
     let ranges: string | undefined;
     let calibration = request.calibration;
     let preprocess = request.preprocess;
+    let options = dataOptionsOf(request);
     if (request.fromRun) {
       const parent = this.runs.get(request.fromRun);
       if (!parent?.outcome || !parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
@@ -206,6 +207,7 @@ export class StudioService {
       // Evaluation reads the same samples as the run whose ranges are re-used, so the two compare.
       calibration = parent.request.calibration;
       preprocess = parent.request.preprocess;
+      options = parent.data.options;
     }
     if (request.recipe.kind === 'static' && !calibration && !ranges) {
       throw new StudioError('static quantization needs calibration data: choose a folder of images, .npy files, or random samples');
@@ -215,10 +217,10 @@ export class StudioService {
     const model = path.resolve(request.model);
     // A model opened before the engine restarted is known by its file alone: read what it references.
     const inputs = this.inputFiles.get(model) ?? [model, ...(loadModel(model).externalFiles ?? [])];
-    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess }, inputs };
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess, options }, inputs };
     this.runs.set(id, run);
     this.options.emit({ runId: id, type: 'started', request });
-    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges }));
+    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges, ...options }));
     return { runId: id };
   }
 
@@ -267,7 +269,7 @@ export class StudioService {
     const { state, onProgress } = this.progress(id);
     this.options.emit({ runId: id, type: 'analysis-started', of: runId });
     const job = analyze({
-      model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess,
+      model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess, ...run.data.options,
       numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
       (analysis): JobEvent => (controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'analyzed', of: runId, analysis }),
@@ -278,13 +280,14 @@ export class StudioService {
   }
 
   /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
-  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string }): Promise<JobEvent> {
+  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string } & DataOptions): Promise<JobEvent> {
     const emit = this.options.emit;
     const { state, onProgress } = this.progress(run.id);
     try {
       const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe.backend, run.request.recipe.kind)));
       const outcome = await quantize({
         model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
+        skipNonFinite: data.skipNonFinite, maxMegapixels: data.maxMegapixels,
         out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
         numerics: run.request.numerics, saturationFix: run.request.saturationFix,
       });
@@ -333,7 +336,7 @@ export class StudioService {
     const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
       : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
     if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
-    const source = await openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess });
+    const source = await openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess, ...run.data.options });
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }
@@ -384,6 +387,14 @@ export class StudioService {
     if (this.active) await this.cancel(this.active.id);
     fs.rmSync(this.workRoot, { recursive: true, force: true });
   }
+}
+
+/** The data options a request sets, and only those: a record stays as small as what was asked. */
+function dataOptionsOf(request: DataOptions): DataOptions {
+  return {
+    ...(request.skipNonFinite ? { skipNonFinite: true } : {}),
+    ...(request.maxMegapixels !== undefined ? { maxMegapixels: request.maxMegapixels } : {}),
+  };
 }
 
 function readRunRecord(file: string): RunRecord | undefined {

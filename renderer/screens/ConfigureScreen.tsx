@@ -85,10 +85,22 @@ function DataSection() {
           <div className="field"><label htmlFor="pp-resize">Resize</label>
             <select id="pp-resize" value={p.resize ?? 'stretch'} onChange={(e) => setData({ preprocess: { resize: e.target.value as (typeof RESIZE_MODES)[number] } })}>
               {RESIZE_MODES.map((m) => <option key={m} value={m}>{RESIZE_WORDS[m]}</option>)}</select></div>
+          <div className="field"><label htmlFor="pp-max-mp">Pixel cap (MP)</label>
+            <input id="pp-max-mp" type="number" min={1} step={1} defaultValue={data.options.maxMegapixels ?? ''} placeholder="50"
+              title="Images with more decoded megapixels are refused from their header, before a pixel is decoded"
+              onBlur={(e) => setData({ options: { maxMegapixels: e.target.value ? Number(e.target.value) : undefined } })} /></div>
           <div className="field"><label htmlFor="pp-interpolation">Interpolation</label>
             <select id="pp-interpolation" value={p.interpolation ?? 'bilinear'} title="Resize as the model's training pipeline did: Pillow's filters are what torchvision applies to PIL images (antialiased when shrinking); OpenCV linear is cv2.resize INTER_LINEAR, no antialias"
               onChange={(e) => setData({ preprocess: { interpolation: e.target.value as Interpolation } })}>
               {INTERPOLATIONS.map((m) => <option key={m} value={m}>{INTERPOLATION_WORDS[m]}</option>)}</select></div>
+        </div>
+      )}
+      {data.kind !== 'random' && (
+        <div className="field wide">
+          <label htmlFor="data-skip-nonfinite">
+            <input id="data-skip-nonfinite" type="checkbox" checked={Boolean(data.options.skipNonFinite)} onChange={(e) => setData({ options: { skipNonFinite: e.target.checked || undefined } })} />
+            {' '}Drop non-finite samples: those holding NaN, ±Inf or values past ±1e18 (the run says how many); otherwise such data is refused
+          </label>
         </div>
       )}
       {data.kind !== 'random' && (

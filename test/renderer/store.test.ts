@@ -171,3 +171,50 @@ test('progress events are folded in at most every 100 ms', async () => {
   store.getState().onJobEvent({ runId: 'run-y', type: 'failed', stage: 'load', message: 'x' });
   assert.equal(store.getState().status, 'running');
 });
+
+test('non-finite calibration data is refused naming the studio option; with it, the sample is dropped and the run says so', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-store-nan-'));
+  try {
+    const { writeNpy } = await import('../../main/data/npy');
+    const data = new Float32Array(3 * 3 * 48 * 192).fill(0.25);
+    data[3 * 48 * 192 + 7] = NaN;
+    const file = path.join(dir, 'lines.npy');
+    writeNpy(file, 'float32', [3, 3, 48, 192], data);
+    const store = createStudioStore(host.api);
+    await store.getState().openSample();
+    store.getState().chooseBackend('xnnpack', 'a8w8');
+    store.getState().setData({ kind: 'npy', path: file });
+    await store.getState().startRun();
+    const refused = await until(store, (x) => x.status === 'done' || x.status === 'failed', 'the refused run');
+    assert.equal(refused.status, 'failed');
+    assert.match(refused.failure!.message, /sample 2 of .*lines\.npy holds 1 value that is NaN.*in the studio, Drop non-finite samples/);
+
+    store.getState().setData({ options: { skipNonFinite: true } });
+    await store.getState().startRun();
+    const run = await until(store, (x) => x.status === 'done' || x.status === 'failed', 'the run that drops the sample');
+    assert.equal(run.status, 'done', run.failure?.message);
+    assert.ok(run.warnings.some((w) => /dropped 1 sample with non-finite values: sample 2 of/.test(w)), JSON.stringify(run.warnings));
+    assert.equal(run.current!.report.samples.calibration, 2);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the pixel cap set in the studio refuses a larger image from its header', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-store-cap-'));
+  try {
+    const sharp = (await import('sharp')).default;
+    await sharp({ create: { width: 1000, height: 400, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toFile(path.join(dir, 'wide.png'));
+    const store = createStudioStore(host.api);
+    await store.getState().openSample();
+    store.getState().setData({ path: dir, options: { maxMegapixels: 0.2 } });
+    await store.getState().refreshPreview();
+    assert.match(store.getState().previewError!, /wide\.png: 1000×400 is 0\.4 megapixels, over the 0\.2 MP cap .*in the studio, Pixel cap/);
+    store.getState().setData({ options: { maxMegapixels: 1 } });
+    await store.getState().refreshPreview();
+    assert.equal(store.getState().previewError, undefined);
+    assert.deepEqual(store.getState().preview!.shape, [1, 3, 48, 192]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

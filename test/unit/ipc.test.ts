@@ -85,6 +85,9 @@ test('malformed payloads are refused with the channel and the field named', asyn
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'vibes', value: 0.9 } }, /"target.metric" must be one of top1-agreement/],
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'cosine', value: 1.5 } }, /"target.value" of a metric must be in \(0, 1\]/],
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', metric: 'cosine', value: 40 } }, /"target.metric" belongs to a metric target/],
+    ['run:start', { model: '/x.onnx', recipe, skipNonFinite: 'yes' }, /run:start: "skipNonFinite" must be true or false/],
+    ['run:start', { model: '/x.onnx', recipe, maxMegapixels: -1 }, /run:start: "maxMegapixels" must be a number of megapixels in \(0, 10000\]/],
+    ['data:preview', { model: '/x.onnx', source: '/d', maxMegapixels: Infinity }, /data:preview: "maxMegapixels" must be a number/],
   ];
   for (const [channel, payload, why] of cases) {
     const reply = await invoke(channel, payload);

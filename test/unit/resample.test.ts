@@ -109,7 +109,7 @@ test('an image over the pixel cap is refused from its header, before a pixel is 
   fs.writeFileSync(bomb, pngHeaderOnly(20000, 20000));
   const t0 = performance.now();
   await assert.rejects(decodeImage(bomb), (err: unknown) => err instanceof DataError
-    && err.message === `${bomb}: 20000×20000 is 400.0 megapixels, over the 50 MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels)`);
+    && err.message === `${bomb}: 20000×20000 is 400.0 megapixels, over the 50 MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels; in the studio, Pixel cap)`);
   assert.ok(performance.now() - t0 < 1000, 'refused from the header');
   const photo = path.join(dir, 'photo.png');
   await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 9, g: 8, b: 7 } } }).png().toFile(photo);
