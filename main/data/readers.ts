@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImage, DEFAULT_MAX_MEGAPIXELS, IMAGE_EXTENSIONS, imageSize, listImages, preprocessImage, type ImageGeometry } from './images';
 import { elementCount, type ElementType, type Feed, type InputSpec } from '../base/feed';
-import { allocate, DataError, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
+import { allocate, DataError, itemSize, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
 import { preprocessProblem, type PreprocessSpec } from '../../shared/preprocess';
 
 export { DataError };
@@ -27,7 +27,7 @@ export interface SourceOptions {
   limit?: number;
   /** Seed of random:N data. */
   seed?: number;
-  /** Drop samples holding NaN or ±Inf (and say so through onWarning) instead of refusing the data. */
+  /** Drop samples holding NaN, ±Inf or values past ±MAX_SAMPLE_MAGNITUDE (and say so through onWarning) instead of refusing the data. */
   skipNonFinite?: boolean;
   /** Images over this many decoded megapixels are refused from their header; default DEFAULT_MAX_MEGAPIXELS. */
   maxMegapixels?: number;
@@ -104,10 +104,8 @@ export async function openSource(spec: string, inputs: InputSpec[], options: Sou
   return new ColumnSource(description, count, warnings, slots, columns, options);
 }
 
-const BYTES: Record<ElementType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1 };
-
 function checkSampleSize(spec: string, slots: Slot[], columns: Column[]): void {
-  const sizes = slots.map((slot, i) => elementCount(columns[i].shape(0)) * BYTES[slot.type]);
+  const sizes = slots.map((slot, i) => elementCount(columns[i].shape(0)) * itemSize(slot.type));
   const total = sizes.reduce((a, b) => a + b, 0);
   if (total <= MAX_SAMPLE_BYTES) return;
   const i = sizes.indexOf(Math.max(...sizes));
@@ -177,7 +175,7 @@ class ColumnSource implements SampleSource {
     this.slots.forEach((slot, i) => {
       const shape = this.columns[i].shape(start);
       const per = data[i].length / (slot.batchAxis ? n : 1);
-      const kept = keep.length === n || !slot.batchAxis ? data[i] : keepSamples(data[i], keep, per);
+      const kept = keep.length === n || !slot.batchAxis ? data[i] : keepSamples(data[i], slot.type, keep, per);
       feed[slot.input.name] = { type: slot.type, dims: slot.batchAxis ? [keep.length, ...shape] : [...shape], data: kept };
     });
     return feed;
@@ -232,15 +230,11 @@ function convert(data: NpyArray, from: ElementType, to: ElementType): NpyArray {
   return from === to ? data : copyInto(allocate(to, data.length), 0, data);
 }
 
-function keepSamples(data: NpyArray, keep: number[], per: number): NpyArray {
-  const out = allocate(dtypeOf(data), keep.length * per);
+/** The samples `keep` of `data`, each `per` values of the input's element type. */
+function keepSamples(data: NpyArray, type: ElementType, keep: number[], per: number): NpyArray {
+  const out = allocate(type, keep.length * per);
   keep.forEach((k, j) => copyInto(out, j * per, data.subarray(k * per, (k + 1) * per) as NpyArray));
   return out;
-}
-
-function dtypeOf(data: NpyArray): ElementType {
-  return data instanceof Float32Array ? 'float32' : data instanceof Float64Array ? 'float64' : data instanceof BigInt64Array ? 'int64'
-    : data instanceof Int32Array ? 'int32' : data instanceof Int8Array ? 'int8' : 'uint8';
 }
 
 /** Copies with conversion; typed arrays convert between number kinds themselves, not to or from bigint. */
