@@ -61,15 +61,18 @@ export async function imageSize(file: string, maxMegapixels = DEFAULT_MAX_MEGAPI
   return { width, height };
 }
 
-/** The image as 8-bit RGB, upright; refused from the header when over the pixel cap. */
+/**
+ * The image as 8-bit RGB, upright. libvips applies the pixel cap from the header before decoding;
+ * the file is opened once, and only a failure reads the header again, for the message that says why.
+ */
 export async function decodeImage(file: string, maxMegapixels = DEFAULT_MAX_MEGAPIXELS): Promise<Pixels> {
-  await imageSize(file, maxMegapixels);
   try {
     // Alpha is dropped, as Pillow's convert('RGB') drops it; grey images become three equal channels.
     const { data, info } = await sharp(file, { limitInputPixels: Math.floor(maxMegapixels * 1e6), failOn: 'error' })
       .autoOrient().removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (err) {
+    await imageSize(file, maxMegapixels);
     throw new DataError(`${file}: cannot decode this image (${oneLine(err as Error)}); replace it or move it out of the folder`);
   }
 }
