@@ -1,20 +1,8 @@
 // Seeded mutants of a model for the bounded fuzzer: flipped, dropped and inserted bytes anywhere
 // in the file, and structural edits of the decoded graph (dims, types, ops, attributes, edges,
 // initializers) that a byte flip rarely reaches. The same seed always makes the same mutant.
+import { mulberry32 } from '../../main/data/readers';
 import { onnx } from '../../main/onnx/proto';
-
-/** xorshift32: small, seedable, the same on every machine. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 const OPS = ['Conv', 'Einsum', 'Gemm', 'MatMul', 'Reshape', 'Transpose', 'Concat', 'Split', 'Gather', 'Slice', 'Resize', 'Loop', 'If', 'Pad', 'TopK', 'QuantizeLinear', 'DequantizeLinear', 'Softmax', 'NonZero', 'Unknown'];
 const DIMS = [0, -1, -7, 1, 3, 46341, 2 ** 31, 2 ** 40];
@@ -88,7 +76,7 @@ function mutateGraph(model: onnx.ModelProto, r: Rand): void {
 
 /** Mutant `seed` of `bytes`: a third are structural edits, the rest byte edits. */
 export function mutant(bytes: Uint8Array, seed: number): Uint8Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   if (r() < 1 / 3) {
     try {
       const model = onnx.ModelProto.decode(bytes);

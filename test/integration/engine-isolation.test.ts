@@ -9,11 +9,14 @@ import { RemoteStudio } from '../../main/studio/remote';
 import { recipeFor } from '../../shared/backends';
 import type { JobEvent } from '../../shared/ipc';
 import { MAKERS } from '../hostile/files';
-import { ROOT, tempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { trackedTempDirs } from '../helpers/cli';
+
+const tempDir = trackedTempDirs();
 
 const events: JobEvent[] = [];
 let onEvent: (e: JobEvent) => void = () => undefined;
-const studio = new RemoteStudio({ stateDir: tempDir('qs-isolation-'), sampleDir: path.join(ROOT, 'resources', 'sample'), emit: (e) => { events.push(e); onEvent(e); } });
+const studio = new RemoteStudio({ stateDir: tempDir('isolation'), sampleDir: path.join(ROOT, 'resources', 'sample'), emit: (e) => { events.push(e); onEvent(e); } });
 after(() => studio.close());
 
 /** The run's last event: done, failed or cancelled. */
@@ -26,7 +29,7 @@ function ending(runId: () => string | undefined): Promise<JobEvent> {
 }
 
 test('a native crash fails the run with its signal and no folder; a fresh engine runs the next one', { timeout: 120_000 }, async () => {
-  const dir = tempDir('qs-isolation-models-');
+  const dir = tempDir('isolation-models');
   const crash = MAKERS['einsum-crash'](dir);
   let runId: string | undefined;
   const end = ending(() => runId);
@@ -43,7 +46,7 @@ test('a native crash fails the run with its signal and no folder; a fresh engine
 });
 
 test('Cancel while ONNX Runtime creates a session for minutes: cancelled within a second, and the next run works', { timeout: 120_000 }, async () => {
-  const dir = tempDir('qs-isolation-chain-');
+  const dir = tempDir('isolation-chain');
   let runId: string | undefined;
   const end = ending(() => runId);
   ({ runId } = await studio.handle('run:start', { model: MAKERS['identity-chain'](dir), recipe: recipeFor('cpu'), calibration: 'random:2' }));

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { mutant } from '../hostile/mutants';
 import { MAKERS } from '../hostile/files';
-import { ROOT, tempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { trackedTempDirs } from '../helpers/cli';
 
 const MUTANTS_PER_MODEL = 400;
 
@@ -49,7 +50,7 @@ const hash = (file: string) => crypto.createHash('sha256').update(fs.readFileSyn
 
 test(`${2 * MUTANTS_PER_MODEL} seeded mutants of two models: exit 0/1/2 with a message, no stack trace, the input unchanged, nothing written on failure`, { timeout: 180_000 }, async () => {
   const t0 = performance.now();
-  const dir = tempDir('qs-fuzz-');
+  const dir = trackedTempDirs()('fuzz');
   const seeds = [
     { name: 'conv', bytes: fs.readFileSync(MAKERS['tiny-conv'](dir)) },
     { name: 'mnist', bytes: fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'model.onnx')) },

@@ -11,18 +11,20 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startServer, type RunningServer } from '../../app/serve';
 import { MAKERS } from '../hostile/files';
-import { ROOT, tempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { BIN, trackedTempDirs } from '../helpers/cli';
 
 const CORPUS = path.join(ROOT, 'test', 'hostile', 'cases.json');
-const BIN = path.join(ROOT, 'bin', 'quant-studio.js');
+const tempDir = trackedTempDirs();
 
 interface CliCase { name: string; model: string; data?: string; args: string[]; exit: number; stderr?: string; stdout?: string; stdoutNot?: string; writes?: string[]; seconds?: number }
 interface HostCase { name: string; raw?: string; path?: string; method?: string; body?: string; json?: boolean; bodyBytes?: number; status: number; message?: string }
 const corpus = JSON.parse(fs.readFileSync(CORPUS, 'utf8')) as { cli: CliCase[]; host: HostCase[] };
 
-export interface Ran { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; seconds: number }
+interface Ran { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; seconds: number }
 
-export function runCli(args: string[], cwd: string, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Ran> {
+/** The CLI in a subprocess, its stderr watched as it comes: a test can act on what it prints (Ctrl-C after a stage). */
+function runCli(args: string[], cwd: string, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Ran> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -36,7 +38,7 @@ export function runCli(args: string[], cwd: string, onStderr?: (text: string, ch
 }
 
 /** Every file under `dir` with the hash of its bytes (links by their target's path). */
-export function snapshot(dir: string): Map<string, string> {
+function snapshot(dir: string): Map<string, string> {
   const files = new Map<string, string>();
   const walk = (folder: string) => {
     for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
@@ -52,7 +54,7 @@ export function snapshot(dir: string): Map<string, string> {
   return files;
 }
 
-export function assertNoStack(text: string, what: string): void {
+function assertNoStack(text: string, what: string): void {
   assert.doesNotMatch(text, /\n\s+at .+:\d+:\d+\)?/, `${what}: a stack trace`);
 }
 
@@ -66,7 +68,7 @@ function locked(dir: string): string {
 
 for (const c of corpus.cli) {
   test(`CLI: ${c.name}`, { timeout: 60_000 }, async () => {
-    const dir = tempDir('qs-hostile-');
+    const dir = tempDir('hostile');
     const model = MAKERS[c.model](dir);
     const data = c.data ? MAKERS[c.data](dir) : '';
     const lockedDir = c.args.some((a) => a.includes('$locked')) ? locked(dir) : '';
@@ -91,7 +93,7 @@ for (const c of corpus.cli) {
 
 let server: RunningServer;
 before(async () => {
-  server = await startServer({ uiDir: path.join(ROOT, 'dist', 'ui'), sampleDir: path.join(ROOT, 'resources', 'sample'), stateDir: tempDir('qs-hostile-serve-') });
+  server = await startServer({ uiDir: path.join(ROOT, 'dist', 'ui'), sampleDir: path.join(ROOT, 'resources', 'sample'), stateDir: tempDir('hostile-serve') });
 });
 after(() => server.close());
 
@@ -149,7 +151,7 @@ test('host: nothing of an upload lands outside the upload folder', async () => {
 });
 
 test('Ctrl-C while ONNX Runtime spends minutes creating a session: the CLI stops within a second, having written nothing', { timeout: 60_000 }, async () => {
-  const dir = tempDir('qs-hostile-sigint-');
+  const dir = tempDir('hostile-sigint');
   const model = MAKERS['identity-chain'](dir);
   const before = snapshot(dir);
   let sentAt = 0;
@@ -171,7 +173,7 @@ test('Ctrl-C while ONNX Runtime spends minutes creating a session: the CLI stops
 });
 
 test('SIGKILL while saving: no report in place vouches for a partial set, and the next export removes the dead staging folder', { timeout: 60_000 }, async () => {
-  const dir = tempDir('qs-hostile-kill-');
+  const dir = tempDir('hostile-kill');
   const model = MAKERS['tiny-conv'](dir);
   const out = path.join(dir, 'out');
   fs.mkdirSync(out);
@@ -197,7 +199,7 @@ test('SIGKILL while saving: no report in place vouches for a partial set, and th
 });
 
 test('an engine child whose CLI parent is SIGKILLed ends too', { timeout: 30_000 }, async () => {
-  const dir = tempDir('qs-hostile-orphan-');
+  const dir = tempDir('hostile-orphan');
   const isolated = path.join(ROOT, 'dist', 'app', 'isolated.js');
   // The parent starts a child as runInChild does (an IPC channel that carries nothing), reports its pid, and is killed.
   const parentScript = path.join(dir, 'parent.js');

@@ -11,7 +11,10 @@ import Module from 'node:module';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CHANNELS } from '../../shared/ipc';
-import { ROOT, tempDir } from '../helpers/build';
+import { ROOT } from '../helpers/build';
+import { trackedTempDirs } from '../helpers/cli';
+
+const tempDir = trackedTempDirs();
 
 const DIST_APP = path.join(ROOT, 'dist', 'app');
 
@@ -57,7 +60,7 @@ function fakeElectron(rec: Recorded) {
     focus() { return undefined; }
   }
   const app = Object.assign(new EventEmitter(), {
-    isPackaged: true, getPath: () => tempDir('qs-electron-user-'), requestSingleInstanceLock: () => true, quit: () => undefined,
+    isPackaged: true, getPath: () => tempDir('electron-user'), requestSingleInstanceLock: () => true, quit: () => undefined,
     whenReady: () => Promise.resolve(),
   });
   return {
@@ -127,7 +130,7 @@ test('packaged main: every permission denied, no DevTools, no second window, no 
 
 test('packaged main: the OS is shown the folder an export wrote, never a folder its files are not in', async () => {
   const rec = await packagedMain();
-  const folder = tempDir('qs-electron-export-');
+  const folder = tempDir('electron-export');
   const file = path.join(folder, 'q.onnx');
   fs.writeFileSync(file, 'x');
   await exportAnswered(rec, { folder: '/etc', files: [{ file, bytes: 1, what: 'QDQ model' }], floatBytes: 1, quantizedBytes: 1, ratio: 1 });

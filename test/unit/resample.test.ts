@@ -1,16 +1,17 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import { trackedTempDirs } from '../helpers/cli';
+import { MAKERS } from '../hostile/files';
 import { decodeImage, imageSize, preprocessImage, type ImageGeometry } from '../../main/data/images';
 import { DataError } from '../../main/data/npy';
 import { luma, resize, type Pixels } from '../../main/data/resample';
 import type { Interpolation } from '../../shared/preprocess';
 
 // Made by test/fixtures/resample/make_fixture.py with Pillow, OpenCV, torch and torchvision.
+const tempDir = trackedTempDirs();
 const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'resample', 'resample.json');
 
 interface Case {
@@ -84,29 +85,9 @@ test("torchvision's Resize(S) + CenterCrop(S) is shorter-side-then-center-crop, 
   }
 });
 
-function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'qs-images-'));
-}
-
-/** A PNG whose header claims width×height, with almost no data behind it. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    return Buffer.concat([len, Buffer.from(type), data, Buffer.alloc(4)]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(16))), chunk('IEND', Buffer.alloc(0))]);
-}
-
 test('an image over the pixel cap is refused from its header, before a pixel is decoded; the cap is configurable', async () => {
-  const dir = tempDir();
-  const bomb = path.join(dir, 'bomb.png');
-  fs.writeFileSync(bomb, pngHeaderOnly(20000, 20000));
+  const dir = tempDir('images');
+  const bomb = path.join(MAKERS['png-bomb-header'](dir), 'bomb.png');
   const t0 = performance.now();
   await assert.rejects(decodeImage(bomb), (err: unknown) => err instanceof DataError
     && err.message === `${bomb}: 20000×20000 is 400.0 megapixels, over the 50 MP cap on decoded images (a decompression bomb, or far larger than any model input); downscale it, or raise the cap (--max-megapixels; in the studio, Pixel cap)`);
@@ -118,7 +99,7 @@ test('an image over the pixel cap is refused from its header, before a pixel is 
 });
 
 test('EXIF orientation is applied; alpha is dropped and grey images come as three equal channels; WebP and TIFF read as written', async () => {
-  const dir = tempDir();
+  const dir = tempDir('images');
   // 3 wide, 1 tall, stored with orientation 6 (rotate 90° clockwise to view): upright it is 1×3.
   const rotated = path.join(dir, 'rotated.jpg');
   await sharp(Buffer.from([255, 0, 0, 0, 255, 0, 0, 0, 255]), { raw: { width: 3, height: 1, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(rotated);
