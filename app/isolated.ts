@@ -10,7 +10,6 @@ import { CANCEL_GRACE_MS, STAGE_PREFIX } from '../main/jobs';
 /** Set in the child's environment: it runs the command itself. */
 export const ENGINE_CHILD_ENV = 'QUANT_STUDIO_ENGINE_CHILD';
 
-
 export function runInChild(bin: string, argv: string[], write: (message: string) => void): Promise<number> {
   // The IPC channel carries nothing: it closes when this process dies, however it dies, and the child then stops too.
   const child = spawn(process.execPath, [bin, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [ENGINE_CHILD_ENV]: '1' } });

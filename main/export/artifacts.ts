@@ -1,6 +1,6 @@
 // The files an export writes, named from the output model. Paths are decided and checked before any
 // work: never a folder, never an input (real paths, the model's external data included), always a
-// folder the job can write. The set is written into a staging folder beside the model and renamed
+// folder the job can write. The set is written into a staging folder beside the output and renamed
 // into place, the report last: a job killed while saving leaves no partial set in place, and its
 // staging folder is removed by the next export into that folder.
 import * as fs from 'node:fs';
