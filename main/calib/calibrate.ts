@@ -10,7 +10,7 @@ import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { parseMethod } from '../stats/observers';
-import { canSample, sampleStride, tapModel } from './taps';
+import { canSample, EXTREMES_OUTPUT, sampleStride, tapModel } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -35,6 +35,21 @@ export interface CalibrationResult {
 }
 
 const DEFAULT_BUDGET = 512 * 2 ** 20;
+
+/**
+ * Tensors of a batch a tapped run holds at a time, counted in its largest tapped tensor: a few live
+ * ones (a residual branch, the tensor being made and its inputs), since each tap reduces and frees
+ * its tensor as soon as it is made (onnx/edit.ts withJoinedAdditions). On the PaddleOCR recognizer the
+ * side-by-side comparison at batch 16 holds 170 MB, 10 of its largest tensors for both halves.
+ */
+const LIVE_TENSORS = 8;
+
+/** Bytes a tapped run of the model holds per sample, from the tapped tensors' shapes on one sample. */
+export function liveBytesPerSample(shapes: ReadonlyMap<string, number[]>): number {
+  let largest = 0;
+  for (const shape of shapes.values()) largest = Math.max(largest, elementCount(shape) * 4);
+  return LIVE_TENSORS * largest;
+}
 
 /** The largest batch, up to the requested one, whose activations stay under the budget. */
 export function fitBatch(requested: number, perSample: number, budget = DEFAULT_BUDGET): number {
@@ -87,9 +102,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     // activations fits the memory budget, and each histogram tensor gets the stride that keeps its
     // sample near the sample budget per batch.
     const shapes = await probeShapes(model, tensors.map((t) => t.tensor), source);
-    let perSample = 0;
-    for (const shape of shapes.values()) perSample += elementCount(shape) * 4;
-    const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
+    const batchSize = fitBatch(options.batchSize, liveBytesPerSample(shapes), options.memoryBudget);
     const strides = new Map<string, number>();
     const sampling = canSample(model);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
@@ -107,9 +120,10 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // previous flush keeps at most two batches in memory.
       await queued;
       const n = Object.values(feed)[0].dims[0];
+      const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
       for (const tap of taps) {
-        const min = (out[tap.min] as ort.Tensor).data[0] as number;
-        const max = (out[tap.max] as ort.Tensor).data[0] as number;
+        const min = extremes[tap.min];
+        const max = extremes[tap.max];
         if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
         if (!tap.values) {
           pool.observe(tap.tensor, Float32Array.of(min, max));

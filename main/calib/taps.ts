@@ -3,10 +3,10 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { makeNode, placeAfterProducers, REDUCE_ALL, typedValueInfo } from '../onnx/edit';
+import { makeNode, REDUCE_ALL, stridedSample, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { int64Tensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
-import { int64Tensor, makeTensor } from '../onnx/tensor';
 
 export interface TapRequest {
   tensor: string;
@@ -16,15 +16,17 @@ export interface TapRequest {
 
 export interface Tap {
   tensor: string;
-  min: string;
-  max: string;
+  /** Index of the batch minimum in the EXTREMES_OUTPUT vector; the maximum follows it. */
+  min: number;
+  max: number;
   /** With sizes: the tensor's shape (int64 [rank]); its element count is the product. */
   shape?: string;
   /** The values the histogram sees: the tensor itself (stride 1) or a strided sample of it. */
   values?: string;
 }
 
-const INT64_MAX = 2n ** 63n - 1n;
+/** Every tap's minimum and maximum in one [1, 2·taps] output (edit.ts withJoinedAdditions says why one). */
+export const EXTREMES_OUTPUT = 'qs_tap_extremes';
 
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
 export function canSample(model: onnx.ModelProto): boolean {
@@ -33,50 +35,51 @@ export function canSample(model: onnx.ModelProto): boolean {
 
 export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {
   const graph = model.graph!;
-  // Tap nodes go right after the node that makes their tensor, so that the tensor can be freed.
-  const additions: Array<{ tensor: string; nodes: onnx.NodeProto[] }> = [];
-  const initializers = [...graph.initializer];
+  const initializers = [...graph.initializer, ...(requests.length ? [int64Tensor(CELL, [2], [1, 1])] : [])];
+  if (requests.some((r) => r.stride > 1)) initializers.push(int64Tensor(`${CELL}_zero`, [1], [0]), int64Tensor(`${CELL}_axis`, [1], [1]));
   const outputs = [...graph.output];
-  const taps: Tap[] = [];
-  let flatShape: string | undefined;
-  requests.forEach((r, i) => {
+  const blocks: onnx.NodeProto[][] = [];
+  const joined: string[] = [];
+  const taps = requests.map((r, i) => {
     const base = `qs_tap_${i}`;
-    const tap: Tap = { tensor: r.tensor, min: `${base}_min`, max: `${base}_max` };
-    additions.push({ tensor: r.tensor, nodes: [makeNode('ReduceMin', [r.tensor], [tap.min], REDUCE_ALL), makeNode('ReduceMax', [r.tensor], [tap.max], REDUCE_ALL)] });
-    outputs.push(typedValueInfo(tap.min, DataType.FLOAT), typedValueInfo(tap.max, DataType.FLOAT));
+    const tap: Tap = { tensor: r.tensor, min: 2 * i, max: 2 * i + 1 };
+    const nodes: onnx.NodeProto[] = [];
+    for (const op of ['ReduceMin', 'ReduceMax']) {
+      const cell = `${base}_${op === 'ReduceMin' ? 'min' : 'max'}`;
+      nodes.push(makeNode(op, [r.tensor], [`${cell}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${cell}_scalar`, CELL], [cell]));
+      joined.push(cell);
+    }
     if (withSizes) {
       tap.shape = `${base}_shape`;
-      additions.push({ tensor: r.tensor, nodes: [makeNode('Shape', [r.tensor], [tap.shape])] });
+      nodes.push(makeNode('Shape', [r.tensor], [tap.shape]));
       outputs.push(typedValueInfo(tap.shape, DataType.INT64));
     }
     if (r.stride === 1) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
     } else if (r.stride > 1) {
-      if (!flatShape) {
-        flatShape = 'qs_tap_flat_shape';
-        initializers.push(int64Tensor(flatShape, [1], [-1]));
-      }
-      const flat = `${base}_flat`;
-      const steps = `${base}_steps`;
-      initializers.push(
-        int64Tensor(`${base}_starts`, [1], [0]),
-        makeTensor(`${base}_ends`, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)),
-        int64Tensor(`${base}_axes`, [1], [0]),
-        int64Tensor(steps, [1], [r.stride]),
-      );
       tap.values = `${base}_sample`;
-      additions.push({ tensor: r.tensor, nodes: [makeNode('Reshape', [r.tensor, flatShape], [flat]), makeNode('Slice', [flat, `${base}_starts`, `${base}_ends`, `${base}_axes`, steps], [tap.values])] });
+      const sample = stridedSample(r.tensor, r.stride, tap.values);
+      initializers.push(...sample.initializers);
+      // An empty slice of the sample joins the Concat, so that the walk back reaches the sample
+      // with its tensor instead of leaving it, and the whole tensor, to the end.
+      nodes.push(...sample.nodes, makeNode('Slice', [tap.values, `${CELL}_zero`, `${CELL}_zero`, `${CELL}_axis`], [`${base}_sample_empty`]));
+      joined.push(`${base}_sample_empty`);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
-    taps.push(tap);
+    blocks.push(nodes);
+    return tap;
   });
-  const nodes = placeAfterProducers(graph.node, additions);
+  const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT, 1);
+  if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, output: outputs }) }),
     taps,
   };
 }
+
+/** [1, 1]: a reduced scalar as a cell of the extremes row. */
+const CELL = 'qs_tap_cell';
 
 /**
  * A prime step at least `ratio`: a prime above 5 shares no factor with the 2·3·5-smooth sizes of

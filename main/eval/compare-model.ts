@@ -1,20 +1,38 @@
 // One model that runs the float and the quantized graph side by side on the same inputs and
-// reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², max|x−y| and the
-// float range. Handing both models' activations to JavaScript instead would move hundreds of MB
-// per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { makeNode, placeAfterProducers, REDUCE_ALL, typedValueInfo } from '../onnx/edit';
+// reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², Σ(x−QDQ(x))² and,
+// where asked, the float range. Handing both
+// models' activations to JavaScript instead would move hundreds of MB per sample (the PaddleOCR
+// recognizer makes 200 MB of them per text line, twice).
+import { makeNode, REDUCE_ALL, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { int64Tensor } from '../onnx/tensor';
 import { onnx, toNumber } from '../onnx/proto';
 
+/** A tensor pair to compare. */
+export interface ComparedPair {
+  float: string;
+  quant: string;
+  /** Also measure the float tensor's range (a row with no calibrated range shows it). */
+  measureRange?: boolean;
+}
+
+/** Where a pair's sums sit in the comparison model's sums vector. */
 export interface PairTaps {
   float: string;
-  signal: string;
-  noise: string;
-  maxAbs: string;
-  min: string;
-  max: string;
+  /** Σx² of the float tensor. */
+  signal: number;
+  /** Σ(x − y)² against the dequantized tensor. */
+  noise: number;
   /** Σ(x − QDQ(x))² of the float tensor through the same Q/DQ: the layer's own error with exact float inputs. */
-  localNoise?: string;
+  localNoise?: number;
+  min?: number;
+  max?: number;
 }
+
+/** The one output that holds every pair's sums, [K] (edit.ts withJoinedAdditions says why one). */
+export const SUMS_OUTPUT = 'qs_cmp_sums';
+
+/** The shape [1]. */
+const ONE = 'qs_cmp_one';
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
 export const QUANTIZED_PREFIX = 'qs_quantized/';
@@ -48,68 +66,60 @@ export interface ComparisonModel {
   outputs: Array<{ float: string; quant: string }>;
 }
 
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: Array<{ float: string; quant: string }>): ComparisonModel {
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly ComparedPair[]): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
   const qg = renameGraph(quantModel.graph!, rename);
   // The QuantizeLinear behind each dequantized activation (Q → DQ), by the DQ's output.
   const producers = new Map(quantModel.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
-  const qdqOf = new Map<string, { q: onnx.NodeProto }>();
+  const qdqOf = new Map<string, onnx.NodeProto>();
   for (const dq of quantModel.graph!.node) {
     if (dq.opType !== 'DequantizeLinear') continue;
     const q = producers.get(dq.input[0]);
-    if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], { q });
+    if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], q);
   }
-  // The reductions of a pair run right after the quantized side made its tensor, so that neither
-  // tensor outlives its use by much.
-  const additions: Array<{ tensor: string; nodes: onnx.NodeProto[] }> = [];
-  const outputs: onnx.ValueInfoProto[] = [];
+  // Every sum is a [1] vector, and all of them concatenate into one output.
+  const blocks: onnx.NodeProto[][] = [];
+  const initializers: onnx.TensorProto[] = pairs.length ? [int64Tensor(ONE, [1], [1])] : [];
+  const sums: string[] = [];
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
-    const t: PairTaps = { float: p.float, signal: `${base}_signal`, noise: `${base}_noise`, maxAbs: `${base}_max_abs`, min: `${base}_min`, max: `${base}_max` };
-    const diff = `${base}_diff`;
     const q = rename(p.quant);
-    additions.push({
-      tensor: q,
-      nodes: [
-        makeNode('Sub', [p.float, q], [diff]),
-        makeNode('ReduceSumSquare', [diff], [t.noise], REDUCE_ALL),
-        makeNode('ReduceSumSquare', [p.float], [t.signal], REDUCE_ALL),
-        makeNode('Abs', [diff], [`${base}_abs`]),
-        makeNode('ReduceMax', [`${base}_abs`], [t.maxAbs], REDUCE_ALL),
-        makeNode('ReduceMin', [p.float], [t.min], REDUCE_ALL),
-        makeNode('ReduceMax', [p.float], [t.max], REDUCE_ALL),
-      ],
-    });
-    for (const name of [t.signal, t.noise, t.maxAbs, t.min, t.max]) outputs.push(typedValueInfo(name, onnx.TensorProto.DataType.FLOAT));
-    // Local error: the float tensor through the quantized side's own Q/DQ parameters. It costs one
-    // fake-quantize per tensor in the same pass, with no second model and no copies out.
-    const qdq = qdqOf.get(p.quant);
-    if (qdq) {
-      t.localNoise = `${base}_local_noise`;
-      const [, scale, zeroPoint] = qdq.q.input.map(rename);
-      const withDomain = (n: onnx.NodeProto) => Object.assign(n, { domain: qdq.q.domain });
-      additions[additions.length - 1].nodes.push(
-        withDomain(makeNode('QuantizeLinear', [p.float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`])),
-        withDomain(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`])),
-        makeNode('Sub', [p.float, `${base}_local_dq`], [`${base}_local_diff`]),
-        makeNode('ReduceSumSquare', [`${base}_local_diff`], [t.localNoise], REDUCE_ALL),
-      );
-      outputs.push(typedValueInfo(t.localNoise, onnx.TensorProto.DataType.FLOAT));
+    const quantizer = qdqOf.get(p.quant);
+    const nodes: onnx.NodeProto[] = [];
+    // Each sum is a scalar made a [1] vector. Reshaping the compared tensors into rows instead
+    // would give every row a shape of its own, and ONNX Runtime's allocation planner, which looks
+    // for a freed buffer of the same shape, then takes seconds to create the session.
+    const sum = (op: string, input: string, name: string) => {
+      nodes.push(makeNode(op, [input], [`${name}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${name}_scalar`, ONE], [name]));
+      return sums.push(name) - 1;
+    };
+    const t: PairTaps = { float: p.float, signal: sum('ReduceSumSquare', p.float, `${base}_signal`), noise: -1 };
+    if (p.measureRange) {
+      t.min = sum('ReduceMin', p.float, `${base}_min`);
+      t.max = sum('ReduceMax', p.float, `${base}_max`);
     }
+    // Local error: the float tensor through the quantized side's own Q/DQ parameters: one
+    // fake-quantize per tensor in the same pass, no second model.
+    if (quantizer) {
+      const [, scale, zeroPoint] = quantizer.input.map(rename);
+      // The same attributes (axis, saturate…); DequantizeLinear takes only its axis and block size.
+      const dqAttributes = quantizer.attribute.filter((a) => a.name === 'axis' || a.name === 'block_size');
+      const like = (n: onnx.NodeProto, attribute: onnx.AttributeProto[]) => Object.assign(n, { domain: quantizer.domain, attribute });
+      nodes.push(
+        like(makeNode('QuantizeLinear', [p.float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`]), quantizer.attribute),
+        like(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`]), dqAttributes),
+        makeNode('Sub', [p.float, `${base}_local_dq`], [`${base}_local_diff`]),
+      );
+      t.localNoise = sum('ReduceSumSquare', `${base}_local_diff`, `${base}_local_noise`);
+    }
+    nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
+    t.noise = sum('ReduceSumSquare', `${base}_diff`, `${base}_noise`);
+    blocks.push(nodes);
     return t;
   });
-  // Float and quantized nodes interleave in proportion, so both halves advance together through
-  // the network instead of the float half finishing (and holding all its activations) first.
-  const qNodes = placeAfterProducers(qg.node, additions);
-  const nodes: onnx.NodeProto[] = [];
-  let j = 0;
-  fg.node.forEach((n, i) => {
-    nodes.push(n);
-    for (const until = Math.floor(((i + 1) * qNodes.length) / fg.node.length); j < until; j++) nodes.push(qNodes[j]);
-  });
-  nodes.push(...qNodes.slice(j));
+  const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT, 0);
   const domains = new Map<string, onnx.OperatorSetIdProto>();
   for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
     const key = o.domain === 'ai.onnx' ? '' : o.domain;
@@ -124,9 +134,9 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const graph = onnx.GraphProto.create({
     ...fg,
     node: nodes,
-    initializer: [...fg.initializer, ...qg.initializer],
+    initializer: [...fg.initializer, ...qg.initializer, ...initializers],
     valueInfo: [...fg.valueInfo, ...qg.valueInfo],
-    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...outputs],
+    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...(sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
   });
   return {
     model: onnx.ModelProto.create({ ...floatModel, opsetImport: [...domains.values()], graph }),

@@ -6,33 +6,47 @@
 // exported model in a runtime of this machine) can be measured in the same pass. Only running sums
 // are kept.
 import * as ort from 'onnxruntime-node';
-import { fitBatch, overflow, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
+import { fitBatch, liveBytesPerSample, overflow, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
 import type { SampleSource } from '../data/readers';
 import { StatsPool } from '../stats/pool';
 import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
-import { comparisonModel } from './compare-model';
+import { comparisonModel, SUMS_OUTPUT } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { throwIfAborted } from '../base/progress';
-import { elementCount } from '../base/feed';
 import { sqnrDb } from '../stats/sqnr';
+import type { Range } from '../stats/range';
 
 export interface TensorPair {
   float: string;
   quant: string;
+  /** Also measure the float tensor's exact range: its row has no calibrated range to show. */
+  measureRange?: boolean;
 }
 
-export interface PairStats extends CompareStats {
+/** A compared tensor's sums over the evaluation samples. */
+export interface LayerStats {
+  /** Σx² of the float tensor's compared elements. */
+  signal: number;
+  /** Σ(x − y)² against its dequantized counterpart y. */
+  noise: number;
   /** Cumulative: the quantized model's tensor against the float one, errors of earlier layers included. */
   sqnr: number;
   /** Σ(x − QDQ(x))² with the float tensor x: the layer's own quantization error (activations fed through Q/DQ). */
   localNoise?: number;
   /** Local SQNR: only this tensor quantized, with exact float inputs. */
   localSqnr?: number;
+  /** The float tensor's range on the evaluation data, for pairs that asked for it. */
+  range?: Range;
+}
+
+/** An output compared in full: its SQNR and the sums behind it. */
+export interface OutputStats extends CompareStats {
+  sqnr: number;
 }
 
 export interface EvaluationOptions extends RunOptions {
@@ -49,18 +63,18 @@ export interface OutputFigures {
   numerics: Numerics;
   /** Task metrics of the first float output: agreement with the float model, cosine, accuracy with labels. */
   metrics: MetricValues;
-  outputs: Array<{ name: string } & PairStats>;
+  outputs: Array<{ name: string } & OutputStats>;
 }
 
 export interface EvaluationResult extends OutputFigures {
   numerics: MainNumerics;
-  layers: Map<string, PairStats>;
+  layers: Map<string, LayerStats>;
   deployed?: OutputFigures;
   samples: number;
   seconds: number;
 }
 
-function withSqnr(s: CompareStats | undefined): PairStats {
+function withSqnr(s: CompareStats | undefined): OutputStats {
   const base = s ?? { signal: 0, noise: 0, maxAbsError: 0, refMin: 0, refMax: 0 };
   return { ...base, sqnr: sqnrDb(base.signal, base.noise) };
 }
@@ -101,10 +115,16 @@ function finiteOutput(t: ort.Tensor | undefined): boolean {
   return true;
 }
 
+/** Bytes the side-by-side run holds per sample: both halves' live tensors, from the compared tensors' sizes on one sample. */
+async function comparisonBytesPerSample(floatModel: onnx.ModelProto, pairs: readonly TensorPair[], source: SampleSource): Promise<number> {
+  return pairs.length ? 2 * liveBytesPerSample(await probeShapes(floatModel, pairs.map((p) => p.float), source)) : 0;
+}
+
 export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
+  const perSample = await comparisonBytesPerSample(floatModel, pairs, source);
   const compared = comparisonModel(floatModel, quantModel, pairs);
   const { taps } = compared;
   const sessions: ort.InferenceSession[] = [];
@@ -123,12 +143,8 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     const main = new OutputComparison(options.numerics, pool, 'output');
     const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed') : undefined;
     const quantName = new Map(compared.outputs.map((o) => [o.float, o.quant]));
-    const layers = new Map<string, PairStats>(pairs.map((p) => [p.float, { signal: 0, noise: 0, maxAbsError: 0, refMin: Infinity, refMax: -Infinity, sqnr: 0 }]));
-    // Both halves hold their activations of a batch: the float model's, measured on one sample,
-    // twice.
-    let perSample = 0;
-    if (pairs.length) for (const shape of (await probeShapes(floatModel, pairs.map((p) => p.float), source)).values()) perSample += elementCount(shape) * 4;
-    const batchSize = fitBatch(options.batchSize, 2 * perSample, options.memoryBudget);
+    const layers = new Map<string, LayerStats>(taps.map((t) => [t.float, { signal: 0, noise: 0, sqnr: 0, ...(t.min !== undefined ? { range: { min: Infinity, max: -Infinity } } : {}) }]));
+    const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
     let done = 0;
     if (options.labels && options.labels.length < source.count) throw new Error(`labels: ${options.labels.length} class ids for ${source.count} evaluation samples`);
     for await (const feed of source.batches(batchSize)) {
@@ -137,8 +153,8 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const n = Object.values(feed)[0].dims[0];
       const labels = options.labels?.subarray(done, done + n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
-      const scalar = (name: string) => (ref[name] as ort.Tensor).data[0] as number;
-      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(scalar(t.signal)))?.float;
+      const sums = taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0);
+      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums[t.signal]))?.float;
       if (broken !== undefined) throw overflow(broken, feed, source, done, n);
       const mainOut = mainSession ? await run(mainSession, feeds, 'quantized model') : undefined;
       main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels);
@@ -148,12 +164,10 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       }
       for (const t of taps) {
         const s = layers.get(t.float)!;
-        s.signal += scalar(t.signal);
-        s.noise += scalar(t.noise);
-        s.maxAbsError = Math.max(s.maxAbsError, scalar(t.maxAbs));
-        s.refMin = Math.min(s.refMin, scalar(t.min));
-        s.refMax = Math.max(s.refMax, scalar(t.max));
-        if (t.localNoise) s.localNoise = (s.localNoise ?? 0) + scalar(t.localNoise);
+        s.signal += sums[t.signal];
+        s.noise += sums[t.noise];
+        if (t.localNoise !== undefined) s.localNoise = (s.localNoise ?? 0) + sums[t.localNoise];
+        if (t.min !== undefined && t.max !== undefined) s.range = { min: Math.min(s.range!.min, sums[t.min]), max: Math.max(s.range!.max, sums[t.max]) };
       }
       await pool.flush();
       done += n;

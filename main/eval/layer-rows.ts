@@ -6,7 +6,7 @@ import type { ConvertResult } from '../convert/convert';
 import type { GraphView } from '../onnx/graph';
 import type { QParams } from '../plan/qmath';
 import type { Range } from '../stats/range';
-import type { EvaluationResult } from './evaluate';
+import type { EvaluationResult, TensorPair } from './evaluate';
 
 /** A compared tensor and where it comes from: a converted layer, or a pair matched in a foreign QDQ model. */
 export interface RowSource {
@@ -42,7 +42,7 @@ export function layerRows(sources: readonly RowSource[], kept: readonly string[]
       ...(stats.localSqnr !== undefined ? { localSqnr: dbToJson(stats.localSqnr) } : {}),
       ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}),
       ...(l.params ? { scale: l.params.scale, zeroPoint: l.params.zeroPoint } : {}),
-      range: l.range ? [l.range.min, l.range.max] : [stats.refMin, stats.refMax],
+      range: rangeOf(l.float, l.range ?? stats.range),
     };
   });
   for (const name of kept) {
@@ -51,10 +51,20 @@ export function layerRows(sources: readonly RowSource[], kept: readonly string[]
     const ws = weightOf(name);
     rows.push({
       name, node: producer.name, nodes: [producer.name], op: producer.op, index: producer.index, sqnr: 'inf', keptInFloat: { sqnr: dbToJson(stats.sqnr) },
-      ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}), range: [stats.refMin, stats.refMax],
+      ...(ws !== undefined ? { weightSqnr: dbToJson(ws) } : {}), range: rangeOf(name, stats.range),
     });
   }
   return rows.sort((a, b) => a.index - b.index);
+}
+
+function rangeOf(tensor: string, range: Range | undefined): [number, number] {
+  if (!range) throw new Error(`internal: ${tensor} has neither a calibrated range nor a measured one (its pair must ask for measureRange: rowPairs)`);
+  return [range.min, range.max];
+}
+
+/** The pairs an evaluation compares for these rows: a row without a calibrated range shows the float tensor's range measured on the evaluation data. */
+export function rowPairs(layers: ReadonlyArray<{ float: string; quant: string; range?: Range }>, kept: readonly string[] = []): TensorPair[] {
+  return [...layers.map((l) => ({ float: l.float, quant: l.quant, measureRange: !l.range })), ...kept.map((t) => ({ float: t, quant: t, measureRange: true }))];
 }
 
 /** The SQNR of the weight that made a tensor: its producer's, or for a folded Relu/Clip the producer it folded into. */

@@ -13,7 +13,7 @@ import { savedOrCalibrated } from '../calib/ranges-file';
 import { convertModel } from '../convert/convert';
 import { memorySource, readSubset, SEARCH_SAMPLES } from '../data/subset';
 import { evaluate } from '../eval/evaluate';
-import { layerRows } from '../eval/layer-rows';
+import { layerRows, rowPairs } from '../eval/layer-rows';
 import {
   configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, Subset, type SensitivityResult, type SwitchUnit,
 } from '../eval/sensitivity';
@@ -65,7 +65,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
 
   const numerics = searchNumerics(job.recipe.backend, job.numerics);
   const baseline = await subset.measureModel(converted.model, 'quantized model', numerics, job.signal);
-  const evaluation = await evaluate(m.floatModel, converted.model, converted.layers, memorySource(subset.read, `${subset.samples} analysis samples`),
+  const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), memorySource(subset.read, `${subset.samples} analysis samples`),
     { batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, numerics });
   const { runner, units } = await configRunner(numerics, m.view, m.plan, ranges, converted, subset);
   const nodes = new Map(units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));

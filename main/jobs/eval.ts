@@ -8,7 +8,7 @@ import type { Control } from '../base/progress';
 import { guessBatchSize, openSource } from '../data/readers';
 import { evaluate } from '../eval/evaluate';
 import { outputReports } from '../eval/figures';
-import { layerRows } from '../eval/layer-rows';
+import { layerRows, rowPairs } from '../eval/layer-rows';
 import { pairsFromQdq } from '../eval/pairs';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel } from '../onnx/model';
@@ -52,7 +52,7 @@ export async function evalPair(job: EvalJob): Promise<EvalOutcome> {
   const source = await openSource(job.data, inputs, { preprocess: job.preprocess, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: job.onWarning });
   for (const w of source.warnings) job.onWarning?.(w);
   const numerics = job.numerics ?? 'reference';
-  const result = await evaluate(floatModel, quantModel, pairs, source, {
+  const result = await evaluate(floatModel, quantModel, rowPairs(pairs), source, {
     batchSize: job.batchSize ?? guessBatchSize(inputs), signal: job.signal, onProgress: job.onProgress,
     numerics, ...(numerics === 'ort-cpu' ? {} : { deployed: 'ort-cpu' as const }),
   });

@@ -17,7 +17,7 @@ import type { SampleSource } from '../data/readers';
 import { readSubset, SEARCH_SAMPLES } from '../data/subset';
 import { evaluate, type EvaluationResult } from '../eval/evaluate';
 import { deployedOn, deployedReport, metricsReport, outputReports } from '../eval/figures';
-import { keptInFloat, layerRows } from '../eval/layer-rows';
+import { keptInFloat, layerRows, rowPairs } from '../eval/layer-rows';
 import { Subset, switchUnits } from '../eval/sensitivity';
 import { artifactPaths, defaultOutPath, refuseInputs, writeArtifacts, type ArtifactPaths } from '../export/artifacts';
 import { firstSample, measureLatency } from '../export/latency';
@@ -94,7 +94,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const evalSource = await evaluationSource(job, m, calibrated, log.warn);
   const kept = keptInFloat(m.view, m.plan.recipe.overrides, converted);
   const numerics = job.numerics ?? 'reference';
-  const evaluation = await evaluate(m.floatModel, converted.model, [...converted.layers, ...kept.map((t) => ({ float: t, quant: t }))], evalSource, {
+  const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host),
   });
   clock.mark('evaluate');
