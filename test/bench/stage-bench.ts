@@ -1,0 +1,157 @@
+// npm run bench: every stage of a job against plain inference of the same model on the same data,
+// measured in the same run, with peak memory, on the PaddleOCR v4 recognizer (64 printed text
+// lines) and the sample model (24 images); peak memory with N and 4N samples. Each measurement
+// runs in its own process so that peaks do not mix. Where ONNX Runtime's Python quantizer is
+// installed, it runs on the same data and is printed beside us.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { calibrate } from '../../main/calib/calibrate';
+import { convertModel } from '../../main/convert/convert';
+import { evaluate } from '../../main/eval/evaluate';
+import { rowPairs } from '../../main/eval/layer-rows';
+import { quantize } from '../../main/jobs/quantize';
+import { openSource } from '../../main/data/readers';
+import { inputSpecs, toOrtFeeds } from '../../main/onnx/session';
+import { GraphView } from '../../main/onnx/graph';
+import { loadModel } from '../../main/onnx/model';
+import { calibrationTensors, planQuantization } from '../../main/plan/plan';
+import { prepareModel } from '../../main/plan/prepare';
+import { recipeFor } from '../../shared/backends';
+import { MODELS, ROOT, tempDir } from '../helpers/build';
+import * as fs from 'node:fs';
+
+const LINES = path.join(ROOT, 'test', 'fixtures', 'ocr-lines');
+const BATCH = 8;
+
+interface Subject {
+  title: string;
+  model: string;
+  /** The data of N samples, and of more than 64 (both image folders), for the 4N memory check. */
+  data: (samples: number) => string;
+  preprocess: { mean: [number, number, number]; std: [number, number, number]; size?: [number, number] };
+  samples: number;
+}
+
+const SUBJECTS: Record<string, Subject> = {
+  rec: {
+    title: `PaddleOCR v4 recognition (${path.basename(MODELS.rec)}), printed text lines`, model: MODELS.rec,
+    data: (n) => path.join(LINES, n > 64 ? '.' : 'calib'), preprocess: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, samples: 64,
+  },
+  sample: {
+    title: 'the sample model (PaddleOCR text-direction classifier), its calibration images', model: path.join(ROOT, 'resources', 'sample', 'cls.onnx'),
+    data: () => path.join(ROOT, 'resources', 'sample', 'calibration'), preprocess: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], size: [48, 192] }, samples: 24,
+  },
+};
+
+interface Measure {
+  seconds: number;
+  peakBytes: number;
+  tensors?: number;
+}
+
+/** Child mode: one measurement, printed as JSON. */
+async function child(subject: Subject, kind: string, samples: number): Promise<Measure> {
+  const loaded = loadModel(subject.model);
+  // The same preparation as the product's static path (opset 11, BatchNorm folded).
+  const prepared = prepareModel(loaded.model, { forQdq: true }).model;
+  const view = new GraphView(prepared);
+  const source = await openSource(subject.data(samples), inputSpecs(view), { preprocess: subject.preprocess, limit: samples });
+  const recipe = recipeFor('xnnpack');
+  let start = performance.now();
+  let tensors: number | undefined;
+  if (kind === 'inference') {
+    const session = await ort.InferenceSession.create(subject.model);
+    for await (const feed of source.batches(BATCH)) await session.run(toOrtFeeds(feed));
+  } else if (kind === 'evaluate') {
+    // Evaluation alone, on ranges calibrated (untimed) just before: what every re-run and repair step pays.
+    const plan = planQuantization(view, recipe);
+    const { ranges } = await calibrate(prepared, calibrationTensors(plan), source, { batchSize: BATCH });
+    const converted = convertModel(view, plan, ranges);
+    tensors = converted.layers.length;
+    start = performance.now();
+    await evaluate(prepared, converted.model, rowPairs(converted.layers), source, { batchSize: BATCH, numerics: 'reference' });
+  } else if (kind.startsWith('run:')) {
+    // One studio run as the quantize job does it: load, calibrate, convert, evaluate, write (no latency timing).
+    const dir = tempDir('bench-run');
+    try {
+      const done = await quantize({ model: subject.model, recipe: { ...recipe, method: kind.slice(4) }, calibration: subject.data(samples), preprocess: subject.preprocess, out: path.join(dir, 'q.onnx'), latency: false });
+      tensors = done.report.layers.length;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else {
+    const plan = planQuantization(view, { ...recipe, method: kind });
+    const needed = calibrationTensors(plan);
+    tensors = needed.length;
+    await calibrate(prepared, needed, source, { batchSize: BATCH });
+  }
+  return { seconds: (performance.now() - start) / 1000, peakBytes: process.resourceUsage().maxRSS * 1024, tensors };
+}
+
+function measure(subject: string, kind: string, samples: number): Measure {
+  const out = execFileSync(process.execPath, [__filename, '--child', subject, kind, String(samples)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').pop()!) as Measure;
+}
+
+function peer(method: string, samples: number): Measure | string {
+  const script = path.join(ROOT, 'test', 'bench', 'peer_ort_quant.py');
+  const check = spawnSync('python3', ['-c', 'import onnxruntime.quantization, PIL'], { encoding: 'utf8' });
+  if (check.status !== 0) return 'not installed (pip install onnxruntime pillow)';
+  const r = spawnSync('python3', [script, MODELS.rec, path.join(LINES, 'calib'), String(samples), method], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) return `failed: ${(r.stderr || '').trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Measure;
+}
+
+const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
+
+const STAGES: Array<[label: string, kind: string, aim: number]> = [
+  ['calibrate minmax', 'minmax', 1.5], ['calibrate percentile:99.999', 'percentile:99.999', 2.5], ['calibrate entropy', 'entropy', 2.5], ['calibrate mse', 'mse', 2.5],
+  ['evaluate (per-layer SQNR)', 'evaluate', 4], ['one run, percentile', 'run:percentile:99.999', 8],
+];
+
+function table(name: string): Record<string, Measure> {
+  const subject = SUBJECTS[name];
+  const n = subject.samples;
+  console.log(`\n${subject.title}: ${n} samples, batch ${BATCH}, ${require('node:os').availableParallelism()} cores, reference numerics\n`);
+  const base = measure(name, 'inference', n);
+  console.log(`${'stage'.padEnd(30)} ${'time'.padStart(8)}   × plain inference (aim)   peak memory`);
+  console.log(`${'plain inference'.padEnd(30)} ${base.seconds.toFixed(2).padStart(6)} s   ${'1.00'.padStart(5)}${''.padEnd(19)}${gb(base.peakBytes)}`);
+  const results: Record<string, Measure> = {};
+  for (const [label, kind, aim] of STAGES) {
+    const m = measure(name, kind, n);
+    results[kind] = m;
+    const ratio = m.seconds / base.seconds;
+    console.log(`${label.padEnd(30)} ${m.seconds.toFixed(2).padStart(6)} s   ${ratio.toFixed(2).padStart(5)} (≤ ${aim}) ${ratio <= aim ? 'met' : 'NOT met'}${''.padEnd(ratio <= aim ? 7 : 3)}${gb(m.peakBytes)}   ${m.tensors} tensors`);
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') {
+    process.stdout.write(JSON.stringify(await child(SUBJECTS[args[1]], args[2], Number(args[3]))) + '\n');
+    return;
+  }
+  const results = table('rec');
+  table('sample');
+  const n = SUBJECTS.rec.samples;
+  console.log('\npeak memory against the number of samples (recognizer):');
+  for (const kind of ['entropy', 'evaluate']) {
+    const small = measure('rec', kind, n / 2);
+    const large = measure('rec', kind, n * 2);
+    console.log(`  ${kind.padEnd(9)} N = ${n / 2}: ${gb(small.peakBytes)}   4N = ${n * 2}: ${gb(large.peakBytes)}   ratio ${(large.peakBytes / small.peakBytes).toFixed(2)} (flat ≈ 1)`);
+  }
+  console.log('\nONNX Runtime\'s Python quantizer on the same model and lines:');
+  for (const method of ['entropy', 'percentile']) {
+    const p = peer(method, n);
+    const ours = results[method === 'entropy' ? 'entropy' : 'percentile:99.999'];
+    if (typeof p === 'string') console.log(`  ${method}: ${p}`);
+    else console.log(`  ${method.padEnd(10)} peer ${p.seconds.toFixed(1)} s, peak ${gb(p.peakBytes)}   |   quant-studio ${ours.seconds.toFixed(1)} s, peak ${gb(ours.peakBytes)}   (${(p.seconds / ours.seconds).toFixed(1)}x faster, ${(p.peakBytes / ours.peakBytes).toFixed(1)}x less memory)`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
