@@ -3,8 +3,8 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { makeNode, REDUCE_ALL, stridedSample, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
-import { int64Tensor } from '../onnx/tensor';
+import { cellShape, makeNode, reducedCell, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 
@@ -25,8 +25,32 @@ export interface Tap {
   values?: string;
 }
 
-/** Every tap's minimum and maximum in one [1, 2·taps] output (edit.ts withJoinedAdditions says why one). */
+/** Every tap's minimum and maximum in one [2·taps] output (edit.ts withJoinedAdditions says why one). */
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
+
+const CELL = 'qs_tap_cell';
+const FLAT = 'qs_tap_flat_shape';
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * Every `stride`-th element of `tensor`, flattened, as `output`: Reshape to [-1] (an alias in ONNX
+ * Runtime, no copy) and Slice with steps (opset 10); and an empty slice of it, `${output}_empty`,
+ * whose place in the joined output lets the walk back reach the sample with its tensor instead of
+ * leaving both to the end.
+ */
+function stridedSample(tensor: string, stride: number, output: string): { nodes: onnx.NodeProto[]; initializers: onnx.TensorProto[] } {
+  const [starts, ends, axes, steps] = ['starts', 'ends', 'axes', 'steps'].map((c) => `${output}_${c}`);
+  return {
+    nodes: [
+      makeNode('Reshape', [tensor, FLAT], [`${output}_flat`]),
+      makeNode('Slice', [`${output}_flat`, starts, ends, axes, steps], [output]),
+      makeNode('Slice', [output, starts, starts, axes], [`${output}_empty`]),
+    ],
+    initializers: [
+      int64Tensor(starts, [1], [0]), makeTensor(ends, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)), int64Tensor(axes, [1], [0]), int64Tensor(steps, [1], [stride]),
+    ],
+  };
+}
 
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
 export function canSample(model: onnx.ModelProto): boolean {
@@ -35,8 +59,8 @@ export function canSample(model: onnx.ModelProto): boolean {
 
 export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {
   const graph = model.graph!;
-  const initializers = [...graph.initializer, ...(requests.length ? [int64Tensor(CELL, [2], [1, 1])] : [])];
-  if (requests.some((r) => r.stride > 1)) initializers.push(int64Tensor(`${CELL}_zero`, [1], [0]), int64Tensor(`${CELL}_axis`, [1], [1]));
+  const initializers = [...graph.initializer, ...(requests.length ? [cellShape(CELL)] : [])];
+  if (requests.some((r) => r.stride > 1)) initializers.push(int64Tensor(FLAT, [1], [-1]));
   const outputs = [...graph.output];
   const blocks: onnx.NodeProto[][] = [];
   const joined: string[] = [];
@@ -44,9 +68,8 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
     const base = `qs_tap_${i}`;
     const tap: Tap = { tensor: r.tensor, min: 2 * i, max: 2 * i + 1 };
     const nodes: onnx.NodeProto[] = [];
-    for (const op of ['ReduceMin', 'ReduceMax']) {
-      const cell = `${base}_${op === 'ReduceMin' ? 'min' : 'max'}`;
-      nodes.push(makeNode(op, [r.tensor], [`${cell}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${cell}_scalar`, CELL], [cell]));
+    for (const [op, cell] of [['ReduceMin', `${base}_min`], ['ReduceMax', `${base}_max`]]) {
+      nodes.push(...reducedCell(op, r.tensor, cell, CELL));
       joined.push(cell);
     }
     if (withSizes) {
@@ -61,25 +84,20 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
       tap.values = `${base}_sample`;
       const sample = stridedSample(r.tensor, r.stride, tap.values);
       initializers.push(...sample.initializers);
-      // An empty slice of the sample joins the Concat, so that the walk back reaches the sample
-      // with its tensor instead of leaving it, and the whole tensor, to the end.
-      nodes.push(...sample.nodes, makeNode('Slice', [tap.values, `${CELL}_zero`, `${CELL}_zero`, `${CELL}_axis`], [`${base}_sample_empty`]));
-      joined.push(`${base}_sample_empty`);
+      nodes.push(...sample.nodes);
+      joined.push(`${tap.values}_empty`);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
     blocks.push(nodes);
     return tap;
   });
-  const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT, 1);
+  const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT);
   if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, output: outputs }) }),
     taps,
   };
 }
-
-/** [1, 1]: a reduced scalar as a cell of the extremes row. */
-const CELL = 'qs_tap_cell';
 
 /**
  * A prime step at least `ratio`: a prime above 5 shares no factor with the 2·3·5-smooth sizes of

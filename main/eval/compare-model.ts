@@ -1,17 +1,15 @@
 // One model that runs the float and the quantized graph side by side on the same inputs and
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², Σ(x−QDQ(x))² and,
-// where asked, the float range. Handing both
-// models' activations to JavaScript instead would move hundreds of MB per sample (the PaddleOCR
-// recognizer makes 200 MB of them per text line, twice).
-import { makeNode, REDUCE_ALL, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
-import { int64Tensor } from '../onnx/tensor';
+// where asked, the float range. Handing both models' activations to JavaScript instead would move
+// hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
+import { cellShape, makeNode, reducedCell, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
 import { onnx, toNumber } from '../onnx/proto';
 
-/** A tensor pair to compare. */
-export interface ComparedPair {
+/** A float tensor and its dequantized counterpart in the quantized model. */
+export interface TensorPair {
   float: string;
   quant: string;
-  /** Also measure the float tensor's range (a row with no calibrated range shows it). */
+  /** Also measure the float tensor's range: its row has no calibrated range to show. */
   measureRange?: boolean;
 }
 
@@ -31,8 +29,7 @@ export interface PairTaps {
 /** The one output that holds every pair's sums, [K] (edit.ts withJoinedAdditions says why one). */
 export const SUMS_OUTPUT = 'qs_cmp_sums';
 
-/** The shape [1]. */
-const ONE = 'qs_cmp_one';
+const CELL = 'qs_cmp_cell';
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
 export const QUANTIZED_PREFIX = 'qs_quantized/';
@@ -66,7 +63,7 @@ export interface ComparisonModel {
   outputs: Array<{ float: string; quant: string }>;
 }
 
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly ComparedPair[]): ComparisonModel {
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[]): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
@@ -81,21 +78,22 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   }
   // Every sum is a [1] vector, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
-  const initializers: onnx.TensorProto[] = pairs.length ? [int64Tensor(ONE, [1], [1])] : [];
+  const initializers = pairs.length ? [cellShape(CELL)] : [];
   const sums: string[] = [];
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
     const quantizer = qdqOf.get(p.quant);
     const nodes: onnx.NodeProto[] = [];
-    // Each sum is a scalar made a [1] vector. Reshaping the compared tensors into rows instead
-    // would give every row a shape of its own, and ONNX Runtime's allocation planner, which looks
-    // for a freed buffer of the same shape, then takes seconds to create the session.
+    // Each sum is a scalar made a [1] cell. Reshaping the compared tensors into rows instead would
+    // give every row a shape of its own, and ONNX Runtime's allocation planner, which looks for a
+    // freed buffer of the same shape, then takes seconds to create the session.
     const sum = (op: string, input: string, name: string) => {
-      nodes.push(makeNode(op, [input], [`${name}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${name}_scalar`, ONE], [name]));
+      nodes.push(...reducedCell(op, input, name, CELL));
       return sums.push(name) - 1;
     };
-    const t: PairTaps = { float: p.float, signal: sum('ReduceSumSquare', p.float, `${base}_signal`), noise: -1 };
+    nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
+    const t: PairTaps = { float: p.float, signal: sum('ReduceSumSquare', p.float, `${base}_signal`), noise: sum('ReduceSumSquare', `${base}_diff`, `${base}_noise`) };
     if (p.measureRange) {
       t.min = sum('ReduceMin', p.float, `${base}_min`);
       t.max = sum('ReduceMax', p.float, `${base}_max`);
@@ -114,12 +112,10 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       );
       t.localNoise = sum('ReduceSumSquare', `${base}_local_diff`, `${base}_local_noise`);
     }
-    nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
-    t.noise = sum('ReduceSumSquare', `${base}_diff`, `${base}_noise`);
     blocks.push(nodes);
     return t;
   });
-  const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT, 0);
+  const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT);
   const domains = new Map<string, onnx.OperatorSetIdProto>();
   for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
     const key = o.domain === 'ai.onnx' ? '' : o.domain;

@@ -13,7 +13,7 @@ import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
-import { comparisonModel, SUMS_OUTPUT } from './compare-model';
+import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
@@ -21,16 +21,11 @@ import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
 import type { Range } from '../stats/range';
 
-export interface TensorPair {
-  float: string;
-  quant: string;
-  /** Also measure the float tensor's exact range: its row has no calibrated range to show. */
-  measureRange?: boolean;
-}
+export type { TensorPair } from './compare-model';
 
 /** A compared tensor's sums over the evaluation samples. */
 export interface LayerStats {
-  /** Σx² of the float tensor's compared elements. */
+  /** Σx² of the float tensor. */
   signal: number;
   /** Σ(x − y)² against its dequantized counterpart y. */
   noise: number;

@@ -1,7 +1,7 @@
 // Small pieces for adding nodes to a model: the engine's calibration and comparison models add
 // reductions next to the tensors they read.
-import { DataType, onnx } from './proto';
-import { int64Tensor, makeTensor } from './tensor';
+import { onnx } from './proto';
+import { int64Tensor } from './tensor';
 
 export function typedValueInfo(name: string, elemType: number): onnx.ValueInfoProto {
   return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
@@ -23,41 +23,27 @@ export function makeNode(op: string, inputs: string[], outputs: string[], attrs:
 /** Reduce to a scalar: no axes, keepdims 0 (the same in every opset). */
 export const REDUCE_ALL = [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 })];
 
-const INT64_MAX = 2n ** 63n - 1n;
+/** The shape [1] every cell of a joined output is reshaped to (reducedCell), as an initializer named `name`. */
+export function cellShape(name: string): onnx.TensorProto {
+  return int64Tensor(name, [1], [1]);
+}
 
-/**
- * Every `stride`-th element of `tensor`, flattened, as `output` of shape [1, n]: Reshape to [1, -1]
- * (an alias in ONNX Runtime, no copy) and Slice with steps (opset 10). The constants are named
- * after `output`.
- */
-export function stridedSample(tensor: string, stride: number, output: string): { nodes: onnx.NodeProto[]; initializers: onnx.TensorProto[] } {
-  const flat = `${output}_flat`;
-  return {
-    nodes: [
-      makeNode('Reshape', [tensor, `${output}_flat_shape`], [flat]),
-      makeNode('Slice', [flat, `${output}_starts`, `${output}_ends`, `${output}_axes`, `${output}_steps`], [output]),
-    ],
-    initializers: [
-      int64Tensor(`${output}_flat_shape`, [2], [1, -1]),
-      int64Tensor(`${output}_starts`, [1], [0]),
-      makeTensor(`${output}_ends`, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)),
-      int64Tensor(`${output}_axes`, [1], [1]),
-      int64Tensor(`${output}_steps`, [1], [stride]),
-    ],
-  };
+/** `op` over the whole of `input` as the [1] vector `output`: one cell of a joined output (withJoinedAdditions). */
+export function reducedCell(op: string, input: string, output: string, shape: string): onnx.NodeProto[] {
+  return [makeNode(op, [input], [`${output}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${output}_scalar`, shape], [output])];
 }
 
 /**
- * `nodes`, then the additions made for each tensor, then one Concat of their results `joined` along
- * `axis` as `output`. The single leaf also orders ONNX Runtime's execution: it walks back from the
+ * `nodes`, then the additions made for each tensor, then one Concat of their 1-D results `joined`
+ * as `output`. The single leaf also orders ONNX Runtime's execution: it walks back from the
  * graph's leaves, last leaf first, taking a node's inputs highest node index first. With the
  * blocks last and in reverse, the walk from the Concat computes the first block's tensor first
  * and frees each tensor soon after its block reduced it; a thousand separate leaves (or blocks
  * placed after their producers) would instead keep every tensor of the batch alive until the end.
  */
-export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string, axis: number): onnx.NodeProto[] {
+export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string): onnx.NodeProto[] {
   const all = [...nodes, ...[...blocks].reverse().flat()];
-  if (joined.length) all.push(onnx.NodeProto.create({ opType: 'Concat', input: joined, output: [output], name: output, attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: axis })] }));
+  if (joined.length) all.push(onnx.NodeProto.create({ opType: 'Concat', input: joined, output: [output], name: output, attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 })] }));
   return all;
 }
 
