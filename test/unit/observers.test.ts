@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../../main/data/readers';
 import { BinnedDistribution, StreamingHistogram, type HistogramView } from '../../main/stats/histogram';
 import {
   createObserver, expectedError, klDivergences, parseMethod, type CalibrationMethod, type Observer,
@@ -7,18 +8,6 @@ import {
 
 function near(actual: number, expected: number, tolerance: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: expected ${expected} +- ${tolerance}, got ${actual}`);
-}
-
-/** mulberry32: deterministic data, so a failure reproduces. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(rand: () => number, n: number): Float32Array {
@@ -110,7 +99,7 @@ test('NaN and +-Infinity are skipped by every observer', () => {
 });
 
 test('range() always holds 0, whatever the method and the data', () => {
-  const rand = random(7);
+  const rand = mulberry32(7);
   for (const method of ALL_METHODS) {
     for (const symmetric of [false, true]) {
       const positive = observe(method, [uniform(rand, 5000, 1, 3)], symmetric).range();
@@ -168,7 +157,7 @@ test('histogram: the first batch spans exactly [min, max]', () => {
 });
 
 test('histogram growth is exact: streamed batches equal one histogram over the final edges', () => {
-  const rand = random(11);
+  const rand = mulberry32(11);
   const batches = [uniform(rand, 4000, 0, 1), uniform(rand, 4000, -3, 2), uniform(rand, 4000, -5, 40)];
   const h = new StreamingHistogram(64);
   let previous: HistogramView | undefined;
@@ -246,7 +235,7 @@ test('histogram: growth across 60 orders of magnitude keeps every count', () => 
 });
 
 test('bounded memory: the histogram stays `bins` long over thousands of growing batches', () => {
-  const rand = random(3);
+  const rand = mulberry32(3);
   for (const method of ['percentile:99.9', 'mse', 'entropy:256']) {
     const o = createObserver(parseMethod(method), { symmetric: false, bins: 256 });
     const expectedLength = method.startsWith('entropy') ? 1024 : 256;
@@ -332,7 +321,7 @@ function referenceKl(h: Float64Array, quantBins: number): number[] {
 }
 
 test('entropy: the O(buckets) KL equals the direct TensorRT/MXNet loop', () => {
-  const rand = random(5);
+  const rand = mulberry32(5);
   for (let trial = 0; trial < 40; trial++) {
     const n = 8 + Math.floor(rand() * 90);
     const quantBins = [1, 2, 3, 4, 8][trial % 5];
@@ -349,7 +338,7 @@ test('entropy: the O(buckets) KL equals the direct TensorRT/MXNet loop', () => {
 });
 
 test('entropy clips outliers that minmax keeps; bins move the threshold', () => {
-  const rand = random(1);
+  const rand = mulberry32(1);
   const batches: Float32Array[] = [];
   for (let b = 0; b < 10; b++) {
     const x = gaussian(rand, 100_000);
@@ -370,7 +359,7 @@ test('entropy clips outliers that minmax keeps; bins move the threshold', () => 
 });
 
 test('entropy: asymmetric ranges stay inside the data and hold 0; 16-bit keeps the full range', () => {
-  const rand = random(9);
+  const rand = mulberry32(9);
   const relu = gaussian(rand, 200_000).map((v) => Math.max(v, 0));
   relu[17] = 1000;
   const r = observe('entropy', [relu]).range();
@@ -397,7 +386,7 @@ test('mse: expected error by hand', () => {
 });
 
 test('mse: clip errors from prefix sums equal a bin-by-bin integration', () => {
-  const rand = random(13);
+  const rand = mulberry32(13);
   for (let trial = 0; trial < 30; trial++) {
     const n = 4 + Math.floor(rand() * 40);
     const lo = -5 + 10 * rand();
@@ -445,7 +434,7 @@ function qdqError(batches: Float32Array[], r: { min: number; max: number }, leve
 }
 
 test('mse: uniform data keeps about the full range', () => {
-  const rand = random(17);
+  const rand = mulberry32(17);
   const batches = [uniform(rand, 100_000, -1, 1), uniform(rand, 100_000, -1, 1)];
   const sym = observe('mse', batches, true).range();
   assert.ok(sym.max > 0.98 && sym.max <= 1, JSON.stringify(sym));
@@ -454,7 +443,7 @@ test('mse: uniform data keeps about the full range', () => {
 });
 
 test('mse clips rare far outliers and lowers the real quantization error', () => {
-  const rand = random(19);
+  const rand = mulberry32(19);
   const batches = Array.from({ length: 10 }, () => gaussian(rand, 100_000));
   batches[4][123] = 1000; // one value in a million
   const minmax = observe('minmax', batches, true).range();
@@ -512,7 +501,7 @@ test('createObserver rejects invalid options and method parameters', () => {
 });
 
 test('entropy leaves exact zeros out of the KL search: a ReLU output keeps its spread', () => {
-  const rand = random(21);
+  const rand = mulberry32(21);
   // 70% exact zeros (a ReLU output), the rest half-normal with unit scale.
   const values = gaussian(rand, 200_000).map((v) => (rand() < 0.7 ? 0 : Math.abs(v)));
   const o = createObserver({ kind: 'entropy' }, { symmetric: false });
