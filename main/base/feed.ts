@@ -14,6 +14,39 @@ export interface InputSpec {
   shape: Array<number | string>;
 }
 
+/** Each input's shape in every feed of a source: a number is a fixed size, null the batch size, which changes from feed to feed. */
+export type InputShapes = Readonly<Record<string, ReadonlyArray<number | null>>>;
+
+/** The shapes every one of these feeds has, null on the first axis where only the batch size differs; undefined when they differ otherwise. */
+export function commonShapes(feeds: readonly Feed[]): InputShapes | undefined {
+  if (feeds.length === 0) return undefined;
+  const shapes: Record<string, Array<number | null>> = {};
+  for (const [name, t] of Object.entries(feeds[0])) {
+    const dims: Array<number | null> = [...t.dims];
+    for (const feed of feeds) {
+      const other = feed[name]?.dims;
+      if (!other || other.length !== dims.length || other.some((d, i) => i > 0 && d !== dims[i])) return undefined;
+      if (other[0] !== dims[0]) dims[0] = null;
+    }
+    shapes[name] = dims;
+  }
+  // One batch size per feed: first axes that vary must vary together, as stacked samples do.
+  const batched = Object.keys(shapes).filter((name) => shapes[name][0] === null);
+  if (feeds.some((feed) => batched.some((name) => feed[name].dims[0] !== feed[batched[0]].dims[0]))) return undefined;
+  return shapes;
+}
+
+/** Whether feeds of these shapes hold samples of one shape: the same dims but for the batch size. */
+export function sameSampleShapes(a: InputShapes | undefined, b: InputShapes | undefined): boolean {
+  if (!a || !b) return false;
+  const names = Object.keys(a);
+  return names.length === Object.keys(b).length && names.every((name) => {
+    const x = a[name];
+    const y = b[name];
+    return y !== undefined && x.length === y.length && x.every((d, i) => d === y[i] || (i === 0 && (d === null || y[i] === null)));
+  });
+}
+
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

@@ -9,8 +9,9 @@ import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
-import { canSample, EXTREMES_OUTPUT, sampleStride, tapModel } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, sampleStride, tapModel, type Tap } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -69,16 +70,26 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
+/** A step for every sampled tap, as the feeds of a tapped run. */
+function stepFeeds(taps: readonly Tap[], step: (tap: Tap) => number): Record<string, ort.Tensor> {
+  return Object.fromEntries(taps.flatMap((t) => (t.steps ? [[t.steps, new ort.Tensor('int64', BigInt64Array.of(BigInt(step(t))), [1])]] : [])));
+}
+
+/** The shape of each tapped tensor for one sample: the first sample run through a session of a model tapped with sizes. */
+async function firstSampleShapes(session: ort.InferenceSession, taps: readonly Tap[], source: SampleSource): Promise<Map<string, number[]>> {
+  for await (const feed of source.batches(1)) {
+    const out = await run(session, { ...toOrtFeeds(feed), ...stepFeeds(taps, () => PROBE_STEP) }, 'calibration model');
+    return new Map(taps.map((tap) => [tap.tensor, Array.from((out[tap.shape!] as ort.Tensor).data as BigInt64Array, Number)]));
+  }
+  return new Map();
+}
+
 /** The shape of each tensor for one sample, from the model run with Shape taps. */
 export async function probeShapes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number[]>> {
-  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, stride: 0 })), true);
-  const session = await createSession(probe.model, 'model prepared for calibration', TAP_OPTIONS);
+  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, sample: false })), true);
+  const session = await createSession(withInputShapes(probe.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
   try {
-    for await (const feed of source.batches(1)) {
-      const out = await run(session, toOrtFeeds(feed), 'calibration model');
-      return new Map(probe.taps.map((tap) => [tap.tensor, Array.from((out[tap.shape!] as ort.Tensor).data as BigInt64Array, Number)]));
-    }
-    return new Map();
+    return await firstSampleShapes(session, probe.taps, source);
   } finally {
     await session.release();
   }
@@ -98,24 +109,22 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
       levels: 2 ** quantTypeBits(t.type),
     })));
-    // A probe of one sample tells each tensor's size: the batch is cut so that one batch of
-    // activations fits the memory budget, and each histogram tensor gets the stride that keeps its
-    // sample near the sample budget per batch.
-    const shapes = await probeShapes(model, tensors.map((t) => t.tensor), source);
+    const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true);
+    session = await createSession(withInputShapes(tapped, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
+    // The first sample, run once with samples of one element, tells each tensor's size: the batch
+    // is cut so that one batch of activations fits the memory budget, and each histogram tensor
+    // gets the step that keeps its sample near the sample budget. The step is an input of the same
+    // session, so this probe costs one run, not a second session.
+    const shapes = await firstSampleShapes(session, taps, source);
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(shapes), options.memoryBudget);
-    const strides = new Map<string, number>();
-    const sampling = canSample(model);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
-    for (const t of tensors) {
-      if (needsHistogram(t.method)) strides.set(t.tensor, sampling && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1);
-    }
-    const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, stride: strides.get(t.tensor) ?? 0 })), false);
-    session = await createSession(tapped, 'model prepared for calibration', TAP_OPTIONS);
+    const strides = new Map(taps.flatMap((t) => (t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
+    const steps = stepFeeds(taps, (t) => strides.get(t.tensor)!);
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
-      const out = await run(session, toOrtFeeds(feed), 'calibration model');
+      const out = await run(session, { ...toOrtFeeds(feed), ...steps }, 'calibration model');
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;

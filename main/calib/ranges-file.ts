@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JobError } from '../base/errors';
+import { sameSampleShapes } from '../base/feed';
 import type { Control } from '../base/progress';
 import type { SampleSource } from '../data/readers';
 import type { GraphView } from '../onnx/graph';
@@ -71,6 +72,13 @@ export interface JobRanges {
   samples: number;
   /** The calibration data, where the job calibrated: evaluation on the same data reuses it. */
   source?: SampleSource;
+  /** Each calibrated tensor's shape for one sample, where the job calibrated. */
+  shapes?: ReadonlyMap<string, number[]>;
+}
+
+/** The tensor shapes calibration measured, for runs on `source` when its samples have the calibration data's input shapes. */
+export function calibratedShapes(calibrated: JobRanges | undefined, source: SampleSource): ReadonlyMap<string, number[]> | undefined {
+  return calibrated?.shapes && sameSampleShapes(calibrated.source?.feedShapes, source.feedShapes) ? calibrated.shapes : undefined;
 }
 
 export async function savedOrCalibrated(model: string, floatModel: onnx.ModelProto, view: GraphView, plan: QuantPlan, request: RangesRequest): Promise<JobRanges> {
@@ -91,5 +99,5 @@ export async function savedOrCalibrated(model: string, floatModel: onnx.ModelPro
     ranges.set(name, { min: r.min, max: r.max });
     tensors[name] = { min: r.min, max: r.max, histogram: r.histogram };
   }
-  return { ranges, doc: { version: 1, model: path.basename(model), method: plan.recipe.method, samples: result.samples, tensors }, samples: result.samples, source };
+  return { ranges, doc: { version: 1, model: path.basename(model), method: plan.recipe.method, samples: result.samples, tensors }, samples: result.samples, source, shapes: result.shapes };
 }

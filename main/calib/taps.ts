@@ -3,15 +3,15 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { cellShape, makeNode, reducedCell, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { flatShape, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 
 export interface TapRequest {
   tensor: string;
-  /** Elements to step over between samples; 0 when the method needs only min and max. */
-  stride: number;
+  /** Also hand over a sample of its values for a histogram, every k-th element with k fed at run time. */
+  sample: boolean;
 }
 
 export interface Tap {
@@ -21,70 +21,88 @@ export interface Tap {
   max: number;
   /** With sizes: the tensor's shape (int64 [rank]); its element count is the product. */
   shape?: string;
-  /** The values the histogram sees: the tensor itself (stride 1) or a strided sample of it. */
+  /** The values the histogram sees: a strided sample of the tensor, or the tensor itself where the opset cannot slice with steps. */
   values?: string;
+  /** The graph input, int64 [1], that takes the sample's step at run time. */
+  steps?: string;
 }
 
 /** Every tap's minimum and maximum in one [2·taps] output (edit.ts withJoinedAdditions says why one). */
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
 
-const CELL = 'qs_tap_cell';
+// Constants every tap shares: the [-1] shape that flattens, and Slice bounds.
 const FLAT = 'qs_tap_flat_shape';
+const ZERO = 'qs_tap_zero';
+const END = 'qs_tap_end';
 const INT64_MAX = 2n ** 63n - 1n;
 
 /**
- * Every `stride`-th element of `tensor`, flattened, as `output`: Reshape to [-1] (an alias in ONNX
- * Runtime, no copy) and Slice with steps (opset 10); and an empty slice of it, `${output}_empty`,
- * whose place in the joined output lets the walk back reach the sample with its tensor instead of
- * leaving both to the end.
+ * Every `steps`-th element of the flattened tensor `flat`, as `output`, with `steps` a graph input
+ * (Slice with steps, opset 10); and an empty slice of it, `${output}_empty`, whose place in the
+ * joined output lets the walk back reach the sample with its tensor instead of leaving both to the end.
  */
-function stridedSample(tensor: string, stride: number, output: string): { nodes: onnx.NodeProto[]; initializers: onnx.TensorProto[] } {
-  const [starts, ends, axes, steps] = ['starts', 'ends', 'axes', 'steps'].map((c) => `${output}_${c}`);
-  return {
-    nodes: [
-      makeNode('Reshape', [tensor, FLAT], [`${output}_flat`]),
-      makeNode('Slice', [`${output}_flat`, starts, ends, axes, steps], [output]),
-      makeNode('Slice', [output, starts, starts, axes], [`${output}_empty`]),
-    ],
-    initializers: [
-      int64Tensor(starts, [1], [0]), makeTensor(ends, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)), int64Tensor(axes, [1], [0]), int64Tensor(steps, [1], [stride]),
-    ],
-  };
+function stridedSample(flat: string, steps: string, output: string): onnx.NodeProto[] {
+  return [makeNode('Slice', [flat, ZERO, END, ZERO, steps], [output]), emptySlice(output, `${output}_empty`, true)];
+}
+
+/**
+ * The step that makes a sample of one element: a probe run with it hands over next to nothing.
+ * ONNX Runtime sizes a slice as (length + step - 1) / step, so the step stays far from int64's end.
+ */
+export const PROBE_STEP = 2 ** 31 - 1;
+
+/** The empty first slice of a 1-D `input`: Slice takes its bounds as inputs from opset 10, as attributes before. */
+function emptySlice(input: string, output: string, boundsAsInputs: boolean): onnx.NodeProto {
+  if (boundsAsInputs) return makeNode('Slice', [input, ZERO, ZERO, ZERO], [output]);
+  const ints = (name: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: [0] });
+  return makeNode('Slice', [input], [output], [ints('starts'), ints('ends'), ints('axes')]);
 }
 
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
-export function canSample(model: onnx.ModelProto): boolean {
+function canSample(model: onnx.ModelProto): boolean {
   return defaultOpset(model) >= 10;
 }
 
 export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {
   const graph = model.graph!;
-  const initializers = [...graph.initializer, ...(requests.length ? [cellShape(CELL)] : [])];
-  if (requests.some((r) => r.stride > 1)) initializers.push(int64Tensor(FLAT, [1], [-1]));
+  const sampling = canSample(model);
+  const initializers = [...graph.initializer];
+  const sampled = sampling && requests.some((r) => r.sample);
+  if (requests.length) initializers.push(flatShape(FLAT));
+  if (sampling && requests.length && (withSizes || sampled)) initializers.push(int64Tensor(ZERO, [1], [0]));
+  if (sampled) initializers.push(makeTensor(END, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)));
+  const inputs = [...graph.input];
   const outputs = [...graph.output];
   const blocks: onnx.NodeProto[][] = [];
   const joined: string[] = [];
   const taps = requests.map((r, i) => {
     const base = `qs_tap_${i}`;
     const tap: Tap = { tensor: r.tensor, min: 2 * i, max: 2 * i + 1 };
-    const nodes: onnx.NodeProto[] = [];
-    for (const [op, cell] of [['ReduceMin', `${base}_min`], ['ReduceMax', `${base}_max`]]) {
-      nodes.push(...reducedCell(op, r.tensor, cell, CELL));
-      joined.push(cell);
-    }
+    const flat = `${base}_flat`;
+    const nodes = reducedCells(r.tensor, flat, FLAT, [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }]);
+    joined.push(`${base}_min`, `${base}_max`);
     if (withSizes) {
+      // The shape is an output of its own; an empty float slice of it joins the extremes so that
+      // the Shape runs with its tensor's block instead of keeping the tensor alive to the end.
       tap.shape = `${base}_shape`;
-      nodes.push(makeNode('Shape', [r.tensor], [tap.shape]));
+      nodes.push(
+        makeNode('Shape', [r.tensor], [tap.shape]),
+        emptySlice(tap.shape, `${base}_shape_empty`, sampling),
+        makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+      );
+      joined.push(`${base}_shape_none`);
       outputs.push(typedValueInfo(tap.shape, DataType.INT64));
     }
-    if (r.stride === 1) {
+    if (r.sample && !sampling) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
-    } else if (r.stride > 1) {
+    } else if (r.sample) {
       tap.values = `${base}_sample`;
-      const sample = stridedSample(r.tensor, r.stride, tap.values);
-      initializers.push(...sample.initializers);
-      nodes.push(...sample.nodes);
+      tap.steps = `${base}_steps`;
+      inputs.push(onnx.ValueInfoProto.create({ name: tap.steps, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
+        elemType: DataType.INT64, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: 1 })] }),
+      }) }) }));
+      nodes.push(...stridedSample(flat, tap.steps, tap.values));
       joined.push(`${tap.values}_empty`);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
@@ -94,7 +112,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
   const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT);
   if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
   return {
-    model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, output: outputs }) }),
+    model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }),
     taps,
   };
 }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImage, DEFAULT_MAX_MEGAPIXELS, IMAGE_EXTENSIONS, imageSize, listImages, preprocessImage, type ImageGeometry } from './images';
-import { elementCount, type ElementType, type Feed, type InputSpec } from '../base/feed';
+import { elementCount, type ElementType, type Feed, type InputShapes, type InputSpec } from '../base/feed';
 import { allocate, DataError, itemSize, readNpyHeader, readNpyRange, type NpyArray, type NpyDtype, type NpyHeader } from './npy';
 import { preprocessProblem, type PreprocessSpec } from '../../shared/preprocess';
 
@@ -17,6 +17,12 @@ export interface SampleSource {
   /** Samples available, after the limit. */
   readonly count: number;
   readonly warnings: string[];
+  /**
+   * Every input's shape in every feed, null for the batch size, when all samples share their
+   * shapes (undefined when per-sample files differ): sessions built for these shapes plan their
+   * memory once instead of for unknown sizes (onnx/edit.ts withInputShapes).
+   */
+  readonly feedShapes?: InputShapes;
   /** Yields feeds of up to batchSize samples stacked on the first axis, in order, reading lazily (bounded memory: only the current batch is in memory). */
   batches(batchSize: number): AsyncIterable<Feed>;
 }
@@ -141,8 +147,15 @@ function stackable(input: InputSpec): boolean {
 }
 
 class ColumnSource implements SampleSource {
+  readonly feedShapes?: InputShapes;
+
   constructor(readonly description: string, readonly count: number, readonly warnings: string[],
-    private readonly slots: Slot[], private readonly columns: Column[], private readonly options: SourceOptions) {}
+    private readonly slots: Slot[], private readonly columns: Column[], private readonly options: SourceOptions) {
+    if (this.sameShapeRun(0, count) < count) return;
+    // A batch of stacked samples holds up to the batch size of them, a model that takes one sample per run exactly one.
+    const stacked = slots.every((s) => stackable(s.input));
+    this.feedShapes = Object.fromEntries(slots.map((slot, i) => [slot.input.name, slot.batchAxis ? [stacked ? null : 1, ...columns[i].shape(0)] : columns[i].shape(0)]));
+  }
 
   async *batches(batchSize: number): AsyncGenerator<Feed> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a whole number ≥ 1, got ${batchSize}`);

@@ -1,6 +1,6 @@
 // Evaluation subsets: a few samples read into memory once, which every run of an analysis or a
 // repair search sees, so that its figures compare with one another.
-import type { Feed } from '../base/feed';
+import { commonShapes, type Feed } from '../base/feed';
 import type { SampleSource } from './readers';
 
 /**
@@ -39,7 +39,7 @@ export async function readSubset(source: SampleSource, limit: number, batchSize:
 export function memorySource(feeds: readonly Feed[], description: string): SampleSource {
   const count = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
   return {
-    description, count, warnings: [],
+    description, count, warnings: [], feedShapes: commonShapes(feeds),
     async *batches() {
       yield* feeds;
     },

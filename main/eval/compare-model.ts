@@ -2,7 +2,7 @@
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², Σ(x−QDQ(x))² and,
 // where asked, the float range. Handing both models' activations to JavaScript instead would move
 // hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { cellShape, makeNode, reducedCell, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { flatShape, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
 import { onnx, toNumber } from '../onnx/proto';
 
 /** A float tensor and its dequantized counterpart in the quantized model. */
@@ -29,7 +29,7 @@ export interface PairTaps {
 /** The one output that holds every pair's sums, [K] (edit.ts withJoinedAdditions says why one). */
 export const SUMS_OUTPUT = 'qs_cmp_sums';
 
-const CELL = 'qs_cmp_cell';
+const FLAT = 'qs_cmp_flat_shape';
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
 export const QUANTIZED_PREFIX = 'qs_quantized/';
@@ -78,26 +78,23 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   }
   // Every sum is a [1] vector, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
-  const initializers = pairs.length ? [cellShape(CELL)] : [];
+  const initializers = pairs.length ? [flatShape(FLAT)] : [];
   const sums: string[] = [];
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
     const quantizer = qdqOf.get(p.quant);
     const nodes: onnx.NodeProto[] = [];
-    // Each sum is a scalar made a [1] cell. Reshaping the compared tensors into rows instead would
-    // give every row a shape of its own, and ONNX Runtime's allocation planner, which looks for a
-    // freed buffer of the same shape, then takes seconds to create the session.
-    const sum = (op: string, input: string, name: string) => {
-      nodes.push(...reducedCell(op, input, name, CELL));
-      return sums.push(name) - 1;
+    // The sums of one tensor, each a [1] cell, and their places in the sums vector.
+    const sumsOf = (input: string, flat: string, cells: ReadonlyArray<{ op: string; output: string }>) => {
+      nodes.push(...reducedCells(input, flat, FLAT, cells));
+      return cells.map((c) => sums.push(c.output) - 1);
     };
+    const ranged = p.measureRange ? [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }] : [];
+    const [signal, min, max] = sumsOf(p.float, `${base}_flat`, [{ op: 'ReduceSumSquare', output: `${base}_signal` }, ...ranged]);
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
-    const t: PairTaps = { float: p.float, signal: sum('ReduceSumSquare', p.float, `${base}_signal`), noise: sum('ReduceSumSquare', `${base}_diff`, `${base}_noise`) };
-    if (p.measureRange) {
-      t.min = sum('ReduceMin', p.float, `${base}_min`);
-      t.max = sum('ReduceMax', p.float, `${base}_max`);
-    }
+    const [noise] = sumsOf(`${base}_diff`, `${base}_diff_flat`, [{ op: 'ReduceSumSquare', output: `${base}_noise` }]);
+    const t: PairTaps = { float: p.float, signal, noise, ...(p.measureRange ? { min, max } : {}) };
     // Local error: the float tensor through the quantized side's own Q/DQ parameters: one
     // fake-quantize per tensor in the same pass, no second model.
     if (quantizer) {
@@ -108,9 +105,10 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       nodes.push(
         like(makeNode('QuantizeLinear', [p.float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`]), quantizer.attribute),
         like(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`]), dqAttributes),
-        makeNode('Sub', [p.float, `${base}_local_dq`], [`${base}_local_diff`]),
+        // Squared, the sign is moot: the dequantized tensor first lets the Sub write over it.
+        makeNode('Sub', [`${base}_local_dq`, p.float], [`${base}_local_diff`]),
       );
-      t.localNoise = sum('ReduceSumSquare', `${base}_local_diff`, `${base}_local_noise`);
+      [t.localNoise] = sumsOf(`${base}_local_diff`, `${base}_local_diff_flat`, [{ op: 'ReduceSumSquare', output: `${base}_local_noise` }]);
     }
     blocks.push(nodes);
     return t;

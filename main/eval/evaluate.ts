@@ -17,6 +17,7 @@ import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { withInputShapes } from '../onnx/edit';
 import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
 import type { Range } from '../stats/range';
@@ -51,6 +52,8 @@ export interface EvaluationOptions extends RunOptions {
   numerics: MainNumerics;
   /** Also measure the outputs of the quantized model as this runtime runs it (the deployed figures). */
   deployed?: Numerics;
+  /** Each float tensor's shape for one sample, as calibration measured it on data of these input shapes: spares the run that measures them. */
+  shapes?: ReadonlyMap<string, number[]>;
 }
 
 /** Output figures of one run of the quantized model in named numerics. */
@@ -111,15 +114,17 @@ function finiteOutput(t: ort.Tensor | undefined): boolean {
 }
 
 /** Bytes the side-by-side run holds per sample: both halves' live tensors, from the compared tensors' sizes on one sample. */
-async function comparisonBytesPerSample(floatModel: onnx.ModelProto, pairs: readonly TensorPair[], source: SampleSource): Promise<number> {
-  return pairs.length ? 2 * liveBytesPerSample(await probeShapes(floatModel, pairs.map((p) => p.float), source)) : 0;
+async function comparisonBytesPerSample(floatModel: onnx.ModelProto, pairs: readonly TensorPair[], source: SampleSource, known?: ReadonlyMap<string, number[]>): Promise<number> {
+  if (!pairs.length) return 0;
+  const shapes = known && pairs.every((p) => known.has(p.float)) ? known : await probeShapes(floatModel, pairs.map((p) => p.float), source);
+  return 2 * liveBytesPerSample(new Map(pairs.map((p) => [p.float, shapes.get(p.float)!])));
 }
 
 export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
-  const perSample = await comparisonBytesPerSample(floatModel, pairs, source);
+  const perSample = await comparisonBytesPerSample(floatModel, pairs, source, options.shapes);
   const compared = comparisonModel(floatModel, quantModel, pairs);
   const { taps } = compared;
   const sessions: ort.InferenceSession[] = [];
@@ -130,7 +135,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   };
   const pool = new StatsPool();
   try {
-    const compareSession = await open(compared.model, 'float and quantized models side by side', options.numerics, TAP_OPTIONS);
+    const compareSession = await open(withInputShapes(compared.model, source.feedShapes), 'float and quantized models side by side', options.numerics, TAP_OPTIONS);
     // Reference outputs come from the side-by-side run itself; ort-cpu outputs from the exported
     // model alone, as a CPU deployment runs it (taps change which groups ONNX Runtime fuses).
     const mainSession = options.numerics === 'reference' ? undefined : await open(quantModel, 'quantized model', options.numerics);

@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 
 import type { SampleSource } from '../data/readers';
-import { typedValueInfo } from '../onnx/edit';
+import { typedValueInfo, withInputShapes } from '../onnx/edit';
 import { namesRead } from '../onnx/graph';
 import { onnx } from '../onnx/proto';
 import { comparisonModel, QUANTIZED_PREFIX } from './compare-model';
@@ -69,7 +69,7 @@ export async function layerHistogram(floatModel: onnx.ModelProto, quantModel: on
   const { model } = comparisonModel(floatModel, quantModel, [pair]);
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const quantName = inputs.has(pair.quant) ? pair.quant : QUANTIZED_PREFIX + pair.quant;
-  const session = await createSession(upTo(model, [pair.float, quantName]), 'float and quantized models side by side');
+  const session = await createSession(withInputShapes(upTo(model, [pair.float, quantName]), source.feedShapes), 'float and quantized models side by side');
   const floats: Float32Array[] = [];
   const quants: Float32Array[] = [];
   let kept = 0;

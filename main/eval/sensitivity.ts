@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 
 import type { GraphView } from '../onnx/graph';
-import { makeNode } from '../onnx/edit';
+import { makeNode, withInputShapes } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
 import { convertModel, type ConvertResult } from '../convert/convert';
@@ -20,7 +20,7 @@ import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { throwIfAborted } from '../base/progress';
 import type { Progress } from '../../shared/progress';
-import type { Feed } from '../base/feed';
+import { commonShapes, type Feed, type InputShapes } from '../base/feed';
 import type { Range } from '../stats/range';
 import { sqnrDb } from '../stats/sqnr';
 
@@ -183,14 +183,19 @@ export interface RunQuality {
  * analysis or a search is measured against the same reference.
  */
 export class Subset {
+  /** The subset's input shapes, which the reference-numerics sessions over it are built for. */
+  readonly shapes?: InputShapes;
+
   private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
-    private readonly reference: Array<Record<string, Float32Array>>, private readonly labels?: Int32Array) {}
+    private readonly reference: Array<Record<string, Float32Array>>, private readonly labels?: Int32Array) {
+    this.shapes = commonShapes(read);
+  }
 
   static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array): Promise<Subset> {
     const ortFeeds = feeds.map(toOrtFeeds);
     const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
     if (labels && labels.length < samples) throw new Error(`labels: ${labels.length} class ids for ${samples} samples`);
-    const session = await createSession(floatModel, 'float model');
+    const session = await createSession(withInputShapes(floatModel, commonShapes(feeds)), 'float model');
     const reference: Array<Record<string, Float32Array>> = [];
     try {
       for (const feed of ortFeeds) {
@@ -236,7 +241,8 @@ export class Subset {
 
   /** The same measure for a whole model in named numerics. */
   async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal): Promise<RunQuality> {
-    const session = await createSession(model, what, numericsOptions(numerics));
+    // ort-cpu figures are the exported model's, as it is written; reference ones may plan for the subset's shapes.
+    const session = await createSession(numerics === 'reference' ? withInputShapes(model, this.shapes) : model, what, numericsOptions(numerics));
     try {
       return await this.measure(session, {}, signal);
     } finally {
@@ -267,7 +273,7 @@ export class SwitchRunner implements ConfigRunner {
 
   static async create(model: onnx.ModelProto, units: number, subset: Subset): Promise<SwitchRunner> {
     // The Where guards already keep ONNX Runtime from fusing the Q/DQ groups; the option says so outright.
-    return new SwitchRunner(await createSession(model, 'model with a switch per quantized layer', numericsOptions('reference')), subset, units);
+    return new SwitchRunner(await createSession(withInputShapes(model, subset.shapes), 'model with a switch per quantized layer', numericsOptions('reference')), subset, units);
   }
 
   async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {

@@ -9,7 +9,7 @@ import { writeJsonAtomic } from '../base/atomic';
 import { JobError } from '../base/errors';
 import { refuseOverInputs } from '../base/paths';
 import { throwIfAborted } from '../base/progress';
-import { savedOrCalibrated } from '../calib/ranges-file';
+import { calibratedShapes, savedOrCalibrated } from '../calib/ranges-file';
 import { convertModel } from '../convert/convert';
 import { memorySource, readSubset, SEARCH_SAMPLES } from '../data/subset';
 import { evaluate } from '../eval/evaluate';
@@ -54,19 +54,21 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   if (calibrationTensors(m.plan).length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
   if (!job.ranges && !job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
-  const { ranges } = await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
+  const calibrated = await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
     file: job.ranges, calibration: () => m.open(job.calibration!, 'calibration', job.recipe.calibrationSamples || undefined), histograms: false,
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, warn: log.warn,
   });
   throwIfAborted(job.signal);
+  const { ranges } = calibrated;
   const converted = convertModel(m.view, m.plan, ranges);
   const subset = await analysisSubset(job, m, log.warn);
   const tPrepare = performance.now();
 
   const numerics = searchNumerics(job.recipe.backend, job.numerics);
   const baseline = await subset.measureModel(converted.model, 'quantized model', numerics, job.signal);
-  const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), memorySource(subset.read, `${subset.samples} analysis samples`),
-    { batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, numerics });
+  const analysed = memorySource(subset.read, `${subset.samples} analysis samples`);
+  const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), analysed,
+    { batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, numerics, shapes: calibratedShapes(calibrated, analysed) });
   const { runner, units } = await configRunner(numerics, m.view, m.plan, ranges, converted, subset);
   const nodes = new Map(units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
   const layers = layerRows(converted.layers, [], evaluation, { view: m.view, converted, nodes });

@@ -11,7 +11,7 @@ import { TOOL } from '../../shared/tool';
 import { JobError } from '../base/errors';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
-import { savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
+import { calibratedShapes, savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
 import { convertModel, type ConvertResult } from '../convert/convert';
 import type { SampleSource } from '../data/readers';
 import { readSubset, SEARCH_SAMPLES } from '../data/subset';
@@ -95,7 +95,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const kept = keptInFloat(m.view, m.plan.recipe.overrides, converted);
   const numerics = job.numerics ?? 'reference';
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
-    batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host),
+    batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource),
   });
   clock.mark('evaluate');
   throwIfAborted(job.signal);
@@ -178,7 +178,7 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
-    subset: await Subset.create(m.floatModel, feeds, m.labels), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
+    subset: await Subset.create(m.floatModel, feeds, m.labels), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
     signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
   });
   if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);

@@ -2,6 +2,7 @@
 // reductions next to the tensors they read.
 import { onnx } from './proto';
 import { int64Tensor } from './tensor';
+import type { InputShapes } from '../base/feed';
 
 export function typedValueInfo(name: string, elemType: number): onnx.ValueInfoProto {
   return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
@@ -20,17 +21,22 @@ export function makeNode(op: string, inputs: string[], outputs: string[], attrs:
   return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });
 }
 
-/** Reduce to a scalar: no axes, keepdims 0 (the same in every opset). */
-export const REDUCE_ALL = [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 })];
-
-/** The shape [1] every cell of a joined output is reshaped to (reducedCell), as an initializer named `name`. */
-export function cellShape(name: string): onnx.TensorProto {
-  return int64Tensor(name, [1], [1]);
+/** The shape [-1] that flattens a tensor (reducedCells), as an initializer named `name`. */
+export function flatShape(name: string): onnx.TensorProto {
+  return int64Tensor(name, [1], [-1]);
 }
 
-/** `op` over the whole of `input` as the [1] vector `output`: one cell of a joined output (withJoinedAdditions). */
-export function reducedCell(op: string, input: string, output: string, shape: string): onnx.NodeProto[] {
-  return [makeNode(op, [input], [`${output}_scalar`], REDUCE_ALL), makeNode('Reshape', [`${output}_scalar`, shape], [output])];
+const KEEP_DIMS = [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 1 })];
+
+/**
+ * Reductions over the whole of `input`, each a [1] vector: cells of a joined output
+ * (withJoinedAdditions). They share one Reshape of the input to [-1] (`flat`, with the shape
+ * initializer `shape` from flatShape), an alias in ONNX Runtime, and keep their one dim: two nodes
+ * fewer per pair of cells than a scalar reshaped to [1] each, and session creation in ONNX Runtime
+ * grows with the node count.
+ */
+export function reducedCells(input: string, flat: string, shape: string, cells: ReadonlyArray<{ op: string; output: string }>): onnx.NodeProto[] {
+  return [makeNode('Reshape', [input, shape], [flat]), ...cells.map((c) => makeNode(c.op, [flat], [c.output], KEEP_DIMS))];
 }
 
 /**
@@ -47,31 +53,42 @@ export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: Re
   return all;
 }
 
+/** The name every batch dim gets (withInputShapes), so that ONNX Runtime knows them to be one size. */
+const BATCH_DIM = 'qs_batch';
+
+/**
+ * A copy of the model whose graph inputs have the given shapes; outputs and value infos with a dim
+ * named like a changed input dim ("batch") follow it. Without `shapes`, the model itself.
+ */
+export function withInputShapes(model: onnx.ModelProto, shapes: InputShapes | undefined): onnx.ModelProto {
+  if (!shapes) return model;
+  const graph = model.graph!;
+  const dimOf = (d: number | null) => onnx.TensorShapeProto.Dimension.create(d === null ? { dimParam: BATCH_DIM } : { dimValue: d });
+  const named = new Map<string, onnx.TensorShapeProto.Dimension>();
+  const withDims = (vi: onnx.IValueInfoProto, dims: Array<onnx.TensorShapeProto.Dimension | undefined>): onnx.ValueInfoProto => {
+    const tensorType = vi.type!.tensorType!;
+    const old = tensorType.shape?.dim ?? [];
+    const shape = onnx.TensorShapeProto.create({ dim: dims.map((d, i) => d ?? onnx.TensorShapeProto.Dimension.create({ ...old[i] })) });
+    return onnx.ValueInfoProto.create({ ...vi, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ ...tensorType, shape }) }) });
+  };
+  const input = graph.input.map((vi) => {
+    const dims = shapes[vi.name];
+    if (!dims || !vi.type?.tensorType) return vi as onnx.ValueInfoProto;
+    (vi.type.tensorType.shape?.dim ?? []).forEach((d, i) => d.dimParam && i < dims.length && named.set(d.dimParam, dimOf(dims[i])));
+    return withDims(vi, dims.map(dimOf));
+  });
+  const follow = (vi: onnx.IValueInfoProto) => {
+    const dims = vi.type?.tensorType?.shape?.dim;
+    if (!dims || !dims.some((d) => d.dimParam && named.has(d.dimParam))) return vi as onnx.ValueInfoProto;
+    return withDims(vi, dims.map((d) => (d.dimParam ? named.get(d.dimParam) : undefined)));
+  };
+  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, input, output: graph.output.map(follow), valueInfo: graph.valueInfo.map(follow) }) });
+}
+
 /**
  * A copy of the model whose graph inputs have the fixed shapes of a sample feed (for devices that
  * compile fixed shapes). Output dimensions named like a pinned input dimension ("batch") take its value.
  */
 export function pinInputShapes(model: onnx.ModelProto, feed: Readonly<Record<string, { dims: readonly number[] }>>): onnx.ModelProto {
-  const graph = model.graph!;
-  const named = new Map<string, number>();
-  const withDims = (vi: onnx.IValueInfoProto, dims: ReadonlyArray<number | undefined>): onnx.ValueInfoProto => {
-    const tensorType = vi.type!.tensorType!;
-    const old = tensorType.shape?.dim ?? [];
-    const shape = onnx.TensorShapeProto.create({
-      dim: dims.map((d, i) => onnx.TensorShapeProto.Dimension.create(d !== undefined ? { dimValue: d } : { ...old[i] })),
-    });
-    return onnx.ValueInfoProto.create({ ...vi, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ ...tensorType, shape }) }) });
-  };
-  const input = graph.input.map((vi) => {
-    const dims = feed[vi.name]?.dims;
-    if (!dims || !vi.type?.tensorType) return vi as onnx.ValueInfoProto;
-    (vi.type.tensorType.shape?.dim ?? []).forEach((d, i) => d.dimParam && named.set(d.dimParam, dims[i]));
-    return withDims(vi, dims);
-  });
-  const output = graph.output.map((vi) => {
-    const dims = vi.type?.tensorType?.shape?.dim;
-    if (!dims || !dims.some((d) => d.dimParam && named.has(d.dimParam))) return vi as onnx.ValueInfoProto;
-    return withDims(vi, dims.map((d) => (d.dimParam ? named.get(d.dimParam) : undefined)));
-  });
-  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, input, output }) });
+  return withInputShapes(model, Object.fromEntries(Object.entries(feed).map(([name, t]) => [name, t.dims])));
 }

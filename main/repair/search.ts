@@ -32,6 +32,8 @@ export interface RepairInput {
   /** Histograms saved with the ranges (histogram calibration methods): they allow per-tensor method fixes. */
   histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
+  /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
+  shapes?: ReadonlyMap<string, number[]>;
   target: Target;
   /** Every measurement of the search is made in these numerics. */
   numerics: MainNumerics;
@@ -182,7 +184,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
   const evaluation = await evaluate(input.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics });
+    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes });
   s.runs++;
   const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
   const { runner, units } = await configRunner(input.numerics, input.view, s.plan, s.ranges, s.base, input.subset);

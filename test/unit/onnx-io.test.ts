@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { pinInputShapes, withInputShapes } from '../../main/onnx/edit';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
 import { DataType, onnx } from '../../main/onnx/proto';
@@ -128,6 +129,23 @@ test('graph view: topological order, producers, consumers, initializers, shapes'
   assert.equal(view.opset, 17);
   assert.equal(tensorToFloat32(view.initializers.get('w')!).length, 16);
   assert.equal(view.initializers.get('w')!.dataType, DataType.FLOAT);
+});
+
+test('withInputShapes: fixed dims and one named batch dim on the inputs, outputs follow, and a real network gives the same outputs at any batch size', async () => {
+  const dims = (vi: onnx.IValueInfoProto) => vi.type!.tensorType!.shape!.dim!.map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue)));
+  const tiny = buildModel({
+    inputs: { x: ['batch', 'width'] }, outputs: { y: ['batch', 'width'] },
+    initializers: { w: { dims: [1], data: [2] } }, nodes: [{ op: 'Mul', inputs: ['x', 'w'], outputs: ['y'] }],
+  });
+  const shaped = withInputShapes(tiny, { x: [null, 5] });
+  assert.deepEqual(dims(shaped.graph!.input[0]), ['qs_batch', 5]);
+  assert.deepEqual(dims(shaped.graph!.output[0]), ['qs_batch', 5], 'output dims named like input dims follow them');
+  assert.deepEqual(dims(pinInputShapes(tiny, { x: { dims: [2, 5] } }).graph!.output[0]), [2, 5]);
+  assert.equal(withInputShapes(tiny, undefined), tiny);
+  const { model } = loadModel(MODELS.rec);
+  const feed = (n: number) => ({ x: new ort.Tensor('float32', randomArray(n * 3 * 48 * 320, n), [n, 3, 48, 320]) });
+  const rec = encodeModel(withInputShapes(model, { x: [null, 3, 48, 320] }));
+  for (const n of [2, 1]) assert.deepEqual(await outputsOf(rec, feed(n)), await outputsOf(encodeModel(model), feed(n)), `batch ${n}`);
 });
 
 test('a cyclic graph is refused', () => {

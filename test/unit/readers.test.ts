@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { readNpyHeader, readNpyRange, writeNpy, type NpyArray } from '../../main/data/npy';
 import { DataError, guessBatchSize, openSource, type SampleSource } from '../../main/data/readers';
 import type { PreprocessSpec } from '../../shared/preprocess';
-import type { Feed, InputSpec } from '../../main/base/feed';
+import { commonShapes, sameSampleShapes, type Feed, type InputSpec } from '../../main/base/feed';
 
 const RANDOM_WARNING = 'random data gives poor calibration ranges; use real samples (a .npy file, a folder of images or .npy files, or a manifest)';
 
@@ -120,6 +120,7 @@ test('a .npy stack yields batches of 4, 4 and 2 with the samples in order', asyn
   assert.equal(source.count, 10);
   assert.equal(source.description, `10 samples from ${file}`);
   assert.deepEqual(source.warnings, []);
+  assert.deepEqual(source.feedShapes, { x: [null, 3, 2, 2] }, 'every feed has these shapes, null for the batch size');
   const feeds = await collect(source, 4);
   assert.deepEqual(feeds.map((f) => f.x.dims), [[4, 3, 2, 2], [4, 3, 2, 2], [2, 3, 2, 2]]);
   assert.ok(feeds.every((f) => f.x.type === 'float32' && f.x.data instanceof Float32Array));
@@ -151,7 +152,9 @@ test('a fixed first dim of 1 gives batches of one sample whatever the batch size
   writeNpy(file, 'float32', [3, 4], iota(12));
   const inputs = [input('x', [1, 4])];
   assert.equal(guessBatchSize(inputs), 1);
-  const feeds = await collect(await openSource(file, inputs), 4);
+  const source = await openSource(file, inputs);
+  assert.deepEqual(source.feedShapes, { x: [1, 4] });
+  const feeds = await collect(source, 4);
   assert.deepEqual(feeds.map((f) => f.x.dims), [[1, 4], [1, 4], [1, 4]]);
   assert.deepEqual(feeds[2].x.data, Float32Array.from([8, 9, 10, 11]));
 });
@@ -159,7 +162,9 @@ test('a fixed first dim of 1 gives batches of one sample whatever the batch size
 test('an input whose first dim is fixed and not 1 takes whole tensors, one sample per batch', async () => {
   const file = path.join(tempDir(), 'h.npy');
   writeNpy(file, 'float32', [2, 2, 1, 3], iota(12));
-  const feeds = await collect(await openSource(file, [input('h', [2, 'batch', 3])]), 8);
+  const source = await openSource(file, [input('h', [2, 'batch', 3])]);
+  assert.deepEqual(source.feedShapes, { h: [2, 1, 3] });
+  const feeds = await collect(source, 8);
   assert.deepEqual(feeds.map((f) => f.h.dims), [[2, 1, 3], [2, 1, 3]]);
   assert.deepEqual(feeds[1].h.data, iota(6, 6));
 });
@@ -259,9 +264,24 @@ test('per-sample files that differ in a dynamic dim go to separate batches', asy
   writeNpy(path.join(dir, 'a.npy'), 'float32', [2, 2], iota(4));
   writeNpy(path.join(dir, 'b.npy'), 'float32', [2, 2], iota(4, 4));
   writeNpy(path.join(dir, 'c.npy'), 'float32', [2, 3], iota(6, 8));
-  const feeds = await collect(await openSource(dir, [input('x', ['batch', 2, 'width'])]), 4);
+  const source = await openSource(dir, [input('x', ['batch', 2, 'width'])]);
+  assert.equal(source.feedShapes, undefined, 'no one shape for every feed');
+  const feeds = await collect(source, 4);
   assert.deepEqual(feeds.map((f) => f.x.dims), [[2, 2, 2], [1, 2, 3]]);
   assert.deepEqual(feeds[1].x.data, iota(6, 8));
+});
+
+test('commonShapes: the batch size varies alone or the feeds have no common shapes; sameSampleShapes compares all but the batch size', () => {
+  const feed = (dims: Record<string, number[]>): Feed => Object.fromEntries(Object.entries(dims).map(([n, d]) => [n, { type: 'float32', dims: d, data: new Float32Array(0) }]));
+  assert.deepEqual(commonShapes([feed({ x: [8, 3, 4], h: [2, 5] }), feed({ x: [8, 3, 4], h: [2, 5] })]), { x: [8, 3, 4], h: [2, 5] });
+  assert.deepEqual(commonShapes([feed({ x: [8, 3, 4], y: [8, 2] }), feed({ x: [5, 3, 4], y: [5, 2] })]), { x: [null, 3, 4], y: [null, 2] });
+  assert.equal(commonShapes([feed({ x: [8, 3, 4] }), feed({ x: [8, 3, 5] })]), undefined);
+  assert.equal(commonShapes([feed({ x: [8, 3], y: [8, 2] }), feed({ x: [5, 3], y: [4, 2] })]), undefined, 'two first axes varying apart are not one batch');
+  assert.equal(commonShapes([]), undefined);
+  assert.ok(sameSampleShapes({ x: [null, 3, 4] }, { x: [8, 3, 4] }));
+  assert.ok(!sameSampleShapes({ x: [null, 3, 4] }, { x: [null, 3, 5] }));
+  assert.ok(!sameSampleShapes({ x: [null, 3] }, { x: [null, 3], y: [1] }));
+  assert.ok(!sameSampleShapes(undefined, { x: [1] }));
 });
 
 const PIXELS = [[10, 20, 30], [40, 50, 60], [70, 80, 90], [200, 210, 220]];
@@ -339,6 +359,7 @@ test('a dynamic image width follows the first image at the fixed height, with a 
   await writeImage(path.join(dir, 'img.png'), 4, 2, Array.from({ length: 8 }, () => [1, 2, 3]));
   const source = await openSource(dir, [input('x', ['batch', 3, 1, 'w'])]);
   assert.deepEqual(source.warnings, [`input "x" has a dynamic width: every image is resized to 1x2, after ${path.join(dir, 'img.png')}; pass a size (HxW) to choose another`]);
+  assert.deepEqual(source.feedShapes, { x: [null, 3, 1, 2] }, 'every image comes at that size');
   const [feed] = await collect(source, 1);
   assert.deepEqual(feed.x.dims, [1, 3, 1, 2]);
 });
