@@ -14,13 +14,18 @@ import { analyze } from '../../main/jobs/analyze';
 import { quantize } from '../../main/jobs/quantize';
 import { openSource } from '../../main/data/readers';
 import { readSubset } from '../../main/data/subset';
-import { Subset } from '../../main/eval/sensitivity';
+import { configRunner, Subset } from '../../main/eval/sensitivity';
+import { calibrate } from '../../main/calib/calibrate';
+import { convertModel } from '../../main/convert/convert';
+import { loadForJob } from '../../main/jobs/job';
+import type { PreprocessSpec } from '../../shared/preprocess';
+import type { Recipe } from '../../shared/recipe';
 import { inputSpecs } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
 import { repair } from '../../main/repair/search';
-import { planQuantization } from '../../main/plan/plan';
-import { buildModel, randomArray, tempDir } from '../helpers/build';
+import { calibrationTensors, planQuantization } from '../../main/plan/plan';
+import { buildModel, randomArray, ROOT, tempDir } from '../helpers/build';
 
 const N = 16;
 const W = 64;
@@ -124,4 +129,29 @@ test('a backend that cannot keep float and has no 16-bit activations gives up an
   assert.match(outcome.report.reason, /runs every quantized node as an integer kernel and offers no 16-bit activations/);
   assert.deepEqual(outcome.report.changes, []);
   assert.deepEqual(outcome.recipe, recipe);
+});
+
+test('the switch model: every switch on is the quantized model, every switch off the float model (sample model, MNIST)', async () => {
+  const cases: Array<[string, string, Recipe, PreprocessSpec | undefined]> = [
+    [path.join(ROOT, 'resources', 'sample', 'cls.onnx'), path.join(ROOT, 'resources', 'sample', 'calibration'), recipeFor('xnnpack'), { size: [48, 192], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }],
+    [path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'model.onnx'), path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'calib.npy'), recipeFor('cpu', 'a8w8'), undefined],
+  ];
+  for (const [model, data, recipe, preprocess] of cases) {
+    const m = loadForJob({ model, recipe, preprocess }, recipe, () => {});
+    const source = await m.open(data, 'calibration');
+    const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), source, { batchSize: 8 });
+    const converted = convertModel(m.view, m.plan, ranges);
+    const { feeds } = await readSubset(source, 16, 8);
+    const subset = await Subset.create(m.floatModel, feeds);
+    const { runner } = await configRunner('reference', m.view, m.plan, ranges, converted, subset);
+    try {
+      const quantized = await subset.measureModel(converted.model, 'quantized model', 'reference');
+      const on = await runner.measure(() => true);
+      const off = await runner.measure(() => false);
+      assert.ok(Math.abs(on.sqnr - quantized.sqnr) < 0.01, `${model}: all on ${on.sqnr.toFixed(3)} dB, the quantized model ${quantized.sqnr.toFixed(3)} dB`);
+      assert.ok(off.sqnr > 100, `${model}: all off ${off.sqnr} dB against the float model`);
+    } finally {
+      await runner.release();
+    }
+  }
 });
