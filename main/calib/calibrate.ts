@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
-import { EXTREMES_OUTPUT, PROBE_STEP, sampleStride, tapModel, type Tap } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, sampleStride, tapModel, type SizeTap, type Tap } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -24,12 +24,17 @@ export interface RunOptions extends Control {
   histogramSample?: number;
 }
 
+export interface CalibrationOptions extends RunOptions {
+  /** Tensors whose shape to measure too, for runs after calibration (those that borrow another's range). */
+  sized?: readonly string[];
+}
+
 export interface CalibrationResult {
   ranges: Map<string, ObservedRange>;
   samples: number;
   batchSize: number;
   seconds: number;
-  /** Shapes of the observed tensors for one sample, for the graph view. */
+  /** Shapes of the observed and the sized tensors for one sample, for the graph view and later runs. */
   shapes: Map<string, number[]>;
   /** Histogram tensors seen through a strided sample: the step. */
   strides: Map<string, number>;
@@ -75,11 +80,11 @@ function stepFeeds(taps: readonly Tap[], step: (tap: Tap) => number): Record<str
   return Object.fromEntries(taps.flatMap((t) => (t.steps ? [[t.steps, new ort.Tensor('int64', BigInt64Array.of(BigInt(step(t))), [1])]] : [])));
 }
 
-/** The shape of each tapped tensor for one sample: the first sample run through a session of a model tapped with sizes. */
-async function firstSampleShapes(session: ort.InferenceSession, taps: readonly Tap[], source: SampleSource): Promise<Map<string, number[]>> {
+/** The shape of each sized tensor for one sample: the first sample run through a session of a model tapped with sizes. */
+async function firstSampleShapes(session: ort.InferenceSession, tapped: { taps: readonly Tap[]; sized: readonly SizeTap[] }, source: SampleSource): Promise<Map<string, number[]>> {
   for await (const feed of source.batches(1)) {
-    const out = await run(session, { ...toOrtFeeds(feed), ...stepFeeds(taps, () => PROBE_STEP) }, 'calibration model');
-    return new Map(taps.map((tap) => [tap.tensor, Array.from((out[tap.shape!] as ort.Tensor).data as BigInt64Array, Number)]));
+    const out = await run(session, { ...toOrtFeeds(feed), ...stepFeeds(tapped.taps, () => PROBE_STEP) }, 'calibration model');
+    return new Map(tapped.sized.map((s) => [s.tensor, Array.from((out[s.shape] as ort.Tensor).data as BigInt64Array, Number)]));
   }
   return new Map();
 }
@@ -89,7 +94,7 @@ export async function probeShapes(model: onnx.ModelProto, tensors: string[], sou
   const probe = tapModel(model, tensors.map((tensor) => ({ tensor, sample: false })), true);
   const session = await createSession(withInputShapes(probe.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
   try {
-    return await firstSampleShapes(session, probe.taps, source);
+    return await firstSampleShapes(session, probe, source);
   } finally {
     await session.release();
   }
@@ -100,7 +105,7 @@ export async function probeShapes(model: onnx.ModelProto, tensors: string[], sou
 // peak.
 export const TAP_OPTIONS = { enableMemPattern: false };
 
-export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: RunOptions): Promise<CalibrationResult> {
+export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: CalibrationOptions): Promise<CalibrationResult> {
   const start = performance.now();
   const pool = new StatsPool();
   let session: ort.InferenceSession | undefined;
@@ -109,14 +114,16 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
       levels: 2 ** quantTypeBits(t.type),
     })));
-    const { model: tapped, taps } = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true);
-    session = await createSession(withInputShapes(tapped, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
+    const observed = new Set(tensors.map((t) => t.tensor));
+    const tapped = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true, (options.sized ?? []).filter((t) => !observed.has(t)));
+    const { taps } = tapped;
+    session = await createSession(withInputShapes(tapped.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
     // The first sample, run once with samples of one element, tells each tensor's size: the batch
     // is cut so that one batch of activations fits the memory budget, and each histogram tensor
     // gets the step that keeps its sample near the sample budget. The step is an input of the same
     // session, so this probe costs one run, not a second session.
-    const shapes = await firstSampleShapes(session, taps, source);
-    const batchSize = fitBatch(options.batchSize, liveBytesPerSample(shapes), options.memoryBudget);
+    const shapes = await firstSampleShapes(session, tapped, source);
+    const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(tensors.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     const strides = new Map(taps.flatMap((t) => (t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
     const steps = stepFeeds(taps, (t) => strides.get(t.tensor)!);

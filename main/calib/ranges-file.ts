@@ -91,7 +91,8 @@ export async function savedOrCalibrated(model: string, floatModel: onnx.ModelPro
   const needed = calibrationTensors(plan);
   // Min/max keeps no histogram; percentile:100 observes the very same range and keeps one.
   const observed = request.histograms ? needed.map((t) => (t.method === 'minmax' ? { ...t, method: 'percentile:100' } : t)) : needed;
-  const result = await calibrate(floatModel, observed, source, { batchSize: request.batchSize, signal: request.signal, onProgress: request.onProgress });
+  // Every activation the plan quantizes is compared after conversion: their shapes spare that run a probe.
+  const result = await calibrate(floatModel, observed, source, { batchSize: request.batchSize, signal: request.signal, onProgress: request.onProgress, sized: [...plan.activations.keys()] });
   for (const [name, shape] of result.shapes) view.recordShape(name, shape);
   const ranges = new Map<string, Range>();
   const tensors: RangesFile['tensors'] = {};

@@ -19,8 +19,6 @@ export interface Tap {
   /** Index of the batch minimum in the EXTREMES_OUTPUT vector; the maximum follows it. */
   min: number;
   max: number;
-  /** With sizes: the tensor's shape (int64 [rank]); its element count is the product. */
-  shape?: string;
   /** The values the histogram sees: a strided sample of the tensor, or the tensor itself where the opset cannot slice with steps. */
   values?: string;
   /** The graph input, int64 [1], that takes the sample's step at run time. */
@@ -63,36 +61,60 @@ function canSample(model: onnx.ModelProto): boolean {
   return defaultOpset(model) >= 10;
 }
 
-export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean): { model: onnx.ModelProto; taps: Tap[] } {
+/** A tensor whose shape for the run is the output `shape`, int64 [rank]. */
+export interface SizeTap {
+  tensor: string;
+  shape: string;
+}
+
+/**
+ * The model with `requests` tapped, and with sizes, the shape of each of them and of `sizedOnly`
+ * (tensors whose size a later run needs, like those that borrow another's range).
+ */
+export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean, sizedOnly: readonly string[] = []): { model: onnx.ModelProto; taps: Tap[]; sized: SizeTap[] } {
   const graph = model.graph!;
   const sampling = canSample(model);
   const initializers = [...graph.initializer];
   const sampled = sampling && requests.some((r) => r.sample);
   if (requests.length) initializers.push(flatShape(FLAT));
-  if (sampling && requests.length && (withSizes || sampled)) initializers.push(int64Tensor(ZERO, [1], [0]));
+  if (sampling && ((withSizes && requests.length + sizedOnly.length > 0) || sampled)) initializers.push(int64Tensor(ZERO, [1], [0]));
   if (sampled) initializers.push(makeTensor(END, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)));
   const inputs = [...graph.input];
   const outputs = [...graph.output];
   const blocks: onnx.NodeProto[][] = [];
   const joined: string[] = [];
-  const taps = requests.map((r, i) => {
+  const sized: SizeTap[] = [];
+  // The shape is an output of its own; an empty float slice of it joins the extremes so that the
+  // Shape runs with its tensor's block instead of keeping the tensor alive to the end.
+  const sizeOf = (tensor: string, base: string): onnx.NodeProto[] => {
+    const shape = `${base}_shape`;
+    sized.push({ tensor, shape });
+    joined.push(`${base}_shape_none`);
+    outputs.push(typedValueInfo(shape, DataType.INT64));
+    return [
+      makeNode('Shape', [tensor], [shape]),
+      emptySlice(shape, `${base}_shape_empty`, sampling),
+      makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+    ];
+  };
+  // Blocks in graph order, sized-only tensors among the tapped ones, so that the walk back from
+  // the joined output meets each tensor's block right after the tensor (withJoinedAdditions).
+  const position = new Map(graph.node.flatMap((n, i) => n.output.map((o) => [o, i] as const)));
+  const entries = [...requests, ...sizedOnly.map((tensor) => ({ tensor, sizeOnly: true }))]
+    .sort((a, b) => (position.get(a.tensor) ?? -1) - (position.get(b.tensor) ?? -1));
+  let cells = 0;
+  const taps: Tap[] = [];
+  entries.forEach((r, i) => {
     const base = `qs_tap_${i}`;
-    const tap: Tap = { tensor: r.tensor, min: 2 * i, max: 2 * i + 1 };
+    if ('sizeOnly' in r) {
+      if (withSizes) blocks.push(sizeOf(r.tensor, base));
+      return;
+    }
+    const tap: Tap = { tensor: r.tensor, min: cells++, max: cells++ };
     const flat = `${base}_flat`;
     const nodes = reducedCells(r.tensor, flat, FLAT, [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }]);
     joined.push(`${base}_min`, `${base}_max`);
-    if (withSizes) {
-      // The shape is an output of its own; an empty float slice of it joins the extremes so that
-      // the Shape runs with its tensor's block instead of keeping the tensor alive to the end.
-      tap.shape = `${base}_shape`;
-      nodes.push(
-        makeNode('Shape', [r.tensor], [tap.shape]),
-        emptySlice(tap.shape, `${base}_shape_empty`, sampling),
-        makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
-      );
-      joined.push(`${base}_shape_none`);
-      outputs.push(typedValueInfo(tap.shape, DataType.INT64));
-    }
+    if (withSizes) nodes.push(...sizeOf(r.tensor, base));
     if (r.sample && !sampling) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
@@ -107,13 +129,14 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
     blocks.push(nodes);
-    return tap;
+    taps.push(tap);
   });
   const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT);
   if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }),
     taps,
+    sized,
   };
 }
 
