@@ -1,6 +1,6 @@
 // One model that runs the float and the quantized graph side by side on the same inputs and
-// reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)², Σ(x−QDQ(x))² and,
-// where asked, the float range. Handing both models' activations to JavaScript instead would move
+// reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)² and, where asked,
+// Σ(x−QDQ(x))² and the float range. Handing both models' activations to JavaScript instead would move
 // hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
 import { flatShape, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
 import { onnx, toNumber } from '../onnx/proto';
@@ -63,7 +63,8 @@ export interface ComparisonModel {
   outputs: Array<{ float: string; quant: string }>;
 }
 
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[]): ComparisonModel {
+/** With `local`, each pair's local error too (the analysis's figure): a third of the comparison's work. */
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
@@ -83,7 +84,7 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
-    const quantizer = qdqOf.get(p.quant);
+    const quantizer = local ? qdqOf.get(p.quant) : undefined;
     const nodes: onnx.NodeProto[] = [];
     // The sums of one tensor, each a [1] cell, and their places in the sums vector.
     const sumsOf = (input: string, flat: string, cells: ReadonlyArray<{ op: string; output: string }>) => {

@@ -52,6 +52,11 @@ export interface EvaluationOptions extends RunOptions {
   numerics: MainNumerics;
   /** Also measure the outputs of the quantized model as this runtime runs it (the deployed figures). */
   deployed?: Numerics;
+  /**
+   * Also the local SQNR of every layer: the analysis's figure (the tensor through its own Q/DQ on
+   * exact float inputs), which a run does not show and which costs a third of the comparison.
+   */
+  local?: boolean;
   /** Each float tensor's shape for one sample, as calibration measured it on data of these input shapes: spares the run that measures them. */
   shapes?: ReadonlyMap<string, number[]>;
 }
@@ -125,7 +130,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
   const perSample = await comparisonBytesPerSample(floatModel, pairs, source, options.shapes);
-  const compared = comparisonModel(floatModel, quantModel, pairs);
+  const compared = comparisonModel(floatModel, quantModel, pairs, options.local);
   const { taps } = compared;
   const sessions: ort.InferenceSession[] = [];
   const open = async (model: onnx.ModelProto, what: string, numerics: Numerics, extra: ort.InferenceSession.SessionOptions = {}) => {

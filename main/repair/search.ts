@@ -184,7 +184,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
   const evaluation = await evaluate(input.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes });
+    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
   s.runs++;
   const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
   const { runner, units } = await configRunner(input.numerics, input.view, s.plan, s.ranges, s.base, input.subset);

@@ -67,7 +67,7 @@ async function compareWithPlain(model: string, calibration: string, evaluation: 
   const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), await m.open(calibration, 'calibration'), { batchSize: 8 });
   const converted = convertModel(m.view, m.plan, ranges);
   const source = await m.open(evaluation, 'evaluation');
-  const result = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), source, { batchSize: 8, numerics: 'reference' });
+  const result = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), source, { batchSize: 8, numerics: 'reference', local: true });
   const plain = await plainSums(m.floatModel, converted.model, converted.layers, source);
   let worst = 0;
   for (const l of converted.layers) {
