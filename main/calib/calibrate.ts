@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
+import { derivedRanges } from './derived';
 import { EXTREMES_OUTPUT, PROBE_STEP, sampleStride, tapModel, type SizeTap, type Tap } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
@@ -38,6 +39,8 @@ export interface CalibrationResult {
   shapes: Map<string, number[]>;
   /** Histogram tensors seen through a strided sample: the step. */
   strides: Map<string, number>;
+  /** Min/max tensors whose range followed from the extremes of their input (a Relu or a Clip of it), by name: the input. */
+  derived: Map<string, string>;
 }
 
 const DEFAULT_BUDGET = 512 * 2 ** 20;
@@ -114,16 +117,22 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
       levels: 2 ** quantTypeBits(t.type),
     })));
+    const derived = derivedRanges(model, tensors);
+    const untapped = new Set(derived.map((d) => d.tensor));
+    const measured = tensors.filter((t) => !untapped.has(t.tensor));
     const observed = new Set(tensors.map((t) => t.tensor));
-    const tapped = tapModel(model, tensors.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true, (options.sized ?? []).filter((t) => !observed.has(t)));
+    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true, (options.sized ?? []).filter((t) => !observed.has(t)));
     const { taps } = tapped;
+    const tapOf = new Map(taps.map((t) => [t.tensor, t]));
     session = await createSession(withInputShapes(tapped.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
     // The first sample, run once with samples of one element, tells each tensor's size: the batch
     // is cut so that one batch of activations fits the memory budget, and each histogram tensor
     // gets the step that keeps its sample near the sample budget. The step is an input of the same
     // session, so this probe costs one run, not a second session.
     const shapes = await firstSampleShapes(session, tapped, source);
-    const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(tensors.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
+    // Relu and Clip keep their input's shape.
+    for (const d of derived) shapes.set(d.tensor, shapes.get(d.from)!);
+    const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     const strides = new Map(taps.flatMap((t) => (t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
     const steps = stepFeeds(taps, (t) => strides.get(t.tensor)!);
@@ -154,6 +163,10 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         values[sample.length + 1] = max;
         pool.observe(tap.tensor, values);
       }
+      for (const d of derived) {
+        const from = tapOf.get(d.from)!;
+        pool.observe(d.tensor, Float32Array.of(d.map(extremes[from.min]), d.map(extremes[from.max])));
+      }
       queued = pool.flush();
       done += n;
       const seconds = (performance.now() - start) / 1000;
@@ -163,7 +176,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no calibration samples in ${source.description}`);
     const { ranges } = await pool.results();
-    return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides };
+    return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides, derived: new Map(derived.map((d) => [d.tensor, d.from])) };
   } finally {
     await pool.close();
     await session?.release();

@@ -10,9 +10,9 @@ import { sampleStride } from '../../main/calib/taps';
 import { inputSpecs } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
-import { calibrationTensors, planQuantization } from '../../main/plan/plan';
+import { calibrationTensors, planQuantization, type ActivationSpec } from '../../main/plan/plan';
 import { prepareModel } from '../../main/plan/prepare';
-import { randomArray, ROOT, tempDir, withOutputs } from '../helpers/build';
+import { buildModel, randomArray, ROOT, tempDir, withOutputs } from '../helpers/build';
 
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
 
@@ -87,3 +87,40 @@ test('calibration memory does not grow with the number of samples: the batch is 
   assert.equal(result.samples, 12);
 });
 
+
+test('min/max of a Relu or Clip output follows from its tapped input, exactly; other methods and untapped inputs keep their taps', async () => {
+  const dir = tempDir('derived');
+  const file = path.join(dir, 'x.npy');
+  const x = randomArray(24 * 16, 3, 2);
+  writeNpy(file, 'float32', [24, 16], x);
+  const model = buildModel({
+    inputs: { x: ['N', 16] }, outputs: { r: ['N', 16], c: ['N', 16], s: ['N', 16], h: ['N', 16], q: ['N', 16] },
+    initializers: { lo: { dims: [], data: [-0.5] }, hi: { dims: [], data: [0.25] } },
+    nodes: [
+      { op: 'Relu', inputs: ['x'], outputs: ['r'] },
+      { op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['c'] },
+      { op: 'Sigmoid', inputs: ['x'], outputs: ['s'] },
+      { op: 'Clip', inputs: ['s', '', 'hi'], outputs: ['h'] },
+      { op: 'Relu', inputs: ['s'], outputs: ['q'] },
+    ],
+  });
+  const spec = (tensor: string, method: string): ActivationSpec => ({ tensor, method, type: 'uint8', symmetric: false, node: tensor, op: '', index: 0 });
+  const tensors = [spec('x', 'minmax'), spec('r', 'minmax'), spec('c', 'minmax'), spec('s', 'minmax'), spec('h', 'minmax'), spec('q', 'percentile:99')];
+  const source = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 16] }]);
+  const result = await calibrate(model, tensors, source, { batchSize: 5 });
+  // h's input s is tapped and observed: derived too. q needs a histogram, so it keeps its tap.
+  assert.deepEqual([...result.derived], [['r', 'x'], ['c', 'x'], ['h', 's']]);
+  const f = Math.fround;
+  const ops: Record<string, (v: number) => number> = { x: (v) => v, r: (v) => Math.max(0, v), c: (v) => Math.min(f(0.25), Math.max(-0.5, v)) };
+  const session = await ort.InferenceSession.create(encodeModel(model));
+  const sigmoid = (await session.run({ x: new ort.Tensor('float32', x, [24, 16]) })).s.data as Float32Array;
+  await session.release();
+  for (const name of ['x', 'r', 'c']) {
+    const values = Array.from(x, ops[name]);
+    assert.equal(result.ranges.get(name)!.min, Math.min(0, ...values), `${name} min`);
+    assert.equal(result.ranges.get(name)!.max, Math.max(0, ...values), `${name} max`);
+  }
+  const hs = Array.from(sigmoid, (v) => Math.min(f(0.25), v));
+  assert.equal(result.ranges.get('h')!.max, Math.max(...hs), 'h max: Sigmoid as ONNX Runtime computes it, then the clamp');
+  assert.deepEqual(result.shapes.get('c'), [1, 16], 'a derived tensor has its input\'s shape');
+});
