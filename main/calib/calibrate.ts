@@ -83,7 +83,7 @@ function stepFeeds(taps: readonly Tap[], step: (tap: Tap) => number): Record<str
   return Object.fromEntries(taps.flatMap((t) => (t.steps ? [[t.steps, new ort.Tensor('int64', BigInt64Array.of(BigInt(step(t))), [1])]] : [])));
 }
 
-/** The shape of each sized tensor for one sample: the first sample run through a session of a model tapped with sizes. */
+/** The shape of each sized tensor for one sample: the first sample run through a session of a tapped model. */
 async function firstSampleShapes(session: ort.InferenceSession, tapped: { taps: readonly Tap[]; sized: readonly SizeTap[] }, source: SampleSource): Promise<Map<string, number[]>> {
   for await (const feed of source.batches(1)) {
     const out = await run(session, { ...toOrtFeeds(feed), ...stepFeeds(tapped.taps, () => PROBE_STEP) }, 'calibration model');
@@ -94,7 +94,7 @@ async function firstSampleShapes(session: ort.InferenceSession, tapped: { taps: 
 
 /** The shape of each tensor for one sample, from the model run with Shape taps. */
 export async function probeShapes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number[]>> {
-  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, sample: false })), true);
+  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, sample: false })));
   const session = await createSession(withInputShapes(probe.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
   try {
     return await firstSampleShapes(session, probe, source);
@@ -121,7 +121,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const untapped = new Set(derived.map((d) => d.tensor));
     const measured = tensors.filter((t) => !untapped.has(t.tensor));
     const observed = new Set(tensors.map((t) => t.tensor));
-    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), true, (options.sized ?? []).filter((t) => !observed.has(t)));
+    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), (options.sized ?? []).filter((t) => !observed.has(t)));
     const { taps } = tapped;
     const tapOf = new Map(taps.map((t) => [t.tensor, t]));
     session = await createSession(withInputShapes(tapped.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);

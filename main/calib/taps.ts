@@ -68,16 +68,16 @@ export interface SizeTap {
 }
 
 /**
- * The model with `requests` tapped, and with sizes, the shape of each of them and of `sizedOnly`
- * (tensors whose size a later run needs, like those that borrow another's range).
+ * The model with `requests` tapped, and the shape of each of them and of `sizedOnly` (tensors
+ * whose size a later run needs, like those that borrow another's range).
  */
-export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSizes: boolean, sizedOnly: readonly string[] = []): { model: onnx.ModelProto; taps: Tap[]; sized: SizeTap[] } {
+export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOnly: readonly string[] = []): { model: onnx.ModelProto; taps: Tap[]; sized: SizeTap[] } {
   const graph = model.graph!;
   const sampling = canSample(model);
   const initializers = [...graph.initializer];
   const sampled = sampling && requests.some((r) => r.sample);
   if (requests.length) initializers.push(flatShape(FLAT));
-  if (sampling && ((withSizes && requests.length + sizedOnly.length > 0) || sampled)) initializers.push(int64Tensor(ZERO, [1], [0]));
+  if (sampling && requests.length + sizedOnly.length > 0) initializers.push(int64Tensor(ZERO, [1], [0]));
   if (sampled) initializers.push(makeTensor(END, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)));
   const inputs = [...graph.input];
   const outputs = [...graph.output];
@@ -107,23 +107,21 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], withSiz
   entries.forEach((r, i) => {
     const base = `qs_tap_${i}`;
     if ('sizeOnly' in r) {
-      if (withSizes) blocks.push(sizeOf(r.tensor, base));
+      blocks.push(sizeOf(r.tensor, base));
       return;
     }
     const tap: Tap = { tensor: r.tensor, min: cells++, max: cells++ };
     const flat = `${base}_flat`;
     const nodes = reducedCells(r.tensor, flat, FLAT, [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }]);
     joined.push(`${base}_min`, `${base}_max`);
-    if (withSizes) nodes.push(...sizeOf(r.tensor, base));
+    nodes.push(...sizeOf(r.tensor, base));
     if (r.sample && !sampling) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
     } else if (r.sample) {
       tap.values = `${base}_sample`;
       tap.steps = `${base}_steps`;
-      inputs.push(onnx.ValueInfoProto.create({ name: tap.steps, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
-        elemType: DataType.INT64, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: 1 })] }),
-      }) }) }));
+      inputs.push(typedValueInfo(tap.steps, DataType.INT64, [1]));
       nodes.push(...stridedSample(flat, tap.steps, tap.values));
       joined.push(`${tap.values}_empty`);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));

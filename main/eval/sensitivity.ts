@@ -182,12 +182,7 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
       nodes.push(n);
     }
   }
-  const switchInput = onnx.ValueInfoProto.create({
-    name: SWITCH_INPUT,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
-      elemType: DataType.BOOL, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimValue: units.length })] }),
-    }) }),
-  });
+  const switchInput = typedValueInfo(SWITCH_INPUT, DataType.BOOL, [units.length]);
   const present = new Set([...g.initializer.map((t) => t.name), ...g.node.flatMap((n) => n.output)]);
   for (const source of [...[...guards.values()].map((x) => x.source), ...extraConstants]) {
     const t = present.has(source) ? undefined : view.constantTensor(source);

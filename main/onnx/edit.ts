@@ -4,8 +4,10 @@ import { onnx } from './proto';
 import { int64Tensor } from './tensor';
 import type { InputShapes } from '../base/feed';
 
-export function typedValueInfo(name: string, elemType: number): onnx.ValueInfoProto {
-  return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
+/** A tensor's value info: its element type and, when given, its fixed dims. */
+export function typedValueInfo(name: string, elemType: number, dims?: readonly number[]): onnx.ValueInfoProto {
+  const shape = dims ? { shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d })) }) } : {};
+  return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType, ...shape }) }) });
 }
 
 /** `base`, or `base_1`, `base_2`… the first name not in `taken`, which then holds it too. */

@@ -39,15 +39,9 @@ export function probeExpected(): number[] {
 /** A QDQ MatMul (fused into MatMulIntegerToFloat) and a QDQ Conv (fused into QLinearConv) over the same u8 × s8 values. */
 export function probeModel(): onnx.ModelProto {
   const node = (op: string, input: string[], output: string) => onnx.NodeProto.create({ opType: op, input, output: [output], name: output });
-  const shaped = (name: string, dims: number[]) => onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
-      elemType: DataType.FLOAT, shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d })) }),
-    }) }),
-  });
   const graph = onnx.GraphProto.create({
     name: 'int8-saturation-probe',
-    input: [shaped('x_mm', [1, PROBE_K]), shaped('x_conv', [1, PROBE_K, 1, 1])],
+    input: [typedValueInfo('x_mm', DataType.FLOAT, [1, PROBE_K]), typedValueInfo('x_conv', DataType.FLOAT, [1, PROBE_K, 1, 1])],
     output: [typedValueInfo('y_mm', DataType.FLOAT), typedValueInfo('y_conv', DataType.FLOAT)],
     initializer: [
       floatTensor('one', [], Float32Array.of(1)), floatTensor('out_scale', [], Float32Array.of(PROBE_OUT_SCALE)),
