@@ -9,7 +9,7 @@ export interface HistogramView {
   lo: number;
   width: number;
   counts: Float64Array;
-  /** Smallest and largest finite value seen; lo <= min < max < lo + counts.length * width. */
+  /** Smallest and largest finite value seen (or bound given); lo <= min < max < lo + counts.length * width. */
   min: number;
   max: number;
   total: number;
@@ -37,12 +37,20 @@ export function scanBatch(data: Float32Array, lo: number, hi: number): { min: nu
   return { min: lo, max: hi, skipped };
 }
 
+/**
+ * The grid is a function of the range seen and nothing else: bins 2^e wide, edges on multiples
+ * of 2^e, e the least that fits [min, max] in the bins. Growing to a larger range only raises e,
+ * and each coarser bin is the union of finer ones, so any order or batching of the same values
+ * ends on the same grid with the same counts: a calibration run with batch 1 or 8 gives one
+ * histogram. A value's bin, floor(v * 2^-e) - floor(min * 2^-e), is exact integer arithmetic.
+ */
 export class StreamingHistogram {
   private counts: Float64Array;
-  private lo = 0;
-  private width = 0;
-  /** 1/width: binning multiplies, and every index (binning and range checks) uses this same formula. */
+  /** Bin width 2^exponent; inv = 2^-exponent. */
+  private exponent = 0;
   private inv = 0;
+  /** The first bin starts at first * width. */
+  private first = 0;
   private gridded = false;
   private seenMin = Infinity;
   private seenMax = -Infinity;
@@ -50,7 +58,8 @@ export class StreamingHistogram {
   private zeros = 0;
 
   constructor(bins: number) {
-    if (!Number.isInteger(bins) || bins < 1) throw new Error(`histogram bins must be a positive whole number, got ${bins}`);
+    // Two bins at least: a range across 0 never fits one aligned bin.
+    if (!Number.isInteger(bins) || bins < 2) throw new Error(`histogram bins must be a whole number >= 2, got ${bins}`);
     this.counts = new Float64Array(bins);
   }
 
@@ -71,35 +80,43 @@ export class StreamingHistogram {
     return this.seenMax;
   }
 
-  add(data: Float32Array): void {
+  /**
+   * Adds the finite values of `data`. `bounds`, the exact extremes of data the values sample,
+   * widen the range without counting: a strided sample then keeps the true range, and the
+   * counts stay those of the sample alone.
+   */
+  add(data: Float32Array, bounds?: { min: number; max: number }): void {
     const batch = scanBatch(data, Infinity, -Infinity);
     const finite = data.length - batch.skipped;
-    if (finite === 0) return;
-    const before = this.seen;
+    let { min, max } = batch;
+    if (bounds && Number.isFinite(bounds.min) && Number.isFinite(bounds.max)) {
+      min = Math.min(min, bounds.min);
+      max = Math.max(max, bounds.max);
+    }
+    if (!(min <= max)) return;
     // Until the grid exists, every value seen so far is this one.
     const single = this.seenMin;
+    const before = this.seen;
     this.seen += finite;
-    if (batch.min < this.seenMin) this.seenMin = batch.min;
-    if (batch.max > this.seenMax) this.seenMax = batch.max;
-    if (!this.gridded) {
-      // A single repeated value has no scale to build bins on; widening it by a guess would
-      // fix the resolution before the real spread is known, so it waits for a second value.
-      if (this.seenMin === this.seenMax) return;
-      this.start();
-      if (before > 0) this.counts[Math.floor((single - this.lo) * this.inv)] += before;
-      if (before > 0 && single === 0) this.zeros += before;
-    } else {
-      this.cover();
+    if (min < this.seenMin) this.seenMin = min;
+    if (max > this.seenMax) this.seenMax = max;
+    if (this.seenMin === this.seenMax) {
+      // A single repeated value has no scale to build bins on: it waits for a second value.
+      if (this.seenMin === 0) this.zeros += finite;
+      return;
     }
+    this.cover();
+    if (before > 0 && !this.gridded) this.counts[this.bin(single)] += before;
+    this.gridded = true;
     const counts = this.counts;
-    const lo = this.lo;
     const inv = this.inv;
+    const first = this.first;
     let zeros = 0;
-    // The extremes index inside [0, bins) (start() and cover() make sure); subtraction and
-    // scaling are monotone, so every finite value in between does too, and truncation is floor.
+    // Scaling by a power of two and flooring are exact and monotone: the extremes index inside
+    // [0, bins) (cover() makes sure), so every finite value in between does too.
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      if (v - v === 0) counts[((v - lo) * inv) | 0]++;
+      if (v - v === 0) counts[Math.floor(v * inv) - first]++;
       if (v === 0) zeros++;
     }
     this.zeros += zeros;
@@ -108,72 +125,44 @@ export class StreamingHistogram {
   /** The histogram, or undefined until two distinct finite values have been seen. */
   view(): HistogramView | undefined {
     if (!this.gridded) return undefined;
-    return { lo: this.lo, width: this.width, counts: this.counts, min: this.seenMin, max: this.seenMax, total: this.seen, zeros: this.zeros };
+    const width = 2 ** this.exponent;
+    return { lo: this.first * width, width, counts: this.counts, min: this.seenMin, max: this.seenMax, total: this.seen, zeros: this.zeros };
   }
 
-  /** First grid: exactly [min, max] split in `bins`, so the first batches get the full resolution. */
-  private start(): void {
-    const n = this.counts.length;
-    const span = this.seenMax - this.seenMin;
-    let width = span / n;
-    // Bins are half-open, so max must index below n; nudge the width up by ulps until it does.
-    while (Math.floor(span * (1 / width)) >= n) width *= 1 + Number.EPSILON;
-    this.setGrid(this.seenMin, width);
-    this.gridded = true;
+  private bin(v: number): number {
+    return Math.floor(v * this.inv) - this.first;
   }
 
-  private setGrid(lo: number, width: number): void {
-    this.lo = lo;
-    this.width = width;
-    this.inv = 1 / width;
-  }
-
-  /** Re-grids until [min, max] indexes inside the bins (twice at most in practice: rounding of the new lo). */
-  private cover(): void {
-    const n = this.counts.length;
-    for (;;) {
-      const first = Math.floor((this.seenMin - this.lo) * this.inv);
-      const last = Math.floor((this.seenMax - this.lo) * this.inv);
-      if (first >= 0 && last < n) return;
-      this.regrid(first, last);
-    }
+  /** Bins of width 2^e that [min, max] touches. */
+  private spanned(e: number): number {
+    const inv = 2 ** -e;
+    return Math.floor(this.seenMax * inv) - Math.floor(this.seenMin * inv) + 1;
   }
 
   /**
-   * New grid starting at old bin `first` with k times the width, k the least that spans old
-   * bins first..last: every new bin is exactly the union of k old bins, so counts move whole
-   * and nothing is approximated. Bins outside first..last are empty (they lie beyond the
-   * extremes), which is what lets the grid also shift (k = 1) when there is room.
+   * Moves to the grid of the range seen: the least exponent that fits it, found from the current
+   * one upward (a wider range never needs a finer grid) or, for the first grid, from an estimate
+   * both ways. Old bins merge whole into the new ones.
    */
-  private regrid(first: number, last: number): void {
+  private cover(): void {
     const n = this.counts.length;
-    const span = last - first + 1;
-    const k = Math.ceil(span / n);
-    const old = this.counts;
-    const next = new Float64Array(n);
-    const from = Math.max(first, 0);
-    const to = Math.min(last, n - 1);
-    const newLo = this.lo + first * this.width;
-    const newWidth = k * this.width;
-    if (Number.isSafeInteger(span) && Number.isSafeInteger(k * n)) {
-      for (let j = from; j <= to; j++) {
-        if (old[j] === 0) continue;
-        const offset = j - first;
-        next[(offset - (offset % k)) / k] += old[j];
-      }
-    } else {
-      // Index arithmetic stops being exact past 2^53 old bins; the whole old grid is then at most
-      // bins^2 / 2^53 of one new bin wide, so placing each old bin by its centre is as exact as
-      // float positions can be.
-      const newInv = 1 / newWidth;
-      for (let j = from; j <= to; j++) {
-        if (old[j] === 0) continue;
-        const centre = this.lo + (j + 0.5) * this.width;
-        next[Math.min(n - 1, Math.max(0, Math.floor((centre - newLo) * newInv)))] += old[j];
-      }
+    let e = this.exponent;
+    if (!this.gridded) {
+      e = Math.floor(Math.log2((this.seenMax - this.seenMin) / n));
+      while (this.spanned(e - 1) <= n) e--;
     }
-    this.counts = next;
-    this.setGrid(newLo, newWidth);
+    while (this.spanned(e) > n) e++;
+    const first = Math.floor(this.seenMin * 2 ** -e);
+    if (this.gridded && (e !== this.exponent || first !== this.first)) {
+      const old = this.counts;
+      const next = new Float64Array(n);
+      const merge = 2 ** (this.exponent - e);
+      for (let j = 0; j < n; j++) if (old[j] !== 0) next[Math.floor((j + this.first) * merge) - first] += old[j];
+      this.counts = next;
+    }
+    this.exponent = e;
+    this.inv = 2 ** -e;
+    this.first = first;
   }
 }
 

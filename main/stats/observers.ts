@@ -24,14 +24,21 @@ export interface ObserverOptions {
   levels?: number;
 }
 
+/** The exact finite extremes of the data a sample was drawn from. */
+export interface Bounds {
+  min: number;
+  max: number;
+}
+
 export interface Observer {
   /**
    * Adds a batch. NaN and +-Infinity are skipped: they carry no finite range, and QuantizeLinear
    * saturates infinities to the ends of whatever range is chosen, so letting them in would only
    * make the range (and the scale) infinite. Overflow-prone tensors (attention masks) still
-   * quantize their finite part well.
+   * quantize their finite part well. `bounds`, when `data` is a sample of larger data, are that
+   * data's exact extremes: they widen the range seen without counting as values.
    */
-  update(data: Float32Array): void;
+  update(data: Float32Array, bounds?: Bounds): void;
   /**
    * The calibrated range. Always min <= 0 <= max, because ONNX zero points must represent 0
    * exactly; symmetric observers return [-t, t]. {0, 0} before any finite value.
@@ -154,10 +161,10 @@ class MinMaxObserver implements Observer {
     return this.seen;
   }
 
-  update(data: Float32Array): void {
+  update(data: Float32Array, bounds?: Bounds): void {
     const batch = scanBatch(data, this.min, this.max);
-    this.min = batch.min;
-    this.max = batch.max;
+    this.min = Math.min(batch.min, bounds?.min ?? Infinity);
+    this.max = Math.max(batch.max, bounds?.max ?? -Infinity);
     this.seen += data.length - batch.skipped;
   }
 
@@ -173,6 +180,7 @@ class MinMaxObserver implements Observer {
 class MovingAverageObserver implements Observer {
   private min = Infinity;
   private max = -Infinity;
+  private averaged = false;
   private seen = 0;
 
   constructor(private readonly momentum: number, private readonly symmetric: boolean) {}
@@ -181,18 +189,19 @@ class MovingAverageObserver implements Observer {
     return this.seen;
   }
 
-  update(data: Float32Array): void {
-    const batch = scanBatch(data, Infinity, -Infinity);
+  update(data: Float32Array, bounds?: Bounds): void {
+    const batch = scanBatch(data, bounds?.min ?? Infinity, bounds?.max ?? -Infinity);
     const finite = data.length - batch.skipped;
     // A batch with no finite value has no min or max to average in.
-    if (finite === 0) return;
-    if (this.seen === 0) {
-      this.min = batch.min;
-      this.max = batch.max;
-    } else {
+    if (!(batch.min <= batch.max)) return;
+    if (this.averaged) {
       const c = this.momentum;
       this.min = (1 - c) * this.min + c * batch.min;
       this.max = (1 - c) * this.max + c * batch.max;
+    } else {
+      this.min = batch.min;
+      this.max = batch.max;
+      this.averaged = true;
     }
     this.seen += finite;
   }
@@ -219,8 +228,8 @@ class HistogramObserver implements Observer {
     return this.hist.total;
   }
 
-  update(data: Float32Array): void {
-    this.hist.add(data);
+  update(data: Float32Array, bounds?: Bounds): void {
+    this.hist.add(data, bounds);
     this.cached = undefined;
   }
 
@@ -252,6 +261,8 @@ class HistogramObserver implements Observer {
  * cuts (100 - P) / 2 percent off each tail of x. Quantiles interpolate within their bin.
  */
 export function percentileRange(d: BinnedDistribution, percentile: number, symmetric: boolean): Range {
+  // The exact extremes, which a sampled histogram may not count.
+  if (percentile === 100) return finish(d.min, d.max, symmetric);
   if (symmetric) {
     const t = d.absQuantile((percentile / 100) * d.total);
     return { min: -t, max: t };

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Bounds } from './observers';
 import type { CompareStats, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './protocol';
 
 /** Tensor data crossing to a worker is moved, never copied twice: the caller gives up the buffer. */
@@ -82,9 +83,10 @@ export class StatsPool {
     for (const [w, tensors] of byWorker) this.post(w, { op: 'observe-init', tensors });
   }
 
-  observe(name: string, data: Float32Array): void {
+  /** `bounds`: the exact extremes of the data `data` samples (Observer.update). */
+  observe(name: string, data: Float32Array, bounds?: Bounds): void {
     const d = owned(data);
-    this.post(this.workerFor(name), { op: 'observe', name, data: d }, [d.buffer as ArrayBuffer]);
+    this.post(this.workerFor(name), { op: 'observe', name, data: d, bounds }, [d.buffer as ArrayBuffer]);
   }
 
   compare(name: string, ref: Float32Array, approx: Float32Array): void {

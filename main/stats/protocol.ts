@@ -1,4 +1,5 @@
 // Messages between the engine and its stats workers.
+import type { Bounds } from './observers';
 
 export interface ObserveSpec {
   name: string;
@@ -25,7 +26,7 @@ export interface ObservedRange {
 
 export type StatsRequest =
   | { op: 'observe-init'; tensors: ObserveSpec[] }
-  | { op: 'observe'; name: string; data: Float32Array }
+  | { op: 'observe'; name: string; data: Float32Array; bounds?: Bounds }
   | { op: 'compare'; name: string; ref: Float32Array; approx: Float32Array }
   | { op: 'flush'; id: number }
   | { op: 'result'; id: number };

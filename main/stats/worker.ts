@@ -44,7 +44,7 @@ function handle(msg: StatsRequest): StatsResponse | undefined {
       }
       return undefined;
     case 'observe':
-      observers.get(msg.name)!.update(msg.data);
+      observers.get(msg.name)!.update(msg.data, msg.bounds);
       return undefined;
     case 'compare':
       compare(msg.name, msg.ref, msg.approx);

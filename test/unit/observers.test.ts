@@ -114,22 +114,22 @@ test('range() always holds 0, whatever the method and the data', () => {
 // ---- percentile ----
 
 test('percentile, asymmetric: (100 - P) / 2 percent off each tail (ONNX Runtime), interpolated in the bin', () => {
-  // -500..499 over 1000 bins of width 0.999: bin j holds exactly the value -500 + j.
+  // -500..499 over 1000 bins of width 1: bin j holds exactly the value -500 + j.
   const values = f32(Array.from({ length: 1000 }, (_, i) => i - 500));
   const r = observe('percentile:99', [values], false, 1000).range();
-  // 0.5% = 5 values below: the end of bin 4 is -500 + 5 * 0.999; 99.5% ends bin 994.
-  near(r.min, -500 + 5 * 0.999, 1e-9, 'min');
-  near(r.max, -500 + 995 * 0.999, 1e-9, 'max');
+  // 0.5% = 5 values below: the end of bin 4 is -500 + 5; 99.5% ends bin 994.
+  near(r.min, -500 + 5, 1e-9, 'min');
+  near(r.max, -500 + 995, 1e-9, 'max');
   const positive = observe('percentile:99', [f32(Array.from({ length: 1000 }, (_, i) => i))], false, 1000).range();
   assert.equal(positive.min, 0);
-  near(positive.max, 995 * 0.999, 1e-9, 'max of 0..999');
+  near(positive.max, 995, 1e-9, 'max of 0..999');
 });
 
 test('percentile, symmetric: P-th percentile of |x|', () => {
   const values = f32(Array.from({ length: 1000 }, (_, i) => i));
-  // 990 of the 1000 values lie in [0, t] when t reaches the end of bin 989 (width 0.999).
+  // 990 of the 1000 values lie in [0, t] when t reaches the end of bin 989 (width 1).
   const r = observe('percentile:99', [values], true, 1000).range();
-  near(r.max, 990 * 0.999, 1e-9, 'threshold');
+  near(r.max, 990, 1e-9, 'threshold');
   assert.equal(r.min, -r.max);
   // Mirrored data: |x| is the same distribution whatever the signs.
   const mirrored = f32(Array.from({ length: 1000 }, (_, i) => (i % 2 ? i : -i)));
@@ -146,14 +146,15 @@ function direct(view: HistogramView, batches: Float32Array[]): Float64Array {
   return counts;
 }
 
-test('histogram: the first batch spans exactly [min, max]', () => {
+test('histogram: bins a power of two wide on multiples of it, the finest that holds [min, max]', () => {
   const h = new StreamingHistogram(4);
   h.add(f32([0, 0.5, 1.5, 2.5, 3.5, 4]));
   const v = h.view();
   assert.ok(v);
+  // Width 1 would need 5 half-open bins for [0, 4]; width 2 needs 3.
   assert.equal(v.lo, 0);
-  near(v.width, 1, 1e-12, 'width');
-  assert.deepEqual([...v.counts], [2, 1, 1, 2]);
+  assert.equal(v.width, 2);
+  assert.deepEqual([...v.counts], [3, 2, 1, 0]);
 });
 
 test('histogram growth is exact: streamed batches equal one histogram over the final edges', () => {
@@ -166,12 +167,10 @@ test('histogram growth is exact: streamed batches equal one histogram over the f
     const v = h.view();
     assert.ok(v);
     if (previous) {
-      // New bins are unions of k old bins: integer width ratio, lo on an old edge.
+      // New bins are unions of old bins: a power-of-two width ratio, lo on an old edge.
       const k = v.width / previous.width;
-      near(k, Math.round(k), 1e-9, 'width ratio');
-      assert.ok(Math.round(k) > 1, 'grew');
-      const offset = (previous.lo - v.lo) / previous.width;
-      near(offset, Math.round(offset), 1e-9, 'lo offset in old bins');
+      assert.ok(k > 1 && Number.isInteger(Math.log2(k)), `width ratio ${k}`);
+      assert.ok(Number.isInteger((previous.lo - v.lo) / previous.width), 'lo on an old edge');
     }
     previous = { ...v, counts: v.counts.slice() };
   }
@@ -182,20 +181,63 @@ test('histogram growth is exact: streamed batches equal one histogram over the f
   assert.equal(v.total, 12000);
 });
 
+test('histogram: the same values in any order and batching give the same histogram', () => {
+  const rand = mulberry32(5);
+  const values = Float32Array.from([...gaussian(rand, 3000)].map((v, i) => v * (1 + i / 300)));
+  const batched = (size: number, order: Float32Array): HistogramView => {
+    const h = new StreamingHistogram(256);
+    for (let i = 0; i < order.length; i += size) h.add(order.subarray(i, i + size));
+    return h.view()!;
+  };
+  const shuffled = values.slice();
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+  }
+  const whole = batched(values.length, values);
+  for (const [size, order] of [[1, values], [7, values], [64, shuffled], [1000, shuffled]] as const) {
+    const v = batched(size, order);
+    assert.deepEqual({ ...v, counts: [...v.counts] }, { ...whole, counts: [...whole.counts] }, `batches of ${size}`);
+  }
+});
+
+test('histogram: bounds widen the range without counting, and percentile 100 is exactly them', () => {
+  const h = new StreamingHistogram(8);
+  h.add(f32([1, 2, 3]), { min: -4, max: 7.5 });
+  const v = h.view();
+  assert.ok(v);
+  assert.equal(v.min, -4);
+  assert.equal(v.max, 7.5);
+  assert.equal(v.total, 3);
+  assert.equal(v.counts.reduce((a, b) => a + b, 0), 3);
+  assert.ok(v.lo <= -4 && v.lo + 8 * v.width > 7.5);
+  const o = createObserver(parseMethod('percentile:100'), { symmetric: false });
+  o.update(f32([1, 2, 3]), { min: -4, max: 7.5 });
+  assert.deepEqual(o.range(), { min: -4, max: 7.5 });
+  const minmax = createObserver(parseMethod('minmax'), { symmetric: false });
+  minmax.update(f32([1, 2]), { min: -1, max: 9 });
+  assert.deepEqual(minmax.range(), { min: -1, max: 9 });
+});
+
 test('histogram: shifts without widening when the data still fits the bins', () => {
   const h = new StreamingHistogram(8);
-  h.add(f32([0, 3.5, 8])); // width 1 (+ulps)
-  h.add(f32([13.5])); // needs 14 bins: k = 2, data in new bins 0..6
-  const grown = h.view();
-  assert.ok(grown);
-  near(grown.width, 2, 1e-12, 'grown width');
-  h.add(f32([-1.5])); // one bin below, 8 bins in all: shift by one, k = 1
+  h.add(f32([0, 3.5, 8])); // width 2: bins 0..4
+  h.add(f32([13.5])); // bin 6: still fits
+  const before = h.view();
+  assert.ok(before);
+  assert.equal(before.width, 2);
+  h.add(f32([-1.5])); // one bin below, 8 bins in all: shift by one
   const shifted = h.view();
   assert.ok(shifted);
-  assert.equal(shifted.width, grown.width);
-  near(shifted.lo, -2, 1e-12, 'shifted lo');
-  assert.deepEqual([...shifted.counts], [1, 1, 1, 0, 1, 0, 0, 1]);
-  assert.deepEqual([...shifted.counts], [...direct(shifted, [f32([0, 3.5, 8]), f32([13.5]), f32([-1.5])])]);
+  assert.equal(shifted.width, 2);
+  assert.equal(shifted.lo, -2);
+  assert.deepEqual([...shifted.counts], [1, 1, 1, 0, 0, 1, 0, 1]);
+  h.add(f32([16])); // 10 bins of 2: widen to 4
+  const grown = h.view();
+  assert.ok(grown);
+  assert.equal(grown.width, 4);
+  assert.equal(grown.lo, -4);
+  assert.deepEqual([...grown.counts], [...direct(grown, [f32([0, 3.5, 8, 13.5, -1.5, 16])])]);
 });
 
 test('histogram: a repeated value waits for a second one, then lands in its bin', () => {
@@ -208,8 +250,9 @@ test('histogram: a repeated value waits for a second one, then lands in its bin'
   const v = h.view();
   assert.ok(v);
   assert.equal(v.lo, 3);
+  assert.equal(v.width, 0.25);
   assert.equal(v.counts[0], 4);
-  assert.equal(v.counts[15], 1);
+  assert.equal(v.counts[8], 1);
   const o = observe('percentile:99.9', [f32([2, 2, 2])]);
   assert.deepEqual(o.range(), { min: 0, max: 2 });
   const chart = o.histogram();
