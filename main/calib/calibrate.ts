@@ -12,7 +12,7 @@ import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
-import { EXTREMES_OUTPUT, PROBE_STEP, sampleStride, tapModel, type SizeTap, type Tap } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, samplePhase, sampleStride, tapModel, type SizeTap, type Tap } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -78,15 +78,20 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
-/** A step for every sampled tap, as the feeds of a tapped run. */
-function stepFeeds(taps: readonly Tap[], step: (tap: Tap) => number): Record<string, ort.Tensor> {
-  return Object.fromEntries(taps.flatMap((t) => (t.steps ? [[t.steps, new ort.Tensor('int64', BigInt64Array.of(BigInt(step(t))), [1])]] : [])));
+/** The first position and the step of every sampled tap, as the feeds of a tapped run. */
+function sampleFeeds(taps: readonly Tap[], sample: (tap: Tap) => { start: number; step: number }): Record<string, ort.Tensor> {
+  const scalar = (v: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), [1]);
+  return Object.fromEntries(taps.flatMap((t) => {
+    if (!t.start || !t.steps) return [];
+    const { start, step } = sample(t);
+    return [[t.start, scalar(start)], [t.steps, scalar(step)]];
+  }));
 }
 
 /** The shape of each sized tensor for one sample: the first sample run through a session of a tapped model. */
 async function firstSampleShapes(session: ort.InferenceSession, tapped: { taps: readonly Tap[]; sized: readonly SizeTap[] }, source: SampleSource): Promise<Map<string, number[]>> {
   for await (const feed of source.batches(1)) {
-    const out = await run(session, { ...toOrtFeeds(feed), ...stepFeeds(tapped.taps, () => PROBE_STEP) }, 'calibration model');
+    const out = await run(session, { ...toOrtFeeds(feed), ...sampleFeeds(tapped.taps, () => ({ start: 0, step: PROBE_STEP })) }, 'calibration model');
     return new Map(tapped.sized.map((s) => [s.tensor, Array.from((out[s.shape] as ort.Tensor).data as BigInt64Array, Number)]));
   }
   return new Map();
@@ -135,12 +140,16 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     const strides = new Map(taps.flatMap((t) => (t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
-    const steps = stepFeeds(taps, (t) => strides.get(t.tensor)!);
+    const sizes = new Map(taps.map((t) => [t.tensor, elementCount(shapes.get(t.tensor)!)]));
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
-      const out = await run(session, { ...toOrtFeeds(feed), ...steps }, 'calibration model');
+      const sampling = sampleFeeds(taps, (t) => {
+        const step = strides.get(t.tensor)!;
+        return { start: samplePhase(done, sizes.get(t.tensor)!, step), step };
+      });
+      const out = await run(session, { ...toOrtFeeds(feed), ...sampling }, 'calibration model');
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;
@@ -154,14 +163,8 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
           pool.observe(tap.tensor, Float32Array.of(min, max));
           continue;
         }
-        const t = out[tap.values] as ort.Tensor;
-        const sample = floatData(t, tap.tensor);
-        // The exact extremes join the sample so that the histogram spans the true range.
-        const values = new Float32Array(sample.length + 2);
-        values.set(sample);
-        values[sample.length] = min;
-        values[sample.length + 1] = max;
-        pool.observe(tap.tensor, values);
+        // The exact extremes bound the histogram so that it spans the true range.
+        pool.observe(tap.tensor, floatData(out[tap.values] as ort.Tensor, tap.tensor), { min, max });
       }
       for (const d of derived) {
         const from = tapOf.get(d.from)!;

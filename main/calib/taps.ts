@@ -21,7 +21,8 @@ export interface Tap {
   max: number;
   /** The values the histogram sees: a strided sample of the tensor, or the tensor itself where the opset cannot slice with steps. */
   values?: string;
-  /** The graph input, int64 [1], that takes the sample's step at run time. */
+  /** The graph inputs, int64 [1], that take the sample's first position and step at run time (samplePhase). */
+  start?: string;
   steps?: string;
 }
 
@@ -35,12 +36,22 @@ const END = 'qs_tap_end';
 const INT64_MAX = 2n ** 63n - 1n;
 
 /**
- * Every `steps`-th element of the flattened tensor `flat`, as `output`, with `steps` a graph input
- * (Slice with steps, opset 10); and an empty slice of it, `${output}_empty`, whose place in the
- * joined output lets the walk back reach the sample with its tensor instead of leaving both to the end.
+ * Every `steps`-th element of the flattened tensor `flat` from position `start`, as `output`, with
+ * `start` and `steps` graph inputs (Slice with steps, opset 10); and an empty slice of it,
+ * `${output}_empty`, whose place in the joined output lets the walk back reach the sample with its
+ * tensor instead of leaving both to the end.
  */
-function stridedSample(flat: string, steps: string, output: string): onnx.NodeProto[] {
-  return [makeNode('Slice', [flat, ZERO, END, ZERO, steps], [output]), emptySlice(output, `${output}_empty`, true)];
+function stridedSample(flat: string, start: string, steps: string, output: string): onnx.NodeProto[] {
+  return [makeNode('Slice', [flat, start, END, ZERO, steps], [output]), emptySlice(output, `${output}_empty`, true)];
+}
+
+/**
+ * The first position of a batch's strided sample that makes each sample's positions a function
+ * of its index in the whole data, not in the batch: sample g (of `size` elements) starts at offset
+ * (-g·size) mod step. Any batching of the same samples then hands over the same values.
+ */
+export function samplePhase(before: number, size: number, step: number): number {
+  return (step - ((before % step) * (size % step)) % step) % step;
 }
 
 /**
@@ -120,9 +131,10 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOn
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
     } else if (r.sample) {
       tap.values = `${base}_sample`;
+      tap.start = `${base}_start`;
       tap.steps = `${base}_steps`;
-      inputs.push(typedValueInfo(tap.steps, DataType.INT64, [1]));
-      nodes.push(...stridedSample(flat, tap.steps, tap.values));
+      inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]), typedValueInfo(tap.steps, DataType.INT64, [1]));
+      nodes.push(...stridedSample(flat, tap.start, tap.steps, tap.values));
       joined.push(`${tap.values}_empty`);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }

@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
-import { calibrate } from '../../main/calib/calibrate';
+import { calibrate, type CalibrationResult } from '../../main/calib/calibrate';
 import { writeNpy } from '../../main/data/npy';
 import { openSource, type SampleSource } from '../../main/data/readers';
-import { sampleStride } from '../../main/calib/taps';
+import { samplePhase, sampleStride } from '../../main/calib/taps';
 import { inputSpecs } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
@@ -65,6 +65,52 @@ test('a strided sample gives the percentile of the whole data, and the histogram
     assert.ok(Math.abs(a.max - b.max) <= 0.1 * span && Math.abs(a.min - b.min) <= 0.1 * span, `${t.tensor}: sampled [${a.min}, ${a.max}] vs whole [${b.min}, ${b.max}]`);
     assert.equal(a.histogram!.counts.length, b.histogram!.counts.length);
   }
+});
+
+test('histogram calibration does not depend on the batch size: same sample positions, same grid', async () => {
+  for (const method of ['percentile:99.9', 'entropy']) {
+    const { model, tensors, source } = await setup(method);
+    const runs: CalibrationResult[] = [];
+    for (const batchSize of [1, 3, 8]) runs.push(await calibrate(model, tensors, source, { batchSize, histogramSample: 500 }));
+    assert.ok([...runs[0].strides.values()].some((s) => s > 1), 'some tensors are sampled');
+    for (const run of runs.slice(1)) {
+      for (const t of tensors) {
+        const a = runs[0].ranges.get(t.tensor)!;
+        const b = run.ranges.get(t.tensor)!;
+        assert.deepEqual(b, a, `${method} ${t.tensor}: batch ${run.batchSize} against batch 1`);
+      }
+    }
+  }
+});
+
+test('a scalar or batch-independent tensor is sampled too', async () => {
+  const dir = tempDir('scalar');
+  const file = path.join(dir, 'x.npy');
+  writeNpy(file, 'float32', [6, 8], randomArray(6 * 8, 4));
+  const model = buildModel({
+    inputs: { x: ['N', 8] }, outputs: { y: ['N', 8] },
+    initializers: { w: { dims: [8], data: randomArray(8, 5) } },
+    nodes: [
+      { op: 'ReduceMax', inputs: ['x'], outputs: ['m'], attrs: { keepdims: 0 } },
+      { op: 'Mul', inputs: ['w', 'm'], outputs: ['v'] },
+      { op: 'Mul', inputs: ['x', 'v'], outputs: ['y'] },
+    ],
+  });
+  const spec = (tensor: string): ActivationSpec => ({ tensor, method: 'percentile:99', type: 'uint8', symmetric: false, node: tensor, op: '', index: 0 });
+  const source = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 8] }]);
+  const result = await calibrate(model, ['m', 'v', 'x'].map(spec), source, { batchSize: 4, histogramSample: 2 });
+  assert.deepEqual(result.shapes.get('m'), []);
+  for (const name of ['m', 'v', 'x']) assert.ok(result.ranges.get(name)!.histogram, `${name} has a histogram`);
+  assert.ok(result.ranges.get('m')!.max > 0);
+});
+
+test('sample phases follow the sample\'s index in the whole data: every sample starts at -g·size mod step', () => {
+  // Samples of 10 elements, step 7, batches of 3: the batch after 3 samples starts at -30 mod 7 = 5.
+  assert.equal(samplePhase(0, 10, 7), 0);
+  assert.equal(samplePhase(3, 10, 7), 5);
+  // Inside that batch, sample 4 (offset 10) then starts at 5 + 7·1 - 10 = 2 = -40 mod 7.
+  assert.equal(samplePhase(4, 10, 7), 2);
+  assert.equal(samplePhase(7, 14, 7), 0);
 });
 
 test('sample strides are primes above 5, so they never alias with 2·3·5-smooth tensor sizes', () => {
