@@ -32,7 +32,7 @@ commands:
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
-           [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--subset N]
+           [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--metric-module FILE.mjs] [--subset N]
       writes OUT.onnx (QDQ), OUT.report.json, OUT.recipe.json, OUT.ranges.json, OUT.preflight.json and what the
       backend lowers to (cpu: OUT.lowered.onnx, with --qoperator OUT.qoperator.onnx; mcu-int8: OUT.int-io.onnx
       and OUT.io.json); prints the per-layer table, where nodes run, and the latency on this CPU;
@@ -47,7 +47,7 @@ commands:
       before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
       fallback) and why; with --exclude/--override, what that costs
   analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
-          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric NAME] [--numerics reference|ort-cpu]
+          [--subset N] [--candidates N] [--labels FILE|DIR] [--metric-module FILE.mjs] [--metric NAME] [--numerics reference|ort-cpu]
           [--report FILE] [--top N] [--json] [data options]
       local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
       each of the --candidates layers with the worst local SQNR alone in float and alone quantized
@@ -59,7 +59,11 @@ commands:
   serve [--port N]
       the studio in a browser: serves the UI and its API on 127.0.0.1 and prints the URL (with its access token)
 
-NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels)
+NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels of class ids; custom is the score of
+        --metric-module FILE.mjs, whose default export is { name, score({ float, quantized, labels }) } —
+        see resources/metrics/ — on the module's own scale)
+LABELS: a .npy of class ids, a folder with one subfolder of images per class, or a .json array with
+        one label per sample (any values, e.g. each line's text, for a metric module)
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
 data options, for every command that reads a SOURCE:
@@ -206,7 +210,7 @@ const QUANTIZE_OPTIONS = {
   batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
   top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, labels: { type: 'string' }, subset: { type: 'string' },
-  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' },
+  numerics: { type: 'string' }, 'no-saturation-fix': { type: 'boolean' }, 'metric-module': { type: 'string' },
 } as const;
 
 const ANALYZE_OPTIONS = {
@@ -214,7 +218,7 @@ const ANALYZE_OPTIONS = {
   calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
   subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
   batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
-  numerics: { type: 'string' },
+  numerics: { type: 'string' }, 'metric-module': { type: 'string' },
 } as const;
 
 function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
@@ -294,7 +298,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
       signal: controller.signal, onProgress: progressPrinter(Boolean(v.quiet || v.json)),
       onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
-      target, labels: v.labels, searchSamples: positiveInt(v.subset, '--subset') || undefined,
+      target, labels: v.labels, metricModule: v['metric-module'], searchSamples: positiveInt(v.subset, '--subset') || undefined,
       numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'], ...dataOptionsFrom(v),
       onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${tty(m)}\n`),
     });
@@ -306,6 +310,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     const top = positiveInt(v.top, '--top');
     process.stdout.write(`per-layer SQNR in ${r.numerics} numerics on ${r.samples.evaluation} evaluation samples:\n${layerTable(r.layers, top)}\n\n`);
     process.stdout.write(outputLines(r.outputs, r.metrics, r.numerics));
+    if (r.customMetric) process.stdout.write(`custom: ${tty(r.customMetric.name)} (${tty(path.relative(process.cwd(), r.customMetric.module))}); float-custom: the same on the float model\n`);
     if (r.deployed) {
       process.stdout.write(outputLines(r.deployed.outputs, r.deployed.metrics, r.deployed.numerics, ', as deployed on this machine'));
       if (r.deployed.note) process.stdout.write(`  ${r.deployed.note}\n`);
@@ -433,7 +438,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
   try {
     const r = await analyze({
       model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
-      ranges: v.ranges, labels: v.labels, metric: v.metric, numerics: numericsFrom(v), ...dataOptionsFrom(v),
+      ranges: v.ranges, labels: v.labels, metricModule: v['metric-module'], metric: v.metric, numerics: numericsFrom(v), ...dataOptionsFrom(v),
       samples: positiveInt(v.subset, '--subset') || undefined,
       candidates: positiveInt(v.candidates, '--candidates') || undefined,
       batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v), report: v.report,

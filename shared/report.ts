@@ -108,8 +108,10 @@ export interface Report {
   /** The numerics of `outputs`, `metrics` and `layers`. */
   numerics: MainNumerics;
   outputs: OutputReport[];
-  /** Task metrics of the first output on the evaluation samples (agreement, cosine; accuracy with labels). */
+  /** Task metrics of the first output on the evaluation samples (agreement, cosine; accuracy with labels; custom from the metric module). */
   metrics?: Metrics;
+  /** The user's metric module behind `custom` and `float-custom`. */
+  customMetric?: CustomMetricReport;
   /** The same outputs as deployed on this machine, where that differs from `numerics` (cpu: ort-cpu; webgpu: on the GPU). */
   deployed?: DeployedReport;
   host: HostReport;
@@ -128,6 +130,12 @@ export interface Report {
   warnings: string[];
   /** What an automatic repair (mixed precision, calibration fixes) changed to reach its target. */
   repair?: RepairReport;
+}
+
+/** What `custom` measures: the metric module's own name for it, and the module file. */
+export interface CustomMetricReport {
+  name: string;
+  module: string;
 }
 
 /** Task metrics of the quantized model against the float one (and against labels, where given). */
@@ -175,6 +183,8 @@ export interface AnalysisReport {
   numerics: MainNumerics;
   /** The fully quantized model (as exported) against float, on the analysis samples. */
   baseline: Quality;
+  /** The user's metric module behind `custom`. */
+  customMetric?: CustomMetricReport;
   layers: LayerReport[];
   /** The first tensor, in graph order, where cumulative SQNR falls sharply from the one before. */
   firstDrop?: { name: string; node: string; from: Db; to: Db };

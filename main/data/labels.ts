@@ -1,21 +1,32 @@
-// Labels of evaluation samples, for accuracy metrics: a .npy of class ids, or the class folders
-// of a folder-per-class image set.
+// Labels of evaluation samples: a .npy of class ids, the class folders of a folder-per-class
+// image set (both for accuracy metrics), or a JSON array of any values for the user's metric module.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listImages } from './images';
 import { DataError, readNpyHeader, readNpyRange } from './npy';
 
+export interface Labels {
+  /** Class ids, where every label is one: what the accuracy metrics compare with. */
+  labels?: Int32Array;
+  /** Every label as given, one per sample: what a metric module receives. */
+  values: unknown[];
+  /** The class folder names, for a folder-per-class image set. */
+  classes?: string[];
+}
+
+const FORMS = 'a .npy of class ids, a folder with one subfolder of images per class, or a .json array with one label per sample';
+
 /**
- * Class ids, one per sample, in the order the data readers yield samples: a .npy of integers, or
- * for a folder-per-class image layout the index of each image's class folder among the sorted
- * class folder names.
+ * Labels, one per sample, in the order the data readers yield samples: a .npy of integers, for
+ * a folder-per-class image layout the index of each image's class folder among the sorted class
+ * folder names, or a JSON array of any values (the text of each line, a box list).
  */
-export function readLabels(spec: string): { labels: Int32Array; classes?: string[] } {
+export function readLabels(spec: string): Labels {
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(spec);
   } catch {
-    throw new DataError(`${spec}: no such labels file or folder; give a .npy of class ids or a folder with one subfolder of images per class`);
+    throw new DataError(`${spec}: no such labels file or folder; give ${FORMS}`);
   }
   if (stat.isDirectory()) {
     const images = listImages(spec);
@@ -25,9 +36,11 @@ export function readLabels(spec: string): { labels: Int32Array; classes?: string
     }
     const classes = [...new Set(classOf.map((p) => p[0]))].sort();
     const index = new Map(classes.map((c, i) => [c, i]));
-    return { labels: Int32Array.from(classOf, (p) => index.get(p[0])!), classes };
+    return classIds(Int32Array.from(classOf, (p) => index.get(p[0])!), classes);
   }
-  if (!spec.toLowerCase().endsWith('.npy')) throw new DataError(`${spec}: labels must be a .npy of class ids or a folder-per-class image folder`);
+  const lower = spec.toLowerCase();
+  if (lower.endsWith('.json')) return jsonLabels(spec);
+  if (!lower.endsWith('.npy')) throw new DataError(`${spec}: labels must be ${FORMS}`);
   const header = readNpyHeader(spec);
   if (header.shape.length !== 1 && !(header.shape.length === 2 && header.shape[1] === 1)) {
     throw new DataError(`${spec}: labels must be one class id per sample (shape [N] or [N, 1]), found [${header.shape.join(', ')}]`);
@@ -35,5 +48,28 @@ export function readLabels(spec: string): { labels: Int32Array; classes?: string
   if (!/^(int|uint)/.test(header.dtype)) throw new DataError(`${spec}: labels must be integer class ids, found ${header.dtype}`);
   const n = header.shape[0];
   const data = readNpyRange(spec, header, 0, n);
-  return { labels: Int32Array.from(data as ArrayLike<number | bigint>, (v) => Number(v)) };
+  return classIds(Int32Array.from(data as ArrayLike<number | bigint>, (v) => Number(v)));
+}
+
+function classIds(labels: Int32Array, classes?: string[]): Labels {
+  return { labels, values: Array.from(labels), ...(classes ? { classes } : {}) };
+}
+
+/** Labels files are small; past this a file is more likely the wrong one than labels. */
+const MAX_JSON_LABELS_BYTES = 256 * 2 ** 20;
+
+function jsonLabels(spec: string): Labels {
+  const bytes = fs.statSync(spec).size;
+  if (bytes > MAX_JSON_LABELS_BYTES) throw new DataError(`${spec}: ${(bytes / 2 ** 20).toFixed(0)} MB is too large for a labels file (at most ${MAX_JSON_LABELS_BYTES / 2 ** 20} MB)`);
+  let values: unknown;
+  try {
+    values = JSON.parse(fs.readFileSync(spec, 'utf8'));
+  } catch (err) {
+    throw new DataError(`${spec}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(values)) {
+    throw new DataError(`${spec}: labels JSON must be an array with one label per sample, in the order the samples are read (image files sorted by name), found ${values === null ? 'null' : typeof values}`);
+  }
+  const ids = values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1);
+  return { values, ...(ids && values.length ? { labels: Int32Array.from(values as number[]) } : {}) };
 }

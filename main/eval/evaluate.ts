@@ -14,6 +14,7 @@ import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
 import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
+import { CustomScore, perSample, type CustomMetric } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
@@ -59,6 +60,8 @@ export interface EvaluationOptions extends RunOptions {
   local?: boolean;
   /** Each float tensor's shape for one sample, as calibration measured it on data of these input shapes: spares the run that measures them. */
   shapes?: ReadonlyMap<string, number[]>;
+  /** The user's metric module and the labels it is given: `custom` and `float-custom` in the metrics. */
+  custom?: { metric: CustomMetric; labels?: readonly unknown[] };
 }
 
 /** Output figures of one run of the quantized model in named numerics. */
@@ -85,11 +88,16 @@ function withSqnr(s: CompareStats | undefined): OutputStats {
 /** The float outputs against one source of quantized outputs, accumulated in the stats workers. */
 class OutputComparison {
   private readonly metric = new MetricAccumulator();
+  private readonly custom?: { quantized: CustomScore; float: CustomScore };
 
-  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string) {}
+  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string, custom?: EvaluationOptions['custom']) {
+    if (custom) this.custom = { quantized: new CustomScore(custom.metric, custom.labels), float: new CustomScore(custom.metric, custom.labels) };
+  }
 
   add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: Int32Array): void {
     let first = true;
+    const floats: Record<string, { dims: readonly number[]; data: Float32Array }> = {};
+    const quants: typeof floats = {};
     for (const name of names) {
       const r = ref[name] as ort.Tensor;
       const q = quant(name);
@@ -98,15 +106,29 @@ class OutputComparison {
         this.metric.add(floatData(r, name), floatData(q, name), r.dims, labels);
         first = false;
       }
-      // The float output may be compared twice (main and deployed figures): each comparison hands its own copy to a worker.
-      this.pool.compare(`${this.key}:${name}`, floatData(r, name).slice(), floatData(q, name));
+      floats[name] = { dims: r.dims, data: floatData(r, name) };
+      quants[name] = { dims: q.dims, data: floatData(q, name) };
+      // The float output may be compared twice (main and deployed figures): each comparison hands
+      // its own copy to a worker. The quantized one moves there, unless the custom metric keeps it.
+      this.pool.compare(`${this.key}:${name}`, floatData(r, name).slice(), this.custom ? floatData(q, name).slice() : floatData(q, name));
+    }
+    if (this.custom) {
+      const n = Object.values(floats)[0]?.dims[0] ?? 0;
+      const f = perSample(floats, n);
+      this.custom.quantized.add(f, perSample(quants, n));
+      this.custom.float.add(f, f);
     }
   }
 
-  result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>): OutputFigures {
+  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>): Promise<OutputFigures> {
+    const metrics = this.metric.result();
+    if (this.custom) {
+      metrics.custom = await this.custom.quantized.score();
+      metrics['float-custom'] = await this.custom.float.score();
+    }
     return {
       numerics: this.numerics,
-      metrics: this.metric.result(),
+      metrics,
       outputs: names.filter((o) => compares.has(`${this.key}:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`${this.key}:${name}`)) })),
     };
   }
@@ -145,8 +167,8 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     // model alone, as a CPU deployment runs it (taps change which groups ONNX Runtime fuses).
     const mainSession = options.numerics === 'reference' ? undefined : await open(quantModel, 'quantized model', options.numerics);
     const deployedSession = options.deployed ? await open(quantModel, `quantized model (${options.deployed})`, options.deployed) : undefined;
-    const main = new OutputComparison(options.numerics, pool, 'output');
-    const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed') : undefined;
+    const main = new OutputComparison(options.numerics, pool, 'output', options.custom);
+    const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed', options.custom) : undefined;
     const quantName = new Map(compared.outputs.map((o) => [o.float, o.quant]));
     const layers = new Map<string, LayerStats>(taps.map((t) => [t.float, { signal: 0, noise: 0, sqnr: 0, ...(t.min !== undefined ? { range: { min: Infinity, max: -Infinity } } : {}) }]));
     const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
@@ -187,10 +209,10 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
     }
     return {
-      ...main.result(outputs, compares),
+      ...(await main.result(outputs, compares)),
       numerics: options.numerics,
       layers,
-      ...(deployed ? { deployed: deployed.result(outputs, compares) } : {}),
+      ...(deployed ? { deployed: await deployed.result(outputs, compares) } : {}),
       samples: done,
       seconds: (performance.now() - start) / 1000,
     };

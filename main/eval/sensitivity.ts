@@ -14,6 +14,7 @@ import { planQuantization, rootOf, withBorrowedRanges, type QuantPlan } from '..
 import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
 import { dbToJson, type Quality } from '../../shared/report';
 
+import { CustomScore, perSample, type CustomMetric } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
@@ -195,6 +196,12 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
   return { model: onnx.ModelProto.create({ ...converted.model, graph }), units };
 }
 
+/** The user's metric module on a subset, with the labels of the subset's samples. */
+export interface SubsetCustom {
+  metric: CustomMetric;
+  labels?: readonly unknown[];
+}
+
 export interface RunQuality {
   /** Output SQNR over every float output and sample of the subset. */
   sqnr: number;
@@ -210,27 +217,32 @@ export class Subset {
   readonly shapes?: InputShapes;
 
   private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
-    private readonly reference: Array<Record<string, Float32Array>>, private readonly labels?: Int32Array) {
+    private readonly reference: Array<Record<string, { dims: readonly number[]; data: Float32Array }>>, private readonly labels?: Int32Array,
+    private readonly custom?: SubsetCustom) {
     this.shapes = commonShapes(read);
   }
 
-  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array): Promise<Subset> {
+  /** `custom`: the user's metric module and its labels, scored on every measure as `custom`. */
+  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array, custom?: SubsetCustom): Promise<Subset> {
     const ortFeeds = feeds.map(toOrtFeeds);
     const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
     if (labels && labels.length < samples) throw new Error(`labels: ${labels.length} class ids for ${samples} samples`);
     const session = await createSession(withInputShapes(floatModel, commonShapes(feeds)), 'float model');
-    const reference: Array<Record<string, Float32Array>> = [];
+    const reference: Array<Record<string, { dims: readonly number[]; data: Float32Array }>> = [];
     try {
       for (const feed of ortFeeds) {
         const out = await run(session, feed, 'float model');
-        const kept: Record<string, Float32Array> = {};
-        for (const name of session.outputNames) if ((out[name] as ort.Tensor).type === 'float32') kept[name] = floatData(out[name] as ort.Tensor, name).slice();
+        const kept: (typeof reference)[number] = {};
+        for (const name of session.outputNames) {
+          const t = out[name] as ort.Tensor;
+          if (t.type === 'float32') kept[name] = { dims: t.dims, data: floatData(t, name).slice() };
+        }
         reference.push(kept);
       }
     } finally {
       await session.release();
     }
-    return new Subset(feeds, ortFeeds, samples, reference, labels);
+    return new Subset(feeds, ortFeeds, samples, reference, labels, custom);
   }
 
   /** Output SQNR over every float output, and task metrics of the first, for a session over the subset. */
@@ -238,28 +250,37 @@ export class Subset {
     let s = 0;
     let e = 0;
     const metric = new MetricAccumulator();
+    const custom = this.custom ? new CustomScore(this.custom.metric, this.custom.labels) : undefined;
     let offset = 0;
     for (let b = 0; b < this.feeds.length; b++) {
       throwIfAborted(signal);
       const out = await run(session, { ...this.feeds[b], ...extra }, 'model');
       let first = true;
+      const quantized: Record<string, { dims: readonly number[]; data: Float32Array }> = {};
       for (const [name, ref] of Object.entries(this.reference[b])) {
         const t = out[name] as ort.Tensor;
         const y = floatData(t, name);
-        for (let i = 0; i < ref.length; i++) {
-          const d = ref[i] - y[i];
-          s += ref[i] * ref[i];
+        quantized[name] = { dims: t.dims, data: y };
+        for (let i = 0; i < ref.data.length; i++) {
+          const d = ref.data[i] - y[i];
+          s += ref.data[i] * ref.data[i];
           e += d * d;
         }
         if (first) {
           const n = t.dims[0];
-          metric.add(ref, y, t.dims, this.labels?.subarray(offset, offset + n));
+          metric.add(ref.data, y, t.dims, this.labels?.subarray(offset, offset + n));
           offset += n;
           first = false;
         }
       }
+      if (custom) {
+        const n = Object.values(this.reference[b])[0]?.dims[0] ?? 0;
+        custom.add(perSample(this.reference[b], n), perSample(quantized, n));
+      }
     }
-    return { sqnr: sqnrDb(s, e), metrics: metric.result() };
+    const metrics = metric.result();
+    if (custom) metrics.custom = await custom.score();
+    return { sqnr: sqnrDb(s, e), metrics };
   }
 
   /** The same measure for a whole model in named numerics. */

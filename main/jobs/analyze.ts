@@ -12,6 +12,7 @@ import { throwIfAborted } from '../base/progress';
 import { calibratedShapes, savedOrCalibrated } from '../calib/ranges-file';
 import { convertModel } from '../convert/convert';
 import { memorySource, readSubset, SEARCH_SAMPLES } from '../data/subset';
+import { customMetricReport } from '../eval/custom-metric';
 import { evaluate } from '../eval/evaluate';
 import { layerRows, rowPairs } from '../eval/layer-rows';
 import {
@@ -49,11 +50,12 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   const log = jobWarnings(job);
   if (job.recipe.kind !== 'static') throw new JobError(`analysis needs static quantization: ${job.recipe.kind} quantization has no calibrated activations to analyse`);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
-  const m = loadForJob(job, job.recipe, log.warn);
+  const m = await loadForJob(job, job.recipe, log.warn);
   if (job.report) refuseOverInputs([{ file: job.report, what: 'the analysis report' }], [job.model, ...(m.loaded.externalFiles ?? [])], 'choose another --report');
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   if (calibrationTensors(m.plan).length === 0) throw new JobError(`${job.model}: nothing to analyse: the ${job.recipe.backend} backend quantizes no activation of this model`);
   if (!job.ranges && !job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
+  if (job.metric === 'custom' && !m.custom) throw new JobError('--metric custom ranks by the metric module: pass --metric-module FILE.mjs');
   const calibrated = await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
     file: job.ranges, calibration: () => m.open(job.calibration!, 'calibration', job.recipe.calibrationSamples || undefined), histograms: false,
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, warn: log.warn,
@@ -92,6 +94,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
     samples: subset.samples,
     numerics,
     baseline: quality(baseline, subset.samples, numerics),
+    ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
     layers,
     firstDrop: firstSharpDrop(layers),
     worstLocal: [...layers].sort((a, b) => dbNumber(a.localSqnr) - dbNumber(b.localSqnr)).slice(0, 5).map((l) => l.name),
@@ -112,7 +115,7 @@ async function analysisSubset(job: AnalyzeJob, m: JobModel, warn: (message: stri
   if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
   const source = await m.open(spec, 'evaluation');
   const { feeds } = await readSubset(source, job.samples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
-  return Subset.create(m.floatModel, feeds, m.labels);
+  return Subset.create(m.floatModel, feeds, m.labels, m.custom);
 }
 
 /** The ranking as report rows: measured units by what keeping each in float gains, then the rest by local SQNR. */

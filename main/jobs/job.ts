@@ -6,6 +6,7 @@ import type { Recipe } from '../../shared/recipe';
 import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { readLabels } from '../data/labels';
+import { loadMetricModule, type CustomMetric } from '../eval/custom-metric';
 import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
@@ -23,8 +24,10 @@ export interface JobInput extends Control {
   evaluation?: string;
   /** A ranges file from an earlier run: re-convert and re-evaluate without calibrating. */
   ranges?: string;
-  /** Class ids of the evaluation samples (.npy or folder-per-class), for accuracy metrics. */
+  /** Labels of the evaluation samples: class ids (.npy, folder-per-class, JSON) for accuracy metrics, any JSON values for a metric module. */
   labels?: string;
+  /** The user's metric module (.mjs): `custom` and `float-custom` in the metrics, and `custom:V` as a repair target. */
+  metricModule?: string;
   batchSize?: number;
   preprocess?: PreprocessSpec;
   /** Drop samples holding NaN or ±Inf, saying how many, instead of refusing the data. */
@@ -58,22 +61,28 @@ export interface JobModel {
   plan: QuantPlan;
   inputs: InputSpec[];
   batchSize: number;
+  /** Class ids, where the labels are class ids. */
   labels?: Int32Array;
+  /** The user's metric module, loaded, with the labels it sees. */
+  custom?: { metric: CustomMetric; labels?: unknown[] };
   /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
   open(spec: string, what: string, limit?: number): Promise<SampleSource>;
 }
 
-export function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): JobModel {
+export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): Promise<JobModel> {
   backendFor(recipe);
   const loaded = loadModel(job.model);
   const prepared = prepareForRecipe(loaded.model, recipe);
   const view = new GraphView(prepared.model);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
   const inputs = inputSpecs(view);
+  const labels = job.labels ? readLabels(job.labels) : undefined;
+  const metric = job.metricModule ? await loadMetricModule(job.metricModule) : undefined;
   return {
     loaded, prepared, floatModel: prepared.model, view, plan: planQuantization(view, recipe), inputs,
     batchSize: job.batchSize ?? guessBatchSize(inputs),
-    labels: job.labels ? readLabels(job.labels).labels : undefined,
+    labels: labels?.labels,
+    ...(metric ? { custom: { metric, labels: labels?.values } } : {}),
     open: async (spec, what, limit) => {
       const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
       for (const w of source.warnings) warn(`${what}: ${w}`);

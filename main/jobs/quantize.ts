@@ -17,6 +17,7 @@ import type { SampleSource } from '../data/readers';
 import { readSubset, SEARCH_SAMPLES } from '../data/subset';
 import { evaluate, type EvaluationResult } from '../eval/evaluate';
 import { deployedOn, deployedReport, metricsReport, outputReports } from '../eval/figures';
+import { customMetricReport } from '../eval/custom-metric';
 import { keptInFloat, layerRows, rowPairs } from '../eval/layer-rows';
 import { Subset, switchUnits } from '../eval/sensitivity';
 import { artifactPaths, defaultOutPath, refuseInputs, writeArtifacts, type ArtifactPaths } from '../export/artifacts';
@@ -71,7 +72,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const paths = artifactPaths(job.out ?? defaultOutPath(job.model, job.recipe.backend, job.recipe.kind), job.report);
   job.onProgress?.({ stage: 'load', done: 0, total: 1 });
   const { recipe, host } = await forThisHost(job, log.warn);
-  const m = loadForJob(job, recipe, log.warn);
+  const m = await loadForJob(job, recipe, log.warn);
   refuseInputs(paths, [job.model, ...(m.loaded.externalFiles ?? [])]);
   let placement = checkPlan(job, m);
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
@@ -95,7 +96,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const kept = keptInFloat(m.view, m.plan.recipe.overrides, converted);
   const numerics = job.numerics ?? 'reference';
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
-    batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource),
+    batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
   });
   clock.mark('evaluate');
   throwIfAborted(job.signal);
@@ -171,14 +172,15 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   const target = job.target!;
   if (m.plan.kind !== 'static' || !calibrated) throw new JobError(`--target needs static quantization: ${m.plan.kind} has no calibrated layers to move to higher precision`);
   if (target.kind === 'metric' && needsLabels(target.metric) && !m.labels) {
-    throw new JobError(`target ${describeTarget(target)} needs labels: pass --labels (a .npy of class ids or a folder-per-class image folder)`);
+    throw new JobError(`target ${describeTarget(target)} needs labels of class ids: pass --labels (a .npy of class ids, a folder-per-class image folder, or a JSON array of class ids)`);
   }
+  if (target.kind === 'metric' && target.metric === 'custom' && !m.custom) throw new JobError(`target ${describeTarget(target)} needs the metric module: pass --metric-module FILE.mjs`);
   const source = await m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
-    subset: await Subset.create(m.floatModel, feeds, m.labels), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
+    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
     signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
   });
   if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
@@ -272,6 +274,7 @@ function quantizeReport(p: ReportParts): Report {
     numerics: evaluation.numerics,
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
+    ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

@@ -49,7 +49,7 @@ test('quantize --target-metric asking for accuracy without labels says what to p
   const dir = tempDir('mnist-nolabels');
   const r = cli(['quantize', MODEL, '--backend', 'cpu', '--calibration', CALIB, '--eval', EVAL, '--target-metric', 'accuracy:0.9', '--out', path.join(dir, 'q.onnx'), '--quiet']);
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /needs labels: pass --labels/);
+  assert.match(r.stderr, /needs labels of class ids: pass --labels/);
   assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
   const bad = cli(['quantize', MODEL, '--backend', 'cpu', '--calibration', CALIB, '--target-metric', 'top1:0.9']);
   assert.equal(bad.status, 2);

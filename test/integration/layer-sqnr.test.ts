@@ -63,7 +63,7 @@ async function plainSums(floatModel: onnx.ModelProto, quantModel: onnx.ModelProt
 }
 
 async function compareWithPlain(model: string, calibration: string, evaluation: string, recipe: Recipe, preprocess?: PreprocessSpec) {
-  const m = loadForJob({ model, recipe, preprocess }, recipe, () => {});
+  const m = await loadForJob({ model, recipe, preprocess }, recipe, () => {});
   const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), await m.open(calibration, 'calibration'), { batchSize: 8 });
   const converted = convertModel(m.view, m.plan, ranges);
   const source = await m.open(evaluation, 'evaluation');

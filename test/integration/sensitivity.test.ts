@@ -137,7 +137,7 @@ test('the switch model: every switch on is the quantized model, every switch off
     [path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'model.onnx'), path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'calib.npy'), recipeFor('cpu', 'a8w8'), undefined],
   ];
   for (const [model, data, recipe, preprocess] of cases) {
-    const m = loadForJob({ model, recipe, preprocess }, recipe, () => {});
+    const m = await loadForJob({ model, recipe, preprocess }, recipe, () => {});
     const source = await m.open(data, 'calibration');
     const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), source, { batchSize: 8 });
     const converted = convertModel(m.view, m.plan, ranges);

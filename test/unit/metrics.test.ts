@@ -60,7 +60,8 @@ test('labels from a .npy of class ids and from a folder per class', async () => 
   const dir = tempDir('labels');
   const npy = path.join(dir, 'labels.npy');
   writeNpy(npy, 'int64', [4], BigInt64Array.from([3n, 0n, 2n, 2n]));
-  assert.deepEqual(Array.from(readLabels(npy).labels), [3, 0, 2, 2]);
+  assert.deepEqual(Array.from(readLabels(npy).labels!), [3, 0, 2, 2]);
+  assert.deepEqual(readLabels(npy).values, [3, 0, 2, 2]);
   const floats = path.join(dir, 'floats.npy');
   writeNpy(floats, 'float32', [2], Float32Array.from([1, 2]));
   assert.throws(() => readLabels(floats), /integer class ids/);
@@ -73,14 +74,34 @@ test('labels from a .npy of class ids and from a folder per class', async () => 
   // Sorted by path: cat/a, cat/z, dog/a, dog/b — the order the image reader yields them.
   const folder = readLabels(images);
   assert.deepEqual(folder.classes, ['cat', 'dog']);
-  assert.deepEqual(Array.from(folder.labels), [0, 0, 1, 1]);
+  assert.deepEqual(Array.from(folder.labels!), [0, 0, 1, 1]);
   fs.writeFileSync(path.join(images, 'loose.png'), png);
   assert.throws(() => readLabels(images), /one subfolder per class/);
   assert.throws(() => readLabels(path.join(dir, 'missing.npy')), /no such labels file/);
+});
+
+test('labels from a JSON array: any values for a metric module, class ids where all are', () => {
+  const dir = tempDir('json-labels');
+  const write = (name: string, text: string) => {
+    fs.writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  const text = readLabels(write('text.json', JSON.stringify(['hello', 'world', { box: [1, 2] }])));
+  assert.deepEqual(text.values, ['hello', 'world', { box: [1, 2] }]);
+  assert.equal(text.labels, undefined, 'text is no class id');
+  const ids = readLabels(write('ids.json', '[2, 0, 1]'));
+  assert.deepEqual(Array.from(ids.labels!), [2, 0, 1]);
+  assert.throws(() => readLabels(write('object.json', '{"a.png": "hello"}')), /must be an array with one label per sample.*found object/);
+  assert.throws(() => readLabels(write('broken.json', '[1, 2')), /broken\.json: not valid JSON/);
+  assert.throws(() => readLabels(write('labels.txt', 'a')), /\.json array/);
 });
 
 test('metric targets name the metric and a value in (0, 1]', () => {
   assert.deepEqual(parseMetricTarget('top1-agreement:0.99'), { kind: 'metric', metric: 'top1-agreement', value: 0.99 });
   assert.throws(() => parseMetricTarget('top1:0.99'), /top1-agreement, top5-agreement/);
   assert.throws(() => parseMetricTarget('cosine:2'), /VALUE in \(0, 1\]/);
+  // A metric module's scale is its own: a WER-like score may be negative, a count above 1.
+  assert.deepEqual(parseMetricTarget('custom:-0.25'), { kind: 'metric', metric: 'custom', value: -0.25 });
+  assert.deepEqual(parseMetricTarget('custom:42'), { kind: 'metric', metric: 'custom', value: 42 });
+  assert.throws(() => parseMetricTarget('custom:lots'), /not a metric target/);
 });
