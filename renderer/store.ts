@@ -39,6 +39,10 @@ export interface DataConfig {
   preprocess: PreprocessSpec;
   /** How the source is read beyond preprocessing (not for random samples). */
   options: DataOptions;
+  /** Labels of the samples, a path on the host ('' for none). */
+  labels: string;
+  /** The user's metric module, a path on the host ('' for none). */
+  metricModule: string;
 }
 
 export interface ConfigSlice {
@@ -206,7 +210,7 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
     }),
     openSample: () => open(async () => {
       const sample = await api.call('model:sample', {});
-      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess, options: {} } });
+      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess, options: {}, labels: '', metricModule: '' } });
       return { ...sample.model, exportFolder: sample.exportFolder };
     }),
     chooseModel: async () => {
@@ -230,7 +234,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
   setNumerics: (numerics) => set({ numerics }),
   setSaturationFix: (saturationFix) => set({ saturationFix }),
   preset: DEFAULT_BACKEND.presets[0].name,
-  data: { kind: 'images', path: '', randomCount: 16, preprocess: {}, options: {} },
+  data: { kind: 'images', path: '', randomCount: 16, preprocess: {}, options: {}, labels: '', metricModule: '' },
   chooseBackend: (name, preset) => {
     set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
     void get().refreshPlan();
@@ -318,12 +322,16 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
         if (root?.preprocess) request.preprocess = root.preprocess;
         if (root?.skipNonFinite) request.skipNonFinite = true;
         if (root?.maxMegapixels !== undefined) request.maxMegapixels = root.maxMegapixels;
+        if (root?.labels) request.labels = root.labels;
+        if (root?.metricModule) request.metricModule = root.metricModule;
         request.target = options.repair.target;
       } else {
         const source = dataSource(data);
         if (source) request.calibration = source;
         if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
         Object.assign(request, sourceOptions(data));
+        if (data.labels.trim()) request.labels = data.labels.trim();
+        if (data.metricModule.trim()) request.metricModule = data.metricModule.trim();
       }
       parentOfRun = options.fromRun ? get().current : options.repair?.of;
       origin = options.fromRun ? { kind: 'override', of: options.fromRun } : options.repair ? { kind: 'repair', of: options.repair.of.runId, target: options.repair.target } : { kind: 'run' };

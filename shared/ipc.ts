@@ -95,9 +95,11 @@ export interface RunRequest extends DataOptions {
   numerics?: MainNumerics;
   /** cpu backend on a CPU whose int8 kernels saturate: uint8 weights so the export is right here (default on). */
   saturationFix?: boolean;
+  /** Labels of the samples on the host: class ids (.npy, folder per class, JSON) or a JSON array of any values for the metric module. */
+  labels?: string;
+  /** The user's metric module (.mjs) on the host: `custom` among the metrics and as a repair target. */
+  metricModule?: string;
 }
-
-
 
 export interface RunResult {
   runId: string;
@@ -231,7 +233,7 @@ function target(channel: string, value: unknown): void {
     if (t.metric !== undefined) fail(channel, '"target.metric" belongs to a metric target, not an SQNR one');
   } else if (t.kind === 'metric') {
     if (!isTargetMetric(t.metric)) fail(channel, `"target.metric" must be one of ${TARGET_METRICS.join(', ')}`);
-    if (!(t.value > 0 && t.value <= 1)) fail(channel, '"target.value" of a metric must be in (0, 1]');
+    if (t.metric !== 'custom' && !(t.value > 0 && t.value <= 1)) fail(channel, '"target.value" of a built-in metric must be in (0, 1]');
   } else fail(channel, '"target.kind" must be sqnr or metric');
 }
 
@@ -264,13 +266,15 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     dataOptions('data:preview', o);
   },
   'run:start': (v) => {
-    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix', ...DATA_OPTION_KEYS]);
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix', 'labels', 'metricModule', ...DATA_OPTION_KEYS]);
     dataOptions('run:start', o);
     text('run:start', o.model, 'model');
     recipe('run:start', o.recipe);
     text('run:start', o.calibration, 'calibration', true);
     preprocess('run:start', o.preprocess);
     text('run:start', o.fromRun, 'fromRun', true);
+    text('run:start', o.labels, 'labels', true);
+    text('run:start', o.metricModule, 'metricModule', true);
     target('run:start', o.target);
     if (o.numerics !== undefined && !MAIN_NUMERICS.includes(o.numerics as MainNumerics)) fail('run:start', `"numerics" must be one of ${MAIN_NUMERICS.join(', ')}`);
     if (o.saturationFix !== undefined && typeof o.saturationFix !== 'boolean') fail('run:start', '"saturationFix" must be true or false');

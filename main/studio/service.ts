@@ -61,8 +61,8 @@ interface Run {
   controller: AbortController;
   /** The ranges file a re-run reads: this run's own, or the one it re-used. */
   ranges?: string;
-  /** The samples it calibrated or evaluated on (a re-run's are its parent's). */
-  data: { calibration?: string; preprocess?: PreprocessSpec; options: DataOptions };
+  /** The samples it calibrated or evaluated on, and how they are scored (a re-run's are its parent's). */
+  data: { calibration?: string; preprocess?: PreprocessSpec; options: DataOptions; labels?: string; metricModule?: string };
   outcome?: QuantizeOutcome;
   /** The input model and the files it references: no export may land on one. */
   inputs: string[];
@@ -200,14 +200,17 @@ export class StudioService {
     let calibration = request.calibration;
     let preprocess = request.preprocess;
     let options = dataOptionsOf(request);
+    let { labels, metricModule } = request;
     if (request.fromRun) {
       const parent = this.runs.get(request.fromRun);
       if (!parent?.outcome || !parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
       ranges = parent.ranges;
-      // Evaluation reads the same samples as the run whose ranges are re-used, so the two compare.
+      // Evaluation reads the same samples as the run whose ranges are re-used, and scores them the same way, so the two compare.
       calibration = parent.request.calibration;
       preprocess = parent.request.preprocess;
       options = parent.data.options;
+      labels = parent.data.labels;
+      metricModule = parent.data.metricModule;
     }
     if (request.recipe.kind === 'static' && !calibration && !ranges) {
       throw new StudioError('static quantization needs calibration data: choose a folder of images, .npy files, or random samples');
@@ -217,10 +220,10 @@ export class StudioService {
     const model = path.resolve(request.model);
     // A model opened before the engine restarted is known by its file alone: read what it references.
     const inputs = this.inputFiles.get(model) ?? [model, ...(loadModel(model).externalFiles ?? [])];
-    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess, options }, inputs };
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess, options, labels, metricModule }, inputs };
     this.runs.set(id, run);
     this.options.emit({ runId: id, type: 'started', request });
-    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges, ...options }));
+    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges, labels, metricModule, ...options }));
     return { runId: id };
   }
 
@@ -270,7 +273,7 @@ export class StudioService {
     this.options.emit({ runId: id, type: 'analysis-started', of: runId });
     const job = analyze({
       model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess, ...run.data.options,
-      numerics: run.request.numerics, signal: controller.signal, onProgress,
+      labels: run.data.labels, metricModule: run.data.metricModule, numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
       (analysis): JobEvent => (controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'analyzed', of: runId, analysis }),
       (err: Error): JobEvent => (err instanceof CancelledError || controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'failed', stage: state.stage, message: err.message }),
@@ -280,14 +283,14 @@ export class StudioService {
   }
 
   /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
-  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string } & DataOptions): Promise<JobEvent> {
+  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string; labels?: string; metricModule?: string } & DataOptions): Promise<JobEvent> {
     const emit = this.options.emit;
     const { state, onProgress } = this.progress(run.id);
     try {
       const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe.backend, run.request.recipe.kind)));
       const outcome = await quantize({
         model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
-        skipNonFinite: data.skipNonFinite, maxMegapixels: data.maxMegapixels,
+        skipNonFinite: data.skipNonFinite, maxMegapixels: data.maxMegapixels, labels: data.labels, metricModule: data.metricModule,
         out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
         numerics: run.request.numerics, saturationFix: run.request.saturationFix,
       });

@@ -117,7 +117,26 @@ function DataSection() {
           </div>
         </div>
       )}
+      {data.kind !== 'random' && <ScoringFields />}
     </fieldset>
+  );
+}
+
+/** Labels and the user's own metric: how the run scores the samples beside SQNR. */
+function ScoringFields() {
+  const data = useStudio((s) => s.data);
+  const setData = useStudio((s) => s.setData);
+  return (
+    <div className="scoring">
+      <div className="field wide">
+        <label htmlFor="data-labels">Labels, optional: a .npy of class ids, a folder with a subfolder per class, or a .json array with one label per sample (sorted file order)</label>
+        <input id="data-labels" type="text" value={data.labels} spellCheck={false} onChange={(e) => setData({ labels: e.target.value })} placeholder="/path/to/labels.json" />
+      </div>
+      <div className="field wide">
+        <label htmlFor="data-metric-module">Metric module, optional: a .mjs whose default export {'{ name, score({ float, quantized, labels }) }'} scores the outputs as you measure them (it runs on the host)</label>
+        <input id="data-metric-module" type="text" value={data.metricModule} spellCheck={false} onChange={(e) => setData({ metricModule: e.target.value })} placeholder="/path/to/metric.mjs" />
+      </div>
+    </div>
   );
 }
 

@@ -2,15 +2,12 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
 
 const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measuring local and cumulative SQNR', sensitivity: 'one layer in float at a time' };
-
-/** The studio takes no labels yet, so accuracy targets could only fail; agreement with float and cosine need none. */
-const OFFERED_METRICS = TARGET_METRICS.filter((m) => !needsLabels(m));
 
 /** How many ranking rows the table shows: the top of the ranking is what a person acts on. */
 const RANKING_ROWS = 10;
@@ -103,7 +100,11 @@ export function RepairControl() {
   const analysisRunning = useStudio((s) => s.analysis.status === 'running' || s.analysis.status === 'cancelling');
   if (!current) return null;
   const staticRun = current.report.recipe.kind === 'static';
-  const valid = draft.kind === 'sqnr' ? Number.isFinite(draft.sqnr) : draft.metricValue > 0 && draft.metricValue <= 1;
+  const custom = current.report.customMetric;
+  // Accuracies where the run had class-id labels, the metric module's score where it had one.
+  const offered = TARGET_METRICS.filter((m) => (m === 'custom' ? Boolean(custom) : !needsLabels(m) || current.report.metrics?.[m] !== undefined));
+  const valid = draft.kind === 'sqnr' ? Number.isFinite(draft.sqnr)
+    : draft.metric === 'custom' ? Number.isFinite(draft.metricValue) : draft.metricValue > 0 && draft.metricValue <= 1;
   const busy = status === 'running' || status === 'cancelling' || analysisRunning;
   return (
     <form className="repair-control" aria-label="Repair to target" onSubmit={(e) => { e.preventDefault(); if (valid && !busy) void repair(); }}>
@@ -111,23 +112,29 @@ export function RepairControl() {
         <select data-testid="repair-kind" value={draft.kind === 'sqnr' ? 'sqnr' : draft.metric}
           onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as TargetMetric }))}>
           <option value="sqnr">output SQNR (dB) ≥</option>
-          {OFFERED_METRICS.map((m) => <option key={m} value={m}>{m} ≥</option>)}
+          {offered.map((m) => <option key={m} value={m}>{m === 'custom' ? `${custom!.name} (custom)` : m} ≥</option>)}
         </select>
       </label>
       {draft.kind === 'sqnr'
         ? <input type="number" data-testid="repair-value" aria-label="Target output SQNR in dB" step={1} value={draft.sqnr} onChange={(e) => setDraft({ sqnr: e.target.valueAsNumber })} />
-        : <input type="number" data-testid="repair-value" aria-label={`Target ${draft.metric}`} step={0.01} min={0.01} max={1} value={draft.metricValue} onChange={(e) => setDraft({ metricValue: e.target.valueAsNumber })} />}
+        : <input type="number" data-testid="repair-value" aria-label={`Target ${draft.metric}`} step={0.01} {...(draft.metric === 'custom' ? {} : { min: 0.01, max: 1 })} value={draft.metricValue} onChange={(e) => setDraft({ metricValue: e.target.valueAsNumber })} />}
       <button type="submit" data-testid="repair" disabled={!valid || busy || !staticRun}
         title={staticRun ? 'Calibrates again, re-chooses calibration methods, then moves the fewest layers to 16-bit or float until the target holds' : 'repair needs static quantization'}>
         Repair
       </button>
-      {!valid && <span className="error small">{draft.kind === 'sqnr' ? 'a number of dB' : 'a value in (0, 1]'}</span>}
+      {!valid && <span className="error small">{draft.kind === 'sqnr' ? 'a number of dB' : draft.metric === 'custom' ? 'a number' : 'a value in (0, 1]'}</span>}
     </form>
   );
 }
 
-function quality(q: Quality): string {
-  return `${db(q.outputSqnr)} dB${Object.entries(q.metrics).filter(([k]) => k === 'top1-agreement' || k === 'accuracy' || k === 'cosine').map(([k, v]) => `, ${k} ${v.toFixed(3)}`).join('')}`;
+function quality(q: Quality, custom?: CustomMetricReport): string {
+  const shown = ['top1-agreement', 'accuracy', 'cosine', 'custom'];
+  return `${db(q.outputSqnr)} dB${Object.entries(q.metrics).filter(([k]) => shown.includes(k)).map(([k, v]) => `, ${metricLabel(k, custom)} ${v.toFixed(3)}`).join('')}`;
+}
+
+/** A metric's name as a screen shows it: the module's own name for `custom`. */
+function metricLabel(key: string, custom?: CustomMetricReport): string {
+  return key === 'custom' && custom ? custom.name : key;
 }
 
 
@@ -143,8 +150,8 @@ export function RepairSection({ repair, report }: { repair: RepairReport; report
       <h3 id="repair-title">Repair ({target}): <span className={repair.met ? 'ok' : 'error'}>{repair.met ? 'met' : 'not met'}</span></h3>
       <p>{repair.reason}</p>
       <dl className="facts compact">
-        <div><dt>Before</dt><dd data-testid="repair-before">{quality(repair.before)}</dd></div>
-        <div><dt>After</dt><dd data-testid="repair-after">{quality(repair.after)}</dd></div>
+        <div><dt>Before</dt><dd data-testid="repair-before">{quality(repair.before, report.customMetric)}</dd></div>
+        <div><dt>After</dt><dd data-testid="repair-after">{quality(repair.after, report.customMetric)}</dd></div>
         <div><dt>Measured in</dt><dd data-testid="repair-numerics">{figureLabel(repair.numerics, repair.before.samples)}</dd></div>
         <div><dt>Cost</dt><dd data-testid="repair-cost">{repairCostWords(repair, report)}</dd></div>
         <div><dt>Search</dt><dd>{repair.runs} runs, {repair.seconds.toFixed(1)} s</dd></div>
@@ -182,10 +189,10 @@ function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
 }
 
 function taskMetric(entry: HistoryEntry): string {
-  const m = entry.result.report.metrics;
+  const { metrics: m, customMetric } = entry.result.report;
   if (!m) return '—';
-  const key = ['accuracy', 'top1-agreement', 'argmax-agreement'].find((k) => m[k] !== undefined);
-  return key ? `${key} ${m[key].toFixed(3)}` : '—';
+  const key = ['custom', 'accuracy', 'top1-agreement', 'argmax-agreement'].find((k) => m[k] !== undefined);
+  return key ? `${metricLabel(key, customMetric)} ${m[key].toFixed(3)}` : '—';
 }
 
 export function HistoryTable() {

@@ -329,6 +329,41 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByRole('heading', { name: 'dropped.onnx' }).waitFor();
   });
 
+  test('labels and a metric module from Configure: the run scores with it, the history names it, repair offers it', { timeout: 120_000 }, async () => {
+    const dir = tempDir('qs-e2e-metric-');
+    temps.push(dir);
+    const byFile = JSON.parse(fs.readFileSync(path.join(SAMPLE_DIR, 'labels.json'), 'utf8')) as Record<string, number>;
+    const labels = path.join(dir, 'labels.json');
+    fs.writeFileSync(labels, JSON.stringify(Object.keys(byFile).sort().map((f) => byFile[f])));
+    const module = path.join(dir, 'upright.mjs');
+    fs.writeFileSync(module, `export default {
+  name: 'orientation right',
+  score({ quantized, labels }) {
+    const right = quantized.filter((s, i) => { const d = Object.values(s)[0].data; return (d[1] > d[0] ? 1 : 0) === labels[i]; });
+    return right.length / quantized.length;
+  },
+};
+`);
+    await openSample();
+    await configureXnnpack();
+    await page.locator('#data-labels').fill(labels);
+    await page.locator('#data-metric-module').fill(module);
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 60_000 });
+    const runId = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const report = runReport(runId);
+    assert.equal(report.customMetric?.name, 'orientation right');
+    assert.equal(report.metrics!.custom, report.metrics!.accuracy, 'the module re-implements top-1 accuracy on class-id labels');
+    const row = page.getByTestId('history').locator(`tr[data-run="${runId}"]`);
+    assert.match((await row.textContent())!, new RegExp(`orientation right ${report.metrics!.custom.toFixed(3)}`));
+    const options = await page.getByTestId('repair-kind').locator('option').allTextContents();
+    assert.ok(options.includes('orientation right (custom) ≥'), options.join(' | '));
+    assert.ok(options.includes('accuracy ≥'), 'class-id labels make accuracy a target too');
+    await page.getByTestId('repair-kind').selectOption('custom');
+    await page.mouse.move(0, 0);
+    await shot('10-custom-metric');
+  });
+
   test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {
     const sampleBefore = listing(SAMPLE_DIR);
     await openSample();
