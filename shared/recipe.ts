@@ -37,6 +37,13 @@ export interface Recipe {
   reduceRange: boolean;
   /** Samples used for calibration (0: all). */
   calibrationSamples: number;
+  /** Accuracy-recovery algorithms applied before quantization (absent: none). */
+  algorithms?: Algorithms;
+}
+
+export interface Algorithms {
+  /** Cross-layer equalization: rescale Conv pairs so their per-channel weight ranges match (exact in float). */
+  cle?: boolean;
 }
 
 export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
@@ -61,7 +68,7 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   check(value && typeof value === 'object' && !Array.isArray(value), `${where}: expected a JSON object`);
   const r = value as Record<string, unknown>;
   const known = new Set(['version', 'backend', 'kind', 'activationType', 'weightType', 'granularity', 'blockSize',
-    'activationSymmetric', 'weightSymmetric', 'method', 'opTypes', 'excludeNodes', 'overrides', 'reduceRange', 'calibrationSamples']);
+    'activationSymmetric', 'weightSymmetric', 'method', 'opTypes', 'excludeNodes', 'overrides', 'reduceRange', 'calibrationSamples', 'algorithms']);
   for (const key of Object.keys(r)) check(known.has(key), `${where}: unknown field "${key}"`);
   check(r.version === 1, `${where}: "version" must be 1`);
   check(typeof r.backend === 'string' && r.backend.length > 0, `${where}: "backend" must be a backend name`);
@@ -85,6 +92,12 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   }
   check(typeof r.reduceRange === 'boolean', `${where}: "reduceRange" must be true or false`);
   check(Number.isInteger(r.calibrationSamples) && (r.calibrationSamples as number) >= 0, `${where}: "calibrationSamples" must be a whole number (0 = all)`);
+  if (r.algorithms !== undefined) {
+    const a = r.algorithms as Record<string, unknown>;
+    check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
+    for (const key of Object.keys(a)) check(key === 'cle', `${where}: "algorithms" has unknown field "${key}" (known: cle)`);
+    if (a.cle !== undefined) check(typeof a.cle === 'boolean', `${where}: "algorithms.cle" must be true or false`);
+  }
   return r as unknown as Recipe;
 }
 

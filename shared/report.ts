@@ -130,6 +130,23 @@ export interface Report {
   warnings: string[];
   /** What an automatic repair (mixed precision, calibration fixes) changed to reach its target. */
   repair?: RepairReport;
+  /** What the recipe's accuracy-recovery algorithms did. */
+  algorithms?: AlgorithmsReport;
+}
+
+/** A weight's SQNR under the run's weight quantization, before and after an algorithm changed it. */
+export interface WeightChange {
+  before: Db;
+  after: Db;
+}
+
+export interface AlgorithmsReport {
+  /** Cross-layer equalization: each Conv pair rescaled, with its weights' SQNR (for those the run quantizes). */
+  cle?: {
+    /** `via`: the per-channel nodes between the two (Relu, pooling), in order. */
+    pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange } }>;
+    seconds: number;
+  };
 }
 
 /** What `custom` measures: the metric module's own name for it, and the module file. */

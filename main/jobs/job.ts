@@ -12,6 +12,7 @@ import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import type { onnx } from '../onnx/proto';
 import { inputSpecs } from '../onnx/session';
+import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
 
@@ -48,9 +49,16 @@ export function jobWarnings(job: Pick<JobInput, 'onWarning'>): { list: string[];
   } };
 }
 
-/** The float model as the recipe's quantizer sees it; tensor names in a report refer to this model. */
+/**
+ * The float model as the recipe's quantizer sees it; tensor names in a report refer to this model,
+ * and per-layer figures compare with its tensors (after equalization, channels are rescaled).
+ */
 export function prepareForRecipe(model: onnx.ModelProto, recipe: Recipe): Prepared {
-  return prepareModel(model, { forQdq: recipe.kind === 'static' });
+  const prepared = prepareModel(model, { forQdq: recipe.kind === 'static' });
+  if (!recipe.algorithms?.cle) return prepared;
+  const start = performance.now();
+  const equalized = equalizeLayers(prepared.model);
+  return { ...prepared, model: equalized.model, equalized: { pairs: equalized.pairs, seconds: (performance.now() - start) / 1000 } };
 }
 
 export interface JobModel {

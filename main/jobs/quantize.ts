@@ -27,6 +27,7 @@ import { pinInputShapes } from '../onnx/edit';
 import { hostNumerics } from '../onnx/numerics';
 import { toNumber } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
+import { equalizationReport } from '../plan/equalize';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import { repair } from '../repair/search';
@@ -275,6 +276,7 @@ function quantizeReport(p: ReportParts): Report {
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
     ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
+    ...(m.prepared.equalized ? { algorithms: { cle: equalizationReport(m.prepared.equalized, m.floatModel, m.plan.weights) } } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

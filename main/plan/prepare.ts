@@ -3,6 +3,7 @@
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
 import { uniqueName } from '../onnx/edit';
+import type { EqualizedPair } from './equalize';
 import { attrFloat, attrInt, defaultOpset, GraphView, namesRead } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
@@ -14,6 +15,8 @@ export interface Prepared {
   constantsLifted: number;
   /** The ai.onnx opset the model was moved to, when it was. */
   upgradedOpset?: number;
+  /** Conv pairs cross-layer equalization rescaled, and the time it took, when the recipe asked for it. */
+  equalized?: { pairs: EqualizedPair[]; seconds: number };
 }
 
 /**

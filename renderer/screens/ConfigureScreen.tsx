@@ -182,7 +182,7 @@ export function ConfigureScreen() {
         ))}
       </div>
       <details className="advanced">
-        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}</summary>
+        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}</summary>
         <div className="fields">
           <Choice label="Kind" field="kind" values={QUANT_KINDS} />
           <Choice label="Activations" field="activationType" values={QUANT_TYPES} />
@@ -215,6 +215,12 @@ export function ConfigureScreen() {
             <label htmlFor="cfg-reduce-range" title={refusal(recipe, { reduceRange: !recipe.reduceRange })}>
               <input id="cfg-reduce-range" type="checkbox" checked={recipe.reduceRange} disabled={Boolean(refusal(recipe, { reduceRange: !recipe.reduceRange }))}
                 onChange={(e) => setRecipe({ reduceRange: e.target.checked })} /> 7-bit weights (reduce-range)
+            </label>
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-cle" title="Rescales each Conv pair joined by nothing or a Relu/LeakyRelu/PRelu so their per-channel weight ranges match: the float model is unchanged, per-tensor and low-bit weights lose less">
+              <input id="cfg-cle" type="checkbox" checked={Boolean(recipe.algorithms?.cle)}
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, cle: e.target.checked } })} /> Cross-layer equalization
             </label>
           </div>
           <div className="field">

@@ -1,0 +1,111 @@
+// Cross-layer equalization: the float model computes the same outputs, and each pair's
+// per-channel weight ranges meet, which is what per-tensor weight quantization needs.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { recipeFor } from '../../shared/backends';
+import { quantize } from '../../main/jobs/quantize';
+import { equalizeLayers } from '../../main/plan/equalize';
+import { encodeModel } from '../../main/onnx/model';
+import { tensorDims, tensorToFloat32 } from '../../main/onnx/tensor';
+import { buildModel, randomArray, ROOT } from '../helpers/build';
+import { trackedTempDirs } from '../helpers/cli';
+
+const tempDir = trackedTempDirs();
+const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
+
+const C = 8;
+
+/** Weights whose output channels differ in scale by up to 300x, as depthwise convs after BN folding do. */
+function skewed(n: number, channels: number, seed: number): Float32Array {
+  const w = randomArray(n, seed);
+  const per = n / channels;
+  for (let c = 0; c < channels; c++) for (let i = c * per; i < (c + 1) * per; i++) w[i] *= 0.01 + 3 * (c % 3 === 0 ? 1 : 0) * (c + 1);
+  return w;
+}
+
+/** conv (3 -> 8) -> Relu -> MaxPool -> depthwise 3x3 -> PRelu -> pointwise (8 -> 4); and a conv whose output also feeds the graph output. */
+function model() {
+  return buildModel({
+    inputs: { x: [2, 3, 10, 10] }, outputs: { y: [2, 4, 10, 10], side: [2, 8, 10, 10] },
+    initializers: {
+      w1: { dims: [C, 3, 3, 3], data: skewed(C * 27, C, 1) }, b1: { dims: [C], data: randomArray(C, 2) },
+      w2: { dims: [C, 1, 3, 3], data: skewed(C * 9, C, 3) }, b2: { dims: [C], data: randomArray(C, 4) },
+      slope: { dims: [C, 1, 1], data: randomArray(C, 5, 0.2) },
+      w3: { dims: [4, C, 1, 1], data: randomArray(4 * C, 6) }, b3: { dims: [4], data: randomArray(4, 7) },
+      w4: { dims: [C, 3, 1, 1], data: skewed(C * 3, C, 8) },
+      w5: { dims: [C, C, 1, 1], data: randomArray(C * C, 9) },
+    },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['a'], attrs: { pads: [1, 1, 1, 1] }, name: 'conv1' },
+      { op: 'Relu', inputs: ['a'], outputs: ['ar'], name: 'relu1' },
+      { op: 'MaxPool', inputs: ['ar'], outputs: ['ap'], attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, name: 'pool' },
+      { op: 'Conv', inputs: ['ap', 'w2', 'b2'], outputs: ['d'], attrs: { pads: [1, 1, 1, 1], group: C }, name: 'dw' },
+      { op: 'PRelu', inputs: ['d', 'slope'], outputs: ['dp'], name: 'prelu' },
+      { op: 'Conv', inputs: ['dp', 'w3', 'b3'], outputs: ['y'], name: 'pw' },
+      // side's first conv also feeds a graph output: scaling it would change that output.
+      { op: 'Conv', inputs: ['x', 'w4'], outputs: ['side'], name: 'shared' },
+      { op: 'Conv', inputs: ['side', 'w5'], outputs: ['unused'], name: 'after-shared' },
+    ],
+  });
+}
+
+async function outputs(m: ReturnType<typeof model>, x: Float32Array) {
+  const s = await ort.InferenceSession.create(encodeModel(m));
+  const out = await s.run({ x: new ort.Tensor('float32', x, [2, 3, 10, 10]) });
+  await s.release();
+  return { y: out.y.data as Float32Array, side: out.side.data as Float32Array };
+}
+
+test('CLE leaves the float outputs unchanged to 1e-5 relative and equalizes each pair\'s channel ranges', async () => {
+  const original = model();
+  const { model: equalized, pairs } = equalizeLayers(original);
+  assert.deepEqual(pairs.map((p) => [p.first, p.second, p.via]), [['conv1', 'dw', ['relu1', 'pool']], ['dw', 'pw', ['prelu']]]);
+  const x = randomArray(2 * 3 * 100, 11, 2);
+  const before = await outputs(original, x);
+  const after = await outputs(equalized, x);
+  for (const name of ['y', 'side'] as const) {
+    const scale = Math.max(...before[name].map(Math.abs));
+    const worst = Math.max(...before[name].map((v, i) => Math.abs(v - after[name][i])));
+    assert.ok(worst <= 1e-5 * scale, `${name}: max difference ${worst} against max |y| ${scale}`);
+  }
+  // dw sits in both pairs: its rows (conv1's partners) and pw's input columns (its partners) meet.
+  const w = (name: string) => {
+    const t = equalized.graph!.initializer.find((i) => i.name === name)!;
+    return { data: tensorToFloat32(t), dims: tensorDims(t) };
+  };
+  const w2 = w('w2');
+  const w3 = w('w3');
+  const rows = (t: { data: Float32Array; dims: number[] }, c: number) => Math.max(...t.data.subarray(c * (t.data.length / t.dims[0]), (c + 1) * (t.data.length / t.dims[0])).map(Math.abs));
+  for (let c = 0; c < C; c++) {
+    const column = Math.max(...Array.from({ length: 4 }, (_, o) => Math.abs(w3.data[o * C + c])));
+    assert.ok(Math.abs(rows(w2, c) - column) <= 1e-3 * column, `channel ${c}: dw row ${rows(w2, c)} against pw column ${column}`);
+  }
+  const spread = (t: { data: Float32Array; dims: number[] }) => {
+    const r = Array.from({ length: t.dims[0] }, (_, c) => rows(t, c));
+    return Math.max(...r) / Math.min(...r);
+  };
+  const originalW2 = tensorToFloat32(original.graph!.initializer.find((i) => i.name === 'w2')!);
+  assert.ok(spread(w2) < spread({ data: originalW2, dims: [C, 1, 3, 3] }) / 10, `the depthwise channel ranges narrow: ${spread({ data: originalW2, dims: [C, 1, 3, 3] })} → ${spread(w2)}`);
+  assert.deepEqual(equalized.graph!.initializer.find((i) => i.name === 'w4'), original.graph!.initializer.find((i) => i.name === 'w4'), 'a conv feeding a graph output stays');
+});
+
+test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, accuracy and output SQNR hold, the report says what changed', async () => {
+  const dir = tempDir('cle-mnist');
+  const base = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
+  const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), labels: path.join(MNIST, 'eval_labels.npy'), latency: false, saturationFix: false };
+  const plain = (await quantize({ ...job, recipe: base, out: path.join(dir, 'plain.onnx') })).report;
+  const cle = (await quantize({ ...job, recipe: { ...base, algorithms: { cle: true } }, out: path.join(dir, 'cle.onnx') })).report;
+  const pairs = cle.algorithms!.cle!.pairs;
+  assert.deepEqual(pairs.map((p) => p.via.length > 0), [true], 'conv1 -> Relu -> MaxPool -> conv2');
+  // Equalizing trades the wide weight's headroom for the narrow one's: the pair's worse weight gains.
+  const w = pairs[0].weightSqnr;
+  const worse = (k: 'before' | 'after') => Math.min(w.first![k] as number, w.second![k] as number);
+  assert.ok(worse('after') > worse('before') + 1, `the pair's worse weight SQNR ${worse('before')} → ${worse('after')} dB`);
+  assert.equal(cle.metrics!['float-accuracy'], plain.metrics!['float-accuracy'], 'the float model is the same function');
+  assert.ok(cle.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${cle.metrics!.accuracy}`);
+  assert.ok((cle.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number) - 0.5, `output SQNR ${plain.outputs[0].sqnr} → ${cle.outputs[0].sqnr} dB`);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'cle.recipe.json'), 'utf8')).algorithms, { cle: true }, 'the written recipe reproduces it');
+});
