@@ -36,7 +36,7 @@ export function ctcGreedy(probs: Float32Array, steps: number, classes: number, k
 }
 
 /** Exact-match accuracy (percent) of a model, given as a file or a model object, on one folder of lines, in named numerics. */
-export async function exactMatch(model: string | onnx.ModelProto, split: 'calib' | 'eval', numerics: MainNumerics = 'reference'): Promise<{ accuracy: number; lines: number }> {
+export async function exactMatch(model: string | onnx.ModelProto, split: 'calib' | 'search' | 'eval', numerics: MainNumerics = 'reference'): Promise<{ accuracy: number; lines: number }> {
   const labels = JSON.parse(fs.readFileSync(path.join(LINES, `${split}.labels.json`), 'utf8')) as Record<string, string>;
   const view = new GraphView(loadModel(MODELS.rec).model);
   const source = await openSource(path.join(LINES, split), inputSpecs(view), { preprocess: PREPROCESS });
