@@ -29,7 +29,7 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--qoperator] [--no-latency]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--metric-module FILE.mjs] [--subset N]
@@ -193,7 +193,7 @@ const RECIPE_OPTIONS = {
   backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
   act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
-  cle: { type: 'boolean' },
+  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' },
 } as const;
 
 /** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
@@ -267,6 +267,7 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   if (v.method) recipe.method = v.method;
   if (v['reduce-range']) recipe.reduceRange = true;
   if (v.cle) recipe.algorithms = { ...recipe.algorithms, cle: true };
+  if (v['bias-correction']) recipe.algorithms = { ...recipe.algorithms, biasCorrection: true };
   for (const o of (v.override) ?? []) {
     const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
     if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
@@ -322,6 +323,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     if (r.host.webgpu) process.stdout.write(`  ${r.host.webgpu}\n`);
     if (r.repair) process.stdout.write(repairSummary(r.repair, r));
     if (r.algorithms?.cle) process.stdout.write(cleSummary(r.algorithms.cle));
+    if (r.algorithms?.biasCorrection) process.stdout.write(biasCorrectionSummary(r.algorithms.biasCorrection));
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);
@@ -413,6 +415,13 @@ function cleSummary(cle: NonNullable<NonNullable<Report['algorithms']>['cle']>):
   for (const p of cle.pairs) lines.push(`  ${tty(p.first)} ${change(p.weightSqnr.first)}  →${p.via.map((v) => ` ${tty(v)} →`).join('')}  ${tty(p.second)} ${change(p.weightSqnr.second)}`);
   if (!cle.pairs.length) lines.push('  none: no Conv reaches another Conv alone through nothing but Relu, LeakyRelu, PRelu or pooling');
   return lines.join('\n') + '\n';
+}
+
+function biasCorrectionSummary(b: NonNullable<NonNullable<Report['algorithms']>['biasCorrection']>): string {
+  const total = (k: 'before' | 'after') => Math.sqrt(b.layers.reduce((a, l) => a + l[k] ** 2, 0) / Math.max(1, b.layers.length));
+  const worst = [...b.layers].sort((x, y) => y.before - x.before).slice(0, 3);
+  return `bias correction: ${b.layers.length} layers, ${b.passes} passes on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s; RMS mean output error ${total('before').toPrecision(3)} → ${total('after').toPrecision(3)}`
+    + `${worst.length ? ` (largest: ${worst.map((l) => `${tty(l.node)} ${l.before.toPrecision(3)} → ${l.after.toPrecision(3)}`).join(', ')})` : ''}\n`;
 }
 
 function repairSummary(r: RepairReport, report: Report): string {

@@ -44,6 +44,8 @@ export interface Recipe {
 export interface Algorithms {
   /** Cross-layer equalization: rescale Conv pairs so their per-channel weight ranges match (exact in float). */
   cle?: boolean;
+  /** Empirical bias correction: fold each quantized Conv/Gemm's mean output error on calibration samples into its bias (static only). */
+  biasCorrection?: boolean;
 }
 
 export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
@@ -95,8 +97,8 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   if (r.algorithms !== undefined) {
     const a = r.algorithms as Record<string, unknown>;
     check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
-    for (const key of Object.keys(a)) check(key === 'cle', `${where}: "algorithms" has unknown field "${key}" (known: cle)`);
-    if (a.cle !== undefined) check(typeof a.cle === 'boolean', `${where}: "algorithms.cle" must be true or false`);
+    for (const key of Object.keys(a)) check(key === 'cle' || key === 'biasCorrection', `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection)`);
+    for (const key of ['cle', 'biasCorrection']) if (a[key] !== undefined) check(typeof a[key] === 'boolean', `${where}: "algorithms.${key}" must be true or false`);
   }
   return r as unknown as Recipe;
 }

@@ -147,6 +147,13 @@ export interface AlgorithmsReport {
     pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange } }>;
     seconds: number;
   };
+  /** Empirical bias correction: per corrected layer, the RMS over channels of its mean output error before → after. */
+  biasCorrection?: {
+    layers: Array<{ node: string; before: number; after: number }>;
+    passes: number;
+    samples: number;
+    seconds: number;
+  };
 }
 
 /** What `custom` measures: the metric module's own name for it, and the module file. */

@@ -182,7 +182,7 @@ export function ConfigureScreen() {
         ))}
       </div>
       <details className="advanced">
-        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}</summary>
+        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}{recipe.algorithms?.biasCorrection ? ', bias correction' : ''}</summary>
         <div className="fields">
           <Choice label="Kind" field="kind" values={QUANT_KINDS} />
           <Choice label="Activations" field="activationType" values={QUANT_TYPES} />
@@ -221,6 +221,12 @@ export function ConfigureScreen() {
             <label htmlFor="cfg-cle" title="Rescales each Conv pair joined by nothing or a Relu/LeakyRelu/PRelu so their per-channel weight ranges match: the float model is unchanged, per-tensor and low-bit weights lose less">
               <input id="cfg-cle" type="checkbox" checked={Boolean(recipe.algorithms?.cle)}
                 onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, cle: e.target.checked } })} /> Cross-layer equalization
+            </label>
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-bias-correction" title={recipe.kind === 'static' ? 'Adds to each quantized Conv/Gemm bias the mean output error its quantization makes, measured on 32 calibration samples' : 'bias correction corrects static quantization'}>
+              <input id="cfg-bias-correction" type="checkbox" checked={Boolean(recipe.algorithms?.biasCorrection)} disabled={recipe.kind !== 'static'}
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, biasCorrection: e.target.checked } })} /> Bias correction
             </label>
           </div>
           <div className="field">

@@ -181,7 +181,7 @@ export function configSummary(entry: HistoryEntry): string {
   const overrides = Object.values(r.overrides).filter((o) => o.float || o.type).length;
   const origin = entry.origin.kind === 'override' ? `, re-run of ${entry.origin.of}`
     : entry.origin.kind === 'repair' ? `, repair of ${entry.origin.of} to ${entry.origin.target.kind === 'sqnr' ? `${entry.origin.target.value} dB` : `${entry.origin.target.metric} ${entry.origin.target.value}`}` : '';
-  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
+  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${r.algorithms?.biasCorrection ? ' + bias correction' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
 }
 
 function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {

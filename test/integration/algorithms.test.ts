@@ -1,11 +1,14 @@
-// Cross-layer equalization: the float model computes the same outputs, and each pair's
-// per-channel weight ranges meet, which is what per-tensor weight quantization needs.
+// Accuracy-recovery algorithms before conversion. Cross-layer equalization: the float model
+// computes the same outputs, and each pair's per-channel weight ranges meet, which is what
+// per-tensor weight quantization needs. Bias correction: each layer's mean output error vanishes.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
+import type { Algorithms } from '../../shared/recipe';
+import type { Report } from '../../shared/report';
 import { quantize } from '../../main/jobs/quantize';
 import { equalizeLayers } from '../../main/plan/equalize';
 import { encodeModel } from '../../main/onnx/model';
@@ -92,12 +95,17 @@ test('CLE leaves the float outputs unchanged to 1e-5 relative and equalizes each
   assert.deepEqual(equalized.graph!.initializer.find((i) => i.name === 'w4'), original.graph!.initializer.find((i) => i.name === 'w4'), 'a conv feeding a graph output stays');
 });
 
-test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, accuracy and output SQNR hold, the report says what changed', async () => {
-  const dir = tempDir('cle-mnist');
+/** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
+async function mnistWithAndWithout(dir: string, algorithms: Algorithms): Promise<{ plain: Report; with: Report }> {
   const base = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), labels: path.join(MNIST, 'eval_labels.npy'), latency: false, saturationFix: false };
   const plain = (await quantize({ ...job, recipe: base, out: path.join(dir, 'plain.onnx') })).report;
-  const cle = (await quantize({ ...job, recipe: { ...base, algorithms: { cle: true } }, out: path.join(dir, 'cle.onnx') })).report;
+  return { plain, with: (await quantize({ ...job, recipe: { ...base, algorithms }, out: path.join(dir, 'with.onnx') })).report };
+}
+
+test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, accuracy and output SQNR hold, the report says what changed', async () => {
+  const dir = tempDir('cle-mnist');
+  const { plain, with: cle } = await mnistWithAndWithout(dir, { cle: true });
   const pairs = cle.algorithms!.cle!.pairs;
   assert.deepEqual(pairs.map((p) => p.via.length > 0), [true], 'conv1 -> Relu -> MaxPool -> conv2');
   // Equalizing trades the wide weight's headroom for the narrow one's: the pair's worse weight gains.
@@ -107,5 +115,18 @@ test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, acc
   assert.equal(cle.metrics!['float-accuracy'], plain.metrics!['float-accuracy'], 'the float model is the same function');
   assert.ok(cle.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${cle.metrics!.accuracy}`);
   assert.ok((cle.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number) - 0.5, `output SQNR ${plain.outputs[0].sqnr} → ${cle.outputs[0].sqnr} dB`);
-  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'cle.recipe.json'), 'utf8')).algorithms, { cle: true }, 'the written recipe reproduces it');
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'with.recipe.json'), 'utf8')).algorithms, { cle: true }, 'the written recipe reproduces it');
+});
+
+test('bias correction zeroes each layer\'s mean output error on the samples it measured, and keeps accuracy and output SQNR on held-out digits', async () => {
+  const { plain, with: corrected } = await mnistWithAndWithout(tempDir('bias-mnist'), { biasCorrection: true });
+  const bc = corrected.algorithms!.biasCorrection!;
+  assert.deepEqual(bc.layers.map((l) => l.node), ['/conv1/Conv', '/conv2/Conv', '/fc1/Gemm', '/fc2/Gemm']);
+  // Level by level, each layer measured with the corrections upstream in place: nothing is left but int32 bias rounding.
+  for (const l of bc.layers) assert.ok(l.after <= 0.01 * l.before, `${l.node}: mean error ${l.before} → ${l.after}`);
+  assert.deepEqual([bc.samples, bc.passes], [16, 5], 'four layers in a chain: four levels and a run that measures');
+  assert.ok(corrected.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${corrected.metrics!.accuracy}`);
+  assert.ok((corrected.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number), `output SQNR ${plain.outputs[0].sqnr} → ${corrected.outputs[0].sqnr} dB`);
+  // The float reference is the model as given: its outputs and accuracy are those of the uncorrected run.
+  assert.equal(corrected.metrics!['float-accuracy'], plain.metrics!['float-accuracy']);
 });
