@@ -36,6 +36,36 @@ function chart(report: Report): string {
   return `<svg viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Per-layer SQNR in graph order">${ticks.join('')}${bars.join('')}<text x="4" y="${height / 2}" font-size="10" transform="rotate(-90 8 ${height / 2})">SQNR dB</text></svg><p>${legend}</p>`;
 }
 
+/** Task metrics, the metric module's under its own name. */
+function metricsLine(report: Report): string {
+  const m = report.metrics ?? {};
+  const label = (k: string) => (k === 'custom' && report.customMetric ? `${report.customMetric.name} (custom)` : k === 'float-custom' && report.customMetric ? `${report.customMetric.name}, float model` : k);
+  return Object.entries(m).map(([k, v]) => `${esc(label(k))} ${v.toFixed(4)}`).join(', ');
+}
+
+/** What the recipe's algorithms did: each equalized pair with its weights' SQNR, each corrected layer's mean error. */
+function algorithmsSection(report: Report): string {
+  const a = report.algorithms;
+  if (!a) return '';
+  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  const change = (c: { before: Db; after: Db } | undefined) => (c ? `${formatDb(c.before)} → ${formatDb(c.after)}` : 'not quantized');
+  const parts: string[] = [];
+  if (a.cle) {
+    parts.push(`<h2>Cross-layer equalization (${a.cle.pairs.length} Conv pairs, ${a.cle.seconds.toFixed(2)} s; the float model computes the same function)</h2>
+<table><tr><th>first</th><th>weight SQNR dB</th><th>between</th><th>second</th><th>weight SQNR dB</th></tr>
+${a.cle.pairs.map((p) => row([esc(p.first), change(p.weightSqnr.first), esc(p.via.join(' → ')), esc(p.second), change(p.weightSqnr.second)])).join('\n')}
+</table>`);
+  }
+  if (a.biasCorrection) {
+    const b = a.biasCorrection;
+    parts.push(`<h2>Bias correction (${b.layers.length} layers, ${b.passes} runs on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s)</h2>
+<table><tr><th>layer</th><th>RMS mean output error before</th><th>after</th></tr>
+${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row([esc(l.node), l.before.toPrecision(3), l.after.toPrecision(3)])).join('\n')}
+</table>`);
+  }
+  return parts.join('\n');
+}
+
 export function htmlReport(report: Report): string {
   const worst = [...report.layers].sort((a, b) => (finite(a.sqnr) ?? Infinity) - (finite(b.sqnr) ?? Infinity));
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
@@ -52,10 +82,11 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 <h1>${esc(path.basename(report.model.file))} → ${esc(report.backend)} ${esc(r.kind)}</h1>
 <table>
 ${row([`Output SQNR, ${esc(figureLabel(report.numerics, report.samples.evaluation))}`, report.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>')])}
+${report.metrics && Object.keys(report.metrics).length ? row([`Task metrics, ${esc(figureLabel(report.numerics, report.samples.evaluation))}`, metricsLine(report)]) : ''}
 ${report.deployed ? row([`As deployed, ${esc(figureLabel(report.deployed.numerics, report.deployed.samples))}`, report.deployed.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>') + (report.deployed.note ? `<br>${esc(report.deployed.note)}` : '')]) : ''}
 ${row(['This machine', esc([hostWords(report.host, report.backend), report.host.saturationFix?.words, report.host.webgpu].filter(Boolean).join(' '))])}
 ${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
-${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}`)])}
+${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}${r.algorithms?.cle ? ', cross-layer equalization' : ''}${r.algorithms?.biasCorrection ? ', bias correction' : ''}`)])}
 ${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
 ${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')} of ${report.preflight.total} nodes on ${report.preflight.device}`)])}
 ${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}
@@ -69,6 +100,7 @@ ${worst.slice(0, 25).map((l) => row([esc(l.name), esc(l.op), l.keptInFloat ? `in
     l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr), l.scale === undefined ? '' : l.scale.toPrecision(4), l.zeroPoint === undefined ? '' : String(l.zeroPoint),
     `${l.range[0].toPrecision(4)} … ${l.range[1].toPrecision(4)}`])).join('\n')}
 </table>
+${algorithmsSection(report)}
 <h2>Nodes left in float (${report.float.length})</h2>
 <table><tr><th>node</th><th>op</th><th>why</th></tr>
 ${report.float.map((f) => row([esc(f.node), esc(f.op), esc(f.reason)])).join('\n')}

@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
 import type { Algorithms } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
+import { htmlReport } from '../../main/export/html-report';
 import { quantize } from '../../main/jobs/quantize';
 import { equalizeLayers } from '../../main/plan/equalize';
 import { encodeModel } from '../../main/onnx/model';
@@ -116,6 +117,9 @@ test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, acc
   assert.ok(cle.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${cle.metrics!.accuracy}`);
   assert.ok((cle.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number) - 0.5, `output SQNR ${plain.outputs[0].sqnr} → ${cle.outputs[0].sqnr} dB`);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'with.recipe.json'), 'utf8')).algorithms, { cle: true }, 'the written recipe reproduces it');
+  const html = htmlReport(cle);
+  assert.match(html, /Cross-layer equalization \(1 Conv pairs/);
+  assert.match(html, /method minmax, cross-layer equalization/);
 });
 
 test('bias correction zeroes each layer\'s mean output error on the samples it measured, and keeps accuracy and output SQNR on held-out digits', async () => {
@@ -127,6 +131,7 @@ test('bias correction zeroes each layer\'s mean output error on the samples it m
   assert.deepEqual([bc.samples, bc.passes], [16, 5], 'four layers in a chain: four levels and a run that measures');
   assert.ok(corrected.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${corrected.metrics!.accuracy}`);
   assert.ok((corrected.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number), `output SQNR ${plain.outputs[0].sqnr} → ${corrected.outputs[0].sqnr} dB`);
+  assert.match(htmlReport(corrected), /Bias correction \(4 layers, 5 runs on 16 calibration samples/);
   // The float reference is the model as given: its outputs and accuracy are those of the uncorrected run.
   assert.equal(corrected.metrics!['float-accuracy'], plain.metrics!['float-accuracy']);
 });

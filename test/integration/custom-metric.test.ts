@@ -10,6 +10,7 @@ import { recipeFor } from '../../shared/backends';
 import { readLabels } from '../../main/data/labels';
 import { openSource } from '../../main/data/readers';
 import { loadMetricModule, perSample } from '../../main/eval/custom-metric';
+import { htmlReport } from '../../main/export/html-report';
 import { quantize } from '../../main/jobs/quantize';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel } from '../../main/onnx/model';
@@ -60,6 +61,7 @@ test('a metric module scores the evaluation and the repair search; it equals the
   assert.ok(r.metrics!.custom > 0.9);
   assert.equal(r.repair!.met, true);
   assert.equal(r.repair!.before.metrics.custom, r.repair!.before.metrics.accuracy, 'and on the search subset');
+  assert.match(htmlReport(r), new RegExp(`top-1 accuracy \\(custom\\) ${r.metrics!.custom.toFixed(4)}`));
 });
 
 test('a metric module that is missing, malformed, throws or returns no number is named with what is wrong', async () => {
