@@ -13,7 +13,7 @@ import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } 
 import type { Progress } from '../shared/progress';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  dbNumber, formatDb, repairCostWords, type AnalysisReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report,
+  dbNumber, formatDb, repairCostWords, type AnalysisReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -51,9 +51,10 @@ commands:
           [--report FILE] [--top N] [--json] [data options]
       local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
       each of the --candidates layers with the worst local SQNR alone in float and alone quantized
-  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--json] [--top N] [data options]
+  eval FLOAT.onnx QUANT.onnx --data SOURCE [--batch N] [--numerics reference|ort-cpu] [--labels FILE|DIR] [--metric-module FILE.mjs]
+       [--json] [--top N] [data options]
       per-layer and output SQNR of any float/QDQ pair, including other tools' models; the outputs also as
-      ONNX Runtime's CPU kernels run them on this machine
+      ONNX Runtime's CPU kernels run them on this machine; task metrics, with --labels and --metric-module too
   backends [--json]
       the backends and what each supports
   serve [--port N]
@@ -313,7 +314,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     const top = positiveInt(v.top, '--top');
     process.stdout.write(`per-layer SQNR in ${r.numerics} numerics on ${r.samples.evaluation} evaluation samples:\n${layerTable(r.layers, top)}\n\n`);
     process.stdout.write(outputLines(r.outputs, r.metrics, r.numerics));
-    if (r.customMetric) process.stdout.write(`custom: ${tty(r.customMetric.name)} (${tty(path.relative(process.cwd(), r.customMetric.module))}); float-custom: the same on the float model\n`);
+    if (r.customMetric) process.stdout.write(customLine(r.customMetric));
     if (r.deployed) {
       process.stdout.write(outputLines(r.deployed.outputs, r.deployed.metrics, r.deployed.numerics, ', as deployed on this machine'));
       if (r.deployed.note) process.stdout.write(`  ${r.deployed.note}\n`);
@@ -403,6 +404,11 @@ function outputLines(outputs: OutputReport[], metrics: Metrics | undefined, nume
   const lines = outputs.map((o) => `output ${tty(o.name)}: SQNR ${formatDb(o.sqnr)} dB in ${numerics} numerics${where} (max abs error ${o.maxAbsError.toPrecision(3)})`);
   if (metrics && Object.keys(metrics).length) lines.push(`metrics (${numerics}): ${Object.entries(metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(', ')}`);
   return lines.join('\n') + '\n';
+}
+
+/** What `custom` in the metrics line is. */
+function customLine(c: CustomMetricReport): string {
+  return `custom: ${tty(c.name)} (${tty(path.relative(process.cwd(), c.module))}); float-custom: the same on the float model\n`;
 }
 
 function numericsFrom(v: { numerics?: string }): MainNumerics | undefined {
@@ -518,12 +524,13 @@ async function cmdInspect(args: string[]): Promise<void> {
 async function cmdEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
     data: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, quiet: { type: 'boolean' }, numerics: { type: 'string' },
-    ...PREPROCESS_OPTIONS,
+    labels: { type: 'string' }, 'metric-module': { type: 'string' }, ...PREPROCESS_OPTIONS,
   } as const);
   if (positionals.length !== 2) throw new UsageError('eval takes FLOAT.onnx and QUANT.onnx');
   if (!v.data) throw new UsageError('eval needs --data SOURCE');
   const r = await evalPair({
     float: positionals[0], quantized: positionals[1], data: v.data, preprocess: preprocessFrom(v), ...dataOptionsFrom(v), batchSize: positiveInt(v.batch, '--batch') || undefined, numerics: numericsFrom(v),
+    labels: v.labels, metricModule: v['metric-module'],
     onProgress: progressPrinter(Boolean(v.quiet || v.json)), onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
   });
   if (v.json) {
@@ -531,8 +538,9 @@ async function cmdEval(args: string[]): Promise<void> {
     return;
   }
   process.stdout.write(`per-layer SQNR in ${r.numerics} numerics:\n${layerTable(r.layers, positiveInt(v.top, '--top'))}\n\n`);
-  process.stdout.write(outputLines(r.outputs, undefined, r.numerics));
-  if (r.deployed) process.stdout.write(outputLines(r.deployed.outputs, undefined, r.deployed.numerics, ', as deployed on this machine'));
+  process.stdout.write(outputLines(r.outputs, r.metrics, r.numerics));
+  if (r.customMetric) process.stdout.write(customLine(r.customMetric));
+  if (r.deployed) process.stdout.write(outputLines(r.deployed.outputs, r.deployed.metrics, r.deployed.numerics, ', as deployed on this machine'));
   process.stdout.write(`${r.layers.length} QDQ tensors matched; ${r.samples} samples\n`);
 }
 

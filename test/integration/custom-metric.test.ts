@@ -64,6 +64,18 @@ test('a metric module scores the evaluation and the repair search; it equals the
   assert.match(htmlReport(r), new RegExp(`top-1 accuracy \\(custom\\) ${r.metrics!.custom.toFixed(4)}`));
 });
 
+test('eval scores another tool\'s model with the metric module too: ONNX Runtime\'s QDQ MNIST from the shell', () => {
+  const dir = tempDir('custom-eval');
+  const module = write(dir, 'top1.mjs', TOP1_MODULE);
+  const r = runCli(['eval', path.join(MNIST, 'model.onnx'), path.join(MNIST, 'model.ort-qdq.onnx'), '--data', path.join(MNIST, 'eval.npy'),
+    '--labels', path.join(MNIST, 'eval_labels.npy'), '--metric-module', module, '--json', '--quiet'], { timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { metrics: Record<string, number>; customMetric: { name: string } };
+  assert.equal(out.customMetric.name, 'top-1 accuracy');
+  assert.equal(out.metrics.custom, out.metrics.accuracy);
+  assert.equal(out.metrics['float-custom'], out.metrics['float-accuracy']);
+});
+
 test('a metric module that is missing, malformed, throws or returns no number is named with what is wrong', async () => {
   const dir = tempDir('custom-bad');
   await assert.rejects(loadMetricModule(path.join(dir, 'none.mjs')), /none\.mjs: no such metric module/);
