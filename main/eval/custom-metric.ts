@@ -3,9 +3,11 @@
 // a repair target beside the built-in metrics.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { CustomMetricReport } from '../../shared/report';
+import { CancelledError, throwIfAborted } from '../base/progress';
 import { DataError } from '../data/npy';
+import type { MetricRequest, MetricResponse } from './metric-worker';
 
 /** One sample's outputs: output name → that sample's tensor, batch dimension 1. */
 export type SampleOutputs = Record<string, { dims: number[]; data: Float32Array }>;
@@ -22,41 +24,76 @@ export interface CustomMetric {
   name: string;
   /** The module file, absolute. */
   file: string;
-  score(input: MetricInput): Promise<number>;
+  /** The module's score; `signal` ends its thread. */
+  score(input: MetricInput, signal?: AbortSignal): Promise<number>;
 }
 
-// TypeScript compiles import() to require() for CommonJS output, and require() cannot load an ES
-// module in every Node 20; a Function keeps the real dynamic import.
-const importModule = new Function('url', 'return import(url)') as (url: string) => Promise<{ default?: unknown }>;
+const SHAPE = 'its default export must be { name: string, score({ float, quantized, labels }) => number }';
 
-/** Loads a metric module whose default export is `{ name, score({ float, quantized, labels }) }`. */
+/** A worker with the module loaded: its name, and the worker to score with. */
+function startModule(file: string): Promise<{ worker: Worker; name: string }> {
+  const worker = new Worker(path.join(__dirname, 'metric-worker.js'), { workerData: { file } });
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      void worker.terminate();
+      reject(err);
+    };
+    worker.once('message', (r: MetricResponse) => {
+      if (r.op === 'loaded') resolve({ worker, name: r.name });
+      else if (r.op === 'error' && r.stage === 'load') fail(new DataError(`${file}: the metric module does not load: ${r.message}`));
+      else fail(new DataError(`${file}: not a metric module: ${SHAPE}`));
+    });
+    worker.once('error', (err) => fail(new DataError(`${file}: the metric module crashed while loading: ${err.message}`)));
+  });
+}
+
+/** Each sample's tensors as compact arrays of their own: a view would carry its whole batch buffer across. */
+function compact(samples: readonly SampleOutputs[]): { samples: SampleOutputs[]; buffers: ArrayBuffer[] } {
+  const buffers: ArrayBuffer[] = [];
+  const out = samples.map((s) => Object.fromEntries(Object.entries(s).map(([name, t]) => {
+    const data = t.data.slice();
+    buffers.push(data.buffer as ArrayBuffer);
+    return [name, { dims: [...t.dims], data }];
+  })));
+  return { samples: out, buffers };
+}
+
+/**
+ * Loads a metric module whose default export is `{ name, score({ float, quantized, labels }) }`. It
+ * runs in a worker thread of its own for every score: a module that loops is ended by a cancel, one
+ * that crashes fails the job with its message, and the engine keeps running either way.
+ */
 export async function loadMetricModule(file: string): Promise<CustomMetric> {
   const absolute = path.resolve(file);
-  const shape = 'its default export must be { name: string, score({ float, quantized, labels }) => number }';
-  if (!fs.existsSync(absolute)) throw new DataError(`${file}: no such metric module; give a .mjs file whose ${shape.slice(4)}`);
-  let loaded: { default?: unknown };
-  try {
-    loaded = await importModule(pathToFileURL(absolute).href);
-  } catch (err) {
-    throw new DataError(`${file}: the metric module does not load: ${(err as Error).message.split('\n')[0]}`);
-  }
-  const m = loaded.default as { name?: unknown; score?: unknown } | undefined;
-  if (!m || typeof m !== 'object' || typeof m.name !== 'string' || !m.name.trim() || typeof m.score !== 'function') {
-    throw new DataError(`${file}: not a metric module: ${shape}`);
-  }
-  const score = m.score as (input: MetricInput) => unknown;
-  const name = m.name.trim();
+  if (!fs.existsSync(absolute)) throw new DataError(`${file}: no such metric module; give a .mjs file whose ${SHAPE.slice(4)}`);
+  const probe = await startModule(absolute);
+  await probe.worker.terminate();
+  const name = probe.name;
   return {
     name, file: absolute,
-    async score(input) {
-      let value: unknown;
+    async score(input, signal) {
+      throwIfAborted(signal);
+      const { worker } = await startModule(absolute);
+      const failed = (why: string) => new DataError(`${file}: the metric "${name}" failed on ${input.float.length} samples: ${why}`);
       try {
-        value = await score.call(m, input);
-      } catch (err) {
-        throw new DataError(`${file}: the metric "${name}" failed on ${input.float.length} samples: ${(err as Error).message ?? String(err)}`);
+        const value = await new Promise<unknown>((resolve, reject) => {
+          const onAbort = () => reject(new CancelledError());
+          signal?.addEventListener('abort', onAbort, { once: true });
+          worker.once('message', (r: MetricResponse) => (r.op === 'scored' ? resolve(r.value) : reject(failed(r.op === 'error' ? r.message : 'no answer'))));
+          worker.once('error', (err) => reject(failed(err.message)));
+          worker.once('exit', (code) => reject(failed(`its thread exited (code ${code})`)));
+          const float = compact(input.float);
+          // float-custom scores the float outputs as `quantized`: one copy serves both.
+          const same = input.quantized.length === input.float.length && input.quantized.every((q, i) => q === input.float[i]);
+          const quantized = same ? float : compact(input.quantized);
+          const message: MetricRequest = { op: 'score', input: { float: float.samples, quantized: quantized.samples, ...(input.labels ? { labels: input.labels } : {}) } };
+          worker.postMessage(message, quantized === float ? float.buffers : [...float.buffers, ...quantized.buffers]);
+        });
+        if (typeof value !== 'number' || !Number.isFinite(value)) throw new DataError(`${file}: the metric "${name}" returned ${typeof value === 'number' ? value : JSON.stringify(value) ?? String(value)}, not a finite number`);
+        return value;
+      } finally {
+        await worker.terminate();
       }
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new DataError(`${file}: the metric "${name}" returned ${typeof value === 'number' ? value : JSON.stringify(value) ?? String(value)}, not a finite number`);
-      return value;
     },
   };
 }
@@ -87,9 +124,9 @@ export class CustomScore {
     this.quantized.push(...quantized);
   }
 
-  score(): Promise<number> {
+  score(signal?: AbortSignal): Promise<number> {
     if (this.labels && this.labels.length < this.float.length) throw new DataError(`labels: ${this.labels.length} labels for ${this.float.length} samples`);
-    return this.metric.score({ float: this.float, quantized: this.quantized, ...(this.labels ? { labels: this.labels.slice(0, this.float.length) } : {}) });
+    return this.metric.score({ float: this.float, quantized: this.quantized, ...(this.labels ? { labels: this.labels.slice(0, this.float.length) } : {}) }, signal);
   }
 }
 

@@ -120,11 +120,11 @@ class OutputComparison {
     }
   }
 
-  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>): Promise<OutputFigures> {
+  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>, signal?: AbortSignal): Promise<OutputFigures> {
     const metrics = this.metric.result();
     if (this.custom) {
-      metrics.custom = await this.custom.quantized.score();
-      metrics['float-custom'] = await this.custom.float.score();
+      metrics.custom = await this.custom.quantized.score(signal);
+      metrics['float-custom'] = await this.custom.float.score(signal);
     }
     return {
       numerics: this.numerics,
@@ -209,10 +209,10 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
     }
     return {
-      ...(await main.result(outputs, compares)),
+      ...(await main.result(outputs, compares, options.signal)),
       numerics: options.numerics,
       layers,
-      ...(deployed ? { deployed: await deployed.result(outputs, compares) } : {}),
+      ...(deployed ? { deployed: await deployed.result(outputs, compares, options.signal) } : {}),
       samples: done,
       seconds: (performance.now() - start) / 1000,
     };

@@ -279,7 +279,7 @@ export class Subset {
       }
     }
     const metrics = metric.result();
-    if (custom) metrics.custom = await custom.score();
+    if (custom) metrics.custom = await custom.score(signal);
     return { sqnr: sqnrDb(s, e), metrics };
   }
 

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
+import { CancelledError } from '../../main/base/progress';
 import { readLabels } from '../../main/data/labels';
 import { openSource } from '../../main/data/readers';
 import { loadMetricModule, perSample } from '../../main/eval/custom-metric';
@@ -76,7 +77,7 @@ test('eval scores another tool\'s model with the metric module too: ONNX Runtime
   assert.equal(out.metrics['float-custom'], out.metrics['float-accuracy']);
 });
 
-test('a metric module that is missing, malformed, throws or returns no number is named with what is wrong', async () => {
+test('a metric module that is missing, malformed, throws, returns no number, exits or never returns is named or cancelled; the engine runs on', async () => {
   const dir = tempDir('custom-bad');
   await assert.rejects(loadMetricModule(path.join(dir, 'none.mjs')), /none\.mjs: no such metric module/);
   await assert.rejects(loadMetricModule(write(dir, 'syntax.mjs', 'export default {')), /syntax\.mjs: the metric module does not load/);
@@ -86,6 +87,15 @@ test('a metric module that is missing, malformed, throws or returns no number is
   await assert.rejects(throws.score(input), /throws\.mjs: the metric "boom" failed on 0 samples: no labels here/);
   const nan = await loadMetricModule(write(dir, 'nan.mjs', "export default { name: 'nan', score: async () => NaN };"));
   await assert.rejects(nan.score(input), /nan\.mjs: the metric "nan" returned NaN, not a finite number/);
+  // Its own thread: a module that exits takes only that thread, one that never returns is ended by a cancel.
+  const exits = await loadMetricModule(write(dir, 'exits.mjs', "export default { name: 'quits', score() { process.exit(3); } };"));
+  await assert.rejects(exits.score(input), /exits\.mjs: the metric "quits" failed on 0 samples: its thread exited \(code 3\)/);
+  const loops = await loadMetricModule(write(dir, 'loops.mjs', "export default { name: 'forever', score() { for (;;); } };"));
+  const controller = new AbortController();
+  const started = Date.now();
+  setTimeout(() => controller.abort(), 200);
+  await assert.rejects(loops.score(input, controller.signal), CancelledError);
+  assert.ok(Date.now() - started < 5000, 'the cancel ends the looping module');
   const cli = runCli(['quantize', path.join(MNIST, 'model.onnx'), '--backend', 'cpu', '--calibration', path.join(MNIST, 'calib.npy'), '--target-metric', 'custom:0.9', '--out', path.join(dir, 'q.onnx'), '--quiet'], { timeout: 120_000 });
   assert.equal(cli.status, 1, cli.stderr);
   assert.match(cli.stderr, /custom ≥ 0\.9 needs the metric module: pass --metric-module FILE\.mjs/);
