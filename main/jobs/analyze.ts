@@ -62,6 +62,9 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   });
   throwIfAborted(job.signal);
   const { ranges } = calibrated;
+  // The switch model puts each layer back in float from the model as converted; with corrected
+  // biases, "back in float" would keep the correction. The analysis says what it measures instead.
+  if (m.plan.recipe.algorithms?.biasCorrection) log.warn('analysed without bias correction: the ranking is of the uncorrected model (quantize applies it after the repair search too)');
   const converted = convertModel(m.view, m.plan, ranges);
   const subset = await analysisSubset(job, m, log.warn);
   const tPrepare = performance.now();

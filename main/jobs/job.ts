@@ -5,7 +5,10 @@ import type { PreprocessSpec } from '../../shared/preprocess';
 import type { Recipe } from '../../shared/recipe';
 import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
+import { JobError } from '../base/errors';
+import type { JobRanges } from '../calib/ranges-file';
 import { readLabels } from '../data/labels';
+import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomMetric } from '../eval/custom-metric';
 import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
@@ -15,6 +18,7 @@ import { inputSpecs } from '../onnx/session';
 import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
+import { correctBiases, type BiasCorrection } from '../repair/bias-correction';
 
 export interface JobInput extends Control {
   model: string;
@@ -97,4 +101,26 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
       return source;
     },
   };
+}
+
+/**
+ * Samples bias correction measures on, the calibration data's first ones. A mean per channel over
+ * every position of 16 samples is already tight, and the correction runs them once per level of
+ * layers (39 runs on the PaddleOCR recognizer).
+ */
+const BIAS_CORRECTION_SAMPLES = 16;
+
+/** Bias correction where the recipe asks for it: the float model with corrected biases, which is what the job converts. */
+export async function correctedForRecipe(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void,
+  onStep?: (message: string) => void): Promise<(BiasCorrection & { samples: number }) | undefined> {
+  if (!m.plan.recipe.algorithms?.biasCorrection) return undefined;
+  if (m.plan.kind !== 'static' || !calibrated) {
+    warn(`bias correction skipped: it corrects static quantization, and this run is ${m.plan.kind}`);
+    return undefined;
+  }
+  if (!calibrated.source && !job.calibration) throw new JobError('bias correction measures on calibration samples: pass --calibration with the saved ranges');
+  const source = calibrated.source ?? await m.open(job.calibration!, 'bias correction');
+  const { feeds, samples } = await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize);
+  onStep?.(`bias correction on ${samples} calibration samples`);
+  return { ...await correctBiases(m.floatModel, m.plan, calibrated.ranges, feeds, { signal: job.signal }), samples };
 }

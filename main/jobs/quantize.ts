@@ -29,11 +29,11 @@ import { hostNumerics } from '../onnx/numerics';
 import { toNumber } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
-import { correctBiases, type BiasCorrection } from '../repair/bias-correction';
+import type { BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import { repair } from '../repair/search';
-import { jobWarnings, loadForJob, type JobInput, type JobModel } from './job';
+import { correctedForRecipe, jobWarnings, loadForJob, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -90,7 +90,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   if (repaired) placement = preflightWithCost(m.view, m.plan);
   clock.mark('calibrate');
 
-  const corrected = await biasCorrectionStage(job, m, calibrated, log.warn);
+  const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep);
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
   const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map());
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
@@ -154,26 +154,6 @@ function checkPlan(job: QuantizeJob, m: JobModel): { preflight: Preflight; cost?
     throw new JobError(`${job.model}: nothing to quantize: ${first ? `${first.op} ${first.node} ${first.reason}` : `no node is one the ${backend.name} backend quantizes in ${m.plan.kind} mode`}`);
   }
   return placement;
-}
-
-/**
- * Samples bias correction measures on, the calibration data's first ones. A mean per channel over
- * every position of 16 samples is already tight, and the correction runs them once per level of
- * layers (39 runs on the PaddleOCR recognizer).
- */
-const BIAS_CORRECTION_SAMPLES = 16;
-
-/** Bias correction where the recipe asks for it: the float model with corrected biases, which is what gets converted. */
-async function biasCorrectionStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<(BiasCorrection & { samples: number }) | undefined> {
-  if (!m.plan.recipe.algorithms?.biasCorrection) return undefined;
-  if (m.plan.kind !== 'static' || !calibrated) {
-    warn(`bias correction skipped: it corrects static quantization, and this run is ${m.plan.kind}`);
-    return undefined;
-  }
-  const source = calibrated.source ?? await openCalibration(job, m);
-  const { feeds, samples } = await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize);
-  job.onStep?.(`bias correction on ${samples} calibration samples`);
-  return { ...await correctBiases(m.floatModel, m.plan, calibrated.ranges, feeds, { signal: job.signal }), samples };
 }
 
 function openCalibration(job: QuantizeJob, m: JobModel): Promise<SampleSource> {
