@@ -44,6 +44,8 @@ function startModule(file: string): Promise<{ worker: Worker; name: string }> {
       else fail(new DataError(`${file}: not a metric module: ${SHAPE}`));
     });
     worker.once('error', (err) => fail(new DataError(`${file}: the metric module crashed while loading: ${err.message}`)));
+    // An exit before any answer (process.exit at the module's top level) settles it too; after one, it is a no-op.
+    worker.once('exit', (code) => reject(new DataError(`${file}: the metric module ended its thread while loading (code ${code})`)));
   });
 }
 

@@ -88,6 +88,7 @@ test('a metric module that is missing, malformed, throws, returns no number, exi
   const nan = await loadMetricModule(write(dir, 'nan.mjs', "export default { name: 'nan', score: async () => NaN };"));
   await assert.rejects(nan.score(input), /nan\.mjs: the metric "nan" returned NaN, not a finite number/);
   // Its own thread: a module that exits takes only that thread, one that never returns is ended by a cancel.
+  await assert.rejects(loadMetricModule(write(dir, 'quits.mjs', 'process.exit(2);')), /quits\.mjs: the metric module ended its thread while loading \(code 2\)/);
   const exits = await loadMetricModule(write(dir, 'exits.mjs', "export default { name: 'quits', score() { process.exit(3); } };"));
   await assert.rejects(exits.score(input), /exits\.mjs: the metric "quits" failed on 0 samples: its thread exited \(code 3\)/);
   const loops = await loadMetricModule(write(dir, 'loops.mjs', "export default { name: 'forever', score() { for (;;); } };"));
