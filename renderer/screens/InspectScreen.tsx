@@ -8,7 +8,7 @@ import { useStudio } from '../context';
 import { opColours } from '../../shared/colours';
 import { db } from '../format';
 import { refusal, sixteenBitFor } from '../store';
-import { AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
+import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
 
 const rank = (l: LayerReport) => dbNumber(l.sqnr);
 
@@ -118,6 +118,7 @@ export function InspectScreen() {
           <ul className="legend" aria-label="Op types">
             {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}
           </ul>
+          <AlgorithmsSection report={current.report} />
           {current.report.repair && <RepairSection repair={current.report.repair} report={current.report} />}
           {analysis && <AnalysisSection analysis={analysis} />}
           <table className="grid worst">

@@ -329,7 +329,7 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByRole('heading', { name: 'dropped.onnx' }).waitFor();
   });
 
-  test('labels and a metric module from Configure: the run scores with it, the history names it, repair offers it', { timeout: 120_000 }, async () => {
+  test('labels, a metric module and CLE from Configure: the run scores with the module, the history names it, repair offers it, Inspect says what CLE did', { timeout: 120_000 }, async () => {
     const dir = tempDir('qs-e2e-metric-');
     temps.push(dir);
     const byFile = JSON.parse(fs.readFileSync(path.join(SAMPLE_DIR, 'labels.json'), 'utf8')) as Record<string, number>;
@@ -348,14 +348,17 @@ describe('the studio in Chromium', { skip }, () => {
     await configureXnnpack();
     await page.locator('#data-labels').fill(labels);
     await page.locator('#data-metric-module').fill(module);
+    await page.locator('details summary').first().click();
+    await page.locator('#cfg-cle').check();
     await page.getByTestId('run').click();
     await page.locator('section.inspect').waitFor({ timeout: 60_000 });
     const runId = (await page.locator('section.inspect').getAttribute('data-run'))!;
     const report = runReport(runId);
     assert.equal(report.customMetric?.name, 'orientation right');
     assert.equal(report.metrics!.custom, report.metrics!.accuracy, 'the module re-implements top-1 accuracy on class-id labels');
+    assert.match((await page.getByTestId('algorithms').textContent())!, new RegExp(`Cross-layer equalization: ${report.algorithms!.cle!.pairs.length} Conv pairs rescaled`));
     const row = page.getByTestId('history').locator(`tr[data-run="${runId}"]`);
-    assert.match((await row.textContent())!, new RegExp(`orientation right ${report.metrics!.custom.toFixed(3)}`));
+    assert.match((await row.textContent())!, new RegExp(`minmax \\+ CLE.*orientation right ${report.metrics!.custom.toFixed(3)}`));
     const options = await page.getByTestId('repair-kind').locator('option').allTextContents();
     assert.ok(options.includes('orientation right (custom) ≥'), options.join(' | '));
     assert.ok(options.includes('accuracy ≥'), 'class-id labels make accuracy a target too');
