@@ -25,7 +25,10 @@ export function RunScreen() {
           const counted = stage === 'calibrate' || stage === 'evaluate' || stage === 'sensitivity';
           const unit = stage === 'sensitivity' ? 'runs' : 'samples';
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
-          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? `${st.done}/${st.total} ${unit}${st.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}` : 'working…';
+          // A stopped run's rate and time left no longer mean anything: where it stopped does.
+          const stopped = status === 'cancelling' || status === 'cancelled' || status === 'failed';
+          const progress = stopped ? `stopped at ${st?.done}/${st?.total} ${unit}` : `${st?.done}/${st?.total} ${unit}${st?.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}`;
+          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? progress : stopped ? 'stopped' : 'working…';
           const failed = failure?.stage === stage;
           return (
             <li key={stage} className={`stage${failed ? ' failed' : ''}`} data-stage={stage}>

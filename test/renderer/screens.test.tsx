@@ -71,7 +71,7 @@ test('Configure greys out what the backend refuses, with the reason', async () =
   assert.match(render(store), /data-testid="run" disabled="">Quantize/);
 });
 
-test('Run shows one row per stage, Cancel, and a failure in words', () => {
+test('Run shows one row per stage, Cancel, where a cancelled run stopped, and a failure in words', () => {
   const store = createStudioStore(host.api);
   store.setState({ status: 'running', screen: 'run', runId: 'run-9', stages: { load: { done: 1, total: 1 }, calibrate: { done: 8, total: 24, rate: 4 } } });
   let html = render(store);
@@ -79,6 +79,10 @@ test('Run shows one row per stage, Cancel, and a failure in words', () => {
   assert.match(html, /data-stage="calibrate".*8\/24 samples, 4\.0\/s, 4 s left/);
   assert.match(html, /data-stage="evaluate".*waiting/);
   assert.match(html, /data-testid="cancel">Cancel<\/button>/);
+  store.setState({ status: 'cancelled' });
+  html = render(store);
+  assert.match(html, /data-stage="calibrate".*<span class="stage-text">stopped at 8\/24 samples<\/span>/, 'no stale rate or time left beside Cancelled');
+  assert.match(html, /Cancelled\. Nothing was written\./);
   store.setState({ status: 'failed', failure: { stage: 'calibrate', message: 'x.png: not a PNG or JPEG image' } });
   html = render(store);
   assert.match(html, /role="alert">Calibrate failed: x\.png: not a PNG or JPEG image</);
