@@ -338,7 +338,10 @@ export class StudioService {
     };
     const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
       : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
-    if (!pair) return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (activations are quantized at run time)` };
+    if (!pair) {
+      const why = report.recipe.kind === 'weight-only' ? 'activations stay in float; only weights are quantized' : report.recipe.kind === 'dynamic' ? 'activations are quantized at run time' : 'the tensor has no Q/DQ pair';
+      return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (${why})` };
+    }
     const source = await openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess, ...run.data.options });
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };

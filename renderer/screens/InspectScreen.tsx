@@ -27,8 +27,11 @@ function LayerPanel() {
   const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
   const before = previous?.report.layers.find((l) => l.name === selected);
   const sixteen = sixteenBitFor(current.report.recipe);
+  // Both buttons re-convert from the run's calibrated ranges, which only a static run has.
+  const noRanges = current.report.recipe.kind === 'static' ? undefined
+    : `a ${current.report.recipe.kind} run has no calibrated ranges to re-convert from: keep nodes in float under Configure → Advanced and run again`;
   // A full-integer backend has no float fallback: the record says so, in words.
-  const floatRefused = refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
+  const floatRefused = noRanges ?? refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
   const busy = status === 'running' || status === 'cancelling';
   return (
     <aside className="layer-panel" aria-labelledby="layer-title" data-testid="layer-panel">
@@ -57,11 +60,11 @@ function LayerPanel() {
       <div className="row">
         <button type="button" data-testid="keep-float" disabled={busy || Boolean(layer?.keptInFloat) || Boolean(floatRefused)} title={floatRefused}
           onClick={() => void override(selected, 'float')}>
-          Keep in float{floatRefused && <span className="muted"> (not on {current.report.backend})</span>}
+          Keep in float{floatRefused && !noRanges && <span className="muted"> (not on {current.report.backend})</span>}
         </button>
-        <button type="button" disabled={busy || !sixteen || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
-          title={sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`}>
-          16-bit{!sixteen && <span className="muted"> (not on {current.report.backend})</span>}
+        <button type="button" disabled={busy || !sixteen || Boolean(noRanges) || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
+          title={noRanges ?? (sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`)}>
+          16-bit{!sixteen && !noRanges && <span className="muted"> (not on {current.report.backend})</span>}
         </button>
       </div>
       {floatRefused && <p className="muted small">{floatRefused}</p>}

@@ -8,6 +8,7 @@ import { axisBottom, axisTop, chartRows } from '../../renderer/charts/LayerChart
 import { StoreContext } from '../../renderer/context';
 import { createStore } from 'zustand/vanilla';
 import { createStudioStore, type Studio, type StudioStore } from '../../renderer/store';
+import { recipeFor } from '../../shared/backends';
 import type { LayerReport } from '../../shared/report';
 import { testHost, type TestHost } from './test-host';
 
@@ -132,4 +133,20 @@ test('the header keeps output SQNR and sizes visible', async () => {
   assert.match(html, /data-testid="deployed-numerics"> ort-cpu</);
   assert.match(html, /data-testid="deployed-sqnr">40\.10 dB</);
   assert.match(html, /2\.0 kB → 1\.0 kB/);
+});
+
+test('the layer panel of a weight-only run offers no re-conversion it cannot do, and says why', async () => {
+  const store = createStudioStore(host.api);
+  await store.getState().openSample();
+  const recipe = recipeFor('cpu', 'w8');
+  store.setState({
+    screen: 'inspect', selected: 't1',
+    current: { runId: 'run-1', report: {
+      backend: 'cpu', recipe, numerics: 'reference', samples: { calibration: 0, evaluation: 8 }, outputs: [{ name: 'y', sqnr: 41, maxAbsError: 0.1 }],
+      sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 }, layers: [layer(1, 30)], weights: [], float: [],
+    } as never },
+  });
+  const html = render(store);
+  assert.match(html, /data-testid="keep-float" disabled=""[^>]*title="a weight-only run has no calibrated ranges to re-convert from/);
+  assert.match(html, /<button type="button" disabled="" title="a weight-only run has no calibrated ranges[^"]*">16-bit<\/button>/);
 });
