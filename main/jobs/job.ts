@@ -122,5 +122,7 @@ export async function correctedForRecipe(job: JobInput, m: JobModel, calibrated:
   const source = calibrated.source ?? await m.open(job.calibration!, 'bias correction');
   const { feeds, samples } = await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize);
   onStep?.(`bias correction on ${samples} calibration samples`);
-  return { ...await correctBiases(m.floatModel, m.plan, calibrated.ranges, feeds, { signal: job.signal }), samples };
+  // It runs before conversion and takes one run per level (39 on the recognizer): the Convert bar fills with it.
+  const onLevel = (level: number, of: number) => job.onProgress?.({ stage: 'convert', done: level - 1, total: of });
+  return { ...await correctBiases(m.floatModel, m.plan, calibrated.ranges, feeds, { signal: job.signal, onLevel }), samples };
 }

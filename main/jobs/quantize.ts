@@ -90,8 +90,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   if (repaired) placement = preflightWithCost(m.view, m.plan);
   clock.mark('calibrate');
 
-  const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep);
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
+  const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep);
   const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map());
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
