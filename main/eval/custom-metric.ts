@@ -12,6 +12,9 @@ import type { MetricRequest, MetricResponse } from './metric-worker';
 /** One sample's outputs: output name → that sample's tensor, batch dimension 1. */
 export type SampleOutputs = Record<string, { dims: number[]; data: Float32Array }>;
 
+/** A batch's float outputs by name, as a run hands them over (first dim: the batch). */
+export type BatchOutputs = Record<string, { dims: readonly number[]; data: Float32Array }>;
+
 export interface MetricInput {
   float: SampleOutputs[];
   quantized: SampleOutputs[];
@@ -26,6 +29,12 @@ export interface CustomMetric {
   file: string;
   /** The module's score; `signal` ends its thread. */
   score(input: MetricInput, signal?: AbortSignal): Promise<number>;
+}
+
+/** The user's metric module with the labels of the samples it scores. */
+export interface CustomScoring {
+  metric: CustomMetric;
+  labels?: readonly unknown[];
 }
 
 const SHAPE = 'its default export must be { name: string, score({ float, quantized, labels }) => number }';
@@ -104,7 +113,7 @@ export async function loadMetricModule(file: string): Promise<CustomMetric> {
  * Splits a batch's outputs into one entry per sample. The data are views of the batch's arrays,
  * not copies: a module that wants to change them must copy first.
  */
-export function perSample(outputs: Record<string, { dims: readonly number[]; data: Float32Array }>, n: number): SampleOutputs[] {
+export function perSample(outputs: BatchOutputs, n: number): SampleOutputs[] {
   const entries = Object.entries(outputs);
   return Array.from({ length: n }, (_, s) => Object.fromEntries(entries.map(([name, t]) => {
     // An output without the batch as its first dim (a scalar, a shape) is every sample's.
@@ -119,7 +128,7 @@ export class CustomScore {
   private readonly float: SampleOutputs[] = [];
   private readonly quantized: SampleOutputs[] = [];
 
-  constructor(private readonly metric: CustomMetric, private readonly labels?: readonly unknown[]) {}
+  constructor(private readonly scoring: CustomScoring) {}
 
   add(float: SampleOutputs[], quantized: SampleOutputs[]): void {
     this.float.push(...float);
@@ -127,8 +136,9 @@ export class CustomScore {
   }
 
   score(signal?: AbortSignal): Promise<number> {
-    if (this.labels && this.labels.length < this.float.length) throw new DataError(`labels: ${this.labels.length} labels for ${this.float.length} samples`);
-    return this.metric.score({ float: this.float, quantized: this.quantized, ...(this.labels ? { labels: this.labels.slice(0, this.float.length) } : {}) }, signal);
+    const { metric, labels } = this.scoring;
+    if (labels && labels.length < this.float.length) throw new DataError(`labels: ${labels.length} labels for ${this.float.length} samples`);
+    return metric.score({ float: this.float, quantized: this.quantized, ...(labels ? { labels: labels.slice(0, this.float.length) } : {}) }, signal);
   }
 }
 

@@ -14,7 +14,7 @@ import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
 import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
-import { CustomScore, perSample, type CustomMetric } from './custom-metric';
+import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
@@ -61,7 +61,7 @@ export interface EvaluationOptions extends RunOptions {
   /** Each float tensor's shape for one sample, as calibration measured it on data of these input shapes: spares the run that measures them. */
   shapes?: ReadonlyMap<string, number[]>;
   /** The user's metric module and the labels it is given: `custom` and `float-custom` in the metrics. */
-  custom?: { metric: CustomMetric; labels?: readonly unknown[] };
+  custom?: CustomScoring;
 }
 
 /** Output figures of one run of the quantized model in named numerics. */
@@ -91,13 +91,13 @@ class OutputComparison {
   private readonly custom?: { quantized: CustomScore; float: CustomScore };
 
   constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string, custom?: EvaluationOptions['custom']) {
-    if (custom) this.custom = { quantized: new CustomScore(custom.metric, custom.labels), float: new CustomScore(custom.metric, custom.labels) };
+    if (custom) this.custom = { quantized: new CustomScore(custom), float: new CustomScore(custom) };
   }
 
   add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: Int32Array): void {
     let first = true;
-    const floats: Record<string, { dims: readonly number[]; data: Float32Array }> = {};
-    const quants: typeof floats = {};
+    const floats: BatchOutputs = {};
+    const quants: BatchOutputs = {};
     for (const name of names) {
       const r = ref[name] as ort.Tensor;
       const q = quant(name);

@@ -14,7 +14,7 @@ import { planQuantization, rootOf, withBorrowedRanges, type QuantPlan } from '..
 import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
 import { dbToJson, type Quality } from '../../shared/report';
 
-import { CustomScore, perSample, type CustomMetric } from './custom-metric';
+import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
@@ -196,12 +196,6 @@ export function switchModel(view: GraphView, plan: QuantPlan, converted: Convert
   return { model: onnx.ModelProto.create({ ...converted.model, graph }), units };
 }
 
-/** The user's metric module on a subset, with the labels of the subset's samples. */
-export interface SubsetCustom {
-  metric: CustomMetric;
-  labels?: readonly unknown[];
-}
-
 export interface RunQuality {
   /** Output SQNR over every float output and sample of the subset. */
   sqnr: number;
@@ -217,22 +211,22 @@ export class Subset {
   readonly shapes?: InputShapes;
 
   private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
-    private readonly reference: Array<Record<string, { dims: readonly number[]; data: Float32Array }>>, private readonly labels?: Int32Array,
-    private readonly custom?: SubsetCustom) {
+    private readonly reference: BatchOutputs[], private readonly labels?: Int32Array,
+    private readonly custom?: CustomScoring) {
     this.shapes = commonShapes(read);
   }
 
   /** `custom`: the user's metric module and its labels, scored on every measure as `custom`. */
-  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array, custom?: SubsetCustom): Promise<Subset> {
+  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array, custom?: CustomScoring): Promise<Subset> {
     const ortFeeds = feeds.map(toOrtFeeds);
     const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
     if (labels && labels.length < samples) throw new Error(`labels: ${labels.length} class ids for ${samples} samples`);
     const session = await createSession(withInputShapes(floatModel, commonShapes(feeds)), 'float model');
-    const reference: Array<Record<string, { dims: readonly number[]; data: Float32Array }>> = [];
+    const reference: BatchOutputs[] = [];
     try {
       for (const feed of ortFeeds) {
         const out = await run(session, feed, 'float model');
-        const kept: (typeof reference)[number] = {};
+        const kept: BatchOutputs = {};
         for (const name of session.outputNames) {
           const t = out[name] as ort.Tensor;
           if (t.type === 'float32') kept[name] = { dims: t.dims, data: floatData(t, name).slice() };
@@ -250,13 +244,13 @@ export class Subset {
     let s = 0;
     let e = 0;
     const metric = new MetricAccumulator();
-    const custom = this.custom ? new CustomScore(this.custom.metric, this.custom.labels) : undefined;
+    const custom = this.custom ? new CustomScore(this.custom) : undefined;
     let offset = 0;
     for (let b = 0; b < this.feeds.length; b++) {
       throwIfAborted(signal);
       const out = await run(session, { ...this.feeds[b], ...extra }, 'model');
       let first = true;
-      const quantized: Record<string, { dims: readonly number[]; data: Float32Array }> = {};
+      const quantized: BatchOutputs = {};
       for (const [name, ref] of Object.entries(this.reference[b])) {
         const t = out[name] as ort.Tensor;
         const y = floatData(t, name);

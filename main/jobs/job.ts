@@ -9,7 +9,7 @@ import { JobError } from '../base/errors';
 import type { JobRanges } from '../calib/ranges-file';
 import { readLabels } from '../data/labels';
 import { readSubset } from '../data/subset';
-import { loadMetricModule, type CustomMetric } from '../eval/custom-metric';
+import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
 import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
@@ -76,7 +76,7 @@ export interface JobModel {
   /** Class ids, where the labels are class ids. */
   labels?: Int32Array;
   /** The user's metric module, loaded, with the labels it sees. */
-  custom?: { metric: CustomMetric; labels?: unknown[] };
+  custom?: CustomScoring;
   /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
   open(spec: string, what: string, limit?: number): Promise<SampleSource>;
 }
