@@ -11,7 +11,7 @@ import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { convertModel } from '../convert/convert';
 import { makeNode, typedValueInfo } from '../onnx/edit';
-import { defaultOpset, GraphView } from '../onnx/graph';
+import { attrInt, defaultOpset, GraphView } from '../onnx/graph';
 import { numericsOptions } from '../onnx/numerics';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
@@ -62,12 +62,11 @@ function targets(view: GraphView, plan: QuantPlan): Target[] {
 /** A Conv, or a Gemm without transposed A, whose bias is a float initializer of its own: the correction goes into it. */
 function correctable(view: GraphView, node: GraphView['nodes'][number]): Omit<Target, 'level'> | undefined {
   if (node.op !== 'Conv' && node.op !== 'Gemm') return undefined;
-  const int = (name: string) => Number(node.proto.attribute.find((a) => a.name === name)?.i ?? 0);
-  if (node.op === 'Gemm' && int('transA')) return undefined;
+  if (node.op === 'Gemm' && attrInt(node.proto, 'transA', 0)) return undefined;
   const bias = node.inputs[2];
   if (!bias || view.initializers.get(bias)?.dataType !== DataType.FLOAT || (view.consumers.get(bias) ?? []).length !== 1) return undefined;
   const dims = tensorDims(view.initializers.get(node.inputs[1])!);
-  const channels = node.op === 'Conv' || int('transB') ? dims[0] : dims[1];
+  const channels = node.op === 'Conv' || attrInt(node.proto, 'transB', 0) ? dims[0] : dims[1];
   return { node: node.name, bias, rank: node.op === 'Conv' ? dims.length : 2, channels };
 }
 
