@@ -13,7 +13,7 @@ import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } 
 import type { Progress } from '../shared/progress';
 import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  dbNumber, formatDb, repairCostWords, type AnalysisReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report,
+  biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -415,16 +415,16 @@ function numericsFrom(v: { numerics?: string }): MainNumerics | undefined {
   return choice('numerics', v.numerics, MAIN_NUMERICS);
 }
 
-function cleSummary(cle: NonNullable<NonNullable<Report['algorithms']>['cle']>): string {
-  const change = (c: { before: Db; after: Db } | undefined) => (c ? `${formatDb(c.before)} → ${formatDb(c.after)} dB` : 'not quantized');
+function cleSummary(cle: CleReport): string {
+  const change = (c: WeightChange | undefined) => weightChangeWords(c, ' dB');
   const lines = [`cross-layer equalization: ${cle.pairs.length} Conv pairs rescaled in ${cle.seconds.toFixed(2)} s (float outputs unchanged); weight SQNR before → after:`];
   for (const p of cle.pairs) lines.push(`  ${tty(p.first)} ${change(p.weightSqnr.first)}  →${p.via.map((v) => ` ${tty(v)} →`).join('')}  ${tty(p.second)} ${change(p.weightSqnr.second)}`);
   if (!cle.pairs.length) lines.push('  none: no Conv reaches another Conv alone through nothing but Relu, LeakyRelu, PRelu or pooling');
   return lines.join('\n') + '\n';
 }
 
-function biasCorrectionSummary(b: NonNullable<NonNullable<Report['algorithms']>['biasCorrection']>): string {
-  const total = (k: 'before' | 'after') => Math.sqrt(b.layers.reduce((a, l) => a + l[k] ** 2, 0) / Math.max(1, b.layers.length));
+function biasCorrectionSummary(b: BiasCorrectionReport): string {
+  const total = (k: 'before' | 'after') => biasErrorRms(b, k);
   const worst = [...b.layers].sort((x, y) => y.before - x.before).slice(0, 3);
   return `bias correction: ${b.layers.length} layers, ${b.passes} passes on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s; RMS mean output error ${total('before').toPrecision(3)} → ${total('after').toPrecision(3)}`
     + `${worst.length ? ` (largest: ${worst.map((l) => `${tty(l.node)} ${l.before.toPrecision(3)} → ${l.after.toPrecision(3)}`).join(', ')})` : ''}\n`;

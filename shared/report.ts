@@ -140,20 +140,34 @@ export interface WeightChange {
   after: Db;
 }
 
+/** Cross-layer equalization: each Conv pair rescaled, with its weights' SQNR (for those the run quantizes). */
+export interface CleReport {
+  /** `via`: the per-channel nodes between the two (Relu, pooling), in order. */
+  pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange } }>;
+  seconds: number;
+}
+
+/** Empirical bias correction: per corrected layer, the RMS over channels of its mean output error before → after. */
+export interface BiasCorrectionReport {
+  layers: Array<{ node: string; before: number; after: number }>;
+  passes: number;
+  samples: number;
+  seconds: number;
+}
+
 export interface AlgorithmsReport {
-  /** Cross-layer equalization: each Conv pair rescaled, with its weights' SQNR (for those the run quantizes). */
-  cle?: {
-    /** `via`: the per-channel nodes between the two (Relu, pooling), in order. */
-    pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange } }>;
-    seconds: number;
-  };
-  /** Empirical bias correction: per corrected layer, the RMS over channels of its mean output error before → after. */
-  biasCorrection?: {
-    layers: Array<{ node: string; before: number; after: number }>;
-    passes: number;
-    samples: number;
-    seconds: number;
-  };
+  cle?: CleReport;
+  biasCorrection?: BiasCorrectionReport;
+}
+
+/** A weight's SQNR before → after, in dB (with `unit`), or why it has none. */
+export function weightChangeWords(c: WeightChange | undefined, unit = ''): string {
+  return c ? `${formatDb(c.before)} → ${formatDb(c.after)}${unit}` : 'not quantized';
+}
+
+/** The RMS over the corrected layers of their mean output errors, before or after the correction. */
+export function biasErrorRms(b: BiasCorrectionReport, when: 'before' | 'after'): number {
+  return Math.sqrt(b.layers.reduce((s, l) => s + l[when] ** 2, 0) / Math.max(1, b.layers.length));
 }
 
 /** What `custom` measures: the metric module's own name for it, and the module file. */

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { formatDb, type Db, type Report } from '../../shared/report';
+import { formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -48,12 +48,11 @@ function algorithmsSection(report: Report): string {
   const a = report.algorithms;
   if (!a) return '';
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
-  const change = (c: { before: Db; after: Db } | undefined) => (c ? `${formatDb(c.before)} → ${formatDb(c.after)}` : 'not quantized');
   const parts: string[] = [];
   if (a.cle) {
     parts.push(`<h2>Cross-layer equalization (${a.cle.pairs.length} Conv pairs, ${a.cle.seconds.toFixed(2)} s; the float model computes the same function)</h2>
 <table><tr><th>first</th><th>weight SQNR dB</th><th>between</th><th>second</th><th>weight SQNR dB</th></tr>
-${a.cle.pairs.map((p) => row([esc(p.first), change(p.weightSqnr.first), esc(p.via.join(' → ')), esc(p.second), change(p.weightSqnr.second)])).join('\n')}
+${a.cle.pairs.map((p) => row([esc(p.first), weightChangeWords(p.weightSqnr.first), esc(p.via.join(' → ')), esc(p.second), weightChangeWords(p.weightSqnr.second)])).join('\n')}
 </table>`);
   }
   if (a.biasCorrection) {

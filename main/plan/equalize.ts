@@ -5,7 +5,7 @@
 // it. The float model computes the same function; the two weights' per-channel ranges become
 // sqrt(r1 * r2) each, which per-tensor (and low-bit) weight quantization needs most: a depthwise
 // conv with a few channels 100 times wider than the rest loses the narrow ones to rounding.
-import { dbToJson, type AlgorithmsReport, type WeightChange } from '../../shared/report';
+import { dbToJson, type CleReport, type WeightChange } from '../../shared/report';
 import { attrInt, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
@@ -156,7 +156,7 @@ export function equalizeLayers(model: onnx.ModelProto): { model: onnx.ModelProto
 }
 
 /** The report of an equalization: each pair, with its weights' SQNR before and after under the plan's weight quantization. */
-export function equalizationReport(equalized: { pairs: EqualizedPair[]; seconds: number }, model: onnx.ModelProto, weights: ReadonlyMap<string, WeightSpec>): NonNullable<AlgorithmsReport['cle']> {
+export function equalizationReport(equalized: { pairs: EqualizedPair[]; seconds: number }, model: onnx.ModelProto, weights: ReadonlyMap<string, WeightSpec>): CleReport {
   const now = new Map(model.graph!.initializer.map((t) => [t.name, t]));
   const change = (name: string, original: onnx.TensorProto): WeightChange | undefined => {
     const spec = weights.get(name);

@@ -2,7 +2,7 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { biasErrorRms, higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -242,19 +242,15 @@ export function HistoryTable() {
 export function AlgorithmsSection({ report }: { report: Report }) {
   const a = report.algorithms;
   if (!a) return null;
-  const worse = (p: NonNullable<NonNullable<Report['algorithms']>['cle']>['pairs'][number], k: 'before' | 'after') =>
+  const worse = (p: CleReport['pairs'][number], k: 'before' | 'after') =>
     Math.min(...[p.weightSqnr.first?.[k], p.weightSqnr.second?.[k]].map((v) => (typeof v === 'number' ? v : Infinity)));
   const gained = a.cle?.pairs.filter((p) => worse(p, 'after') > worse(p, 'before')).length ?? 0;
-  const rms = (k: 'before' | 'after') => {
-    const layers = a.biasCorrection?.layers ?? [];
-    return Math.sqrt(layers.reduce((s, l) => s + l[k] ** 2, 0) / Math.max(1, layers.length));
-  };
   return (
     <section className="algorithms" aria-labelledby="algorithms-title" data-testid="algorithms">
       <h3 id="algorithms-title">Algorithms</h3>
       <ul>
         {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR, {a.cle.seconds.toFixed(2)} s.</li>}
-        {a.biasCorrection && <li>Bias correction: {a.biasCorrection.layers.length} layers on {a.biasCorrection.samples} calibration samples, RMS mean output error {rms('before').toPrecision(3)} → {rms('after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
+        {a.biasCorrection && <li>Bias correction: {a.biasCorrection.layers.length} layers on {a.biasCorrection.samples} calibration samples, RMS mean output error {biasErrorRms(a.biasCorrection, 'before').toPrecision(3)} → {biasErrorRms(a.biasCorrection, 'after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
       </ul>
     </section>
   );
