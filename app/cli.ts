@@ -11,9 +11,9 @@ import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../s
 import type { Preflight } from '../shared/preflight';
 import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } from '../shared/preprocess';
 import type { Progress } from '../shared/progress';
-import { QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
+import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
+  adaRoundWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -29,7 +29,7 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--qoperator] [--no-latency]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--metric-module FILE.mjs] [--subset N]
@@ -83,9 +83,14 @@ type OptionSpec = { type: 'string' } | { type: 'boolean' } | { type: 'string'; m
 /** The values parseArgs gives for declared options: a string, a list of strings, or a boolean, each absent when not given. */
 type Values<O extends Record<string, OptionSpec>> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string };
 
+/** `--adaround` alone or `--adaround:ITERS`, like `--method entropy:BINS`: parseArgs takes it as `--adaround=ITERS`, empty for the default. */
+function withOptionalValues(args: string[]): string[] {
+  return args.map((a) => a.replace(/^--adaround(?::(.*))?$/, (_, n: string | undefined) => `--adaround=${n ?? ''}`));
+}
+
 function parse<O extends Record<string, OptionSpec>>(args: string[], options: O): { values: Values<O>; positionals: string[] } {
   try {
-    const parsed = parseArgs({ args, options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args: withOptionalValues(args), options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     // parseArgs types its values from the options' literal types, which a generic O hides from it.
     return { values: parsed.values as Values<O>, positionals: parsed.positionals };
   } catch (err) {
@@ -194,7 +199,7 @@ const RECIPE_OPTIONS = {
   backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
   act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
-  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' },
+  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' },
 } as const;
 
 /** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
@@ -269,6 +274,11 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   if (v['reduce-range']) recipe.reduceRange = true;
   if (v.cle) recipe.algorithms = { ...recipe.algorithms, cle: true };
   if (v['bias-correction']) recipe.algorithms = { ...recipe.algorithms, biasCorrection: true };
+  if (v.adaround !== undefined) {
+    const iterations = v.adaround === '' ? ADAROUND_ITERATIONS : Number(v.adaround);
+    if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`--adaround:ITERS takes a whole number of iterations of at least 1, got "${v.adaround}"`);
+    recipe.algorithms = { ...recipe.algorithms, adaround: { iterations } };
+  }
   for (const o of (v.override) ?? []) {
     const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
     if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
@@ -304,7 +314,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
       onWarning: (m) => process.stderr.write(`warning: ${tty(m)}\n`),
       target, labels: v.labels, metricModule: v['metric-module'], searchSamples: positiveInt(v.subset, '--subset') || undefined,
       numerics: numericsFrom(v), saturationFix: !v['no-saturation-fix'], ...dataOptionsFrom(v),
-      onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`repair: ${tty(m)}\n`),
+      onStep: v.quiet || v.json ? undefined : (m) => process.stderr.write(`${tty(m)}\n`),
     });
     const r = outcome.report;
     if (v.json) {
@@ -325,6 +335,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     if (r.repair) process.stdout.write(repairSummary(r.repair, r));
     if (r.algorithms?.cle) process.stdout.write(cleSummary(r.algorithms.cle));
     if (r.algorithms?.biasCorrection) process.stdout.write(biasCorrectionSummary(r.algorithms.biasCorrection));
+    if (r.algorithms?.adaround) process.stdout.write(adaRoundSummary(r.algorithms.adaround));
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);
@@ -428,6 +439,11 @@ function biasCorrectionSummary(b: BiasCorrectionReport): string {
   const worst = [...b.layers].sort((x, y) => y.before - x.before).slice(0, 3);
   return `bias correction: ${b.layers.length} layers, ${b.passes} passes on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s; RMS mean output error ${total('before').toPrecision(3)} → ${total('after').toPrecision(3)}`
     + `${worst.length ? ` (largest: ${worst.map((l) => `${tty(l.node)} ${l.before.toPrecision(3)} → ${l.after.toPrecision(3)}`).join(', ')})` : ''}\n`;
+}
+
+function adaRoundSummary(a: AdaRoundReport): string {
+  const worst = [...a.layers].sort((x, y) => (Number(x.outputSqnr.before) || 0) - (Number(y.outputSqnr.before) || 0)).slice(0, 3);
+  return `AdaRound: ${adaRoundWords(a)}${worst.length ? ` (worst before: ${worst.map((l) => `${tty(l.node)} ${weightChangeWords(l.outputSqnr, ' dB')}`).join(', ')})` : ''}\n`;
 }
 
 function repairSummary(r: RepairReport, report: Report): string {

@@ -46,7 +46,12 @@ export interface Algorithms {
   cle?: boolean;
   /** Empirical bias correction: fold each quantized Conv/Gemm's mean output error on calibration samples into its bias (static only). */
   biasCorrection?: boolean;
+  /** AdaRound: learn each quantized weight's rounding, up or down, for its layer's output on calibration samples (static only). */
+  adaround?: { iterations: number };
 }
+
+/** AdaRound's iterations per layer when none are given: its loss settles well before on the recognizer's and MNIST's layers. */
+export const ADAROUND_ITERATIONS = 1000;
 
 export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
 export const QUANT_KINDS: readonly QuantKind[] = ['static', 'dynamic', 'weight-only'];
@@ -97,8 +102,12 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   if (r.algorithms !== undefined) {
     const a = r.algorithms as Record<string, unknown>;
     check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
-    for (const key of Object.keys(a)) check(key === 'cle' || key === 'biasCorrection', `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection)`);
+    for (const key of Object.keys(a)) check(['cle', 'biasCorrection', 'adaround'].includes(key), `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection, adaround)`);
     for (const key of ['cle', 'biasCorrection']) if (a[key] !== undefined) check(typeof a[key] === 'boolean', `${where}: "algorithms.${key}" must be true or false`);
+    if (a.adaround !== undefined) {
+      const iterations = (a.adaround as { iterations?: unknown } | null)?.iterations;
+      check(Number.isInteger(iterations) && (iterations as number) >= 1, `${where}: "algorithms.adaround" must be { "iterations": N } with N a whole number of at least 1`);
+    }
   }
   return r as unknown as Recipe;
 }

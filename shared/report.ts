@@ -155,14 +155,36 @@ export interface BiasCorrectionReport {
   seconds: number;
 }
 
+/**
+ * AdaRound, per layer: its output SQNR on the calibration samples with float inputs and only its
+ * weight quantized (tr(W H Wᵀ) over the error) and its weight SQNR, nearest → the rounding kept,
+ * the share of weights rounded the other way, and its soft loss every tenth of the iterations.
+ */
+export interface AdaRoundReport {
+  iterations: number;
+  samples: number;
+  seconds: number;
+  layers: Array<{ node: string; weight: string; kept: 'learned' | 'nearest'; changed: number; outputSqnr: WeightChange; weightSqnr: WeightChange; loss: number[]; seconds: number }>;
+}
+
 export interface AlgorithmsReport {
   cle?: CleReport;
   biasCorrection?: BiasCorrectionReport;
+  adaround?: AdaRoundReport;
 }
 
 /** A weight's SQNR before → after, in dB (with `unit`), or why it has none. */
 export function weightChangeWords(c: WeightChange | undefined, unit = ''): string {
   return c ? `${formatDb(c.before)} → ${formatDb(c.after)}${unit}` : 'not quantized';
+}
+
+/** What AdaRound did in a line: layers learned against kept at nearest, and the median layer's output SQNR gain. */
+export function adaRoundWords(a: AdaRoundReport): string {
+  const learned = a.layers.filter((l) => l.kept === 'learned');
+  const gains = a.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
+  const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
+  return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples, ${a.seconds.toFixed(1)} s; learned rounding kept in ${learned.length}, `
+    + `nearest in ${a.layers.length - learned.length}; layer output SQNR (float inputs) up ${median.toFixed(1)} dB in the median layer`;
 }
 
 /** The RMS over the corrected layers of their mean output errors, before or after the correction. */

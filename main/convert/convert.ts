@@ -8,7 +8,7 @@ import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '.
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { rootOf, type QuantPlan, type WeightSpec } from '../plan/plan';
-import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, storageArray, type QParams } from '../plan/qmath';
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sameGrid, storageArray, type QParams, type WeightRounding } from '../plan/qmath';
 import { sqnrOf } from '../stats/sqnr';
 
 /** One tensor compared float ↔ quantized: the unit of a per-layer report. */
@@ -198,9 +198,10 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
   return folds;
 }
 
-export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>): ConvertResult {
+/** `rounding`: weights rounded as chosen (AdaRound) where their grid is the one it was chosen on, to nearest otherwise. */
+export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding): ConvertResult {
   switch (plan.kind) {
-    case 'static': return convertStatic(view, plan, ranges);
+    case 'static': return convertStatic(view, plan, ranges, rounding);
     case 'dynamic': return convertDynamic(view, plan);
     case 'weight-only': return convertWeightOnly(view, plan);
   }
@@ -213,11 +214,13 @@ interface WeightOut {
   perAxis: boolean;
 }
 
-function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec): WeightOut {
-  if (spec.block) return quantizeBlockedWeightInto(b, t, spec, spec.block);
+function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, rounding?: WeightRounding): WeightOut {
+  const chosen = rounding?.get(spec.tensor);
+  const up = chosen && sameGrid(chosen, spec) ? chosen.up : undefined;
+  if (spec.block) return quantizeBlockedWeightInto(b, t, spec, spec.block, up);
   const data = tensorToFloat32(t);
   const dims = tensorDims(t);
-  const q = quantizeWeight(data, dims, spec.type, spec.symmetric, spec.axis, spec.range);
+  const q = quantizeWeight(data, dims, spec.type, spec.symmetric, spec.axis, spec.range, up);
   const perAxis = spec.axis !== undefined;
   const type = spec.type;
   const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, type, dims, q.values));
@@ -241,11 +244,11 @@ function quantizedTensor(name: string, type: QuantType, dims: number[], values: 
 }
 
 /** A blocked DequantizeLinear (opset 21): scales and zero points shaped like the weight with the block axis cut into blocks. */
-function quantizeBlockedWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, block: { axis: number; size: number }): WeightOut {
+function quantizeBlockedWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, block: { axis: number; size: number }, up?: Uint8Array): WeightOut {
   const data = tensorToFloat32(t);
   const dims = tensorDims(t);
   const grouping = blockGrouping(dims, block.axis, block.size);
-  const q = quantizeGrouped(data, spec.type, spec.symmetric, grouping, spec.range);
+  const q = quantizeGrouped(data, spec.type, spec.symmetric, grouping, spec.range, up);
   const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, spec.type, dims, q.values));
   const sName = b.initializer(`${spec.tensor}_scale`, (name) => floatTensor(name, grouping.dims, q.scales));
   const zName = b.initializer(`${spec.tensor}_zero_point`, (name) => quantizedTensor(name, spec.type, grouping.dims, q.zeroPoints));
@@ -262,7 +265,7 @@ function quantizeBlockedWeightInto(b: Builder, t: onnx.TensorProto, spec: Weight
   };
 }
 
-function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>): ConvertResult {
+function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding): ConvertResult {
   const b = new Builder(view);
   const params = resolveParams(plan, ranges);
   const quantizedNodes = new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
@@ -312,7 +315,7 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
   const weights: WeightResult[] = [];
   const weightScales = new Map<string, WeightOut>();
   for (const spec of plan.weights.values()) {
-    const out = quantizeWeightInto(b, view.constantTensor(spec.tensor)!, spec);
+    const out = quantizeWeightInto(b, view.constantTensor(spec.tensor)!, spec, rounding);
     weightNames.set(spec.tensor, out.name);
     weightScales.set(spec.tensor, out);
     if (!spec.asActivation) weights.push(out.result);

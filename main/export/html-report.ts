@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
+import { adaRoundWords, formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -60,6 +60,14 @@ ${a.cle.pairs.map((p) => row([esc(p.first), weightChangeWords(p.weightSqnr.first
     parts.push(`<h2>Bias correction (${b.layers.length} layers, ${b.passes} runs on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s)</h2>
 <table><tr><th>layer</th><th>RMS mean output error before</th><th>after</th></tr>
 ${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row([esc(l.node), l.before.toPrecision(3), l.after.toPrecision(3)])).join('\n')}
+</table>`);
+  }
+  if (a.adaround) {
+    const d = a.adaround;
+    parts.push(`<h2>AdaRound (${d.layers.length} layers, ${d.iterations} iterations each on ${d.samples} calibration samples, ${d.seconds.toFixed(1)} s)</h2>
+<p>${esc(adaRoundWords(d))}. Output SQNR: the layer alone quantized, on float inputs from the calibration samples.</p>
+<table><tr><th>layer</th><th>rounding kept</th><th>weights rounded the other way</th><th>output SQNR dB</th><th>weight SQNR dB</th></tr>
+${d.layers.map((l) => row([esc(l.node), l.kept, `${(l.changed * 100).toFixed(1)}%`, weightChangeWords(l.outputSqnr), weightChangeWords(l.weightSqnr)])).join('\n')}
 </table>`);
   }
   return parts.join('\n');

@@ -65,6 +65,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   // The switch model puts each layer back in float from the model as converted; with corrected
   // biases, "back in float" would keep the correction. The analysis says what it measures instead.
   if (m.plan.recipe.algorithms?.biasCorrection) log.warn('analysed without bias correction: the ranking is of the uncorrected model (quantize applies it after the repair search too)');
+  if (m.plan.recipe.algorithms?.adaround) log.warn('analysed with weights rounded to nearest: AdaRound takes minutes per run, and quantize applies it after the repair search');
   const converted = convertModel(m.view, m.plan, ranges);
   const subset = await analysisSubset(job, m, log.warn);
   const tPrepare = performance.now();

@@ -29,11 +29,12 @@ import { hostNumerics } from '../onnx/numerics';
 import { toNumber } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
+import type { AdaRoundResult } from '../repair/adaround';
 import type { BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import { repair } from '../repair/search';
-import { correctedForRecipe, jobWarnings, loadForJob, type JobInput, type JobModel } from './job';
+import { correctedForRecipe, jobWarnings, loadForJob, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -91,8 +92,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   clock.mark('calibrate');
 
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
-  const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep);
-  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map());
+  const rounded = await roundedForRecipe(job, m, calibrated, log.warn, job.onStep);
+  const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep, rounded?.rounding);
+  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding);
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
 
@@ -111,7 +113,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const ranges = rangesToWrite(job, paths, calibrated, repaired?.rangesChanged ?? false, log.warn);
   const written = await writeArtifacts(paths, {
     qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
-    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected }),
+    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded }),
   });
   const report = written.report as Report;
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
@@ -260,16 +262,18 @@ interface ReportParts {
   timings: Report['timings'];
   repair?: Report['repair'];
   corrected?: BiasCorrection & { samples: number };
+  rounded?: AdaRoundResult & { samples: number };
 }
 
 /** What the recipe's algorithms did, for the report. */
-function algorithmsReport(m: JobModel, corrected: ReportParts['corrected']): Report['algorithms'] {
+function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded']): Report['algorithms'] {
   const cle = m.prepared.equalized ? equalizationReport(m.prepared.equalized, m.floatModel, m.plan.weights) : undefined;
   const bias = corrected ? {
     layers: corrected.layers.map((l) => ({ node: l.node, before: Number(l.before.toPrecision(4)), after: Number(l.after.toPrecision(4)) })),
     passes: corrected.passes, samples: corrected.samples, seconds: Number(corrected.seconds.toFixed(2)),
   } : undefined;
-  return cle || bias ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}) } : undefined;
+  const adaround = rounded ? { ...rounded.report, samples: rounded.samples, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
+  return cle || bias || adaround ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}) } : undefined;
 }
 
 function quantizeReport(p: ReportParts): Report {
@@ -290,7 +294,7 @@ function quantizeReport(p: ReportParts): Report {
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
     ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
-    ...(m.prepared.equalized || p.corrected ? { algorithms: algorithmsReport(m, p.corrected) } : {}),
+    ...(m.prepared.equalized || p.corrected || p.rounded ? { algorithms: algorithmsReport(m, p.corrected, p.rounded) } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

@@ -5,7 +5,7 @@ import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
 import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType } from '../onnx/proto';
 import { tensorDims } from '../onnx/tensor';
-import { qRange, type QParams } from './qmath';
+import { qRange, type QParams, type WeightGrid } from './qmath';
 
 export interface ActivationSpec {
   tensor: string;
@@ -22,18 +22,10 @@ export interface ActivationSpec {
   index: number;
 }
 
-export interface WeightSpec {
+export interface WeightSpec extends WeightGrid {
   tensor: string;
   node: string;
   op: string;
-  type: QuantType;
-  symmetric: boolean;
-  /** Per-channel axis; undefined for per-tensor. */
-  axis?: number;
-  /** Block-wise scales (blocked DequantizeLinear, opset 21): blocks of `size` along `axis`, one scale per block and output channel. */
-  block?: { axis: number; size: number };
-  /** Integer range of the stored weight (narrowed for XNNPACK, 7-bit with reduceRange). */
-  range: [number, number];
   /** Constants of element-wise ops are quantized like activations, per tensor. */
   asActivation: boolean;
 }

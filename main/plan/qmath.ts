@@ -105,13 +105,9 @@ export function blockGrouping(dims: readonly number[], axis: number, size: numbe
   };
 }
 
-/**
- * Quantizes a constant tensor with one scale per group of elements (see channelGrouping and
- * blockGrouping). Ranges come from the values themselves: weights need no calibration.
- */
-export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: boolean, grouping: WeightGrouping,
-  range = qRange(type)): Omit<QuantizedWeight, 'axis'> {
-  const [qmin, qmax] = range;
+/** One scale and zero point per group of elements, from the group's own min and max: weights need no calibration. */
+export function groupParams(data: Float32Array, type: QuantType, symmetric: boolean, grouping: WeightGrouping,
+  range = qRange(type)): { scales: Float32Array; zeroPoints: Int8Array | Uint8Array | Int16Array | Uint16Array } {
   const groups = grouping.count;
   const mins = new Float64Array(groups).fill(Infinity);
   const maxs = new Float64Array(groups).fill(-Infinity);
@@ -128,11 +124,57 @@ export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: 
     scales[g] = p.scale;
     zeroPoints[g] = p.zeroPoint;
   }
+  return { scales, zeroPoints };
+}
+
+/** The integer grid of a weight: its type, symmetry, scale grouping and integer range. */
+export interface WeightGrid {
+  type: QuantType;
+  symmetric: boolean;
+  /** Per-channel axis; undefined for per-tensor. */
+  axis?: number;
+  /** Block-wise scales (blocked DequantizeLinear, opset 21): blocks of `size` along `axis`, one scale per block and output channel. */
+  block?: { axis: number; size: number };
+  /** Integer range of the stored weight (narrowed for XNNPACK, 7-bit with reduceRange). */
+  range: [number, number];
+}
+
+/**
+ * A rounding chosen per element instead of to nearest (AdaRound): `up[i]` 1 takes the grid point
+ * above x/s, 0 the one below. It was chosen on one grid and applies only on that one.
+ */
+export interface ChosenRounding extends WeightGrid {
+  up: Uint8Array;
+}
+
+/** Chosen roundings by weight tensor name. */
+export type WeightRounding = ReadonlyMap<string, ChosenRounding>;
+
+/** Whether a rounding chosen on `chosen`'s grid applies to a weight quantized as `spec`. */
+export function sameGrid(chosen: WeightGrid, spec: WeightGrid): boolean {
+  return chosen.type === spec.type && chosen.symmetric === spec.symmetric && chosen.axis === spec.axis
+    && chosen.block?.axis === spec.block?.axis && chosen.block?.size === spec.block?.size
+    && chosen.range[0] === spec.range[0] && chosen.range[1] === spec.range[1];
+}
+
+/** The scale grouping of a weight quantized per tensor, per channel along `axis`, or per block. */
+export function weightGrouping(dims: readonly number[], spec: { axis?: number; block?: { axis: number; size: number } }): WeightGrouping {
+  return spec.block ? blockGrouping(dims, spec.block.axis, spec.block.size) : channelGrouping(dims, spec.axis);
+}
+
+/**
+ * Quantizes a constant tensor with one scale per group of elements (see channelGrouping and
+ * blockGrouping): to nearest, or with the rounding `up` chose.
+ */
+export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: boolean, grouping: WeightGrouping,
+  range = qRange(type), up?: Uint8Array): Omit<QuantizedWeight, 'axis'> {
+  const [qmin, qmax] = range;
+  const { scales, zeroPoints } = groupParams(data, type, symmetric, grouping, range);
   const values = storageArray(type, data.length);
   const dequantized = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) {
     const g = grouping.of(i);
-    const q = quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
+    const q = up ? Math.min(qmax, Math.max(qmin, Math.floor(Math.fround(data[i] / scales[g])) + up[i] + zeroPoints[g])) : quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
     values[i] = q;
     dequantized[i] = (q - zeroPoints[g]) * scales[g];
   }
@@ -141,8 +183,8 @@ export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: 
 
 /** Quantizes a constant tensor per tensor or per channel along `axis`. */
 export function quantizeWeight(data: Float32Array, dims: readonly number[], type: QuantType, symmetric: boolean,
-  axis: number | undefined, range = qRange(type)): QuantizedWeight {
-  return { ...quantizeGrouped(data, type, symmetric, channelGrouping(dims, axis), range), axis };
+  axis: number | undefined, range = qRange(type), up?: Uint8Array): QuantizedWeight {
+  return { ...quantizeGrouped(data, type, symmetric, channelGrouping(dims, axis), range, up), axis };
 }
 
 /** Bias for a static Conv/Gemm: int32 with scale = input scale x weight scale (per channel), zero point 0. */

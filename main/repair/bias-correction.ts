@@ -17,6 +17,7 @@ import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan } from '../plan/plan';
+import type { WeightRounding } from '../plan/qmath';
 import type { Range } from '../stats/range';
 
 export interface CorrectedLayer {
@@ -150,12 +151,12 @@ function rms(a: Float64Array, b: Float64Array): number {
  * and a last run that measures what is left.
  */
 export async function correctBiases(floatModel: onnx.ModelProto, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, feeds: readonly Feed[],
-  options: { signal?: AbortSignal; onLevel?: (level: number, of: number) => void } = {}): Promise<BiasCorrection> {
+  options: { signal?: AbortSignal; onLevel?: (level: number, of: number) => void; rounding?: WeightRounding } = {}): Promise<BiasCorrection> {
   const start = performance.now();
   const layers = targets(new GraphView(floatModel), plan);
   const float = measuringModel(floatModel, layers, false);
   const reference = await withSession(float.model, 'float model', (s) => channelMeans(s, float.means, layers, feeds, {}, 'float model', options.signal));
-  const quant = measuringModel(convertModel(new GraphView(floatModel), plan, ranges).model, layers, true);
+  const quant = measuringModel(convertModel(new GraphView(floatModel), plan, ranges, options.rounding).model, layers, true);
   const total = layers.map((l) => new Float32Array(l.channels));
   const feedsOf = () => Object.fromEntries(quant.inputs.flatMap((name, i) => (name ? [[name, new ort.Tensor('float32', total[i].slice(), [layers[i].channels, ...new Array<number>(layers[i].rank - 2).fill(1)])]] : [])));
   const before = new Array<number>(layers.length).fill(0);

@@ -116,7 +116,7 @@ function outcome(s: Search, met: boolean, reason: string, after: RunQuality, mov
 export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const started = performance.now();
   const { view, subset, target, numerics } = input;
-  const step = input.onStep ?? (() => undefined);
+  const step = (message: string) => input.onStep?.(`repair: ${message}`);
   const ranges = new Map(input.ranges);
   const base = convertModel(view, input.plan, ranges);
   const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);

@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
-import { QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
+import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataKind } from '../store';
 import { PlanSummaryView } from './ModelScreen';
@@ -182,7 +182,7 @@ export function ConfigureScreen() {
         ))}
       </div>
       <details className="advanced">
-        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}{recipe.algorithms?.biasCorrection ? ', bias correction' : ''}</summary>
+        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}{recipe.algorithms?.biasCorrection ? ', bias correction' : ''}{recipe.algorithms?.adaround ? `, AdaRound ${recipe.algorithms.adaround.iterations}` : ''}</summary>
         <div className="fields">
           <Choice label="Kind" field="kind" values={QUANT_KINDS} />
           <Choice label="Activations" field="activationType" values={QUANT_TYPES} />
@@ -224,10 +224,22 @@ export function ConfigureScreen() {
             </label>
           </div>
           <div className="field">
-            <label htmlFor="cfg-bias-correction" title={recipe.kind === 'static' ? 'Adds to each quantized Conv/Gemm bias the mean output error its quantization makes, measured on 32 calibration samples' : 'bias correction corrects static quantization'}>
+            <label htmlFor="cfg-bias-correction" title={recipe.kind === 'static' ? 'Adds to each quantized Conv/Gemm bias the mean output error its quantization makes, measured on 16 calibration samples' : 'bias correction corrects static quantization'}>
               <input id="cfg-bias-correction" type="checkbox" checked={Boolean(recipe.algorithms?.biasCorrection)} disabled={recipe.kind !== 'static'}
                 onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, biasCorrection: e.target.checked } })} /> Bias correction
             </label>
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-adaround" title={recipe.kind === 'static' ? 'Learns, per quantized Conv/MatMul/Gemm, whether each weight rounds up or down so that the layer\'s output on the calibration samples changes least; minutes on a large model' : 'AdaRound rounds the weights of static quantization'}>
+              <input id="cfg-adaround" type="checkbox" checked={Boolean(recipe.algorithms?.adaround)} disabled={recipe.kind !== 'static'}
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, adaround: e.target.checked ? { iterations: ADAROUND_ITERATIONS } : undefined } })} /> AdaRound
+            </label>
+            {recipe.algorithms?.adaround && (
+              <label htmlFor="cfg-adaround-iterations">Iterations per layer
+                <input id="cfg-adaround-iterations" type="number" min={1} step={100} value={recipe.algorithms.adaround.iterations}
+                  onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, adaround: { iterations: Math.max(1, Math.round(Number(e.target.value) || 1)) } } })} />
+              </label>
+            )}
           </div>
           <div className="field">
             <label htmlFor="cfg-numerics">Figures measured in</label>

@@ -2,7 +2,7 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { biasErrorRms, higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { adaRoundWords, biasErrorRms, higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -181,7 +181,7 @@ export function configSummary(entry: HistoryEntry): string {
   const overrides = Object.values(r.overrides).filter((o) => o.float || o.type).length;
   const origin = entry.origin.kind === 'override' ? `, re-run of ${entry.origin.of}`
     : entry.origin.kind === 'repair' ? `, repair of ${entry.origin.of} to ${entry.origin.target.kind === 'sqnr' ? `${entry.origin.target.value} dB` : `${entry.origin.target.metric} ${entry.origin.target.value}`}` : '';
-  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${r.algorithms?.biasCorrection ? ' + bias correction' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
+  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${r.algorithms?.biasCorrection ? ' + bias correction' : ''}${r.algorithms?.adaround ? ' + AdaRound' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
 }
 
 function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
@@ -251,6 +251,7 @@ export function AlgorithmsSection({ report }: { report: Report }) {
       <ul>
         {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR, {a.cle.seconds.toFixed(2)} s.</li>}
         {a.biasCorrection && <li>Bias correction: {a.biasCorrection.layers.length} layers on {a.biasCorrection.samples} calibration samples, RMS mean output error {biasErrorRms(a.biasCorrection, 'before').toPrecision(3)} → {biasErrorRms(a.biasCorrection, 'after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
+        {a.adaround && <li>AdaRound: {adaRoundWords(a.adaround)}.</li>}
       </ul>
     </section>
   );

@@ -1,0 +1,238 @@
+// AdaRound (Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization", 2020):
+// rounding each weight to nearest is not what minimises a layer's output error; choosing up or
+// down per weight is. Per layer, a continuous h(V) = clip(1.2·sigmoid(V) − 0.1, 0, 1) in [0, 1]
+// replaces the rounding, the reconstruction error tr(ΔW H ΔWᵀ) (H from gram.ts: the layer's float
+// inputs on calibration samples) plus λ·Σ(1 − |2h − 1|^β), β annealed from 20 to 2, is minimised
+// with Adam, and h ≥ 0.5 rounds up. One iteration is one run of a small ONNX Runtime graph built
+// for the layer (the ΔW·H product is the heavy part); the main thread only feeds it. A layer keeps
+// nearest rounding where the learned one is not better on its own loss.
+import * as ort from 'onnxruntime-node';
+import type { AdaRoundReport } from '../../shared/report';
+import { dbToJson } from '../../shared/report';
+import type { Feed } from '../base/feed';
+import { throwIfAborted } from '../base/progress';
+import { makeNode, typedValueInfo } from '../onnx/edit';
+import { GraphView } from '../onnx/graph';
+import { DataType, onnx } from '../onnx/proto';
+import { createSession, floatData, run } from '../onnx/session';
+import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
+import type { QuantPlan, WeightSpec } from '../plan/plan';
+import { groupParams, roundHalfEven, weightGrouping, type ChosenRounding } from '../plan/qmath';
+import { layerGrams, rowLayer, type RowLayer } from './gram';
+
+/** AIMET's defaults for the regulariser and its annealing; Adam's learning rate is ours, for a few thousand iterations. */
+const REG_WEIGHT = 0.01;
+const BETA = [20, 2] as const;
+const WARM_UP = 0.2;
+const LEARNING_RATE = 0.01;
+const ZETA = 1.1;
+const GAMMA = -0.1;
+/** A V far enough out that h(V) is exactly 0 or 1: hard roundings go through the same graph. */
+const SATURATED = 100;
+
+export interface AdaRoundResult {
+  rounding: Map<string, ChosenRounding>;
+  report: Omit<AdaRoundReport, 'samples'>;
+}
+
+/** One layer to round: its rows, its weight spec, and per element (in row order) its scale, floor and whether it may move. */
+interface Problem {
+  layer: RowLayer;
+  spec: WeightSpec;
+  weight: Float32Array;
+  /** Row-ordered [rows * width]: the float weight, scale·(floor − zero point), scale where the element may round up (else 0). */
+  w: Float32Array;
+  down: Float32Array;
+  step: Float32Array;
+  /** Row-ordered fraction x/s − floor(x/s), and nearest rounding's up (1) or down (0). */
+  frac: Float32Array;
+  nearest: Uint8Array;
+}
+
+function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem {
+  const t = view.initializers.get(layer.weight)!;
+  const weight = tensorToFloat32(t);
+  const grouping = weightGrouping(tensorDims(t), spec);
+  const { scales, zeroPoints } = groupParams(weight, spec.type, spec.symmetric, grouping, spec.range);
+  const [qmin, qmax] = spec.range;
+  const n = layer.rows * layer.width;
+  const p: Problem = { layer, spec, weight, w: new Float32Array(n), down: new Float32Array(n), step: new Float32Array(n), frac: new Float32Array(n), nearest: new Uint8Array(n) };
+  for (let r = 0, k = 0; r < layer.rows; r++) {
+    for (let j = 0; j < layer.width; j++, k++) {
+      const i = layer.index(r, j);
+      const g = grouping.of(i);
+      const s = scales[g];
+      const x = Math.fround(weight[i] / s);
+      const floor = Math.floor(x);
+      const near = Math.min(qmax, Math.max(qmin, roundHalfEven(x) + zeroPoints[g])) - zeroPoints[g];
+      // An element whose floor or ceiling the integer range clips has one value: nearest's.
+      const free = floor + zeroPoints[g] >= qmin && floor + 1 + zeroPoints[g] <= qmax;
+      p.w[k] = weight[i];
+      p.down[k] = s * (free ? floor : near);
+      p.step[k] = free ? s : 0;
+      p.frac[k] = x - floor;
+      p.nearest[k] = near - floor === 1 ? 1 : 0;
+    }
+  }
+  return p;
+}
+
+const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of(value));
+
+/**
+ * One Adam step on V for the layer, as a graph: inputs V, Adam's m and v, and the scalars `lr`
+ * (bias-corrected), `reg` (−2λβ, 0 while warming up) and `beta1` (β − 1); outputs them updated,
+ * `rec` (the reconstruction error at the V fed), `round` (Σ|2h − 1|^β) and `power` (tr(W H Wᵀ)).
+ */
+function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
+  const { groups, rows, width } = p.layer;
+  const shape = [groups, rows / groups, width];
+  const inits = [
+    floatTensor('W', shape, p.w), floatTensor('Down', shape, p.down), floatTensor('Step', shape, p.step), floatTensor('H', [groups, width, width], gram),
+    f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8),
+  ];
+  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 })]);
+  const nodes = [
+    makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
+    makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
+    makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['Down', 'up'], ['Wq']), makeNode('Sub', ['Wq', 'W'], ['D']),
+    makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Mul', ['D', 'DH'], ['DDH']), sum('DDH', 'rec'),
+    makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']), makeNode('Sign', ['t'], ['t_sign']),
+    makeNode('Add', ['beta1', 'one'], ['beta_full']), makeNode('Pow', ['a', 'beta_full'], ['a_beta']), sum('a_beta', 'round'),
+    makeNode('Pow', ['a', 'beta1'], ['a_beta1']), makeNode('Mul', ['a_beta1', 't_sign'], ['reg_dir']), makeNode('Mul', ['reg_dir', 'reg'], ['g_reg']),
+    makeNode('Mul', ['DH', 'Step'], ['g_rec_half']), makeNode('Mul', ['g_rec_half', 'two'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
+    // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active.
+    makeNode('Greater', ['h_raw', 'zero'], ['above']), makeNode('Less', ['h_raw', 'one'], ['below']), makeNode('And', ['above', 'below'], ['inside_b']),
+    makeNode('Cast', ['inside_b'], ['inside'], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+    makeNode('Sub', ['one', 'sig'], ['sig_c']), makeNode('Mul', ['sig_s', 'sig_c'], ['dsig']), makeNode('Mul', ['dsig', 'inside'], ['dh']), makeNode('Mul', ['g_h', 'dh'], ['g']),
+    makeNode('Mul', ['M', 'b1'], ['m_old']), makeNode('Mul', ['g', 'b1c'], ['m_new']), makeNode('Add', ['m_old', 'm_new'], ['M_next']),
+    makeNode('Mul', ['g', 'g'], ['g2']), makeNode('Mul', ['S', 'b2'], ['s_old']), makeNode('Mul', ['g2', 'b2c'], ['s_new']), makeNode('Add', ['s_old', 's_new'], ['S_next']),
+    makeNode('Sqrt', ['S_next'], ['s_root']), makeNode('Add', ['s_root', 'eps'], ['s_den']), makeNode('Div', ['M_next', 's_den'], ['dir']), makeNode('Mul', ['dir', 'lr'], ['delta']),
+    makeNode('Sub', ['V', 'delta'], ['V_next']),
+    // tr(W H Wᵀ), the layer's output power: constant, so ONNX Runtime folds it when the session is made.
+    makeNode('MatMul', ['W', 'H'], ['WH']), makeNode('Mul', ['W', 'WH'], ['WWH']), sum('WWH', 'power'),
+  ];
+  const io = (name: string) => typedValueInfo(name, DataType.FLOAT, shape);
+  const scalar = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
+  return onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
+    graph: onnx.GraphProto.create({
+      name: 'adaround_step', node: nodes, initializer: inits,
+      input: [io('V'), io('M'), io('S'), scalar('lr'), scalar('reg'), scalar('beta1')],
+      output: [io('V_next'), io('M_next'), io('S_next'), scalar('rec'), scalar('round'), scalar('power')],
+    }),
+  });
+}
+
+/** V with h(V) = the fraction each element rounds off, where AdaRound starts. */
+function initialV(frac: Float32Array): Float32Array {
+  return Float32Array.from(frac, (x) => {
+    const p = Math.min(1 - 1e-6, Math.max(1e-6, (x - GAMMA) / (ZETA - GAMMA)));
+    return Math.log(p / (1 - p));
+  });
+}
+
+function saturatedV(up: Uint8Array): Float32Array {
+  return Float32Array.from(up, (u) => (u ? SATURATED : -SATURATED));
+}
+
+interface Rounded {
+  up: Uint8Array;
+  /** Reconstruction error of nearest and of the kept rounding, and tr(W H Wᵀ): the layer's output power. */
+  nearest: number;
+  kept: number;
+  power: number;
+  /** The soft loss every tenth of the way, for the report and the test that it falls. */
+  trace: number[];
+}
+
+/** Runs the layer's AdaRound iterations; returns the better of the learned and nearest rounding on the layer's loss. */
+async function roundLayer(p: Problem, gram: Float32Array, iterations: number, signal?: AbortSignal): Promise<Rounded> {
+  const shape = [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
+  const session = await createSession(stepModel(p, gram), `AdaRound graph of ${p.layer.node}`);
+  const tensor = (data: Float32Array) => new ort.Tensor('float32', data, shape);
+  const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
+  const step = async (v: Float32Array, m: Float32Array, s: Float32Array, lr: number, reg: number, beta: number) => {
+    const out = await run(session, { V: tensor(v), M: tensor(m), S: tensor(s), lr: scalar(lr), reg: scalar(reg), beta1: scalar(beta - 1) }, `AdaRound graph of ${p.layer.node}`);
+    const value = (name: string) => Number((out[name] as ort.Tensor).data[0]);
+    return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S'), rec: value('rec'), round: value('round'), power: value('power') };
+  };
+  const zeros = () => new Float32Array(p.w.length);
+  const lossOf = (up: Uint8Array) => step(saturatedV(up), zeros(), zeros(), 0, 0, 2);
+  try {
+    const { rec: nearest, power } = await lossOf(p.nearest);
+    let state: { v: Float32Array; m: Float32Array; s: Float32Array } = { v: initialV(p.frac), m: zeros(), s: zeros() };
+    const trace: number[] = [];
+    const warm = Math.round(iterations * WARM_UP);
+    for (let t = 0; t < iterations; t++) {
+      throwIfAborted(signal);
+      const annealed = t < warm ? undefined : (t - warm) / Math.max(1, iterations - warm);
+      const beta = annealed === undefined ? BETA[0] : BETA[1] + (BETA[0] - BETA[1]) * (1 - annealed);
+      const lr = LEARNING_RATE * Math.sqrt(1 - 0.999 ** (t + 1)) / (1 - 0.9 ** (t + 1));
+      const next = await step(state.v, state.m, state.s, lr, annealed === undefined ? 0 : -2 * REG_WEIGHT * beta, beta);
+      if (t % Math.max(1, Math.floor(iterations / 10)) === 0) trace.push(next.rec + (annealed === undefined ? 0 : REG_WEIGHT * (p.w.length - next.round)));
+      state = next;
+    }
+    const learned = Uint8Array.from(hOf(state.v), (h, k) => (p.step[k] && h >= 0.5 ? 1 : p.step[k] ? 0 : p.nearest[k]));
+    const loss = (await lossOf(learned)).rec;
+    return loss < nearest ? { up: learned, nearest, kept: loss, power, trace } : { up: p.nearest, nearest, kept: nearest, power, trace };
+  } finally {
+    await session.release();
+  }
+}
+
+function hOf(v: Float32Array): Float32Array {
+  return Float32Array.from(v, (x) => Math.min(1, Math.max(0, (ZETA - GAMMA) / (1 + Math.exp(-x)) + GAMMA)));
+}
+
+/**
+ * AdaRound for every quantized weight of `floatModel` that is a Conv's, or a MatMul's or Gemm's
+ * constant B, read by that layer alone: H of each layer's inputs on `feeds`, then the layers one
+ * by one. Returns the chosen roundings by weight name, for convertModel.
+ */
+export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, feeds: readonly Feed[],
+  options: { iterations: number; signal?: AbortSignal; onLayer?: (done: number, of: number, node: string) => void }): Promise<AdaRoundResult> {
+  const start = performance.now();
+  const view = new GraphView(floatModel);
+  const problems = [...plan.weights.values()].flatMap((spec) => {
+    const node = view.nodes.find((n) => n.name === spec.node);
+    const layer = node && !spec.asActivation && (view.consumers.get(spec.tensor) ?? []).length === 1 ? rowLayer(view, node) : undefined;
+    return layer && layer.weight === spec.tensor ? [problemOf(view, layer, spec)] : [];
+  });
+  const grams = await layerGrams(floatModel, problems.map((p) => p.layer), feeds, options.signal);
+  const rounding = new Map<string, ChosenRounding>();
+  const layers: AdaRoundReport['layers'] = [];
+  for (const [i, p] of problems.entries()) {
+    options.onLayer?.(i, problems.length, p.layer.node);
+    const began = performance.now();
+    const r = await roundLayer(p, grams[i], options.iterations, options.signal);
+    const up = new Uint8Array(p.weight.length);
+    for (let row = 0, k = 0; row < p.layer.rows; row++) for (let j = 0; j < p.layer.width; j++, k++) up[p.layer.index(row, j)] = r.up[k];
+    const { type, symmetric, axis, block, range } = p.spec;
+    rounding.set(p.spec.tensor, { type, symmetric, axis, block, range, up });
+    layers.push({
+      node: p.layer.node, weight: p.spec.tensor, kept: r.up === p.nearest ? 'nearest' : 'learned',
+      changed: r.up.reduce((n, u, k) => n + (u !== p.nearest[k] ? 1 : 0), 0) / r.up.length,
+      outputSqnr: { before: dbToJson(powerDb(r.power, r.nearest)), after: dbToJson(powerDb(r.power, r.kept)) },
+      weightSqnr: { before: dbToJson(weightDb(p, p.nearest)), after: dbToJson(weightDb(p, r.up)) },
+      loss: r.trace, seconds: (performance.now() - began) / 1000,
+    });
+  }
+  options.onLayer?.(problems.length, problems.length, '');
+  return { rounding, report: { iterations: options.iterations, layers, seconds: (performance.now() - start) / 1000 } };
+}
+
+function powerDb(power: number, error: number): number {
+  return error > 0 ? 10 * Math.log10(power / error) : Infinity;
+}
+
+/** SQNR of the weight rounded by `up` (row order). */
+function weightDb(p: Problem, up: Uint8Array): number {
+  let signal = 0;
+  let noise = 0;
+  for (let k = 0; k < p.w.length; k++) {
+    signal += p.w[k] * p.w[k];
+    noise += (p.down[k] + p.step[k] * up[k] - p.w[k]) ** 2;
+  }
+  return noise > 0 ? 10 * Math.log10(signal / noise) : Infinity;
+}
