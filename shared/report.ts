@@ -258,7 +258,13 @@ export interface AnalysisReport {
   warnings: string[];
 }
 
-export type RepairAction = 'float' | QuantType | `method:${string}`;
+/** A layer moved to float or a type, the calibration method re-chosen, or an algorithm applied to every layer. */
+export type RepairAction = 'float' | QuantType | `method:${string}` | 'algorithm:adaround' | 'algorithm:bias-correction';
+
+/** Whether a repair change moved a layer to higher precision (not a method or an algorithm for the whole model). */
+export function movesLayer(action: RepairAction): boolean {
+  return !action.startsWith('method:') && !action.startsWith('algorithm:');
+}
 
 export interface RepairChange {
   /** The unit's calibrated tensor. */

@@ -11,6 +11,7 @@ import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
 import { convertModel, type ConvertResult } from '../convert/convert';
 import { planQuantization, rootOf, withBorrowedRanges, type QuantPlan } from '../plan/plan';
+import type { WeightRounding } from '../plan/qmath';
 import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
 import { dbToJson, type Quality } from '../../shared/report';
 
@@ -439,11 +440,11 @@ export function unitMove(unit: SwitchUnit): LayerMove {
  * numerics, a conversion per configuration in ort-cpu numerics.
  */
 export async function configRunner(numerics: MainNumerics, view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>,
-  converted: ConvertResult, subset: Subset): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
+  converted: ConvertResult, subset: Subset, rounding?: WeightRounding): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
   const { model, units } = switchModel(view, plan, converted);
   if (numerics === 'reference') return { runner: await SwitchRunner.create(model, units.length, subset), units };
   // A layer moved to float leaves the tensors that borrowed its range to be quantized on their own.
   const borrowed = withBorrowedRanges(plan, ranges);
-  const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(plan.recipe, floatUnits.map((i) => unitMove(units[i])), 'float')), borrowed).model;
+  const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(plan.recipe, floatUnits.map((i) => unitMove(units[i])), 'float')), borrowed, rounding).model;
   return { runner: new ExportRunner(numerics, units.length, subset, build), units };
 }

@@ -18,8 +18,8 @@ import { inputSpecs } from '../onnx/session';
 import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
-import { adaRound, type AdaRoundResult } from '../repair/adaround';
-import { correctBiases, type BiasCorrection } from '../repair/bias-correction';
+import { ADAROUND_SAMPLES, adaRound, type AdaRoundResult } from '../repair/adaround';
+import { BIAS_CORRECTION_SAMPLES, correctBiases, type BiasCorrection } from '../repair/bias-correction';
 import type { WeightRounding } from '../plan/qmath';
 
 export interface JobInput extends Control {
@@ -105,24 +105,11 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
   };
 }
 
-/**
- * Samples bias correction measures on, the calibration data's first ones. A mean per channel over
- * every position of 16 samples is already tight, and the correction runs them once per level of
- * layers (39 runs on the PaddleOCR recognizer).
- */
-const BIAS_CORRECTION_SAMPLES = 16;
 
-/**
- * Samples AdaRound measures its layers' inputs on, the calibration data's first ones: H of a
- * layer is a mean over every position of them. They run one at a time: the patches of every
- * layer for a batch of 8 recognizer lines take ONNX Runtime 4 GB, one line 0.9 GB, and the time
- * is the same.
- */
-const ADAROUND_SAMPLES = 256;
 
 /** AdaRound where the recipe asks for it: the rounding of each weight, which every conversion of the job then uses. */
 export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void,
-  onStep?: (message: string) => void): Promise<(AdaRoundResult & { samples: number }) | undefined> {
+  onStep?: (message: string) => void): Promise<AdaRoundResult | undefined> {
   const asked = m.plan.recipe.algorithms?.adaround;
   if (!asked) return undefined;
   if (m.plan.kind !== 'static' || !calibrated) {
@@ -134,7 +121,7 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
   const { feeds, samples } = await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1);
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
-  return { ...await adaRound(m.floatModel, m.plan, feeds, { iterations: asked.iterations, signal: job.signal, onLayer }), samples };
+  return adaRound(m.floatModel, m.plan, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
 }
 
 /** Bias correction where the recipe asks for it: the float model with corrected biases, which is what the job converts. */

@@ -29,7 +29,7 @@ import { hostNumerics } from '../onnx/numerics';
 import { toNumber } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
-import type { AdaRoundResult } from '../repair/adaround';
+import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
 import type { BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
@@ -92,7 +92,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   clock.mark('calibrate');
 
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
-  const rounded = await roundedForRecipe(job, m, calibrated, log.warn, job.onStep);
+  const rounded = repaired?.rounded ?? await roundedForRecipe(job, m, calibrated, log.warn, job.onStep);
   const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep, rounded?.rounding);
   const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding);
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
@@ -174,7 +174,7 @@ async function evaluationSource(job: QuantizeJob, m: JobModel, calibrated: JobRa
 }
 
 /** The repair search on a fixed subset of the evaluation data; the job's plan and ranges become the repaired ones. */
-async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<{ report: NonNullable<Report['repair']>; rangesChanged: boolean }> {
+async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<{ report: NonNullable<Report['repair']>; rangesChanged: boolean; rounded?: AdaRoundResult }> {
   const target = job.target!;
   if (m.plan.kind !== 'static' || !calibrated) throw new JobError(`--target needs static quantization: ${m.plan.kind} has no calibrated layers to move to higher precision`);
   if (target.kind === 'metric' && needsLabels(target.metric) && !m.labels) {
@@ -183,10 +183,11 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   if (target.kind === 'metric' && target.metric === 'custom' && !m.custom) throw new JobError(`target ${describeTarget(target)} needs the metric module: pass --metric-module FILE.mjs`);
   const source = await m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
+  const calibration = await algorithmSamples(job, m, calibrated);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
-    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
+    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), calibration, shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
     signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
   });
   if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
@@ -201,7 +202,13 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
     calibrated.ranges.set(t.tensor, r);
     doc.tensors[t.tensor] ??= { min: r.min, max: r.max };
   }
-  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0 };
+  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0, rounded: repaired.rounded };
+}
+
+/** Calibration samples one per feed, for the algorithms the repair tries; none when the job has no calibration data (a ranges file alone). */
+async function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): Promise<Feed[] | undefined> {
+  const source = calibrated.source ?? (job.calibration ? await m.open(job.calibration, 'repair algorithms') : undefined);
+  return source ? (await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1)).feeds : undefined;
 }
 
 /** The ranges file to write: a calibration's, or a repair's fixes; never over the ranges file the job read. */
@@ -262,7 +269,7 @@ interface ReportParts {
   timings: Report['timings'];
   repair?: Report['repair'];
   corrected?: BiasCorrection & { samples: number };
-  rounded?: AdaRoundResult & { samples: number };
+  rounded?: AdaRoundResult;
 }
 
 /** What the recipe's algorithms did, for the report. */
@@ -272,7 +279,7 @@ function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], roun
     layers: corrected.layers.map((l) => ({ node: l.node, before: Number(l.before.toPrecision(4)), after: Number(l.after.toPrecision(4)) })),
     passes: corrected.passes, samples: corrected.samples, seconds: Number(corrected.seconds.toFixed(2)),
   } : undefined;
-  const adaround = rounded ? { ...rounded.report, samples: rounded.samples, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
+  const adaround = rounded ? { ...rounded.report, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
   return cle || bias || adaround ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}) } : undefined;
 }
 

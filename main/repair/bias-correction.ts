@@ -20,6 +20,13 @@ import type { QuantPlan } from '../plan/plan';
 import type { WeightRounding } from '../plan/qmath';
 import type { Range } from '../stats/range';
 
+/**
+ * Samples bias correction measures on, the calibration data's first ones. A mean per channel over
+ * every position of 16 samples is already tight, and the correction runs them once per level of
+ * layers (39 runs on the PaddleOCR recognizer).
+ */
+export const BIAS_CORRECTION_SAMPLES = 16;
+
 export interface CorrectedLayer {
   node: string;
   /** RMS over output channels of the mean error (float mean - quantized mean), before and after. */

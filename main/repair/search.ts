@@ -7,8 +7,9 @@ import { recipeProblems, sixteenBitType } from '../../shared/backends';
 import { describeTarget, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
-import { withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
+import { ADAROUND_ITERATIONS, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
 import type { RepairChange, RepairReport } from '../../shared/report';
+import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
 import { convertModel, type ConvertResult } from '../convert/convert';
@@ -18,10 +19,12 @@ import {
   configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, SwitchRunner, switchUnits, unitMove,
   type ConfigRunner, type RunQuality, type Subset, type SwitchUnit,
 } from '../eval/sensitivity';
-import type { GraphView } from '../onnx/graph';
+import { GraphView } from '../onnx/graph';
 import type { onnx } from '../onnx/proto';
 import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 import type { Range } from '../stats/range';
+import { ADAROUND_SAMPLES, adaRound, type AdaRoundResult } from './adaround';
+import { BIAS_CORRECTION_SAMPLES, correctBiases } from './bias-correction';
 
 export interface RepairInput {
   view: GraphView;
@@ -32,6 +35,8 @@ export interface RepairInput {
   /** Histograms saved with the ranges (histogram calibration methods): they allow per-tensor method fixes. */
   histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
+  /** Calibration samples, one per feed: with them the search tries AdaRound and bias correction (those the recipe does not ask for already) before moving layers. */
+  calibration?: readonly Feed[];
   /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
   shapes?: ReadonlyMap<string, number[]>;
   target: Target;
@@ -53,6 +58,8 @@ export interface RepairOutcome {
   ranges: Map<string, Range>;
   /** Tensors whose range a method fix changed. */
   rangeChanges: Map<string, Range>;
+  /** AdaRound's rounding, where the search kept it: the job converts with it instead of learning it again. */
+  rounded?: AdaRoundResult;
   report: RepairReport;
 }
 
@@ -72,6 +79,9 @@ interface Search {
   plan: QuantPlan;
   ranges: Map<string, Range>;
   base: ConvertResult;
+  /** What is converted: the input's float model, or it with corrected biases once bias correction is kept; and AdaRound's rounding once kept. */
+  convertView: GraphView;
+  rounded?: AdaRoundResult;
   current: RunQuality;
   runs: number;
   changes: RepairChange[];
@@ -100,7 +110,7 @@ function outcome(s: Search, met: boolean, reason: string, after: RunQuality, mov
   // Met before the precision step counted its layers: "0 of N" still names N.
   const total = moved.total || switchUnits(s.input.view, s.plan, s.base).units.length;
   return {
-    recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges,
+    recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges, ...(s.rounded ? { rounded: s.rounded } : {}),
     report: {
       target, numerics, met, reason, before: quality(s.before, subset.samples, numerics), after: quality(after, subset.samples, numerics), changes,
       cost: {
@@ -122,7 +132,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
   const s: Search = {
     input, metric: target.kind === 'metric' ? target.metric : undefined, started, before: current,
-    recipe: input.recipe, plan: input.plan, ranges, base, current, runs: 1, changes: [], rangeChanges: new Map(), step,
+    recipe: input.recipe, plan: input.plan, ranges, base, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
   };
   step(`measuring in ${numerics} numerics on ${subset.samples} samples: ${fmt(current, s.metric)}`);
   if (meets(current, target)) {
@@ -130,6 +140,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
     return outcome(s, true, 'the fully quantized model already meets the target; nothing changed', current);
   }
   if (await fixCalibration(s)) return outcome(s, true, `met by the calibration method alone (${s.recipe.method} ranges); no layer moved to higher precision`, s.current);
+  if (await tryAlgorithms(s)) return outcome(s, true, `met with ${s.changes.filter((c) => c.action.startsWith('algorithm:')).map((c) => c.name).join(' and ')}; no layer moved to higher precision`, s.current);
   return raisePrecision(s);
 }
 
@@ -146,7 +157,7 @@ async function fixCalibration(s: Search): Promise<boolean> {
   for (const method of FIX_METHODS) {
     if (method === s.recipe.method) continue;
     const tried = rerange(specs, s.ranges, histograms, method);
-    const converted = convertModel(view, s.plan, tried);
+    const converted = convertModel(s.convertView, s.plan, tried, s.rounded?.rounding);
     const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, signal);
     s.runs++;
     s.step(`ranges from the histograms by ${method}: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})`);
@@ -173,6 +184,45 @@ async function fixCalibration(s: Search): Promise<boolean> {
   return meets(s.current, s.input.target);
 }
 
+/**
+ * Then the algorithms the recipe does not ask for already, which keep every layer quantized:
+ * AdaRound, then bias correction on top of what was kept. Each is measured on the exported model
+ * and kept only where it improves it. True when that meets the target.
+ */
+async function tryAlgorithms(s: Search): Promise<boolean> {
+  const { calibration, floatModel, subset, numerics, signal } = s.input;
+  if (s.plan.kind !== 'static' || !calibration?.length) return false;
+  const tries = [
+    ...(s.recipe.algorithms?.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, samples: Math.min(calibration.length, ADAROUND_SAMPLES), apply: async () => {
+      const rounded = await adaRound(floatModel, s.plan, calibration.slice(0, ADAROUND_SAMPLES), { iterations: ADAROUND_ITERATIONS, signal });
+      return { rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
+    } }]),
+    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', samples: Math.min(calibration.length, BIAS_CORRECTION_SAMPLES), apply: async () => {
+      const corrected = await correctBiases(floatModel, s.plan, s.ranges, calibration.slice(0, BIAS_CORRECTION_SAMPLES), { signal, rounding: s.rounded?.rounding });
+      return { rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
+    } }]),
+  ];
+  for (const t of tries) {
+    throwIfAborted(signal);
+    s.step(`trying ${t.name} on ${t.samples} calibration samples`);
+    const applied = await t.apply();
+    const converted = convertModel(applied.view, s.plan, s.ranges, applied.rounded?.rounding);
+    const q = await subset.measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
+    s.runs++;
+    s.step(`${t.name}: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${score(q, s.metric) > score(s.current, s.metric) ? '' : '; not kept'}`);
+    if (score(q, s.metric) <= score(s.current, s.metric)) continue;
+    s.changes.push({ name: t.name, node: '', op: '', action: t.action, why: `every layer still quantized, on ${t.samples} calibration samples: ${fmt(s.current, s.metric)} → ${fmt(q, s.metric)}` });
+    s.recipe = { ...s.recipe, algorithms: { ...s.recipe.algorithms, ...applied.algorithms } };
+    s.plan = planQuantization(s.input.view, s.recipe);
+    s.rounded = applied.rounded;
+    s.convertView = applied.view;
+    s.base = converted;
+    s.current = q;
+    if (meets(q, s.input.target)) return true;
+  }
+  return false;
+}
+
 /** Then precision: rank the units by what keeping each alone in float gains, and search prefixes of the ranking. */
 async function raisePrecision(s: Search): Promise<RepairOutcome> {
   const { input } = s;
@@ -187,7 +237,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
     memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
   s.runs++;
   const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
-  const { runner, units } = await configRunner(input.numerics, input.view, s.plan, s.ranges, s.base, input.subset);
+  const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, input.subset, s.rounded?.rounding);
   try {
     const candidates = input.candidates ?? defaultCandidates(units.length);
     s.step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
@@ -272,7 +322,7 @@ async function exportedWith(s: Search, picked: SwitchUnit[], action: QuantType |
     return undefined;
   }
   const plan = planQuantization(input.view, recipe);
-  const converted = convertModel(input.view, plan, withBorrowedRanges(s.plan, s.ranges));
+  const converted = convertModel(s.convertView, plan, withBorrowedRanges(s.plan, s.ranges), s.rounded?.rounding);
   const quality = await input.subset.measureModel(converted.model, 'repaired model', input.numerics, input.signal);
   s.runs++;
   s.step(`  exported, ${picked.length} layer(s) to ${action}: ${fmt(quality, s.metric)}`);

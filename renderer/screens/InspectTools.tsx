@@ -139,7 +139,8 @@ function metricLabel(key: string, custom?: CustomMetricReport): string {
 
 
 
-const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' : action.startsWith('method:') ? `calibration method → ${action.slice(7)}` : `activations to ${action}`);
+const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' : action.startsWith('method:') ? `calibration method → ${action.slice(7)}`
+  : action === 'algorithm:adaround' ? 'AdaRound applied' : action === 'algorithm:bias-correction' ? 'bias correction applied' : `activations to ${action}`);
 
 export function RepairSection({ repair, report }: { repair: RepairReport; report: Report }) {
   const select = useStudio((s) => s.selectLayer);
@@ -225,7 +226,7 @@ export function HistoryTable() {
               <td>{taskMetric(h)}</td>
               <td className="num">{bytes(report.sizes.quantizedBytes)}</td>
               <td className="num" title="layers kept in float or given more bits; for a repair, how many of them it moved">
-                {higherPrecisionLayers(report)}{repair ? ` (repair moved ${repair.cost.unitsChanged}${repair.changes.length > repair.cost.unitsChanged ? ', re-ranged' : ''})` : ''}
+                {higherPrecisionLayers(report)}{repair ? ` (repair moved ${repair.cost.unitsChanged}${repair.changes.some((c) => c.action.startsWith('method:')) ? ', re-ranged' : ''}{repair.changes.some((c) => c.action.startsWith('algorithm:')) ? ', + algorithms' : ''})` : ''}
               </td>
               <td><input type="radio" name="history-show" aria-label={`Show ${id}`} checked={id === current?.runId} disabled={busy} onChange={() => show(id)} /></td>
               <td><input type="checkbox" aria-label={`Outline ${id}`} checked={id === previous?.runId} disabled={id === current?.runId}

@@ -8,6 +8,7 @@ import { recipeFor } from '../../shared/backends';
 import { quantize } from '../../main/jobs/quantize';
 import { MODELS, ROOT, tempDir } from '../helpers/build';
 import { describeTarget, type Target } from '../../shared/metrics';
+import { movesLayer } from '../../shared/report';
 import { exactMatch, LINES, PREPROCESS } from './ocr';
 
 const TARGET = { kind: 'metric' as const, metric: 'argmax-agreement' as const, value: 0.97 };
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
         const seconds = (performance.now() - start) / 1000;
         const after = await exactMatch(repaired.files.model, 'eval');
         const r = repaired.report.repair!;
-        const moved = r.changes.filter((c) => !c.action.startsWith('method:'));
+        const moved = r.changes.filter((c) => movesLayer(c.action));
         const methods = r.changes.filter((c) => c.action.startsWith('method:')).map((c) => c.action.slice('method:'.length));
         const gap = float.accuracy - after.accuracy;
         const aim = target === CUSTOM_TARGET ? `${describeTarget(target)} (${repaired.report.customMetric!.name})` : describeTarget(target);

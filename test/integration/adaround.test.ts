@@ -155,3 +155,20 @@ test('quantize --adaround on the trained MNIST CNN, per-tensor int8: every layer
   assert.ok((rounded.outputs[0].sqnr as number) > (plain.outputs[0].sqnr as number), `output SQNR ${plain.outputs[0].sqnr} → ${rounded.outputs[0].sqnr} dB`);
   assert.match(htmlReport(rounded), /AdaRound \(4 layers, 300 iterations each/);
 });
+
+test('a repair tries AdaRound and bias correction before moving layers: on MNIST per-tensor it meets an output-SQNR target with every layer still quantized', async () => {
+  const dir = tempDir('adaround-repair');
+  const recipe = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
+  const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), latency: false, saturationFix: false };
+  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 39 }, out: path.join(dir, 'repaired.onnx') })).report;
+  const r = repaired.repair!;
+  assert.ok(r.met, r.reason);
+  assert.ok((r.before.outputSqnr as number) < 39, `before: ${r.before.outputSqnr} dB`);
+  // min/max → MSE ranges gains 0.2 dB on the 32 search digits; AdaRound then meets 39 dB.
+  assert.deepEqual(r.changes.map((c) => c.action), ['method:mse', 'algorithm:adaround'], r.changes.map((c) => c.why).join('; '));
+  assert.equal(r.cost.unitsChanged, 0);
+  assert.deepEqual(repaired.recipe.algorithms, { adaround: { iterations: 1000 } }, 'the written recipe reproduces it');
+  // The job converts with the rounding the search learned rather than learning it again.
+  assert.equal(repaired.algorithms!.adaround!.layers.length, 4);
+  assert.ok((repaired.outputs[0].sqnr as number) > 37.5, `output SQNR on the 500 digits ${repaired.outputs[0].sqnr} dB`);
+});
