@@ -21,11 +21,12 @@ import type { WeightRounding } from '../plan/qmath';
 import type { Range } from '../stats/range';
 
 /**
- * Samples bias correction measures on, the calibration data's first ones. A mean per channel over
- * every position of 16 samples is already tight, and the correction runs them once per level of
- * layers (39 runs on the PaddleOCR recognizer).
+ * Samples bias correction measures on, the calibration data's first ones. The correction runs
+ * them once per level of layers (39 on the PaddleOCR recognizer), and a mean per channel over every
+ * position of 8 is already tight: on the recognizer, 8 instead of 16 halved the time (43 → 22 s)
+ * and left the held-out output SQNR where it was (12.6 → 12.8 dB).
  */
-export const BIAS_CORRECTION_SAMPLES = 16;
+export const BIAS_CORRECTION_SAMPLES = 8;
 
 export interface CorrectedLayer {
   node: string;

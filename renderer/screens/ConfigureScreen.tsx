@@ -224,7 +224,7 @@ export function ConfigureScreen() {
             </label>
           </div>
           <div className="field">
-            <label htmlFor="cfg-bias-correction" title={recipe.kind === 'static' ? 'Adds to each quantized Conv/Gemm bias the mean output error its quantization makes, measured on 16 calibration samples' : 'bias correction corrects static quantization'}>
+            <label htmlFor="cfg-bias-correction" title={recipe.kind === 'static' ? 'Adds to each quantized Conv/Gemm bias the mean output error its quantization makes, measured on 8 calibration samples' : 'bias correction corrects static quantization'}>
               <input id="cfg-bias-correction" type="checkbox" checked={Boolean(recipe.algorithms?.biasCorrection)} disabled={recipe.kind !== 'static'}
                 onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, biasCorrection: e.target.checked } })} /> Bias correction
             </label>
