@@ -164,6 +164,8 @@ export interface AdaRoundReport {
   iterations: number;
   samples: number;
   seconds: number;
+  /** The ranges file the rounding was read from, when the run re-used an earlier run's instead of learning it. */
+  reusedFrom?: string;
   layers: Array<{ node: string; weight: string; kept: 'learned' | 'nearest'; changed: number; outputSqnr: WeightChange; weightSqnr: WeightChange; loss: number[]; seconds: number }>;
 }
 
@@ -183,7 +185,8 @@ export function adaRoundWords(a: AdaRoundReport): string {
   const learned = a.layers.filter((l) => l.kept === 'learned');
   const gains = a.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
   const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
-  return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples, ${a.seconds.toFixed(1)} s; learned rounding kept in ${learned.length}, `
+  const when = a.reusedFrom ? `, rounding re-used from ${a.reusedFrom}` : `, ${a.seconds.toFixed(1)} s`;
+  return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples${when}; learned rounding kept in ${learned.length}, `
     + `nearest in ${a.layers.length - learned.length}; layer output SQNR (float inputs) up ${median.toFixed(1)} dB in the median layer`;
 }
 

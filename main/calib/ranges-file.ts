@@ -12,6 +12,8 @@ import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPla
 import type { Range } from '../stats/range';
 import { calibrate } from './calibrate';
 import type { SavedHistogram } from './rerange';
+import type { AdaRoundReport } from '../../shared/report';
+import type { ChosenRounding, WeightGrid } from '../plan/qmath';
 
 export interface RangesFile {
   version: 1;
@@ -19,6 +21,34 @@ export interface RangesFile {
   method: string;
   samples: number;
   tensors: Record<string, Range & { histogram?: SavedHistogram }>;
+  /** AdaRound's rounding, where the run learned it: a re-run from these ranges converts with it instead of learning it again. */
+  adaround?: SavedRounding;
+}
+
+/** Each weight's learned rounding on its grid, one bit per element (`up`, base64, lowest bit first), and what AdaRound reported. */
+export interface SavedRounding {
+  iterations: number;
+  report: AdaRoundReport;
+  weights: Record<string, WeightGrid & { up: string; count: number }>;
+}
+
+export function saveRounding(iterations: number, report: AdaRoundReport, rounding: ReadonlyMap<string, ChosenRounding>): SavedRounding {
+  const weights: SavedRounding['weights'] = {};
+  for (const [name, { up, ...grid }] of rounding) {
+    const bits = new Uint8Array(Math.ceil(up.length / 8));
+    for (let i = 0; i < up.length; i++) if (up[i]) bits[i >> 3] |= 1 << (i & 7);
+    weights[name] = { ...grid, up: Buffer.from(bits).toString('base64'), count: up.length };
+  }
+  return { iterations, report, weights };
+}
+
+/** The saved rounding as convert takes it; a file whose bits do not fill their count is refused in words. */
+export function loadRounding(file: string, saved: SavedRounding): Map<string, ChosenRounding> {
+  return new Map(Object.entries(saved.weights).map(([name, { up, count, ...grid }]) => {
+    const bits = Buffer.from(up, 'base64');
+    if (!Number.isInteger(count) || bits.length !== Math.ceil(count / 8)) throw new JobError(`${file}: the AdaRound rounding of weight "${name}" holds ${bits.length * 8} bits, not the ${count} it says`);
+    return [name, { ...grid, up: Uint8Array.from({ length: count }, (_, i) => (bits[i >> 3] >> (i & 7)) & 1) }];
+  }));
 }
 
 export function readRanges(file: string): RangesFile {

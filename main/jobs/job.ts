@@ -6,7 +6,7 @@ import type { Recipe } from '../../shared/recipe';
 import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { JobError } from '../base/errors';
-import type { JobRanges } from '../calib/ranges-file';
+import { loadRounding, type JobRanges } from '../calib/ranges-file';
 import { readLabels } from '../data/labels';
 import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
@@ -18,9 +18,9 @@ import { inputSpecs } from '../onnx/session';
 import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
-import { ADAROUND_SAMPLES, adaRound, type AdaRoundResult } from '../repair/adaround';
+import { ADAROUND_SAMPLES, adaRound, roundableWeights, type AdaRoundResult } from '../repair/adaround';
 import { BIAS_CORRECTION_SAMPLES, correctBiases, type BiasCorrection } from '../repair/bias-correction';
-import type { WeightRounding } from '../plan/qmath';
+import { sameGrid, type WeightRounding } from '../plan/qmath';
 
 export interface JobInput extends Control {
   model: string;
@@ -116,12 +116,29 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
     warn(`AdaRound skipped: it rounds the weights of static quantization, and this run is ${m.plan.kind}`);
     return undefined;
   }
+  const saved = savedRounding(job, m, calibrated, asked.iterations);
+  if (saved) {
+    onStep?.(`AdaRound: the rounding saved in ${job.ranges}`);
+    return saved;
+  }
   if (!calibrated.source && !job.calibration) throw new JobError('AdaRound learns from calibration samples: pass --calibration with the saved ranges');
   const source = calibrated.source ?? await m.open(job.calibration!, 'AdaRound');
   const { feeds, samples } = await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1);
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
   return adaRound(m.floatModel, m.plan, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
+}
+
+/** The rounding a ranges file saved, where it was learned with the same iterations and covers every weight AdaRound would round, on the same grid. */
+function savedRounding(job: JobInput, m: JobModel, calibrated: JobRanges, iterations: number): AdaRoundResult | undefined {
+  const saved = calibrated.doc.adaround;
+  if (!saved || !job.ranges || saved.iterations !== iterations) return undefined;
+  const rounding = loadRounding(job.ranges, saved);
+  const covered = roundableWeights(m.view, m.plan).every(({ spec }) => {
+    const r = rounding.get(spec.tensor);
+    return r !== undefined && sameGrid(r, spec);
+  });
+  return covered ? { rounding, report: { ...saved.report, reusedFrom: job.ranges } } : undefined;
 }
 
 /** Bias correction where the recipe asks for it: the float model with corrected biases, which is what the job converts. */

@@ -11,7 +11,7 @@ import { TOOL } from '../../shared/tool';
 import { JobError } from '../base/errors';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
-import { calibratedShapes, savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
+import { calibratedShapes, savedOrCalibrated, saveRounding, type JobRanges } from '../calib/ranges-file';
 import { convertModel, type ConvertResult } from '../convert/convert';
 import type { SampleSource } from '../data/readers';
 import { readSubset, SEARCH_SAMPLES } from '../data/subset';
@@ -110,7 +110,11 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const nodes = new Map(switchUnits(m.view, m.plan, converted).units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
   const layers = layerRows(converted.layers, kept, evaluation, { view: m.view, converted, nodes });
   const exported = await exportStage(job, m, converted, placement.preflight, evalSource, log.warn);
-  const ranges = rangesToWrite(job, paths, calibrated, repaired?.rangesChanged ?? false, log.warn);
+  // A rounding learned here is saved with the ranges, so that a re-run from them converts in seconds.
+  const learned = rounded && !rounded.report.reusedFrom && calibrated;
+  if (learned) calibrated.doc.adaround = saveRounding(rounded.report.iterations, rounded.report, rounded.rounding);
+  const added = [...(repaired?.rangesChanged ? ['the repair\'s calibration fixes'] : []), ...(learned ? ['AdaRound\'s rounding'] : [])];
+  const ranges = rangesToWrite(job, paths, calibrated, added.join(' and ') || undefined, log.warn);
   const written = await writeArtifacts(paths, {
     qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
     report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded }),
@@ -212,12 +216,12 @@ async function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRa
 }
 
 /** The ranges file to write: a calibration's, or a repair's fixes; never over the ranges file the job read. */
-function rangesToWrite(job: QuantizeJob, paths: ArtifactPaths, calibrated: JobRanges | undefined, changed: boolean, warn: (message: string) => void) {
+function rangesToWrite(job: QuantizeJob, paths: ArtifactPaths, calibrated: JobRanges | undefined, added: string | undefined, warn: (message: string) => void) {
   if (!calibrated) return {};
-  const write = !job.ranges || (changed && path.resolve(job.ranges) !== path.resolve(paths.ranges));
-  if (changed && !write) warn(`the repaired ranges were not saved: ${paths.ranges} is the input ranges file; choose another --out to keep them`);
+  const write = !job.ranges || (added !== undefined && path.resolve(job.ranges) !== path.resolve(paths.ranges));
+  if (added && !write) warn(`the ranges with ${added} were not saved: ${paths.ranges} is the input ranges file; choose another --out to keep them`);
   if (!write) return {};
-  return { ranges: { doc: calibrated.doc, description: changed ? 'ranges, with the repair\'s calibration fixes, to re-convert without calibrating' : 'calibrated ranges, to re-convert without calibrating' } };
+  return { ranges: { doc: calibrated.doc, description: added ? `ranges, with ${added}, to re-convert without calibrating` : 'calibrated ranges, to re-convert without calibrating' } };
 }
 
 /** The model as exported (inputs pinned for fixed-shape devices), its lowered forms, and their latency on this CPU. */

@@ -193,6 +193,15 @@ function hOf(v: Float32Array): Float32Array {
   return Float32Array.from(v, (x) => Math.min(1, Math.max(0, (ZETA - GAMMA) / (1 + Math.exp(-x)) + GAMMA)));
 }
 
+/** The weights AdaRound rounds: each quantized one that is a Conv's, or a MatMul's or Gemm's constant B, read by that layer alone. */
+export function roundableWeights(view: GraphView, plan: QuantPlan): Array<{ layer: RowLayer; spec: WeightSpec }> {
+  return [...plan.weights.values()].flatMap((spec) => {
+    const node = view.nodes.find((n) => n.name === spec.node);
+    const layer = node && !spec.asActivation && (view.consumers.get(spec.tensor) ?? []).length === 1 ? rowLayer(view, node) : undefined;
+    return layer && layer.weight === spec.tensor ? [{ layer, spec }] : [];
+  });
+}
+
 /**
  * AdaRound for every quantized weight of `floatModel` that is a Conv's, or a MatMul's or Gemm's
  * constant B, read by that layer alone: H of each layer's inputs on `feeds`, then the layers one
@@ -202,11 +211,7 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, fee
   options: { iterations: number; signal?: AbortSignal; onLayer?: (done: number, of: number, node: string) => void }): Promise<AdaRoundResult> {
   const start = performance.now();
   const view = new GraphView(floatModel);
-  const problems = [...plan.weights.values()].flatMap((spec) => {
-    const node = view.nodes.find((n) => n.name === spec.node);
-    const layer = node && !spec.asActivation && (view.consumers.get(spec.tensor) ?? []).length === 1 ? rowLayer(view, node) : undefined;
-    return layer && layer.weight === spec.tensor ? [problemOf(view, layer, spec)] : [];
-  });
+  const problems = roundableWeights(view, plan).map(({ layer, spec }) => problemOf(view, layer, spec));
   const grams = await layerGrams(floatModel, problems.map((p) => p.layer), feeds, options.signal);
   const rounding = new Map<string, ChosenRounding>();
   const layers: AdaRoundReport['layers'] = [];

@@ -2,6 +2,7 @@
 // ends no higher than nearest rounding's, the layer output error it reports is the one ONNX Runtime
 // measures, and on the trained MNIST CNN it keeps accuracy and raises the output SQNR.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -11,7 +12,7 @@ import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
 import { GraphView } from '../../main/onnx/graph';
 import { typedValueInfo } from '../../main/onnx/edit';
-import { encodeModel } from '../../main/onnx/model';
+import { encodeModel, loadModel } from '../../main/onnx/model';
 import { DataType, onnx } from '../../main/onnx/proto';
 import { tensorToFloat32 } from '../../main/onnx/tensor';
 import { planQuantization } from '../../main/plan/plan';
@@ -154,6 +155,20 @@ test('quantize --adaround on the trained MNIST CNN, per-tensor int8: every layer
   assert.ok(rounded.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${rounded.metrics!.accuracy}`);
   assert.ok((rounded.outputs[0].sqnr as number) > (plain.outputs[0].sqnr as number), `output SQNR ${plain.outputs[0].sqnr} → ${rounded.outputs[0].sqnr} dB`);
   assert.match(htmlReport(rounded), /AdaRound \(4 layers, 300 iterations each/);
+
+  // A re-run from the saved ranges (a layer kept in float, as the layer panel does) converts with the saved rounding instead of learning it again.
+  const ranges = path.join(dir, 'adaround.ranges.json');
+  assert.equal(Object.keys(JSON.parse(fs.readFileSync(ranges, 'utf8')).adaround.weights).length, 4);
+  const fc2 = rounded.layers.find((l) => l.node === '/fc2/Gemm')!.name;
+  const rerun = (await quantize({ ...job, calibration: undefined, ranges, recipe: { ...base, algorithms: { adaround: { iterations: 300 } }, overrides: { [fc2]: { float: true } } }, out: path.join(dir, 'rerun.onnx') })).report;
+  assert.equal(rerun.algorithms!.adaround!.reusedFrom, ranges);
+  const weights = (file: string) => new Map(loadModel(file).model.graph!.initializer.filter((t) => t.name.endsWith('_quantized')).map((t) => [t.name, Buffer.from(t.rawData).toString('hex')]));
+  const [first, again] = [weights(path.join(dir, 'adaround.onnx')), weights(path.join(dir, 'rerun.onnx'))];
+  for (const [name, bytes] of again) assert.equal(bytes, first.get(name), `${name}: the same integers as the run that learned them`);
+  assert.ok(again.size >= 3);
+  // Another grid (per-channel) is not the one the rounding was learned on: without calibration samples to learn a new one, the job says so.
+  await assert.rejects(quantize({ ...job, calibration: undefined, ranges, recipe: { ...base, granularity: 'per-channel', algorithms: { adaround: { iterations: 300 } } }, out: path.join(dir, 'other.onnx') }),
+    /AdaRound learns from calibration samples: pass --calibration with the saved ranges/);
 });
 
 test('a repair tries AdaRound and bias correction before moving layers: on MNIST per-tensor it meets an output-SQNR target with every layer still quantized', async () => {
