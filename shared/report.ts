@@ -185,7 +185,7 @@ export function adaRoundWords(a: AdaRoundReport): string {
   const learned = a.layers.filter((l) => l.kept === 'learned');
   const gains = a.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
   const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
-  const when = a.reusedFrom ? `, rounding re-used from ${a.reusedFrom}` : `, ${a.seconds.toFixed(1)} s`;
+  const when = a.reusedFrom ? `, rounding re-used from the saved ranges ${a.reusedFrom.split(/[\\/]/).pop()}` : `, ${a.seconds.toFixed(1)} s`;
   return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples${when}; learned rounding kept in ${learned.length}, `
     + `nearest in ${a.layers.length - learned.length}; layer output SQNR (float inputs) up ${median.toFixed(1)} dB in the median layer`;
 }

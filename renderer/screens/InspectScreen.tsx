@@ -1,7 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
 import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
-import { dbNumber, type LayerReport } from '../../shared/report';
+import { dbNumber, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
@@ -48,6 +48,7 @@ function LayerPanel() {
           <div><dt>Type</dt><dd>{layer.type ?? 'float'}</dd></div>
           <div><dt>Scale / zero point</dt><dd>{layer.scale === undefined ? '—' : `${layer.scale.toPrecision(4)} / ${layer.zeroPoint}`}</dd></div>
           <div><dt>Range</dt><dd>{layer.range[0].toPrecision(4)} … {layer.range[1].toPrecision(4)}</dd></div>
+          <LayerAlgorithms report={current.report} nodes={layer.nodes} />
         </dl>
       )}
       <div className="hist-slot">
@@ -70,6 +71,26 @@ function LayerPanel() {
       {floatRefused && <p className="muted small">{floatRefused}</p>}
       <p className="muted small">Re-converts and re-evaluates from the saved ranges, without calibrating again.</p>
     </aside>
+  );
+}
+
+/** What the run's algorithms did to the nodes that make this layer: the pair CLE rescaled it in, its bias correction, its AdaRound rounding. */
+function LayerAlgorithms({ report, nodes }: { report: Report; nodes: readonly string[] }) {
+  const a = report.algorithms;
+  const mine = (node: string) => nodes.includes(node);
+  const pair = a?.cle?.pairs.find((p) => mine(p.first) || mine(p.second));
+  const corrected = a?.biasCorrection?.layers.find((l) => mine(l.node));
+  const rounded = a?.adaround?.layers.find((l) => mine(l.node));
+  return (
+    <>
+      {pair && <div className="span2"><dt>Equalized</dt><dd>{mine(pair.first) ? `with ${pair.second}, after it` : `with ${pair.first}, before it`}</dd></div>}
+      {corrected && <div className="span2"><dt>Bias correction</dt><dd>mean output error {corrected.before.toPrecision(3)} → {corrected.after.toPrecision(3)}</dd></div>}
+      {rounded && (
+        <div className="span2" data-testid="layer-adaround"><dt>AdaRound</dt>
+          <dd>layer output {weightChangeWords(rounded.outputSqnr, ' dB')} (its weight alone, float inputs); {(rounded.changed * 100).toFixed(1)}% of weights rounded the other way{rounded.kept === 'nearest' ? '; nearest kept, the learned rounding was not better' : ''}</dd>
+        </div>
+      )}
+    </>
   );
 }
 

@@ -58,6 +58,7 @@ async function main(): Promise<void> {
         console.log(`${name} repaired  ${after.accuracy.toFixed(1).padStart(5)}%   ${gap > 0 ? `${gap.toFixed(1)} points below` : 'at or above'} float; output SQNR ${repaired.report.outputs[0].sqnr} dB; ${aim} ${r.met ? 'met' : 'not met'} on ${r.before.samples} search lines`);
         console.log(`${' '.repeat(30)}   ranges: ${methods.length ? `re-chosen by ${methods.join(', ')} from the saved histograms` : 'unchanged'}; higher precision: ${moved.length} of ${r.cost.unitsTotal} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.nodesLeavingIntegerPath.length} nodes leave the integer path; search ${r.runs} runs, ${r.seconds.toFixed(0)} s; job ${seconds.toFixed(0)} s`);
         for (const c of moved) console.log(`${' '.repeat(33)}${c.action.padEnd(7)} ${c.name} (${c.op})`);
+        for (const c of r.changes.filter((x) => x.action.startsWith('algorithm:'))) console.log(`${' '.repeat(33)}${c.name} kept: ${c.why}`);
       }
     }
   } finally {

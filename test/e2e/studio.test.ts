@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Report } from '../../shared/report';
+import { formatDb, type Report } from '../../shared/report';
 import { saveModel } from '../../main/onnx/model';
 import { buildModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
 
@@ -365,6 +365,32 @@ describe('the studio in Chromium', { skip }, () => {
     await page.getByTestId('repair-kind').selectOption('custom');
     await page.mouse.move(0, 0);
     await shot('10-custom-metric');
+  });
+
+  test('AdaRound from Configure: Inspect and the layer panel say what it did, and keeping a layer in float re-uses the learned rounding', { timeout: 120_000 }, async (t) => {
+    await openSample();
+    await configureXnnpack();
+    await page.locator('details summary').first().click();
+    await page.locator('#cfg-adaround').check();
+    await page.locator('#cfg-adaround-iterations').fill('50');
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 60_000 });
+    const first = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const report = runReport(first);
+    const ada = report.algorithms!.adaround!;
+    assert.equal(ada.iterations, 50);
+    assert.match((await page.getByTestId('algorithms').textContent())!, new RegExp(`AdaRound: ${ada.layers.length} layers, 50 iterations each on 24 calibration samples`));
+    const conv = report.layers.find((l) => l.op === 'Conv' && ada.layers.some((a) => l.nodes.includes(a.node)))!;
+    await page.locator(`rect.bar[data-layer="${conv.name}"]`).dispatchEvent('click');
+    const line = ada.layers.find((a) => conv.nodes.includes(a.node))!;
+    assert.match((await page.getByTestId('layer-adaround').textContent())!, new RegExp(`layer output ${formatDb(line.outputSqnr.before)} → ${formatDb(line.outputSqnr.after)} dB`));
+    const t0 = Date.now();
+    await page.getByTestId('keep-float').click();
+    await page.locator(`section.inspect:not([data-run="${first}"])`).waitFor({ timeout: 60_000 });
+    t.diagnostic(`Keep in float with AdaRound: ${Date.now() - t0} ms to the re-run on screen`);
+    assert.match((await page.getByTestId('algorithms').textContent())!, /rounding re-used from the saved ranges/);
+    await page.mouse.move(0, 0);
+    await shot('11-adaround');
   });
 
   test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {
