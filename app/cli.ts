@@ -428,8 +428,10 @@ function numericsFrom(v: { numerics?: string }): MainNumerics | undefined {
 
 function cleSummary(cle: CleReport): string {
   const change = (c: WeightChange | undefined) => weightChangeWords(c, ' dB');
-  const lines = [`cross-layer equalization: ${cle.pairs.length} Conv pairs rescaled in ${cle.seconds.toFixed(2)} s (float outputs unchanged); weight SQNR before → after:`];
-  for (const p of cle.pairs) lines.push(`  ${tty(p.first)} ${change(p.weightSqnr.first)}  →${p.via.map((v) => ` ${tty(v)} →`).join('')}  ${tty(p.second)} ${change(p.weightSqnr.second)}`);
+  const absorbed = cle.pairs.some((p) => p.absorbed);
+  const exact = absorbed ? 'the scaling leaves the float outputs unchanged; high-bias absorption changes them where a channel falls below its BatchNorm mean − 3 std' : 'float outputs unchanged';
+  const lines = [`cross-layer equalization: ${cle.pairs.length} Conv pairs rescaled in ${cle.seconds.toFixed(2)} s (${exact}); weight SQNR before → after:`];
+  for (const p of cle.pairs) lines.push(`  ${tty(p.first)} ${change(p.weightSqnr.first)}  →${p.via.map((v) => ` ${tty(v)} →`).join('')}  ${tty(p.second)} ${change(p.weightSqnr.second)}${p.absorbed ? `; high bias of ${p.absorbed} channels absorbed` : ''}`);
   if (!cle.pairs.length) lines.push('  none: no Conv reaches another Conv alone through nothing but Relu, LeakyRelu, PRelu or pooling');
   return lines.join('\n') + '\n';
 }

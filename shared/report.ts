@@ -143,7 +143,7 @@ export interface WeightChange {
 /** Cross-layer equalization: each Conv pair rescaled, with its weights' SQNR (for those the run quantizes). */
 export interface CleReport {
   /** `via`: the per-channel nodes between the two (Relu, pooling), in order. */
-  pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange } }>;
+  pairs: Array<{ first: string; second: string; via: string[]; weightSqnr: { first?: WeightChange; second?: WeightChange }; absorbed: number }>;
   seconds: number;
 }
 

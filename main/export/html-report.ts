@@ -50,9 +50,10 @@ function algorithmsSection(report: Report): string {
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const parts: string[] = [];
   if (a.cle) {
-    parts.push(`<h2>Cross-layer equalization (${a.cle.pairs.length} Conv pairs, ${a.cle.seconds.toFixed(2)} s; the float model computes the same function)</h2>
-<table><tr><th>first</th><th>weight SQNR dB</th><th>between</th><th>second</th><th>weight SQNR dB</th></tr>
-${a.cle.pairs.map((p) => row([esc(p.first), weightChangeWords(p.weightSqnr.first), esc(p.via.join(' → ')), esc(p.second), weightChangeWords(p.weightSqnr.second)])).join('\n')}
+    const exact = a.cle.pairs.some((p) => p.absorbed) ? 'the scaling keeps the float model\'s function; high-bias absorption changes it where a channel falls below its BatchNorm mean − 3 std' : 'the float model computes the same function';
+    parts.push(`<h2>Cross-layer equalization (${a.cle.pairs.length} Conv pairs, ${a.cle.seconds.toFixed(2)} s; ${exact})</h2>
+<table><tr><th>first</th><th>weight SQNR dB</th><th>between</th><th>second</th><th>weight SQNR dB</th><th>high-bias channels absorbed</th></tr>
+${a.cle.pairs.map((p) => row([esc(p.first), weightChangeWords(p.weightSqnr.first), esc(p.via.join(' → ')), esc(p.second), weightChangeWords(p.weightSqnr.second), String(p.absorbed)])).join('\n')}
 </table>`);
   }
   if (a.biasCorrection) {

@@ -63,7 +63,7 @@ export function prepareForRecipe(model: onnx.ModelProto, recipe: Recipe): Prepar
   const prepared = prepareModel(model, { forQdq: recipe.kind === 'static' });
   if (!recipe.algorithms?.cle) return prepared;
   const start = performance.now();
-  const equalized = equalizeLayers(prepared.model);
+  const equalized = equalizeLayers(prepared.model, prepared.foldedBatchNorms);
   return { ...prepared, model: equalized.model, equalized: { pairs: equalized.pairs, seconds: (performance.now() - start) / 1000 } };
 }
 

@@ -19,6 +19,8 @@ export interface EqualizedPair {
   second: string;
   /** The nodes between them, in order. */
   via: string[];
+  /** Channels whose high bias moved into the second conv (high-bias absorption). */
+  absorbed: number;
   /** Weight tensors of the two Convs, and their values before equalization. */
   weights: { first: string; second: string };
   original: { first: onnx.TensorProto; second: onnx.TensorProto };
@@ -104,11 +106,45 @@ function forInputChannel(dims: readonly number[], group: number, c: number, f: (
 }
 
 /**
+ * High-bias absorption (Nagel et al. 2019, 4.1.1): where a Relu joins the pair and the first conv
+ * was folded with a BatchNormalization, its output channel c is N(β_c, γ_c²)/S_c after the scales
+ * S, so it stays above m_c = max(0, (β_c − 3|γ_c|) / S_c) in 99.87% of values. Relu(x − m) =
+ * Relu(x) − m there, so m leaves the first conv's bias and enters the second's through its
+ * weights. The Relu's output range narrows by m: quantization spends no steps below it. The second
+ * conv must not pad (a padded border would see −m where it saw 0) and must have a bias; max
+ * pooling between passes a shift unchanged. Returns how many channels gave something up.
+ */
+function absorbHighBias(pair: Pair, stats: { mean: Float32Array; std: Float32Array }, scaled: Float64Array, load: (name: string) => Float64Array): number {
+  const { a, b, via } = pair;
+  if (!a.bias || !b.bias || !via.some((n) => n.op === 'Relu') || !via.every((n) => n.op === 'Relu' || n.op === 'MaxPool') || pads(b.node)) return 0;
+  const bias1 = load(a.bias);
+  const bias2 = load(b.bias);
+  const w2 = load(b.weight);
+  const spatial = b.dims.slice(2).reduce((x, y) => x * y, 1);
+  let count = 0;
+  for (let c = 0; c < a.dims[0]; c++) {
+    const m = Math.max(0, (stats.mean[c] - 3 * stats.std[c]) / scaled[c]);
+    if (!(m > 0)) continue;
+    count++;
+    bias1[c] -= m;
+    forInputChannel(b.dims, b.group, c, (i) => { bias2[Math.floor(i / (b.dims[1] * spatial))] += w2[i] * m; });
+  }
+  return count;
+}
+
+/** Whether a conv pads its input (explicitly or by auto_pad SAME). */
+function pads(node: GraphNode): boolean {
+  const auto = node.proto.attribute.find((x) => x.name === 'auto_pad');
+  if (auto && Buffer.from(auto.s).toString().startsWith('SAME')) return true;
+  return (node.proto.attribute.find((x) => x.name === 'pads')?.ints ?? []).some((p) => Number(p) !== 0);
+}
+
+/**
  * The model with every eligible Conv pair equalized, and the pairs. Scales are found in float64
  * and applied once to the original float32 weights, so the float model's outputs change only by
  * float32 rounding.
  */
-export function equalizeLayers(model: onnx.ModelProto): { model: onnx.ModelProto; pairs: EqualizedPair[] } {
+export function equalizeLayers(model: onnx.ModelProto, batchNorms: ReadonlyArray<{ conv: string; mean: Float32Array; std: Float32Array }> = []): { model: onnx.ModelProto; pairs: EqualizedPair[] } {
   const view = new GraphView(model);
   const outputs = new Set(model.graph!.output.map((o) => o.name));
   const pairs = findPairs(view, outputs);
@@ -119,9 +155,12 @@ export function equalizeLayers(model: onnx.ModelProto): { model: onnx.ModelProto
     if (!data.has(name)) data.set(name, Float64Array.from(tensorToFloat32(view.initializers.get(name)!)));
     return data.get(name)!;
   };
+  // Each first conv's output channel is divided by the product of its scales over the sweeps.
+  const scaled = new Map(pairs.map((p) => [p, new Float64Array(p.a.dims[0]).fill(1)]));
   for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
     let moved = 0;
-    for (const { a, b } of pairs) {
+    for (const pair of pairs) {
+      const { a, b } = pair;
       const w1 = load(a.weight);
       const w2 = load(b.weight);
       const bias = a.bias ? load(a.bias) : undefined;
@@ -135,11 +174,17 @@ export function equalizeLayers(model: onnx.ModelProto): { model: onnx.ModelProto
         const per = w1.length / a.dims[0];
         for (let i = c * per; i < (c + 1) * per; i++) w1[i] /= s;
         if (bias) bias[c] /= s;
+        scaled.get(pair)![c] *= s;
         forInputChannel(b.dims, b.group, c, (i) => { w2[i] *= s; });
       }
     }
     if (moved < CONVERGED) break;
   }
+  const stats = new Map(batchNorms.map((s) => [s.conv, s]));
+  const absorbed = new Map(pairs.map((p) => {
+    const s = stats.get(p.a.node.name);
+    return [p, s ? absorbHighBias(p, s, scaled.get(p)!, load) : 0] as const;
+  }));
   const replaced = new Map([...data].map(([name, values]) => {
     const t = view.initializers.get(name)!;
     return [name, floatTensor(name, tensorDims(t), Float32Array.from(values))] as const;
@@ -147,10 +192,10 @@ export function equalizeLayers(model: onnx.ModelProto): { model: onnx.ModelProto
   const graph = model.graph!;
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, initializer: graph.initializer.map((t) => replaced.get(t.name) ?? t) }) }),
-    pairs: pairs.map(({ a, b, via }) => ({
-      first: a.node.name, second: b.node.name, via: via.map((n) => n.name),
-      weights: { first: a.weight, second: b.weight },
-      original: { first: view.initializers.get(a.weight)!, second: view.initializers.get(b.weight)! },
+    pairs: pairs.map((p) => ({
+      first: p.a.node.name, second: p.b.node.name, via: p.via.map((n) => n.name), absorbed: absorbed.get(p)!,
+      weights: { first: p.a.weight, second: p.b.weight },
+      original: { first: view.initializers.get(p.a.weight)!, second: view.initializers.get(p.b.weight)! },
     })),
   };
 }
@@ -171,7 +216,7 @@ export function equalizationReport(equalized: { pairs: EqualizedPair[]; seconds:
     pairs: equalized.pairs.map((p) => {
       const first = change(p.weights.first, p.original.first);
       const second = change(p.weights.second, p.original.second);
-      return { first: p.first, second: p.second, via: p.via, weightSqnr: { ...(first ? { first } : {}), ...(second ? { second } : {}) } };
+      return { first: p.first, second: p.second, via: p.via, weightSqnr: { ...(first ? { first } : {}), ...(second ? { second } : {}) }, absorbed: p.absorbed };
     }),
     seconds: Number(equalized.seconds.toFixed(3)),
   };

@@ -10,8 +10,12 @@ import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/te
 
 export interface Prepared {
   model: onnx.ModelProto;
-  /** BatchNormalization nodes folded, by name, with the Conv that absorbed them. */
-  foldedBatchNorms: Array<{ batchNorm: string; conv: string }>;
+  /**
+   * BatchNormalization nodes folded, by name, with the Conv that absorbed them and, per channel,
+   * the mean (its bias, β) and standard deviation (|its scale|, |γ|) it gives the Conv's output
+   * under the statistics it was trained with: what high-bias absorption reads.
+   */
+  foldedBatchNorms: Array<{ batchNorm: string; conv: string; mean: Float32Array; std: Float32Array }>;
   constantsLifted: number;
   /** The ai.onnx opset the model was moved to, when it was. */
   upgradedOpset?: number;
@@ -145,7 +149,7 @@ export function prepareModel(source: onnx.ModelProto, options: { forQdq?: boolea
     initializers.push(floatTensor(wName, dims, newW), floatTensor(bName, [channels], newB));
     replaced.set(conv.proto, onnx.NodeProto.create({ ...conv.proto, input: [conv.inputs[0], wName, bName], output: [bn.outputs[0]] }));
     replaced.set(bn.proto, null);
-    foldedBatchNorms.push({ batchNorm: bn.name, conv: conv.name });
+    foldedBatchNorms.push({ batchNorm: bn.name, conv: conv.name, mean: bias, std: scale.map(Math.abs) });
   }
   nodes = lifted.graph!.node.flatMap((n) => {
     const r = replaced.get(n);

@@ -246,11 +246,12 @@ export function AlgorithmsSection({ report }: { report: Report }) {
   const worse = (p: CleReport['pairs'][number], k: 'before' | 'after') =>
     Math.min(...[p.weightSqnr.first?.[k], p.weightSqnr.second?.[k]].map((v) => (typeof v === 'number' ? v : Infinity)));
   const gained = a.cle?.pairs.filter((p) => worse(p, 'after') > worse(p, 'before')).length ?? 0;
+  const absorbed = a.cle?.pairs.reduce((n, p) => n + p.absorbed, 0) ?? 0;
   return (
     <section className="algorithms" aria-labelledby="algorithms-title" data-testid="algorithms">
       <h3 id="algorithms-title">Algorithms</h3>
       <ul>
-        {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR, {a.cle.seconds.toFixed(2)} s.</li>}
+        {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR{absorbed ? `; high bias of ${absorbed} channels absorbed into the next conv, which changes the float model where a channel falls below its BatchNorm mean − 3 std` : ''}, {a.cle.seconds.toFixed(2)} s.</li>}
         {a.biasCorrection && <li>Bias correction: {a.biasCorrection.layers.length} layers on {a.biasCorrection.samples} calibration samples, RMS mean output error {biasErrorRms(a.biasCorrection, 'before').toPrecision(3)} → {biasErrorRms(a.biasCorrection, 'after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
         {a.adaround && <li>AdaRound: {adaRoundWords(a.adaround)}.</li>}
       </ul>

@@ -12,9 +12,10 @@ import type { Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
 import { quantize } from '../../main/jobs/quantize';
 import { equalizeLayers } from '../../main/plan/equalize';
+import { prepareModel } from '../../main/plan/prepare';
 import { encodeModel } from '../../main/onnx/model';
 import { tensorDims, tensorToFloat32 } from '../../main/onnx/tensor';
-import { buildModel, randomArray, ROOT } from '../helpers/build';
+import { buildModel, randomArray, ROOT, withOutputs } from '../helpers/build';
 import { trackedTempDirs } from '../helpers/cli';
 
 const tempDir = trackedTempDirs();
@@ -94,6 +95,49 @@ test('CLE leaves the float outputs unchanged to 1e-5 relative and equalizes each
   const originalW2 = tensorToFloat32(original.graph!.initializer.find((i) => i.name === 'w2')!);
   assert.ok(spread(w2) < spread({ data: originalW2, dims: [C, 1, 3, 3] }) / 10, `the depthwise channel ranges narrow: ${spread({ data: originalW2, dims: [C, 1, 3, 3] })} → ${spread(w2)}`);
   assert.deepEqual(equalized.graph!.initializer.find((i) => i.name === 'w4'), original.graph!.initializer.find((i) => i.name === 'w4'), 'a conv feeding a graph output stays');
+});
+
+test('high-bias absorption: a Conv folded with a BatchNorm of high mean gives its bias to the next conv through a Relu; outputs unchanged where its output stays above mean − 3 std, and the Relu\'s range narrows', async () => {
+  // conv1 copies the one input channel to 4; the BatchNorm makes channel c γ_c·√3·x + β_c, and x is uniform
+  // in [−1, 1] with the mean 0 and variance 1/3 the BatchNorm was given: its output never leaves β ± √3·|γ|.
+  const beta = [4, 0.2, -1, 6];
+  const gamma = [0.5, 1, 0.3, -1];
+  const m = buildModel({
+    inputs: { x: ['n', 1, 6, 6] }, outputs: { y: ['n', 3, 6, 6] },
+    initializers: {
+      w1: { dims: [4, 1, 1, 1], data: [1, 1, 1, 1] }, b1: { dims: [4], data: [0, 0, 0, 0] },
+      s: { dims: [4], data: gamma }, bb: { dims: [4], data: beta }, mu: { dims: [4], data: [0, 0, 0, 0] }, var: { dims: [4], data: [1 / 3, 1 / 3, 1 / 3, 1 / 3] },
+      w2: { dims: [3, 4, 1, 1], data: randomArray(12, 31) }, b2: { dims: [3], data: randomArray(3, 32) },
+    },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['c1'], name: 'conv1' },
+      { op: 'BatchNormalization', inputs: ['c1', 's', 'bb', 'mu', 'var'], outputs: ['bn'], name: 'bn', attrs: { epsilon: 1e-12 } },
+      { op: 'Relu', inputs: ['bn'], outputs: ['r'], name: 'relu' },
+      { op: 'Conv', inputs: ['r', 'w2', 'b2'], outputs: ['y'], name: 'conv2' },
+    ],
+  });
+  const prepared = prepareModel(m, { forQdq: true });
+  const { model: absorbed, pairs } = equalizeLayers(prepared.model, prepared.foldedBatchNorms);
+  // Channels 0 and 3 stay above β − 3|γ| > 0 (4 − 1.5, 6 − 3); 1 and 2 would go below 0.
+  assert.deepEqual(pairs.map((p) => [p.first, p.second, p.absorbed]), [['conv1', 'conv2', 2]]);
+  const x = randomArray(2 * 36, 33);
+  const run = async (model: typeof m) => {
+    const session = await ort.InferenceSession.create(encodeModel(withOutputs(model, ['r'])));
+    const out = await session.run({ x: new ort.Tensor('float32', x, [2, 1, 6, 6]) });
+    return { y: out.y.data as Float32Array, r: out.r.data as Float32Array };
+  };
+  const [before, after] = [await run(m), await run(absorbed)];
+  const scale = Math.max(...before.y.map(Math.abs));
+  assert.ok(before.y.every((v, i) => Math.abs(v - after.y[i]) <= 1e-5 * scale), 'the output is the same function on data within the BatchNorm\'s statistics');
+  // Channel 0's Relu output stays in [β − √3γ, β + √3γ] = [3.13, 4.87]; after absorbing 4 − 3·0.5 = 2.5 (divided by
+  // CLE's scale, which cancels in the ratio) it is [0.63, 2.37]: the range quantization must cover from 0 halves.
+  const spread = (r: Float32Array) => {
+    const c0 = r.filter((_, i) => Math.floor(i / 36) % 4 === 0);
+    return Math.min(...c0) / Math.max(...c0);
+  };
+  const [lo, hi] = [Math.min(...x), Math.max(...x)].map((v) => 0.5 * Math.sqrt(3) * v);
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-4;
+  assert.ok(close(spread(before.r), (4 + lo) / (4 + hi)) && close(spread(after.r), (1.5 + lo) / (1.5 + hi)), `min/max of channel 0: ${spread(before.r)} → ${spread(after.r)}`);
 });
 
 /** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
