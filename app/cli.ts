@@ -13,7 +13,7 @@ import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } 
 import type { Progress } from '../shared/progress';
 import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  adaRoundWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
+  adaRoundWords, biasCorrectionSource, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -439,7 +439,7 @@ function cleSummary(cle: CleReport): string {
 function biasCorrectionSummary(b: BiasCorrectionReport): string {
   const total = (k: 'before' | 'after') => biasErrorRms(b, k);
   const worst = [...b.layers].sort((x, y) => y.before - x.before).slice(0, 3);
-  return `bias correction: ${b.layers.length} layers, ${b.passes} passes on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s; RMS mean output error ${total('before').toPrecision(3)} → ${total('after').toPrecision(3)}`
+  return `bias correction: ${biasCorrectionSource(b)}, ${b.seconds.toFixed(1)} s; RMS mean output error${b.method === 'analytic' ? ' (predicted)' : ''} ${total('before').toPrecision(3)} → ${total('after').toPrecision(3)}`
     + `${worst.length ? ` (largest: ${worst.map((l) => `${tty(l.node)} ${l.before.toPrecision(3)} → ${l.after.toPrecision(3)}`).join(', ')})` : ''}\n`;
 }
 

@@ -147,8 +147,13 @@ export interface CleReport {
   seconds: number;
 }
 
-/** Empirical bias correction: per corrected layer, the RMS over channels of its mean output error before → after. */
+/**
+ * Bias correction: per corrected layer, the RMS over channels of its mean output error before →
+ * after, measured on calibration samples (empirical), or as BatchNorm statistics predict it from
+ * the weights' error, which the correction then removes (analytic: `after` is 0 by construction).
+ */
 export interface BiasCorrectionReport {
+  method: 'empirical' | 'analytic';
   layers: Array<{ node: string; before: number; after: number }>;
   passes: number;
   samples: number;
@@ -188,6 +193,11 @@ export function adaRoundWords(a: AdaRoundReport): string {
   const when = a.reusedFrom ? `, rounding re-used from the saved ranges ${a.reusedFrom.split(/[\\/]/).pop()}` : `, ${a.seconds.toFixed(1)} s`;
   return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples${when}; learned rounding kept in ${learned.length}, `
     + `nearest in ${a.layers.length - learned.length}; layer output SQNR (float inputs) up ${median.toFixed(1)} dB in the median layer`;
+}
+
+/** How a bias correction measured its layers, in a few words. */
+export function biasCorrectionSource(b: BiasCorrectionReport): string {
+  return b.method === 'analytic' ? `${b.layers.length} convs, analytic from BatchNorm statistics (the weights' error alone)` : `${b.layers.length} layers, ${b.passes} runs on ${b.samples} calibration samples`;
 }
 
 /** The RMS over the corrected layers of their mean output errors, before or after the correction. */

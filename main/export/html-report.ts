@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { adaRoundWords, formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
+import { adaRoundWords, biasCorrectionSource, formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -58,8 +58,8 @@ ${a.cle.pairs.map((p) => row([esc(p.first), weightChangeWords(p.weightSqnr.first
   }
   if (a.biasCorrection) {
     const b = a.biasCorrection;
-    parts.push(`<h2>Bias correction (${b.layers.length} layers, ${b.passes} runs on ${b.samples} calibration samples, ${b.seconds.toFixed(1)} s)</h2>
-<table><tr><th>layer</th><th>RMS mean output error before</th><th>after</th></tr>
+    parts.push(`<h2>Bias correction (${esc(biasCorrectionSource(b))}, ${b.seconds.toFixed(1)} s)</h2>
+<table><tr><th>layer</th><th>RMS mean output error before${b.method === 'analytic' ? ' (predicted)' : ''}</th><th>after</th></tr>
 ${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row([esc(l.node), l.before.toPrecision(3), l.after.toPrecision(3)])).join('\n')}
 </table>`);
   }

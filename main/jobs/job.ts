@@ -19,7 +19,7 @@ import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
 import { ADAROUND_SAMPLES, adaRound, roundableWeights, type AdaRoundResult } from '../repair/adaround';
-import { BIAS_CORRECTION_SAMPLES, correctBiases, type BiasCorrection } from '../repair/bias-correction';
+import { analyticBiasCorrection, BIAS_CORRECTION_SAMPLES, correctBiases, foldedOutputStats, type BiasCorrection } from '../repair/bias-correction';
 import { sameGrid, type WeightRounding } from '../plan/qmath';
 
 export interface JobInput extends Control {
@@ -141,14 +141,28 @@ function savedRounding(job: JobInput, m: JobModel, calibrated: JobRanges, iterat
   return covered ? { rounding, report: { ...saved.report, reusedFrom: job.ranges } } : undefined;
 }
 
+/** A run without calibration data corrects analytically, from the BatchNorm statistics its Conv inputs come with. */
+function analyticForRecipe(m: JobModel, warn: (message: string) => void, onStep?: (message: string) => void): BiasCorrection & { samples: number } | undefined {
+  if (m.plan.kind === 'dynamic') {
+    warn('bias correction skipped: it corrects static quantization (measured on calibration samples) and weight-only quantization (from BatchNorm statistics), and this run is dynamic');
+    return undefined;
+  }
+  const start = performance.now();
+  const stats = foldedOutputStats(m.view, m.prepared.foldedBatchNorms, m.prepared.equalized?.pairs);
+  const corrected = analyticBiasCorrection(m.floatModel, m.plan, stats);
+  if (!corrected.layers.length) {
+    warn('bias correction skipped: a weight-only run has no calibration data to measure on, and no quantized Conv reads a conv folded with a BatchNorm (directly or through a Relu), whose statistics would give its input\'s mean');
+    return undefined;
+  }
+  onStep?.(`analytic bias correction of ${corrected.layers.length} convs from BatchNorm statistics`);
+  return { ...corrected, method: 'analytic', passes: 0, samples: 0, seconds: (performance.now() - start) / 1000 };
+}
+
 /** Bias correction where the recipe asks for it: the float model with corrected biases, which is what the job converts. */
 export async function correctedForRecipe(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void,
   onStep?: (message: string) => void, rounding?: WeightRounding): Promise<(BiasCorrection & { samples: number }) | undefined> {
   if (!m.plan.recipe.algorithms?.biasCorrection) return undefined;
-  if (m.plan.kind !== 'static' || !calibrated) {
-    warn(`bias correction skipped: it corrects static quantization, and this run is ${m.plan.kind}`);
-    return undefined;
-  }
+  if (m.plan.kind !== 'static' || !calibrated) return analyticForRecipe(m, warn, onStep);
   if (!calibrated.source && !job.calibration) throw new JobError('bias correction measures on calibration samples: pass --calibration with the saved ranges');
   const source = calibrated.source ?? await m.open(job.calibration!, 'bias correction');
   const { feeds, samples } = await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize);

@@ -280,6 +280,7 @@ interface ReportParts {
 function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded']): Report['algorithms'] {
   const cle = m.prepared.equalized ? equalizationReport(m.prepared.equalized, m.floatModel, m.plan.weights) : undefined;
   const bias = corrected ? {
+    method: corrected.method,
     layers: corrected.layers.map((l) => ({ node: l.node, before: Number(l.before.toPrecision(4)), after: Number(l.after.toPrecision(4)) })),
     passes: corrected.passes, samples: corrected.samples, seconds: Number(corrected.seconds.toFixed(2)),
   } : undefined;

@@ -21,6 +21,9 @@ export interface EqualizedPair {
   via: string[];
   /** Channels whose high bias moved into the second conv (high-bias absorption). */
   absorbed: number;
+  /** Per output channel of the first conv: what its output was divided by, and then the bias it gave up. */
+  scales: Float64Array;
+  shifts: Float64Array;
   /** Weight tensors of the two Convs, and their values before equalization. */
   weights: { first: string; second: string };
   original: { first: onnx.TensorProto; second: onnx.TensorProto };
@@ -112,24 +115,24 @@ function forInputChannel(dims: readonly number[], group: number, c: number, f: (
  * Relu(x) − m there, so m leaves the first conv's bias and enters the second's through its
  * weights. The Relu's output range narrows by m: quantization spends no steps below it. The second
  * conv must not pad (a padded border would see −m where it saw 0) and must have a bias; max
- * pooling between passes a shift unchanged. Returns how many channels gave something up.
+ * pooling between passes a shift unchanged. Returns m per channel (0 where nothing moved).
  */
-function absorbHighBias(pair: Pair, stats: { mean: Float32Array; std: Float32Array }, scaled: Float64Array, load: (name: string) => Float64Array): number {
+function absorbHighBias(pair: Pair, stats: { mean: Float32Array; std: Float32Array }, scaled: Float64Array, load: (name: string) => Float64Array): Float64Array {
   const { a, b, via } = pair;
-  if (!a.bias || !b.bias || !via.some((n) => n.op === 'Relu') || !via.every((n) => n.op === 'Relu' || n.op === 'MaxPool') || pads(b.node)) return 0;
+  const shifts = new Float64Array(a.dims[0]);
+  if (!a.bias || !b.bias || !via.some((n) => n.op === 'Relu') || !via.every((n) => n.op === 'Relu' || n.op === 'MaxPool') || pads(b.node)) return shifts;
   const bias1 = load(a.bias);
   const bias2 = load(b.bias);
   const w2 = load(b.weight);
   const spatial = b.dims.slice(2).reduce((x, y) => x * y, 1);
-  let count = 0;
   for (let c = 0; c < a.dims[0]; c++) {
     const m = Math.max(0, (stats.mean[c] - 3 * stats.std[c]) / scaled[c]);
     if (!(m > 0)) continue;
-    count++;
+    shifts[c] = m;
     bias1[c] -= m;
     forInputChannel(b.dims, b.group, c, (i) => { bias2[Math.floor(i / (b.dims[1] * spatial))] += w2[i] * m; });
   }
-  return count;
+  return shifts;
 }
 
 /** Whether a conv pads its input (explicitly or by auto_pad SAME). */
@@ -183,7 +186,7 @@ export function equalizeLayers(model: onnx.ModelProto, batchNorms: ReadonlyArray
   const stats = new Map(batchNorms.map((s) => [s.conv, s]));
   const absorbed = new Map(pairs.map((p) => {
     const s = stats.get(p.a.node.name);
-    return [p, s ? absorbHighBias(p, s, scaled.get(p)!, load) : 0] as const;
+    return [p, s ? absorbHighBias(p, s, scaled.get(p)!, load) : new Float64Array(p.a.dims[0])] as const;
   }));
   const replaced = new Map([...data].map(([name, values]) => {
     const t = view.initializers.get(name)!;
@@ -193,7 +196,8 @@ export function equalizeLayers(model: onnx.ModelProto, batchNorms: ReadonlyArray
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, initializer: graph.initializer.map((t) => replaced.get(t.name) ?? t) }) }),
     pairs: pairs.map((p) => ({
-      first: p.a.node.name, second: p.b.node.name, via: p.via.map((n) => n.name), absorbed: absorbed.get(p)!,
+      first: p.a.node.name, second: p.b.node.name, via: p.via.map((n) => n.name),
+      absorbed: absorbed.get(p)!.filter((m) => m > 0).length, scales: scaled.get(p)!, shifts: absorbed.get(p)!,
       weights: { first: p.a.weight, second: p.b.weight },
       original: { first: view.initializers.get(p.a.weight)!, second: view.initializers.get(p.b.weight)! },
     })),

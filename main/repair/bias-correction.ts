@@ -17,7 +17,9 @@ import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan } from '../plan/plan';
-import type { WeightRounding } from '../plan/qmath';
+import type { EqualizedPair } from '../plan/equalize';
+import type { Prepared } from '../plan/prepare';
+import { quantizeWeight, sameGrid, type WeightRounding } from '../plan/qmath';
 import type { Range } from '../stats/range';
 
 /**
@@ -36,6 +38,8 @@ export interface CorrectedLayer {
 }
 
 export interface BiasCorrection {
+  /** Empirical: measured on calibration samples; analytic: from BatchNorm statistics, the weights' error alone. */
+  method: 'empirical' | 'analytic';
   /** The float model with corrected biases: what is converted. */
   model: onnx.ModelProto;
   layers: CorrectedLayer[];
@@ -185,6 +189,7 @@ export async function correctBiases(floatModel: onnx.ModelProto, plan: QuantPlan
     }
   });
   return {
+    method: 'empirical',
     model: withBiasCorrections(floatModel, layers, total),
     layers: layers.map((l, i) => ({ node: l.node, before: before[i], after: after[i] })),
     passes: levels + 1,
@@ -201,4 +206,96 @@ function withBiasCorrections(model: onnx.ModelProto, layers: readonly Target[], 
     return c ? floatTensor(t.name, tensorDims(t), Float32Array.from(tensorToFloat32(t), (b, k) => b + c[k])) : t;
   });
   return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, initializer }) });
+}
+
+/** Mean and standard deviation per channel of a tensor, as a folded BatchNorm's statistics give them. */
+interface ChannelStats {
+  mean: Float64Array;
+  std: Float64Array;
+}
+
+/**
+ * The folded convs' output statistics, by output tensor: the BatchNorm's β and |γ|, divided by the
+ * CLE scale of the channel and shifted by what high-bias absorption took from its bias.
+ */
+export function foldedOutputStats(view: GraphView, folded: Prepared['foldedBatchNorms'], pairs: readonly EqualizedPair[] = []): Map<string, ChannelStats> {
+  const byFirst = new Map(pairs.map((p) => [p.first, p]));
+  const out = new Map<string, ChannelStats>();
+  for (const f of folded) {
+    const conv = view.nodes.find((n) => n.name === f.conv);
+    if (!conv) continue;
+    const pair = byFirst.get(f.conv);
+    const scale = (c: number) => pair?.scales[c] ?? 1;
+    out.set(conv.outputs[0], {
+      mean: Float64Array.from(f.mean, (m, c) => m / scale(c) - (pair?.shifts[c] ?? 0)),
+      std: Float64Array.from(f.std, (s, c) => s / scale(c)),
+    });
+  }
+  return out;
+}
+
+/** Standard normal density and distribution (Abramowitz and Stegun 26.2.17, error under 7.5e-8). */
+function normal(z: number): { pdf: number; cdf: number } {
+  const pdf = Math.exp(-z * z / 2) / Math.sqrt(2 * Math.PI);
+  const t = 1 / (1 + 0.2316419 * Math.abs(z));
+  const tail = pdf * t * (0.319381530 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429))));
+  return { pdf, cdf: z >= 0 ? 1 - tail : tail };
+}
+
+/** E[x] per channel of a Conv's input: a folded conv's output, or Relu of one (E[max(0, y)] for y ~ N(μ, σ²)). */
+function inputMeans(view: GraphView, input: string, stats: ReadonlyMap<string, ChannelStats>): Float64Array | undefined {
+  const direct = stats.get(input);
+  if (direct) return direct.mean;
+  const relu = view.producer.get(input);
+  const s = relu?.op === 'Relu' ? stats.get(relu.inputs[0]) : undefined;
+  if (!s) return undefined;
+  return s.mean.map((mu, c) => {
+    const sigma = s.std[c];
+    if (!(sigma > 0)) return Math.max(0, mu);
+    const { pdf, cdf } = normal(mu / sigma);
+    return mu * cdf + sigma * pdf;
+  });
+}
+
+/**
+ * Analytic bias correction (Nagel et al. 2019, 4.2), for runs without calibration data: a Conv's
+ * weight error ε shifts its output's mean by ε·E[x], and where its input comes from a conv folded
+ * with a BatchNorm (through a Relu or directly), E[x] follows from the BatchNorm's statistics.
+ * That shift is taken out of the Conv's bias. It corrects the weights' error alone (activations
+ * are not quantized ahead of time in weight-only and dynamic runs) and ignores padding.
+ */
+export function analyticBiasCorrection(floatModel: onnx.ModelProto, plan: QuantPlan, stats: ReadonlyMap<string, ChannelStats>, rounding?: WeightRounding): { model: onnx.ModelProto; layers: CorrectedLayer[] } {
+  const view = new GraphView(floatModel);
+  const layers: Target[] = [];
+  const corrections: Float32Array[] = [];
+  const shifts: number[] = [];
+  for (const spec of plan.weights.values()) {
+    const node = view.nodes.find((n) => n.name === spec.node);
+    if (!node || node.op !== 'Conv' || spec.asActivation || node.inputs[1] !== spec.tensor) continue;
+    const target = correctable(view, node);
+    const means = target && inputMeans(view, node.inputs[0], stats);
+    if (!target || !means) continue;
+    const t = view.initializers.get(spec.tensor)!;
+    const dims = tensorDims(t);
+    const w = tensorToFloat32(t);
+    const chosen = rounding?.get(spec.tensor);
+    const q = quantizeWeight(w, dims, spec.type, spec.symmetric, spec.axis, spec.range, chosen && sameGrid(chosen, spec) ? chosen.up : undefined).dequantized;
+    const group = attrInt(node.proto, 'group', 1);
+    const [cout, cinPer] = dims;
+    const spatial = w.length / (cout * cinPer);
+    const correction = new Float32Array(cout);
+    for (let o = 0; o < cout; o++) {
+      const g = Math.floor(o / (cout / group));
+      let shift = 0;
+      for (let j = 0; j < cinPer; j++) for (let k = 0; k < spatial; k++) {
+        const i = (o * cinPer + j) * spatial + k;
+        shift += (q[i] - w[i]) * means[g * cinPer + j];
+      }
+      correction[o] = -shift;
+    }
+    layers.push({ ...target, level: 0 });
+    corrections.push(correction);
+    shifts.push(Math.sqrt(correction.reduce((s, v) => s + v * v, 0) / cout));
+  }
+  return { model: withBiasCorrections(floatModel, layers, corrections), layers: layers.map((l, i) => ({ node: l.node, before: shifts[i], after: 0 })) };
 }

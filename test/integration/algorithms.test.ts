@@ -10,7 +10,11 @@ import { recipeFor } from '../../shared/backends';
 import type { Algorithms } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
+import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
+import { GraphView } from '../../main/onnx/graph';
+import { planQuantization } from '../../main/plan/plan';
+import { analyticBiasCorrection, foldedOutputStats } from '../../main/repair/bias-correction';
 import { equalizeLayers } from '../../main/plan/equalize';
 import { prepareModel } from '../../main/plan/prepare';
 import { encodeModel } from '../../main/onnx/model';
@@ -97,17 +101,17 @@ test('CLE leaves the float outputs unchanged to 1e-5 relative and equalizes each
   assert.deepEqual(equalized.graph!.initializer.find((i) => i.name === 'w4'), original.graph!.initializer.find((i) => i.name === 'w4'), 'a conv feeding a graph output stays');
 });
 
-test('high-bias absorption: a Conv folded with a BatchNorm of high mean gives its bias to the next conv through a Relu; outputs unchanged where its output stays above mean − 3 std, and the Relu\'s range narrows', async () => {
-  // conv1 copies the one input channel to 4; the BatchNorm makes channel c γ_c·√3·x + β_c, and x is uniform
-  // in [−1, 1] with the mean 0 and variance 1/3 the BatchNorm was given: its output never leaves β ± √3·|γ|.
-  const beta = [4, 0.2, -1, 6];
-  const gamma = [0.5, 1, 0.3, -1];
-  const m = buildModel({
+/**
+ * conv1 copies the one input channel to 4, a BatchNorm makes channel c γ_c·√3·x + β_c (its
+ * statistics: mean 0, variance 1/3, which x uniform in [−1, 1] has), then Relu and a 1x1 conv2 to 3 channels.
+ */
+function batchNormReluConv(beta: number[], gamma: number[], seed: number) {
+  return buildModel({
     inputs: { x: ['n', 1, 6, 6] }, outputs: { y: ['n', 3, 6, 6] },
     initializers: {
       w1: { dims: [4, 1, 1, 1], data: [1, 1, 1, 1] }, b1: { dims: [4], data: [0, 0, 0, 0] },
       s: { dims: [4], data: gamma }, bb: { dims: [4], data: beta }, mu: { dims: [4], data: [0, 0, 0, 0] }, var: { dims: [4], data: [1 / 3, 1 / 3, 1 / 3, 1 / 3] },
-      w2: { dims: [3, 4, 1, 1], data: randomArray(12, 31) }, b2: { dims: [3], data: randomArray(3, 32) },
+      w2: { dims: [3, 4, 1, 1], data: randomArray(12, seed) }, b2: { dims: [3], data: randomArray(3, seed + 1) },
     },
     nodes: [
       { op: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['c1'], name: 'conv1' },
@@ -116,6 +120,14 @@ test('high-bias absorption: a Conv folded with a BatchNorm of high mean gives it
       { op: 'Conv', inputs: ['r', 'w2', 'b2'], outputs: ['y'], name: 'conv2' },
     ],
   });
+}
+
+test('high-bias absorption: a Conv folded with a BatchNorm of high mean gives its bias to the next conv through a Relu; outputs unchanged where its output stays above mean − 3 std, and the Relu\'s range narrows', async () => {
+  // conv1 copies the one input channel to 4; the BatchNorm makes channel c γ_c·√3·x + β_c, and x is uniform
+  // in [−1, 1] with the mean 0 and variance 1/3 the BatchNorm was given: its output never leaves β ± √3·|γ|.
+  const beta = [4, 0.2, -1, 6];
+  const gamma = [0.5, 1, 0.3, -1];
+  const m = batchNormReluConv(beta, gamma, 31);
   const prepared = prepareModel(m, { forQdq: true });
   const { model: absorbed, pairs } = equalizeLayers(prepared.model, prepared.foldedBatchNorms);
   // Channels 0 and 3 stay above β − 3|γ| > 0 (4 − 1.5, 6 − 3); 1 and 2 would go below 0.
@@ -138,6 +150,32 @@ test('high-bias absorption: a Conv folded with a BatchNorm of high mean gives it
   const [lo, hi] = [Math.min(...x), Math.max(...x)].map((v) => 0.5 * Math.sqrt(3) * v);
   const close = (a: number, b: number) => Math.abs(a - b) < 1e-4;
   assert.ok(close(spread(before.r), (4 + lo) / (4 + hi)) && close(spread(after.r), (1.5 + lo) / (1.5 + hi)), `min/max of channel 0: ${spread(before.r)} → ${spread(after.r)}`);
+});
+
+test('analytic bias correction: without calibration data, a weight-only Conv reading a BatchNorm-folded conv through a Relu has the mean output shift of its weight error taken out of its bias', async () => {
+  // As above, channel c of the Relu's input is uniform in β ± √3|γ|, all above 0, so E[Relu] = β as the statistics say.
+  const m = batchNormReluConv([4, 3, 5, 6], [0.5, 0.5, 0.8, 1], 41);
+  const prepared = prepareModel(m, { forQdq: false });
+  const view = new GraphView(prepared.model);
+  const plan = planQuantization(view, { ...recipeFor('cpu', 'w8'), granularity: 'per-tensor' });
+  const corrected = analyticBiasCorrection(prepared.model, plan, foldedOutputStats(view, prepared.foldedBatchNorms));
+  assert.deepEqual(corrected.layers.map((l) => l.node), ['conv2'], 'conv1 reads the graph input, whose statistics nothing gives');
+  // Each value with its negative: the data's mean is exactly the statistics' 0, so the mean shift is exactly the predicted one.
+  const half = randomArray(4 * 36, 43);
+  const x = Float32Array.from([...half, ...half.map((v) => -v)]);
+  const meanError = async (quantized: typeof m) => {
+    const run = async (model: typeof m) => (await (await ort.InferenceSession.create(encodeModel(model))).run({ x: new ort.Tensor('float32', x, [8, 1, 6, 6]) })).y.data as Float32Array;
+    const [f, q] = [await run(prepared.model), await run(quantized)];
+    return [0, 1, 2].map((c) => {
+      let sum = 0;
+      for (let i = 0; i < f.length; i++) if (Math.floor(i / 36) % 3 === c) sum += q[i] - f[i];
+      return sum / (f.length / 3);
+    });
+  };
+  const before = await meanError(convertModel(view, plan, new Map()).model);
+  const after = await meanError(convertModel(new GraphView(corrected.model), plan, new Map()).model);
+  for (let c = 0; c < 3; c++) assert.ok(Math.abs(after[c]) < 0.02 * Math.abs(before[c]) + 1e-6, `channel ${c}: mean output error ${before[c]} → ${after[c]}`);
+  assert.ok(Math.abs(corrected.layers[0].before - Math.sqrt(before.reduce((s, v) => s + v * v, 0) / 3)) < 0.02 * corrected.layers[0].before, 'the predicted shift is the measured one');
 });
 
 /** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
