@@ -30,7 +30,7 @@ import { toNumber } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
 import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
-import type { BiasCorrection } from '../repair/bias-correction';
+import { BIAS_CORRECTION_SAMPLES, type BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import { repair } from '../repair/search';
@@ -209,10 +209,14 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0, rounded: repaired.rounded };
 }
 
-/** Calibration samples one per feed, for the algorithms the repair tries; none when the job has no calibration data (a ranges file alone). */
-async function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): Promise<Feed[] | undefined> {
+/** Calibration samples for the algorithms the repair tries, as AdaRound and bias correction read them; none when the job has no calibration data (a ranges file alone). */
+async function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): Promise<{ perSample: Feed[]; batched: Feed[] } | undefined> {
   const source = calibrated.source ?? (job.calibration ? await m.open(job.calibration, 'repair algorithms') : undefined);
-  return source ? (await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1)).feeds : undefined;
+  if (!source) return undefined;
+  return {
+    perSample: (await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1)).feeds,
+    batched: (await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize)).feeds,
+  };
 }
 
 /** The ranges file to write: a calibration's, or a repair's fixes; never over the ranges file the job read. */

@@ -35,8 +35,12 @@ export interface RepairInput {
   /** Histograms saved with the ranges (histogram calibration methods): they allow per-tensor method fixes. */
   histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
-  /** Calibration samples, one per feed: with them the search tries AdaRound and bias correction (those the recipe does not ask for already) before moving layers. */
-  calibration?: readonly Feed[];
+  /**
+   * Calibration samples: with them the search tries AdaRound and bias correction (those the recipe
+   * does not ask for already) before moving layers. AdaRound reads them one per feed, bias
+   * correction its first few in batches.
+   */
+  calibration?: { perSample: readonly Feed[]; batched: readonly Feed[] };
   /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
   shapes?: ReadonlyMap<string, number[]>;
   target: Target;
@@ -191,19 +195,19 @@ async function fixCalibration(s: Search): Promise<boolean> {
  */
 async function tryAlgorithms(s: Search): Promise<boolean> {
   const { calibration, floatModel, subset, numerics, signal } = s.input;
-  if (s.plan.kind !== 'static' || !calibration?.length) return false;
+  if (s.plan.kind !== 'static' || !calibration?.perSample.length) return false;
   // AdaRound costs minutes on a large model and pays where weights are coarse: per-tensor or under
   // 8 bits (recognizer per-tensor int8: 0% → 76% exact match). On per-channel int8 it did not
   // (99% → 97%), so there the search does not spend the time.
   const coarse = [...s.plan.weights.values()].some((w) => !w.asActivation && ((w.axis === undefined && !w.block) || quantTypeBits(w.type) < 8));
   if (!s.recipe.algorithms?.adaround && !coarse) s.step('AdaRound not tried: every weight is per-channel with 8 or more bits, where it did not help on the models measured');
   const tries = [
-    ...(s.recipe.algorithms?.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, samples: Math.min(calibration.length, ADAROUND_SAMPLES), apply: async () => {
-      const rounded = await adaRound(floatModel, s.plan, calibration.slice(0, ADAROUND_SAMPLES), { iterations: ADAROUND_ITERATIONS, signal });
+    ...(s.recipe.algorithms?.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, samples: Math.min(calibration.perSample.length, ADAROUND_SAMPLES), apply: async () => {
+      const rounded = await adaRound(floatModel, s.plan, calibration.perSample.slice(0, ADAROUND_SAMPLES), { iterations: ADAROUND_ITERATIONS, signal });
       return { rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
     } }]),
-    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', samples: Math.min(calibration.length, BIAS_CORRECTION_SAMPLES), apply: async () => {
-      const corrected = await correctBiases(floatModel, s.plan, s.ranges, calibration.slice(0, BIAS_CORRECTION_SAMPLES), { signal, rounding: s.rounded?.rounding });
+    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', samples: Math.min(calibration.perSample.length, BIAS_CORRECTION_SAMPLES), apply: async () => {
+      const corrected = await correctBiases(floatModel, s.plan, s.ranges, calibration.batched, { signal, rounding: s.rounded?.rounding });
       return { rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
     } }]),
   ];
