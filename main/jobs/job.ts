@@ -134,11 +134,14 @@ function savedRounding(job: JobInput, m: JobModel, calibrated: JobRanges, iterat
   const saved = calibrated.doc.adaround;
   if (!saved || !job.ranges || saved.iterations !== iterations) return undefined;
   const rounding = loadRounding(job.ranges, saved);
-  const covered = roundableWeights(m.view, m.plan).every(({ spec }) => {
+  const roundable = roundableWeights(m.view, m.plan);
+  const covered = roundable.every(({ spec }) => {
     const r = rounding.get(spec.tensor);
     return r !== undefined && sameGrid(r, spec);
   });
-  return covered ? { rounding, report: { ...saved.report, reusedFrom: job.ranges } } : undefined;
+  // A layer this run keeps in float has no rounding to report.
+  const now = new Set(roundable.map(({ spec }) => spec.tensor));
+  return covered ? { rounding, report: { ...saved.report, layers: saved.report.layers.filter((l) => now.has(l.weight)), reusedFrom: job.ranges } } : undefined;
 }
 
 /** A run without calibration data corrects analytically, from the BatchNorm statistics its Conv inputs come with. */

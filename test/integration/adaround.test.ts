@@ -156,12 +156,13 @@ test('quantize --adaround on the trained MNIST CNN, per-tensor int8: every layer
   assert.ok((rounded.outputs[0].sqnr as number) > (plain.outputs[0].sqnr as number), `output SQNR ${plain.outputs[0].sqnr} → ${rounded.outputs[0].sqnr} dB`);
   assert.match(htmlReport(rounded), /AdaRound \(4 layers, 300 iterations each/);
 
-  // A re-run from the saved ranges (a layer kept in float, as the layer panel does) converts with the saved rounding instead of learning it again.
+  // A re-run from the saved ranges (a layer kept in float with its node, as the layer panel does) converts with the saved rounding instead of learning it again.
   const ranges = path.join(dir, 'adaround.ranges.json');
   assert.equal(Object.keys(JSON.parse(fs.readFileSync(ranges, 'utf8')).adaround.weights).length, 4);
   const fc2 = rounded.layers.find((l) => l.node === '/fc2/Gemm')!.name;
-  const rerun = (await quantize({ ...job, calibration: undefined, ranges, recipe: { ...base, algorithms: { adaround: { iterations: 300 } }, overrides: { [fc2]: { float: true } } }, out: path.join(dir, 'rerun.onnx') })).report;
+  const rerun = (await quantize({ ...job, calibration: undefined, ranges, recipe: { ...base, algorithms: { adaround: { iterations: 300 } }, overrides: { [fc2]: { float: true } }, excludeNodes: ['/fc2/Gemm'] }, out: path.join(dir, 'rerun.onnx') })).report;
   assert.equal(rerun.algorithms!.adaround!.reusedFrom, ranges);
+  assert.deepEqual(rerun.algorithms!.adaround!.layers.map((l) => l.node), ['/conv1/Conv', '/conv2/Conv', '/fc1/Gemm'], 'fc2 is in float now');
   const weights = (file: string) => new Map(loadModel(file).model.graph!.initializer.filter((t) => t.name.endsWith('_quantized')).map((t) => [t.name, Buffer.from(t.rawData).toString('hex')]));
   const [first, again] = [weights(path.join(dir, 'adaround.onnx')), weights(path.join(dir, 'rerun.onnx'))];
   for (const [name, bytes] of again) assert.equal(bytes, first.get(name), `${name}: the same integers as the run that learned them`);
