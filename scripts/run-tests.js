@@ -16,5 +16,10 @@ const files = [];
   }
 })(root);
 files.sort();
+// With no files, node --test would discover test files across the whole checkout instead.
+if (files.length === 0) {
+  console.error(`no compiled test file under ${root} matches ${filter.join(', ') || 'anything'}: run npm run build first, or check the name`);
+  process.exit(1);
+}
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
