@@ -18,9 +18,9 @@ import { inputSpecs } from '../onnx/session';
 import { equalizeLayers } from '../plan/equalize';
 import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
+import { sameGrid, type WeightRounding } from '../plan/qmath';
 import { ADAROUND_SAMPLES, adaRound, roundableWeights, type AdaRoundResult } from '../repair/adaround';
 import { analyticBiasCorrection, BIAS_CORRECTION_SAMPLES, correctBiases, foldedOutputStats, type BiasCorrection } from '../repair/bias-correction';
-import { sameGrid, type WeightRounding } from '../plan/qmath';
 
 export interface JobInput extends Control {
   model: string;
@@ -104,8 +104,6 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
     },
   };
 }
-
-
 
 /** AdaRound where the recipe asks for it: the rounding of each weight, which every conversion of the job then uses. */
 export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void,
