@@ -3,7 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { flatShape, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { flatShape, intAttr, intsAttr, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -63,7 +63,7 @@ export const PROBE_STEP = 2 ** 31 - 1;
 /** The empty first slice of a 1-D `input`: Slice takes its bounds as inputs from opset 10, as attributes before. */
 function emptySlice(input: string, output: string, boundsAsInputs: boolean): onnx.NodeProto {
   if (boundsAsInputs) return makeNode('Slice', [input, ZERO, ZERO, ZERO], [output]);
-  const ints = (name: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: [0] });
+  const ints = (name: string) => intsAttr(name, [0]);
   return makeNode('Slice', [input], [output], [ints('starts'), ints('ends'), ints('axes')]);
 }
 
@@ -105,7 +105,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOn
     return [
       makeNode('Shape', [tensor], [shape]),
       emptySlice(shape, `${base}_shape_empty`, sampling),
-      makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+      makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [intAttr('to', DataType.FLOAT)]),
     ];
   };
   // Blocks in graph order, sized-only tensors among the tapped ones, so that the walk back from

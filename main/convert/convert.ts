@@ -1,6 +1,6 @@
 // Rewrites a float model by its QuantPlan: static QDQ, dynamic integer ops, or weight-only.
 // The input model object is never modified; the result shares its unchanged tensors.
-import { uniqueName } from '../onnx/edit';
+import { intAttr, uniqueName } from '../onnx/edit';
 import type { Range } from '../stats/range';
 import { quantTypeBits, type QuantType } from '../../shared/recipe';
 import type { WeightReport } from '../../shared/report';
@@ -8,7 +8,7 @@ import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '.
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { rootOf, type QuantPlan, type WeightSpec } from '../plan/plan';
-import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeGrouped, quantizeMatMulNBits, quantizeWeight, sameGrid, storageArray, type QParams, type WeightRounding } from '../plan/qmath';
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeMatMulNBits, quantizeOnGrid, quantizeWeight, storageArray, type QParams, type WeightRounding } from '../plan/qmath';
 import { sqnrOf } from '../stats/sqnr';
 
 /** One tensor compared float ↔ quantized: the unit of a per-layer report. */
@@ -106,10 +106,6 @@ class Builder {
 
 function cloneNode(n: onnx.NodeProto): onnx.NodeProto {
   return onnx.NodeProto.create({ ...n, input: [...n.input], output: [...n.output] });
-}
-
-function intAttr(name: string, value: number): onnx.AttributeProto {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: value });
 }
 
 function scaleTensor(name: string, scales: Float32Array, perAxis: boolean): onnx.TensorProto {
@@ -215,12 +211,10 @@ interface WeightOut {
 }
 
 function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, rounding?: WeightRounding): WeightOut {
-  const chosen = rounding?.get(spec.tensor);
-  const up = chosen && sameGrid(chosen, spec) ? chosen.up : undefined;
-  if (spec.block) return quantizeBlockedWeightInto(b, t, spec, spec.block, up);
   const data = tensorToFloat32(t);
   const dims = tensorDims(t);
-  const q = quantizeWeight(data, dims, spec.type, spec.symmetric, spec.axis, spec.range, up);
+  const q = quantizeOnGrid(data, dims, spec, rounding?.get(spec.tensor));
+  if (spec.block) return blockedWeightInto(b, data, dims, q, spec, spec.block);
   const perAxis = spec.axis !== undefined;
   const type = spec.type;
   const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, type, dims, q.values));
@@ -244,11 +238,8 @@ function quantizedTensor(name: string, type: QuantType, dims: number[], values: 
 }
 
 /** A blocked DequantizeLinear (opset 21): scales and zero points shaped like the weight with the block axis cut into blocks. */
-function quantizeBlockedWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, block: { axis: number; size: number }, up?: Uint8Array): WeightOut {
-  const data = tensorToFloat32(t);
-  const dims = tensorDims(t);
+function blockedWeightInto(b: Builder, data: Float32Array, dims: number[], q: ReturnType<typeof quantizeOnGrid>, spec: WeightSpec, block: { axis: number; size: number }): WeightOut {
   const grouping = blockGrouping(dims, block.axis, block.size);
-  const q = quantizeGrouped(data, spec.type, spec.symmetric, grouping, spec.range, up);
   const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, spec.type, dims, q.values));
   const sName = b.initializer(`${spec.tensor}_scale`, (name) => floatTensor(name, grouping.dims, q.scales));
   const zName = b.initializer(`${spec.tensor}_zero_point`, (name) => quantizedTensor(name, spec.type, grouping.dims, q.zeroPoints));

@@ -18,6 +18,16 @@ export function uniqueName(taken: Set<string>, base: string): string {
   return name;
 }
 
+/** An integer attribute. */
+export function intAttr(name: string, value: number): onnx.AttributeProto {
+  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: value });
+}
+
+/** An attribute of integers (perm, axes before opset 18). */
+export function intsAttr(name: string, values: readonly number[]): onnx.AttributeProto {
+  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...values] });
+}
+
 /** A node named after its first output, which the callers keep unique. */
 export function makeNode(op: string, inputs: string[], outputs: string[], attrs: onnx.AttributeProto[] = []): onnx.NodeProto {
   return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });
@@ -28,7 +38,7 @@ export function flatShape(name: string): onnx.TensorProto {
   return int64Tensor(name, [1], [-1]);
 }
 
-const KEEP_DIMS = [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 1 })];
+const KEEP_DIMS = [intAttr('keepdims', 1)];
 
 /**
  * Reductions over the whole of `input`, each a [1] vector: cells of a joined output
@@ -51,7 +61,7 @@ export function reducedCells(input: string, flat: string, shape: string, cells: 
  */
 export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string): onnx.NodeProto[] {
   const all = [...nodes, ...[...blocks].reverse().flat()];
-  if (joined.length) all.push(onnx.NodeProto.create({ opType: 'Concat', input: joined, output: [output], name: output, attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 })] }));
+  if (joined.length) all.push(onnx.NodeProto.create({ opType: 'Concat', input: joined, output: [output], name: output, attribute: [intAttr('axis', 0)] }));
   return all;
 }
 

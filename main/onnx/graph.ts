@@ -200,6 +200,18 @@ export function attrInt(node: onnx.NodeProto, name: string, fallback: number): n
   return a && Object.prototype.hasOwnProperty.call(a, 'i') ? toNumber(a.i) : fallback;
 }
 
+/** A string attribute (auto_pad, mode), decoded. */
+export function attrString(node: onnx.NodeProto, name: string, fallback: string): string {
+  const a = attr(node, name);
+  return a?.s?.length ? Buffer.from(a.s).toString() : fallback;
+}
+
+/** An attribute of integers, or undefined where the node has none. */
+export function attrInts(node: onnx.NodeProto, name: string): number[] | undefined {
+  const a = attr(node, name);
+  return a && a.ints.length ? a.ints.map((v) => toNumber(v)) : undefined;
+}
+
 export function attrFloat(node: onnx.NodeProto, name: string, fallback: number): number {
   const a = attr(node, name);
   return a && Object.prototype.hasOwnProperty.call(a, 'f') ? a.f : fallback;

@@ -6,7 +6,7 @@
 // sqrt(r1 * r2) each, which per-tensor (and low-bit) weight quantization needs most: a depthwise
 // conv with a few channels 100 times wider than the rest loses the narrow ones to rounding.
 import { dbToJson, type CleReport, type WeightChange } from '../../shared/report';
-import { attrInt, GraphView, type GraphNode } from '../onnx/graph';
+import { attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { sqnrOf } from '../stats/sqnr';
@@ -137,9 +137,7 @@ function absorbHighBias(pair: Pair, stats: { mean: Float32Array; std: Float32Arr
 
 /** Whether a conv pads its input (explicitly or by auto_pad SAME). */
 function pads(node: GraphNode): boolean {
-  const auto = node.proto.attribute.find((x) => x.name === 'auto_pad');
-  if (auto && Buffer.from(auto.s).toString().startsWith('SAME')) return true;
-  return (node.proto.attribute.find((x) => x.name === 'pads')?.ints ?? []).some((p) => Number(p) !== 0);
+  return attrString(node.proto, 'auto_pad', 'NOTSET').startsWith('SAME') || (attrInts(node.proto, 'pads') ?? []).some((p) => p !== 0);
 }
 
 /**

@@ -181,6 +181,14 @@ export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: 
   return { values, scales, zeroPoints, dequantized };
 }
 
+/**
+ * Quantizes a weight on its grid, exactly as convert writes it: with the rounding chosen for it
+ * (AdaRound) where that was chosen on this grid, to nearest otherwise.
+ */
+export function quantizeOnGrid(data: Float32Array, dims: readonly number[], grid: WeightGrid, chosen?: ChosenRounding): Omit<QuantizedWeight, 'axis'> {
+  return quantizeGrouped(data, grid.type, grid.symmetric, weightGrouping(dims, grid), grid.range, chosen && sameGrid(chosen, grid) ? chosen.up : undefined);
+}
+
 /** Quantizes a constant tensor per tensor or per channel along `axis`. */
 export function quantizeWeight(data: Float32Array, dims: readonly number[], type: QuantType, symmetric: boolean,
   axis: number | undefined, range = qRange(type), up?: Uint8Array): QuantizedWeight {

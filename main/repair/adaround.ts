@@ -11,13 +11,14 @@ import type { AdaRoundReport } from '../../shared/report';
 import { dbToJson } from '../../shared/report';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
-import { makeNode, typedValueInfo } from '../onnx/edit';
+import { intAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run } from '../onnx/session';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan, WeightSpec } from '../plan/plan';
 import { groupParams, roundHalfEven, weightGrouping, type ChosenRounding } from '../plan/qmath';
+import { sqnrDb, sqnrOf } from '../stats/sqnr';
 import { layerGrams, rowLayer, type RowLayer } from './gram';
 
 /** AIMET's defaults for the regulariser and its annealing; Adam's learning rate is ours, for a few thousand iterations. */
@@ -47,7 +48,6 @@ export interface AdaRoundResult {
 interface Problem {
   layer: RowLayer;
   spec: WeightSpec;
-  weight: Float32Array;
   /** Row-ordered [rows * width]: the float weight, scale·(floor − zero point), scale where the element may round up (else 0). */
   w: Float32Array;
   down: Float32Array;
@@ -64,7 +64,7 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
   const { scales, zeroPoints } = groupParams(weight, spec.type, spec.symmetric, grouping, spec.range);
   const [qmin, qmax] = spec.range;
   const n = layer.rows * layer.width;
-  const p: Problem = { layer, spec, weight, w: new Float32Array(n), down: new Float32Array(n), step: new Float32Array(n), frac: new Float32Array(n), nearest: new Uint8Array(n) };
+  const p: Problem = { layer, spec, w: new Float32Array(n), down: new Float32Array(n), step: new Float32Array(n), frac: new Float32Array(n), nearest: new Uint8Array(n) };
   for (let r = 0, k = 0; r < layer.rows; r++) {
     for (let j = 0; j < layer.width; j++, k++) {
       const i = layer.index(r, j);
@@ -99,7 +99,7 @@ function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
     floatTensor('W', shape, p.w), floatTensor('Down', shape, p.down), floatTensor('Step', shape, p.step), floatTensor('H', [groups, width, width], gram),
     f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8),
   ];
-  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 })]);
+  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
   const nodes = [
     makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
     makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
@@ -111,7 +111,7 @@ function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
     makeNode('Mul', ['DH', 'Step'], ['g_rec_half']), makeNode('Mul', ['g_rec_half', 'two'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
     // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active.
     makeNode('Greater', ['h_raw', 'zero'], ['above']), makeNode('Less', ['h_raw', 'one'], ['below']), makeNode('And', ['above', 'below'], ['inside_b']),
-    makeNode('Cast', ['inside_b'], ['inside'], [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+    makeNode('Cast', ['inside_b'], ['inside'], [intAttr('to', DataType.FLOAT)]),
     makeNode('Sub', ['one', 'sig'], ['sig_c']), makeNode('Mul', ['sig_s', 'sig_c'], ['dsig']), makeNode('Mul', ['dsig', 'inside'], ['dh']), makeNode('Mul', ['g_h', 'dh'], ['g']),
     makeNode('Mul', ['M', 'b1'], ['m_old']), makeNode('Mul', ['g', 'b1c'], ['m_new']), makeNode('Add', ['m_old', 'm_new'], ['M_next']),
     makeNode('Mul', ['g', 'g'], ['g2']), makeNode('Mul', ['S', 'b2'], ['s_old']), makeNode('Mul', ['g2', 'b2c'], ['s_new']), makeNode('Add', ['s_old', 's_new'], ['S_next']),
@@ -208,7 +208,7 @@ export function roundableWeights(view: GraphView, plan: QuantPlan): Array<{ laye
  * by one. Returns the chosen roundings by weight name, for convertModel.
  */
 export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, feeds: readonly Feed[],
-  options: { iterations: number; signal?: AbortSignal; onLayer?: (done: number, of: number, node: string) => void }): Promise<AdaRoundResult> {
+  options: { iterations: number; signal?: AbortSignal; onLayer?: (done: number, of: number) => void }): Promise<AdaRoundResult> {
   const start = performance.now();
   const view = new GraphView(floatModel);
   const problems = roundableWeights(view, plan).map(({ layer, spec }) => problemOf(view, layer, spec));
@@ -216,37 +216,28 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, fee
   const rounding = new Map<string, ChosenRounding>();
   const layers: AdaRoundReport['layers'] = [];
   for (const [i, p] of problems.entries()) {
-    options.onLayer?.(i, problems.length, p.layer.node);
+    options.onLayer?.(i, problems.length);
     const began = performance.now();
     const r = await roundLayer(p, grams[i], options.iterations, options.signal);
-    const up = new Uint8Array(p.weight.length);
+    const up = new Uint8Array(p.w.length);
     for (let row = 0, k = 0; row < p.layer.rows; row++) for (let j = 0; j < p.layer.width; j++, k++) up[p.layer.index(row, j)] = r.up[k];
     const { type, symmetric, axis, block, range } = p.spec;
     rounding.set(p.spec.tensor, { type, symmetric, axis, block, range, up });
     layers.push({
       node: p.layer.node, weight: p.spec.tensor, kept: r.up === p.nearest ? 'nearest' : 'learned',
       changed: r.up.reduce((n, u, k) => n + (u !== p.nearest[k] ? 1 : 0), 0) / r.up.length,
-      outputSqnr: { before: dbToJson(powerDb(r.power, r.nearest)), after: dbToJson(powerDb(r.power, r.kept)) },
+      // The graph's sums can round a zero error to a hair below it.
+      outputSqnr: { before: dbToJson(sqnrDb(r.power, Math.max(0, r.nearest))), after: dbToJson(sqnrDb(r.power, Math.max(0, r.kept))) },
       weightSqnr: { before: dbToJson(weightDb(p, p.nearest)), after: dbToJson(weightDb(p, r.up)) },
       loss: r.trace, seconds: (performance.now() - began) / 1000,
     });
   }
-  options.onLayer?.(problems.length, problems.length, '');
+  options.onLayer?.(problems.length, problems.length);
   const samples = feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0);
   return { rounding, report: { iterations: options.iterations, samples, layers, seconds: (performance.now() - start) / 1000 } };
 }
 
-function powerDb(power: number, error: number): number {
-  return error > 0 ? 10 * Math.log10(power / error) : Infinity;
-}
-
 /** SQNR of the weight rounded by `up` (row order). */
 function weightDb(p: Problem, up: Uint8Array): number {
-  let signal = 0;
-  let noise = 0;
-  for (let k = 0; k < p.w.length; k++) {
-    signal += p.w[k] * p.w[k];
-    noise += (p.down[k] + p.step[k] * up[k] - p.w[k]) ** 2;
-  }
-  return noise > 0 ? 10 * Math.log10(signal / noise) : Infinity;
+  return sqnrOf(p.w, p.down.map((d, k) => d + p.step[k] * up[k]));
 }

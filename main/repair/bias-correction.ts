@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { convertModel } from '../convert/convert';
-import { makeNode, typedValueInfo } from '../onnx/edit';
+import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { attrInt, defaultOpset, GraphView } from '../onnx/graph';
 import { numericsOptions } from '../onnx/numerics';
 import { DataType, onnx } from '../onnx/proto';
@@ -19,7 +19,7 @@ import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/t
 import type { QuantPlan } from '../plan/plan';
 import type { EqualizedPair } from '../plan/equalize';
 import type { Prepared } from '../plan/prepare';
-import { quantizeWeight, sameGrid, type WeightRounding } from '../plan/qmath';
+import { quantizeOnGrid, type WeightRounding } from '../plan/qmath';
 import type { Range } from '../stats/range';
 
 /**
@@ -85,8 +85,8 @@ function correctable(view: GraphView, node: GraphView['nodes'][number]): Omit<Ta
 
 /** ReduceMean of `input` over `axes` (keepdims 0) as `output`: axes an input from opset 18, an attribute before. */
 function reduceMean(input: string, axes: number[], output: string, opset: number, initializers: onnx.TensorProto[]): onnx.NodeProto {
-  const keep = onnx.AttributeProto.create({ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 });
-  if (opset < 18) return makeNode('ReduceMean', [input], [output], [keep, onnx.AttributeProto.create({ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: axes })]);
+  const keep = intAttr('keepdims', 0);
+  if (opset < 18) return makeNode('ReduceMean', [input], [output], [keep, intsAttr('axes', axes)]);
   initializers.push(int64Tensor(`${output}_axes`, [axes.length], axes));
   return makeNode('ReduceMean', [input, `${output}_axes`], [output], [keep]);
 }
@@ -264,7 +264,7 @@ function inputMeans(view: GraphView, input: string, stats: ReadonlyMap<string, C
  * That shift is taken out of the Conv's bias. It corrects the weights' error alone (activations
  * are not quantized ahead of time in weight-only and dynamic runs) and ignores padding.
  */
-export function analyticBiasCorrection(floatModel: onnx.ModelProto, plan: QuantPlan, stats: ReadonlyMap<string, ChannelStats>, rounding?: WeightRounding): { model: onnx.ModelProto; layers: CorrectedLayer[] } {
+export function analyticBiasCorrection(floatModel: onnx.ModelProto, plan: QuantPlan, stats: ReadonlyMap<string, ChannelStats>): { model: onnx.ModelProto; layers: CorrectedLayer[] } {
   const view = new GraphView(floatModel);
   const layers: Target[] = [];
   const corrections: Float32Array[] = [];
@@ -278,8 +278,7 @@ export function analyticBiasCorrection(floatModel: onnx.ModelProto, plan: QuantP
     const t = view.initializers.get(spec.tensor)!;
     const dims = tensorDims(t);
     const w = tensorToFloat32(t);
-    const chosen = rounding?.get(spec.tensor);
-    const q = quantizeWeight(w, dims, spec.type, spec.symmetric, spec.axis, spec.range, chosen && sameGrid(chosen, spec) ? chosen.up : undefined).dequantized;
+    const q = quantizeOnGrid(w, dims, spec).dequantized;
     const group = attrInt(node.proto, 'group', 1);
     const [cout, cinPer] = dims;
     const spatial = w.length / (cout * cinPer);

@@ -6,8 +6,8 @@
 import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
-import { makeNode, typedValueInfo } from '../onnx/edit';
-import { attr, attrInt, GraphView, type GraphNode } from '../onnx/graph';
+import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
+import { attr, attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { floatTensor, int64Tensor, tensorDims } from '../onnx/tensor';
@@ -57,15 +57,11 @@ const END = 2 ** 62;
  * one-hot conv.
  */
 function patchNodes(view: GraphView, node: GraphNode, layer: RowLayer, kernel: readonly number[], prefix: string, inits: onnx.TensorProto[]): onnx.NodeProto[] | undefined {
-  const autoPad = attr(node.proto, 'auto_pad')?.s;
-  const pad = autoPad ? Buffer.from(autoPad).toString() : 'NOTSET';
+  const pad = attrString(node.proto, 'auto_pad', 'NOTSET');
   // Pad's and Unsqueeze's operands became inputs in opset 13.
   if ((pad !== 'NOTSET' && pad !== 'VALID') || view.opset < 13) return undefined;
   const rank = kernel.length;
-  const ints = (name: string, fallback: number) => {
-    const a = attr(node.proto, name);
-    return a && a.ints.length ? a.ints.map(Number) : new Array<number>(name === 'pads' ? 2 * rank : rank).fill(fallback);
-  };
+  const ints = (name: string, fallback: number) => attrInts(node.proto, name) ?? new Array<number>(name === 'pads' ? 2 * rank : rank).fill(fallback);
   const strides = ints('strides', 1);
   const dilations = ints('dilations', 1);
   const pads = pad === 'VALID' ? new Array<number>(2 * rank).fill(0) : ints('pads', 0);
@@ -88,7 +84,7 @@ function patchNodes(view: GraphView, node: GraphNode, layer: RowLayer, kernel: r
       makeNode('Unsqueeze', [`${name}_slice`, `${prefix}_tap_axis`], [name]));
     taps.push(name);
   }
-  nodes.push(makeNode('Concat', taps, [`${prefix}_patches`], [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 2 })]));
+  nodes.push(makeNode('Concat', taps, [`${prefix}_patches`], [intAttr('axis', 2)]));
   return nodes;
 }
 
@@ -99,7 +95,7 @@ function oneHotPatchNodes(node: GraphNode, layer: RowLayer, dims: readonly numbe
   for (let g = 0; g < groups; g++) for (let j = 0; j < width; j++) eye[(g * width + j) * width + j] = 1;
   inits.push(floatTensor(`${prefix}_eye`, [groups * width, ...dims.slice(1)], eye));
   const geometry = ['strides', 'pads', 'dilations', 'auto_pad'].flatMap((name) => attr(node.proto, name) ?? []);
-  const group = onnx.AttributeProto.create({ name: 'group', type: onnx.AttributeProto.AttributeType.INT, i: groups });
+  const group = intAttr('group', groups);
   return [makeNode('Conv', [layer.input, `${prefix}_eye`], [`${prefix}_patches`], [...geometry, group])];
 }
 
@@ -110,7 +106,7 @@ function rowNodes(view: GraphView, layer: RowLayer, prefix: string, inits: onnx.
     inits.push(int64Tensor(`${prefix}_flat`, [2], [-1, layer.width]), int64Tensor(`${prefix}_shape`, [3], [1, layer.width, -1]));
     return [
       makeNode('Reshape', [layer.input, `${prefix}_flat`], [`${prefix}_2d`]),
-      makeNode('Transpose', [`${prefix}_2d`], [`${prefix}_t`], [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })]),
+      makeNode('Transpose', [`${prefix}_2d`], [`${prefix}_t`], [intsAttr('perm', [1, 0])]),
       makeNode('Reshape', [`${prefix}_t`, `${prefix}_shape`], [rows]),
     ];
   }
@@ -121,7 +117,7 @@ function rowNodes(view: GraphView, layer: RowLayer, prefix: string, inits: onnx.
   return [
     ...patches,
     makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [`${prefix}_4d`]),
-    makeNode('Transpose', [`${prefix}_4d`], [`${prefix}_t`], [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 2, 0, 3] })]),
+    makeNode('Transpose', [`${prefix}_4d`], [`${prefix}_t`], [intsAttr('perm', [1, 2, 0, 3])]),
     makeNode('Reshape', [`${prefix}_t`, `${prefix}_shape`], [rows]),
   ];
 }
@@ -137,7 +133,7 @@ function gramModel(model: onnx.ModelProto, layers: readonly RowLayer[]): onnx.Mo
     outputs.push(typedValueInfo(prefix, DataType.FLOAT, [layer.groups, layer.width, layer.width]), typedValueInfo(`${prefix}_n`, DataType.INT64, [3]));
     return [
       ...rowNodes(view, layer, prefix, inits),
-      makeNode('Transpose', [`${prefix}_rows`], [`${prefix}_rows_t`], [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 1] })]),
+      makeNode('Transpose', [`${prefix}_rows`], [`${prefix}_rows_t`], [intsAttr('perm', [0, 2, 1])]),
       makeNode('MatMul', [`${prefix}_rows`, `${prefix}_rows_t`], [prefix]),
       makeNode('Shape', [`${prefix}_rows`], [`${prefix}_n`]),
     ];
