@@ -33,7 +33,7 @@ import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
 import { BIAS_CORRECTION_SAMPLES, type BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
-import { repair } from '../repair/search';
+import { repair, type RepairInput } from '../repair/search';
 import { correctedForRecipe, jobWarnings, loadForJob, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
@@ -187,7 +187,7 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   if (target.kind === 'metric' && target.metric === 'custom' && !m.custom) throw new JobError(`target ${describeTarget(target)} needs the metric module: pass --metric-module FILE.mjs`);
   const source = await m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
-  const calibration = await algorithmSamples(job, m, calibrated);
+  const calibration = algorithmSamples(job, m, calibrated);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
@@ -209,14 +209,19 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0, rounded: repaired.rounded };
 }
 
-/** Calibration samples for the algorithms the repair tries, as AdaRound and bias correction read them; none when the job has no calibration data (a ranges file alone). */
-async function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): Promise<{ perSample: Feed[]; batched: Feed[] } | undefined> {
-  const source = calibrated.source ?? (job.calibration ? await m.open(job.calibration, 'repair algorithms') : undefined);
-  if (!source) return undefined;
-  return {
-    perSample: (await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1)).feeds,
-    batched: (await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize)).feeds,
+/**
+ * Calibration samples for the algorithms the repair tries, as AdaRound and bias correction read
+ * them, read when a trial asks; none when the job has no calibration data (a ranges file alone).
+ */
+function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): NonNullable<RepairInput['calibration']> | undefined {
+  if (!calibrated.source && !job.calibration) return undefined;
+  let opened: Promise<SampleSource> | undefined;
+  const source = () => (opened ??= calibrated.source ? Promise.resolve(calibrated.source) : m.open(job.calibration!, 'repair algorithms'));
+  const read = async (limit: number, batch: number) => {
+    const s = await source();
+    return (await readSubset(s, Math.min(s.count, limit), batch)).feeds;
   };
+  return { perSample: () => read(ADAROUND_SAMPLES, 1), batched: () => read(BIAS_CORRECTION_SAMPLES, m.batchSize) };
 }
 
 /** The ranges file to write: a calibration's, or a repair's fixes; never over the ranges file the job read. */

@@ -23,8 +23,8 @@ import { GraphView } from '../onnx/graph';
 import type { onnx } from '../onnx/proto';
 import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 import type { Range } from '../stats/range';
-import { ADAROUND_SAMPLES, adaRound, type AdaRoundResult } from './adaround';
-import { BIAS_CORRECTION_SAMPLES, correctBiases } from './bias-correction';
+import { adaRound, type AdaRoundResult } from './adaround';
+import { correctBiases } from './bias-correction';
 
 export interface RepairInput {
   view: GraphView;
@@ -36,11 +36,11 @@ export interface RepairInput {
   histograms?: ReadonlyMap<string, SavedHistogram>;
   subset: Subset;
   /**
-   * Calibration samples: with them the search tries AdaRound and bias correction (those the recipe
-   * does not ask for already) before moving layers. AdaRound reads them one per feed, bias
-   * correction its first few in batches.
+   * Calibration samples, read only if an algorithm is tried: with them the search tries AdaRound
+   * and bias correction (those the recipe does not ask for already) before moving layers. AdaRound
+   * reads them one per feed, bias correction its first few in batches.
    */
-  calibration?: { perSample: readonly Feed[]; batched: readonly Feed[] };
+  calibration?: { perSample(): Promise<readonly Feed[]>; batched(): Promise<readonly Feed[]> };
   /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
   shapes?: ReadonlyMap<string, number[]>;
   target: Target;
@@ -195,32 +195,34 @@ async function fixCalibration(s: Search): Promise<boolean> {
  */
 async function tryAlgorithms(s: Search): Promise<boolean> {
   const { calibration, floatModel, subset, numerics, signal } = s.input;
-  if (s.plan.kind !== 'static' || !calibration?.perSample.length) return false;
+  if (s.plan.kind !== 'static' || !calibration) return false;
   // AdaRound costs minutes on a large model and pays where weights are coarse: per-tensor or under
   // 8 bits (recognizer per-tensor int8: 0% → 76% exact match). On per-channel int8 it did not
   // (99% → 97%), so there the search does not spend the time.
   const coarse = [...s.plan.weights.values()].some((w) => !w.asActivation && ((w.axis === undefined && !w.block) || quantTypeBits(w.type) < 8));
   if (!s.recipe.algorithms?.adaround && !coarse) s.step('AdaRound not tried: every weight is per-channel with 8 or more bits, where it did not help on the models measured');
   const tries = [
-    ...(s.recipe.algorithms?.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, samples: Math.min(calibration.perSample.length, ADAROUND_SAMPLES), apply: async () => {
-      const rounded = await adaRound(floatModel, s.plan, calibration.perSample.slice(0, ADAROUND_SAMPLES), { iterations: ADAROUND_ITERATIONS, signal });
-      return { rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
+    ...(s.recipe.algorithms?.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
+      const feeds = await calibration.perSample();
+      const rounded = await adaRound(floatModel, s.plan, feeds, { iterations: ADAROUND_ITERATIONS, signal });
+      return { samples: rounded.report.samples, rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
     } }]),
-    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', samples: Math.min(calibration.perSample.length, BIAS_CORRECTION_SAMPLES), apply: async () => {
-      const corrected = await correctBiases(floatModel, s.plan, s.ranges, calibration.batched, { signal, rounding: s.rounded?.rounding });
-      return { rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
+    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
+      const feeds = await calibration.batched();
+      const corrected = await correctBiases(floatModel, s.plan, s.ranges, feeds, { signal, rounding: s.rounded?.rounding });
+      return { samples: feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0), rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
     } }]),
   ];
   for (const t of tries) {
     throwIfAborted(signal);
-    s.step(`trying ${t.name} on ${t.samples} calibration samples`);
+    s.step(`trying ${t.name}`);
     const applied = await t.apply();
     const converted = convertModel(applied.view, s.plan, s.ranges, applied.rounded?.rounding);
     const q = await subset.measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
     s.runs++;
-    s.step(`${t.name}: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${score(q, s.metric) > score(s.current, s.metric) ? '' : '; not kept'}`);
+    s.step(`${t.name} on ${applied.samples} calibration samples: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${score(q, s.metric) > score(s.current, s.metric) ? '' : '; not kept'}`);
     if (score(q, s.metric) <= score(s.current, s.metric)) continue;
-    s.changes.push({ name: t.name, node: '', op: '', action: t.action, why: `every layer still quantized, on ${t.samples} calibration samples: ${fmt(s.current, s.metric)} → ${fmt(q, s.metric)}` });
+    s.changes.push({ name: t.name, node: '', op: '', action: t.action, why: `every layer still quantized, on ${applied.samples} calibration samples: ${fmt(s.current, s.metric)} → ${fmt(q, s.metric)}` });
     s.recipe = { ...s.recipe, algorithms: { ...s.recipe.algorithms, ...applied.algorithms } };
     s.plan = planQuantization(s.input.view, s.recipe);
     s.rounded = applied.rounded;
