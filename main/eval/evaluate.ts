@@ -88,10 +88,12 @@ function withSqnr(s: CompareStats | undefined): OutputStats {
 /** The float outputs against one source of quantized outputs, accumulated in the stats workers. */
 class OutputComparison {
   private readonly metric = new MetricAccumulator();
-  private readonly custom?: { quantized: CustomScore; float: CustomScore };
+  private readonly custom?: CustomScore;
 
-  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string, custom?: EvaluationOptions['custom']) {
-    if (custom) this.custom = { quantized: new CustomScore(custom), float: new CustomScore(custom) };
+  /** `floatScore`: where the float outputs go to be scored as the float model's own (one comparison fills it for all). */
+  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string, custom?: EvaluationOptions['custom'],
+    private readonly floatScore?: CustomScore) {
+    if (custom) this.custom = new CustomScore(custom);
   }
 
   add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: Int32Array): void {
@@ -115,16 +117,17 @@ class OutputComparison {
     if (this.custom) {
       const n = Object.values(floats)[0]?.dims[0] ?? 0;
       const f = perSample(floats, n);
-      this.custom.quantized.add(f, perSample(quants, n));
-      this.custom.float.add(f, f);
+      this.custom.add(f, perSample(quants, n));
+      this.floatScore?.add(f, f);
     }
   }
 
-  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>, signal?: AbortSignal): Promise<OutputFigures> {
+  /** `floatCustom`: the float model's own score by the metric module, the same for every comparison. */
+  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>, floatCustom: number | undefined, signal?: AbortSignal): Promise<OutputFigures> {
     const metrics = this.metric.result();
     if (this.custom) {
-      metrics.custom = await this.custom.quantized.score(signal);
-      metrics['float-custom'] = await this.custom.float.score(signal);
+      metrics.custom = await this.custom.score(signal);
+      if (floatCustom !== undefined) metrics['float-custom'] = floatCustom;
     }
     return {
       numerics: this.numerics,
@@ -167,7 +170,9 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     // model alone, as a CPU deployment runs it (taps change which groups ONNX Runtime fuses).
     const mainSession = options.numerics === 'reference' ? undefined : await open(quantModel, 'quantized model', options.numerics);
     const deployedSession = options.deployed ? await open(quantModel, `quantized model (${options.deployed})`, options.deployed) : undefined;
-    const main = new OutputComparison(options.numerics, pool, 'output', options.custom);
+    // The float outputs are the same for both comparisons: the module scores them once.
+    const floatScore = options.custom ? new CustomScore(options.custom) : undefined;
+    const main = new OutputComparison(options.numerics, pool, 'output', options.custom, floatScore);
     const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed', options.custom) : undefined;
     const quantName = new Map(compared.outputs.map((o) => [o.float, o.quant]));
     const layers = new Map<string, LayerStats>(taps.map((t) => [t.float, { signal: 0, noise: 0, sqnr: 0, ...(t.min !== undefined ? { range: { min: Infinity, max: -Infinity } } : {}) }]));
@@ -208,11 +213,12 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       s.sqnr = sqnrDb(s.signal, s.noise);
       if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
     }
+    const floatCustom = await floatScore?.score(options.signal);
     return {
-      ...(await main.result(outputs, compares, options.signal)),
+      ...(await main.result(outputs, compares, floatCustom, options.signal)),
       numerics: options.numerics,
       layers,
-      ...(deployed ? { deployed: await deployed.result(outputs, compares, options.signal) } : {}),
+      ...(deployed ? { deployed: await deployed.result(outputs, compares, floatCustom, options.signal) } : {}),
       samples: done,
       seconds: (performance.now() - start) / 1000,
     };
