@@ -176,7 +176,8 @@ test('a repair tries AdaRound and bias correction before moving layers: on MNIST
   const dir = tempDir('adaround-repair');
   const recipe = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), latency: false, saturationFix: false };
-  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 39 }, out: path.join(dir, 'repaired.onnx') })).report;
+  // Reference numerics: the search's figures are the same on a CPU whose int8 kernels saturate.
+  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 39 }, numerics: 'reference', out: path.join(dir, 'repaired.onnx') })).report;
   const r = repaired.repair!;
   assert.ok(r.met, r.reason);
   assert.ok((r.before.outputSqnr as number) < 39, `before: ${r.before.outputSqnr} dB`);
