@@ -31,10 +31,10 @@ import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
 import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
 import { BIAS_CORRECTION_SAMPLES, type BiasCorrection } from '../repair/bias-correction';
-import { calibrationTensors, type QuantPlan } from '../plan/plan';
+import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import { repair, type RepairInput } from '../repair/search';
-import { correctedForRecipe, jobWarnings, loadForJob, roundedForRecipe, type JobInput, type JobModel } from './job';
+import { correctedForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -191,10 +191,11 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
-    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), calibration, shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
+    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), calibration, equalize: equalizer(job, m, calibrated, warn), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
     signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
   });
   if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
+  repaired.equalized?.adopt();
   m.plan = repaired.plan;
   const doc = calibrated.doc;
   for (const [name, r] of repaired.rangeChanges) doc.tensors[name] = { ...doc.tensors[name], min: r.min, max: r.max };
@@ -206,7 +207,32 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
     calibrated.ranges.set(t.tensor, r);
     doc.tensors[t.tensor] ??= { min: r.min, max: r.max };
   }
-  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0, rounded: repaired.rounded };
+  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0 || Boolean(repaired.equalized), rounded: repaired.rounded };
+}
+
+/**
+ * Cross-layer equalization for the repair to try: the model prepared again with it, and ranges
+ * calibrated on it by the search's method of the moment, with histograms as the job's own. None
+ * without calibration data (a ranges file alone cannot be re-measured).
+ */
+function equalizer(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (message: string) => void): RepairInput['equalize'] {
+  if (!calibrated.source && !job.calibration) return undefined;
+  return async (recipe) => {
+    const prepared = prepareForRecipe(m.loaded.model, { ...recipe, algorithms: { ...recipe.algorithms, cle: true } });
+    if (!prepared.equalized?.pairs.length) return undefined;
+    const view = new GraphView(prepared.model);
+    const again = await savedOrCalibrated(job.model, prepared.model, view, planQuantization(view, recipe), {
+      calibration: () => (calibrated.source ? Promise.resolve(calibrated.source) : openCalibration(job, m)), histograms: true, batchSize: m.batchSize,
+      signal: job.signal, onProgress: job.onProgress, warn,
+    });
+    return {
+      floatModel: prepared.model, view, ranges: again.ranges, pairs: prepared.equalized.pairs.length, samples: again.samples,
+      adopt: () => {
+        Object.assign(m, { prepared, floatModel: prepared.model, view });
+        Object.assign(calibrated, again);
+      },
+    };
+  };
 }
 
 /**

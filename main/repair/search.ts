@@ -8,7 +8,7 @@ import { describeTarget, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
 import { ADAROUND_ITERATIONS, quantTypeBits, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
-import type { RepairChange, RepairReport } from '../../shared/report';
+import type { RepairAction, RepairChange, RepairReport } from '../../shared/report';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
@@ -41,6 +41,12 @@ export interface RepairInput {
    * reads them one per feed, bias correction its first few in batches.
    */
   calibration?: { perSample(): Promise<readonly Feed[]>; batched(): Promise<readonly Feed[]> };
+  /**
+   * Cross-layer equalization for the search to try, where the recipe lacks it and the job can
+   * calibrate again: equalizing rescales the tensors between each pair, so their ranges must be
+   * measured anew, by the method `recipe` names. Undefined when the model has no pair to equalize.
+   */
+  equalize?: (recipe: Recipe) => Promise<EqualizedCandidate | undefined>;
   /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
   shapes?: ReadonlyMap<string, number[]>;
   target: Target;
@@ -55,6 +61,17 @@ export interface RepairInput {
   onStep?: (message: string) => void;
 }
 
+/** The float model with its Conv pairs equalized, and its ranges calibrated on it. */
+export interface EqualizedCandidate {
+  floatModel: onnx.ModelProto;
+  view: GraphView;
+  ranges: Map<string, Range>;
+  pairs: number;
+  samples: number;
+  /** Makes the job's model and ranges these, once the search keeps them. */
+  adopt(): void;
+}
+
 export interface RepairOutcome {
   recipe: Recipe;
   plan: QuantPlan;
@@ -64,6 +81,8 @@ export interface RepairOutcome {
   rangeChanges: Map<string, Range>;
   /** AdaRound's rounding, where the search kept it: the job converts with it instead of learning it again. */
   rounded?: AdaRoundResult;
+  /** The equalized model, where the search kept cross-layer equalization: plan and ranges refer to it. */
+  equalized?: EqualizedCandidate;
   report: RepairReport;
 }
 
@@ -83,7 +102,11 @@ interface Search {
   plan: QuantPlan;
   ranges: Map<string, Range>;
   base: ConvertResult;
-  /** What is converted: the input's float model, or it with corrected biases once bias correction is kept; and AdaRound's rounding once kept. */
+  /** The float model the search plans on and measures layers against: the input's, or the equalized one once cross-layer equalization is kept. */
+  floatModel: onnx.ModelProto;
+  view: GraphView;
+  equalized?: EqualizedCandidate;
+  /** What is converted: the float model, or it with corrected biases once bias correction is kept; and AdaRound's rounding once kept. */
   convertView: GraphView;
   rounded?: AdaRoundResult;
   current: RunQuality;
@@ -112,9 +135,10 @@ function outcome(s: Search, met: boolean, reason: string, after: RunQuality, mov
   const now = quantizedNodes(s.plan);
   const changes = [...s.changes, ...moved.units.map((u) => ({ name: u.id, node: u.node, op: u.op, action: moved.action!, why: moved.why.get(u) ?? '' }))];
   // Met before the precision step counted its layers: "0 of N" still names N.
-  const total = moved.total || switchUnits(s.input.view, s.plan, s.base).units.length;
+  const total = moved.total || switchUnits(s.view, s.plan, s.base).units.length;
   return {
-    recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges, ...(s.rounded ? { rounded: s.rounded } : {}),
+    recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges,
+    ...(s.rounded ? { rounded: s.rounded } : {}), ...(s.equalized ? { equalized: s.equalized } : {}),
     report: {
       target, numerics, met, reason, before: quality(s.before, subset.samples, numerics), after: quality(after, subset.samples, numerics), changes,
       cost: {
@@ -136,7 +160,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
   const s: Search = {
     input, metric: target.kind === 'metric' ? target.metric : undefined, started, before: current,
-    recipe: input.recipe, plan: input.plan, ranges, base, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
+    recipe: input.recipe, plan: input.plan, ranges, base, floatModel: input.floatModel, view, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
   };
   step(`measuring in ${numerics} numerics on ${subset.samples} samples: ${fmt(current, s.metric)}`);
   if (meets(current, target)) {
@@ -188,28 +212,45 @@ async function fixCalibration(s: Search): Promise<boolean> {
   return meets(s.current, s.input.target);
 }
 
+/** An algorithm the search tries on the whole model: what it gives the conversion, and on how many calibration samples it worked. */
+interface AlgorithmTrial {
+  samples: number;
+  view: GraphView;
+  ranges?: Map<string, Range>;
+  rounded?: AdaRoundResult;
+  equalized?: EqualizedCandidate;
+  algorithms: NonNullable<Recipe['algorithms']>;
+}
+
 /**
  * Then the algorithms the recipe does not ask for already, which keep every layer quantized:
- * AdaRound, then bias correction on top of what was kept. Each is measured on the exported model
- * and kept only where it improves it. True when that meets the target.
+ * cross-layer equalization, AdaRound, then bias correction, each on top of what was kept before
+ * it. Each is measured on the exported model and kept only where it improves it. True when that
+ * meets the target.
  */
 async function tryAlgorithms(s: Search): Promise<boolean> {
-  const { calibration, floatModel, subset, numerics, signal } = s.input;
+  const { calibration, equalize, subset, numerics, signal } = s.input;
   if (s.plan.kind !== 'static' || !calibration) return false;
+  const has = s.recipe.algorithms ?? {};
   // AdaRound costs minutes on a large model and pays where weights are coarse: per-tensor or under
   // 8 bits (recognizer per-tensor int8: 0% → 76% exact match). On per-channel int8 it did not
   // (99% → 97%), so there the search does not spend the time.
   const coarse = [...s.plan.weights.values()].some((w) => !w.asActivation && ((w.axis === undefined && !w.block) || quantTypeBits(w.type) < 8));
-  if (!s.recipe.algorithms?.adaround && !coarse) s.step('AdaRound not tried: every weight is per-channel with 8 or more bits, where it did not help on the models measured');
-  const tries = [
-    ...(s.recipe.algorithms?.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
+  if (!has.adaround && !coarse) s.step('AdaRound not tried: every weight is per-channel with 8 or more bits, where it did not help on the models measured');
+  const tries: Array<{ action: RepairAction; name: string; apply: () => Promise<AlgorithmTrial | undefined> }> = [
+    ...(has.cle || !equalize ? [] : [{ action: 'algorithm:cle' as const, name: 'cross-layer equalization', apply: async () => {
+      const e = await equalize(s.recipe);
+      if (!e) s.step('cross-layer equalization not tried: no Conv pair of the model can be equalized');
+      return e && { samples: e.samples, view: e.view, ranges: e.ranges, equalized: e, algorithms: { cle: true } };
+    } }]),
+    ...(has.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
       const feeds = await calibration.perSample();
-      const rounded = await adaRound(floatModel, s.plan, feeds, { iterations: ADAROUND_ITERATIONS, signal });
+      const rounded = await adaRound(s.floatModel, s.plan, feeds, { iterations: ADAROUND_ITERATIONS, signal });
       return { samples: rounded.report.samples, rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
     } }]),
-    ...(s.recipe.algorithms?.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
+    ...(has.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
       const feeds = await calibration.batched();
-      const corrected = await correctBiases(floatModel, s.plan, s.ranges, feeds, { signal, rounding: s.rounded?.rounding });
+      const corrected = await correctBiases(s.floatModel, s.plan, s.ranges, feeds, { signal, rounding: s.rounded?.rounding });
       return { samples: feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0), rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
     } }]),
   ];
@@ -217,21 +258,38 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     throwIfAborted(signal);
     s.step(`trying ${t.name}`);
     const applied = await t.apply();
-    const converted = convertModel(applied.view, s.plan, s.ranges, applied.rounded?.rounding);
+    if (!applied) continue;
+    const ranges = applied.ranges ?? s.ranges;
+    const converted = convertModel(applied.view, s.plan, ranges, applied.rounded?.rounding);
     const q = await subset.measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
     s.runs++;
     s.step(`${t.name} on ${applied.samples} calibration samples: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${score(q, s.metric) > score(s.current, s.metric) ? '' : '; not kept'}`);
     if (score(q, s.metric) <= score(s.current, s.metric)) continue;
     s.changes.push({ name: t.name, node: '', op: '', action: t.action, why: `every layer still quantized, on ${applied.samples} calibration samples: ${fmt(s.current, s.metric)} → ${fmt(q, s.metric)}` });
-    s.recipe = { ...s.recipe, algorithms: { ...s.recipe.algorithms, ...applied.algorithms } };
-    s.plan = planQuantization(s.input.view, s.recipe);
-    s.rounded = applied.rounded;
-    s.convertView = applied.view;
-    s.base = converted;
-    s.current = q;
+    keepAlgorithm(s, applied, converted, q);
     if (meets(q, s.input.target)) return true;
   }
   return false;
+}
+
+/**
+ * The search goes on from an algorithm it kept. Equalization replaces the float model and every
+ * range (calibrated again on it), so earlier method fixes are in the new ranges already.
+ */
+function keepAlgorithm(s: Search, applied: AlgorithmTrial, converted: ConvertResult, q: RunQuality): void {
+  s.recipe = { ...s.recipe, algorithms: { ...s.recipe.algorithms, ...applied.algorithms } };
+  if (applied.equalized) {
+    s.equalized = applied.equalized;
+    s.floatModel = applied.equalized.floatModel;
+    s.view = applied.equalized.view;
+    s.ranges = applied.ranges!;
+    s.rangeChanges = new Map();
+  }
+  s.plan = planQuantization(s.view, s.recipe);
+  s.rounded = applied.rounded;
+  s.convertView = applied.view;
+  s.base = converted;
+  s.current = q;
 }
 
 /** Then precision: rank the units by what keeping each alone in float gains, and search prefixes of the ranking. */
@@ -244,7 +302,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   }
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
-  const evaluation = await evaluate(input.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
+  const evaluation = await evaluate(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
     memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
   s.runs++;
   const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
@@ -332,7 +390,7 @@ async function exportedWith(s: Search, picked: SwitchUnit[], action: QuantType |
     s.step(`${action} not allowed: ${problems[0]}`);
     return undefined;
   }
-  const plan = planQuantization(input.view, recipe);
+  const plan = planQuantization(s.view, recipe);
   const converted = convertModel(s.convertView, plan, withBorrowedRanges(s.plan, s.ranges), s.rounded?.rounding);
   const quality = await input.subset.measureModel(converted.model, 'repaired model', input.numerics, input.signal);
   s.runs++;

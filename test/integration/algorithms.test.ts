@@ -17,7 +17,7 @@ import { planQuantization } from '../../main/plan/plan';
 import { analyticBiasCorrection, foldedOutputStats } from '../../main/repair/bias-correction';
 import { equalizeLayers } from '../../main/plan/equalize';
 import { prepareModel } from '../../main/plan/prepare';
-import { encodeModel } from '../../main/onnx/model';
+import { encodeModel, loadModel } from '../../main/onnx/model';
 import { tensorDims, tensorToFloat32 } from '../../main/onnx/tensor';
 import { buildModel, randomArray, ROOT, withOutputs } from '../helpers/build';
 import { trackedTempDirs } from '../helpers/cli';
@@ -216,4 +216,51 @@ test('bias correction zeroes each layer\'s mean output error on the samples it m
   assert.match(htmlReport(corrected), /Bias correction \(4 layers, 5 runs on 8 calibration samples/);
   // The float reference is the model as given: its outputs and accuracy are those of the uncorrected run.
   assert.equal(corrected.metrics!['float-accuracy'], plain.metrics!['float-accuracy']);
+});
+
+/** conv1 (3 -> 8) -> Relu -> depthwise -> Relu -> pointwise (8 -> 4), whose small channels carry as much of y as the large ones: per-tensor weights lose them. */
+function balancedOutputSkewedChannels() {
+  const gain = (c: number) => 0.01 + 3 * (c % 3 === 0 ? 1 : 0) * (c + 1);
+  const w3 = randomArray(4 * C, 6);
+  for (let o = 0; o < 4; o++) for (let c = 0; c < C; c++) w3[o * C + c] /= gain(c) * gain(c);
+  return buildModel({
+    inputs: { x: ['n', 3, 10, 10] }, outputs: { y: ['n', 4, 10, 10] },
+    initializers: {
+      w1: { dims: [C, 3, 3, 3], data: skewed(C * 27, C, 1) }, b1: { dims: [C], data: randomArray(C, 2) },
+      w2: { dims: [C, 1, 3, 3], data: skewed(C * 9, C, 3) }, b2: { dims: [C], data: randomArray(C, 4) },
+      w3: { dims: [4, C, 1, 1], data: w3 }, b3: { dims: [4], data: randomArray(4, 7) },
+    },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['a'], attrs: { pads: [1, 1, 1, 1] }, name: 'conv1' },
+      { op: 'Relu', inputs: ['a'], outputs: ['ar'], name: 'relu1' },
+      { op: 'Conv', inputs: ['ar', 'w2', 'b2'], outputs: ['d'], attrs: { pads: [1, 1, 1, 1], group: C }, name: 'dw' },
+      { op: 'Relu', inputs: ['d'], outputs: ['dr'], name: 'relu2' },
+      { op: 'Conv', inputs: ['dr', 'w3', 'b3'], outputs: ['y'], name: 'pw' },
+    ],
+  });
+}
+
+test('a repair tries cross-layer equalization first: it calibrates the equalized model again, keeps it where it measures better, and the job exports, reports and saves exactly what --cle gives', async () => {
+  const dir = tempDir('cle-repair');
+  const file = path.join(dir, 'skewed.onnx');
+  fs.writeFileSync(file, encodeModel(balancedOutputSkewedChannels()));
+  const recipe = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
+  const job = { model: file, calibration: 'random:32', evaluation: 'random:16', latency: false, saturationFix: false, numerics: 'reference' as const };
+  const plain = (await quantize({ ...job, recipe, out: path.join(dir, 'plain.onnx') })).report;
+  const cle = (await quantize({ ...job, recipe: { ...recipe, algorithms: { cle: true } }, out: path.join(dir, 'cle.onnx') })).report;
+  assert.ok((plain.outputs[0].sqnr as number) < 20 && (cle.outputs[0].sqnr as number) > 40, `plain ${plain.outputs[0].sqnr} dB, --cle ${cle.outputs[0].sqnr} dB`);
+
+  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 40 }, out: path.join(dir, 'repaired.onnx') })).report;
+  const r = repaired.repair!;
+  assert.ok(r.met, r.reason);
+  assert.deepEqual(r.changes.map((c) => c.action), ['algorithm:cle'], r.changes.map((c) => c.why).join('; '));
+  assert.equal(r.cost.unitsChanged, 0);
+  assert.deepEqual(repaired.recipe.algorithms, { cle: true }, 'the written recipe reproduces it');
+  assert.deepEqual(repaired.algorithms!.cle!.pairs.map((p) => [p.first, p.second]), [['conv1', 'dw'], ['dw', 'pw']]);
+  // The job adopted the equalized model and the ranges calibrated on it: the export is --cle's, figure for figure and byte for byte.
+  assert.equal(repaired.outputs[0].sqnr, cle.outputs[0].sqnr);
+  const weights = (name: string) => loadModel(path.join(dir, name)).model.graph!.initializer.map((t) => [t.name, Buffer.from(t.rawData).toString('hex')]);
+  assert.deepEqual(weights('repaired.onnx'), weights('cle.onnx'));
+  const saved = (name: string) => Object.entries(JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).tensors as Record<string, { min: number; max: number }>).map(([t, r]) => [t, r.min, r.max]);
+  assert.deepEqual(saved('repaired.ranges.json'), saved('cle.ranges.json'), 'the saved ranges are the equalized model\'s');
 });
