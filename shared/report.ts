@@ -205,6 +205,17 @@ export function biasErrorRms(b: BiasCorrectionReport, when: 'before' | 'after'):
   return Math.sqrt(b.layers.reduce((s, l) => s + l[when] ** 2, 0) / Math.max(1, b.layers.length));
 }
 
+/** The algorithms that changed a layer, as short names: CLE rescaled its node's weights, bias correction its bias, AdaRound chose its rounding (where learned was kept). */
+export function layerAlgorithms(algorithms: AlgorithmsReport | undefined, nodes: readonly string[]): string[] {
+  if (!algorithms) return [];
+  const mine = (node: string) => nodes.includes(node);
+  return [
+    ...(algorithms.cle?.pairs.some((p) => mine(p.first) || mine(p.second)) ? ['CLE'] : []),
+    ...(algorithms.adaround?.layers.some((l) => l.kept === 'learned' && mine(l.node)) ? ['AdaRound'] : []),
+    ...(algorithms.biasCorrection?.layers.some((l) => mine(l.node)) ? ['bias correction'] : []),
+  ];
+}
+
 /** What `custom` measures: the metric module's own name for it, and the module file. */
 export interface CustomMetricReport {
   name: string;

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { adaRoundWords, biasCorrectionSource, formatDb, weightChangeWords, type Db, type Report } from '../../shared/report';
+import { adaRoundWords, biasCorrectionSource, formatDb, layerAlgorithms, weightChangeWords, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -23,16 +23,22 @@ function chart(report: Report): string {
   const w = (width - pad.left - pad.right) / Math.max(1, layers.length);
   const y = (v: number) => pad.top + (height - pad.top - pad.bottom) * (1 - Math.max(0, Math.min(v, top)) / top);
   const colours = opColours(layers.map((l) => l.op));
+  let changed = 0;
   const bars = layers.map((l, i) => {
     const v = finite(l.sqnr) ?? top;
     const x = pad.left + i * w;
-    return `<rect x="${x.toFixed(2)}" y="${y(v).toFixed(2)}" width="${Math.max(0.5, w - 0.5).toFixed(2)}" height="${(y(0) - y(v)).toFixed(2)}" fill="${colours.get(l.op)}"><title>${esc(l.name)} (${esc(l.op)}): ${formatDb(l.sqnr)} dB</title></rect>`;
+    const by = layerAlgorithms(report.algorithms, l.nodes);
+    const bar = `<rect x="${x.toFixed(2)}" y="${y(v).toFixed(2)}" width="${Math.max(0.5, w - 0.5).toFixed(2)}" height="${(y(0) - y(v)).toFixed(2)}" fill="${colours.get(l.op)}"><title>${esc(l.name)} (${esc(l.op)}): ${formatDb(l.sqnr)} dB${by.length ? `; changed by ${by.join(', ')}` : ''}</title></rect>`;
+    if (!by.length) return bar;
+    changed++;
+    return `${bar}<rect class="changed" x="${x.toFixed(2)}" y="${(y(0) + 3).toFixed(2)}" width="${Math.max(1, w - 0.5).toFixed(2)}" height="5" fill="#111"/>`;
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
     const v = top * f;
     return `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ccc" stroke-width="0.5"/><text x="${pad.left - 4}" y="${y(v) + 3}" text-anchor="end" font-size="10">${v.toFixed(0)}</text>`;
   });
-  const legend = [...colours].map(([op, c]) => `<span class="key"><i style="background:${c}"></i>${esc(op)}</span>`).join(' ');
+  const legend = [...colours].map(([op, c]) => `<span class="key"><i style="background:${c}"></i>${esc(op)}</span>`).join(' ')
+    + (changed ? ` <span class="key"><i style="background:#111;height:5px"></i>under a bar: ${changed} layers changed by an algorithm</span>` : '');
   return `<svg viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Per-layer SQNR in graph order">${ticks.join('')}${bars.join('')}<text x="4" y="${height / 2}" font-size="10" transform="rotate(-90 8 ${height / 2})">SQNR dB</text></svg><p>${legend}</p>`;
 }
 

@@ -1,5 +1,6 @@
 // The per-layer SQNR chart: one bar per quantized tensor, coloured by op type, another run of the
-// session outlined behind the shown one, local SQNR ticks once the run is analysed, and a threshold line the user drags (or moves with the arrow
+// session outlined behind the shown one, local SQNR ticks once the run is analysed, a mark under
+// each layer an accuracy-recovery algorithm changed, and a threshold line the user drags (or moves with the arrow
 // keys). It takes pre-aggregated rows only; the whole chart lives behind this one component so a
 // canvas chart can replace it if recharts gets slow on very large models.
 import { memo, useCallback, useMemo, useRef, type KeyboardEvent, type PointerEvent } from 'react';
@@ -20,6 +21,8 @@ export interface LayerRow {
   label: string;
   weight: string;
   inf: boolean;
+  /** The algorithms that changed this layer (CLE, AdaRound, bias correction), in words; absent when none did. */
+  changedBy?: string;
 }
 
 export interface LayerChartProps {
@@ -27,6 +30,8 @@ export interface LayerChartProps {
   previous?: LayerReport[];
   /** Local SQNR per tensor, drawn as a tick over each bar. */
   local?: ReadonlyMap<string, Db>;
+  /** Per tensor, the algorithms that changed it, marked under its bar. */
+  changed?: ReadonlyMap<string, readonly string[]>;
   sort: 'graph' | 'worst';
   colours: Map<string, string>;
   threshold: number;
@@ -36,18 +41,22 @@ export interface LayerChartProps {
 }
 
 export const CHART_HEIGHT = 320;
+const MARK_HEIGHT = 5;
 const MARGIN = { top: 12, right: 12, bottom: 8, left: 0 };
 const Y_AXIS_WIDTH = 48;
 
-export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number, local?: ReadonlyMap<string, Db>): LayerRow[] {
+export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number, local?: ReadonlyMap<string, Db>,
+  changed?: ReadonlyMap<string, readonly string[]>): LayerRow[] {
   const before = new Map(previous?.map((l) => [l.name, l]));
   const rows = layers.map((l) => {
     const p = previous ? before.get(l.name) : undefined;
     const own = local?.get(l.name);
+    const by = changed?.get(l.name);
     return {
       name: l.name, op: l.op, sqnr: dbValue(l.sqnr, top), inf: l.sqnr === 'inf', label: db(l.sqnr), weight: db(l.weightSqnr),
       ...(p ? { previous: dbValue(p.sqnr, top) } : {}),
       ...(own !== undefined ? { local: dbValue(own, top), localLabel: db(own) } : {}),
+      ...(by?.length ? { changedBy: by.join(', ') } : {}),
     };
   });
   return sort === 'worst' ? rows.sort((a, b) => (a.inf ? Infinity : a.sqnr) - (b.inf ? Infinity : b.sqnr)) : rows;
@@ -74,14 +83,15 @@ function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameTy
       <div>{row.op}</div>
       <div>SQNR {row.label} dB{row.weight !== '—' ? ` · weight ${row.weight} dB` : ''}</div>
       {row.localLabel && <div>local {row.localLabel} dB (only this tensor quantized)</div>}
+      {row.changedBy && <div>changed by {row.changedBy}</div>}
     </div>
   );
 }
 
-function LayerChartImpl({ layers, previous, local, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
+function LayerChartImpl({ layers, previous, local, changed, sort, colours, threshold, selected, onThreshold, onSelect }: LayerChartProps) {
   const top = useMemo(() => axisTop([...layers, ...(previous ?? [])]), [layers, previous]);
   const bottom = useMemo(() => axisBottom([...layers, ...(previous ?? [])]), [layers, previous]);
-  const rows = useMemo(() => chartRows(layers, previous, sort, top, local), [layers, previous, sort, top, local]);
+  const rows = useMemo(() => chartRows(layers, previous, sort, top, local, changed), [layers, previous, sort, top, local, changed]);
   const plot = useRef<HTMLDivElement>(null);
   const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
   const clamp = (v: number) => Math.max(bottom, Math.min(top, v));
@@ -107,12 +117,20 @@ function LayerChartImpl({ layers, previous, local, sort, colours, threshold, sel
   const renderBar = useCallback((props: unknown) => {
     const { x, y, width, height, payload } = props as { x: number; y: number; width: number; height: number; payload: LayerRow };
     const below = !payload.inf && payload.sqnr < threshold;
-    return (
+    const bar = (
       <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} fill={colours.get(payload.op) ?? '#888'}
         className={`bar${below ? ' below' : ''}${payload.name === selected ? ' selected' : ''}`}
         data-layer={payload.name} data-sqnr={payload.label} onClick={() => onSelect(payload.name)} />
     );
-  }, [colours, threshold, selected, onSelect]);
+    if (!payload.changedBy) return bar;
+    // A strip along the axis bottom, inside the plot (recharts clips bars to it): it covers the foot of the bar, never its top.
+    return (
+      <g>
+        {bar}
+        <rect x={x} y={MARGIN.top + plotHeight - MARK_HEIGHT} width={Math.max(width, 1)} height={MARK_HEIGHT} className="bar-changed" data-changed={payload.name} data-algorithms={payload.changedBy} />
+      </g>
+    );
+  }, [colours, threshold, selected, onSelect, plotHeight]);
 
   const renderPrevious = useCallback((props: unknown) => {
     const { x, y, width, height } = props as { x: number; y: number; width: number; height: number };

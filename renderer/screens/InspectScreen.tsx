@@ -1,7 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
 import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
-import { dbNumber, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
+import { dbNumber, layerAlgorithms, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
@@ -109,6 +109,11 @@ export function InspectScreen() {
   const layers = current?.report.layers;
   const local = useMemo(() => (analysis && showLocal ? new Map(analysis.layers.flatMap((l) => (l.localSqnr === undefined ? [] : [[l.name, l.localSqnr] as const]))) : undefined), [analysis, showLocal]);
   const colours = useMemo(() => opColours((layers ?? []).map((l) => l.op)), [layers]);
+  const algorithms = current?.report.algorithms;
+  const changed = useMemo(() => new Map((layers ?? []).flatMap((l) => {
+    const by = layerAlgorithms(algorithms, l.nodes);
+    return by.length ? [[l.name, by] as const] : [];
+  })), [layers, algorithms]);
   const worst = useMemo(() => [...(layers ?? [])].sort((a, b) => rank(a) - rank(b)).slice(0, 8), [layers]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
   const onSelect = useCallback((name: string) => void select(name), [select]);
@@ -125,6 +130,7 @@ export function InspectScreen() {
         <span className="muted" data-testid="below">{below} of {layers.length} below {threshold.toFixed(1)} dB</span>
         {previous && <span className="legend-previous" data-testid="outline-legend">outline: {previous.runId}</span>}
         {local && <span className="legend-local">tick: local SQNR</span>}
+        {changed.size > 0 && <span className="legend-changed" data-testid="changed-legend">mark under a bar: {changed.size} layers changed by {[...new Set([...changed.values()].flat())].join(', ')}</span>}
         {current.report.latency && (
           <span className="muted" title={current.report.latency.note}>
             {current.report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(' · ')} ({current.report.latency.where})
@@ -137,7 +143,7 @@ export function InspectScreen() {
       </div>
       <div className="inspect-body">
         <div className="chart-column">
-          <LayerChart layers={layers} previous={previous?.report.layers} local={local} sort={sort} colours={colours} threshold={threshold}
+          <LayerChart layers={layers} previous={previous?.report.layers} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
             selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
           <ul className="legend" aria-label="Op types">
             {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}

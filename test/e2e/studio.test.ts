@@ -380,6 +380,12 @@ describe('the studio in Chromium', { skip }, () => {
     const ada = report.algorithms!.adaround!;
     assert.equal(ada.iterations, 50);
     assert.match((await page.getByTestId('algorithms').textContent())!, new RegExp(`AdaRound: ${ada.layers.length} layers, 50 iterations each on 24 calibration samples`));
+    // A mark under every bar whose rounding was learned, named in its tooltip words, and only there.
+    const learned = report.layers.filter((l) => ada.layers.some((a) => a.kept === 'learned' && l.nodes.includes(a.node))).map((l) => l.name).sort();
+    assert.ok(learned.length > 0);
+    assert.deepEqual((await page.locator('rect.bar-changed').evaluateAll((els) => els.map((e) => e.getAttribute('data-changed')!))).sort(), learned);
+    assert.equal(await page.locator(`rect.bar-changed[data-changed="${learned[0]}"]`).getAttribute('data-algorithms'), 'AdaRound');
+    assert.match((await page.getByTestId('changed-legend').textContent())!, new RegExp(`${learned.length} layers changed by AdaRound`));
     const conv = report.layers.find((l) => l.op === 'Conv' && ada.layers.some((a) => l.nodes.includes(a.node)))!;
     await page.locator(`rect.bar[data-layer="${conv.name}"]`).dispatchEvent('click');
     const line = ada.layers.find((a) => conv.nodes.includes(a.node))!;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
 import type { Algorithms } from '../../shared/recipe';
-import type { Report } from '../../shared/report';
+import { layerAlgorithms, type Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
 import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
@@ -263,4 +263,10 @@ test('a repair tries cross-layer equalization first: it calibrates the equalized
   assert.deepEqual(weights('repaired.onnx'), weights('cle.onnx'));
   const saved = (name: string) => Object.entries(JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).tensors as Record<string, { min: number; max: number }>).map(([t, r]) => [t, r.min, r.max]);
   assert.deepEqual(saved('repaired.ranges.json'), saved('cle.ranges.json'), 'the saved ranges are the equalized model\'s');
+  // The HTML chart marks the layers equalization rescaled.
+  const marked = repaired.layers.filter((l) => layerAlgorithms(repaired.algorithms, l.nodes).includes('CLE')).length;
+  assert.ok(marked >= 3, `${marked} layers marked`);
+  const html = htmlReport(repaired);
+  assert.equal(html.match(/<rect class="changed"/g)?.length, marked);
+  assert.match(html, new RegExp(`under a bar: ${marked} layers changed by an algorithm`));
 });
