@@ -13,7 +13,7 @@ import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } 
 import type { Progress } from '../shared/progress';
 import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  adaRoundWords, biasCorrectionSource, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
+  adaRoundWords, biasCorrectionSource, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -336,6 +336,8 @@ async function cmdQuantize(args: string[]): Promise<void> {
     if (r.algorithms?.cle) process.stdout.write(cleSummary(r.algorithms.cle));
     if (r.algorithms?.biasCorrection) process.stdout.write(biasCorrectionSummary(r.algorithms.biasCorrection));
     if (r.algorithms?.adaround) process.stdout.write(adaRoundSummary(r.algorithms.adaround));
+    if (r.algorithms?.without) process.stdout.write(`algorithms ${withoutWords(r.algorithms.without, r)}\n`);
+    if (r.algorithms?.withoutNote) process.stdout.write(`the algorithms' per-layer baseline: ${r.algorithms.withoutNote}\n`);
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);

@@ -174,10 +174,28 @@ export interface AdaRoundReport {
   layers: Array<{ node: string; weight: string; kept: 'learned' | 'nearest'; changed: number; outputSqnr: WeightChange; weightSqnr: WeightChange; loss: number[]; seconds: number }>;
 }
 
+/**
+ * The run's recipe with none of its algorithms, measured on the same evaluation samples in the same
+ * numerics: the baseline each layer's SQNR is compared with (with CLE, the un-equalized model
+ * against the model as given, on ranges calibrated on it; absent, with `note`, where that cannot be
+ * measured).
+ */
+export interface WithoutAlgorithmsReport {
+  outputs: OutputReport[];
+  metrics: Metrics;
+  /** Cumulative SQNR per quantized tensor, by name. */
+  layers: Record<string, Db>;
+  samples: number;
+  seconds: number;
+}
+
 export interface AlgorithmsReport {
   cle?: CleReport;
   biasCorrection?: BiasCorrectionReport;
   adaround?: AdaRoundReport;
+  without?: WithoutAlgorithmsReport;
+  /** Why `without` is missing, where the job could not measure it. */
+  withoutNote?: string;
 }
 
 /** A weight's SQNR before → after, in dB (with `unit`), or why it has none. */
@@ -214,6 +232,23 @@ export function layerAlgorithms(algorithms: AlgorithmsReport | undefined, nodes:
     ...(algorithms.adaround?.layers.some((l) => l.kept === 'learned' && mine(l.node)) ? ['AdaRound'] : []),
     ...(algorithms.biasCorrection?.layers.some((l) => mine(l.node)) ? ['bias correction'] : []),
   ];
+}
+
+/** A layer's SQNR gain over the same recipe without its algorithms, in dB; undefined where either side is not a finite figure. */
+export function algorithmGain(without: WithoutAlgorithmsReport, layer: Pick<LayerReport, 'name' | 'sqnr'>): number | undefined {
+  const before = without.layers[layer.name];
+  return typeof before === 'number' && typeof layer.sqnr === 'number' ? layer.sqnr - before : undefined;
+}
+
+/** What the algorithms gained against the same recipe without them, in a line: the output, and the layers up and down by more than 0.1 dB. */
+export function withoutWords(without: WithoutAlgorithmsReport, report: Pick<Report, 'outputs' | 'layers'>): string {
+  const gains = report.layers.map((l) => algorithmGain(without, l)).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
+  const up = gains.filter((g) => g > 0.1).length;
+  const down = gains.filter((g) => g < -0.1).length;
+  const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
+  const outputs = report.outputs.map((o, i) => `${formatDb(without.outputs[i]?.sqnr ?? 'inf')} → ${formatDb(o.sqnr)} dB`).join(', ');
+  const shown = Math.abs(median) < 0.05 ? '±0.0' : `${median > 0 ? '+' : ''}${median.toFixed(1)}`;
+  return `compared with the same recipe without them, on the same ${without.samples} samples: output SQNR ${outputs}; ${up} layers up, ${down} down by more than 0.1 dB, median ${shown} dB`;
 }
 
 /** What `custom` measures: the metric module's own name for it, and the module file. */

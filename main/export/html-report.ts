@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { adaRoundWords, biasCorrectionSource, formatDb, layerAlgorithms, weightChangeWords, type Db, type Report } from '../../shared/report';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, weightChangeWords, withoutWords, type Db, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -77,6 +77,19 @@ ${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row(
 ${d.layers.map((l) => row([esc(l.node), l.kept, `${(l.changed * 100).toFixed(1)}%`, weightChangeWords(l.outputSqnr), weightChangeWords(l.weightSqnr)])).join('\n')}
 </table>`);
   }
+  if (a.without) {
+    const gains = report.layers.flatMap((l) => {
+      const g = algorithmGain(a.without!, l);
+      return g === undefined ? [] : [{ l, g }];
+    }).sort((x, y) => x.g - y.g);
+    const shown = [...gains.slice(0, 10), ...gains.slice(Math.max(10, gains.length - 10))];
+    parts.push(`<h2>Against the same recipe without the algorithms</h2>
+<p>Together, ${esc(withoutWords(a.without, report))}. The layers that lost most and gained most, cumulative SQNR:</p>
+<table><tr><th>tensor</th><th>op</th><th>without dB</th><th>with dB</th><th>gain dB</th></tr>
+${shown.map(({ l, g }) => row([esc(l.name), esc(l.op), formatDb(a.without!.layers[l.name]), formatDb(l.sqnr), `${g >= 0 ? '+' : ''}${g.toFixed(2)}`])).join('\n')}
+</table>`);
+  }
+  if (a.withoutNote) parts.push(`<p>Per-layer baseline without the algorithms: ${esc(a.withoutNote)}.</p>`);
   return parts.join('\n');
 }
 

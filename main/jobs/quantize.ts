@@ -3,10 +3,10 @@
 // stage has succeeded, so a failure or a cancel leaves no files.
 import * as path from 'node:path';
 import { describeTarget, needsLabels, type Target } from '../../shared/metrics';
-import { searchNumerics } from '../../shared/numerics';
+import { searchNumerics, type MainNumerics } from '../../shared/numerics';
 import type { Preflight, PreflightCost } from '../../shared/preflight';
 import type { Recipe } from '../../shared/recipe';
-import { dbToJson, type HostReport, type LatencyReport, type Report } from '../../shared/report';
+import { dbToJson, type HostReport, type LatencyReport, type Report, type WithoutAlgorithmsReport } from '../../shared/report';
 import { TOOL } from '../../shared/tool';
 import { JobError } from '../base/errors';
 import type { Feed } from '../base/feed';
@@ -33,6 +33,7 @@ import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
 import { BIAS_CORRECTION_SAMPLES, type BiasCorrection } from '../repair/bias-correction';
 import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
+import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
 import { correctedForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
@@ -104,6 +105,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
   });
+  const without = m.prepared.equalized || corrected || rounded ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
   clock.mark('evaluate');
   throwIfAborted(job.signal);
 
@@ -117,7 +119,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const ranges = rangesToWrite(job, paths, calibrated, added.join(' and ') || undefined, log.warn);
   const written = await writeArtifacts(paths, {
     qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
-    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded }),
+    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded, without }),
   });
   const report = written.report as Report;
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
@@ -309,10 +311,46 @@ interface ReportParts {
   repair?: Report['repair'];
   corrected?: BiasCorrection & { samples: number };
   rounded?: AdaRoundResult;
+  without?: Without;
+}
+
+type Without = { report: WithoutAlgorithmsReport } | { note: string };
+
+/**
+ * The run's recipe without its algorithms, measured on the run's evaluation samples: each layer's
+ * baseline. Without CLE the model is the one given, whose ranges differ: they are calibrated again
+ * on the same data, or, where the run has none (a ranges file alone), the baseline is not measured.
+ */
+async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, evalSource: SampleSource, numerics: MainNumerics,
+  warn: (message: string) => void): Promise<Without> {
+  const started = performance.now();
+  const plain = { ...m.plan.recipe, algorithms: undefined };
+  let { floatModel, view, plan } = m;
+  let ranges = calibrated?.ranges ?? new Map<string, Range>();
+  if (m.prepared.equalized) {
+    if (!calibrated?.source && !job.calibration) return { note: 'not measured: without equalization the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
+    const prepared = prepareForRecipe(m.loaded.model, plain);
+    floatModel = prepared.model;
+    view = new GraphView(prepared.model);
+    plan = planQuantization(view, plain);
+    job.onStep?.('calibrating the model without equalization, for the per-layer baseline');
+    ranges = (await savedOrCalibrated(job.model, floatModel, view, plan, {
+      calibration: () => (calibrated!.source ? Promise.resolve(calibrated!.source) : openCalibration(job, m)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn,
+    })).ranges;
+  }
+  job.onStep?.('measuring the recipe without its algorithms, for the per-layer baseline');
+  const converted = convertModel(view, plan, ranges);
+  const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })), evalSource, {
+    batchSize: m.batchSize, signal: job.signal, labels: m.labels, numerics, shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
+  });
+  return { report: {
+    outputs: outputReports(evaluation), metrics: metricsReport(evaluation), layers: Object.fromEntries([...evaluation.layers].map(([name, st]) => [name, dbToJson(st.sqnr)])),
+    samples: evaluation.samples, seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+  } };
 }
 
 /** What the recipe's algorithms did, for the report. */
-function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded']): Report['algorithms'] {
+function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded'], without: ReportParts['without']): Report['algorithms'] {
   const cle = m.prepared.equalized ? equalizationReport(m.prepared.equalized, m.floatModel, m.plan.weights) : undefined;
   const bias = corrected ? {
     method: corrected.method,
@@ -320,7 +358,8 @@ function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], roun
     passes: corrected.passes, samples: corrected.samples, seconds: Number(corrected.seconds.toFixed(2)),
   } : undefined;
   const adaround = rounded ? { ...rounded.report, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
-  return cle || bias || adaround ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}) } : undefined;
+  const baseline = without ? ('report' in without ? { without: without.report } : { withoutNote: without.note }) : {};
+  return cle || bias || adaround ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}), ...baseline } : undefined;
 }
 
 function quantizeReport(p: ReportParts): Report {
@@ -341,7 +380,7 @@ function quantizeReport(p: ReportParts): Report {
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
     ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
-    ...(m.prepared.equalized || p.corrected || p.rounded ? { algorithms: algorithmsReport(m, p.corrected, p.rounded) } : {}),
+    ...(m.prepared.equalized || p.corrected || p.rounded ? { algorithms: algorithmsReport(m, p.corrected, p.rounded, p.without) } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

@@ -48,7 +48,7 @@ function LayerPanel() {
           <div><dt>Type</dt><dd>{layer.type ?? 'float'}</dd></div>
           <div><dt>Scale / zero point</dt><dd>{layer.scale === undefined ? '—' : `${layer.scale.toPrecision(4)} / ${layer.zeroPoint}`}</dd></div>
           <div><dt>Range</dt><dd>{layer.range[0].toPrecision(4)} … {layer.range[1].toPrecision(4)}</dd></div>
-          <LayerAlgorithms report={current.report} nodes={layer.nodes} />
+          <LayerAlgorithms report={current.report} layer={layer} />
         </dl>
       )}
       <div className="hist-slot">
@@ -74,15 +74,20 @@ function LayerPanel() {
   );
 }
 
-/** What the run's algorithms did to the nodes that make this layer: the pair CLE rescaled it in, its bias correction, its AdaRound rounding. */
-function LayerAlgorithms({ report, nodes }: { report: Report; nodes: readonly string[] }) {
+/** What the run's algorithms did to this layer: its SQNR without them, the pair CLE rescaled it in, its bias correction, its AdaRound rounding. */
+function LayerAlgorithms({ report, layer }: { report: Report; layer: LayerReport }) {
   const a = report.algorithms;
+  const nodes = layer.nodes;
+  const base = a?.without?.layers[layer.name];
   const mine = (node: string) => nodes.includes(node);
   const pair = a?.cle?.pairs.find((p) => mine(p.first) || mine(p.second));
   const corrected = a?.biasCorrection?.layers.find((l) => mine(l.node));
   const rounded = a?.adaround?.layers.find((l) => mine(l.node));
   return (
     <>
+      {base !== undefined && (
+        <div className="span2" data-testid="layer-without"><dt>Without the algorithms</dt><dd>{db(base)} dB (the same recipe, the same samples)</dd></div>
+      )}
       {pair && <div className="span2"><dt>Equalized</dt><dd>{mine(pair.first) ? `with ${pair.second}, after it` : `with ${pair.first}, before it`}</dd></div>}
       {corrected && <div className="span2"><dt>Bias correction</dt><dd>mean output error {corrected.before.toPrecision(3)} → {corrected.after.toPrecision(3)}</dd></div>}
       {rounded && (
@@ -110,6 +115,9 @@ export function InspectScreen() {
   const local = useMemo(() => (analysis && showLocal ? new Map(analysis.layers.flatMap((l) => (l.localSqnr === undefined ? [] : [[l.name, l.localSqnr] as const]))) : undefined), [analysis, showLocal]);
   const colours = useMemo(() => opColours((layers ?? []).map((l) => l.op)), [layers]);
   const algorithms = current?.report.algorithms;
+  // Without another run outlined, the chart outlines the same recipe without its algorithms.
+  const without = algorithms?.without;
+  const outline = useMemo(() => previous?.report.layers ?? (without ? layers?.map((l) => ({ ...l, sqnr: without.layers[l.name] ?? l.sqnr })) : undefined), [previous, without, layers]);
   const changed = useMemo(() => new Map((layers ?? []).flatMap((l) => {
     const by = layerAlgorithms(algorithms, l.nodes);
     return by.length ? [[l.name, by] as const] : [];
@@ -128,7 +136,8 @@ export function InspectScreen() {
           <label><input type="radio" name="sort" checked={sort === 'worst'} onChange={() => setSort('worst')} />worst first</label>
         </div>
         <span className="muted" data-testid="below">{below} of {layers.length} below {threshold.toFixed(1)} dB</span>
-        {previous && <span className="legend-previous" data-testid="outline-legend">outline: {previous.runId}</span>}
+        {previous ? <span className="legend-previous" data-testid="outline-legend">outline: {previous.runId}</span>
+          : without && <span className="legend-previous" data-testid="outline-legend">outline: without the algorithms</span>}
         {local && <span className="legend-local">tick: local SQNR</span>}
         {changed.size > 0 && <span className="legend-changed" data-testid="changed-legend">mark under a bar: {changed.size} layers changed by {[...new Set([...changed.values()].flat())].join(', ')}</span>}
         {current.report.latency && (
@@ -143,7 +152,7 @@ export function InspectScreen() {
       </div>
       <div className="inspect-body">
         <div className="chart-column">
-          <LayerChart layers={layers} previous={previous?.report.layers} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
+          <LayerChart layers={layers} previous={outline} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
             selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
           <ul className="legend" aria-label="Op types">
             {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}

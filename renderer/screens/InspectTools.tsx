@@ -2,7 +2,7 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { adaRoundWords, biasCorrectionSource, biasErrorRms, higherPrecisionLayers, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { adaRoundWords, biasCorrectionSource, biasErrorRms, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -254,6 +254,8 @@ export function AlgorithmsSection({ report }: { report: Report }) {
         {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR{absorbed ? `; high bias of ${absorbed} channels absorbed into the next conv, which changes the float model where a channel falls below its BatchNorm mean − 3 std` : ''}, {a.cle.seconds.toFixed(2)} s.</li>}
         {a.biasCorrection && <li>Bias correction: {biasCorrectionSource(a.biasCorrection)}, RMS mean output error{a.biasCorrection.method === 'analytic' ? ' (predicted)' : ''} {biasErrorRms(a.biasCorrection, 'before').toPrecision(3)} → {biasErrorRms(a.biasCorrection, 'after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
         {a.adaround && <li>AdaRound: {adaRoundWords(a.adaround)}.</li>}
+        {a.without && <li data-testid="algorithms-without">Together, {withoutWords(a.without, report)}; outlined on the chart unless another run is.</li>}
+        {a.withoutNote && <li>Per-layer baseline without the algorithms: {a.withoutNote}.</li>}
       </ul>
     </section>
   );

@@ -390,6 +390,12 @@ describe('the studio in Chromium', { skip }, () => {
     await page.locator(`rect.bar[data-layer="${conv.name}"]`).dispatchEvent('click');
     const line = ada.layers.find((a) => conv.nodes.includes(a.node))!;
     assert.match((await page.getByTestId('layer-adaround').textContent())!, new RegExp(`layer output ${formatDb(line.outputSqnr.before)} → ${formatDb(line.outputSqnr.after)} dB`));
+    // The same recipe without AdaRound is the outline, the panel's baseline and a line of the section.
+    const without = report.algorithms!.without!;
+    assert.equal(await page.getByTestId('outline-legend').textContent(), 'outline: without the algorithms');
+    assert.equal(await page.locator('rect.bar-previous').count(), report.layers.length);
+    assert.match((await page.getByTestId('layer-without').textContent())!, new RegExp(`${(without.layers[conv.name] as number).toFixed(2)} dB`));
+    assert.match((await page.getByTestId('algorithms-without').textContent())!, new RegExp(`on the same 24 samples: output SQNR ${formatDb(without.outputs[0].sqnr)} → ${formatDb(report.outputs[0].sqnr)} dB`));
     const t0 = Date.now();
     await page.getByTestId('keep-float').click();
     await page.locator(`section.inspect:not([data-run="${first}"])`).waitFor({ timeout: 60_000 });

@@ -162,6 +162,7 @@ test('quantize --adaround on the trained MNIST CNN, per-tensor int8: every layer
   const fc2 = rounded.layers.find((l) => l.node === '/fc2/Gemm')!.name;
   const rerun = (await quantize({ ...job, calibration: undefined, ranges, recipe: { ...base, algorithms: { adaround: { iterations: 300 } }, overrides: { [fc2]: { float: true } }, excludeNodes: ['/fc2/Gemm'] }, out: path.join(dir, 'rerun.onnx') })).report;
   assert.equal(rerun.algorithms!.adaround!.reusedFrom, ranges);
+  assert.ok(rerun.algorithms!.without, 'without CLE, the ranges file alone gives the baseline');
   assert.deepEqual(rerun.algorithms!.adaround!.layers.map((l) => l.node), ['/conv1/Conv', '/conv2/Conv', '/fc1/Gemm'], 'fc2 is in float now');
   const weights = (file: string) => new Map(loadModel(file).model.graph!.initializer.filter((t) => t.name.endsWith('_quantized')).map((t) => [t.name, Buffer.from(t.rawData).toString('hex')]));
   const [first, again] = [weights(path.join(dir, 'adaround.onnx')), weights(path.join(dir, 'rerun.onnx'))];

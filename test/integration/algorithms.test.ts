@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
 import type { Algorithms } from '../../shared/recipe';
-import { layerAlgorithms, type Report } from '../../shared/report';
+import { formatDb, layerAlgorithms, withoutWords, type Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
 import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
@@ -179,6 +179,16 @@ test('analytic bias correction: without calibration data, a weight-only Conv rea
 });
 
 /** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
+/** The run's per-layer baseline is the run without its algorithms, figure for figure: CLE's calibrated again on the same data. */
+function assertBaselineIsPlainRun(run: Report, plain: Report): void {
+  const without = run.algorithms!.without!;
+  assert.deepEqual(without.outputs, plain.outputs);
+  assert.equal(without.metrics.accuracy, plain.metrics!.accuracy);
+  assert.equal(without.samples, plain.samples.evaluation);
+  assert.deepEqual(Object.entries(without.layers).sort(), plain.layers.map((l) => [l.name, l.sqnr]).sort());
+  assert.match(withoutWords(without, run), new RegExp(`output SQNR ${formatDb(plain.outputs[0].sqnr)} → ${formatDb(run.outputs[0].sqnr)} dB`));
+}
+
 async function mnistWithAndWithout(dir: string, algorithms: Algorithms): Promise<{ plain: Report; with: Report }> {
   const base = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), labels: path.join(MNIST, 'eval_labels.npy'), latency: false, saturationFix: false };
@@ -199,6 +209,12 @@ test('quantize --cle on the trained MNIST CNN: per-tensor weights lose less, acc
   assert.ok(cle.metrics!.accuracy >= plain.metrics!.accuracy - 0.005, `accuracy ${plain.metrics!.accuracy} → ${cle.metrics!.accuracy}`);
   assert.ok((cle.outputs[0].sqnr as number) >= (plain.outputs[0].sqnr as number) - 0.5, `output SQNR ${plain.outputs[0].sqnr} → ${cle.outputs[0].sqnr} dB`);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'with.recipe.json'), 'utf8')).algorithms, { cle: true }, 'the written recipe reproduces it');
+  assertBaselineIsPlainRun(cle, plain);
+  // From the ranges file alone, the un-equalized model has no ranges to convert with: the report says why it has no baseline.
+  const rerun = (await quantize({ model: path.join(MNIST, 'model.onnx'), ranges: path.join(dir, 'with.ranges.json'), evaluation: path.join(MNIST, 'eval.npy'), latency: false, saturationFix: false,
+    recipe: cle.recipe, out: path.join(dir, 'rerun.onnx') })).report;
+  assert.equal(rerun.algorithms!.without, undefined);
+  assert.match(rerun.algorithms!.withoutNote!, /no calibration data/);
   const html = htmlReport(cle);
   assert.match(html, /Cross-layer equalization \(1 Conv pairs/);
   assert.match(html, /method minmax, cross-layer equalization/);
@@ -216,6 +232,8 @@ test('bias correction zeroes each layer\'s mean output error on the samples it m
   assert.match(htmlReport(corrected), /Bias correction \(4 layers, 5 runs on 8 calibration samples/);
   // The float reference is the model as given: its outputs and accuracy are those of the uncorrected run.
   assert.equal(corrected.metrics!['float-accuracy'], plain.metrics!['float-accuracy']);
+  assertBaselineIsPlainRun(corrected, plain);
+  assert.match(htmlReport(corrected), /Against the same recipe without the algorithms/);
 });
 
 /** conv1 (3 -> 8) -> Relu -> depthwise -> Relu -> pointwise (8 -> 4), whose small channels carry as much of y as the large ones: per-tensor weights lose them. */
