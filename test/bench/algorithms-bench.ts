@@ -1,6 +1,6 @@
 // npm run bench (fourth part): the accuracy-recovery algorithms on the PaddleOCR v4 recognizer,
 // int8, in exact-match accuracy on held-out text lines. Calibration, bias correction and AdaRound
-// see only the 64 calibration lines; the figures are measured on the 100 evaluation lines. Each
+// see only the 64 calibration lines; the figures are measured on the 300 evaluation lines. Each
 // row reports the job's time and the process's peak memory (resident set) so far.
 import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';

@@ -17,8 +17,8 @@ const TARGET = { kind: 'metric' as const, metric: 'argmax-agreement' as const, v
 const METHODS = ['minmax', 'percentile:99.999', 'entropy'];
 // An output-SQNR target the calibration fix alone does not reach: the precision step must move layers.
 const SQNR_TARGET = { kind: 'sqnr' as const, value: 13 };
-// The user's own metric: the shipped CTC exact-match module, on labelled lines held out for the
-// search (neither calibration nor the figures see them): within 2 points of float there.
+// The user's own metric: the shipped CTC exact-match module, on the 256 labelled search lines
+// (neither calibration nor the figures see them); the issue's aim is within 2 points of float on the held-out lines.
 const CUSTOM_TARGET = { kind: 'metric' as const, metric: 'custom' as const, value: 0.95 };
 const CTC_MODULE = path.join(ROOT, 'resources', 'metrics', 'ctc-exact-match.mjs');
 
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
           console.log(`${name} plain     ${before.accuracy.toFixed(1).padStart(5)}%   output SQNR ${plain.report.outputs[0].sqnr} dB`);
         }
         const start = performance.now();
-        const custom = target === CUSTOM_TARGET ? { evaluation: path.join(LINES, 'search'), labels, metricModule: CTC_MODULE, searchSamples: 64 } : {};
+        const custom = target === CUSTOM_TARGET ? { evaluation: path.join(LINES, 'search'), labels, metricModule: CTC_MODULE, searchSamples: 256 } : {};
         const repaired = await quantize({ ...common, ...custom, recipe: { ...recipe, method }, target, out: path.join(dir, `${backend}-${method.replace(':', '')}-repaired.onnx`) });
         const seconds = (performance.now() - start) / 1000;
         const after = await exactMatch(repaired.files.model, 'eval');
