@@ -110,7 +110,7 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
     lastTime = now;
     const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
     const rate = p.rate ? `, ${p.rate.toFixed(1)} ${p.stage === 'sensitivity' ? 'runs' : 'samples'}/s` : '';
-    const counted = p.stage === 'calibrate' || p.stage === 'evaluate' || p.stage === 'sensitivity';
+    const counted = p.stage === 'calibrate' || p.stage === 'evaluate' || p.stage === 'baseline' || p.stage === 'sensitivity';
     const line = counted ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
     if (line === last) return;
     last = line;

@@ -1,12 +1,18 @@
 // The stages of a job and the progress a job reports: what the CLI prints on stderr and the studio
 // draws as one bar per stage.
 
-export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'sensitivity' | 'latency' | 'save';
+export type Stage = 'load' | 'calibrate' | 'convert' | 'evaluate' | 'baseline' | 'sensitivity' | 'latency' | 'save';
 export const STAGES: readonly Stage[] = ['load', 'calibrate', 'convert', 'evaluate', 'latency', 'save'];
 
-/** The stages of a run, in order: a repair searches after calibrating, before converting. */
-export function runStages(request: { target?: unknown }): readonly Stage[] {
-  return request.target ? [...STAGES.slice(0, 2), 'sensitivity', ...STAGES.slice(2)] : STAGES;
+/**
+ * The stages of a run, in order: a repair searches after calibrating, before converting; a recipe
+ * with algorithms measures itself without them after evaluating (a repair that adds one does too,
+ * unlisted).
+ */
+export function runStages(request: { target?: unknown; recipe?: { algorithms?: object } }): readonly Stage[] {
+  const stages: Stage[] = request.target ? [...STAGES.slice(0, 2), 'sensitivity', ...STAGES.slice(2)] : [...STAGES];
+  if (Object.values(request.recipe?.algorithms ?? {}).some(Boolean)) stages.splice(stages.indexOf('evaluate') + 1, 0, 'baseline');
+  return stages;
 }
 
 export interface Progress {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describeTarget, needsLabels, type Target } from '../../shared/metrics';
 import { searchNumerics, type MainNumerics } from '../../shared/numerics';
 import type { Preflight, PreflightCost } from '../../shared/preflight';
+import type { Progress } from '../../shared/progress';
 import type { Recipe } from '../../shared/recipe';
 import { dbToJson, type HostReport, type LatencyReport, type Report, type WithoutAlgorithmsReport } from '../../shared/report';
 import { TOOL } from '../../shared/tool';
@@ -228,7 +229,7 @@ function equalizer(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (
       signal: job.signal, onProgress: job.onProgress, warn,
     });
     return {
-      floatModel: prepared.model, view, ranges: again.ranges, pairs: prepared.equalized.pairs.length, samples: again.samples,
+      floatModel: prepared.model, view, ranges: again.ranges, samples: again.samples,
       adopt: () => {
         Object.assign(m, { prepared, floatModel: prepared.model, view });
         Object.assign(calibrated, again);
@@ -327,21 +328,26 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
   const plain = { ...m.plan.recipe, algorithms: undefined };
   let { floatModel, view, plan } = m;
   let ranges = calibrated?.ranges ?? new Map<string, Range>();
+  let calibratedSamples = 0;
   if (m.prepared.equalized) {
     if (!calibrated?.source && !job.calibration) return { note: 'not measured: without equalization the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
     const prepared = prepareForRecipe(m.loaded.model, plain);
     floatModel = prepared.model;
     view = new GraphView(prepared.model);
     plan = planQuantization(view, plain);
-    job.onStep?.('calibrating the model without equalization, for the per-layer baseline');
+    // Its calibration and its evaluation fill one bar, one after the other.
+    const calibrate = (p: Progress) => {
+      calibratedSamples = p.total;
+      job.onProgress?.({ ...p, stage: 'baseline', total: p.total + evalSource.count });
+    };
     ranges = (await savedOrCalibrated(job.model, floatModel, view, plan, {
-      calibration: () => (calibrated!.source ? Promise.resolve(calibrated!.source) : openCalibration(job, m)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn,
+      calibration: () => (calibrated!.source ? Promise.resolve(calibrated!.source) : openCalibration(job, m)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn, onProgress: calibrate,
     })).ranges;
   }
-  job.onStep?.('measuring the recipe without its algorithms, for the per-layer baseline');
   const converted = convertModel(view, plan, ranges);
   const evaluation = await evaluate(floatModel, converted.model, converted.layers.map((l) => ({ float: l.float, quant: l.quant })), evalSource, {
     batchSize: m.batchSize, signal: job.signal, labels: m.labels, numerics, shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
+    onProgress: (p) => job.onProgress?.({ ...p, stage: 'baseline', done: calibratedSamples + p.done, total: calibratedSamples + p.total }),
   });
   return { report: {
     outputs: outputReports(evaluation), metrics: metricsReport(evaluation), layers: Object.fromEntries([...evaluation.layers].map(([name, st]) => [name, dbToJson(st.sqnr)])),

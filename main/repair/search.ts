@@ -66,7 +66,6 @@ export interface EqualizedCandidate {
   floatModel: onnx.ModelProto;
   view: GraphView;
   ranges: Map<string, Range>;
-  pairs: number;
   samples: number;
   /** Makes the job's model and ranges these, once the search keeps them. */
   adopt(): void;

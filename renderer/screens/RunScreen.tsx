@@ -3,7 +3,7 @@ import { useStudio } from '../context';
 import { seconds } from '../format';
 import { Stage } from '../../shared/progress';
 
-const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
+const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', baseline: 'Without the algorithms', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
 
 export function RunScreen() {
   const status = useStudio((s) => s.status);
@@ -22,7 +22,7 @@ export function RunScreen() {
         {runStages.map((stage) => {
           const st = stages[stage];
           const fraction = st && st.total > 0 ? Math.min(1, st.done / st.total) : 0;
-          const counted = stage === 'calibrate' || stage === 'evaluate' || stage === 'sensitivity';
+          const counted = stage === 'calibrate' || stage === 'evaluate' || stage === 'baseline' || stage === 'sensitivity';
           const unit = stage === 'sensitivity' ? 'runs' : 'samples';
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
           // A stopped run's rate and time left no longer mean anything: where it stopped does.

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
+import { runStages, type Progress } from '../../shared/progress';
 import type { Algorithms } from '../../shared/recipe';
 import { formatDb, layerAlgorithms, withoutWords, type Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
@@ -265,7 +266,15 @@ test('a repair tries cross-layer equalization first: it calibrates the equalized
   const recipe = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: file, calibration: 'random:32', evaluation: 'random:16', latency: false, saturationFix: false, numerics: 'reference' as const };
   const plain = (await quantize({ ...job, recipe, out: path.join(dir, 'plain.onnx') })).report;
-  const cle = (await quantize({ ...job, recipe: { ...recipe, algorithms: { cle: true } }, out: path.join(dir, 'cle.onnx') })).report;
+  const baseline: Progress[] = [];
+  const cle = (await quantize({ ...job, recipe: { ...recipe, algorithms: { cle: true } }, out: path.join(dir, 'cle.onnx'), onProgress: (p) => p.stage === 'baseline' && baseline.push(p) })).report;
+  // The baseline's calibration and evaluation fill one bar, in order, to the end; the studio lists it after Evaluate.
+  assert.ok(baseline.length >= 2 && baseline.every((p, i) => i === 0 || (p.done >= baseline[i - 1].done && p.total === baseline[0].total)), JSON.stringify(baseline));
+  assert.equal(baseline.at(-1)!.done, baseline.at(-1)!.total);
+  assert.equal(baseline[0].total, 32 + 16, 'the 32 calibration samples, then the 16 evaluation samples');
+  const stages = runStages({ recipe: cle.recipe });
+  assert.equal(stages[stages.indexOf('evaluate') + 1], 'baseline');
+  assert.ok(!runStages({ recipe }).includes('baseline'));
   assert.ok((plain.outputs[0].sqnr as number) < 20 && (cle.outputs[0].sqnr as number) > 40, `plain ${plain.outputs[0].sqnr} dB, --cle ${cle.outputs[0].sqnr} dB`);
 
   const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 40 }, out: path.join(dir, 'repaired.onnx') })).report;
