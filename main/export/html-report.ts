@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { opColours } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
-import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, weightChangeWords, withoutWords, type Db, type Report } from '../../shared/report';
+import { describeTarget } from '../../shared/metrics';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -93,6 +94,19 @@ ${shown.map(({ l, g }) => row([esc(l.name), esc(l.op), formatDb(a.without!.layer
   return parts.join('\n');
 }
 
+/** What a repair changed and why: its target, before → after on its search samples, the cost, each change. */
+function repairSection(report: Report): string {
+  const rep = report.repair;
+  if (!rep) return '';
+  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  const quality = (q: Quality) => `output SQNR ${formatDb(q.outputSqnr)} dB${Object.entries(q.metrics).map(([k, v]) => `, ${k === 'custom' && report.customMetric ? report.customMetric.name : k} ${v.toFixed(4)}`).join('')}`;
+  return `<h2>Repair to ${esc(describeTarget(rep.target))}: ${rep.met ? 'met' : 'not met'}</h2>
+<p>${esc(rep.reason)}. On ${rep.before.samples} search samples, ${esc(rep.numerics)} numerics: ${esc(quality(rep.before))} → ${esc(quality(rep.after))}. ${esc(repairCostWords(rep, report))}; ${rep.runs} runs, ${rep.seconds.toFixed(0)} s.</p>
+${rep.changes.length ? `<table><tr><th>change</th><th>what</th><th>why</th></tr>
+${rep.changes.map((c) => row([esc(c.action), esc(`${c.name}${c.node ? ` (${c.op} ${c.node})` : ''}`), esc(c.why)])).join('\n')}
+</table>` : ''}`;
+}
+
 export function htmlReport(report: Report): string {
   const worst = [...report.layers].sort((a, b) => (finite(a.sqnr) ?? Infinity) - (finite(b.sqnr) ?? Infinity));
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
@@ -113,7 +127,7 @@ ${report.metrics && Object.keys(report.metrics).length ? row([`Task metrics, ${e
 ${report.deployed ? row([`As deployed, ${esc(figureLabel(report.deployed.numerics, report.deployed.samples))}`, report.deployed.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>') + (report.deployed.note ? `<br>${esc(report.deployed.note)}` : '')]) : ''}
 ${row(['This machine', esc([hostWords(report.host, report.backend), report.host.saturationFix?.words, report.host.webgpu].filter(Boolean).join(' '))])}
 ${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
-${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}${r.algorithms?.cle ? ', cross-layer equalization' : ''}${r.algorithms?.biasCorrection ? ', bias correction' : ''}`)])}
+${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}${r.algorithms?.cle ? ', cross-layer equalization' : ''}${r.algorithms?.biasCorrection ? ', bias correction' : ''}${r.algorithms?.adaround ? `, AdaRound (${r.algorithms.adaround.iterations} iterations)` : ''}`)])}
 ${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
 ${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')} of ${report.preflight.total} nodes on ${report.preflight.device}`)])}
 ${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}
@@ -127,6 +141,7 @@ ${worst.slice(0, 25).map((l) => row([esc(l.name), esc(l.op), l.keptInFloat ? `in
     l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr), l.scale === undefined ? '' : l.scale.toPrecision(4), l.zeroPoint === undefined ? '' : String(l.zeroPoint),
     `${l.range[0].toPrecision(4)} … ${l.range[1].toPrecision(4)}`])).join('\n')}
 </table>
+${repairSection(report)}
 ${algorithmsSection(report)}
 <h2>Nodes left in float (${report.float.length})</h2>
 <table><tr><th>node</th><th>op</th><th>why</th></tr>

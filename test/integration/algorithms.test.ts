@@ -296,4 +296,7 @@ test('a repair tries cross-layer equalization first: it calibrates the equalized
   const html = htmlReport(repaired);
   assert.equal(html.match(/<rect class="changed"/g)?.length, marked);
   assert.match(html, new RegExp(`under a bar: ${marked} layers changed by an algorithm`));
+  // It carries the repair: target, outcome and each change with its reason.
+  assert.match(html, /<h2>Repair to output SQNR ≥ 40 dB: met<\/h2>/);
+  assert.match(html, /<td>algorithm:cle<\/td><td>cross-layer equalization<\/td><td>every layer still quantized/);
 });
