@@ -240,6 +240,11 @@ export class Subset {
     return new Subset(feeds, ortFeeds, samples, reference, labels, custom);
   }
 
+  /** The same samples, labels and metric module against another float model's outputs. */
+  against(floatModel: onnx.ModelProto): Promise<Subset> {
+    return Subset.create(floatModel, this.read, this.labels, this.custom);
+  }
+
   /** Output SQNR over every float output, and task metrics of the first, for a session over the subset. */
   async measure(session: ort.InferenceSession, extra: Record<string, ort.Tensor> = {}, signal?: AbortSignal): Promise<RunQuality> {
     let s = 0;

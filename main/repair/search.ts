@@ -101,6 +101,8 @@ interface Search {
   plan: QuantPlan;
   ranges: Map<string, Range>;
   base: ConvertResult;
+  /** The search samples with the outputs of the float model every figure is measured against: the input's, or the equalized model's once CLE is kept (high-bias absorption changes them a little, and the job's figures compare with it). */
+  subset: Subset;
   /** The float model the search plans on and measures layers against: the input's, or the equalized one once cross-layer equalization is kept. */
   floatModel: onnx.ModelProto;
   view: GraphView;
@@ -159,7 +161,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
   const s: Search = {
     input, metric: target.kind === 'metric' ? target.metric : undefined, started, before: current,
-    recipe: input.recipe, plan: input.plan, ranges, base, floatModel: input.floatModel, view, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
+    recipe: input.recipe, plan: input.plan, ranges, base, subset, floatModel: input.floatModel, view, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
   };
   step(`measuring in ${numerics} numerics on ${subset.samples} samples: ${fmt(current, s.metric)}`);
   if (meets(current, target)) {
@@ -177,7 +179,8 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
  * one is kept if it beats the current ranges. True when that alone meets the target.
  */
 async function fixCalibration(s: Search): Promise<boolean> {
-  const { view, histograms, subset, numerics, signal } = s.input;
+  const { view, histograms, numerics, signal } = s.input;
+  const subset = s.subset;
   if (!histograms?.size) return false;
   const specs = calibrationTensors(s.plan);
   let best: { method: string; ranges: Map<string, Range>; model: ConvertResult; quality: RunQuality } | undefined;
@@ -218,6 +221,8 @@ interface AlgorithmTrial {
   ranges?: Map<string, Range>;
   rounded?: AdaRoundResult;
   equalized?: EqualizedCandidate;
+  /** The search samples against the trial's own float model, where it changed it. */
+  subset?: Subset;
   algorithms: NonNullable<Recipe['algorithms']>;
 }
 
@@ -228,7 +233,7 @@ interface AlgorithmTrial {
  * meets the target.
  */
 async function tryAlgorithms(s: Search): Promise<boolean> {
-  const { calibration, equalize, subset, numerics, signal } = s.input;
+  const { calibration, equalize, numerics, signal } = s.input;
   if (s.plan.kind !== 'static' || !calibration) return false;
   const has = s.recipe.algorithms ?? {};
   // AdaRound costs minutes on a large model and pays where weights are coarse: per-tensor or under
@@ -240,7 +245,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     ...(has.cle || !equalize ? [] : [{ action: 'algorithm:cle' as const, name: 'cross-layer equalization', apply: async () => {
       const e = await equalize(s.recipe);
       if (!e) s.step('cross-layer equalization not tried: no Conv pair of the model can be equalized');
-      return e && { samples: e.samples, view: e.view, ranges: e.ranges, equalized: e, algorithms: { cle: true } };
+      return e && { samples: e.samples, view: e.view, ranges: e.ranges, equalized: e, subset: await s.subset.against(e.floatModel), algorithms: { cle: true } };
     } }]),
     ...(has.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
       const feeds = await calibration.perSample();
@@ -260,7 +265,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     if (!applied) continue;
     const ranges = applied.ranges ?? s.ranges;
     const converted = convertModel(applied.view, s.plan, ranges, applied.rounded?.rounding);
-    const q = await subset.measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
+    const q = await (applied.subset ?? s.subset).measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
     s.runs++;
     s.step(`${t.name} on ${applied.samples} calibration samples: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${score(q, s.metric) > score(s.current, s.metric) ? '' : '; not kept'}`);
     if (score(q, s.metric) <= score(s.current, s.metric)) continue;
@@ -282,6 +287,7 @@ function keepAlgorithm(s: Search, applied: AlgorithmTrial, converted: ConvertRes
     s.floatModel = applied.equalized.floatModel;
     s.view = applied.equalized.view;
     s.ranges = applied.ranges!;
+    s.subset = applied.subset!;
     s.rangeChanges = new Map();
   }
   s.plan = planQuantization(s.view, s.recipe);
@@ -302,10 +308,10 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
   const evaluation = await evaluate(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(input.subset.read, `${input.subset.samples} search samples`), { batchSize: input.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
+    memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
   s.runs++;
   const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
-  const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, input.subset, s.rounded?.rounding);
+  const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, s.subset, s.rounded?.rounding);
   try {
     const candidates = input.candidates ?? defaultCandidates(units.length);
     s.step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);
@@ -391,7 +397,7 @@ async function exportedWith(s: Search, picked: SwitchUnit[], action: QuantType |
   }
   const plan = planQuantization(s.view, recipe);
   const converted = convertModel(s.convertView, plan, withBorrowedRanges(s.plan, s.ranges), s.rounded?.rounding);
-  const quality = await input.subset.measureModel(converted.model, 'repaired model', input.numerics, input.signal);
+  const quality = await s.subset.measureModel(converted.model, 'repaired model', input.numerics, input.signal);
   s.runs++;
   s.step(`  exported, ${picked.length} layer(s) to ${action}: ${fmt(quality, s.metric)}`);
   return { recipe, plan, quality };
