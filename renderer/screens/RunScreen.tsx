@@ -3,7 +3,7 @@ import { useStudio } from '../context';
 import { seconds } from '../format';
 import { Stage } from '../../shared/progress';
 
-const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', baseline: 'Without the algorithms', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
+const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', baseline: 'No algorithms', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
 
 export function RunScreen() {
   const status = useStudio((s) => s.status);
