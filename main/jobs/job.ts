@@ -105,6 +105,23 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
   };
 }
 
+/**
+ * The calibration data again, for the work after calibrating (AdaRound, bias correction, the
+ * repair's trials, the baseline without the algorithms): the source calibration read, else the
+ * job's calibration data opened once, on first use, as `what`, up to `limit` samples. Undefined
+ * for a run from a ranges file alone, which has none.
+ */
+export function calibrationAgain(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, what: string, limit?: number): (() => Promise<SampleSource>) | undefined {
+  if (calibrated?.source) {
+    const source = calibrated.source;
+    return () => Promise.resolve(source);
+  }
+  if (!job.calibration) return undefined;
+  const spec = job.calibration;
+  let opened: Promise<SampleSource> | undefined;
+  return () => (opened ??= m.open(spec, what, limit));
+}
+
 /** AdaRound where the recipe asks for it: the rounding of each weight, which every conversion of the job then uses. */
 export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void,
   onStep?: (message: string) => void): Promise<AdaRoundResult | undefined> {
@@ -119,8 +136,9 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
     onStep?.(`AdaRound: the rounding saved in ${job.ranges}`);
     return saved;
   }
-  if (!calibrated.source && !job.calibration) throw new JobError('AdaRound learns from calibration samples: pass --calibration with the saved ranges');
-  const source = calibrated.source ?? await m.open(job.calibration!, 'AdaRound');
+  const again = calibrationAgain(job, m, calibrated, 'AdaRound');
+  if (!again) throw new JobError('AdaRound learns from calibration samples: pass --calibration with the saved ranges');
+  const source = await again();
   const { feeds, samples } = await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1);
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
@@ -164,8 +182,9 @@ export async function correctedForRecipe(job: JobInput, m: JobModel, calibrated:
   onStep?: (message: string) => void, rounding?: WeightRounding): Promise<(BiasCorrection & { samples: number }) | undefined> {
   if (!m.plan.recipe.algorithms?.biasCorrection) return undefined;
   if (m.plan.kind !== 'static' || !calibrated) return analyticForRecipe(m, warn, onStep);
-  if (!calibrated.source && !job.calibration) throw new JobError('bias correction measures on calibration samples: pass --calibration with the saved ranges');
-  const source = calibrated.source ?? await m.open(job.calibration!, 'bias correction');
+  const again = calibrationAgain(job, m, calibrated, 'bias correction');
+  if (!again) throw new JobError('bias correction measures on calibration samples: pass --calibration with the saved ranges');
+  const source = await again();
   const { feeds, samples } = await readSubset(source, Math.min(source.count, BIAS_CORRECTION_SAMPLES), m.batchSize);
   onStep?.(`bias correction on ${samples} calibration samples`);
   // It runs before conversion and takes one run per level (39 on the recognizer): the Convert bar fills with it.

@@ -36,7 +36,7 @@ import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/pl
 import { preflightWithCost } from '../plan/preflight';
 import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
-import { correctedForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
+import { calibrationAgain, correctedForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -219,13 +219,14 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
  * without calibration data (a ranges file alone cannot be re-measured).
  */
 function equalizer(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (message: string) => void): RepairInput['equalize'] {
-  if (!calibrated.source && !job.calibration) return undefined;
+  const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
+  if (!calibration) return undefined;
   return async (recipe) => {
     const prepared = prepareForRecipe(m.loaded.model, { ...recipe, algorithms: { ...recipe.algorithms, cle: true } });
     if (!prepared.equalized?.pairs.length) return undefined;
     const view = new GraphView(prepared.model);
     const again = await savedOrCalibrated(job.model, prepared.model, view, planQuantization(view, recipe), {
-      calibration: () => (calibrated.source ? Promise.resolve(calibrated.source) : openCalibration(job, m)), histograms: true, batchSize: m.batchSize,
+      calibration, histograms: true, batchSize: m.batchSize,
       signal: job.signal, onProgress: job.onProgress, warn,
     });
     return {
@@ -243,9 +244,8 @@ function equalizer(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (
  * them, read when a trial asks; none when the job has no calibration data (a ranges file alone).
  */
 function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges): NonNullable<RepairInput['calibration']> | undefined {
-  if (!calibrated.source && !job.calibration) return undefined;
-  let opened: Promise<SampleSource> | undefined;
-  const source = () => (opened ??= calibrated.source ? Promise.resolve(calibrated.source) : m.open(job.calibration!, 'repair algorithms'));
+  const source = calibrationAgain(job, m, calibrated, 'repair algorithms');
+  if (!source) return undefined;
   const read = async (limit: number, batch: number) => {
     const s = await source();
     return (await readSubset(s, Math.min(s.count, limit), batch)).feeds;
@@ -330,7 +330,8 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
   let ranges = calibrated?.ranges ?? new Map<string, Range>();
   let calibratedSamples = 0;
   if (m.prepared.equalized) {
-    if (!calibrated?.source && !job.calibration) return { note: 'not measured: without equalization the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
+    const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
+    if (!calibration) return { note: 'not measured: without equalization the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
     const prepared = prepareForRecipe(m.loaded.model, plain);
     floatModel = prepared.model;
     view = new GraphView(prepared.model);
@@ -341,7 +342,7 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
       job.onProgress?.({ ...p, stage: 'baseline', total: p.total + evalSource.count });
     };
     ranges = (await savedOrCalibrated(job.model, floatModel, view, plan, {
-      calibration: () => (calibrated!.source ? Promise.resolve(calibrated!.source) : openCalibration(job, m)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn, onProgress: calibrate,
+      calibration, histograms: false, batchSize: m.batchSize, signal: job.signal, warn, onProgress: calibrate,
     })).ranges;
   }
   const converted = convertModel(view, plan, ranges);
