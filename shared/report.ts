@@ -223,15 +223,20 @@ export function biasErrorRms(b: BiasCorrectionReport, when: 'before' | 'after'):
   return Math.sqrt(b.layers.reduce((s, l) => s + l[when] ** 2, 0) / Math.max(1, b.layers.length));
 }
 
+/** What each algorithm did to the nodes that make a layer: the CLE pair it is in, its bias correction, its AdaRound rounding (learned or nearest). */
+export function layerAlgorithmEntries(algorithms: AlgorithmsReport | undefined, nodes: readonly string[]) {
+  const mine = (node: string) => nodes.includes(node);
+  return {
+    pair: algorithms?.cle?.pairs.find((p) => mine(p.first) || mine(p.second)),
+    corrected: algorithms?.biasCorrection?.layers.find((l) => mine(l.node)),
+    rounded: algorithms?.adaround?.layers.find((l) => mine(l.node)),
+  };
+}
+
 /** The algorithms that changed a layer, as short names: CLE rescaled its node's weights, bias correction its bias, AdaRound chose its rounding (where learned was kept). */
 export function layerAlgorithms(algorithms: AlgorithmsReport | undefined, nodes: readonly string[]): string[] {
-  if (!algorithms) return [];
-  const mine = (node: string) => nodes.includes(node);
-  return [
-    ...(algorithms.cle?.pairs.some((p) => mine(p.first) || mine(p.second)) ? ['CLE'] : []),
-    ...(algorithms.adaround?.layers.some((l) => l.kept === 'learned' && mine(l.node)) ? ['AdaRound'] : []),
-    ...(algorithms.biasCorrection?.layers.some((l) => mine(l.node)) ? ['bias correction'] : []),
-  ];
+  const { pair, corrected, rounded } = layerAlgorithmEntries(algorithms, nodes);
+  return [...(pair ? ['CLE'] : []), ...(rounded?.kept === 'learned' ? ['AdaRound'] : []), ...(corrected ? ['bias correction'] : [])];
 }
 
 /** A layer's SQNR gain over the same recipe without its algorithms, in dB; undefined where either side is not a finite figure. */

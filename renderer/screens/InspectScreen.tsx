@@ -1,7 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
 import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
-import { dbNumber, layerAlgorithms, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
+import { dbNumber, layerAlgorithmEntries, layerAlgorithms, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
@@ -76,19 +76,14 @@ function LayerPanel() {
 
 /** What the run's algorithms did to this layer: its SQNR without them, the pair CLE rescaled it in, its bias correction, its AdaRound rounding. */
 function LayerAlgorithms({ report, layer }: { report: Report; layer: LayerReport }) {
-  const a = report.algorithms;
-  const nodes = layer.nodes;
-  const base = a?.without?.layers[layer.name];
-  const mine = (node: string) => nodes.includes(node);
-  const pair = a?.cle?.pairs.find((p) => mine(p.first) || mine(p.second));
-  const corrected = a?.biasCorrection?.layers.find((l) => mine(l.node));
-  const rounded = a?.adaround?.layers.find((l) => mine(l.node));
+  const base = report.algorithms?.without?.layers[layer.name];
+  const { pair, corrected, rounded } = layerAlgorithmEntries(report.algorithms, layer.nodes);
   return (
     <>
       {base !== undefined && (
         <div className="span2" data-testid="layer-without"><dt>Without the algorithms</dt><dd>{db(base)} dB (the same recipe, the same samples)</dd></div>
       )}
-      {pair && <div className="span2"><dt>Equalized</dt><dd>{mine(pair.first) ? `with ${pair.second}, after it` : `with ${pair.first}, before it`}</dd></div>}
+      {pair && <div className="span2"><dt>Equalized</dt><dd>{layer.nodes.includes(pair.first) ? `with ${pair.second}, after it` : `with ${pair.first}, before it`}</dd></div>}
       {corrected && <div className="span2"><dt>Bias correction</dt><dd>mean output error {corrected.before.toPrecision(3)} → {corrected.after.toPrecision(3)}</dd></div>}
       {rounded && (
         <div className="span2" data-testid="layer-adaround"><dt>AdaRound</dt>
