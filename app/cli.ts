@@ -10,7 +10,7 @@ import { describeTarget, isTargetMetric, parseMetricTarget, TARGET_METRICS, type
 import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../shared/numerics';
 import type { Preflight } from '../shared/preflight';
 import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } from '../shared/preprocess';
-import type { Progress } from '../shared/progress';
+import { countedUnit, type Progress } from '../shared/progress';
 import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
   adaRoundWords, biasCorrectionSource, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
@@ -109,9 +109,9 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
     if (!finished && now - lastTime < (tty ? 100 : 2000)) return;
     lastTime = now;
     const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
-    const rate = p.rate ? `, ${p.rate.toFixed(1)} ${p.stage === 'sensitivity' ? 'runs' : 'samples'}/s` : '';
-    const counted = p.stage === 'calibrate' || p.stage === 'evaluate' || p.stage === 'baseline' || p.stage === 'sensitivity';
-    const line = counted ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
+    const unit = countedUnit(p.stage);
+    const rate = p.rate ? `, ${p.rate.toFixed(1)} ${unit ?? 'samples'}/s` : '';
+    const line = unit ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
     if (line === last) return;
     last = line;
     process.stderr.write(tty ? `\r\x1b[K${line}${finished ? '\n' : ''}` : `${line}\n`);

@@ -15,6 +15,12 @@ export function runStages(request: { target?: unknown; recipe?: { algorithms?: o
   return stages;
 }
 
+/** What a stage's progress counts, for the stages that count (the others only start and finish). */
+export function countedUnit(stage: Stage): 'samples' | 'runs' | undefined {
+  if (stage === 'sensitivity') return 'runs';
+  return stage === 'calibrate' || stage === 'evaluate' || stage === 'baseline' ? 'samples' : undefined;
+}
+
 export interface Progress {
   stage: Stage;
   done: number;

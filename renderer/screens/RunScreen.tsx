@@ -1,7 +1,7 @@
 
 import { useStudio } from '../context';
 import { seconds } from '../format';
-import { Stage } from '../../shared/progress';
+import { countedUnit, type Stage } from '../../shared/progress';
 
 const TITLES: Record<Stage, string> = { load: 'Load', calibrate: 'Calibrate', convert: 'Convert', evaluate: 'Evaluate', baseline: 'No algorithms', sensitivity: 'Repair search', latency: 'Latency', save: 'Save' };
 
@@ -22,13 +22,12 @@ export function RunScreen() {
         {runStages.map((stage) => {
           const st = stages[stage];
           const fraction = st && st.total > 0 ? Math.min(1, st.done / st.total) : 0;
-          const counted = stage === 'calibrate' || stage === 'evaluate' || stage === 'baseline' || stage === 'sensitivity';
-          const unit = stage === 'sensitivity' ? 'runs' : 'samples';
+          const unit = countedUnit(stage);
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
           // A stopped run's rate and time left no longer mean anything: where it stopped does.
           const stopped = status === 'cancelling' || status === 'cancelled' || status === 'failed';
           const progress = stopped ? `stopped at ${st?.done}/${st?.total} ${unit}` : `${st?.done}/${st?.total} ${unit}${st?.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}`;
-          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : counted ? progress : stopped ? 'stopped' : 'working…';
+          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : unit ? progress : stopped ? 'stopped' : 'working…';
           const failed = failure?.stage === stage;
           return (
             <li key={stage} className={`stage${failed ? ' failed' : ''}`} data-stage={stage}>
