@@ -10,6 +10,9 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&
 
 const kB = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`;
 
+/** A table row of cells already escaped. */
+const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+
 function finite(v: Db | undefined): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
@@ -54,7 +57,6 @@ function metricsLine(report: Report): string {
 function algorithmsSection(report: Report): string {
   const a = report.algorithms;
   if (!a) return '';
-  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const parts: string[] = [];
   if (a.cle) {
     const exact = a.cle.pairs.some((p) => p.absorbed) ? 'the scaling keeps the float model\'s function; high-bias absorption changes it where a channel falls below its BatchNorm mean − 3 std' : 'the float model computes the same function';
@@ -98,7 +100,6 @@ ${shown.map(({ l, g }) => row([esc(l.name), esc(l.op), formatDb(a.without!.layer
 function repairSection(report: Report): string {
   const rep = report.repair;
   if (!rep) return '';
-  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const quality = (q: Quality) => `output SQNR ${formatDb(q.outputSqnr)} dB${Object.entries(q.metrics).map(([k, v]) => `, ${k === 'custom' && report.customMetric ? report.customMetric.name : k} ${v.toFixed(4)}`).join('')}`;
   return `<h2>Repair to ${esc(describeTarget(rep.target))}: ${rep.met ? 'met' : 'not met'}</h2>
 <p>${esc(rep.reason)}. On ${rep.before.samples} search samples, ${esc(rep.numerics)} numerics: ${esc(quality(rep.before))} → ${esc(quality(rep.after))}. ${esc(repairCostWords(rep, report))}; ${rep.runs} runs, ${rep.seconds.toFixed(0)} s.</p>
@@ -109,7 +110,6 @@ ${rep.changes.map((c) => row([esc(c.action), esc(`${c.name}${c.node ? ` (${c.op}
 
 export function htmlReport(report: Report): string {
   const worst = [...report.layers].sort((a, b) => (finite(a.sqnr) ?? Infinity) - (finite(b.sqnr) ?? Infinity));
-  const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const r = report.recipe;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Quant Studio report: ${esc(path.basename(report.model.file))}</title>
