@@ -109,7 +109,7 @@ function progressPrinter(quiet: boolean): (p: Progress) => void {
     if (!finished && now - lastTime < (tty ? 100 : 2000)) return;
     lastTime = now;
     const left = p.rate && p.rate > 0 && !finished ? `, ${Math.ceil((p.total - p.done) / p.rate)} s left` : '';
-    const unit = countedUnit(p.stage);
+    const unit = countedUnit(p.stage, p.unit);
     const rate = p.rate ? `, ${p.rate.toFixed(1)} ${unit ?? 'samples'}/s` : '';
     const line = unit ? `${p.stage}: ${p.done}/${p.total}${rate}${left}` : `${p.stage}${finished ? ': done' : '…'}`;
     if (line === last) return;

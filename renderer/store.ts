@@ -9,7 +9,7 @@ import type { MainNumerics } from '../shared/numerics';
 import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
 import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/report';
 import type { PreprocessSpec } from '../shared/preprocess';
-import { runStages, type Stage } from '../shared/progress';
+import { runStages, type Progress, type Stage } from '../shared/progress';
 
 export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
 export const SCREENS: ReadonlyArray<{ id: Screen; title: string }> = [
@@ -71,6 +71,7 @@ export interface StageState {
   done: number;
   total: number;
   rate?: number;
+  unit?: Progress['unit'];
   /** The run does without this stage (a re-run from saved ranges does not calibrate). */
   skipped?: boolean;
 }
@@ -365,7 +366,7 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
       if (runId && event.runId !== runId) return;
       switch (event.type) {
         case 'progress':
-          pending[event.stage] = { done: event.done, total: event.total, rate: event.rate };
+          pending[event.stage] = { done: event.done, total: event.total, rate: event.rate, unit: event.unit };
           timer ??= setTimeout(flush, PROGRESS_FLUSH_MS);
           break;
         case 'warning':

@@ -15,8 +15,9 @@ export function runStages(request: { target?: unknown; recipe?: { algorithms?: o
   return stages;
 }
 
-/** What a stage's progress counts, for the stages that count (the others only start and finish). */
-export function countedUnit(stage: Stage): 'samples' | 'runs' | undefined {
+/** What a stage's progress counts, for the stages that count (the others only start and finish), unless the progress names its own unit. */
+export function countedUnit(stage: Stage, unit?: Progress['unit']): 'samples' | 'runs' | 'layers' | undefined {
+  if (unit) return unit;
   if (stage === 'sensitivity') return 'runs';
   return stage === 'calibrate' || stage === 'evaluate' || stage === 'baseline' ? 'samples' : undefined;
 }
@@ -27,4 +28,6 @@ export interface Progress {
   total: number;
   /** Samples (sensitivity: runs) per second so far, for "time left". */
   rate?: number;
+  /** What done and total count where it is not the stage's own: a repair's AdaRound trial counts layers. */
+  unit?: 'layers';
 }

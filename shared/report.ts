@@ -161,9 +161,11 @@ export interface BiasCorrectionReport {
 }
 
 /**
- * AdaRound, per layer: its output SQNR on the calibration samples with float inputs and only its
- * weight quantized (tr(W H Wᵀ) over the error) and its weight SQNR, nearest → the rounding kept,
- * the share of weights rounded the other way, and its soft loss every tenth of the iterations.
+ * AdaRound, per layer: its output SQNR on the calibration samples (the quantized layer on the
+ * inputs the quantized model gives it, with the layers before it rounded as learned, against the
+ * float layer on float inputs; before its output is quantized) and its weight SQNR, nearest → the
+ * rounding kept, the share of weights rounded the other way, and its soft loss every tenth of the
+ * iterations.
  */
 export interface AdaRoundReport {
   iterations: number;
@@ -210,7 +212,7 @@ export function adaRoundWords(a: AdaRoundReport): string {
   const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
   const when = a.reusedFrom ? `, rounding re-used from the saved ranges ${a.reusedFrom.split(/[\\/]/).pop()}` : `, ${a.seconds.toFixed(1)} s`;
   return `${a.layers.length} layers, ${a.iterations} iterations each on ${a.samples} calibration samples${when}; learned rounding kept in ${learned.length}, `
-    + `nearest in ${a.layers.length - learned.length}; layer output SQNR (float inputs) up ${median.toFixed(1)} dB in the median layer`;
+    + `nearest in ${a.layers.length - learned.length}; layer output SQNR (quantized inputs) up ${median.toFixed(1)} dB in the median layer`;
 }
 
 /** How a bias correction measured its layers, in a few words. */

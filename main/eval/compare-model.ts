@@ -56,6 +56,25 @@ function renameGraph(graph: onnx.GraphProto, rename: (n: string) => string): onn
   });
 }
 
+/** The quantized half of a side-by-side model: its graph renamed by QUANTIZED_PREFIX (graph inputs shared), and the opsets both halves need. */
+export interface QuantizedHalf {
+  graph: onnx.GraphProto;
+  rename: (name: string) => string;
+  opsetImport: onnx.OperatorSetIdProto[];
+}
+
+export function quantizedHalf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto): QuantizedHalf {
+  const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
+  const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
+  const domains = new Map<string, onnx.OperatorSetIdProto>();
+  for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
+    const key = o.domain === 'ai.onnx' ? '' : o.domain;
+    const seen = domains.get(key);
+    if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o);
+  }
+  return { graph: renameGraph(quantModel.graph!, rename), rename, opsetImport: [...domains.values()] };
+}
+
 export interface ComparisonModel {
   model: onnx.ModelProto;
   taps: PairTaps[];
@@ -67,8 +86,7 @@ export interface ComparisonModel {
 export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
-  const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
-  const qg = renameGraph(quantModel.graph!, rename);
+  const { graph: qg, rename, opsetImport } = quantizedHalf(floatModel, quantModel);
   // The QuantizeLinear behind each dequantized activation (Q → DQ), by the DQ's output.
   const producers = new Map(quantModel.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
   const qdqOf = new Map<string, onnx.NodeProto>();
@@ -115,12 +133,6 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     return t;
   });
   const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT);
-  const domains = new Map<string, onnx.OperatorSetIdProto>();
-  for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
-    const key = o.domain === 'ai.onnx' ? '' : o.domain;
-    const seen = domains.get(key);
-    if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o);
-  }
   // The quantized half's own outputs: in reference numerics they are the quantized model's answer,
   // from the very run whose per-layer figures they then agree with.
   const floatOutputs = new Set(fg.output.map((o) => o.name));
@@ -134,7 +146,7 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     output: [...fg.output, ...quantOutputs.map((o) => o.info), ...(sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
   });
   return {
-    model: onnx.ModelProto.create({ ...floatModel, opsetImport: [...domains.values()], graph }),
+    model: onnx.ModelProto.create({ ...floatModel, opsetImport, graph }),
     taps,
     outputs: quantOutputs.map(({ float, quant }) => ({ float, quant })),
   };

@@ -75,7 +75,7 @@ ${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row(
   if (a.adaround) {
     const d = a.adaround;
     parts.push(`<h2>AdaRound (${d.layers.length} layers, ${d.iterations} iterations each on ${d.samples} calibration samples, ${d.seconds.toFixed(1)} s)</h2>
-<p>${esc(adaRoundWords(d))}. Output SQNR: the layer alone quantized, on float inputs from the calibration samples.</p>
+<p>${esc(adaRoundWords(d))}. Output SQNR: the quantized layer on the inputs the quantized model gives it (the layers before it rounded as learned) against the float layer, on the calibration samples, before its output is quantized.</p>
 <table><tr><th>layer</th><th>rounding kept</th><th>weights rounded the other way</th><th>output SQNR dB</th><th>weight SQNR dB</th></tr>
 ${d.layers.map((l) => row([esc(l.node), l.kept, `${(l.changed * 100).toFixed(1)}%`, weightChangeWords(l.outputSqnr), weightChangeWords(l.weightSqnr)])).join('\n')}
 </table>`);

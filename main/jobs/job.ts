@@ -139,10 +139,10 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
   const again = calibrationAgain(job, m, calibrated, 'AdaRound');
   if (!again) throw new JobError('AdaRound learns from calibration samples: pass --calibration with the saved ranges');
   const source = await again();
-  const { feeds, samples } = await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), 1);
+  const { feeds, samples } = await readSubset(source, Math.min(source.count, ADAROUND_SAMPLES), m.batchSize);
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
-  return adaRound(m.floatModel, m.plan, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
+  return adaRound(m.floatModel, m.plan, calibrated.ranges, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
 }
 
 /** The rounding a ranges file saved, where it was learned with the same iterations and covers every weight AdaRound would round, on the same grid. */

@@ -250,7 +250,7 @@ function algorithmSamples(job: QuantizeJob, m: JobModel, calibrated: JobRanges):
     const s = await source();
     return (await readSubset(s, Math.min(s.count, limit), batch)).feeds;
   };
-  return { perSample: () => read(ADAROUND_SAMPLES, 1), batched: () => read(BIAS_CORRECTION_SAMPLES, m.batchSize) };
+  return { adaRound: () => read(ADAROUND_SAMPLES, m.batchSize), biasCorrection: () => read(BIAS_CORRECTION_SAMPLES, m.batchSize) };
 }
 
 /** The ranges file to write: a calibration's, or a repair's fixes; never over the ranges file the job read. */

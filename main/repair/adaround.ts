@@ -1,11 +1,13 @@
 // AdaRound (Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization", 2020):
 // rounding each weight to nearest is not what minimises a layer's output error; choosing up or
 // down per weight is. Per layer, a continuous h(V) = clip(1.2·sigmoid(V) − 0.1, 0, 1) in [0, 1]
-// replaces the rounding, the reconstruction error tr(ΔW H ΔWᵀ) (H from gram.ts: the layer's float
-// inputs on calibration samples) plus λ·Σ(1 − |2h − 1|^β), β annealed from 20 to 2, is minimised
-// with Adam, and h ≥ 0.5 rounds up. One iteration is one run of a small ONNX Runtime graph built
-// for the layer (the ΔW·H product is the heavy part); the main thread only feeds it. A layer keeps
-// nearest rounding where the learned one is not better on its own loss.
+// replaces the rounding, and the layer's output error plus λ·Σ(1 − |2h − 1|^β), β annealed from
+// 20 to 2, is minimised with Adam; h ≥ 0.5 rounds up. The error is the quantized layer on the
+// inputs the quantized model gives it against the float layer on float inputs (gram.ts has its
+// moments), as AIMET measures it: rounding then also makes up for the error upstream, which on
+// per-channel weights is most of it. One iteration is one run of a small ONNX Runtime graph built
+// for the layer (the ΔW·H̃ product is the heavy part); the main thread only feeds it. A layer
+// keeps nearest rounding where the learned one is not better on its own loss.
 import * as ort from 'onnxruntime-node';
 import type { AdaRoundReport } from '../../shared/report';
 import { dbToJson } from '../../shared/report';
@@ -17,9 +19,11 @@ import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run } from '../onnx/session';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan, WeightSpec } from '../plan/plan';
+import type { Range } from '../stats/range';
+import { convertModel } from '../convert/convert';
 import { groupParams, roundHalfEven, weightGrouping, type ChosenRounding } from '../plan/qmath';
 import { sqnrDb, sqnrOf } from '../stats/sqnr';
-import { layerGrams, rowLayer, type RowLayer } from './gram';
+import { momentsOf, rowLayer, type LayerMoments, type RowLayer } from './gram';
 
 /** AIMET's defaults for the regulariser and its annealing; Adam's learning rate is ours, for a few thousand iterations. */
 const REG_WEIGHT = 0.01;
@@ -31,12 +35,7 @@ const GAMMA = -0.1;
 /** A V far enough out that h(V) is exactly 0 or 1: hard roundings go through the same graph. */
 const SATURATED = 100;
 
-/**
- * Samples AdaRound measures its layers' inputs on, the calibration data's first ones: H of a
- * layer is a mean over every position of them. They run one at a time: the patches of every
- * layer for a batch of 8 recognizer lines take ONNX Runtime 4 GB, one line 0.9 GB, and the time
- * is the same.
- */
+/** Samples AdaRound measures its layers' inputs on, the calibration data's first ones: a layer's moments are means over every position of them. */
 export const ADAROUND_SAMPLES = 256;
 
 export interface AdaRoundResult {
@@ -55,6 +54,9 @@ interface Problem {
   /** Row-ordered fraction x/s − floor(x/s), and nearest rounding's up (1) or down (0). */
   frac: Float32Array;
   nearest: Uint8Array;
+  /** Row-ordered integer `down` is the scale times (zero point taken off), and the scale: DequantizeLinear's operands. */
+  low: Int32Array;
+  scale: Float32Array;
 }
 
 function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem {
@@ -64,7 +66,7 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
   const { scales, zeroPoints } = groupParams(weight, spec.type, spec.symmetric, grouping, spec.range);
   const [qmin, qmax] = spec.range;
   const n = layer.rows * layer.width;
-  const p: Problem = { layer, spec, w: new Float32Array(n), down: new Float32Array(n), step: new Float32Array(n), frac: new Float32Array(n), nearest: new Uint8Array(n) };
+  const p: Problem = { layer, spec, w: new Float32Array(n), down: new Float32Array(n), step: new Float32Array(n), frac: new Float32Array(n), nearest: new Uint8Array(n), low: new Int32Array(n), scale: new Float32Array(n) };
   for (let r = 0, k = 0; r < layer.rows; r++) {
     for (let j = 0; j < layer.width; j++, k++) {
       const i = layer.index(r, j);
@@ -76,7 +78,9 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
       // An element whose floor or ceiling the integer range clips has one value: nearest's.
       const free = floor + zeroPoints[g] >= qmin && floor + 1 + zeroPoints[g] <= qmax;
       p.w[k] = weight[i];
-      p.down[k] = s * (free ? floor : near);
+      p.low[k] = free ? floor : near;
+      p.scale[k] = s;
+      p.down[k] = s * p.low[k];
       p.step[k] = free ? s : 0;
       p.frac[k] = x - floor;
       p.nearest[k] = near - floor === 1 ? 1 : 0;
@@ -90,13 +94,14 @@ const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of
 /**
  * One Adam step on V for the layer, as a graph: inputs V, Adam's m and v, and the scalars `lr`
  * (bias-corrected), `reg` (−2λβ, 0 while warming up) and `beta1` (β − 1); outputs them updated,
- * `rec` (the reconstruction error at the V fed), `round` (Σ|2h − 1|^β) and `power` (tr(W H Wᵀ)).
+ * `rec` (the layer's output error at the V fed) and `round` (Σ|2h − 1|^β).
  */
-function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
+function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
   const { groups, rows, width } = p.layer;
   const shape = [groups, rows / groups, width];
   const inits = [
-    floatTensor('W', shape, p.w), floatTensor('Down', shape, p.down), floatTensor('Step', shape, p.step), floatTensor('H', [groups, width, width], gram),
+    floatTensor('W', shape, p.w), floatTensor('Down', shape, p.down), floatTensor('Step', shape, p.step),
+    floatTensor('H', [groups, width, width], moments.quantized), floatTensor('Cross', [groups, width, width], moments.cross), f('input_noise', moments.inputNoise),
     f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8),
   ];
   const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
@@ -104,11 +109,14 @@ function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
     makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
     makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
     makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['Down', 'up'], ['Wq']), makeNode('Sub', ['Wq', 'W'], ['D']),
-    makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Mul', ['D', 'DH'], ['DDH']), sum('DDH', 'rec'),
+    // rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input_noise with B = W·Cross, constant (folded when the session is made); its gradient in Wq is 2(D H̃ + B).
+    makeNode('MatMul', ['W', 'Cross'], ['B']), makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Add', ['DH', 'B'], ['DH_B']),
+    makeNode('Mul', ['D', 'DH'], ['DDH']), makeNode('Mul', ['D', 'B'], ['DB']), makeNode('Mul', ['DB', 'two'], ['DB2']), makeNode('Add', ['DDH', 'DB2'], ['err']),
+    sum('err', 'rec_d'), makeNode('Add', ['rec_d', 'input_noise'], ['rec']),
     makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']), makeNode('Sign', ['t'], ['t_sign']),
     makeNode('Add', ['beta1', 'one'], ['beta_full']), makeNode('Pow', ['a', 'beta_full'], ['a_beta']), sum('a_beta', 'round'),
     makeNode('Pow', ['a', 'beta1'], ['a_beta1']), makeNode('Mul', ['a_beta1', 't_sign'], ['reg_dir']), makeNode('Mul', ['reg_dir', 'reg'], ['g_reg']),
-    makeNode('Mul', ['DH', 'Step'], ['g_rec_half']), makeNode('Mul', ['g_rec_half', 'two'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
+    makeNode('Mul', ['DH_B', 'Step'], ['g_rec_half']), makeNode('Mul', ['g_rec_half', 'two'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
     // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active.
     makeNode('Greater', ['h_raw', 'zero'], ['above']), makeNode('Less', ['h_raw', 'one'], ['below']), makeNode('And', ['above', 'below'], ['inside_b']),
     makeNode('Cast', ['inside_b'], ['inside'], [intAttr('to', DataType.FLOAT)]),
@@ -117,8 +125,6 @@ function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
     makeNode('Mul', ['g', 'g'], ['g2']), makeNode('Mul', ['S', 'b2'], ['s_old']), makeNode('Mul', ['g2', 'b2c'], ['s_new']), makeNode('Add', ['s_old', 's_new'], ['S_next']),
     makeNode('Sqrt', ['S_next'], ['s_root']), makeNode('Add', ['s_root', 'eps'], ['s_den']), makeNode('Div', ['M_next', 's_den'], ['dir']), makeNode('Mul', ['dir', 'lr'], ['delta']),
     makeNode('Sub', ['V', 'delta'], ['V_next']),
-    // tr(W H Wᵀ), the layer's output power: constant, so ONNX Runtime folds it when the session is made.
-    makeNode('MatMul', ['W', 'H'], ['WH']), makeNode('Mul', ['W', 'WH'], ['WWH']), sum('WWH', 'power'),
   ];
   const io = (name: string) => typedValueInfo(name, DataType.FLOAT, shape);
   const scalar = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
@@ -127,7 +133,7 @@ function stepModel(p: Problem, gram: Float32Array): onnx.ModelProto {
     graph: onnx.GraphProto.create({
       name: 'adaround_step', node: nodes, initializer: inits,
       input: [io('V'), io('M'), io('S'), scalar('lr'), scalar('reg'), scalar('beta1')],
-      output: [io('V_next'), io('M_next'), io('S_next'), scalar('rec'), scalar('round'), scalar('power')],
+      output: [io('V_next'), io('M_next'), io('S_next'), scalar('rec'), scalar('round')],
     }),
   });
 }
@@ -146,29 +152,28 @@ function saturatedV(up: Uint8Array): Float32Array {
 
 interface Rounded {
   up: Uint8Array;
-  /** Reconstruction error of nearest and of the kept rounding, and tr(W H Wᵀ): the layer's output power. */
+  /** The layer's output error with nearest and with the kept rounding. */
   nearest: number;
   kept: number;
-  power: number;
   /** The soft loss every tenth of the way, for the report and the test that it falls. */
   trace: number[];
 }
 
 /** Runs the layer's AdaRound iterations; returns the better of the learned and nearest rounding on the layer's loss. */
-async function roundLayer(p: Problem, gram: Float32Array, iterations: number, signal?: AbortSignal): Promise<Rounded> {
+async function roundLayer(p: Problem, moments: LayerMoments, iterations: number, signal?: AbortSignal): Promise<Rounded> {
   const shape = [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
-  const session = await createSession(stepModel(p, gram), `AdaRound graph of ${p.layer.node}`);
+  const session = await createSession(stepModel(p, moments), `AdaRound graph of ${p.layer.node}`);
   const tensor = (data: Float32Array) => new ort.Tensor('float32', data, shape);
   const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
   const step = async (v: Float32Array, m: Float32Array, s: Float32Array, lr: number, reg: number, beta: number) => {
     const out = await run(session, { V: tensor(v), M: tensor(m), S: tensor(s), lr: scalar(lr), reg: scalar(reg), beta1: scalar(beta - 1) }, `AdaRound graph of ${p.layer.node}`);
     const value = (name: string) => Number((out[name] as ort.Tensor).data[0]);
-    return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S'), rec: value('rec'), round: value('round'), power: value('power') };
+    return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S'), rec: value('rec'), round: value('round') };
   };
   const zeros = () => new Float32Array(p.w.length);
   const lossOf = (up: Uint8Array) => step(saturatedV(up), zeros(), zeros(), 0, 0, 2);
   try {
-    const { rec: nearest, power } = await lossOf(p.nearest);
+    const { rec: nearest } = await lossOf(p.nearest);
     let state: { v: Float32Array; m: Float32Array; s: Float32Array } = { v: initialV(p.frac), m: zeros(), s: zeros() };
     const trace: number[] = [];
     const warm = Math.round(iterations * WARM_UP);
@@ -183,7 +188,7 @@ async function roundLayer(p: Problem, gram: Float32Array, iterations: number, si
     }
     const learned = Uint8Array.from(hOf(state.v), (h, k) => (p.step[k] && h >= 0.5 ? 1 : p.step[k] ? 0 : p.nearest[k]));
     const loss = (await lossOf(learned)).rec;
-    return loss < nearest ? { up: learned, nearest, kept: loss, power, trace } : { up: p.nearest, nearest, kept: nearest, power, trace };
+    return loss < nearest ? { up: learned, nearest, kept: loss, trace } : { up: p.nearest, nearest, kept: nearest, trace };
   } finally {
     await session.release();
   }
@@ -204,21 +209,28 @@ export function roundableWeights(view: GraphView, plan: QuantPlan): Array<{ laye
 
 /**
  * AdaRound for every quantized weight of `floatModel` that is a Conv's, or a MatMul's or Gemm's
- * constant B, read by that layer alone: H of each layer's inputs on `feeds`, then the layers one
- * by one. Returns the chosen roundings by weight name, for convertModel.
+ * constant B, read by that layer alone: the moments of each layer's inputs on `feeds`, the float
+ * model against its conversion with `ranges`, then the layers one by one. Returns the chosen
+ * roundings by weight name, for convertModel.
  */
-export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, feeds: readonly Feed[],
+export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, feeds: readonly Feed[],
   options: { iterations: number; signal?: AbortSignal; onLayer?: (done: number, of: number) => void }): Promise<AdaRoundResult> {
   const start = performance.now();
   const view = new GraphView(floatModel);
   const problems = roundableWeights(view, plan).map(({ layer, spec }) => problemOf(view, layer, spec));
-  const grams = await layerGrams(floatModel, problems.map((p) => p.layer), feeds, options.signal);
+  // Layer by layer in graph order, each measured on the inputs the layers before it give with the
+  // rounding they learned: measured on nearest rounding throughout instead, each layer makes up for
+  // upstream errors its upstream layers then remove too (recognizer per-channel: 95% → 33% exact match).
+  const dequantized = problems.map((p) => inLayout(p, p.nearest));
+  const moments = momentsOf(floatModel, convertModel(view, plan, ranges).model, problems.map((p) => p.layer), problems.map((p) => p.w));
   const rounding = new Map<string, ChosenRounding>();
   const layers: AdaRoundReport['layers'] = [];
   for (const [i, p] of problems.entries()) {
     options.onLayer?.(i, problems.length);
     const began = performance.now();
-    const r = await roundLayer(p, grams[i], options.iterations, options.signal);
+    const m = await moments.measure(i, dequantized, feeds, options.signal);
+    const r = await roundLayer(p, m, options.iterations, options.signal);
+    dequantized[i] = inLayout(p, r.up);
     const up = new Uint8Array(p.w.length);
     for (let row = 0, k = 0; row < p.layer.rows; row++) for (let j = 0; j < p.layer.width; j++, k++) up[p.layer.index(row, j)] = r.up[k];
     const { type, symmetric, axis, block, range } = p.spec;
@@ -227,7 +239,7 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, fee
       node: p.layer.node, weight: p.spec.tensor, kept: r.up === p.nearest ? 'nearest' : 'learned',
       changed: r.up.reduce((n, u, k) => n + (u !== p.nearest[k] ? 1 : 0), 0) / r.up.length,
       // The graph's sums can round a zero error to a hair below it.
-      outputSqnr: { before: dbToJson(sqnrDb(r.power, Math.max(0, r.nearest))), after: dbToJson(sqnrDb(r.power, Math.max(0, r.kept))) },
+      outputSqnr: { before: dbToJson(sqnrDb(m.power, Math.max(0, r.nearest))), after: dbToJson(sqnrDb(m.power, Math.max(0, r.kept))) },
       weightSqnr: { before: dbToJson(weightDb(p, p.nearest)), after: dbToJson(weightDb(p, r.up)) },
       loss: r.trace, seconds: (performance.now() - began) / 1000,
     });
@@ -235,6 +247,13 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, fee
   options.onLayer?.(problems.length, problems.length);
   const samples = feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0);
   return { rounding, report: { iterations: options.iterations, samples, layers, seconds: (performance.now() - start) / 1000 } };
+}
+
+/** The weight rounded by `up` (row order) in its initializer's layout, dequantized as DequantizeLinear does: one float product. */
+function inLayout(p: Problem, up: Uint8Array): Float32Array {
+  const out = new Float32Array(p.w.length);
+  for (let row = 0, k = 0; row < p.layer.rows; row++) for (let j = 0; j < p.layer.width; j++, k++) out[p.layer.index(row, j)] = p.scale[k] * (p.low[k] + (p.step[k] ? up[k] : 0));
+  return out;
 }
 
 /** SQNR of the weight rounded by `up` (row order). */

@@ -1,14 +1,16 @@
-// The second moment of each layer's input rows, H = (1/n) Σ x xᵀ over every row x that one output
-// channel's weights multiply (an im2col patch for Conv, a row of A for MatMul and Gemm). A weight
-// change ΔW then changes the layer's output by tr(ΔW H ΔWᵀ) in mean square, on exactly the data H
-// came from, so AdaRound never needs the inputs themselves. All of it runs in one ONNX Runtime
-// session over the samples: the patches are a Conv with one-hot kernels, H a batched MatMul.
+// The moments of each layer's input rows over every row x that one output channel's weights
+// multiply (an im2col patch for Conv, a row of A for MatMul and Gemm): they give a weight change's
+// effect on the layer's output in mean square, on exactly the data they came from, so AdaRound
+// never needs the inputs themselves. All of it runs in one ONNX Runtime session over the samples:
+// the patches are strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
-import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
+import { quantizedHalf } from '../eval/compare-model';
+import { intAttr, intsAttr, makeNode, modelFor, typedValueInfo } from '../onnx/edit';
 import { attr, attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
+import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { floatTensor, int64Tensor, tensorDims } from '../onnx/tensor';
 
@@ -122,43 +124,127 @@ function rowNodes(view: GraphView, layer: RowLayer, prefix: string, inits: onnx.
   ];
 }
 
-/** The model with, per layer i, `qs_gram_i` = Σ x xᵀ over the batch's rows ([groups, width, width]) and `qs_gram_rows_i` the shape of its rows. */
-function gramModel(model: onnx.ModelProto, layers: readonly RowLayer[]): onnx.ModelProto {
-  const view = new GraphView(model);
-  const graph = model.graph!;
-  const inits = [...graph.initializer];
+/**
+ * What AdaRound needs of each layer, over every row of every sample: the second moment of the
+ * rows the quantized model feeds it, H̃ = E[x̃ x̃ᵀ], and the cross moment E[(x̃ − x) x̃ᵀ] with the
+ * float model's rows x. With D = W̃ − W the layer's output error W̃x̃ − Wx = D x̃ + W(x̃ − x), whose
+ * mean square is tr(D H̃ Dᵀ) + 2 tr(D (W·cross)ᵀ) + inputNoise: the rounding can then make up for
+ * what quantizing the layer's input costs, not only for its own weight error.
+ */
+export interface LayerMoments {
+  /** E[x̃ x̃ᵀ], [groups, width, width] row-major. */
+  quantized: Float32Array;
+  /** E[(x̃ − x) x̃ᵀ], [groups, width, width]: element (j, k) is E[(x̃_j − x_j) x̃_k]. */
+  cross: Float32Array;
+  /** E Σ_r (w_r·x)²: the float layer's output power, bias aside. */
+  power: number;
+  /** E Σ_r (w_r·(x̃ − x))²: the float layer's output error from its quantized input alone. */
+  inputNoise: number;
+}
+
+/** The weight input of layer i's quantized half: the rounding being learned feeds it. */
+const weightInput = (i: number) => `qs_gram_${i}_weight`;
+
+/**
+ * The float and the quantized model side by side, with per layer i `qs_gram_i_quantized` and
+ * `qs_gram_i_cross` (Σ over the batch's rows), `qs_gram_i_power`, `qs_gram_i_noise` and
+ * `qs_gram_i_n` the shape of its rows. The quantized half's layer i reads its weight, dequantized,
+ * from the input `qs_gram_i_weight`. `weights[i]` is layer i's float weight in row order.
+ */
+function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[]): onnx.ModelProto {
+  const view = new GraphView(floatModel);
+  const graph = floatModel.graph!;
+  const half = quantizedHalf(floatModel, quantModel);
+  const byName = new Map(half.graph.node.map((n, k) => [n.name, k]));
+  const quantNodes = [...half.graph.node];
+  const inits = [...graph.initializer, ...half.graph.initializer];
+  const inputs: onnx.ValueInfoProto[] = [];
   const outputs: onnx.ValueInfoProto[] = [];
   const nodes = layers.flatMap((layer, i) => {
     const prefix = `qs_gram_${i}`;
-    outputs.push(typedValueInfo(prefix, DataType.FLOAT, [layer.groups, layer.width, layer.width]), typedValueInfo(`${prefix}_n`, DataType.INT64, [3]));
+    const at = byName.get(half.rename(layer.node));
+    if (at === undefined) throw new Error(`the quantized model has no node ${layer.node}`);
+    // Its weight's DequantizeLinear is left without a consumer, which ONNX Runtime drops.
+    const quantNode = quantNodes[at] = onnx.NodeProto.create({ ...quantNodes[at], input: quantNodes[at].input.map((x, k) => (k === 1 ? weightInput(i) : x)) });
+    inputs.push(typedValueInfo(weightInput(i), DataType.FLOAT, tensorDims(view.initializers.get(layer.weight)!)));
+    const quantLayer = { ...layer, input: quantNode.input[0] };
+    const [f, q, e, w] = [`${prefix}_f_rows`, `${prefix}_q_rows`, `${prefix}_e_rows`, `${prefix}_w`];
+    inits.push(floatTensor(w, [layer.groups, layer.rows / layer.groups, layer.width], weights[i]));
+    outputs.push(
+      typedValueInfo(`${prefix}_quantized`, DataType.FLOAT, [layer.groups, layer.width, layer.width]), typedValueInfo(`${prefix}_cross`, DataType.FLOAT, [layer.groups, layer.width, layer.width]),
+      typedValueInfo(`${prefix}_power`, DataType.FLOAT, []), typedValueInfo(`${prefix}_noise`, DataType.FLOAT, []), typedValueInfo(`${prefix}_n`, DataType.INT64, [3]),
+    );
+    const sumSquare = (input: string, output: string) => makeNode('ReduceSumSquare', [input], [output], [intAttr('keepdims', 0)]);
     return [
-      ...rowNodes(view, layer, prefix, inits),
-      makeNode('Transpose', [`${prefix}_rows`], [`${prefix}_rows_t`], [intsAttr('perm', [0, 2, 1])]),
-      makeNode('MatMul', [`${prefix}_rows`, `${prefix}_rows_t`], [prefix]),
-      makeNode('Shape', [`${prefix}_rows`], [`${prefix}_n`]),
+      ...rowNodes(view, layer, `${prefix}_f`, inits),
+      ...rowNodes(view, quantLayer, `${prefix}_q`, inits),
+      makeNode('Sub', [q, f], [e]),
+      makeNode('Transpose', [q], [`${q}_t`], [intsAttr('perm', [0, 2, 1])]),
+      makeNode('MatMul', [q, `${q}_t`], [`${prefix}_quantized`]),
+      makeNode('MatMul', [e, `${q}_t`], [`${prefix}_cross`]),
+      makeNode('MatMul', [w, f], [`${prefix}_wx`]), sumSquare(`${prefix}_wx`, `${prefix}_power`),
+      makeNode('MatMul', [w, e], [`${prefix}_we`]), sumSquare(`${prefix}_we`, `${prefix}_noise`),
+      makeNode('Shape', [f], [`${prefix}_n`]),
     ];
   });
-  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: [...graph.node, ...nodes], initializer: inits, output: outputs }) });
+  return onnx.ModelProto.create({
+    ...floatModel, opsetImport: half.opsetImport,
+    graph: onnx.GraphProto.create({
+      ...graph, node: [...graph.node, ...quantNodes, ...nodes], initializer: inits, input: [...graph.input, ...inputs],
+      valueInfo: [...graph.valueInfo, ...half.graph.valueInfo], output: outputs,
+    }),
+  });
 }
 
-/** H per layer, [groups, width, width] row-major, the mean of x xᵀ over every row of every sample in `feeds`. */
-export async function layerGrams(model: onnx.ModelProto, layers: readonly RowLayer[], feeds: readonly Feed[], signal?: AbortSignal): Promise<Float32Array[]> {
-  const sums = layers.map((l) => new Float64Array(l.groups * l.width * l.width));
-  const counts = layers.map(() => 0);
-  const session = await createSession(gramModel(model, layers), 'model that measures the layers\' input moments');
-  try {
-    for (const feed of feeds) {
-      throwIfAborted(signal);
-      const out = await run(session, toOrtFeeds(feed), 'model that measures the layers\' input moments');
-      layers.forEach((_, i) => {
-        const gram = floatData(out[`qs_gram_${i}`] as ort.Tensor, `qs_gram_${i}`);
-        const sum = sums[i];
-        for (let k = 0; k < gram.length; k++) sum[k] += gram[k];
-        counts[i] += Number((out[`qs_gram_${i}_n`] as ort.Tensor).data[2]);
-      });
-    }
-  } finally {
-    await session.release();
-  }
-  return sums.map((s, i) => Float32Array.from(s, (v) => v / Math.max(1, counts[i])));
+/** Measures any layer's moments, with the quantized half's weights as they are rounded so far. */
+export interface MomentsOf {
+  /**
+   * Layer i's moments over every row of every sample in `feeds`, the quantized half's layers
+   * reading the dequantized weights given (each in its initializer's layout). One session of the
+   * part of the model up to layer i.
+   */
+  measure(i: number, dequantized: readonly Float32Array[], feeds: readonly Feed[], signal?: AbortSignal): Promise<LayerMoments>;
+}
+
+/**
+ * The float model against `quantModel` (its conversion), in reference numerics, for AdaRound's
+ * layers. `weights[i]` is layer i's float weight in row order.
+ */
+export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[]): MomentsOf {
+  const what = 'model that measures the layers\' input moments';
+  const view = new GraphView(floatModel);
+  const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
+  const model = momentsModel(floatModel, quantModel, layers, weights);
+  return {
+    async measure(i, dequantized, feeds, signal) {
+      const layer = layers[i];
+      const prefix = `qs_gram_${i}`;
+      const part = modelFor(model, model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)));
+      const weightFeeds = Object.fromEntries(part.graph!.input.flatMap((input) => {
+        const k = dequantized.findIndex((_, j) => weightInput(j) === input.name);
+        return k < 0 ? [] : [[input.name, new ort.Tensor('float32', dequantized[k], dims[k])]];
+      }));
+      const sum = { quantized: new Float64Array(layer.groups * layer.width * layer.width), cross: new Float64Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
+      const session = await createSession(part, what, numericsOptions('reference'));
+      try {
+        for (const feed of feeds) {
+          throwIfAborted(signal);
+          const out = await run(session, { ...toOrtFeeds(feed), ...weightFeeds }, what);
+          const add = (to: Float64Array, name: string) => {
+            const data = floatData(out[name] as ort.Tensor, name);
+            for (let k = 0; k < data.length; k++) to[k] += data[k];
+          };
+          add(sum.quantized, `${prefix}_quantized`);
+          add(sum.cross, `${prefix}_cross`);
+          sum.power += Number((out[`${prefix}_power`] as ort.Tensor).data[0]);
+          sum.inputNoise += Number((out[`${prefix}_noise`] as ort.Tensor).data[0]);
+          sum.rows += Number((out[`${prefix}_n`] as ort.Tensor).data[2]);
+        }
+      } finally {
+        await session.release();
+      }
+      const n = Math.max(1, sum.rows);
+      return { quantized: Float32Array.from(sum.quantized, (v) => v / n), cross: Float32Array.from(sum.cross, (v) => v / n), power: sum.power / n, inputNoise: sum.inputNoise / n };
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { recipeProblems, sixteenBitType } from '../../shared/backends';
 import { describeTarget, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
-import { ADAROUND_ITERATIONS, quantTypeBits, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
+import { ADAROUND_ITERATIONS, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
 import type { RepairAction, RepairChange, RepairReport } from '../../shared/report';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
@@ -37,10 +37,10 @@ export interface RepairInput {
   subset: Subset;
   /**
    * Calibration samples, read only if an algorithm is tried: with them the search tries AdaRound
-   * and bias correction (those the recipe does not ask for already) before moving layers. AdaRound
-   * reads them one per feed, bias correction its first few in batches.
+   * and bias correction (those the recipe does not ask for already) before moving layers, each on
+   * its own number of them.
    */
-  calibration?: { perSample(): Promise<readonly Feed[]>; batched(): Promise<readonly Feed[]> };
+  calibration?: { adaRound(): Promise<readonly Feed[]>; biasCorrection(): Promise<readonly Feed[]> };
   /**
    * Cross-layer equalization for the search to try, where the recipe lacks it and the job can
    * calibrate again: equalizing rescales the tensors between each pair, so their ranges must be
@@ -236,24 +236,20 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
   const { calibration, equalize, numerics, signal } = s.input;
   if (s.plan.kind !== 'static' || !calibration) return false;
   const has = s.recipe.algorithms ?? {};
-  // AdaRound costs minutes on a large model and pays where weights are coarse: per-tensor or under
-  // 8 bits (recognizer per-tensor int8: 0% → 76% exact match). On per-channel int8 it did not
-  // (99% → 97%), so there the search does not spend the time.
-  const coarse = [...s.plan.weights.values()].some((w) => !w.asActivation && ((w.axis === undefined && !w.block) || quantTypeBits(w.type) < 8));
-  if (!has.adaround && !coarse) s.step('AdaRound not tried: every weight is per-channel with 8 or more bits, where it did not help on the models measured');
   const tries: Array<{ action: RepairAction; name: string; apply: () => Promise<AlgorithmTrial | undefined> }> = [
     ...(has.cle || !equalize ? [] : [{ action: 'algorithm:cle' as const, name: 'cross-layer equalization', apply: async () => {
       const e = await equalize(s.recipe);
       if (!e) s.step('cross-layer equalization not tried: no Conv pair of the model can be equalized');
       return e && { samples: e.samples, view: e.view, ranges: e.ranges, equalized: e, subset: await s.subset.against(e.floatModel), algorithms: { cle: true } };
     } }]),
-    ...(has.adaround || !coarse ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
-      const feeds = await calibration.perSample();
-      const rounded = await adaRound(s.floatModel, s.plan, feeds, { iterations: ADAROUND_ITERATIONS, signal });
+    ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
+      const feeds = await calibration.adaRound();
+      const onLayer = (done: number, total: number) => s.input.onProgress?.({ stage: 'sensitivity', done, total, unit: 'layers' });
+      const rounded = await adaRound(s.floatModel, s.plan, s.ranges, feeds, { iterations: ADAROUND_ITERATIONS, signal, onLayer });
       return { samples: rounded.report.samples, rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
     } }]),
     ...(has.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
-      const feeds = await calibration.batched();
+      const feeds = await calibration.biasCorrection();
       const corrected = await correctBiases(s.floatModel, s.plan, s.ranges, feeds, { signal, rounding: s.rounded?.rounding });
       return { samples: feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0), rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
     } }]),

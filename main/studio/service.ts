@@ -252,7 +252,7 @@ export class StudioService {
       state.stageDone = p.done >= p.total;
       if (!edge && now - last < PROGRESS_INTERVAL) return;
       last = now;
-      this.options.emit({ runId: id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate });
+      this.options.emit({ runId: id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate, unit: p.unit });
     };
     return { state, onProgress };
   }

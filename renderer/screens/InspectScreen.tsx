@@ -87,7 +87,7 @@ function LayerAlgorithms({ report, layer }: { report: Report; layer: LayerReport
       {corrected && <div className="span2"><dt>Bias correction</dt><dd>mean output error {corrected.before.toPrecision(3)} → {corrected.after.toPrecision(3)}</dd></div>}
       {rounded && (
         <div className="span2" data-testid="layer-adaround"><dt>AdaRound</dt>
-          <dd>layer output {weightChangeWords(rounded.outputSqnr, ' dB')} (its weight alone, float inputs); {(rounded.changed * 100).toFixed(1)}% of weights rounded the other way{rounded.kept === 'nearest' ? '; nearest kept, the learned rounding was not better' : ''}</dd>
+          <dd>layer output {weightChangeWords(rounded.outputSqnr, ' dB')} (on its quantized inputs, against float); {(rounded.changed * 100).toFixed(1)}% of weights rounded the other way{rounded.kept === 'nearest' ? '; nearest kept, the learned rounding was not better' : ''}</dd>
         </div>
       )}
     </>

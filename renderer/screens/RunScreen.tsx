@@ -22,7 +22,7 @@ export function RunScreen() {
         {runStages.map((stage) => {
           const st = stages[stage];
           const fraction = st && st.total > 0 ? Math.min(1, st.done / st.total) : 0;
-          const unit = countedUnit(stage);
+          const unit = countedUnit(stage, st?.unit);
           const left = st?.rate && st.rate > 0 && st.done < st.total ? `, ${seconds((st.total - st.done) / st.rate)} left` : '';
           // A stopped run's rate and time left no longer mean anything: where it stopped does.
           const stopped = status === 'cancelling' || status === 'cancelled' || status === 'failed';

@@ -7,19 +7,21 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
+import { countedUnit, type Progress } from '../../shared/progress';
 import type { Feed } from '../../main/base/feed';
 import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
 import { GraphView } from '../../main/onnx/graph';
 import { typedValueInfo } from '../../main/onnx/edit';
 import { encodeModel, loadModel } from '../../main/onnx/model';
+import { numericsOptions } from '../../main/onnx/numerics';
 import { DataType, onnx } from '../../main/onnx/proto';
 import { tensorToFloat32 } from '../../main/onnx/tensor';
 import { planQuantization } from '../../main/plan/plan';
 import { adaRound } from '../../main/repair/adaround';
-import { layerGrams, rowLayer } from '../../main/repair/gram';
+import { momentsOf, rowLayer, type LayerMoments } from '../../main/repair/gram';
 import { htmlReport } from '../../main/export/html-report';
-import { buildModel, randomArray, ROOT } from '../helpers/build';
+import { buildModel, randomArray, ROOT, type NodeSpec } from '../helpers/build';
 import { trackedTempDirs } from '../helpers/cli';
 
 const tempDir = trackedTempDirs();
@@ -29,8 +31,10 @@ function feed(x: Float32Array, dims: number[]): Feed {
   return { x: { type: 'float32', data: x, dims } };
 }
 
-/** Σ over the batch of x xᵀ for one group's im2col rows of a 2-D conv, by definition. */
-function bruteGram(x: Float32Array, [n, c, h, w]: number[], conv: { kernel: [number, number]; strides: [number, number]; pads: number[]; dilations: [number, number]; groups: number }): { gram: Float64Array; rows: number } {
+type ConvGeometry = { kernel: [number, number]; strides: [number, number]; pads: number[]; dilations: [number, number]; groups: number };
+
+/** Σ over the batch of a bᵀ for one group's im2col rows a of `x` and b of `y` (same shape) of a 2-D conv, by definition. */
+function bruteGram(x: Float32Array, y: Float32Array, [n, c, h, w]: number[], conv: ConvGeometry): { gram: Float64Array; rows: number } {
   const [kh, kw] = conv.kernel;
   const cg = c / conv.groups;
   const width = cg * kh * kw;
@@ -38,45 +42,91 @@ function bruteGram(x: Float32Array, [n, c, h, w]: number[], conv: { kernel: [num
   const ho = Math.floor((h + conv.pads[0] + conv.pads[2] - conv.dilations[0] * (kh - 1) - 1) / conv.strides[0]) + 1;
   const wo = Math.floor((w + conv.pads[1] + conv.pads[3] - conv.dilations[1] * (kw - 1) - 1) / conv.strides[1]) + 1;
   const gram = new Float64Array(conv.groups * width * width);
-  const row = new Float64Array(width);
-  for (let b = 0; b < n; b++) for (let g = 0; g < conv.groups; g++) for (let oy = 0; oy < ho; oy++) for (let ox = 0; ox < wo; ox++) {
-    for (let ci = 0; ci < cg; ci++) for (let a = 0; a < kh; a++) for (let e = 0; e < kw; e++) {
-      const y = oy * conv.strides[0] - ph + a * conv.dilations[0];
+  const [a, b] = [new Float64Array(width), new Float64Array(width)];
+  for (let s = 0; s < n; s++) for (let g = 0; g < conv.groups; g++) for (let oy = 0; oy < ho; oy++) for (let ox = 0; ox < wo; ox++) {
+    for (let ci = 0; ci < cg; ci++) for (let p = 0; p < kh; p++) for (let e = 0; e < kw; e++) {
+      const yy = oy * conv.strides[0] - ph + p * conv.dilations[0];
       const xx = ox * conv.strides[1] - pw + e * conv.dilations[1];
-      row[(ci * kh + a) * kw + e] = y >= 0 && y < h && xx >= 0 && xx < w ? x[((b * c + g * cg + ci) * h + y) * w + xx] : 0;
+      const inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
+      const at = ((s * c + g * cg + ci) * h + yy) * w + xx;
+      a[(ci * kh + p) * kw + e] = inside ? x[at] : 0;
+      b[(ci * kh + p) * kw + e] = inside ? y[at] : 0;
     }
-    for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) gram[(g * width + i) * width + j] += row[i] * row[j];
+    for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) gram[(g * width + i) * width + j] += a[i] * b[j];
   }
   return { gram, rows: n * ho * wo };
 }
 
-test('the Gram matrices are the mean x xᵀ of each layer\'s im2col rows: strided, padded, dilated, grouped Conv (by slices and, for auto_pad, by one-hot kernels) and MatMul', async () => {
+/** Σ_r w_r G w_rᵀ over a layer's rows (row-major [groups, rows/groups, width]) with G per group. */
+function rowForm(w: Float32Array, g: Float64Array, groups: number, width: number): number {
+  const perGroup = w.length / width / groups;
+  let total = 0;
+  for (let gi = 0; gi < groups; gi++) for (let r = 0; r < perGroup; r++) {
+    const row = w.subarray((gi * perGroup + r) * width, (gi * perGroup + r + 1) * width);
+    for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) total += row[i] * g[(gi * width + i) * width + j] * row[j];
+  }
+  return total;
+}
+
+test('the moments are those of each layer\'s im2col rows, float model against quantized: strided, padded, dilated, grouped Conv (by slices and, for auto_pad, by one-hot kernels), MatMul, and a layer after one whose weight is fed', async () => {
   const dims = [2, 4, 7, 9];
-  const geometry = { kernel: [2, 3] as [number, number], strides: [2, 1] as [number, number], pads: [1, 0, 1, 2], dilations: [1, 2] as [number, number], groups: 2 };
-  const model = buildModel({
-    inputs: { x: ['n', 4, 7, 9] }, outputs: { y: ['n', 4, 'h', 'w'], z: ['n', 4, 'h2', 'w2'], m: ['n', 4, 7, 3] },
-    initializers: { w: { dims: [4, 2, 2, 3], data: randomArray(48, 1) }, w2: { dims: [4, 4, 3, 3], data: randomArray(144, 2) }, b: { dims: [9, 3], data: randomArray(27, 3) } },
-    nodes: [
-      { op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'sliced', attrs: { kernel_shape: [2, 3], strides: [2, 1], pads: [1, 0, 1, 2], dilations: [1, 2], group: 2 } },
-      { op: 'Conv', inputs: ['x', 'w2'], outputs: ['z'], name: 'same', attrs: { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] } },
-      { op: 'MatMul', inputs: ['x', 'b'], outputs: ['m'], name: 'matmul' },
-    ],
-  });
+  const geometry: ConvGeometry = { kernel: [2, 3], strides: [2, 1], pads: [1, 0, 1, 2], dilations: [1, 2], groups: 2 };
+  const initializers = {
+    w: { dims: [4, 2, 2, 3], data: randomArray(48, 1) }, w2: { dims: [4, 4, 3, 3], data: randomArray(144, 2) }, b: { dims: [9, 3], data: randomArray(27, 3) },
+    w3: { dims: [3, 4, 1, 1], data: randomArray(12, 5) }, four: { dims: [], data: [4] },
+  };
+  // The quantized model: the same layers, with the same names, on x rounded to quarters.
+  const layers = (input: string): NodeSpec[] => [
+    { op: 'Conv', inputs: [input, 'w'], outputs: ['y'], name: 'sliced', attrs: { kernel_shape: [2, 3], strides: [2, 1], pads: [1, 0, 1, 2], dilations: [1, 2], group: 2 } },
+    { op: 'Conv', inputs: [input, 'w2'], outputs: ['z'], name: 'same', attrs: { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] } },
+    { op: 'MatMul', inputs: [input, 'b'], outputs: ['m'], name: 'matmul' },
+    { op: 'Conv', inputs: ['y', 'w3'], outputs: ['v'], name: 'after' },
+  ];
+  const io = { inputs: { x: ['n', 4, 7, 9] }, outputs: { y: ['n', 4, 'h', 'w'], z: ['n', 4, 'h2', 'w2'], m: ['n', 4, 7, 3], v: ['n', 3, 'h', 'w'] }, initializers };
+  const model = buildModel({ ...io, nodes: layers('x') });
+  const quantModel = buildModel({ ...io, nodes: [{ op: 'Mul', inputs: ['x', 'four'], outputs: ['x4'] }, { op: 'Floor', inputs: ['x4'], outputs: ['x4f'] }, { op: 'Div', inputs: ['x4f', 'four'], outputs: ['xq'] }, ...layers('xq')] });
   const view = new GraphView(model);
-  const layers = view.nodes.map((n) => rowLayer(view, n)!);
+  const rowLayers = view.nodes.map((n) => rowLayer(view, n)!);
+  const rowWeights = rowLayers.map((l) => {
+    const t = tensorToFloat32(view.initializers.get(l.weight)!);
+    return Float32Array.from({ length: l.rows * l.width }, (_, k) => t[l.index(Math.floor(k / l.width), k % l.width)]);
+  });
+  const weights = rowLayers.map((l) => tensorToFloat32(view.initializers.get(l.weight)!));
   const x = randomArray(2 * 4 * 7 * 9, 4);
-  const [sliced, same, matmul] = await layerGrams(model, layers, [feed(x.subarray(0, 252), [1, 4, 7, 9]), feed(x.subarray(252), [1, 4, 7, 9])]);
+  const xq = x.map((v) => Math.floor(v * 4) / 4);
+  const e = xq.map((v, i) => v - x[i]);
+  const feeds = [feed(x.subarray(0, 252), [1, 4, 7, 9]), feed(x.subarray(252), [1, 4, 7, 9])];
+  const moments = momentsOf(model, quantModel, rowLayers, rowWeights);
+  const measured: LayerMoments[] = [];
+  for (const i of [0, 1, 2]) measured.push(await moments.measure(i, weights, feeds));
   const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
     assert.equal(a.length, b.length, what);
     for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} against ${b[i]}`);
   };
-  const expect = (g: { gram: Float64Array; rows: number }) => Float64Array.from(g.gram, (v) => v / g.rows);
-  close(sliced, expect(bruteGram(x, dims, geometry)), 'strided, padded, dilated, grouped conv');
+  const mean = (g: { gram: Float64Array; rows: number }) => Float64Array.from(g.gram, (v) => v / g.rows);
   // SAME_UPPER with stride 2 over 7x9: outputs 4x5, total padding 2 each way, the extra one at the end.
-  close(same, expect(bruteGram(x, dims, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], groups: 1 })), 'auto_pad conv');
-  const rows = new Float64Array(81);
-  for (let r = 0; r < x.length / 9; r++) for (let i = 0; i < 9; i++) for (let j = 0; j < 9; j++) rows[i * 9 + j] += x[r * 9 + i] * x[r * 9 + j];
-  close(matmul, rows.map((v) => v / (x.length / 9)), 'matmul rows');
+  const convs: ConvGeometry[] = [geometry, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], groups: 1 }];
+  convs.forEach((g, i) => {
+    const what = ['strided, padded, dilated, grouped conv', 'auto_pad conv'][i];
+    close(measured[i].quantized, mean(bruteGram(xq, xq, dims, g)), `${what}: E[x̃x̃ᵀ]`);
+    close(measured[i].cross, mean(bruteGram(e, xq, dims, g)), `${what}: E[(x̃ − x)x̃ᵀ]`);
+    close([measured[i].power, measured[i].inputNoise], [rowForm(rowWeights[i], mean(bruteGram(x, x, dims, g)), g.groups, rowLayers[i].width), rowForm(rowWeights[i], mean(bruteGram(e, e, dims, g)), g.groups, rowLayers[i].width)], `${what}: power, input noise`);
+  });
+  const rows = (a: Float32Array, b: Float32Array) => {
+    const out = new Float64Array(81);
+    for (let r = 0; r < a.length / 9; r++) for (let i = 0; i < 9; i++) for (let j = 0; j < 9; j++) out[i * 9 + j] += a[r * 9 + i] * b[r * 9 + j];
+    return out.map((v) => v / (a.length / 9));
+  };
+  close(measured[2].quantized, rows(xq, xq), 'matmul: E[x̃x̃ᵀ]');
+  close(measured[2].cross, rows(e, xq), 'matmul: E[(x̃ − x)x̃ᵀ]');
+  close([measured[2].power, measured[2].inputNoise], [rowForm(rowWeights[2], rows(x, x), 1, 9), rowForm(rowWeights[2], rows(e, e), 1, 9)], 'matmul: power, input noise');
+
+  // The layer after `sliced` reads what the fed weight makes of the quantized input: zeros make zeros, whose error is the whole float output.
+  const zeroed = await moments.measure(3, weights.map((w, i) => (i === 0 ? new Float32Array(w.length) : w)), feeds);
+  assert.ok(zeroed.quantized.every((v) => v === 0) && zeroed.cross.every((v) => v === 0), 'x̃ = 0');
+  assert.ok(zeroed.power > 0 && Math.abs(zeroed.inputNoise - zeroed.power) <= 1e-5 * zeroed.power, `input noise ${zeroed.inputNoise} = power ${zeroed.power}`);
+  const fed = await moments.measure(3, weights, feeds);
+  assert.ok(fed.quantized.some((v) => v !== 0) && fed.inputNoise < fed.power / 5, `the float weight fed: input noise ${fed.inputNoise} against power ${fed.power}`);
 });
 
 test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves each weight by at most one step, and reports the output error ONNX Runtime measures', async () => {
@@ -93,7 +143,8 @@ test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves eac
     for (let i = 64; i < x.length; i++) x[i] = 0.7 * x[i - 64] + 0.3 * x[i];
     return feed(x, [1, 6, 8, 8]);
   });
-  const result = await adaRound(model, plan, feeds, { iterations: 300 });
+  const ranges = new Map([['x', { min: -1, max: 1 }], ['y', { min: -10, max: 10 }]]);
+  const result = await adaRound(model, plan, ranges, feeds, { iterations: 300 });
   const [layer] = result.report.layers;
   assert.equal(layer.kept, 'learned');
   const warm = layer.loss.slice(2);
@@ -101,12 +152,11 @@ test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves eac
   assert.ok((layer.outputSqnr.after as number) > (layer.outputSqnr.before as number) + 0.5, `layer output SQNR ${layer.outputSqnr.before} → ${layer.outputSqnr.after} dB`);
   assert.ok(layer.changed > 0 && layer.changed < 0.5, `share rounded the other way: ${layer.changed}`);
 
-  // The reported output SQNR is the conv's, measured: float weights against the converted ones, same inputs.
-  const ranges = new Map([['x', { min: -1, max: 1 }], ['y', { min: -10, max: 10 }]]);
+  // The reported output SQNR is the conv's, measured: the float conv against the converted one on its quantized input, before its output is quantized.
   const nearest = convertModel(view, plan, ranges);
   const rounded = convertModel(view, plan, ranges, result.rounding);
   const run = async (m: typeof model) => {
-    const s = await ort.InferenceSession.create(encodeModel(m));
+    const s = await ort.InferenceSession.create(encodeModel(m), numericsOptions('reference'));
     const outs = [];
     for (const f of feeds) outs.push((await s.run({ x: new ort.Tensor('float32', f.x.data as Float32Array, f.x.dims) })).y.data as Float32Array);
     return outs;
@@ -121,18 +171,19 @@ test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves eac
     }));
     return 10 * Math.log10(signal / noise);
   };
-  // The weight's DequantizeLinear and the conv on float x: the weight's error alone, as AdaRound measures it.
-  const weightOnly = (converted: typeof model, output: 'y' | 'weight') => {
+  const layerOnly = (converted: typeof model, output: 'y' | 'weight') => {
     const graph = converted.graph!;
+    const conv = graph.node.find((n) => n.opType === 'Conv')!;
     const dq = graph.node.find((n) => n.opType === 'DequantizeLinear' && n.input[0].startsWith('w_'))!;
-    const conv = onnx.NodeProto.create({ ...graph.node.find((n) => n.opType === 'Conv')!, input: ['x', dq.output[0]], output: ['y'] });
+    const before = graph.node.slice(0, graph.node.indexOf(conv));
+    const nodes = output === 'y' ? [...before, onnx.NodeProto.create({ ...conv, output: ['y'] })] : [dq];
     const out = output === 'y' ? graph.output[0] : typedValueInfo(dq.output[0], DataType.FLOAT);
-    return onnx.ModelProto.create({ ...converted, graph: onnx.GraphProto.create({ ...graph, node: [dq, conv], output: [out] }) });
+    return onnx.ModelProto.create({ ...converted, graph: onnx.GraphProto.create({ ...graph, node: nodes, output: [out] }) });
   };
-  assert.ok(Math.abs(await measured(weightOnly(nearest.model, 'y')) - (layer.outputSqnr.before as number)) < 0.01, 'nearest: reported = measured');
-  assert.ok(Math.abs(await measured(weightOnly(rounded.model, 'y')) - (layer.outputSqnr.after as number)) < 0.01, 'AdaRound: reported = measured');
+  assert.ok(Math.abs(await measured(layerOnly(nearest.model, 'y')) - (layer.outputSqnr.before as number)) < 0.01, 'nearest: reported = measured');
+  assert.ok(Math.abs(await measured(layerOnly(rounded.model, 'y')) - (layer.outputSqnr.after as number)) < 0.01, 'AdaRound: reported = measured');
   const weight = async (m: typeof model) => {
-    const s = await ort.InferenceSession.create(encodeModel(weightOnly(m, 'weight')));
+    const s = await ort.InferenceSession.create(encodeModel(layerOnly(m, 'weight')));
     return Object.values(await s.run({ x: new ort.Tensor('float32', feeds[0].x.data as Float32Array, feeds[0].x.dims) }))[0].data as Float32Array;
   };
   const [a, b] = [await weight(nearest.model), await weight(rounded.model)];
@@ -178,13 +229,18 @@ test('a repair tries AdaRound and bias correction before moving layers: on MNIST
   const recipe = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), latency: false, saturationFix: false };
   // Reference numerics: the search's figures are the same on a CPU whose int8 kernels saturate.
-  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 39 }, numerics: 'reference', out: path.join(dir, 'repaired.onnx') })).report;
+  const progress: Progress[] = [];
+  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 39 }, numerics: 'reference', out: path.join(dir, 'repaired.onnx'), onProgress: (p) => progress.push(p) })).report;
   const r = repaired.repair!;
   assert.ok(r.met, r.reason);
   assert.ok((r.before.outputSqnr as number) < 39, `before: ${r.before.outputSqnr} dB`);
   // min/max → MSE ranges gains 0.2 dB on the 32 search digits; AdaRound then meets 39 dB.
   assert.deepEqual(r.changes.map((c) => c.action), ['method:mse', 'algorithm:adaround'], r.changes.map((c) => c.why).join('; '));
   assert.equal(r.cost.unitsChanged, 0);
+  // The search's AdaRound trial shows its layers on the search's bar, counted as layers.
+  const trial = progress.filter((p) => p.stage === 'sensitivity' && p.unit === 'layers');
+  assert.deepEqual(trial.map((p) => `${p.done}/${p.total}`), ['0/4', '1/4', '2/4', '3/4', '4/4']);
+  assert.equal(countedUnit('sensitivity', trial[0].unit), 'layers');
   assert.deepEqual(repaired.recipe.algorithms, { adaround: { iterations: 1000 } }, 'the written recipe reproduces it');
   // The job converts with the rounding the search learned rather than learning it again.
   assert.equal(repaired.algorithms!.adaround!.layers.length, 4);
