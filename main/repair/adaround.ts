@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { AdaRoundReport } from '../../shared/report';
 import { dbToJson } from '../../shared/report';
 import type { Feed } from '../base/feed';
+import { convertModel } from '../convert/convert';
 import { throwIfAborted } from '../base/progress';
 import { intAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { GraphView } from '../onnx/graph';
@@ -19,9 +20,8 @@ import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run } from '../onnx/session';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan, WeightSpec } from '../plan/plan';
-import type { Range } from '../stats/range';
-import { convertModel } from '../convert/convert';
 import { groupParams, roundHalfEven, weightGrouping, type ChosenRounding } from '../plan/qmath';
+import type { Range } from '../stats/range';
 import { sqnrDb, sqnrOf } from '../stats/sqnr';
 import { momentsOf, rowLayer, type LayerMoments, type RowLayer } from './gram';
 
@@ -54,7 +54,7 @@ interface Problem {
   /** Row-ordered fraction x/s − floor(x/s), and nearest rounding's up (1) or down (0). */
   frac: Float32Array;
   nearest: Uint8Array;
-  /** Row-ordered integer `down` is the scale times (zero point taken off), and the scale: DequantizeLinear's operands. */
+  /** Row-ordered: the integer (zero point taken off) `down` is the scale times, and that scale; DequantizeLinear's operands. */
   low: Int32Array;
   scale: Float32Array;
 }
