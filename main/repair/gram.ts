@@ -1,8 +1,9 @@
 // The moments of each layer's input rows over every row x that one output channel's weights
 // multiply (an im2col patch for Conv, a row of A for MatMul and Gemm): they give a weight change's
 // effect on the layer's output in mean square, on exactly the data they came from, so AdaRound
-// never needs the inputs themselves. All of it runs in one ONNX Runtime session over the samples:
-// the patches are strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
+// never needs the inputs themselves. A layer's moments are one ONNX Runtime session over the
+// samples, of the model cut down to that layer: the patches are strided slices (or a Conv with
+// one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
@@ -214,6 +215,7 @@ export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelPro
   const what = 'model that measures the layers\' input moments';
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
+  const weightIndex = new Map(layers.map((_, j) => [weightInput(j), j]));
   const model = momentsModel(floatModel, quantModel, layers, weights);
   return {
     async measure(i, dequantized, feeds, signal) {
@@ -221,8 +223,8 @@ export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelPro
       const prefix = `qs_gram_${i}`;
       const part = modelFor(model, model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)));
       const weightFeeds = Object.fromEntries(part.graph!.input.flatMap((input) => {
-        const k = dequantized.findIndex((_, j) => weightInput(j) === input.name);
-        return k < 0 ? [] : [[input.name, new ort.Tensor('float32', dequantized[k], dims[k])]];
+        const k = weightIndex.get(input.name);
+        return k === undefined ? [] : [[input.name, new ort.Tensor('float32', dequantized[k], dims[k])]];
       }));
       const sum = { quantized: new Float64Array(layer.groups * layer.width * layer.width), cross: new Float64Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
       const session = await createSession(part, what, numericsOptions('reference'));
