@@ -29,6 +29,8 @@ export interface CustomMetric {
   file: string;
   /** The module's score; `signal` ends its thread. */
   score(input: MetricInput, signal?: AbortSignal): Promise<number>;
+  /** The score, and each sample's score alone where the module gives one for every sample. */
+  scoreEach(input: MetricInput, signal?: AbortSignal): Promise<{ value: number; each?: Float64Array }>;
 }
 
 /** The user's metric module with the labels of the samples it scores. */
@@ -80,32 +82,35 @@ export async function loadMetricModule(file: string): Promise<CustomMetric> {
   const probe = await startModule(absolute);
   await probe.worker.terminate();
   const name = probe.name;
+  const ask = async (input: MetricInput, each: boolean, signal?: AbortSignal): Promise<{ value: number; each?: Float64Array }> => {
+    throwIfAborted(signal);
+    const { worker } = await startModule(absolute);
+    const failed = (why: string) => new DataError(`${file}: the metric "${name}" failed on ${input.float.length} samples: ${why}`);
+    try {
+      const answer = await new Promise<Extract<MetricResponse, { op: 'scored' }>>((resolve, reject) => {
+        const onAbort = () => reject(new CancelledError());
+        signal?.addEventListener('abort', onAbort, { once: true });
+        worker.once('message', (r: MetricResponse) => (r.op === 'scored' ? resolve(r) : reject(failed(r.op === 'error' ? r.message : 'no answer'))));
+        worker.once('error', (err) => reject(failed(err.message)));
+        worker.once('exit', (code) => reject(failed(`its thread exited (code ${code})`)));
+        const float = compact(input.float);
+        // float-custom scores the float outputs as `quantized`: one copy serves both.
+        const same = input.quantized.length === input.float.length && input.quantized.every((q, i) => q === input.float[i]);
+        const quantized = same ? float : compact(input.quantized);
+        const message: MetricRequest = { op: 'score', input: { float: float.samples, quantized: quantized.samples, ...(input.labels ? { labels: input.labels } : {}) }, each };
+        worker.postMessage(message, quantized === float ? float.buffers : [...float.buffers, ...quantized.buffers]);
+      });
+      const { value } = answer;
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new DataError(`${file}: the metric "${name}" returned ${typeof value === 'number' ? value : JSON.stringify(value) ?? String(value)}, not a finite number`);
+      return { value, ...(answer.each ? { each: Float64Array.from(answer.each) } : {}) };
+    } finally {
+      await worker.terminate();
+    }
+  };
   return {
     name, file: absolute,
-    async score(input, signal) {
-      throwIfAborted(signal);
-      const { worker } = await startModule(absolute);
-      const failed = (why: string) => new DataError(`${file}: the metric "${name}" failed on ${input.float.length} samples: ${why}`);
-      try {
-        const value = await new Promise<unknown>((resolve, reject) => {
-          const onAbort = () => reject(new CancelledError());
-          signal?.addEventListener('abort', onAbort, { once: true });
-          worker.once('message', (r: MetricResponse) => (r.op === 'scored' ? resolve(r.value) : reject(failed(r.op === 'error' ? r.message : 'no answer'))));
-          worker.once('error', (err) => reject(failed(err.message)));
-          worker.once('exit', (code) => reject(failed(`its thread exited (code ${code})`)));
-          const float = compact(input.float);
-          // float-custom scores the float outputs as `quantized`: one copy serves both.
-          const same = input.quantized.length === input.float.length && input.quantized.every((q, i) => q === input.float[i]);
-          const quantized = same ? float : compact(input.quantized);
-          const message: MetricRequest = { op: 'score', input: { float: float.samples, quantized: quantized.samples, ...(input.labels ? { labels: input.labels } : {}) } };
-          worker.postMessage(message, quantized === float ? float.buffers : [...float.buffers, ...quantized.buffers]);
-        });
-        if (typeof value !== 'number' || !Number.isFinite(value)) throw new DataError(`${file}: the metric "${name}" returned ${typeof value === 'number' ? value : JSON.stringify(value) ?? String(value)}, not a finite number`);
-        return value;
-      } finally {
-        await worker.terminate();
-      }
-    },
+    score: async (input, signal) => (await ask(input, false, signal)).value,
+    scoreEach: (input, signal) => ask(input, true, signal),
   };
 }
 
@@ -136,9 +141,18 @@ export class CustomScore {
   }
 
   score(signal?: AbortSignal): Promise<number> {
-    const { metric, labels } = this.scoring;
+    return this.scoring.metric.score(this.input(), signal);
+  }
+
+  /** The score, and each sample's alone where the module gives it. */
+  scoreEach(signal?: AbortSignal): Promise<{ value: number; each?: Float64Array }> {
+    return this.scoring.metric.scoreEach(this.input(), signal);
+  }
+
+  private input(): MetricInput {
+    const { labels } = this.scoring;
     if (labels && labels.length < this.float.length) throw new DataError(`labels: ${labels.length} labels for ${this.float.length} samples`);
-    return metric.score({ float: this.float, quantized: this.quantized, ...(labels ? { labels: labels.slice(0, this.float.length) } : {}) }, signal);
+    return { float: this.float, quantized: this.quantized, ...(labels ? { labels: labels.slice(0, this.float.length) } : {}) };
   }
 }
 

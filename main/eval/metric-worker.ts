@@ -4,9 +4,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import type { MetricInput } from './custom-metric';
 
-/** What the engine asks and hears. */
-export type MetricRequest = { op: 'score'; input: MetricInput };
-export type MetricResponse = { op: 'loaded'; name: string } | { op: 'scored'; value: unknown } | { op: 'error'; stage: 'load' | 'shape' | 'score'; message: string };
+/**
+ * What the engine asks and hears. With `each`, the module also scores every sample alone; a module
+ * that cannot (it throws, or returns no finite number, for one sample) answers no `each`.
+ */
+export type MetricRequest = { op: 'score'; input: MetricInput; each?: boolean };
+export type MetricResponse = { op: 'loaded'; name: string } | { op: 'scored'; value: unknown; each?: number[] } | { op: 'error'; stage: 'load' | 'shape' | 'score'; message: string };
 
 // TypeScript compiles import() to require() for CommonJS output, and require() cannot load an ES
 // module in every Node 20; a Function keeps the real dynamic import.
@@ -31,9 +34,24 @@ async function main(): Promise<void> {
   }
   const score = m.score as (input: MetricInput) => unknown;
   reply({ op: 'loaded', name: m.name.trim() });
+  const alone = async ({ float, quantized, labels }: MetricInput): Promise<number[] | undefined> => {
+    const each: number[] = [];
+    try {
+      for (let i = 0; i < float.length; i++) {
+        const v = await score.call(m, { float: [float[i]], quantized: [quantized[i]], ...(labels ? { labels: [labels[i]] } : {}) });
+        if (typeof v !== 'number' || !Number.isFinite(v)) return undefined;
+        each.push(v);
+      }
+    } catch {
+      return undefined;
+    }
+    return each;
+  };
   port.on('message', async (req: MetricRequest) => {
     try {
-      reply({ op: 'scored', value: await score.call(m, req.input) });
+      const value = await score.call(m, req.input);
+      const each = req.each ? await alone(req.input) : undefined;
+      reply({ op: 'scored', value, ...(each ? { each } : {}) });
     } catch (err) {
       reply({ op: 'error', stage: 'score', message: message(err) });
     }

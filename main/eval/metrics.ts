@@ -6,6 +6,9 @@ import type { MetricName } from '../../shared/metrics';
 
 export type MetricValues = Partial<Record<MetricName, number>>;
 
+/** Each sample's value of a metric, in sample order: what a difference between two runs is judged against. */
+export type SampleValues = Partial<Record<MetricName, Float64Array>>;
+
 /**
  * Metrics of one model output, float reference against the quantized model, over the last axis.
  * An output [N, C] is a classifier (one row per sample: top-1/top-5, accuracy against labels);
@@ -24,6 +27,16 @@ export class MetricAccumulator {
   private floatCorrect = 0;
   private floatCorrect5 = 0;
   private classifier = true;
+  /** Each sample's metrics, kept only when asked for: a search compares runs sample by sample. */
+  private readonly each?: Partial<Record<MetricName, number[]>>;
+
+  constructor(options: { perSample?: boolean } = {}) {
+    if (options.perSample) this.each = {};
+  }
+
+  private record(name: MetricName, value: number): void {
+    if (this.each) (this.each[name] ??= []).push(value);
+  }
 
   /**
    * One batch: `ref` and `quant` hold `dims` (first axis = samples); labels, when given, hold one
@@ -35,12 +48,23 @@ export class MetricAccumulator {
     const n = dims[0] ?? 1;
     if (dims.length !== 2) this.classifier = false;
     const rows = classes > 0 ? ref.length / classes : 0;
-    for (let r = 0; r < rows; r++) {
-      const o = r * classes;
-      const a = argmax(ref, o, classes);
-      const b = argmax(quant, o, classes);
-      if (a === b) this.argmaxSame++;
-      if (topK(quant, o, classes, 5).includes(a)) this.top5Hits++;
+    // Rows come sample by sample; an output whose first axis is not the samples' is counted whole.
+    const rowsPerSample = n > 0 && Number.isInteger(rows / n) ? rows / n : rows;
+    for (let first = 0; first < rows; first += rowsPerSample) {
+      let same = 0;
+      let hits = 0;
+      for (let o = first * classes; o < (first + rowsPerSample) * classes; o += classes) {
+        const a = argmax(ref, o, classes);
+        if (argmax(quant, o, classes) === a) same++;
+        if (topK(quant, o, classes, 5).includes(a)) hits++;
+      }
+      this.argmaxSame += same;
+      this.top5Hits += hits;
+      this.record('argmax-agreement', same / rowsPerSample);
+      if (dims.length === 2) {
+        this.record('top1-agreement', same / rowsPerSample);
+        this.record('top5-agreement', hits / rowsPerSample);
+      }
     }
     this.rows += rows;
     const per = n > 0 ? ref.length / n : 0;
@@ -54,7 +78,9 @@ export class MetricAccumulator {
         yy += quant[i] * quant[i];
       }
       // Two all-zero outputs agree perfectly; one all-zero output against another has no direction.
-      this.cosineSum += xx === 0 && yy === 0 ? 1 : xx === 0 || yy === 0 ? 0 : xy / Math.sqrt(xx * yy);
+      const cosine = xx === 0 && yy === 0 ? 1 : xx === 0 || yy === 0 ? 0 : xy / Math.sqrt(xx * yy);
+      this.cosineSum += cosine;
+      this.record('cosine', cosine);
     }
     this.samples += n;
     if (labels && dims.length === 2) {
@@ -62,8 +88,12 @@ export class MetricAccumulator {
       for (let s = 0; s < n; s++) {
         const label = labels[s];
         const o = s * classes;
-        if (argmax(quant, o, classes) === label) this.correct++;
-        if (topK(quant, o, classes, 5).includes(label)) this.correct5++;
+        const right = argmax(quant, o, classes) === label ? 1 : 0;
+        const right5 = topK(quant, o, classes, 5).includes(label) ? 1 : 0;
+        this.correct += right;
+        this.correct5 += right5;
+        this.record('accuracy', right);
+        this.record('top5-accuracy', right5);
         if (argmax(ref, o, classes) === label) this.floatCorrect++;
         if (topK(ref, o, classes, 5).includes(label)) this.floatCorrect5++;
       }
@@ -87,6 +117,11 @@ export class MetricAccumulator {
       out['float-top5-accuracy'] = this.floatCorrect5 / this.labelled;
     }
     return out;
+  }
+
+  /** Each sample's values, where the accumulator was made to keep them. */
+  perSample(): SampleValues {
+    return Object.fromEntries(Object.entries(this.each ?? {}).map(([name, v]) => [name, Float64Array.from(v)]));
   }
 }
 

@@ -16,7 +16,7 @@ import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
 import { dbToJson, type Quality } from '../../shared/report';
 
 import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
-import { MetricAccumulator, type MetricValues } from './metrics';
+import { MetricAccumulator, type MetricValues, type SampleValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
@@ -201,6 +201,8 @@ export interface RunQuality {
   /** Output SQNR over every float output and sample of the subset. */
   sqnr: number;
   metrics: MetricValues;
+  /** Each sample's metrics, for a measure of a whole model: a search judges a difference between two models against them. */
+  perSample?: SampleValues;
 }
 
 /**
@@ -245,11 +247,14 @@ export class Subset {
     return Subset.create(floatModel, this.read, this.labels, this.custom);
   }
 
-  /** Output SQNR over every float output, and task metrics of the first, for a session over the subset. */
-  async measure(session: ort.InferenceSession, extra: Record<string, ort.Tensor> = {}, signal?: AbortSignal): Promise<RunQuality> {
+  /**
+   * Output SQNR over every float output, and task metrics of the first, for a session over the
+   * subset; with `eachSample`, each sample's metrics too.
+   */
+  async measure(session: ort.InferenceSession, extra: Record<string, ort.Tensor> = {}, signal?: AbortSignal, eachSample = false): Promise<RunQuality> {
     let s = 0;
     let e = 0;
-    const metric = new MetricAccumulator();
+    const metric = new MetricAccumulator({ perSample: eachSample });
     const custom = this.custom ? new CustomScore(this.custom) : undefined;
     let offset = 0;
     for (let b = 0; b < this.feeds.length; b++) {
@@ -279,16 +284,25 @@ export class Subset {
       }
     }
     const metrics = metric.result();
-    if (custom) metrics.custom = await custom.score(signal);
-    return { sqnr: sqnrDb(s, e), metrics };
+    if (!eachSample) {
+      if (custom) metrics.custom = await custom.score(signal);
+      return { sqnr: sqnrDb(s, e), metrics };
+    }
+    const each = metric.perSample();
+    if (custom) {
+      const scored = await custom.scoreEach(signal);
+      metrics.custom = scored.value;
+      if (scored.each) each.custom = scored.each;
+    }
+    return { sqnr: sqnrDb(s, e), metrics, perSample: each };
   }
 
-  /** The same measure for a whole model in named numerics. */
+  /** The same measure, with each sample's metrics, for a whole model in named numerics. */
   async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal): Promise<RunQuality> {
     // ort-cpu figures are the exported model's, as it is written; reference ones may plan for the subset's shapes.
     const session = await createSession(numerics === 'reference' ? withInputShapes(model, this.shapes) : model, what, numericsOptions(numerics));
     try {
-      return await this.measure(session, {}, signal);
+      return await this.measure(session, {}, signal, true);
     } finally {
       await session.release();
     }

@@ -97,6 +97,13 @@ test('a metric module that is missing, malformed, throws, returns no number, exi
   setTimeout(() => controller.abort(), 200);
   await assert.rejects(loops.score(input, controller.signal), CancelledError);
   assert.ok(Date.now() - started < 5000, 'the cancel ends the looping module');
+  // Each sample alone, for the repair's comparisons: a module that needs more than one sample still scores the whole.
+  const sample = (v: number) => ({ y: { dims: [1], data: Float32Array.of(v) } });
+  const pairs = { float: [sample(1), sample(2), sample(3)], quantized: [sample(1), sample(0), sample(3)] };
+  const matches = await loadMetricModule(write(dir, 'matches.mjs', "export default { name: 'match', score: ({ float, quantized }) => float.filter((f, i) => f.y.data[0] === quantized[i].y.data[0]).length / float.length };"));
+  assert.deepEqual(await matches.scoreEach(pairs), { value: 2 / 3, each: Float64Array.of(1, 0, 1) });
+  const whole = await loadMetricModule(write(dir, 'whole.mjs', "export default { name: 'pairs', score: ({ float }) => { if (float.length < 2) throw new Error('needs two'); return 1; } };"));
+  assert.deepEqual(await whole.scoreEach(pairs), { value: 1 });
   const cli = runCli(['quantize', path.join(MNIST, 'model.onnx'), '--backend', 'cpu', '--calibration', path.join(MNIST, 'calib.npy'), '--target-metric', 'custom:0.9', '--out', path.join(dir, 'q.onnx'), '--quiet'], { timeout: 120_000 });
   assert.equal(cli.status, 1, cli.stderr);
   assert.match(cli.stderr, /custom ≥ 0\.9 needs the metric module: pass --metric-module FILE\.mjs/);

@@ -51,6 +51,24 @@ test('cosine per sample, averaged; sequences count argmax agreement per step and
   assert.equal(r.accuracy, undefined);
 });
 
+test('each sample\'s metrics, where asked for, average to the whole figures', () => {
+  const m = new MetricAccumulator({ perSample: true });
+  // Batch 1: two samples of 2 steps x 2 classes (sample 0 agrees on both steps, sample 1 on one);
+  // batch 2: one sample agreeing on none.
+  m.add(Float32Array.from([1, 0, 0, 1, 1, 0, 1, 0]), Float32Array.from([1, 0, 0, 1, 1, 0, 0, 1]), [2, 2, 2]);
+  m.add(Float32Array.from([1, 0, 0, 1]), Float32Array.from([0, 1, 1, 0]), [1, 2, 2]);
+  const each = m.perSample();
+  assert.deepEqual([...each['argmax-agreement']!], [1, 0.5, 0]);
+  assert.equal(m.result()['argmax-agreement'], 3 / 6);
+  assert.equal(each.cosine!.length, 3);
+  assert.equal(each['top1-agreement'], undefined);
+  const classes = new MetricAccumulator({ perSample: true });
+  classes.add(Float32Array.from([9, 1, 1, 9]), Float32Array.from([9, 1, 9, 1]), [2, 2], Int32Array.from([0, 1]));
+  assert.deepEqual([...classes.perSample().accuracy!], [1, 0]);
+  assert.deepEqual([...classes.perSample()['top1-agreement']!], [1, 0]);
+  assert.deepEqual(new MetricAccumulator().perSample(), {}, 'nothing kept unless asked');
+});
+
 test('topK keeps the k largest, largest first, lower index on ties', () => {
   assert.deepEqual(topK([3, 9, 1, 9, 7, 0], 0, 6, 3), [1, 3, 4]);
   assert.deepEqual(topK([5, 4], 0, 2, 5), [0, 1]);
