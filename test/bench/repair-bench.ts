@@ -20,10 +20,17 @@ const SQNR_TARGET = { kind: 'sqnr' as const, value: 13 };
 // The user's own metric: the shipped CTC exact-match module, on the 256 labelled search lines
 // (neither calibration nor the figures see them); the issue's aim is within 2 points of float on the held-out lines.
 const CUSTOM_TARGET = { kind: 'metric' as const, metric: 'custom' as const, value: 0.95 };
+// Float's level on the search lines (float reads 97.7% there): the ranges alone do not reach it, so
+// the search learns the algorithms, and picks between them and the re-chosen ranges.
+const FLOAT_LEVEL_TARGET = { kind: 'metric' as const, metric: 'custom' as const, value: 0.97 };
 const CTC_MODULE = path.join(ROOT, 'resources', 'metrics', 'ctc-exact-match.mjs');
 
 async function main(): Promise<void> {
-  const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['xnnpack'];
+  // Arguments: backends (xnnpack by default), and --target=METRIC:VALUE (or sqnr:DB) to run only that target's rows.
+  const args = process.argv.slice(2);
+  const only = args.find((a) => a.startsWith('--target='))?.slice('--target='.length);
+  const named = args.filter((a) => !a.startsWith('--'));
+  const backends = named.length ? named : ['xnnpack'];
   const dir = tempDir('repair-bench');
   try {
     const float = await exactMatch(MODELS.rec, 'eval');
@@ -37,8 +44,8 @@ async function main(): Promise<void> {
     for (const backend of backends) {
       const recipe = recipeFor(backend);
       const common = { model: MODELS.rec, calibration: path.join(LINES, 'calib'), evaluation: path.join(LINES, 'calib'), preprocess: PREPROCESS, searchSamples: 16 };
-      const rows: Array<[string, Target]> = [...METHODS.map((m): [string, Target] => [m, TARGET]), ['entropy', SQNR_TARGET], ...METHODS.map((m): [string, Target] => [m, CUSTOM_TARGET])];
-      for (const [method, target] of rows) {
+      const rows: Array<[string, Target]> = [...METHODS.map((m): [string, Target] => [m, TARGET]), ['entropy', SQNR_TARGET], ...METHODS.map((m): [string, Target] => [m, CUSTOM_TARGET]), ['minmax', FLOAT_LEVEL_TARGET]];
+      for (const [method, target] of rows.filter(([, t]) => !only || only === `${t.kind === 'sqnr' ? 'sqnr' : t.metric}:${t.value}`)) {
         const name = `${backend} ${method}`.padEnd(30);
         if (target === TARGET) {
           const plain = await quantize({ ...common, recipe: { ...recipe, method }, out: path.join(dir, `${backend}-${method.replace(':', '')}.onnx`) });
@@ -46,7 +53,8 @@ async function main(): Promise<void> {
           console.log(`${name} plain     ${before.accuracy.toFixed(1).padStart(5)}%   output SQNR ${plain.report.outputs[0].sqnr} dB`);
         }
         const start = performance.now();
-        const custom = target === CUSTOM_TARGET ? { evaluation: path.join(LINES, 'search'), labels, metricModule: CTC_MODULE, searchSamples: 256 } : {};
+        const onSearchLines = target === CUSTOM_TARGET || target === FLOAT_LEVEL_TARGET;
+        const custom = onSearchLines ? { evaluation: path.join(LINES, 'search'), labels, metricModule: CTC_MODULE, searchSamples: 256 } : {};
         const repaired = await quantize({ ...common, ...custom, recipe: { ...recipe, method }, target, out: path.join(dir, `${backend}-${method.replace(':', '')}-repaired.onnx`) });
         const seconds = (performance.now() - start) / 1000;
         const after = await exactMatch(repaired.files.model, 'eval');
@@ -54,7 +62,7 @@ async function main(): Promise<void> {
         const moved = r.changes.filter((c) => movesLayer(c.action));
         const methods = r.changes.filter((c) => c.action.startsWith('method:')).map((c) => c.action.slice('method:'.length));
         const gap = float.accuracy - after.accuracy;
-        const aim = target === CUSTOM_TARGET ? `${describeTarget(target)} (${repaired.report.customMetric!.name})` : describeTarget(target);
+        const aim = onSearchLines ? `${describeTarget(target)} (${repaired.report.customMetric!.name})` : describeTarget(target);
         console.log(`${name} repaired  ${after.accuracy.toFixed(1).padStart(5)}%   ${gap > 0 ? `${gap.toFixed(1)} points below` : 'at or above'} float; output SQNR ${repaired.report.outputs[0].sqnr} dB; ${aim} ${r.met ? 'met' : 'not met'} on ${r.before.samples} search lines`);
         console.log(`${' '.repeat(30)}   ranges: ${methods.length ? `re-chosen by ${methods.join(', ')} from the saved histograms` : 'unchanged'}; higher precision: ${moved.length} of ${r.cost.unitsTotal} quantized layers (${(r.cost.fraction * 100).toFixed(1)}%), ${r.cost.nodesLeavingIntegerPath.length} nodes leave the integer path; search ${r.runs} runs, ${r.seconds.toFixed(0)} s; job ${seconds.toFixed(0)} s`);
         for (const c of moved) console.log(`${' '.repeat(33)}${c.action.padEnd(7)} ${c.name} (${c.op})`);

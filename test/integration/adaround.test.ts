@@ -234,8 +234,9 @@ test('a repair tries AdaRound and bias correction before moving layers: on MNIST
   const r = repaired.repair!;
   assert.ok(r.met, r.reason);
   assert.ok((r.before.outputSqnr as number) < 39, `before: ${r.before.outputSqnr} dB`);
-  // min/max → MSE ranges gains 0.2 dB on the 32 search digits; AdaRound then meets 39 dB.
-  assert.deepEqual(r.changes.map((c) => c.action), ['method:mse', 'algorithm:adaround'], r.changes.map((c) => c.why).join('; '));
+  // MSE ranges gain 0.2 dB on the 32 search digits, short of 39 dB; AdaRound, learned on the job's
+  // own min/max ranges rather than on those, meets it.
+  assert.deepEqual(r.changes.map((c) => c.action), ['algorithm:adaround'], r.changes.map((c) => c.why).join('; '));
   assert.equal(r.cost.unitsChanged, 0);
   // The search's AdaRound trial shows its layers on the search's bar, counted as layers.
   const trial = progress.filter((p) => p.stage === 'sensitivity' && p.unit === 'layers');
