@@ -1,11 +1,47 @@
-// Op types get stable colours from one palette, readable on light and dark backgrounds, so the
-// studio's chart and the exported HTML report colour the same op the same way.
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#8c8c8c',
-  '#1f9e89', '#d37295', '#a0cbe8', '#b6992d', '#8cd17d', '#86bcb6', '#ffbe7d', '#d4a6c8'];
+// Op types get colours keyed by their name, readable on light and dark backgrounds, so the same op
+// has the same colour on every model, in the studio's chart and in the exported HTML report. The
+// ops that make most quantized layers have a colour each; the rare ones share their group's, so the
+// legend never needs more hues than the eye tells apart.
+const OPS: Record<string, string> = {
+  Conv: '#4e79a7', ConvTranspose: '#a0cbe8', MatMul: '#f28e2b', Gemm: '#ffbe7d', Add: '#59a14f', Mul: '#8cd17d',
+  Relu: '#e15759', Clip: '#ff9da7', HardSwish: '#b07aa1', HardSigmoid: '#d4a6c8', Sigmoid: '#d37295', Softmax: '#edc948',
+};
 
-/** Colours in order of first appearance (graph order for a report's layers). */
+/** The rest, by what they do: each group one colour. */
+const GROUPS: Array<{ name: string; colour: string; ops: readonly string[] }> = [
+  { name: 'other activations', colour: '#9c755f', ops: ['Tanh', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Gelu', 'Erf', 'Softplus', 'Softsign', 'Mish', 'ThresholdedRelu', 'Celu', 'LogSoftmax', 'Exp', 'Log'] },
+  { name: 'pooling', colour: '#76b7b2', ops: ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum'] },
+  { name: 'normalization', colour: '#b6992d', ops: ['BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'LRN', 'SimplifiedLayerNormalization'] },
+  { name: 'other arithmetic', colour: '#86bcb6', ops: ['Sub', 'Div', 'Pow', 'Sqrt', 'Neg', 'Abs', 'Max', 'Min', 'Sum', 'Mean', 'Reciprocal'] },
+  { name: 'data movement', colour: '#1f9e89', ops: ['Reshape', 'Transpose', 'Concat', 'Split', 'Slice', 'Squeeze', 'Unsqueeze', 'Flatten', 'Gather', 'Resize', 'Upsample', 'Pad', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth', 'Identity'] },
+];
+
+const OTHER = { name: 'other', colour: '#8c8c8c' };
+
+/** The colour of an op type, the same on every model. */
+export function opColour(op: string): string {
+  return OPS[op] ?? GROUPS.find((g) => g.ops.includes(op))?.colour ?? OTHER.colour;
+}
+
+/** Colours of the ops given, in order of first appearance (graph order for a report's layers). */
 export function opColours(ops: Iterable<string>): Map<string, string> {
   const colours = new Map<string, string>();
-  for (const op of ops) if (!colours.has(op)) colours.set(op, PALETTE[colours.size % PALETTE.length]);
+  for (const op of ops) if (!colours.has(op)) colours.set(op, opColour(op));
   return colours;
+}
+
+/**
+ * The legend for the ops given: an op with a colour of its own under its name, rare ones under
+ * their group's name with the ops it holds here.
+ */
+export function opLegend(ops: Iterable<string>): Array<{ label: string; colour: string; ops: string[] }> {
+  const entries = new Map<string, { label: string; colour: string; ops: string[] }>();
+  for (const op of new Set(ops)) {
+    const group = OPS[op] ? undefined : GROUPS.find((g) => g.ops.includes(op)) ?? OTHER;
+    const key = group?.name ?? op;
+    const entry = entries.get(key) ?? { label: key, colour: group?.colour ?? OPS[op], ops: [] };
+    entry.ops.push(op);
+    entries.set(key, entry);
+  }
+  return [...entries.values()].map((e) => (e.label === e.ops[0] ? e : { ...e, label: `${e.label} (${e.ops.join(', ')})` }));
 }

@@ -1,7 +1,7 @@
 // A self-contained HTML report of a run: no scripts, no external files, the per-layer chart drawn
 // as inline SVG, so that it opens anywhere and can be attached to a ticket or a review.
 import * as path from 'node:path';
-import { opColours } from '../../shared/colours';
+import { opColours, opLegend } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
 import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
@@ -41,7 +41,7 @@ function chart(report: Report): string {
     const v = top * f;
     return `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ccc" stroke-width="0.5"/><text x="${pad.left - 4}" y="${y(v) + 3}" text-anchor="end" font-size="10">${v.toFixed(0)}</text>`;
   });
-  const legend = [...colours].map(([op, c]) => `<span class="key"><i style="background:${c}"></i>${esc(op)}</span>`).join(' ')
+  const legend = opLegend(layers.map((l) => l.op)).map((e) => `<span class="key"><i style="background:${e.colour}"></i>${esc(e.label)}</span>`).join(' ')
     + (changed ? ` <span class="key"><i style="background:#111;height:5px"></i>under a bar: ${changed} layers changed by an algorithm</span>` : '');
   return `<svg viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Per-layer SQNR in graph order">${ticks.join('')}${bars.join('')}<text x="4" y="${height / 2}" font-size="10" transform="rotate(-90 8 ${height / 2})">SQNR dB</text></svg><p>${legend}</p>`;
 }
