@@ -16,6 +16,11 @@ export function outputsText(outputs: readonly Pick<OutputReport, 'sqnr'>[]): str
   return outputs.map((o) => `${db(o.sqnr)} dB`).join(', ');
 }
 
+/** The file's name without its folders, whichever separator the host's paths use. */
+export function fileName(file: string): string {
+  return file.split(/[\\/]/).pop() ?? file;
+}
+
 export function count(n: number): string {
   return n.toLocaleString('en-US');
 }

@@ -1,5 +1,5 @@
 import { useStudio } from '../context';
-import { bytes } from '../format';
+import { bytes, fileName } from '../format';
 
 export function ExportScreen({ host }: { host: 'electron' | 'browser' | 'test' }) {
   const folder = useStudio((s) => s.exportFolder);
@@ -31,7 +31,7 @@ export function ExportScreen({ host }: { host: 'electron' | 'browser' | 'test' }
             <caption>Written to {exported.folder}</caption>
             <thead><tr><th>file</th><th>what</th><th className="num">size</th></tr></thead>
             <tbody>
-              {exported.files.map((f) => <tr key={f.file}><td className="path">{f.file.split(/[\\/]/).pop()}</td><td>{f.what}</td><td className="num">{bytes(f.bytes)}</td></tr>)}
+              {exported.files.map((f) => <tr key={f.file}><td className="path">{fileName(f.file)}</td><td>{f.what}</td><td className="num">{bytes(f.bytes)}</td></tr>)}
             </tbody>
           </table>
           <p>Model size {bytes(exported.floatBytes)} → {bytes(exported.quantizedBytes)}: <strong data-testid="ratio">{(exported.ratio * 100).toFixed(1)}%</strong> of the float model.</p>

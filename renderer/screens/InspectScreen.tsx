@@ -5,10 +5,12 @@ import { dbNumber, layerAlgorithmEntries, layerAlgorithms, weightChangeWords, ty
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
-import { opColours } from '../../shared/colours';
-import { db } from '../format';
+import { opColours, opLegend } from '../../shared/colours';
+import { db, fileName } from '../format';
 import { refusal, sixteenBitFor } from '../store';
+import { layerTableRows } from '../../shared/layer-table';
 import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
+import { LayerTable } from './LayerTable';
 
 const rank = (l: LayerReport) => dbNumber(l.sqnr);
 
@@ -22,7 +24,7 @@ function LayerPanel() {
   const override = useStudio((s) => s.overrideLayer);
   const select = useStudio((s) => s.selectLayer);
   if (!selected || !current) {
-    return <aside className="layer-panel empty"><p className="muted">Click a bar (or a row of the worst layers) to see its scale, range and values.</p></aside>;
+    return <aside className="layer-panel empty"><p className="muted">Click a bar (or a row of the layer table) to see its scale, range and values.</p></aside>;
   }
   const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
   const before = previous?.report.layers.find((l) => l.name === selected);
@@ -117,7 +119,7 @@ export function InspectScreen() {
     const by = layerAlgorithms(algorithms, l.nodes);
     return by.length ? [[l.name, by] as const] : [];
   })), [layers, algorithms]);
-  const worst = useMemo(() => [...(layers ?? [])].sort((a, b) => rank(a) - rank(b)).slice(0, 8), [layers]);
+  const tableRows = useMemo(() => layerTableRows(layers ?? [], { analysis, outline }), [layers, analysis, outline]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
   const onSelect = useCallback((name: string) => void select(name), [select]);
   if (!current || !layers) return null;
@@ -150,23 +152,13 @@ export function InspectScreen() {
           <LayerChart layers={layers} previous={outline} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
             selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
           <ul className="legend" aria-label="Op types">
-            {[...colours].map(([op, c]) => <li key={op}><i style={{ background: c }} />{op}</li>)}
+            {opLegend(layers.map((l) => l.op)).map((e) => <li key={e.label}><i style={{ background: e.colour }} />{e.label}</li>)}
           </ul>
           <AlgorithmsSection report={current.report} />
           {current.report.repair && <RepairSection repair={current.report.repair} report={current.report} />}
           {analysis && <AnalysisSection analysis={analysis} />}
-          <table className="grid worst">
-            <caption>Worst layers</caption>
-            <thead><tr><th>tensor</th><th>op</th><th className="num">SQNR dB</th><th className="num">weight dB</th></tr></thead>
-            <tbody>
-              {worst.map((l) => (
-                <tr key={l.name} className={l.name === selected ? 'selected' : ''}>
-                  <td><button type="button" className="link" onClick={() => void select(l.name)}>{l.name}</button></td>
-                  <td>{l.op}</td><td className="num">{db(l.sqnr)}</td><td className="num">{db(l.weightSqnr)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <LayerTable rows={tableRows} selected={selected} onSelect={onSelect} outline={previous ? previous.runId : without ? 'the recipe without its algorithms' : undefined}
+            fileName={`${fileName(current.report.model.file).replace(/\.onnx$/i, '')}.${current.runId}.layers.csv`} />
         </div>
         <LayerPanel />
       </div>

@@ -78,6 +78,26 @@ async function serve(): Promise<typeof server> {
   return { url, process: child, tmp };
 }
 
+/** RFC 4180 CSV, as the layer table writes it: quoted fields may hold commas, doubled quotes and line breaks. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') field += text[i++];
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field); field = ''; }
+    else if (c === '\n') { row.push(field.replace(/\r$/, '')); rows.push(row); row = []; field = ''; }
+    else field += c;
+  }
+  return rows;
+}
+
 const worstOf = (r: Report) => [...r.layers].sort((a, b) => (a.sqnr === 'inf' ? Infinity : a.sqnr) - (b.sqnr === 'inf' ? Infinity : b.sqnr))[0];
 
 describe('the studio in Chromium', { skip }, () => {
@@ -142,6 +162,41 @@ describe('the studio in Chromium', { skip }, () => {
     assert.match((await page.getByTestId('layer-sqnr').textContent())!, new RegExp(`^${(worst.sqnr as number).toFixed(2)} dB`));
     await page.mouse.move(0, 0);
     await shot('5-inspect'); // docs/inspect.png, in the README, is a copy of this one
+
+    // The layer table: every quantized tensor, worst first, the clicked bar's row selected; the
+    // arrow keys move the selection (and the panel), a column header re-sorts, the op filter
+    // narrows, and the CSV holds the report's layers.
+    const table = page.getByTestId('layer-table');
+    const rows = table.locator('tbody tr');
+    assert.equal(await rows.count(), first.layers.length, 'one row per quantized tensor');
+    assert.equal(await rows.first().getAttribute('data-layer'), worst.name);
+    assert.equal(await table.locator('tbody tr.selected').getAttribute('data-layer'), worst.name, 'the bar clicked selects its row');
+    await table.locator('.table-scroll').focus();
+    await page.keyboard.press('ArrowDown');
+    const next = (await rows.nth(1).getAttribute('data-layer'))!;
+    await panel.getByRole('heading', { name: next, exact: true }).waitFor();
+    assert.equal(await page.locator('rect.bar.selected').getAttribute('data-layer'), next, 'the chart follows the table');
+    const [download] = await Promise.all([page.waitForEvent('download'), table.getByTestId('layer-csv').click()]);
+    assert.equal(download.suggestedFilename(), `cls.${firstRun}.layers.csv`);
+    const csv = parseCsv(fs.readFileSync((await download.path())!, 'utf8'));
+    const column = (name: string) => csv[0].indexOf(name);
+    const byName = new Map(first.layers.map((l) => [l.name, l]));
+    assert.equal(csv.length - 1, first.layers.length);
+    for (const line of csv.slice(1)) {
+      const l = byName.get(line[column('tensor')])!;
+      assert.ok(l, `${line[column('tensor')]} is a layer of the report`);
+      assert.deepEqual([line[column('op')], line[column('sqnr_db')], line[column('weight_sqnr_db')], Number(line[column('scale')]), Number(line[column('range_min')]), Number(line[column('range_max')])],
+        [l.op, String(l.sqnr), l.weightSqnr === undefined ? '' : String(l.weightSqnr), l.scale, l.range[0], l.range[1]]);
+    }
+    await table.getByRole('button', { name: 'tensor' }).click();
+    assert.equal(await table.locator('th[aria-sort="ascending"]').textContent(), 'tensor ▲');
+    assert.equal(await rows.first().getAttribute('data-layer'), [...first.layers].map((l) => l.name).sort((a, b) => a.localeCompare(b))[0]);
+    await table.getByTestId('layer-op-filter').selectOption('Conv');
+    assert.equal(await rows.count(), first.layers.filter((l) => l.op === 'Conv').length);
+    await table.getByTestId('layer-op-filter').selectOption('');
+    await table.getByRole('button', { name: 'SQNR dB' }).click();
+    await rows.first().click();
+    await panel.getByRole('heading', { name: worst.name, exact: true }).waitFor();
 
     // The threshold line moves with the keyboard and by dragging; the count below it follows.
     const slider = page.getByRole('slider', { name: 'SQNR threshold' });

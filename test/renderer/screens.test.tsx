@@ -142,7 +142,7 @@ test('the layer panel of a weight-only run offers no re-conversion it cannot do,
   store.setState({
     screen: 'inspect', selected: 't1',
     current: { runId: 'run-1', report: {
-      backend: 'cpu', recipe, numerics: 'reference', samples: { calibration: 0, evaluation: 8 }, outputs: [{ name: 'y', sqnr: 41, maxAbsError: 0.1 }],
+      model: { file: 'model.onnx' }, backend: 'cpu', recipe, numerics: 'reference', samples: { calibration: 0, evaluation: 8 }, outputs: [{ name: 'y', sqnr: 41, maxAbsError: 0.1 }],
       sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 }, layers: [layer(1, 30)], weights: [], float: [],
     } as never },
   });
