@@ -1,7 +1,7 @@
 // The full layer table: every quantized tensor of a run with its figures, the analysis's where
 // there is one and the change against an outlined run. One definition serves the studio's table,
 // its CSV export and the HTML report.
-import { dbNumber, type AnalysisReport, type Db, type LayerReport } from './report';
+import { dbDelta, dbNumber, type AnalysisReport, type Db, type LayerReport } from './report';
 
 export interface LayerTableRow {
   name: string;
@@ -58,11 +58,6 @@ export function layerTableRows(layers: readonly LayerReport[], options: { analys
       ...(was !== undefined ? { delta: dbDelta(l.sqnr, was) } : {}),
     };
   });
-}
-
-/** now − was in dB: two exact figures differ by nothing. */
-export function dbDelta(now: Db, was: Db): number {
-  return now === 'inf' && was === 'inf' ? 0 : dbNumber(now) - dbNumber(was);
 }
 
 /** The value a column sorts by: numbers ascending with absent ones last, text by locale. */

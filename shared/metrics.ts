@@ -16,6 +16,11 @@ export type Target = { kind: 'sqnr'; value: number } | { kind: 'metric'; metric:
 
 export class TargetError extends Error {}
 
+/** The one task metric a run is summed up by, where it has several: the user's own, else accuracy, else agreement. */
+export function headlineMetric(metrics: Partial<Record<MetricName, number>>): MetricName | undefined {
+  return (['custom', 'accuracy', 'top1-agreement', 'argmax-agreement'] as const).find((k) => metrics[k] !== undefined);
+}
+
 export function isTargetMetric(name: unknown): name is TargetMetric {
   return TARGET_METRICS.includes(name as TargetMetric);
 }

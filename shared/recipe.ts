@@ -137,3 +137,52 @@ export function withHigherPrecision(recipe: Recipe, moves: readonly LayerMove[],
   }
   return { ...recipe, overrides, excludeNodes: [...exclude] };
 }
+
+/** A tensor override in words: "float", "uint16", "per-tensor, percentile:99.9"… */
+function overrideWords(o: TensorOverride | undefined): string {
+  if (!o) return 'as the recipe';
+  if (o.float) return 'float';
+  return [o.type, o.granularity, o.method, o.symmetric === undefined ? undefined : o.symmetric ? 'symmetric' : 'asymmetric'].filter(Boolean).join(', ') || 'as the recipe';
+}
+
+function algorithmWords(a: Algorithms | undefined): string[] {
+  return [a?.cle ? 'CLE' : '', a?.biasCorrection ? 'bias correction' : '', a?.adaround ? `AdaRound (${a.adaround.iterations} iterations)` : ''].filter(Boolean);
+}
+
+/**
+ * What changed from one recipe to another, a line per change, in words: what a person comparing
+ * two runs needs to know to read the difference in their figures.
+ */
+export function recipeChanges(from: Recipe, to: Recipe): string[] {
+  const changes: string[] = [];
+  const field = <K extends keyof Recipe>(key: K, label: string, words: (v: Recipe[K]) => string = String) => {
+    if (JSON.stringify(from[key]) !== JSON.stringify(to[key])) changes.push(`${label}: ${words(from[key])} → ${words(to[key])}`);
+  };
+  field('backend', 'backend');
+  field('kind', 'kind');
+  field('activationType', 'activations');
+  field('weightType', 'weights');
+  field('granularity', 'granularity');
+  if (to.granularity === 'per-block') field('blockSize', 'block size');
+  field('activationSymmetric', 'symmetric activations');
+  field('weightSymmetric', 'symmetric weights');
+  field('method', 'calibration method');
+  field('reduceRange', 'reduce range');
+  field('calibrationSamples', 'calibration samples', (n) => (n ? String(n) : 'all'));
+  field('opTypes', 'op types', (ops) => (ops.length ? ops.join(', ') : "the backend's"));
+  const before = algorithmWords(from.algorithms);
+  const after = algorithmWords(to.algorithms);
+  if (before.join() !== after.join()) changes.push(`algorithms: ${before.join(' + ') || 'none'} → ${after.join(' + ') || 'none'}`);
+  const excluded = new Set(from.excludeNodes);
+  const nowExcluded = new Set(to.excludeNodes);
+  const added = to.excludeNodes.filter((n) => !excluded.has(n));
+  const removed = from.excludeNodes.filter((n) => !nowExcluded.has(n));
+  if (added.length) changes.push(`nodes kept in float: + ${added.join(', ')}`);
+  if (removed.length) changes.push(`nodes quantized again: ${removed.join(', ')}`);
+  for (const tensor of new Set([...Object.keys(from.overrides), ...Object.keys(to.overrides)])) {
+    const was = overrideWords(from.overrides[tensor]);
+    const now = overrideWords(to.overrides[tensor]);
+    if (was !== now) changes.push(`${tensor}: ${was} → ${now}`);
+  }
+  return changes;
+}

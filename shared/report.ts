@@ -247,6 +247,12 @@ export function algorithmGain(without: WithoutAlgorithmsReport, layer: Pick<Laye
   return typeof before === 'number' && typeof layer.sqnr === 'number' ? layer.sqnr - before : undefined;
 }
 
+/** The run's layers as the same recipe without its algorithms measured them: what a chart outlines and a table's Δ compares with. */
+export function layersWithoutAlgorithms(report: Pick<Report, 'layers' | 'algorithms'>): LayerReport[] | undefined {
+  const without = report.algorithms?.without;
+  return without && report.layers.map((l) => ({ ...l, sqnr: without.layers[l.name] ?? l.sqnr }));
+}
+
 /** What the algorithms gained against the same recipe without them, in a line: the output, and the layers up and down by more than 0.1 dB. */
 export function withoutWords(without: WithoutAlgorithmsReport, report: Pick<Report, 'outputs' | 'layers'>): string {
   const gains = report.layers.map((l) => algorithmGain(without, l)).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
@@ -385,6 +391,17 @@ export function repairCostWords(repair: RepairReport, report: Pick<Report, 'laye
 /** SQNR as a number to sort or compare: "inf" is Infinity; a missing one sorts last, as if perfect. */
 export function dbNumber(value: Db | undefined): number {
   return value === undefined || value === 'inf' ? Infinity : value;
+}
+
+/** now − was in dB: two exact figures differ by nothing, an exact one from a finite one by ±Infinity. */
+export function dbDelta(now: Db, was: Db): number {
+  return now === 'inf' && was === 'inf' ? 0 : dbNumber(now) - dbNumber(was);
+}
+
+/** A change as a screen shows it: signed, two decimals (dB) or more, "+inf"/"−inf" where one side is exact. */
+export function deltaText(delta: number, digits = 2): string {
+  if (!Number.isFinite(delta)) return delta > 0 ? '+inf' : '−inf';
+  return `${delta > 0 ? '+' : delta < 0 ? '−' : '±'}${Math.abs(delta).toFixed(digits)}`;
 }
 
 /** The worst (lowest) SQNR of several outputs. */

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { opColours, opLegend } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
-import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
+import { LAYER_COLUMNS, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, deltaText, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -108,8 +109,30 @@ ${rep.changes.map((c) => row([esc(c.action), esc(`${c.name}${c.node ? ` (${c.op}
 </table>` : ''}`;
 }
 
+/** Every quantized tensor, worst first, with the studio's columns; Δ against the recipe without its algorithms where the run measured it. */
+function layerTable(report: Report): string {
+  const rows = sortLayerRows(layerTableRows(report.layers, { outline: layersWithoutAlgorithms(report) }), 'sqnr', false);
+  const kept = new Map(report.layers.map((l) => [l.name, l.keptInFloat]));
+  const columns = LAYER_COLUMNS.filter((c) => c.key !== 'sensitivity' && (c.key !== 'localSqnr' || rows.some((r) => r.localSqnr !== undefined)) && (c.key !== 'delta' || report.algorithms?.without));
+  const cell = (r: LayerTableRow, key: LayerColumn): string => {
+    switch (key) {
+      case 'name': return esc(r.name);
+      case 'op': return esc(r.op);
+      case 'type': return esc(r.type);
+      case 'sqnr': return kept.get(r.name) ? `inf (kept in float; ${formatDb(kept.get(r.name)!.sqnr)} from upstream)` : formatDb(r.sqnr);
+      case 'localSqnr': return r.localSqnr === undefined ? '' : formatDb(r.localSqnr);
+      case 'weightSqnr': return r.weightSqnr === undefined ? '' : formatDb(r.weightSqnr);
+      case 'scale': return r.scale === undefined ? '' : `${r.scale.toPrecision(4)} / ${r.zeroPoint}`;
+      case 'range': return `${r.range[0].toPrecision(4)} … ${r.range[1].toPrecision(4)}`;
+      case 'sensitivity': return r.sensitivity === undefined ? '' : formatDb(r.sensitivity);
+      case 'delta': return r.delta === undefined ? '' : deltaText(r.delta);
+    }
+  };
+  const head = `<tr>${columns.map((c) => `<th>${esc(c.key === 'delta' ? 'Δ dB vs without the algorithms' : c.title)}</th>`).join('')}</tr>`;
+  return `<table>${head}\n${rows.map((r) => row(columns.map((c) => cell(r, c.key)))).join('\n')}\n</table>`;
+}
+
 export function htmlReport(report: Report): string {
-  const worst = [...report.layers].sort((a, b) => (finite(a.sqnr) ?? Infinity) - (finite(b.sqnr) ?? Infinity));
   const r = report.recipe;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Quant Studio report: ${esc(path.basename(report.model.file))}</title>
@@ -135,12 +158,8 @@ ${row(['Time', esc(`load ${report.timings.load} ms, calibrate ${report.timings.c
 </table>
 <h2>Per-layer SQNR (${report.layers.length} quantized tensors, graph order; ${esc(figureLabel(report.numerics, report.samples.evaluation))})</h2>
 ${chart(report)}
-<h2>Worst layers</h2>
-<table><tr><th>tensor</th><th>op</th><th>SQNR dB</th><th>weight SQNR dB</th><th>scale</th><th>zero point</th><th>range</th></tr>
-${worst.slice(0, 25).map((l) => row([esc(l.name), esc(l.op), l.keptInFloat ? `inf (kept in float; ${formatDb(l.keptInFloat.sqnr)} from upstream)` : formatDb(l.sqnr),
-    l.weightSqnr === undefined ? '' : formatDb(l.weightSqnr), l.scale === undefined ? '' : l.scale.toPrecision(4), l.zeroPoint === undefined ? '' : String(l.zeroPoint),
-    `${l.range[0].toPrecision(4)} … ${l.range[1].toPrecision(4)}`])).join('\n')}
-</table>
+<h2>Layers, worst first (${report.layers.length})</h2>
+${layerTable(report)}
 ${repairSection(report)}
 ${algorithmsSection(report)}
 <h2>Nodes left in float (${report.float.length})</h2>

@@ -6,7 +6,7 @@
 import { memo, useCallback, useMemo, useRef, type KeyboardEvent, type PointerEvent } from 'react';
 import { Bar, BarChart, ResponsiveContainer, Tooltip, XAxis, YAxis, type TooltipContentProps } from 'recharts';
 import type { NameType, ValueType } from 'recharts/types/component/DefaultTooltipContent';
-import type { Db, LayerReport } from '../../shared/report';
+import { dbDelta, deltaText, type Db, type LayerReport } from '../../shared/report';
 import { db, dbValue } from '../format';
 
 export interface LayerRow {
@@ -15,6 +15,8 @@ export interface LayerRow {
   sqnr: number;
   /** The run outlined under this one; absent when there is none. */
   previous?: number;
+  /** This layer's SQNR against the outlined run's, in words. */
+  delta?: string;
   /** Local SQNR (only this tensor quantized), from an analysis; absent until there is one. */
   local?: number;
   localLabel?: string;
@@ -54,7 +56,7 @@ export function chartRows(layers: LayerReport[], previous: LayerReport[] | undef
     const by = changed?.get(l.name);
     return {
       name: l.name, op: l.op, sqnr: dbValue(l.sqnr, top), inf: l.sqnr === 'inf', label: db(l.sqnr), weight: db(l.weightSqnr),
-      ...(p ? { previous: dbValue(p.sqnr, top) } : {}),
+      ...(p ? { previous: dbValue(p.sqnr, top), delta: deltaText(dbDelta(l.sqnr, p.sqnr)) } : {}),
       ...(own !== undefined ? { local: dbValue(own, top), localLabel: db(own) } : {}),
       ...(by?.length ? { changedBy: by.join(', ') } : {}),
     };
@@ -82,6 +84,7 @@ function LayerTooltip({ active, payload }: TooltipContentProps<ValueType, NameTy
       <strong>{row.name}</strong>
       <div>{row.op}</div>
       <div>SQNR {row.label} dB{row.weight !== '—' ? ` · weight ${row.weight} dB` : ''}</div>
+      {row.delta && <div>{row.delta} dB against the outlined run</div>}
       {row.localLabel && <div>local {row.localLabel} dB (only this tensor quantized)</div>}
       {row.changedBy && <div>changed by {row.changedBy}</div>}
     </div>
@@ -119,7 +122,7 @@ function LayerChartImpl({ layers, previous, local, changed, sort, colours, thres
     const below = !payload.inf && payload.sqnr < threshold;
     const bar = (
       <rect x={x} y={Math.min(y, y + height)} width={Math.max(width, 0.5)} height={Math.abs(height)} fill={colours.get(payload.op) ?? '#888'}
-        className={`bar${below ? ' below' : ''}${payload.name === selected ? ' selected' : ''}`}
+        className={`bar${below ? ' below' : ''}${payload.inf ? ' inf' : ''}${payload.name === selected ? ' selected' : ''}`}
         data-layer={payload.name} data-sqnr={payload.label} onClick={() => onSelect(payload.name)} />
     );
     if (!payload.changedBy) return bar;

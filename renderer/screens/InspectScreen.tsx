@@ -1,7 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import { findBackend } from '../../shared/backends';
 import { figureLabel, NUMERICS_WORDS } from '../../shared/numerics';
-import { dbNumber, layerAlgorithmEntries, layerAlgorithms, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
+import { dbNumber, layerAlgorithmEntries, layerAlgorithms, layersWithoutAlgorithms, weightChangeWords, type LayerReport, type Report } from '../../shared/report';
 import { Histogram } from '../charts/Histogram';
 import { LayerChart } from '../charts/LayerChart';
 import { useStudio } from '../context';
@@ -9,6 +9,7 @@ import { opColours, opLegend } from '../../shared/colours';
 import { db, fileName } from '../format';
 import { refusal, sixteenBitFor } from '../store';
 import { layerTableRows } from '../../shared/layer-table';
+import { recipeChanges } from '../../shared/recipe';
 import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
 import { LayerTable } from './LayerTable';
 
@@ -114,11 +115,12 @@ export function InspectScreen() {
   const algorithms = current?.report.algorithms;
   // Without another run outlined, the chart outlines the same recipe without its algorithms.
   const without = algorithms?.without;
-  const outline = useMemo(() => previous?.report.layers ?? (without ? layers?.map((l) => ({ ...l, sqnr: without.layers[l.name] ?? l.sqnr })) : undefined), [previous, without, layers]);
+  const outline = useMemo(() => previous?.report.layers ?? (current ? layersWithoutAlgorithms(current.report) : undefined), [previous, current]);
   const changed = useMemo(() => new Map((layers ?? []).flatMap((l) => {
     const by = layerAlgorithms(algorithms, l.nodes);
     return by.length ? [[l.name, by] as const] : [];
   })), [layers, algorithms]);
+  const changes = useMemo(() => (previous && current ? recipeChanges(previous.report.recipe, current.report.recipe) : []), [previous, current]);
   const tableRows = useMemo(() => layerTableRows(layers ?? [], { analysis, outline }), [layers, analysis, outline]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
   const onSelect = useCallback((name: string) => void select(name), [select]);
@@ -136,6 +138,7 @@ export function InspectScreen() {
         {previous ? <span className="legend-previous" data-testid="outline-legend">outline: {previous.runId}</span>
           : without && <span className="legend-previous" data-testid="outline-legend">outline: without the algorithms</span>}
         {local && <span className="legend-local">tick: local SQNR</span>}
+        {layers.some((l) => l.sqnr === 'inf') && <span className="legend-inf">dashed bar: inf, no quantization error at it</span>}
         {changed.size > 0 && <span className="legend-changed" data-testid="changed-legend">mark under a bar: {changed.size} layers changed by {[...new Set([...changed.values()].flat())].join(', ')}</span>}
         {current.report.latency && (
           <span className="muted" title={current.report.latency.note}>
@@ -143,6 +146,11 @@ export function InspectScreen() {
           </span>
         )}
       </div>
+      {previous && (
+        <p className="run-changes" data-testid="run-changes">
+          {changes.length ? <>Changed from {previous.runId}: {changes.join('; ')}</> : <>The same recipe as {previous.runId}</>}
+        </p>
+      )}
       <div className="toolbar tools">
         <AnalyzeControl />
         <RepairControl />

@@ -1,6 +1,6 @@
 // The Inspect screen's analysis, repair and run-history sections. They read the store only; the
 // engine does the work (analysis and repair are jobs of the studio service).
-import { describeTarget, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
+import { describeTarget, headlineMetric, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
 import { adaRoundWords, biasCorrectionSource, biasErrorRms, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
@@ -133,7 +133,7 @@ function quality(q: Quality, custom?: CustomMetricReport): string {
 }
 
 /** A metric's name as a screen shows it: the module's own name for `custom`. */
-function metricLabel(key: string, custom?: CustomMetricReport): string {
+export function metricLabel(key: string, custom?: CustomMetricReport): string {
   return key === 'custom' && custom ? custom.name : key;
 }
 
@@ -192,8 +192,8 @@ function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
 function taskMetric(entry: HistoryEntry): string {
   const { metrics: m, customMetric } = entry.result.report;
   if (!m) return '—';
-  const key = ['custom', 'accuracy', 'top1-agreement', 'argmax-agreement'].find((k) => m[k] !== undefined);
-  return key ? `${metricLabel(key, customMetric)} ${m[key].toFixed(3)}` : '—';
+  const key = headlineMetric(m);
+  return key ? `${metricLabel(key, customMetric)} ${m[key]!.toFixed(3)}` : '—';
 }
 
 export function HistoryTable() {

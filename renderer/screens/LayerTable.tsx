@@ -3,7 +3,7 @@
 // opens the layer panel and highlights the bar, a bar scrolls its row into view.
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { filterLayerRows, LAYER_COLUMNS, layersCsv, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
-import type { Db } from '../../shared/report';
+import { deltaText, type Db } from '../../shared/report';
 import { db } from '../format';
 
 interface Props {
@@ -17,7 +17,6 @@ interface Props {
 }
 
 const dbCell = (v: Db | undefined) => (v === undefined ? '—' : db(v));
-const deltaCell = (v: number | undefined) => (v === undefined ? '—' : v === Infinity ? '+inf' : v === -Infinity ? '−inf' : `${v > 0 ? '+' : v < 0 ? '−' : '±'}${Math.abs(v).toFixed(2)}`);
 
 function cell(row: LayerTableRow, key: LayerColumn) {
   switch (key) {
@@ -30,7 +29,7 @@ function cell(row: LayerTableRow, key: LayerColumn) {
     case 'scale': return row.scale === undefined ? '—' : `${row.scale.toPrecision(4)} / ${row.zeroPoint}`;
     case 'range': return `${row.range[0].toPrecision(4)} … ${row.range[1].toPrecision(4)}`;
     case 'sensitivity': return dbCell(row.sensitivity);
-    case 'delta': return deltaCell(row.delta);
+    case 'delta': return row.delta === undefined ? '—' : deltaText(row.delta);
   }
 }
 

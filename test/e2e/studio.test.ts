@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { formatDb, type Report } from '../../shared/report';
+import { deltaText, formatDb, type Report } from '../../shared/report';
 import { saveModel } from '../../main/onnx/model';
 import { buildModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
 
@@ -232,6 +232,14 @@ describe('the studio in Chromium', { skip }, () => {
     assert.ok(second.recipe.excludeNodes.includes(worst.node), 'the node that makes the layer runs in float, weights included');
     const outputAfter = await page.getByTestId('output-sqnr').textContent();
     assert.equal(outputAfter, second.outputs.map((o) => `${o.sqnr === 'inf' ? 'inf' : o.sqnr.toFixed(2)} dB`).join(', '));
+    // Against the outlined first run: the header's difference, what changed, the row's Δ and the dashed inf bar.
+    const agreement = (r: Report) => r.metrics!['top1-agreement'];
+    assert.equal(await page.getByTestId('output-delta').textContent(),
+      `${deltaText((second.outputs[0].sqnr as number) - (first.outputs[0].sqnr as number))} · ${deltaText(agreement(second) - agreement(first), 3)}`);
+    assert.equal(await page.locator('dt', { has: page.getByText(`Against ${firstRun}`) }).textContent(), `Against ${firstRun}: dB, top1-agreement`);
+    assert.equal(await page.getByTestId('run-changes').textContent(), `Changed from ${firstRun}: nodes kept in float: + ${worst.node}; ${worst.name}: as the recipe → float`);
+    assert.equal(await table.locator(`tr[data-layer="${worst.name}"] td`).last().textContent(), '+inf');
+    assert.match((await page.locator(`rect.bar[data-layer="${worst.name}"]`).getAttribute('class'))!, /\binf\b/);
 
     await page.mouse.move(0, 0);
     await shot('5b-inspect-rerun');

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
 import { runStages, type Progress } from '../../shared/progress';
 import type { Algorithms } from '../../shared/recipe';
-import { formatDb, layerAlgorithms, withoutWords, type Report } from '../../shared/report';
+import { dbNumber, deltaText, formatDb, layerAlgorithms, withoutWords, type Report } from '../../shared/report';
 import { htmlReport } from '../../main/export/html-report';
 import { convertModel } from '../../main/convert/convert';
 import { quantize } from '../../main/jobs/quantize';
@@ -235,6 +235,16 @@ test('bias correction zeroes each layer\'s mean output error on the samples it m
   assert.equal(corrected.metrics!['float-accuracy'], plain.metrics!['float-accuracy']);
   assertBaselineIsPlainRun(corrected, plain);
   assert.match(htmlReport(corrected), /Against the same recipe without the algorithms/);
+  // The report's layer table: every layer, worst first, each with its change against the run without the algorithms.
+  const table = /<h2>Layers, worst first \((\d+)\)<\/h2>\n<table>(.*?)<\/table>/s.exec(htmlReport(corrected))!;
+  assert.equal(Number(table[1]), corrected.layers.length);
+  const rows = [...table[2].matchAll(/<tr><td>([^<]*)<\/td>(.*?)<\/tr>/g)];
+  assert.deepEqual(rows.map((r) => r[1]), [...corrected.layers].sort((a, b) => dbNumber(a.sqnr) - dbNumber(b.sqnr) || a.index - b.index).map((l) => l.name));
+  const deltas = rows.map((r) => /<td>([^<]*)<\/td><\/tr>$/.exec(r[0])![1]);
+  assert.deepEqual(deltas, rows.map((r) => {
+    const l = corrected.layers.find((x) => x.name === r[1])!;
+    return deltaText(dbNumber(l.sqnr) - dbNumber(corrected.algorithms!.without!.layers[l.name]));
+  }));
 });
 
 /** conv1 (3 -> 8) -> Relu -> depthwise -> Relu -> pointwise (8 -> 4), whose small channels carry as much of y as the large ones: per-tensor weights lose them. */

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { opColour, opColours, opLegend } from '../../shared/colours';
-import { dbDelta, filterLayerRows, layersCsv, layerTableRows, sortLayerRows } from '../../shared/layer-table';
+import { filterLayerRows, layersCsv, layerTableRows, sortLayerRows } from '../../shared/layer-table';
+import { dbDelta, deltaText } from '../../shared/report';
 import type { AnalysisReport, LayerReport } from '../../shared/report';
 
 const layer = (name: string, index: number, sqnr: LayerReport['sqnr'], extra: Partial<LayerReport> = {}): LayerReport => ({
@@ -25,6 +26,7 @@ test('rows in graph order, with the analysis\'s local SQNR and sensitivity and t
   assert.equal(rows[2].type, 'float');
   assert.deepEqual(rows.map((r) => r.delta), [1, -Infinity, Infinity]);
   assert.equal(dbDelta('inf', 'inf'), 0);
+  assert.deepEqual([1.234, -0.5, 0, Infinity, -Infinity].map((d) => deltaText(d)), ['+1.23', '−0.50', '±0.00', '+inf', '−inf']);
   assert.equal(layerTableRows(layers)[0].delta, undefined, 'no outline, no delta');
 });
 
