@@ -1,9 +1,9 @@
 // The per-layer SQNR chart: one bar per quantized tensor, coloured by op type, another run of the
 // session outlined behind the shown one, local SQNR ticks once the run is analysed, a mark under
 // each layer an accuracy-recovery algorithm changed, and a threshold line the user drags (or moves with the arrow
-// keys). It takes pre-aggregated rows only; the whole chart lives behind this one component so a
+// keys). Zoomed in to a window of bars (panned with a slider), each bar is named under the axis. It takes pre-aggregated rows only; the whole chart lives behind this one component so a
 // canvas chart can replace it if recharts gets slow on very large models.
-import { memo, useCallback, useMemo, useRef, type KeyboardEvent, type PointerEvent } from 'react';
+import { memo, useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type PointerEvent } from 'react';
 import { Bar, BarChart, ResponsiveContainer, Tooltip, XAxis, YAxis, type TooltipContentProps } from 'recharts';
 import type { NameType, ValueType } from 'recharts/types/component/DefaultTooltipContent';
 import { dbDelta, deltaText, type Db, type LayerReport } from '../../shared/report';
@@ -46,6 +46,10 @@ export const CHART_HEIGHT = 320;
 const MARK_HEIGHT = 5;
 const MARGIN = { top: 12, right: 12, bottom: 8, left: 0 };
 const Y_AXIS_WIDTH = 48;
+/** Zoomed in to this many bars or fewer, each is labelled with its layer's name under the axis. */
+export const LABELLED_BARS = 48;
+const X_LABELS_HEIGHT = 72;
+const LABEL_CHARS = 14;
 
 export function chartRows(layers: LayerReport[], previous: LayerReport[] | undefined, sort: 'graph' | 'worst', top: number, local?: ReadonlyMap<string, Db>,
   changed?: ReadonlyMap<string, readonly string[]>): LayerRow[] {
@@ -95,8 +99,33 @@ function LayerChartImpl({ layers, previous, local, changed, sort, colours, thres
   const top = useMemo(() => axisTop([...layers, ...(previous ?? [])]), [layers, previous]);
   const bottom = useMemo(() => axisBottom([...layers, ...(previous ?? [])]), [layers, previous]);
   const rows = useMemo(() => chartRows(layers, previous, sort, top, local, changed), [layers, previous, sort, top, local, changed]);
+  // The window of bars shown, by position in the current order; none is every bar.
+  const [view, setView] = useState<{ from: number; size: number }>();
+  useEffect(() => setView(undefined), [sort, rows.length]);
+  const size = view ? Math.min(view.size, rows.length) : rows.length;
+  const from = view ? Math.max(0, Math.min(view.from, rows.length - size)) : 0;
+  const shown = useMemo(() => (view ? rows.slice(from, from + size) : rows), [rows, view, from, size]);
+  // A layer selected elsewhere (the table, the analysis) outside the window moves the window to it;
+  // only a new selection does, so that the user can still pan away from the selected bar.
+  useEffect(() => {
+    const at = selected ? rows.findIndex((r) => r.name === selected) : -1;
+    setView((v) => {
+      if (!v || at < 0) return v;
+      const n = Math.min(v.size, rows.length);
+      const f = Math.max(0, Math.min(v.from, rows.length - n));
+      return at >= f && at < f + n ? v : { from: Math.max(0, Math.min(rows.length - n, at - Math.floor(n / 2))), size: n };
+    });
+  }, [selected]);
+  const zoom = (factor: number) => {
+    const next = Math.max(8, Math.round(size * factor));
+    if (next >= rows.length) return setView(undefined);
+    const at = rows.findIndex((r) => r.name === selected);
+    const centre = at >= from && at < from + size ? at : from + size / 2;
+    setView({ from: Math.max(0, Math.min(rows.length - next, Math.round(centre - next / 2))), size: next });
+  };
+  const labelled = shown.length <= LABELLED_BARS;
   const plot = useRef<HTMLDivElement>(null);
-  const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
+  const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom - (labelled ? X_LABELS_HEIGHT : 0);
   const clamp = (v: number) => Math.max(bottom, Math.min(top, v));
   const lineY = MARGIN.top + plotHeight * (1 - (clamp(threshold) - bottom) / (top - bottom));
 
@@ -149,10 +178,13 @@ function LayerChartImpl({ layers, previous, local, changed, sort, colours, thres
   }, []);
 
   return (
-    <div className="layer-chart" ref={plot} style={{ height: CHART_HEIGHT }} data-bars={rows.length}>
+    <>
+    <div className="layer-chart" ref={plot} style={{ height: CHART_HEIGHT }} data-bars={shown.length}>
       <ResponsiveContainer width="100%" height={CHART_HEIGHT}>
-        <BarChart data={rows} margin={MARGIN} barGap="-100%" barCategoryGap={rows.length > 200 ? 0 : '10%'}>
-          <XAxis dataKey="name" hide />
+        <BarChart data={shown} margin={MARGIN} barGap="-100%" barCategoryGap={shown.length > 200 ? 0 : '10%'}>
+          {/* The first name, slanted, would run past the left edge without the padding. */}
+          <XAxis dataKey="name" hide={!labelled} height={labelled ? X_LABELS_HEIGHT : 0} interval={0} angle={-45} textAnchor="end" padding={{ left: labelled ? 24 : 0, right: 0 }}
+            tickFormatter={(name: string) => (name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name)} />
           <YAxis width={Y_AXIS_WIDTH} domain={[bottom, top]} allowDataOverflow tickCount={6} unit=" dB" />
           <Tooltip content={LayerTooltip} isAnimationActive={false} cursor={{ className: 'chart-cursor' }} />
           <Bar dataKey="sqnr" isAnimationActive={false} shape={renderBar} />
@@ -168,6 +200,19 @@ function LayerChartImpl({ layers, previous, local, changed, sort, colours, thres
         <span>{threshold.toFixed(1)} dB</span>
       </div>
     </div>
+    <div className="chart-zoom" role="group" aria-label="Zoom the chart">
+      <button type="button" onClick={() => zoom(0.5)} disabled={size <= 8} data-testid="zoom-in">Zoom in</button>
+      <button type="button" onClick={() => zoom(2)} disabled={!view} data-testid="zoom-out">Zoom out</button>
+      <button type="button" onClick={() => setView(undefined)} disabled={!view} data-testid="zoom-fit">Fit</button>
+      {view && (
+        <input type="range" min={0} max={rows.length - size} value={from} aria-label="Pan along the layers" data-testid="zoom-pan"
+          onChange={(e) => setView({ from: Number(e.target.value), size })} />
+      )}
+      <span className="muted small" data-testid="zoom-window">
+        {view ? `bars ${from + 1}–${from + size} of ${rows.length}${labelled ? '' : `; zoom in to ${LABELLED_BARS} or fewer to name them`}` : `all ${rows.length} bars${labelled ? '' : '; zoom in to name them'}`}
+      </span>
+    </div>
+    </>
   );
 }
 

@@ -160,6 +160,13 @@ describe('the studio in Chromium', { skip }, () => {
     await panel.getByRole('heading', { name: worst.name }).waitFor();
     await panel.locator('.histogram .recharts-bar-rectangle').first().waitFor();
     assert.match((await page.getByTestId('layer-sqnr').textContent())!, new RegExp(`^${(worst.sqnr as number).toFixed(2)} dB`));
+    // Log counts: the tails show, and the count labels stay a few characters wide (never cut to "000000").
+    await panel.getByTestId('hist-log').check();
+    await panel.locator('.histogram[data-scale="log"] .recharts-bar-rectangle').first().waitFor();
+    await panel.screenshot({ path: path.join(SHOTS, '5e-panel-log-counts.png') });
+    const ticks = await panel.locator('.histogram text.recharts-cartesian-axis-tick-value[orientation="left"]').allTextContents();
+    assert.ok(ticks.length > 1 && ticks.every((t) => t.length <= 4), `count labels ${ticks.join(', ')}`);
+    await panel.getByTestId('hist-log').uncheck();
     await page.mouse.move(0, 0);
     await shot('5-inspect'); // docs/inspect.png, in the README, is a copy of this one
 
@@ -197,6 +204,26 @@ describe('the studio in Chromium', { skip }, () => {
     await table.getByRole('button', { name: 'SQNR dB' }).click();
     await rows.first().click();
     await panel.getByRole('heading', { name: worst.name, exact: true }).waitFor();
+
+    // Zoom: twice in, around the selected bar, to 37 bars, each named under the axis; panned to the
+    // end; a row selected in the table brings its bar back into the window; Fit shows every bar.
+    await page.getByTestId('zoom-in').click();
+    await page.getByTestId('zoom-in').click();
+    const size = Math.round(Math.round(first.layers.length / 2) / 2);
+    await page.getByTestId('zoom-window').filter({ hasText: `bars 1–${size} of ${first.layers.length}` }).waitFor();
+    assert.equal(await page.locator('rect.bar').count(), size);
+    assert.equal(await page.locator('.layer-chart text.recharts-cartesian-axis-tick-value[orientation="bottom"]').count(), size, 'every bar named');
+    assert.equal(await page.locator('rect.bar').first().getAttribute('data-layer'), worst.name);
+    await page.mouse.move(0, 0);
+    await shot('5f-inspect-zoomed');
+    await page.getByTestId('zoom-pan').fill(String(first.layers.length - size));
+    await page.getByTestId('zoom-window').filter({ hasText: `bars ${first.layers.length - size + 1}–${first.layers.length} of` }).waitFor();
+    assert.equal(await page.locator(`rect.bar[data-layer="${worst.name}"]`).count(), 0);
+    await rows.nth(1).click();
+    await rows.first().click();
+    await page.locator(`rect.bar.selected[data-layer="${worst.name}"]`).waitFor();
+    await page.getByTestId('zoom-fit').click();
+    assert.equal(await page.locator('rect.bar').count(), first.layers.length);
 
     // The threshold line moves with the keyboard and by dragging; the count below it follows.
     const slider = page.getByRole('slider', { name: 'SQNR threshold' });
