@@ -1,15 +1,13 @@
 import { useEffect } from 'react';
 import type { StudioApi } from '../shared/ipc';
 import { useStudio } from './context';
-import { headlineMetric } from '../shared/metrics';
 import { figureLabel, NUMERICS_WORDS } from '../shared/numerics';
-import { dbDelta, deltaText, worstDb, type Report } from '../shared/report';
 import { bytes, outputsText } from './format';
 import { ConfigureScreen } from './screens/ConfigureScreen';
 import { ExportScreen } from './screens/ExportScreen';
 import { ImportScreen } from './screens/ImportScreen';
 import { InspectScreen } from './screens/InspectScreen';
-import { metricLabel } from './screens/InspectTools';
+import { runDifference } from './screens/InspectTools';
 import { ModelScreen } from './screens/ModelScreen';
 import { RunScreen } from './screens/RunScreen';
 import { SCREENS, type Screen, type Studio } from './store';
@@ -23,22 +21,6 @@ function available(screen: Screen, s: Pick<Studio, 'model' | 'current' | 'status
   }
 }
 
-/**
- * The shown run against the outlined one: output SQNR and the headline task metric, where both were
- * measured in the same numerics on the same number of samples (else the difference would be theirs).
- */
-function againstOutline(report: Report, outlined: Report): { what: string; text: string; title: string } {
-  const label = figureLabel(report.numerics, report.samples.evaluation);
-  if (label !== figureLabel(outlined.numerics, outlined.samples.evaluation)) {
-    return { what: '', text: 'not comparable', title: `this run: ${label}; the outlined one: ${figureLabel(outlined.numerics, outlined.samples.evaluation)}` };
-  }
-  const worst = (r: Report) => worstDb(r.outputs.map((o) => o.sqnr));
-  const key = report.metrics && headlineMetric(report.metrics);
-  const was = key && outlined.metrics?.[key];
-  const metric = key && was !== undefined ? { what: `, ${metricLabel(key, report.customMetric)}`, text: ` · ${deltaText(report.metrics![key]! - was, 3)}` } : { what: '', text: '' };
-  return { what: `dB${metric.what}`, text: `${deltaText(dbDelta(worst(report), worst(outlined)))}${metric.text}`, title: `this run minus the outlined one, ${label}` };
-}
-
 /** Output SQNR and sizes stay in the header on every screen; fixed widths keep it from jumping. */
 function Summary() {
   const model = useStudio((s) => s.model);
@@ -46,7 +28,7 @@ function Summary() {
   const previous = useStudio((s) => s.previous);
   const report = current?.report;
   const deployed = report?.deployed;
-  const against = report && previous ? againstOutline(report, previous.report) : undefined;
+  const against = report && previous ? runDifference(report, previous.report) : undefined;
   return (
     <dl className="summary" aria-label="Current run">
       <div><dt>Model</dt><dd title={model?.file}>{model?.name ?? '—'}</dd></div>
@@ -62,8 +44,8 @@ function Summary() {
       )}
       {against && (
         <div title={against.title}>
-          <dt>Against {previous!.runId}{against.what && <span className="numerics">: {against.what}</span>}</dt>
-          <dd data-testid="output-delta">{against.text}</dd>
+          <dt>Against {previous!.runId}</dt>
+          <dd data-testid="output-delta">{against.sqnr ?? 'not comparable'}</dd>
         </div>
       )}
       <div><dt>Size</dt><dd>{report ? `${bytes(report.sizes.floatBytes)} → ${bytes(report.sizes.quantizedBytes)}` : model ? bytes(model.bytes) : '—'}</dd></div>

@@ -10,7 +10,7 @@ import { db, fileName } from '../format';
 import { refusal, sixteenBitFor } from '../store';
 import { layerTableRows } from '../../shared/layer-table';
 import { recipeChanges } from '../../shared/recipe';
-import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection } from './InspectTools';
+import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection, runDifference } from './InspectTools';
 import { LayerTable } from './LayerTable';
 
 const rank = (l: LayerReport) => dbNumber(l.sqnr);
@@ -120,6 +120,7 @@ export function InspectScreen() {
     const by = layerAlgorithms(algorithms, l.nodes);
     return by.length ? [[l.name, by] as const] : [];
   })), [layers, algorithms]);
+  const difference = previous && current ? runDifference(current.report, previous.report) : undefined;
   const changes = useMemo(() => (previous && current ? recipeChanges(previous.report.recipe, current.report.recipe) : []), [previous, current]);
   const tableRows = useMemo(() => layerTableRows(layers ?? [], { analysis, outline }), [layers, analysis, outline]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
@@ -147,8 +148,11 @@ export function InspectScreen() {
         )}
       </div>
       {previous && (
-        <p className="run-changes" data-testid="run-changes">
-          {changes.length ? <>Changed from {previous.runId}: {changes.join('; ')}</> : <>The same recipe as {previous.runId}</>}
+        <p className="run-changes">
+          <span data-testid="run-delta" title={difference?.title}>
+            Against {previous.runId}: {difference?.sqnr ? `output SQNR ${difference.sqnr}${difference.metric ? `, ${difference.metric}` : ''}` : difference?.title}.
+          </span>{' '}
+          <span data-testid="run-changes">{changes.length ? `Changed: ${changes.join('; ')}` : 'The same recipe.'}</span>
         </p>
       )}
       <div className="toolbar tools">

@@ -2,7 +2,7 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, headlineMetric, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { adaRoundWords, biasCorrectionSource, biasErrorRms, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { adaRoundWords, biasCorrectionSource, biasErrorRms, dbDelta, deltaText, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import { useStudio } from '../context';
 import { bytes, db } from '../format';
 import type { HistoryEntry } from '../store';
@@ -173,6 +173,24 @@ export function RepairSection({ repair, report }: { repair: RepairReport; report
       )}
     </section>
   );
+}
+
+/**
+ * The shown run minus the outlined one: output SQNR in dB and the headline task metric, where both
+ * were measured in the same numerics on the same number of samples (else the difference would be
+ * theirs, and there is none to give).
+ */
+export function runDifference(report: Report, outlined: Report): { sqnr?: string; metric?: string; title: string } {
+  const label = figureLabel(report.numerics, report.samples.evaluation);
+  const other = figureLabel(outlined.numerics, outlined.samples.evaluation);
+  if (label !== other) return { title: `not comparable: this run is in ${label}, the outlined one in ${other}` };
+  const key = report.metrics && headlineMetric(report.metrics);
+  const was = key && outlined.metrics?.[key];
+  return {
+    sqnr: `${deltaText(dbDelta(worstOutput(report.outputs), worstOutput(outlined.outputs)))} dB`,
+    ...(key && was !== undefined ? { metric: `${metricLabel(key, report.customMetric)} ${deltaText(report.metrics![key]! - was, 3)}` } : {}),
+    title: `this run minus the outlined one, ${label}`,
+  };
 }
 
 /** One line of what a run was: backend, types, method, and what it changed against its recipe. */
