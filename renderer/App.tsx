@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { useEffect, useRef } from 'react';
 import type { StudioApi } from '../shared/ipc';
 import { useStudio } from './context';
 import { figureLabel, NUMERICS_WORDS } from '../shared/numerics';
@@ -76,6 +76,17 @@ export function App({ api }: { api: Pick<StudioApi, 'host' | 'onMenu'> }) {
     document.documentElement.dataset.theme = theme;
   }, [theme]);
 
+  // A new screen, or a new run on Inspect, takes focus to its heading: a keyboard or screen-reader
+  // user starts there rather than at the top of the page, where the focus fell with the old screen.
+  const main = useRef<HTMLElement>(null);
+  const runId = current?.runId;
+  useEffect(() => {
+    const heading = main.current?.querySelector<HTMLElement>('h2');
+    if (!heading || heading.contains(document.activeElement)) return;
+    heading.tabIndex = -1;
+    heading.focus();
+  }, [screen, runId]);
+
   return (
     <div className="app">
       <header className="top">
@@ -95,7 +106,7 @@ export function App({ api }: { api: Pick<StudioApi, 'host' | 'onMenu'> }) {
           {theme === 'dark' ? '☀' : '☾'}
         </button>
       </header>
-      <main>
+      <main ref={main}>
         {screen === 'import' && <ImportScreen host={api.host} />}
         {screen === 'model' && <ModelScreen />}
         {screen === 'configure' && <ConfigureScreen />}

@@ -12,6 +12,13 @@ const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measu
 /** How many ranking rows the table shows: the top of the ranking is what a person acts on. */
 const RANKING_ROWS = 10;
 
+/** Why Analyze and Repair cannot start now, in words on screen (a tooltip alone is found by no keyboard user). */
+function disabledWhy(kind: string, runStatus: string, analysing: boolean): string {
+  if (kind !== 'static') return `needs static quantization: a ${kind} run has no calibrated activations`;
+  if (runStatus === 'running' || runStatus === 'cancelling') return 'waits for the run in progress';
+  return analysing ? 'waits for the analysis in progress' : '';
+}
+
 export function AnalyzeControl() {
   const current = useStudio((s) => s.current);
   const analysis = useStudio((s) => s.analysis);
@@ -48,6 +55,7 @@ export function AnalyzeControl() {
         <input type="checkbox" data-testid="show-local" checked={showLocal && Boolean(analyzed)} disabled={!analyzed} onChange={(e) => setShowLocal(e.target.checked)} />
         local SQNR ticks
       </label>
+      {!running && (busy || !staticRun) && <span className="muted small" data-testid="analyze-why">{disabledWhy(current.report.recipe.kind, runStatus, analysis.status === 'running' && !mine)}</span>}
       {mine && analysis.status === 'failed' && <p className="error" role="alert">Analysis failed: {analysis.error}</p>}
     </div>
   );
@@ -122,6 +130,7 @@ export function RepairControl() {
         title={staticRun ? 'Calibrates again, re-chooses calibration methods, then moves the fewest layers to 16-bit or float until the target holds' : 'repair needs static quantization'}>
         Repair
       </button>
+      {(busy || !staticRun) && <span className="muted small" data-testid="repair-why">{disabledWhy(current.report.recipe.kind, status, analysisRunning)}</span>}
       {!valid && <span className="error small">{draft.kind === 'sqnr' ? 'a number of dB' : draft.metric === 'custom' ? 'a number' : 'a value in (0, 1]'}</span>}
     </form>
   );

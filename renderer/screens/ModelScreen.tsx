@@ -18,6 +18,7 @@ function Tensors({ title, tensors }: { title: string; tensors: TensorInfo[] }) {
 const PLACES: Record<string, string> = { quantized: 'quantized', device: 'on the device, not quantized', cpu: 'fall back to the CPU', unsupported: 'cannot run' };
 
 export function PlanSummaryView() {
+  const model = useStudio((s) => s.model);
   const plan = useStudio((s) => s.plan);
   const error = useStudio((s) => s.planError);
   const recipe = useStudio((s) => s.recipe);
@@ -35,7 +36,12 @@ export function PlanSummaryView() {
                   {(Object.keys(PLACES) as Array<keyof typeof p.counts>).filter((k) => p.counts[k] > 0).map((k) => (
                     <span key={k} className={`place place-${k}`}><strong>{p.counts[k]}</strong> {PLACES[k]}</span>
                   ))}
-                  <span className="muted">of {p.total} nodes on {p.device}{p.partitions > 1 ? `, ${p.partitions} device partitions` : ''}</span>
+                  <span className="muted" data-testid="preflight-total">of {p.total} nodes on {p.device}{p.partitions > 1 ? `, ${p.partitions} device partitions` : ''}</span>
+                </p>
+                <p className="muted small" data-testid="node-counts">
+                  {model && model.nodeCount !== p.total
+                    ? `Counted after prepare: the model has ${model.nodeCount.toLocaleString('en-US')} nodes; Constant nodes become initializers and each BatchNormalization after a Conv is folded into it, as every deployment runtime does.`
+                    : 'Counted after prepare, which left the graph as it is.'}
                 </p>
                 {plan.problems.length > 0 && <ul className="error">{plan.problems.map((x) => <li key={x}>{x}</li>)}</ul>}
                 <p className={plan.host.int8Saturates && backend?.localRuntime === 'ort-cpu' ? 'warning' : 'muted'} data-testid="host-numerics">This machine: {hostWords(plan.host, recipe.backend)}</p>

@@ -143,6 +143,8 @@ describe('the studio in Chromium', { skip }, () => {
     await page.locator('[data-stage="calibrate"]').waitFor();
     await page.locator('section.inspect').waitFor({ timeout: 60_000 });
     const firstRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    // The finished run's screen has the focus at its heading, not the page's body.
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Per-layer SQNR');
     const first = runReport(firstRun);
     assert.equal(first.backend, 'xnnpack');
     assert.equal(first.recipe.activationType, 'int8');

@@ -54,6 +54,9 @@ test('Model shows inputs, outputs, opset, op histogram and the pre-flight', asyn
   assert.match(html, /<span class="op">Conv<\/span>.*<span class="n">53<\/span>/);
   assert.match(html, /Pre-flight: XNNPACK, static/);
   assert.match(html, /<strong>\d+<\/strong> quantized/);
+  // The pre-flight counts the prepared graph: the sample's 250 Constant nodes and 35 folded BatchNorms are not in it.
+  assert.match(html, /data-testid="preflight-total">of 186 nodes on /);
+  assert.match(html, /data-testid="node-counts">Counted after prepare: the model has 471 nodes; Constant nodes become initializers/);
 });
 
 test('Configure greys out what the backend refuses, with the reason', async () => {
@@ -149,4 +152,7 @@ test('the layer panel of a weight-only run offers no re-conversion it cannot do,
   const html = render(store);
   assert.match(html, /data-testid="keep-float" disabled=""[^>]*title="a weight-only run has no calibrated ranges to re-convert from/);
   assert.match(html, /<button type="button" disabled="" title="a weight-only run has no calibrated ranges[^"]*">16-bit<\/button>/);
+  // Why Analyze and Repair are greyed out is on screen, not only in a tooltip.
+  assert.match(html, /data-testid="analyze-why">needs static quantization: a weight-only run has no calibrated activations</);
+  assert.match(html, /data-testid="repair-why">needs static quantization: a weight-only run has no calibrated activations</);
 });
