@@ -201,7 +201,7 @@ export interface RunQuality {
   /** Output SQNR over every float output and sample of the subset. */
   sqnr: number;
   metrics: MetricValues;
-  /** Each sample's metrics, for a measure of a whole model: a search judges a difference between two models against them. */
+  /** Each sample's metrics, where the measure was asked for them: a search judges a difference between two models against them. */
   perSample?: SampleValues;
 }
 
@@ -297,12 +297,12 @@ export class Subset {
     return { sqnr: sqnrDb(s, e), metrics, perSample: each };
   }
 
-  /** The same measure, with each sample's metrics, for a whole model in named numerics. */
-  async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal): Promise<RunQuality> {
+  /** The same measure for a whole model in named numerics; with `eachSample`, each sample's metrics too. */
+  async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal, eachSample = false): Promise<RunQuality> {
     // ort-cpu figures are the exported model's, as it is written; reference ones may plan for the subset's shapes.
     const session = await createSession(numerics === 'reference' ? withInputShapes(model, this.shapes) : model, what, numericsOptions(numerics));
     try {
-      return await this.measure(session, {}, signal, true);
+      return await this.measure(session, {}, signal, eachSample);
     } finally {
       await session.release();
     }

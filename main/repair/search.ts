@@ -192,7 +192,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   const step = (message: string) => input.onStep?.(`repair: ${message}`);
   const ranges = new Map(input.ranges);
   const base = convertModel(view, input.plan, ranges);
-  const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal);
+  const current = await subset.measureModel(base.model, 'quantized model', numerics, input.signal, true);
   const s: Search = {
     input, metric: target.kind === 'metric' ? target.metric : undefined, started, before: current,
     recipe: input.recipe, plan: input.plan, ranges, base, subset, floatModel: input.floatModel, view, convertView: view, current, runs: 1, changes: [], rangeChanges: new Map(), step,
@@ -202,13 +202,12 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
     step(`target ${describeTarget(target)} already met by the fully quantized model; nothing changed`);
     return outcome(s, true, 'the fully quantized model already meets the target; nothing changed', current);
   }
-  const calibrated = fork(s);
+  const learned = fork(s);
   if (await fixCalibration(s)) return outcome(s, true, `met by the calibration method alone (${s.recipe.method} ranges); no layer moved to higher precision`, s.current);
   // The algorithms learn on the job's own ranges, not on the method fix's: which ranges AdaRound
   // does best on is not which do best without it (the recognizer's min/max ranges: 93.4% exact
   // match plain and 96.5% with AdaRound on the search lines; percentile:99.99 ones 96.9% plain,
   // 94.1% with AdaRound). The method fix is then tried again on top of what they kept.
-  const learned = calibrated;
   learned.runs = s.runs;
   if (s.changes.length) step(`trying the algorithms on the job's ${learned.recipe.method} ranges; ${s.recipe.method} ranges alone (${fmt(s.current, s.metric)}) are kept to compare`);
   let met = await tryAlgorithms(learned);
@@ -247,7 +246,7 @@ async function fixCalibration(s: Search): Promise<boolean> {
     if (method === s.recipe.method) continue;
     const tried = rerange(specs, s.ranges, histograms, method);
     const converted = convertModel(s.convertView, s.plan, tried, s.rounded?.rounding);
-    const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, signal);
+    const q = await subset.measureModel(converted.model, `quantized model with ${method} ranges`, numerics, signal, true);
     s.runs++;
     s.step(`ranges from the histograms by ${method}: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})`);
     if (!best || better(q, best.quality, s.input.target)) best = { method, ranges: tried, model: converted, quality: q };
@@ -320,7 +319,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     if (!applied) continue;
     const ranges = applied.ranges ?? s.ranges;
     const converted = convertModel(applied.view, s.plan, ranges, applied.rounded?.rounding);
-    const q = await (applied.subset ?? s.subset).measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal);
+    const q = await (applied.subset ?? s.subset).measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal, true);
     s.runs++;
     const kept = better(q, s.current, s.input.target);
     s.step(`${t.name} on ${applied.samples} calibration samples: ${fmt(q, s.metric)} (now ${fmt(s.current, s.metric)})${kept ? '' : '; not kept'}`);
