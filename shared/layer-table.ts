@@ -1,7 +1,7 @@
 // The full layer table: every quantized tensor of a run with its figures, the analysis's where
 // there is one and the change against an outlined run. One definition serves the studio's table,
 // its CSV export and the HTML report.
-import { dbDelta, dbNumber, type AnalysisReport, type Db, type LayerReport } from './report';
+import { dbDelta, dbNumber, deltaText, type AnalysisReport, type Db, type LayerReport } from './report';
 
 export interface LayerTableRow {
   name: string;
@@ -39,9 +39,34 @@ export const LAYER_COLUMNS: ReadonlyArray<{ key: LayerColumn; title: string; num
   { key: 'delta', title: 'Δ dB', numeric: true, csv: ['delta_db'] },
 ];
 
+/** Columns a row may have no figure for. */
+const OPTIONAL: readonly LayerColumn[] = ['localSqnr', 'weightSqnr', 'scale', 'sensitivity', 'delta'];
+
+/** The columns worth showing for these rows: one no row has a figure for (local SQNR before an analysis, Δ without an outline) is left out. */
+export function layerColumns(rows: readonly LayerTableRow[]): typeof LAYER_COLUMNS {
+  return LAYER_COLUMNS.filter((c) => !OPTIONAL.includes(c.key) || rows.some((r) => r[c.key as keyof LayerTableRow] !== undefined));
+}
+
+/** A cell as a table shows it, figures in dB written by `dbText`; undefined where the row has no figure. */
+export function layerCellText(row: LayerTableRow, key: LayerColumn, dbText: (v: Db) => string): string | undefined {
+  const dbOf = (v: Db | undefined) => (v === undefined ? undefined : dbText(v));
+  switch (key) {
+    case 'name': return row.name;
+    case 'op': return row.op;
+    case 'type': return row.type;
+    case 'sqnr': return dbText(row.sqnr);
+    case 'localSqnr': return dbOf(row.localSqnr);
+    case 'weightSqnr': return dbOf(row.weightSqnr);
+    case 'scale': return row.scale === undefined ? undefined : `${row.scale.toPrecision(4)} / ${row.zeroPoint}`;
+    case 'range': return `${row.range[0].toPrecision(4)} … ${row.range[1].toPrecision(4)}`;
+    case 'sensitivity': return dbOf(row.sensitivity);
+    case 'delta': return row.delta === undefined ? undefined : deltaText(row.delta);
+  }
+}
+
 /**
- * The rows of a run's layers, in graph order. `local` overrides the report's local SQNR (an
- * analysis measures it); `outline` is the run the deltas are against.
+ * The rows of a run's layers, in graph order. An `analysis` gives local SQNR (over the report's)
+ * and sensitivity; `outline` is the run the deltas are against.
  */
 export function layerTableRows(layers: readonly LayerReport[], options: { analysis?: AnalysisReport; outline?: readonly LayerReport[] } = {}): LayerTableRow[] {
   const local = new Map(options.analysis?.layers.flatMap((l) => (l.localSqnr === undefined ? [] : [[l.name, l.localSqnr] as const])) ?? []);

@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { opColours, opLegend } from '../../shared/colours';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
-import { LAYER_COLUMNS, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
-import { adaRoundWords, algorithmGain, biasCorrectionSource, deltaText, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
+import { layerCellText, layerColumns, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -113,20 +113,10 @@ ${rep.changes.map((c) => row([esc(c.action), esc(`${c.name}${c.node ? ` (${c.op}
 function layerTable(report: Report): string {
   const rows = sortLayerRows(layerTableRows(report.layers, { outline: layersWithoutAlgorithms(report) }), 'sqnr', false);
   const kept = new Map(report.layers.map((l) => [l.name, l.keptInFloat]));
-  const columns = LAYER_COLUMNS.filter((c) => c.key !== 'sensitivity' && (c.key !== 'localSqnr' || rows.some((r) => r.localSqnr !== undefined)) && (c.key !== 'delta' || report.algorithms?.without));
+  const columns = layerColumns(rows);
   const cell = (r: LayerTableRow, key: LayerColumn): string => {
-    switch (key) {
-      case 'name': return esc(r.name);
-      case 'op': return esc(r.op);
-      case 'type': return esc(r.type);
-      case 'sqnr': return kept.get(r.name) ? `inf (kept in float; ${formatDb(kept.get(r.name)!.sqnr)} from upstream)` : formatDb(r.sqnr);
-      case 'localSqnr': return r.localSqnr === undefined ? '' : formatDb(r.localSqnr);
-      case 'weightSqnr': return r.weightSqnr === undefined ? '' : formatDb(r.weightSqnr);
-      case 'scale': return r.scale === undefined ? '' : `${r.scale.toPrecision(4)} / ${r.zeroPoint}`;
-      case 'range': return `${r.range[0].toPrecision(4)} … ${r.range[1].toPrecision(4)}`;
-      case 'sensitivity': return r.sensitivity === undefined ? '' : formatDb(r.sensitivity);
-      case 'delta': return r.delta === undefined ? '' : deltaText(r.delta);
-    }
+    const float = key === 'sqnr' ? kept.get(r.name) : undefined;
+    return float ? `inf (kept in float; ${formatDb(float.sqnr)} from upstream)` : esc(layerCellText(r, key, formatDb) ?? '');
   };
   const head = `<tr>${columns.map((c) => `<th>${esc(c.key === 'delta' ? 'Δ dB vs without the algorithms' : c.title)}</th>`).join('')}</tr>`;
   return `<table>${head}\n${rows.map((r) => row(columns.map((c) => cell(r, c.key)))).join('\n')}\n</table>`;

@@ -2,8 +2,7 @@
 // name, moved through with the arrow keys, exported as CSV. It shares the chart's selection: a row
 // opens the layer panel and highlights the bar, a bar scrolls its row into view.
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
-import { filterLayerRows, LAYER_COLUMNS, layersCsv, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
-import { deltaText, type Db } from '../../shared/report';
+import { filterLayerRows, layerCellText, layerColumns, layersCsv, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
 import { db } from '../format';
 
 interface Props {
@@ -14,23 +13,6 @@ interface Props {
   outline?: string;
   /** The CSV file's name. */
   fileName: string;
-}
-
-const dbCell = (v: Db | undefined) => (v === undefined ? '—' : db(v));
-
-function cell(row: LayerTableRow, key: LayerColumn) {
-  switch (key) {
-    case 'name': return row.name;
-    case 'op': return row.op;
-    case 'type': return row.type;
-    case 'sqnr': return dbCell(row.sqnr);
-    case 'localSqnr': return dbCell(row.localSqnr);
-    case 'weightSqnr': return dbCell(row.weightSqnr);
-    case 'scale': return row.scale === undefined ? '—' : `${row.scale.toPrecision(4)} / ${row.zeroPoint}`;
-    case 'range': return `${row.range[0].toPrecision(4)} … ${row.range[1].toPrecision(4)}`;
-    case 'sensitivity': return dbCell(row.sensitivity);
-    case 'delta': return row.delta === undefined ? '—' : deltaText(row.delta);
-  }
 }
 
 function download(text: string, fileName: string): void {
@@ -48,9 +30,7 @@ export function LayerTable({ rows, selected, onSelect, outline, fileName }: Prop
   const [op, setOp] = useState<string>();
   const [text, setText] = useState('');
   const ops = useMemo(() => [...new Set(rows.map((r) => r.op))].sort(), [rows]);
-  // A column no row has a figure for (local SQNR before an analysis, Δ without an outline) is left out.
-  const columns = useMemo(() => LAYER_COLUMNS.filter((c) => c.key === 'delta' ? outline !== undefined
-    : !['localSqnr', 'sensitivity', 'weightSqnr', 'scale'].includes(c.key) || rows.some((r) => r[c.key as keyof LayerTableRow] !== undefined)), [rows, outline]);
+  const columns = useMemo(() => layerColumns(rows), [rows]);
   const shown = useMemo(() => sortLayerRows(filterLayerRows(rows, op, text), sort.key, sort.descending), [rows, op, text, sort]);
   const body = useRef<HTMLTableSectionElement>(null);
   useEffect(() => {
@@ -91,7 +71,7 @@ export function LayerTable({ rows, selected, onSelect, outline, fileName }: Prop
           <tbody ref={body}>
             {shown.map((r) => (
               <tr key={r.name} data-layer={r.name} className={r.name === selected ? 'selected' : undefined} aria-selected={r.name === selected} onClick={() => onSelect(r.name)}>
-                {columns.map((c) => <td key={c.key} className={c.numeric ? 'num' : c.key === 'name' ? 'name' : undefined}>{cell(r, c.key)}</td>)}
+                {columns.map((c) => <td key={c.key} className={c.numeric ? 'num' : c.key === 'name' ? 'name' : undefined}>{layerCellText(r, c.key, db) ?? '—'}</td>)}
               </tr>
             ))}
           </tbody>

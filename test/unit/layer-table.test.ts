@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { opColour, opColours, opLegend } from '../../shared/colours';
-import { filterLayerRows, layersCsv, layerTableRows, sortLayerRows } from '../../shared/layer-table';
+import { filterLayerRows, layerCellText, layerColumns, layersCsv, layerTableRows, sortLayerRows } from '../../shared/layer-table';
 import { dbDelta, deltaText } from '../../shared/report';
 import type { AnalysisReport, LayerReport } from '../../shared/report';
 
@@ -28,6 +28,10 @@ test('rows in graph order, with the analysis\'s local SQNR and sensitivity and t
   assert.equal(dbDelta('inf', 'inf'), 0);
   assert.deepEqual([1.234, -0.5, 0, Infinity, -Infinity].map((d) => deltaText(d)), ['+1.23', '−0.50', '±0.00', '+inf', '−inf']);
   assert.equal(layerTableRows(layers)[0].delta, undefined, 'no outline, no delta');
+  // Columns no row has a figure for are left out; a cell without a figure is undefined, for the table to fill.
+  assert.deepEqual(layerColumns(rows).map((c) => c.key), ['name', 'op', 'type', 'sqnr', 'localSqnr', 'weightSqnr', 'scale', 'range', 'sensitivity', 'delta']);
+  assert.deepEqual(layerColumns(layerTableRows(layers)).map((c) => c.key), ['name', 'op', 'type', 'sqnr', 'weightSqnr', 'scale', 'range']);
+  assert.deepEqual(['sqnr', 'scale', 'range', 'delta'].map((k) => layerCellText(rows[2], k as never, (v) => String(v))), ['inf', undefined, '-1.000 … 1.000', '+inf']);
 });
 
 test('sorting by any column, absent figures last either way; filtering by op and by name', () => {
