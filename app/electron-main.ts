@@ -146,6 +146,7 @@ app.whenReady().then(() => {
     'model:sample': (r) => service.handle('model:sample', r),
     'model:recent': (r) => service.handle('model:recent', r),
     'model:plan': (r) => service.handle('model:plan', r),
+    'model:graph': (r) => service.handle('model:graph', r),
     'data:preview': (r) => service.handle('data:preview', r),
     'run:start': (r) => service.handle('run:start', r),
     'run:cancel': (r) => service.handle('run:cancel', r),

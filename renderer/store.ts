@@ -9,6 +9,9 @@ import type { MainNumerics } from '../shared/numerics';
 import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
 import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/report';
 import type { PreprocessSpec } from '../shared/preprocess';
+import type { ModelGraph } from '../shared/graph';
+import { DEFAULT_THRESHOLD_DB } from '../shared/colours';
+import type { OverlayMode } from '../shared/graph-svg';
 import { runStages, type Progress, type Stage } from '../shared/progress';
 
 export type Screen = 'import' | 'model' | 'configure' | 'run' | 'inspect' | 'export';
@@ -172,7 +175,18 @@ export interface UiSlice {
   setTheme(theme: 'light' | 'dark'): void;
 }
 
-export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & HistorySlice & AnalysisSlice & UiSlice;
+export interface GraphSlice {
+  /** The open model's graph, fetched the first time a graph view asks for it. */
+  graph?: { model: string; value?: ModelGraph; error?: string };
+  /** Inspect shows the bar chart or the graph, above the layer table both share. */
+  inspectView: 'chart' | 'graph';
+  overlay: OverlayMode;
+  loadGraph(): Promise<void>;
+  setInspectView(view: 'chart' | 'graph'): void;
+  setOverlay(mode: OverlayMode): void;
+}
+
+export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & HistorySlice & AnalysisSlice & GraphSlice & UiSlice;
 export type StudioStore = StoreApi<Studio>;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -182,7 +196,7 @@ const DEFAULT_BACKEND = BACKENDS.find((b) => b.name === 'xnnpack') ?? BACKENDS[0
 const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> => (set, get) => {
   const opened = ({ exportFolder, ...model }: ModelSummary & { exportFolder?: string }) => {
     set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined,
-      history: [], analyses: {}, analysis: { status: 'idle', done: 0, total: 0 },
+      history: [], analyses: {}, analysis: { status: 'idle', done: 0, total: 0 }, graph: undefined,
       exportFolder: exportFolder ?? model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
     get().go('model');
     void get().loadRecent();
@@ -404,7 +418,7 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
 
 const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice> => (set, get) => ({
   sort: 'graph',
-  threshold: 20,
+  threshold: DEFAULT_THRESHOLD_DB,
   exportFolder: '',
   exporting: false,
   selectLayer: async (name) => {
@@ -576,6 +590,24 @@ export function refusal(recipe: Recipe, patch: Partial<Recipe>): string | undefi
   return problems.length ? problems.join('; ') : undefined;
 }
 
+const graphSlice = (api: StudioApi): StateCreator<Studio, [], [], GraphSlice> => (set, get) => ({
+  inspectView: 'chart',
+  overlay: 'sqnr',
+  loadGraph: async () => {
+    const model = get().model?.file;
+    if (!model || get().graph?.model === model) return;
+    set({ graph: { model } });
+    try {
+      const value = await api.call('model:graph', { model });
+      if (get().graph?.model === model) set({ graph: { model, value } });
+    } catch (err) {
+      if (get().graph?.model === model) set({ graph: { model, error: message(err) } });
+    }
+  },
+  setInspectView: (inspectView) => set({ inspectView }),
+  setOverlay: (overlay) => set({ overlay }),
+});
+
 const uiSlice: StateCreator<Studio, [], [], UiSlice> = (set) => ({
   screen: 'import',
   theme: 'light',
@@ -591,6 +623,7 @@ export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 
     ...resultsSlice(api)(...a),
     ...historySlice(...a),
     ...analysisSlice(api)(...a),
+    ...graphSlice(api)(...a),
     ...uiSlice(...a),
     ...initial,
   }));

@@ -1,4 +1,4 @@
-// Bundles the renderer (dist/ui: index.html, app.js, app.css) and the Electron preload, which a
+// Bundles the renderer (dist/ui: index.html, app.js, app.css, the graph layout's elk-worker.js) and the Electron preload, which a
 // sandboxed renderer loads as one file: it may require nothing but 'electron'.
 'use strict';
 const esbuild = require('esbuild');
@@ -17,6 +17,8 @@ async function main() {
   });
   fs.copyFileSync(path.join(root, 'renderer', 'index.html'), path.join(ui, 'index.html'));
   fs.copyFileSync(path.join(root, 'renderer', 'styles.css'), path.join(ui, 'app.css'));
+  // The graph view's layout engine runs in this worker (renderer/graph/layout-client.ts).
+  fs.copyFileSync(require.resolve('elkjs/lib/elk-worker.min.js'), path.join(ui, 'elk-worker.js'));
   await esbuild.build({
     entryPoints: [path.join(root, 'app', 'preload.ts')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['electron'],

@@ -45,3 +45,32 @@ export function opLegend(ops: Iterable<string>): Array<{ label: string; colour: 
   }
   return [...entries.values()].map((e) => (e.label === e.ops[0] ? e : { ...e, label: `${e.label} (${e.ops.join(', ')})` }));
 }
+
+/** The SQNR a layer is called poor below until the user drags the line: the chart's, the graph's and the report's. */
+export const DEFAULT_THRESHOLD_DB = 20;
+
+/**
+ * The graph overlay's SQNR bands around the user's threshold: red below it, then orange, olive and
+ * green in steps of 10 dB. Bands rather than a gradient, so that a colour reads as a range on the
+ * legend and two nodes in one band look alike.
+ */
+export function sqnrBands(threshold: number): Array<{ from: number; label: string; colour: string }> {
+  const t = (n: number) => `${Number(n.toFixed(1))}`;
+  return [
+    { from: -Infinity, label: `below ${t(threshold)} dB`, colour: '#d62728' },
+    { from: threshold, label: `${t(threshold)}–${t(threshold + 10)} dB`, colour: '#ff7f0e' },
+    { from: threshold + 10, label: `${t(threshold + 10)}–${t(threshold + 20)} dB`, colour: '#bcbd22' },
+    { from: threshold + 20, label: `${t(threshold + 20)} dB and more, inf`, colour: '#2ca02c' },
+  ];
+}
+
+export function sqnrColour(value: number, threshold: number): string {
+  const bands = sqnrBands(threshold);
+  return bands.reduce((colour, band) => (value >= band.from ? band.colour : colour), bands[0].colour);
+}
+
+/** Where the pre-flight places a node, as the graph's second overlay colours it. */
+export const PLACEMENT_COLOURS = { quantized: '#2ca02c', device: '#1f77b4', cpu: '#ff7f0e', unsupported: '#d62728' } as const;
+
+/** A node the overlay has no value for: not quantized, or folded away by prepare. */
+export const NO_VALUE_COLOUR = '#9aa0a6';

@@ -4,6 +4,7 @@
 // a renderer (or, for the browser host, any local process) is not trusted to send well-formed data.
 import { isTargetMetric, TARGET_METRICS, type Target } from './metrics';
 import { MAIN_NUMERICS, type HostNumerics, type MainNumerics } from './numerics';
+import type { ModelGraph } from './graph';
 import type { Preflight } from './preflight';
 import type { Progress, Stage } from './progress';
 import { preprocessProblem, type PreprocessSpec } from './preprocess';
@@ -160,6 +161,8 @@ export interface RequestChannels {
   'model:sample': { request: Record<string, never>; response: SampleModel };
   'model:recent': { request: Record<string, never>; response: string[] };
   'model:plan': { request: { model: string; recipe: Recipe }; response: PlanSummary };
+  /** The model's graph as the graph view draws it, with what prepare will fold. */
+  'model:graph': { request: { model: string }; response: ModelGraph };
   'dialog:model': { request: Record<string, never>; response: string | null };
   'dialog:folder': { request: Record<string, never>; response: string | null };
   'data:preview': { request: PreviewRequest; response: InputPreview };
@@ -256,6 +259,7 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     text('model:plan', o.model, 'model');
     recipe('model:plan', o.recipe);
   },
+  'model:graph': (v) => text('model:graph', object('model:graph', v, ['model']).model, 'model'),
   'dialog:model': (v) => empty('dialog:model', v),
   'dialog:folder': (v) => empty('dialog:folder', v),
   'data:preview': (v) => {

@@ -1,13 +1,19 @@
 // A self-contained HTML report of a run: no scripts, no external files, the per-layer chart drawn
 // as inline SVG, so that it opens anywhere and can be attached to a ticket or a review.
 import * as path from 'node:path';
-import { opColours, opLegend } from '../../shared/colours';
+import ELK from 'elkjs/lib/elk.bundled.js';
+import { DEFAULT_THRESHOLD_DB, NO_VALUE_COLOUR, opColours, opLegend, sqnrBands } from '../../shared/colours';
+import { graphOverlay } from '../../shared/graph';
+import { layoutGraph } from '../../shared/graph-layout';
+import { ARROW_MARKER, escapeXml, graphLooks, graphMarkup } from '../../shared/graph-svg';
+import { loadModel } from '../onnx/model';
+import { modelGraph } from '../onnx/model-graph';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
 import { layerCellText, layerColumns, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
-import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type Db, type Quality, type Report } from '../../shared/report';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type AnalysisReport, type Db, type Quality, type Report } from '../../shared/report';
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = escapeXml;
 
 const kB = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`;
 
@@ -122,7 +128,51 @@ function layerTable(report: Report): string {
   return `<table>${head}\n${rows.map((r) => row(columns.map((c) => cell(r, c.key)))).join('\n')}\n</table>`;
 }
 
-export function htmlReport(report: Report): string {
+/** The sensitivity analysis as Inspect shows it, with every ranked unit rather than the top ten. */
+function analysisSection(a: AnalysisReport): string {
+  const d = (v: Db | undefined) => (v === undefined ? '—' : formatDb(v));
+  return `<h2>Analysis (${a.sensitivity.length} units ranked; ${esc(figureLabel(a.numerics, a.samples))})</h2>
+<p>${a.firstDrop ? `Error starts at ${esc(a.firstDrop.name)}: cumulative SQNR falls from ${formatDb(a.firstDrop.from)} to ${formatDb(a.firstDrop.to)} dB.` : 'No sharp drop: cumulative SQNR falls gradually, layer by layer.'}
+Worst local SQNR (their own quantization, exact inputs): ${a.worstLocal.map(esc).join(', ')}.</p>
+<p>Sensitivity: output SQNR with only that layer in float (baseline ${formatDb(a.baseline.outputSqnr)} dB; ${a.skipped} layers skipped as unable to matter; ${a.runs} runs).</p>
+<table><tr><th>#</th><th>layer</th><th>op</th><th>only in float dB</th><th>only quantized dB</th><th>local dB</th></tr>
+${a.sensitivity.map((r) => row([String(r.rank), esc(r.tensors[0] ?? r.name), esc(r.op), d(r.onlyFloat), d(r.onlyQuantized), d(r.localSqnr)])).join('\n')}
+</table>
+${a.warnings.length ? `<ul>${a.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}`;
+}
+
+/** Past this many nodes the report leaves the graph to the studio: its SVG would run to megabytes. */
+export const REPORT_GRAPH_NODES = 5000;
+
+/**
+ * The model's graph coloured by each node's cumulative SQNR, as the studio's graph view draws it,
+ * laid out here with ELK: an SVG section of the report, or a sentence saying why there is none.
+ */
+export async function reportGraph(modelFile: string, report: Report, analysis?: AnalysisReport): Promise<string> {
+  const graph = modelGraph(loadModel(modelFile).model);
+  if (graph.nodeCount > REPORT_GRAPH_NODES) {
+    return `<p>The model has ${graph.nodeCount} nodes, more than the report draws (${REPORT_GRAPH_NODES}): the studio's graph view shows them.</p>`;
+  }
+  const layout = await layoutGraph(new ELK(), graph);
+  const overlay = graphOverlay(graph, report, analysis);
+  const body = graphMarkup(layout, graphLooks(graph, overlay, 'sqnr', DEFAULT_THRESHOLD_DB), graph.shapes);
+  const legend = [...sqnrBands(DEFAULT_THRESHOLD_DB), { label: 'not quantized', colour: NO_VALUE_COLOUR }]
+    .map((b) => `<span class="key"><i style="background:${b.colour}"></i>${esc(b.label)}</span>`).join(' ');
+  const w = Math.ceil(layout.width);
+  const h = Math.ceil(layout.height);
+  return `<p>Each node coloured by the cumulative SQNR of the tensor it makes (${esc(figureLabel(report.numerics, report.samples.evaluation))}); dashed: folded by prepare; tagged: kept in float or 16-bit. Hover a node for its figures.</p>
+<p>${legend}</p>
+<div class="graph"><svg class="graph-svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="Graph of the model, coloured by SQNR"><defs>${ARROW_MARKER}</defs>${body}</svg></div>`;
+}
+
+/** The report's graph section and analysis, when the export has them. */
+export interface ReportExtras {
+  analysis?: AnalysisReport;
+  /** From reportGraph. */
+  graph?: string;
+}
+
+export function htmlReport(report: Report, extras: ReportExtras = {}): string {
   const r = report.recipe;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Quant Studio report: ${esc(path.basename(report.model.file))}</title>
@@ -132,6 +182,11 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;paddi
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.2rem .5rem;text-align:left;font-variant-numeric:tabular-nums}
 .key{display:inline-block;margin-right:.8rem}.key i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-1px}
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+.graph{overflow:auto;max-height:80vh;border:1px solid #ddd}
+.graph-svg text{font:10px system-ui,sans-serif;fill:#111}.graph-svg .gop{font-size:12px;font-weight:600;text-anchor:middle}.graph-svg .gname{text-anchor:middle}
+.graph-svg .gdark text{fill:#fff}.graph-svg .gnode>rect{stroke:rgba(0,0,0,.35)}.graph-svg .gfolded>rect{stroke-dasharray:4 3;opacity:.55}
+.graph-svg .gtag{font-size:8px;font-weight:700;text-anchor:end}.graph-svg .gedge{fill:none;stroke:#888}.graph-svg marker path{fill:#888}
+.graph-svg .gshape{font-size:9px;fill:#777}.graph-svg .gbody rect{fill:none;stroke:#888;stroke-dasharray:3 3}.graph-svg .gtoggle{display:none}
 </style></head><body>
 <h1>${esc(path.basename(report.model.file))} → ${esc(report.backend)} ${esc(r.kind)}</h1>
 <table>
@@ -152,6 +207,8 @@ ${chart(report)}
 ${layerTable(report)}
 ${repairSection(report)}
 ${algorithmsSection(report)}
+${extras.analysis ? analysisSection(extras.analysis) : ''}
+${extras.graph ? `<h2>Graph (${report.layers.length} quantized tensors coloured by SQNR)</h2>\n${extras.graph}` : ''}
 <h2>Nodes left in float (${report.float.length})</h2>
 <table><tr><th>node</th><th>op</th><th>why</th></tr>
 ${report.float.map((f) => row([esc(f.node), esc(f.op), esc(f.reason)])).join('\n')}

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { findBackend, recipeProblems } from '../../shared/backends';
 import type { DataOptions, ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
-import type { Report } from '../../shared/report';
+import type { AnalysisReport, Report } from '../../shared/report';
 
 import { previewInput } from '../data/preview';
 import { openSource } from '../data/readers';
@@ -20,13 +20,14 @@ import { layerHistogram } from '../eval/layer-values';
 import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
 import { refuseOverInputs } from '../base/paths';
-import { htmlReport } from '../export/html-report';
+import { htmlReport, reportGraph } from '../export/html-report';
 import { analyze } from '../jobs/analyze';
 import { companionPath, defaultOutPath } from '../export/artifacts';
 import { prepareForRecipe } from '../jobs/job';
 import { quantize, type QuantizeOutcome } from '../jobs/quantize';
 import { inspectModel } from '../onnx/inspect';
 import { GraphView } from '../onnx/graph';
+import { modelGraph } from '../onnx/model-graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import { preflightModel } from '../jobs/preflight';
 import type { PreprocessSpec } from '../../shared/preprocess';
@@ -66,11 +67,18 @@ interface Run {
   outcome?: QuantizeOutcome;
   /** The input model and the files it references: no export may land on one. */
   inputs: string[];
+  /** The run's latest sensitivity analysis: the exported HTML report carries it. */
+  analysis?: AnalysisReport;
   /** Float and quantized models, loaded once for the layer panel. */
   models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
 }
 
 type RunRecord = Omit<Run, 'controller' | 'models'>;
+
+function runRecord(run: Run): RunRecord {
+  const { controller: _controller, models: _models, ...record } = run;
+  return record;
+}
 
 /** The engine channels; the dialog channels belong to the hosts. */
 export type EngineChannel = Exclude<keyof RequestChannels, 'dialog:model' | 'dialog:folder'>;
@@ -103,6 +111,7 @@ export class StudioService {
       'model:sample': () => this.sample(),
       'model:recent': () => this.recent(),
       'model:plan': (r) => this.plan(r.model, r.recipe),
+      'model:graph': (r) => modelGraph(loadModel(r.model).model),
       'data:preview': (r) => this.preview(r),
       'run:start': (r) => this.start(r),
       'run:cancel': (r) => this.cancel(r.runId),
@@ -275,7 +284,12 @@ export class StudioService {
       model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess, ...run.data.options,
       labels: run.data.labels, metricModule: run.data.metricModule, numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
-      (analysis): JobEvent => (controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'analyzed', of: runId, analysis }),
+      (analysis): JobEvent => {
+        if (controller.signal.aborted) return { runId: id, type: 'cancelled' };
+        run.analysis = analysis;
+        writeJsonAtomic(path.join(run.dir, RUN_RECORD), runRecord(run));
+        return { runId: id, type: 'analyzed', of: runId, analysis };
+      },
       (err: Error): JobEvent => (err instanceof CancelledError || controller.signal.aborted ? { runId: id, type: 'cancelled' } : { runId: id, type: 'failed', stage: state.stage, message: err.message }),
     );
     this.track(id, controller, job);
@@ -297,8 +311,7 @@ export class StudioService {
       if (run.controller.signal.aborted) throw new CancelledError();
       run.outcome = outcome;
       run.ranges ??= outcome.files.ranges;
-      const record: RunRecord = { id: run.id, request: run.request, dir: run.dir, ranges: run.ranges, data: run.data, inputs: run.inputs, outcome };
-      writeJsonAtomic(path.join(run.dir, RUN_RECORD), record);
+      writeJsonAtomic(path.join(run.dir, RUN_RECORD), runRecord(run));
       const result: RunResult = { runId: run.id, ...(run.request.fromRun ? { fromRun: run.request.fromRun } : {}), report: outcome.report };
       return { runId: run.id, type: 'done', result };
     } catch (err) {
@@ -351,7 +364,7 @@ export class StudioService {
    * Copies the run's artifacts (whatever the backend's lowering produced, plus recipe and ranges)
    * and writes the report as JSON and HTML, each file atomically, never over the input model.
    */
-  export(request: ExportRequest): ExportResult {
+  async export(request: ExportRequest): Promise<ExportResult> {
     const run = this.finished(request.runId);
     const model = path.resolve(run.request.model);
     const folder = path.resolve(request.folder ?? path.dirname(model));
@@ -384,7 +397,7 @@ export class StudioService {
     };
     for (const c of copies) write(c.to, fs.readFileSync(c.from), c.what);
     write(reportFile, JSON.stringify(report, null, 2) + '\n', 'report');
-    write(htmlFile, htmlReport(report), 'report with charts, one self-contained HTML file');
+    write(htmlFile, htmlReport(report, { analysis: run.analysis, graph: await reportGraph(run.request.model, report, run.analysis) }), 'report with charts and the graph, one self-contained HTML file');
     return { folder, files, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
   }
 

@@ -12,6 +12,9 @@ import { layerTableRows } from '../../shared/layer-table';
 import { recipeChanges } from '../../shared/recipe';
 import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection, runDifference } from './InspectTools';
 import { LayerTable } from './LayerTable';
+import { GraphPane } from '../graph/GraphPane';
+import { graphOverlay } from '../../shared/graph';
+import type { OverlayMode } from '../../shared/graph-svg';
 
 const rank = (l: LayerReport) => dbNumber(l.sqnr);
 
@@ -125,6 +128,12 @@ export function InspectScreen() {
   const tableRows = useMemo(() => layerTableRows(layers ?? [], { analysis, outline }), [layers, analysis, outline]);
   const below = useMemo(() => (layers ?? []).filter((l) => rank(l) < threshold).length, [layers, threshold]);
   const onSelect = useCallback((name: string) => void select(name), [select]);
+  const view = useStudio((s) => s.inspectView);
+  const setView = useStudio((s) => s.setInspectView);
+  const graph = useStudio((s) => s.graph?.value);
+  const overlay = useMemo(() => (graph && current ? graphOverlay(graph, current.report, analysis) : undefined), [graph, current, analysis]);
+  const graphOutline = useMemo(() => (outline ? { label: previous ? previous.runId : 'the recipe without its algorithms', layers: outline } : undefined), [outline, previous]);
+  const modes = useMemo<OverlayMode[]>(() => ['sqnr', ...(analysis ? ['local' as const] : []), 'placement', 'op'], [analysis]);
   if (!current || !layers) return null;
   return (
     <section className="screen inspect" aria-labelledby="inspect-title" data-run={current.runId}>
@@ -161,11 +170,19 @@ export function InspectScreen() {
       </div>
       <div className="inspect-body">
         <div className="chart-column">
-          <LayerChart layers={layers} previous={outline} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
-            selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
-          <ul className="legend" aria-label="Op types">
-            {opLegend(layers.map((l) => l.op)).map((e) => <li key={e.label}><i style={{ background: e.colour }} />{e.label}</li>)}
-          </ul>
+          <div className="segmented view-switch" role="radiogroup" aria-label="Show the layers as">
+            <label><input type="radio" name="inspect-view" checked={view === 'chart'} onChange={() => setView('chart')} data-testid="show-chart" />bar chart</label>
+            <label><input type="radio" name="inspect-view" checked={view === 'graph'} onChange={() => setView('graph')} data-testid="show-graph" />graph</label>
+          </div>
+          {view === 'graph' ? <GraphPane overlay={overlay} modes={modes} threshold={threshold} outline={graphOutline} selected={selected} onSelect={onSelect} /> : (
+            <>
+              <LayerChart layers={layers} previous={outline} local={local} changed={changed} sort={sort} colours={colours} threshold={threshold}
+                selected={selected} onThreshold={setThreshold} onSelect={onSelect} />
+              <ul className="legend" aria-label="Op types">
+                {opLegend(layers.map((l) => l.op)).map((e) => <li key={e.label}><i style={{ background: e.colour }} />{e.label}</li>)}
+              </ul>
+            </>
+          )}
           <AlgorithmsSection report={current.report} />
           {current.report.repair && <RepairSection repair={current.report.repair} report={current.report} />}
           {analysis && <AnalysisSection analysis={analysis} />}

@@ -1,4 +1,5 @@
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
+import { GraphPane } from '../graph/GraphPane';
 import { findBackend } from '../../shared/backends';
 import { hostWords } from '../../shared/numerics';
 import type { TensorInfo } from '../../shared/ipc';
@@ -60,6 +61,8 @@ export function ModelScreen() {
   const model = useStudio((s) => s.model);
   const refreshPlan = useStudio((s) => s.refreshPlan);
   const go = useStudio((s) => s.go);
+  const threshold = useStudio((s) => s.threshold);
+  const [graphShown, showGraph] = useState(false);
   useEffect(() => {
     void refreshPlan();
   }, [model, refreshPlan]);
@@ -93,6 +96,11 @@ export function ModelScreen() {
           </ul>
         </div>
       </div>
+      <section className="model-graph" aria-labelledby="model-graph-title">
+        <h3 id="model-graph-title">Graph</h3>
+        {graphShown ? <GraphPane modes={['op']} threshold={threshold} />
+          : <button type="button" onClick={() => showGraph(true)} data-testid="show-model-graph">Show the graph ({count(model.nodeCount)} nodes)</button>}
+      </section>
       <div className="actions"><button type="button" className="primary" onClick={() => go('configure')}>Configure →</button></div>
     </section>
   );

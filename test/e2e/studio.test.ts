@@ -8,8 +8,9 @@ import * as ort from 'onnxruntime-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { deltaText, formatDb, type Report } from '../../shared/report';
-import { saveModel } from '../../main/onnx/model';
-import { buildModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
+import { loadModel, saveModel } from '../../main/onnx/model';
+import { DEFAULT_THRESHOLD_DB, sqnrColour } from '../../shared/colours';
+import { buildModel, controlFlowModel, randomArray, ROOT, tempDir, type NodeSpec } from '../helpers/build';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'test-results', 'e2e');
@@ -97,6 +98,41 @@ function parseCsv(text: string): string[][] {
   }
   return rows;
 }
+
+/** Nodes of the sample as exported, Constants and BatchNormalizations included. */
+const SAMPLE_NODES = loadModel(path.join(SAMPLE_DIR, 'cls.onnx')).model.graph!.node.length;
+
+/** The centre of an element against the centre of the graph's frame, in pixels. */
+async function offCentre(selector: string): Promise<number> {
+  const node = (await page.locator(selector).first().boundingBox())!;
+  const frame = (await page.locator('.graph-svg').boundingBox())!;
+  return Math.hypot(node.x + node.width / 2 - (frame.x + frame.width / 2), node.y + node.height / 2 - (frame.y + frame.height / 2));
+}
+
+/**
+ * Frame times while the graph is zoomed (by the wheel) or panned (by the arrow keys) once per
+ * animation frame: the interval between frames is what the user sees, paint included.
+ */
+async function frameTimes(how: 'zoom' | 'pan', frames: number): Promise<number[]> {
+  // A string: the test compiles without the DOM's types.
+  return page.evaluate(`(async () => {
+    const svg = document.querySelector('.graph-svg');
+    const box = svg.getBoundingClientRect();
+    const times = [];
+    let last = performance.now();
+    for (let i = 0; i < ${frames}; i++) {
+      if (${JSON.stringify(how)} === 'zoom') svg.dispatchEvent(new WheelEvent('wheel', { deltaY: i % 2 ? 150 : -150, clientX: box.x + box.width / 2, clientY: box.y + box.height / 2, bubbles: true, cancelable: true }));
+      else svg.dispatchEvent(new KeyboardEvent('keydown', { key: i % 2 ? 'ArrowUp' : 'ArrowDown', bubbles: true }));
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+    }
+    return times;
+  })()`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const worstOf = (r: Report) => [...r.layers].sort((a, b) => (a.sqnr === 'inf' ? Infinity : a.sqnr) - (b.sqnr === 'inf' ? Infinity : b.sqnr))[0];
 
@@ -315,10 +351,71 @@ describe('the studio in Chromium', { skip }, () => {
     assert.match((await page.getByTestId('ratio').textContent())!, new RegExp(`${(exportedReport.sizes.ratio * 100).toFixed(1)}%`));
     const reportPage = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await reportPage.goto(`file://${path.join(out, 'cls.xnnpack-static.report.html')}`);
-    assert.equal(await reportPage.locator('svg rect').count(), exportedReport.layers.length, 'the HTML report draws one bar per layer');
+    assert.equal(await reportPage.locator('svg[aria-label="Per-layer SQNR in graph order"] rect').count(), exportedReport.layers.length, 'the HTML report draws one bar per layer');
+    assert.equal(await reportPage.locator('svg.graph-svg g.gop').count(), SAMPLE_NODES, 'and the graph, every node');
+    assert.equal(await reportPage.locator(`svg.graph-svg [data-layer="${worst.name}"] .gtag`).first().textContent(), 'float', 'the layer kept in float is marked so');
     await reportPage.screenshot({ path: path.join(SHOTS, '7-html-report.png'), fullPage: true });
     await reportPage.close();
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('the graph: every node drawn, SQNR colours as the report, search and the table centre a node, a click opens its panel, the pre-flight overlay', { timeout: 120_000 }, async () => {
+    await openSample();
+    await configureXnnpack();
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 60_000 });
+    const report = runReport((await page.locator('section.inspect').getAttribute('data-run'))!);
+    await page.getByTestId('show-graph').check();
+    await page.locator('.graph-svg .gnode').first().waitFor({ state: 'attached', timeout: 30_000 });
+    assert.equal(await page.locator('.graph-svg .gnode.gop').count(), SAMPLE_NODES, 'one box per node of the model');
+    assert.equal(await page.locator('.graph-svg').getAttribute('data-nodes'), String(SAMPLE_NODES));
+
+    // Three named tensors: the worst, the best finite and the median; each node that makes one
+    // shows the report's SQNR in the band's colour.
+    const finite = report.layers.filter((l) => l.sqnr !== 'inf').sort((a, b) => (a.sqnr as number) - (b.sqnr as number));
+    const named = [finite[0], finite[finite.length - 1], finite[Math.floor(finite.length / 2)]];
+    for (const l of named) {
+      const node = page.locator(`.graph-svg [data-layer="${l.name}"]`).first();
+      assert.equal(await node.getAttribute('data-value'), (l.sqnr as number).toFixed(2), l.name);
+      assert.equal(await node.getAttribute('data-fill'), sqnrColour(l.sqnr as number, DEFAULT_THRESHOLD_DB), l.name);
+    }
+
+    // Search finds a tensor by name, opens its layer and centres its node.
+    const sought = named[2];
+    await page.getByTestId('graph-search').fill(sought.name);
+    await page.getByRole('button', { name: 'Find', exact: true }).click();
+    const panel = page.getByTestId('layer-panel');
+    await panel.getByRole('heading', { name: sought.name, exact: true }).waitFor();
+    assert.ok(await offCentre(`.graph-svg .gselected`) < 60, 'the found node is in the middle of the frame');
+    await page.mouse.move(0, 0);
+    await shot('5h-graph-found');
+
+    // A row of the layer table centres its node; a click on a node opens its panel.
+    const table = page.getByTestId('layer-table');
+    await table.locator(`tbody tr[data-layer="${named[0].name}"]`).click();
+    await panel.getByRole('heading', { name: named[0].name, exact: true }).waitFor();
+    await page.waitForFunction(`document.querySelector('.graph-svg .gselected')?.getAttribute('data-layer') === ${JSON.stringify(named[0].name)}`);
+    assert.ok(await offCentre(`.graph-svg [data-layer="${named[0].name}"]`) < 60, 'the row\'s node is in the middle of the frame');
+    await panel.getByRole('button', { name: 'Close the layer panel' }).click();
+    await page.locator('.layer-panel.empty').waitFor();
+    await page.locator(`.graph-svg [data-layer="${named[0].name}"]`).first().click();
+    await panel.getByRole('heading', { name: named[0].name, exact: true }).waitFor();
+
+    // The pre-flight overlay: each node coloured where the backend would run it.
+    await page.getByRole('radio', { name: 'pre-flight placement' }).check();
+    const cpu = report.preflight.nodes.find((n) => n.placement === 'cpu')!;
+    assert.equal(await page.locator(`.graph-svg [data-node="${cpu.node}"]`).getAttribute('data-value'), 'cpu', `${cpu.op} ${cpu.node} falls back to the CPU`);
+    await page.getByRole('radio', { name: 'SQNR (cumulative)' }).check();
+    for (const [width, height] of [[1280, 800], [1920, 1080]]) {
+      await page.setViewportSize({ width, height });
+      await page.getByTestId('graph-fit').click();
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), `nothing wider than the window at ${width} px`);
+      await page.mouse.move(0, 0);
+      await shot(`5i-graph-${width}x${height}`);
+    }
+    await page.setViewportSize({ width: 1360, height: 900 });
+    await page.getByTestId('show-chart').check();
     assert.deepEqual(consoleErrors, []);
   });
 
@@ -404,6 +501,33 @@ describe('the studio in Chromium', { skip }, () => {
     await shot('9b-inspect-history-dark');
     await page.getByRole('button', { name: 'Switch to light mode' }).click();
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('a model with an If: its graph on the Model screen, the If opened to show both branches', { timeout: 60_000 }, async () => {
+    const dir = tempDir('qs-e2e-if-');
+    temps.push(dir);
+    const model = path.join(dir, 'branches.onnx');
+    saveModel(controlFlowModel(), model);
+    await page.goto(server.url);
+    await page.locator('#model-path').fill(model);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByRole('heading', { name: 'branches.onnx' }).waitFor();
+    await page.getByTestId('show-model-graph').click();
+    await page.locator('.graph-svg [data-node="choose"]').waitFor({ state: 'attached' });
+    assert.equal(await page.locator('.graph-svg .gnode.gop').count(), 5, 'the main graph, the If closed');
+    assert.equal(await page.locator('.graph-svg .gnode.gfolded').count(), 2, 'the BatchNormalization and the Constant, folded by prepare');
+    await page.locator('.graph-svg [data-toggle="choose"]').click();
+    await page.locator('.graph-svg [data-node="choose/then_branch/double"]').waitFor({ state: 'attached' });
+    assert.equal(await page.locator('.graph-svg .gnode.gop').count(), 7, 'both branches inside the If');
+    assert.deepEqual(await page.locator('.graph-svg .gbody text').allTextContents(), ['then_branch', 'else_branch']);
+    await page.getByTestId('graph-search').fill('kept');
+    await page.getByRole('button', { name: 'Find', exact: true }).click();
+    await page.getByTestId('graph-node-info').filter({ hasText: 'Identity' }).waitFor();
+    await page.mouse.move(0, 0);
+    await shot('2b-model-graph-if');
+    await page.locator('.graph-svg [data-toggle="choose"]').click();
+    await page.waitForFunction('document.querySelectorAll(".graph-svg .gnode.gop").length === 5');
     assert.deepEqual(consoleErrors, []);
   });
 
@@ -530,17 +654,21 @@ describe('the studio in Chromium', { skip }, () => {
   });
 
   test('2,000 layers: the chart draws every bar and answers hover, click and sort quickly', { timeout: 300_000 }, async (t) => {
-    // A chain of 2,000 small MatMuls: 2,001 quantized tensors, built here rather than shipped.
+    // 2,000 nodes: MatMuls with a residual Add every fourth node, 2,001 quantized tensors, built here rather than shipped.
     const dir = tempDir('qs-e2e-big-');
     temps.push(dir);
     const n = 2000;
     const nodes: NodeSpec[] = [];
     const initializers: Record<string, { dims: number[]; data: Float32Array }> = {};
     for (let i = 0; i < n; i++) {
-      const w = randomArray(256, i + 1, 0.05);
-      for (let d = 0; d < 16; d++) w[d * 16 + d] += 1;
-      initializers[`w${i}`] = { dims: [16, 16], data: w };
-      nodes.push({ op: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`], outputs: [i === n - 1 ? 'y' : `h${i}`], name: `mm${i}` });
+      const out = i === n - 1 ? 'y' : `h${i}`;
+      if (i % 4 === 3) {
+        nodes.push({ op: 'Add', inputs: [`h${i - 1}`, i === 3 ? 'x' : `h${i - 4}`], outputs: [out], name: `add${i}` });
+        continue;
+      }
+      // Small weights: each residual block adds little, so 500 of them stay finite.
+      initializers[`w${i}`] = { dims: [16, 16], data: randomArray(256, i + 1, 0.05) };
+      nodes.push({ op: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`], outputs: [out], name: `mm${i}` });
     }
     const model = path.join(dir, 'chain.onnx');
     saveModel(buildModel({ inputs: { x: ['batch', 16] }, outputs: { y: ['batch', 16] }, initializers, nodes }), model);
@@ -588,5 +716,21 @@ describe('the studio in Chromium', { skip }, () => {
     await page.mouse.move(0, 0);
     await shot('5d-inspect-2000-layers');
     for (const ms of [hover, click, sort]) assert.ok(ms < 2000, `${ms} ms`);
+
+    // The graph of the 2,000 nodes: laid out in the worker, then zoomed and panned frame by frame,
+    // whole (every node painted) and zoomed in. Printed, not asserted: timings are the machine's.
+    await page.getByTestId('show-graph').check();
+    await page.locator('.graph-svg .gnode').first().waitFor({ state: 'attached', timeout: 60_000 });
+    assert.equal(await page.locator('.graph-svg .gnode.gop').count(), n);
+    t.diagnostic(`graph of ${n} nodes: layout ${await page.locator('.graph-svg').getAttribute('data-layout-seconds')} s (ELK in a Web Worker)`);
+    for (const [where, prepare] of [['whole graph', () => page.getByTestId('graph-fit').click()], ['zoomed in', () => page.getByTestId('graph-zoom-in').click()]] as const) {
+      await prepare();
+      for (const how of ['zoom', 'pan'] as const) {
+        const times = await frameTimes(how, 40);
+        t.diagnostic(`graph ${how}, ${where}: frame time median ${median(times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over ${times.length} frames`);
+      }
+    }
+    await page.mouse.move(0, 0);
+    await shot('5j-graph-2000-nodes');
   });
 });

@@ -95,3 +95,33 @@ export function withOutputs(model: onnx.ModelProto, extra: readonly string[]): o
   return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, output: [...graph.output, ...added] }) });
 }
 
+/** x → Conv → BatchNormalization → Relu → If(cond) { then: Mul(relu, scale); else: Identity(relu) } → y, with a Constant feeding the Mul. */
+export function controlFlowModel(): onnx.ModelProto {
+  const model = buildModel({
+    inputs: { x: [1, 2, 4, 4], cond: [] },
+    outputs: { y: [1, 2, 4, 4] },
+    initializers: {
+      w: { dims: [2, 2, 1, 1], data: randomArray(4, 1) },
+      gamma: { dims: [2], data: [1, 2] }, beta: { dims: [2], data: [0, 1] }, mean: { dims: [2], data: [0, 0] }, var: { dims: [2], data: [1, 1] },
+    },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], name: 'conv' },
+      { op: 'BatchNormalization', inputs: ['c', 'gamma', 'beta', 'mean', 'var'], outputs: ['bn'], name: 'bn' },
+      { op: 'Relu', inputs: ['bn'], outputs: ['relu'], name: 'relu' },
+      { op: 'Constant', inputs: [], outputs: ['scale'], name: 'scale_const' },
+    ],
+  });
+  const g = model.graph!;
+  g.node[3].attribute.push(onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: floatTensor('', [], Float32Array.of(2)) }));
+  const branch = (name: string, node: onnx.NodeProto) => onnx.GraphProto.create({ name, node: [node], output: [onnx.ValueInfoProto.create({ name: node.output[0] })] });
+  const then = branch('then', onnx.NodeProto.create({ name: 'double', opType: 'Mul', input: ['relu', 'scale'], output: ['doubled'] }));
+  const otherwise = branch('else', onnx.NodeProto.create({ name: 'same', opType: 'Identity', input: ['relu'], output: ['kept'] }));
+  g.node.push(onnx.NodeProto.create({
+    name: 'choose', opType: 'If', input: ['cond'], output: ['y'],
+    attribute: [
+      onnx.AttributeProto.create({ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: then }),
+      onnx.AttributeProto.create({ name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: otherwise }),
+    ],
+  }));
+  return model;
+}

@@ -8,6 +8,8 @@ import { StudioService } from '../../main/studio/service';
 import { recipeFor } from '../../shared/backends';
 import type { JobEvent, RunResult } from '../../shared/ipc';
 import { ROOT, tempDir } from '../helpers/build';
+import { allNodes, graphOverlay } from '../../shared/graph';
+import { dbNumber } from '../../shared/report';
 
 const SAMPLE = path.join(ROOT, 'resources', 'sample');
 const events: JobEvent[] = [];
@@ -54,6 +56,36 @@ test('a failing run names its stage and the file, and leaves no work folder', as
   assert.equal((last as { stage: string }).stage, 'calibrate', 'reading the calibration data is part of calibrating');
   assert.match((last as { message: string }).message, /a\.png/);
   assert.deepEqual(fs.readdirSync(service.workRoot).filter((d) => d.startsWith(`${runId}-`)), []);
-  assert.throws(() => service.export({ runId }), /has not finished/);
+  await assert.rejects(service.export({ runId }), /has not finished/);
   fs.rmSync(bad, { recursive: true, force: true });
+});
+
+test('every quantized tensor sits on a node of the graph, and the exported report draws the graph with the report\'s SQNR', { timeout: 120_000 }, async () => {
+  const result = await new Promise<RunResult>((resolve, reject) => {
+    onEvent = (e) => {
+      if (e.type === 'failed') reject(new Error(e.message));
+      if (e.type === 'done') resolve(e.result);
+    };
+    service.start({ model: path.join(SAMPLE, 'cls.onnx'), recipe: { ...recipeFor('xnnpack'), calibrationSamples: 8 }, ...calibration });
+  });
+  const report = result.report;
+  const graph = await service.handle('model:graph', { model: path.join(SAMPLE, 'cls.onnx') });
+  assert.equal(graph.nodeCount, 471, 'the model as exported, Constant and BatchNormalization nodes included');
+  const overlay = graphOverlay(graph, report);
+  const placed = new Set([...overlay.values()].flatMap((o) => (o.layer ? [o.layer.name] : [])));
+  assert.deepEqual(report.layers.filter((l) => !placed.has(l.name)).map((l) => l.name), []);
+  const folded = allNodes(graph).filter((n) => n.folded);
+  assert.equal(folded.filter((n) => n.op === 'Constant').length, 250, 'every Constant becomes an initializer');
+  assert.equal(folded.filter((n) => n.op === 'BatchNormalization').length, 35, 'every BatchNormalization follows a Conv and is folded into it');
+  assert.equal([...overlay.values()].filter((o) => o.status === 'folded').length, folded.length);
+
+  const folder = tempDir('qs-service-export-');
+  const exported = await service.export({ runId: result.runId, folder });
+  const html = fs.readFileSync(exported.files.find((f) => f.file.endsWith('.report.html'))!.file, 'utf8');
+  assert.equal((html.match(/class="gnode gop/g) ?? []).length, 471, 'the report draws every node');
+  const sqnr = new Map(report.layers.map((l) => [l.name, dbNumber(l.sqnr)]));
+  const coloured = [...html.matchAll(/data-layer="([^"]+)" data-value="([^"]+)"/g)];
+  assert.ok(coloured.length >= report.layers.length - 1, `${coloured.length} nodes coloured by a layer`);
+  for (const [, layer, value] of coloured) assert.equal(value, sqnr.get(layer)!.toFixed(2), layer);
+  fs.rmSync(folder, { recursive: true, force: true });
 });
