@@ -72,7 +72,7 @@ export interface GraphLayout {
 const NODE_HEIGHT = 34;
 const PILL_HEIGHT = 22;
 const NAME_CHARS = 26;
-const HEADER = 24;
+const HEADER = 32;
 const BODY_TITLE = 16;
 const BODY_GAP = 12;
 

@@ -355,6 +355,7 @@ describe('the studio in Chromium', { skip }, () => {
     assert.equal(await reportPage.locator('svg.graph-svg g.gop').count(), SAMPLE_NODES, 'and the graph, every node');
     assert.equal(await reportPage.locator(`svg.graph-svg [data-layer="${worst.name}"] .gtag`).first().textContent(), 'float', 'the layer kept in float is marked so');
     await reportPage.screenshot({ path: path.join(SHOTS, '7-html-report.png'), fullPage: true });
+    await reportPage.locator('.graph').screenshot({ path: path.join(SHOTS, '7b-html-report-graph.png') });
     await reportPage.close();
     assert.deepEqual(listing(SAMPLE_DIR), sampleBefore, 'nothing written next to the sample model');
     assert.deepEqual(consoleErrors, []);
@@ -395,7 +396,7 @@ describe('the studio in Chromium', { skip }, () => {
     const table = page.getByTestId('layer-table');
     await table.locator(`tbody tr[data-layer="${named[0].name}"]`).click();
     await panel.getByRole('heading', { name: named[0].name, exact: true }).waitFor();
-    await page.waitForFunction(`document.querySelector('.graph-svg .gselected')?.getAttribute('data-layer') === ${JSON.stringify(named[0].name)}`);
+    await page.locator(`.graph-svg .gselected[data-layer="${named[0].name}"]`).first().waitFor({ state: 'attached' });
     assert.ok(await offCentre(`.graph-svg [data-layer="${named[0].name}"]`) < 60, 'the row\'s node is in the middle of the frame');
     await panel.getByRole('button', { name: 'Close the layer panel' }).click();
     await page.locator('.layer-panel.empty').waitFor();
@@ -407,9 +408,10 @@ describe('the studio in Chromium', { skip }, () => {
     const cpu = report.preflight.nodes.find((n) => n.placement === 'cpu')!;
     assert.equal(await page.locator(`.graph-svg [data-node="${cpu.node}"]`).getAttribute('data-value'), 'cpu', `${cpu.op} ${cpu.node} falls back to the CPU`);
     await page.getByRole('radio', { name: 'SQNR (cumulative)' }).check();
+    // The two window sizes, centred on the worst layer with its panel open (docs/graph.png is the first).
+    await table.locator(`tbody tr[data-layer="${named[0].name}"]`).click();
     for (const [width, height] of [[1280, 800], [1920, 1080]]) {
       await page.setViewportSize({ width, height });
-      await page.getByTestId('graph-fit').click();
       assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), `nothing wider than the window at ${width} px`);
       await page.mouse.move(0, 0);
       await shot(`5i-graph-${width}x${height}`);
@@ -527,7 +529,8 @@ describe('the studio in Chromium', { skip }, () => {
     await page.mouse.move(0, 0);
     await shot('2b-model-graph-if');
     await page.locator('.graph-svg [data-toggle="choose"]').click();
-    await page.waitForFunction('document.querySelectorAll(".graph-svg .gnode.gop").length === 5');
+    await page.locator('.graph-svg [data-node="choose/then_branch/double"]').waitFor({ state: 'detached' });
+    assert.equal(await page.locator('.graph-svg .gnode.gop').count(), 5, 'closed again');
     assert.deepEqual(consoleErrors, []);
   });
 
