@@ -1,12 +1,13 @@
 // The graph view's model: every node of the user's model (bodies of an If included), what prepare
 // folds, the tensors a body captures, the layout (every node placed, a body inside its owner's
-// box), search order and the SQNR bands.
+// box), search order, the SQNR bands, and how a run's layers, recipe and pre-flight land on nodes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ELK from 'elkjs/lib/elk.bundled.js';
 import { modelGraph } from '../../main/onnx/model-graph';
 import { DEFAULT_THRESHOLD_DB, sqnrBands, sqnrColour } from '../../shared/colours';
-import { allNodes, searchGraph } from '../../shared/graph';
+import { allNodes, graphOverlay, overlayValue, searchGraph } from '../../shared/graph';
+import type { AnalysisReport, LayerReport, Report } from '../../shared/report';
 import { layoutGraph } from '../../shared/graph-layout';
 import { escapeXml, graphLooks, graphMarkup } from '../../shared/graph-svg';
 import { checkRequest } from '../../shared/ipc';
@@ -84,4 +85,45 @@ test('model:graph takes a model path and nothing else', () => {
   assert.deepEqual(checkRequest('model:graph', { model: '/m.onnx' }), { model: '/m.onnx' });
   assert.throws(() => checkRequest('model:graph', { model: '' }), /model:graph: "model" must be a non-empty string/);
   assert.throws(() => checkRequest('model:graph', { model: '/m.onnx', recipe: {} }), /unexpected field "recipe"/);
+});
+
+test('the overlay: a layer on the node that makes it and on its unit, inputs, float and 16-bit marks, local SQNR, placement', () => {
+  const graph = modelGraph(controlFlowModel());
+  const layer = (name: string, node: string, nodes: string[], sqnr: number | 'inf', extra: Partial<LayerReport> = {}): LayerReport =>
+    ({ name, node, nodes, op: 'Conv', index: 0, type: 'uint8', sqnr, range: [0, 1], ...extra });
+  const report = {
+    layers: [
+      layer('x', 'conv', [], 40),
+      // Prepare folds bn into conv: the quantized tensor is bn's output, made by conv after prepare.
+      layer('bn', 'conv', ['conv'], 25),
+      layer('relu', 'relu', [], 'inf', { keptInFloat: { sqnr: 12.5 } }),
+      layer('y', 'choose', [], 31, { type: 'uint16' }),
+    ],
+    preflight: { nodes: [{ node: 'conv', op: 'Conv', placement: 'quantized' }, { node: 'choose', op: 'If', placement: 'cpu', reason: 'no If kernel' }] },
+  } as unknown as Report;
+  const analysis = { layers: [{ name: 'bn', localSqnr: 33 }] } as unknown as AnalysisReport;
+  const overlay = graphOverlay(graph, report, analysis);
+  assert.equal(overlay.get('in:x')!.layer!.name, 'x', 'a quantized graph input is its input pill');
+  assert.equal(overlay.get('bn')!.layer!.name, 'bn');
+  assert.equal(overlay.get('bn')!.status, 'folded', 'folded, yet coloured by the tensor it made');
+  assert.equal(overlay.get('conv')!.layer!.name, 'bn', 'the Conv that absorbed it carries its layer');
+  assert.equal(overlay.get('conv')!.status, 'quantized');
+  assert.equal(overlay.get('conv')!.placement, 'quantized');
+  assert.equal(overlay.get('relu')!.status, 'float');
+  assert.equal(overlay.get('choose')!.status, '16-bit');
+  assert.deepEqual([overlay.get('choose')!.placement, overlay.get('choose')!.reason], ['cpu', 'no If kernel']);
+  assert.equal(overlay.get('scale_const')!.status, 'folded');
+  assert.equal(overlay.get('choose/then_branch/double')!.status, 'unquantized');
+  assert.equal(overlayValue(overlay.get('relu'), 'sqnr'), 12.5, 'kept in float: coloured by the error that reaches it');
+  assert.equal(overlayValue(overlay.get('conv'), 'local'), 33);
+  assert.equal(overlayValue(overlay.get('choose'), 'local'), undefined, 'not analysed');
+
+  const look = graphLooks(graph, overlay, 'sqnr', 20, { label: 'run-1', layers: [layer('bn', 'conv', ['conv'], 28)] });
+  const conv = look({ id: 'conv', kind: 'op', x: 0, y: 0, width: 1, height: 1, title: 'Conv', subtitle: 'conv' });
+  assert.equal(conv.value, '25.00');
+  assert.equal(conv.fill, sqnrColour(25, 20));
+  assert.ok(conv.lines.includes('−3.00 dB against run-1 (28.0 dB)'), conv.lines.join(' | '));
+  const placed = graphLooks(graph, overlay, 'placement', 20)({ id: 'choose', kind: 'op', x: 0, y: 0, width: 1, height: 1, title: 'If', subtitle: 'choose' });
+  assert.equal(placed.value, 'cpu');
+  assert.equal(placed.tag, '16-bit');
 });
