@@ -5,17 +5,17 @@
 // A collapsed If/Loop/Scan is one box. An expanded one is laid out inside out: each body alone,
 // then the node as a box big enough to hold its bodies side by side. ELK's own hierarchy mode
 // would route edges across the boundary too, but costs several times as much on big graphs.
-import type { ELK, ElkNode } from 'elkjs/lib/elk-api';
 import { inputId, outputId, type GraphNodeInfo, type ModelGraph } from './graph';
 
 /**
- * Chosen for speed on big graphs. Warm, in Node 20 on an AMD EPYC: on the e2e's 2,000-node residual
- * network ELK's defaults take about 3.9 s; one pass of crossing minimisation without the greedy
- * switch 1.8 s; the graph laid out whole rather than per connected component 0.85 s; simple node
- * placement on top 0.8–0.9 s. Simple placement also keeps the sample's 250 Constants beside their
- * consumers: Brandes–Köpf spread them into a graph 3,600 px wide, simple into 540.
+ * Chosen for speed on big graphs (warm, Node 20, AMD EPYC; runs vary by a third). On a generated
+ * 2,000-node network with skip edges ELK's defaults took 3.9 s, one pass of crossing minimisation
+ * without the greedy switch 1.5 s. On the e2e's 2,000-node residual network that took 1.8 s, laid out
+ * whole rather than per connected component 0.85 s, and simple node placement kept that. Simple
+ * placement also keeps the sample's 250 Constants beside their consumers: Brandes–Köpf spread them
+ * into a graph 3,600 px wide, simple into 540.
  */
-export const LAYOUT_OPTIONS: Record<string, string> = {
+const LAYOUT_OPTIONS: Record<string, string> = {
   'elk.algorithm': 'layered',
   'elk.direction': 'DOWN',
   'elk.edgeRouting': 'POLYLINE',
@@ -27,6 +27,33 @@ export const LAYOUT_OPTIONS: Record<string, string> = {
   'elk.layered.spacing.nodeNodeBetweenLayers': '26',
   'elk.padding': '[top=12,left=12,bottom=12,right=12]',
 };
+
+interface ElkPoint { x: number; y: number }
+
+/** ELK's JSON graph, as far as the layout writes and reads it. */
+export interface ElkGraph {
+  id: string;
+  layoutOptions?: Record<string, string>;
+  children?: ElkGraph[];
+  edges?: Array<{ id: string; sources: string[]; targets: string[]; sections?: Array<{ startPoint: ElkPoint; endPoint: ElkPoint; bendPoints?: ElkPoint[] }> }>;
+  x?: number;
+  y?: number;
+  width?: number;
+  height?: number;
+}
+
+/** What the layout needs of ELK (elkjs's ELK, in a worker or not), named here so that shared/ imports no library. */
+export interface LayoutEngine {
+  layout(graph: ElkGraph): Promise<ElkGraph>;
+}
+
+/**
+ * Past this many boxes the layout skips crossing minimisation (nodes keep the model's order within
+ * a rank, which for networks exported layer by layer crosses little) and ranks by longest path: the
+ * e2e's 2,000-node graph then lays out in 2.2–2.4 s in Chromium's worker instead of 2.8–3.8 s.
+ */
+const BIG_GRAPH = 1000;
+const BIG_GRAPH_OPTIONS = { ...LAYOUT_OPTIONS, 'elk.layered.crossingMinimization.strategy': 'NONE', 'elk.layered.layering.strategy': 'LONGEST_PATH' };
 
 export type PlacedKind = 'op' | 'input' | 'output';
 
@@ -94,7 +121,7 @@ interface Scope {
 }
 
 /** Lays out the graph with the control-flow nodes whose ids are in `expanded` opened up. */
-export async function layoutGraph(elk: ELK, graph: ModelGraph, expanded: ReadonlySet<string> = new Set()): Promise<GraphLayout> {
+export async function layoutGraph(elk: LayoutEngine, graph: ModelGraph, expanded: ReadonlySet<string> = new Set()): Promise<GraphLayout> {
   const made = new Set<string>(graph.inputs);
   const collect = (nodes: GraphNodeInfo[]) => {
     for (const n of nodes) {
@@ -109,7 +136,7 @@ export async function layoutGraph(elk: ELK, graph: ModelGraph, expanded: Readonl
   return layoutScope(elk, { prefix: '', nodes: graph.nodes, inputs: graph.inputs, outputs: graph.outputs }, expanded, made);
 }
 
-async function layoutScope(elk: ELK, scope: Scope, expanded: ReadonlySet<string>, made: ReadonlySet<string>): Promise<GraphLayout> {
+async function layoutScope(elk: LayoutEngine, scope: Scope, expanded: ReadonlySet<string>, made: ReadonlySet<string>): Promise<GraphLayout> {
   const inner = new Map<string, { layouts: GraphLayout[]; titles: string[] }>();
   for (const n of scope.nodes) {
     if (!n.bodies || !expanded.has(n.id)) continue;
@@ -156,9 +183,9 @@ async function layoutScope(elk: ELK, scope: Scope, expanded: ReadonlySet<string>
   for (const n of scope.nodes) for (const t of n.inputs) connect(t, n.id);
   for (const t of scope.outputs) connect(t, outputId(scope.prefix, t));
 
-  const root: ElkNode = {
+  const root: ElkGraph = {
     id: `${scope.prefix}root`,
-    layoutOptions: LAYOUT_OPTIONS,
+    layoutOptions: nodes.length > BIG_GRAPH ? BIG_GRAPH_OPTIONS : LAYOUT_OPTIONS,
     children: nodes.map((n) => ({ id: n.id, width: n.width, height: n.height })),
     edges: edges.map((e) => ({ id: e.id, sources: [e.from], targets: [e.to] })),
   };
@@ -171,7 +198,7 @@ async function layoutScope(elk: ELK, scope: Scope, expanded: ReadonlySet<string>
   }
   const tensorOf = new Map(edges.map((e) => [e.id, e.tensor]));
   const placedEdges: PlacedEdge[] = (done.edges ?? []).flatMap((e) => {
-    const section = 'sections' in e ? e.sections?.[0] : undefined;
+    const section = e.sections?.[0];
     const tensor = tensorOf.get(e.id);
     if (!section || tensor === undefined) return [];
     const points = [section.startPoint, ...(section.bendPoints ?? []), section.endPoint].map((p) => [p.x, p.y] as [number, number]);

@@ -7,7 +7,7 @@ import { graphOverlay } from '../../shared/graph';
 import { layoutGraph } from '../../shared/graph-layout';
 import { ARROW_MARKER, escapeXml, graphLooks, graphMarkup } from '../../shared/graph-svg';
 import { loadModel } from '../onnx/model';
-import { modelGraph } from '../onnx/model-graph';
+import { modelGraph } from '../plan/model-graph';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
 import { layerCellText, layerColumns, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';

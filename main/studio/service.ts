@@ -27,7 +27,7 @@ import { prepareForRecipe } from '../jobs/job';
 import { quantize, type QuantizeOutcome } from '../jobs/quantize';
 import { inspectModel } from '../onnx/inspect';
 import { GraphView } from '../onnx/graph';
-import { modelGraph } from '../onnx/model-graph';
+import { modelGraph } from '../plan/model-graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import { preflightModel } from '../jobs/preflight';
 import type { PreprocessSpec } from '../../shared/preprocess';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ELK from 'elkjs/lib/elk.bundled.js';
-import { modelGraph } from '../../main/onnx/model-graph';
+import { modelGraph } from '../../main/plan/model-graph';
 import { DEFAULT_THRESHOLD_DB, sqnrBands, sqnrColour } from '../../shared/colours';
 import { allNodes, graphOverlay, overlayValue, searchGraph } from '../../shared/graph';
 import type { AnalysisReport, LayerReport, Report } from '../../shared/report';

@@ -1,9 +1,9 @@
 // The user's model as the graph view draws it: every node, bodies of If/Loop/Scan included, with
 // what prepare will do to each before quantizing.
 import type { GraphBody, GraphNodeInfo, ModelGraph } from '../../shared/graph';
-import { prepareModel } from '../plan/prepare';
-import { GraphView, namesRead } from './graph';
-import type { onnx } from './proto';
+import { GraphView, namesRead } from '../onnx/graph';
+import type { onnx } from '../onnx/proto';
+import { prepareModel } from './prepare';
 
 /** Symbolic dims by name when short ("batch"), as ? when an exporter named them at length ("p2o.DynamicDimension.0"). */
 function shapeText(shape: Array<number | string>): string {
