@@ -28,7 +28,7 @@ commands:
   quantize MODEL --backend NAME [--preset NAME] [--recipe FILE] [--kind static|dynamic|weight-only]
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
-           [--calibration SOURCE] [--eval SOURCE] [--ranges FILE] [--exclude NODE,...]
+           [--calibration SOURCE] [--eval SOURCE | --hold-out FRACTION] [--ranges FILE] [--exclude NODE,...]
            [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
@@ -46,7 +46,7 @@ commands:
   preflight MODEL --backend NAME [--preset NAME] [--recipe FILE] [--exclude NODE,...] [--override ...] [--nodes] [--json]
       before calibrating: where every node runs on the backend (quantized, on the device in float, CPU
       fallback) and why; with --exclude/--override, what that costs
-  analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE]
+  analyze MODEL --backend NAME [recipe options as for quantize] [--calibration SOURCE | --ranges FILE] [--eval SOURCE | --hold-out FRACTION]
           [--subset N] [--candidates N] [--labels FILE|DIR] [--metric-module FILE.mjs] [--metric NAME] [--numerics reference|ort-cpu]
           [--report FILE] [--top N] [--json] [data options]
       local and cumulative SQNR per layer and the sensitivity ranking on N evaluation samples (--subset, default: all up to 32):
@@ -64,7 +64,10 @@ NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels of class ids; cust
         --metric-module FILE.mjs, whose default export is { name, score({ float, quantized, labels }) } —
         see resources/metrics/ — on the module's own scale)
 LABELS: a .npy of class ids, a folder with one subfolder of images per class, or a .json array with
-        one label per sample (any values, e.g. each line's text, for a metric module)
+        one label per sample (any values, e.g. each line's text, for a metric module); one per evaluation
+        sample, or with --hold-out one per calibration sample
+FRACTION: --hold-out 0.25 keeps the last quarter of the calibration samples (in reading order, files by
+        name) for evaluation: calibration never sees them, so the figures are not flattered by the data
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
 data options, for every command that reads a SOURCE:
@@ -213,7 +216,7 @@ const TARGET_OPTIONS = { 'target-sqnr': { type: 'string' }, 'target-metric': { t
 
 const QUANTIZE_OPTIONS = {
   ...RECIPE_OPTIONS, ...PREPROCESS_OPTIONS, ...TARGET_OPTIONS,
-  calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+  calibration: { type: 'string' }, eval: { type: 'string' }, 'hold-out': { type: 'string' }, ranges: { type: 'string' },
   batch: { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
   top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   qoperator: { type: 'boolean' }, 'no-latency': { type: 'boolean' }, labels: { type: 'string' }, subset: { type: 'string' },
@@ -222,11 +225,19 @@ const QUANTIZE_OPTIONS = {
 
 const ANALYZE_OPTIONS = {
   ...RECIPE_OPTIONS, ...PREPROCESS_OPTIONS,
-  calibration: { type: 'string' }, eval: { type: 'string' }, ranges: { type: 'string' },
+  calibration: { type: 'string' }, eval: { type: 'string' }, 'hold-out': { type: 'string' }, ranges: { type: 'string' },
   subset: { type: 'string' }, candidates: { type: 'string' }, labels: { type: 'string' }, metric: { type: 'string' },
   batch: { type: 'string' }, report: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   numerics: { type: 'string' }, 'metric-module': { type: 'string' },
 } as const;
+
+/** --hold-out: a fraction of the calibration samples, in (0, 1). */
+function holdOutFrom(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const fraction = Number(text);
+  if (!(fraction > 0 && fraction < 1)) throw new UsageError(`--hold-out ${text}: give the fraction of calibration samples kept for evaluation, between 0 and 1 (e.g. 0.25)`);
+  return fraction;
+}
 
 function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   let recipe: Recipe;
@@ -306,7 +317,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
   process.on('SIGINT', onSigint);
   try {
     const outcome = await quantize({
-      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
+      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval, holdOut: holdOutFrom(v['hold-out']),
       ranges: v.ranges, out: v.out, report: v.report,
       batchSize: positiveInt(v.batch, '--batch') || undefined, preprocess: preprocessFrom(v),
       latency: !v['no-latency'], qoperator: Boolean(v.qoperator),
@@ -483,7 +494,7 @@ async function cmdAnalyze(args: string[]): Promise<void> {
   process.on('SIGINT', onSigint);
   try {
     const r = await analyze({
-      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval,
+      model: positionals[0], recipe, calibration: v.calibration, evaluation: v.eval, holdOut: holdOutFrom(v['hold-out']),
       ranges: v.ranges, labels: v.labels, metricModule: v['metric-module'], metric: v.metric, numerics: numericsFrom(v), ...dataOptionsFrom(v),
       samples: positiveInt(v.subset, '--subset') || undefined,
       candidates: positiveInt(v.candidates, '--candidates') || undefined,

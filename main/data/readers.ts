@@ -31,6 +31,8 @@ export interface SourceOptions {
   preprocess?: PreprocessSpec;
   /** At most this many samples. */
   limit?: number;
+  /** Samples before this index are not read: the tail of a source held out for evaluation. */
+  skip?: number;
   /** Seed of random:N data. */
   seed?: number;
   /** Drop samples holding NaN, ±Inf or values past ±MAX_SAMPLE_MAGNITUDE (and say so through onWarning) instead of refusing the data. */
@@ -104,10 +106,13 @@ export async function openSource(spec: string, inputs: InputSpec[], options: Sou
   const total = columns[0].count;
   if (total === 0) throw new DataError(`${spec}: holds no samples`);
   checkSampleSize(spec, slots, columns);
-  const count = options.limit && options.limit > 0 ? Math.min(total, Math.floor(options.limit)) : total;
+  const skip = Math.min(total, Math.max(0, Math.floor(options.skip ?? 0)));
+  if (skip === total) throw new DataError(`${spec}: holds ${total} samples, none after the first ${skip}`);
+  const count = options.limit && options.limit > 0 ? Math.min(total - skip, Math.floor(options.limit)) : total - skip;
   const details = columns.flatMap((c) => (c.detail ? [c.detail] : []));
-  const description = `${count}${count < total ? ` of ${total}` : ''} ${from}${details.length ? `; ${details.join('; ')}` : ''}`;
-  return new ColumnSource(description, count, warnings, slots, columns, options);
+  const which = skip ? `${count} (${skip + 1}–${skip + count} of ${total})` : `${count}${count < total ? ` of ${total}` : ''}`;
+  const description = `${which} ${from}${details.length ? `; ${details.join('; ')}` : ''}`;
+  return new ColumnSource(description, skip, count, warnings, slots, columns, options);
 }
 
 function checkSampleSize(spec: string, slots: Slot[], columns: Column[]): void {
@@ -149,19 +154,20 @@ function stackable(input: InputSpec): boolean {
 class ColumnSource implements SampleSource {
   readonly feedShapes?: InputShapes;
 
-  constructor(readonly description: string, readonly count: number, readonly warnings: string[],
+  constructor(readonly description: string, private readonly first: number, readonly count: number, readonly warnings: string[],
     private readonly slots: Slot[], private readonly columns: Column[], private readonly options: SourceOptions) {
-    if (this.sameShapeRun(0, count) < count) return;
+    if (this.sameShapeRun(first, count) < count) return;
     // A batch of stacked samples holds up to the batch size of them, a model that takes one sample per run exactly one.
     const stacked = slots.every((s) => stackable(s.input));
-    this.feedShapes = Object.fromEntries(slots.map((slot, i) => [slot.input.name, slot.batchAxis ? [stacked ? null : 1, ...columns[i].shape(0)] : columns[i].shape(0)]));
+    this.feedShapes = Object.fromEntries(slots.map((slot, i) => [slot.input.name, slot.batchAxis ? [stacked ? null : 1, ...columns[i].shape(first)] : columns[i].shape(first)]));
   }
 
   async *batches(batchSize: number): AsyncGenerator<Feed> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
     const step = this.slots.every((s) => stackable(s.input)) ? batchSize : 1;
-    for (let start = 0; start < this.count;) {
-      const n = this.sameShapeRun(start, Math.min(step, this.count - start));
+    const end = this.first + this.count;
+    for (let start = this.first; start < end;) {
+      const n = this.sameShapeRun(start, Math.min(step, end - start));
       const feed = this.finite(start, n, await Promise.all(this.slots.map((_, i) => this.columns[i].read(start, n))));
       if (feed) yield feed;
       start += n;

@@ -57,7 +57,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   if (!job.ranges && !job.calibration) throw new JobError('analysis needs calibration data or saved ranges: pass --calibration SOURCE or --ranges FILE');
   if (job.metric === 'custom' && !m.custom) throw new JobError('--metric custom ranks by the metric module: pass --metric-module FILE.mjs');
   const calibrated = await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
-    file: job.ranges, calibration: () => m.open(job.calibration!, 'calibration', job.recipe.calibrationSamples || undefined), histograms: false,
+    file: job.ranges, calibration: () => m.calibrationData('calibration', job.recipe.calibrationSamples || undefined), histograms: false,
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, warn: log.warn,
   });
   throwIfAborted(job.signal);
@@ -114,10 +114,8 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
 
 /** The fixed samples every measurement of the analysis sees: the evaluation data, else the calibration data with a warning. */
 async function analysisSubset(job: AnalyzeJob, m: JobModel, warn: (message: string) => void): Promise<Subset> {
-  const spec = job.evaluation ?? job.calibration;
-  if (!spec) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
-  if (!job.evaluation) warn('analysed on the calibration data; pass --eval with held-out samples for an unbiased ranking');
-  const source = await m.open(spec, 'evaluation');
+  if (!job.evaluation && !job.calibration) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
+  const source = await m.evaluationData('evaluation', () => warn('analysed on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased ranking'));
   const { feeds } = await readSubset(source, job.samples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   return Subset.create(m.floatModel, feeds, m.labels, m.custom);
 }

@@ -7,7 +7,7 @@ import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { JobError } from '../base/errors';
 import { loadRounding, type JobRanges } from '../calib/ranges-file';
-import { readLabels } from '../data/labels';
+import { readLabels, type Labels } from '../data/labels';
 import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
 import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
@@ -27,11 +27,13 @@ export interface JobInput extends Control {
   recipe: Recipe;
   /** Calibration data source (see openSource); needed for static quantization unless `ranges` is given. */
   calibration?: string;
-  /** Evaluation data; defaults to the calibration data. */
+  /** Evaluation data; defaults to the held-out tail of the calibration data with `holdOut`, else to the calibration data itself. */
   evaluation?: string;
+  /** Fraction in (0, 1) of the calibration data's samples, its last ones in reading order, kept for evaluation and never calibrated on. */
+  holdOut?: number;
   /** A ranges file from an earlier run: re-convert and re-evaluate without calibrating. */
   ranges?: string;
-  /** Labels of the evaluation samples: class ids (.npy, folder-per-class, JSON) for accuracy metrics, any JSON values for a metric module. */
+  /** Labels of the evaluation samples (with `holdOut`, of every sample of the calibration data): class ids (.npy, folder-per-class, JSON) for accuracy metrics, any JSON values for a metric module. */
   labels?: string;
   /** The user's metric module (.mjs): `custom` and `float-custom` in the metrics, and `custom:V` as a repair target. */
   metricModule?: string;
@@ -79,8 +81,20 @@ export interface JobModel {
   labels?: Int32Array;
   /** The user's metric module, loaded, with the labels it sees. */
   custom?: CustomScoring;
+  /** Where `holdOut` splits the calibration data: samples from `first` on are evaluation's. */
+  heldOut?: { first: number; total: number };
   /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
-  open(spec: string, what: string, limit?: number): Promise<SampleSource>;
+  open(spec: string, what: string, limit?: number, skip?: number): Promise<SampleSource>;
+  /** The calibration data, less what is held out, up to `limit` samples. */
+  calibrationData(what: string, limit?: number): Promise<SampleSource>;
+  /** The samples figures are measured on, as described at `JobInput.evaluation`; random ones for a job with no data. */
+  evaluationData(what: string, warn: (message: string) => void): Promise<SampleSource>;
+}
+
+/** The samples `holdOut` keeps for evaluation: at least one, and at least one left to calibrate on. */
+export function heldOutCount(total: number, fraction: number, spec: string): number {
+  if (total < 2) throw new JobError(`${spec}: holds ${total} sample; holding some out for evaluation needs at least 2`);
+  return Math.min(total - 1, Math.max(1, Math.round(total * fraction)));
 }
 
 export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): Promise<JobModel> {
@@ -90,19 +104,52 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
   const view = new GraphView(prepared.model);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
   const inputs = inputSpecs(view);
-  const labels = job.labels ? readLabels(job.labels) : undefined;
+  const open = async (spec: string, what: string, limit?: number, skip?: number) => {
+    const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, skip, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
+    for (const w of source.warnings) warn(`${what}: ${w}`);
+    return source;
+  };
+  const heldOut = await splitForEvaluation(job, inputs);
+  const labels = job.labels ? heldOutLabels(readLabels(job.labels), heldOut, job.labels) : undefined;
   const metric = job.metricModule ? await loadMetricModule(job.metricModule) : undefined;
   return {
     loaded, prepared, floatModel: prepared.model, view, plan: planQuantization(view, recipe), inputs,
     batchSize: job.batchSize ?? guessBatchSize(inputs),
     labels: labels?.labels,
     ...(metric ? { custom: { metric, labels: labels?.values } } : {}),
-    open: async (spec, what, limit) => {
-      const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
-      for (const w of source.warnings) warn(`${what}: ${w}`);
-      return source;
+    ...(heldOut ? { heldOut } : {}),
+    open,
+    calibrationData: (what, limit) => {
+      if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
+      return open(job.calibration, what, heldOut ? Math.min(limit || Infinity, heldOut.first) : limit);
+    },
+    evaluationData: (what, warnOf) => {
+      if (job.evaluation) return open(job.evaluation, what);
+      if (!job.calibration) return open('random:8', what);
+      if (heldOut) return open(job.calibration, what, undefined, heldOut.first);
+      warnOf('evaluated on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased figure');
+      return open(job.calibration, what);
     },
   };
+}
+
+/** Where `holdOut` splits the calibration data, counted once from the source itself. */
+async function splitForEvaluation(job: JobInput, inputs: InputSpec[]): Promise<JobModel['heldOut']> {
+  if (job.holdOut === undefined) return undefined;
+  if (!(job.holdOut > 0 && job.holdOut < 1)) throw new JobError(`--hold-out ${job.holdOut}: give a fraction of the calibration samples between 0 and 1, e.g. 0.25`);
+  if (job.evaluation) throw new JobError('--hold-out splits the calibration data for evaluation; with --eval the evaluation data is given: pass one of the two');
+  if (!job.calibration) throw new JobError('--hold-out splits the calibration data: pass --calibration');
+  const { count: total } = await openSource(job.calibration, inputs, { preprocess: job.preprocess, maxMegapixels: job.maxMegapixels });
+  return { first: total - heldOutCount(total, job.holdOut, job.calibration), total };
+}
+
+/** Labels given for every calibration sample, cut to the held-out ones that evaluation reads. */
+function heldOutLabels(labels: Labels, heldOut: JobModel['heldOut'], spec: string): Labels {
+  if (!heldOut) return labels;
+  if (labels.values.length !== heldOut.total) {
+    throw new JobError(`${spec}: ${labels.values.length} labels for ${heldOut.total} calibration samples; with part of them held out for evaluation, give one label per calibration sample, in reading order`);
+  }
+  return { ...labels, values: labels.values.slice(heldOut.first), ...(labels.labels ? { labels: labels.labels.slice(heldOut.first) } : {}) };
 }
 
 /**
@@ -117,9 +164,8 @@ export function calibrationAgain(job: JobInput, m: JobModel, calibrated: JobRang
     return () => Promise.resolve(source);
   }
   if (!job.calibration) return undefined;
-  const spec = job.calibration;
   let opened: Promise<SampleSource> | undefined;
-  return () => (opened ??= m.open(spec, what, limit));
+  return () => (opened ??= m.calibrationData(what, limit));
 }
 
 /** AdaRound where the recipe asks for it: the rounding of each weight, which every conversion of the job then uses. */

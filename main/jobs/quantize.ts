@@ -85,7 +85,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   clock.mark('load');
 
   const calibrated = m.plan.kind === 'static' ? await savedOrCalibrated(job.model, m.floatModel, m.view, m.plan, {
-    file: job.ranges, calibration: () => openCalibration(job, m), histograms: Boolean(job.target), batchSize: m.batchSize,
+    file: job.ranges, calibration: () => openCalibration(m), histograms: Boolean(job.target), batchSize: m.batchSize,
     signal: job.signal, onProgress: job.onProgress, warn: log.warn,
   }) : undefined;
   throwIfAborted(job.signal);
@@ -110,7 +110,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   clock.mark('evaluate');
   throwIfAborted(job.signal);
 
-  const nodes = new Map(switchUnits(m.view, m.plan, converted).units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
+  const nodes = m.plan.kind === 'static' ? new Map(switchUnits(m.view, m.plan, converted).units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)))
+    // A weight-only or dynamic layer is one node's output, and that node's weight is all it quantizes: keeping it in float keeps the node.
+    : new Map(converted.layers.map((l): [string, string[]] => [l.float, [l.node]]));
   const layers = layerRows(converted.layers, kept, evaluation, { view: m.view, converted, nodes });
   const exported = await exportStage(job, m, converted, placement.preflight, evalSource, log.warn);
   // A rounding learned here is saved with the ranges, so that a re-run from them converts in seconds.
@@ -165,19 +167,16 @@ function checkPlan(job: QuantizeJob, m: JobModel): { preflight: Preflight; cost?
   return placement;
 }
 
-function openCalibration(job: QuantizeJob, m: JobModel): Promise<SampleSource> {
-  if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
+function openCalibration(m: JobModel): Promise<SampleSource> {
   // The recipe's sample count limits calibration; evaluation reads all the data it is given.
-  return m.open(job.calibration, 'calibration', m.plan.recipe.calibrationSamples || undefined);
+  return m.calibrationData('calibration', m.plan.recipe.calibrationSamples || undefined);
 }
 
-/** The evaluation data: the job's, else the calibration data (already open, with a warning), else random samples. */
+/** The evaluation data (see JobModel.evaluationData); the calibration source itself when that is what evaluation reads, already open. */
 async function evaluationSource(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<SampleSource> {
-  const spec = job.evaluation ?? job.calibration;
-  if (!spec) return m.open('random:8', 'evaluation');
-  const source = spec === job.calibration && calibrated?.source ? calibrated.source : await m.open(spec, 'evaluation');
-  if (!job.evaluation) warn('evaluated on the calibration data; pass --eval with held-out samples for an unbiased figure');
-  return source;
+  const same = !job.evaluation && !m.heldOut && calibrated?.source;
+  if (same) warn('evaluated on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased figure');
+  return same ? calibrated.source! : m.evaluationData('evaluation', warn);
 }
 
 /** The repair search on a fixed subset of the evaluation data; the job's plan and ranges become the repaired ones. */
@@ -188,7 +187,7 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
     throw new JobError(`target ${describeTarget(target)} needs labels of class ids: pass --labels (a .npy of class ids, a folder-per-class image folder, or a JSON array of class ids)`);
   }
   if (target.kind === 'metric' && target.metric === 'custom' && !m.custom) throw new JobError(`target ${describeTarget(target)} needs the metric module: pass --metric-module FILE.mjs`);
-  const source = await m.open(job.evaluation ?? job.calibration ?? 'random:8', 'repair search');
+  const source = await m.evaluationData('repair search', () => undefined);
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   const calibration = algorithmSamples(job, m, calibrated);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
