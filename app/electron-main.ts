@@ -152,6 +152,8 @@ app.whenReady().then(() => {
     'run:cancel': (r) => service.handle('run:cancel', r),
     'run:layer': (r) => service.handle('run:layer', r),
     'run:analyze': (r) => service.handle('run:analyze', r),
+    'session:get': (r) => service.handle('session:get', r),
+    'session:save': (r) => service.handle('session:save', r),
     'run:export': async (r) => {
       const result = await service.handle('run:export', r);
       showExport(result);

@@ -2,7 +2,7 @@
 // ipcRenderer and no Node; main re-checks everything it sends. Bundled into one file because a
 // sandboxed preload may require nothing but 'electron'.
 import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
-import { EVENT_CHANNEL, isChannel, MENU_CHANNEL, type Channel, type Envelope, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../shared/ipc';
+import { EVENT_CHANNEL, isChannel, MENU_CHANNEL, type Channel, type Envelope, type JobEvent, type MenuCommand, pathInPickedFolder, type RequestOf, type ResponseOf, type StudioApi } from '../shared/ipc';
 
 const api: StudioApi = {
   host: 'electron',
@@ -17,6 +17,18 @@ const api: StudioApi = {
     const path = webUtils.getPathForFile(file);
     if (!path) throw new Error(`${file.name}: the file has no path on disk (was it dragged from another application?)`);
     return path;
+  },
+  async pathForFolder(files, onFile) {
+    // A sandboxed preload has no node:path: folders are cut at either separator by hand.
+    const folders = new Set(files.map((file) => {
+      const full = webUtils.getPathForFile(file);
+      if (!full) throw new Error(`${file.name}: the file has no path on disk`);
+      const depth = pathInPickedFolder(file).split('/').length;
+      return full.split(/[\\/]/).slice(0, -depth).join(full.includes('\\') ? '\\' : '/');
+    }));
+    if (folders.size !== 1) throw new Error(`the picked files are in ${folders.size} folders; pick files of one folder, or the folder itself`);
+    onFile?.(files.length, files.length);
+    return [...folders][0];
   },
   onJobEvent(listener: (event: JobEvent) => void) {
     const wrapped = (_e: IpcRendererEvent, event: JobEvent) => listener(event);

@@ -5,10 +5,10 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { checkRequest, isChannel, PayloadError, type Envelope, type JobEvent } from '../shared/ipc';
+import { checkRequest, isChannel, PayloadError, type Envelope, type ExportRequest, type JobEvent } from '../shared/ipc';
+import { downloadFileName, downloadName, zipExport } from '../main/studio/downloads';
 import { RemoteStudio } from '../main/studio/remote';
 import type { EngineChannel } from '../main/studio/service';
 
@@ -49,7 +49,8 @@ class HttpError extends Error {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const token = options.token ?? crypto.randomBytes(32).toString('base64url');
   const streams = new Set<http.ServerResponse>();
-  const uploads = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-uploads-'));
+  const uploads = keptFolder(options.stateDir, 'uploads');
+  const downloads = keptFolder(options.stateDir, 'exports');
   const service = new RemoteStudio({
     stateDir: options.stateDir, sampleDir: options.sampleDir,
     emit: (event: JobEvent) => {
@@ -125,6 +126,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }
       // A browser has no native dialogs on the host's machine: the page falls back to upload or a typed path.
       if (channel === 'dialog:model' || channel === 'dialog:folder') return reply(res, 200, { ok: true, value: null });
+      // An export with no folder named goes to a folder of the host's own, which the page downloads as a zip: a browser user may not see the host's disk at all.
+      if (channel === 'run:export' && !(payload as ExportRequest).folder) {
+        const request = payload as ExportRequest;
+        const name = downloadName(request.runId);
+        try {
+          const result = await service.handle('run:export', { ...request, folder: path.join(downloads, name) });
+          return reply(res, 200, { ok: true, value: { ...result, download: `download/${name}.zip` } });
+        } catch (err) {
+          return reply(res, 200, { ok: false, error: (err as Error).message });
+        }
+      }
       try {
         return reply(res, 200, { ok: true, value: await service.handle(channel as EngineChannel, payload as never) });
       } catch (err) {
@@ -132,20 +144,39 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }
     }
     if (req.method === 'POST' && route === 'upload') {
-      const name = path.basename(url.searchParams.get('name') ?? '').replace(/[^\w.\- ]/g, '_');
+      const asked = url.searchParams.get('name') ?? '';
+      const batch = url.searchParams.get('batch');
+      // A batch is a folder the page fills file by file (a picked folder keeps its subfolders, as folder-per-class labels need); a lone file gets a folder of its own.
+      if (batch !== null && !/^[A-Za-z0-9_-]{8,64}$/.test(batch)) return refuse(res, 400, `upload: batch "${batch}" must be 8 to 64 letters, digits, - or _`);
+      const segments = (batch === null ? [path.basename(asked)] : asked.split('/')).map((s) => s.replace(/[^\w.\- ]/g, '_'));
       // A name that is not a file's ("..", ".", ".hidden") would put the upload outside its folder or out of sight.
-      if (!name || name.startsWith('.')) return refuse(res, 400, `upload: "${url.searchParams.get('name') ?? ''}" is not a file name; give the file's own name (?name=model.onnx)`);
+      if (segments.some((s) => !s || s.startsWith('.')) || segments.length > 8) return refuse(res, 400, `upload: "${asked}" is not a file name; give the file's own name (?name=model.onnx), or its path inside the folder of a batch`);
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > MAX_UPLOAD) return refuse(res, 413, `upload: ${declared} bytes is over the ${MAX_UPLOAD} the studio takes`);
-      const dir = fs.mkdtempSync(path.join(uploads, 'u-'));
-      const file = path.join(dir, name);
+      const folder = batch === null ? fs.mkdtempSync(path.join(uploads, 'u-')) : path.join(uploads, `b-${batch}`);
+      const file = path.join(folder, ...segments);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
       try {
         await streamToFile(req, file, MAX_UPLOAD);
       } catch (err) {
-        fs.rmSync(dir, { recursive: true, force: true });
+        if (batch === null) fs.rmSync(folder, { recursive: true, force: true });
         throw err;
       }
-      return reply(res, 200, { ok: true, value: file });
+      return reply(res, 200, { ok: true, value: { file, folder } });
+    }
+    const download = /^download\/([\w-]+)\.zip$/.exec(route);
+    if (req.method === 'GET' && download) {
+      const folder = path.join(downloads, download[1]);
+      if (!fs.existsSync(folder)) return refuse(res, 404, `no export "${download[1]}" (exports are kept ${KEPT_DAYS} days): export the run again`);
+      res.writeHead(200, {
+        'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${downloadFileName(folder)}"`,
+        'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': CSP,
+      });
+      const gone = new AbortController();
+      res.on('close', () => gone.abort());
+      await zipExport(folder, res, gone.signal);
+      res.end();
+      return;
     }
     if (req.method === 'GET') {
       const ui = path.resolve(options.uiDir);
@@ -169,9 +200,27 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       await service.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      fs.rmSync(uploads, { recursive: true, force: true });
     },
   };
+}
+
+/** Uploads and downloadable exports are kept this long: a reloaded page, a recent model, a run's data or a second download still finds them. */
+export const KEPT_DAYS = 30;
+
+/**
+ * Uploads and exports live in the state folder, not a temporary one, so that an uploaded model is a
+ * recent model, its runs read their data after a restart and an export is there to download again;
+ * those older than KEPT_DAYS go.
+ */
+function keptFolder(stateDir: string, name: string): string {
+  const folder = path.join(stateDir, name);
+  fs.mkdirSync(folder, { recursive: true });
+  const cutoff = Date.now() - KEPT_DAYS * 86_400_000;
+  for (const entry of fs.readdirSync(folder)) {
+    const dir = path.join(folder, entry);
+    if (fs.statSync(dir).mtimeMs < cutoff) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return folder;
 }
 
 /** The request body; past `limit` it is read to its end and dropped, so that the client hears 413 rather than a reset connection. */

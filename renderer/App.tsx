@@ -59,6 +59,7 @@ export function App({ api }: { api: Pick<StudioApi, 'host' | 'onMenu'> }) {
   const theme = useStudio((s) => s.theme);
   const setTheme = useStudio((s) => s.setTheme);
   const model = useStudio((s) => s.model);
+  const configGeneration = useStudio((s) => s.configGeneration);
   const current = useStudio((s) => s.current);
   const status = useStudio((s) => s.status);
   const chooseModel = useStudio((s) => s.chooseModel);
@@ -109,7 +110,7 @@ export function App({ api }: { api: Pick<StudioApi, 'host' | 'onMenu'> }) {
       <main ref={main}>
         {screen === 'import' && <ImportScreen host={api.host} />}
         {screen === 'model' && <ModelScreen />}
-        {screen === 'configure' && <ConfigureScreen />}
+        {screen === 'configure' && <ConfigureScreen host={api.host} key={`${model?.file}:${configGeneration}`} />}
         {screen === 'run' && <RunScreen />}
         {screen === 'inspect' && <InspectScreen />}
         {screen === 'export' && <ExportScreen host={api.host} />}

@@ -21,6 +21,11 @@ export function fileName(file: string): string {
   return file.split(/[\\/]/).pop() ?? file;
 }
 
+/** The folder a file is in, whichever separator the host's paths use. */
+export function folderOf(file: string): string {
+  return file.slice(0, Math.max(0, file.length - fileName(file).length - 1));
+}
+
 export function count(n: number): string {
   return n.toLocaleString('en-US');
 }

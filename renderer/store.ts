@@ -3,7 +3,7 @@
 // the test host drive the same store.
 import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
 import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from '../shared/backends';
-import type { DataOptions, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, RunRequest, RunResult, StudioApi } from '../shared/ipc';
+import { pathInPickedFolder, type ActiveJob, type DataOptions, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type RunRequest, type RunResult, type SessionState, type StudioApi } from '../shared/ipc';
 import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
 import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
@@ -11,6 +11,7 @@ import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/r
 import type { PreprocessSpec } from '../shared/preprocess';
 import type { ModelGraph } from '../shared/graph';
 import { DEFAULT_THRESHOLD_DB } from '../shared/colours';
+import { folderOf } from './format';
 import type { OverlayMode } from '../shared/graph-svg';
 import { runStages, type Progress, type Stage } from '../shared/progress';
 
@@ -46,6 +47,25 @@ export interface DataConfig {
   labels: string;
   /** The user's metric module, a path on the host ('' for none). */
   metricModule: string;
+  /** What a static run measures its figures on; weight-only and dynamic runs measure on the data above. */
+  evaluation: EvaluationChoice;
+}
+
+export interface EvaluationChoice {
+  /** held-out: the last `fraction` of the calibration samples, never calibrated on; calibration: the calibration samples themselves; other: `path`. */
+  kind: 'held-out' | 'calibration' | 'other';
+  fraction: number;
+  path: string;
+}
+
+/** The fields of the data section a file or folder can be picked for. */
+export type DataField = 'path' | 'labels' | 'metricModule' | 'evaluation';
+
+/** Held out for evaluation unless the user says otherwise: a figure measured on the calibration samples flatters the model. */
+export const DEFAULT_HOLD_OUT = 0.25;
+
+export function blankData(): DataConfig {
+  return { kind: 'images', path: '', randomCount: 16, preprocess: {}, options: {}, labels: '', metricModule: '', evaluation: { kind: 'held-out', fraction: DEFAULT_HOLD_OUT, path: '' } };
 }
 
 export interface ConfigSlice {
@@ -66,9 +86,22 @@ export interface ConfigSlice {
   chooseBackend(name: string, preset?: string): void;
   setRecipe(patch: Partial<Recipe>): void;
   setData(patch: Partial<DataConfig>): void;
+  /** A picked file, several files or a folder, uploaded where the host needs it, as the field's path. */
+  pickData(field: DataField, files: readonly File[], asFolder: boolean): Promise<void>;
+  /** Counts resets: fields that keep their own text while typed start again from the configuration. */
+  configGeneration: number;
+  /** Files of a pick being taken. */
+  picking?: { field: DataField; done: number; total: number };
+  pickError?: { field: DataField; message: string };
   refreshPlan(): Promise<void>;
   refreshPreview(): Promise<void>;
+  /** What the open model starts from when it has no settings of its own: the backend's preset, no data (the sample: its own). */
+  defaults?: ModelConfig;
+  /** Forgets the model's last settings on screen: back to `defaults`. */
+  resetConfig(): void;
 }
+
+export type ModelConfig = Pick<Studio, 'recipe' | 'preset' | 'numerics' | 'saturationFix' | 'data'>;
 
 export interface StageState {
   done: number;
@@ -77,6 +110,8 @@ export interface StageState {
   unit?: Progress['unit'];
   /** The run does without this stage (a re-run from saved ranges does not calibrate). */
   skipped?: boolean;
+  /** Why, in words, where it is not the saved ranges. */
+  why?: string;
 }
 
 export interface RunSlice {
@@ -87,6 +122,8 @@ export interface RunSlice {
   stages: Partial<Record<Stage, StageState>>;
   failure?: { stage: Stage; message: string };
   warnings: string[];
+  /** What the run in progress (or the last one) was asked, how it came about, and the run it derives from. */
+  asked?: { request: RunRequest; origin: RunOrigin; parent?: string };
   startRun(options?: { fromRun?: string; recipe?: Recipe; repair?: { of: RunResult; target: Target } }): Promise<void>;
   cancelRun(): Promise<void>;
   onJobEvent(event: JobEvent): void;
@@ -105,6 +142,8 @@ export interface ResultsSlice {
   exported?: ExportResult;
   exportError?: string;
   exporting: boolean;
+  /** An export that would write over earlier files, waiting for the user's word. */
+  exportConflict?: { folder: string; files: string[]; toFolder: boolean };
   selectLayer(name: string | undefined): Promise<void>;
   /** Re-runs from the current run's ranges with the tensor kept in float, or at 16 bits. */
   overrideLayer(name: string, how: 'float' | '16-bit'): Promise<void>;
@@ -112,7 +151,9 @@ export interface ResultsSlice {
   setThreshold(db: number): void;
   setExportFolder(folder: string): void;
   chooseExportFolder(): Promise<void>;
-  exportRun(): Promise<void>;
+  /** To the folder named (`toFolder`), else where the host puts it (browser host: a zip to download). */
+  exportRun(options?: { toFolder?: boolean; overwrite?: boolean }): Promise<void>;
+  cancelOverwrite(): void;
 }
 
 /** How a run of the session came about. */
@@ -175,6 +216,11 @@ export interface UiSlice {
   setTheme(theme: 'light' | 'dark'): void;
 }
 
+export interface SessionSlice {
+  /** Comes back to the session the host kept (after a reload): the model, its runs, a job still going. False when there is none. */
+  restoreSession(): Promise<boolean>;
+}
+
 export interface GraphSlice {
   /** The open model's graph, fetched the first time a graph view asks for it. */
   graph?: { model: string; value?: ModelGraph; error?: string };
@@ -186,22 +232,27 @@ export interface GraphSlice {
   setOverlay(mode: OverlayMode): void;
 }
 
-export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & HistorySlice & AnalysisSlice & GraphSlice & UiSlice;
+export type Studio = ModelSlice & ConfigSlice & RunSlice & ResultsSlice & HistorySlice & AnalysisSlice & GraphSlice & UiSlice & SessionSlice;
 export type StudioStore = StoreApi<Studio>;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 const DEFAULT_BACKEND = BACKENDS.find((b) => b.name === 'xnnpack') ?? BACKENDS[0];
 
+type Opened = ModelSummary & { exportFolder?: string; sampleData?: DataConfig };
+
 const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> => (set, get) => {
-  const opened = ({ exportFolder, ...model }: ModelSummary & { exportFolder?: string }) => {
-    set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined,
+  const opened = ({ exportFolder, sampleData, ...model }: Opened) => {
+    set({ model, modelError: undefined, opening: false, current: undefined, previous: undefined, selected: undefined, detail: undefined, exported: undefined, exportConflict: undefined,
       history: [], analyses: {}, analysis: { status: 'idle', done: 0, total: 0 }, graph: undefined,
-      exportFolder: exportFolder ?? model.file.replace(/[\\/][^\\/]*$/, ''), plan: undefined, preview: undefined, status: 'idle', stages: {}, failure: undefined, warnings: [] });
+      // A browser user may not see the host's disk: the model's folder (an upload's is the host's own) is no default there.
+      exportFolder: exportFolder ?? (api.host === 'browser' ? '' : folderOf(model.file)), plan: undefined, preview: undefined, previewError: undefined,
+      status: 'idle', stages: {}, failure: undefined, warnings: [], asked: undefined, pickError: undefined,
+      ...configFor(model.settings, get().recipe.backend, sampleData), defaults: configFor(undefined, get().recipe.backend, sampleData) });
     get().go('model');
     void get().loadRecent();
   };
-  const open = async (work: () => Promise<ModelSummary & { exportFolder?: string }>) => {
+  const open = async (work: () => Promise<Opened>) => {
     set({ opening: true, modelError: undefined });
     try {
       opened(await work());
@@ -225,8 +276,7 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
     }),
     openSample: () => open(async () => {
       const sample = await api.call('model:sample', {});
-      set({ data: { kind: 'images', path: sample.calibration, randomCount: 16, preprocess: sample.preprocess, options: {}, labels: '', metricModule: '' } });
-      return { ...sample.model, exportFolder: sample.exportFolder };
+      return { ...sample.model, exportFolder: sample.exportFolder, sampleData: { ...blankData(), path: sample.calibration, preprocess: sample.preprocess } };
     }),
     chooseModel: async () => {
       const path = await api.call('dialog:model', {});
@@ -243,13 +293,44 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
   };
 };
 
+/**
+ * The configuration a model opens with: its last run's in this studio, else the backend's first
+ * preset, the model's own input shapes and no data (the sample's own data for the sample): nothing
+ * of the model open before leaks into it.
+ */
+export function configFor(settings: ModelSettings | undefined, backend: string, fallbackData?: DataConfig): ModelConfig {
+  if (!settings) {
+    const preset = findBackend(backend)?.presets[0]?.name;
+    return { recipe: recipeFor(backend, preset), preset, numerics: undefined, saturationFix: true, data: fallbackData ?? blankData() };
+  }
+  const r = settings.request;
+  const source = r.recipe.kind === 'static' ? r.calibration : r.evaluation ?? r.calibration;
+  const random = source ? /^random:(\d+)$/.exec(source) : null;
+  const data: DataConfig = {
+    ...blankData(),
+    kind: settings.dataKind ?? 'images',
+    path: random ? '' : source ?? '',
+    ...(random ? { randomCount: Number(random[1]) } : {}),
+    preprocess: r.preprocess ?? {},
+    options: { ...(r.skipNonFinite ? { skipNonFinite: true } : {}), ...(r.maxMegapixels !== undefined ? { maxMegapixels: r.maxMegapixels } : {}) },
+    labels: r.labels ?? '',
+    metricModule: r.metricModule ?? '',
+    evaluation: r.recipe.kind !== 'static' ? blankData().evaluation
+      : r.holdOut ? { kind: 'held-out', fraction: r.holdOut, path: '' }
+        : r.evaluation ? { kind: 'other', fraction: DEFAULT_HOLD_OUT, path: r.evaluation } : { kind: 'calibration', fraction: DEFAULT_HOLD_OUT, path: '' },
+  };
+  const preset = findBackend(r.recipe.backend)?.presets.find((p) => JSON.stringify(recipeFor(r.recipe.backend, p.name)) === JSON.stringify(r.recipe))?.name;
+  return { recipe: r.recipe, preset, numerics: r.numerics, saturationFix: r.saturationFix !== false, data };
+}
+
 const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> => (set, get) => ({
   recipe: recipeFor(DEFAULT_BACKEND.name),
   saturationFix: true,
   setNumerics: (numerics) => set({ numerics }),
   setSaturationFix: (saturationFix) => set({ saturationFix }),
   preset: DEFAULT_BACKEND.presets[0].name,
-  data: { kind: 'images', path: '', randomCount: 16, preprocess: {}, options: {}, labels: '', metricModule: '' },
+  data: blankData(),
+  configGeneration: 0,
   chooseBackend: (name, preset) => {
     set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
     void get().refreshPlan();
@@ -262,6 +343,28 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
     data: { ...get().data, ...patch, preprocess: { ...get().data.preprocess, ...patch.preprocess }, options: { ...get().data.options, ...patch.options } },
     preview: undefined, previewError: undefined,
   }),
+  resetConfig: () => {
+    const defaults = get().defaults;
+    if (!defaults) return;
+    set({ ...defaults, plan: undefined, preview: undefined, previewError: undefined, pickError: undefined, configGeneration: get().configGeneration + 1 });
+    void get().refreshPlan();
+  },
+  pickData: async (field, files, asFolder) => {
+    if (files.length === 0) return;
+    set({ picking: { field, done: 0, total: files.length }, pickError: undefined });
+    try {
+      const folder = asFolder || files.length > 1 ? await api.pathForFolder(files, (done, total) => set({ picking: { field, done, total } })) : undefined;
+      // A manifest picked with the files it names is the source, not the folder they all landed in.
+      const manifests = field === 'path' || field === 'evaluation' ? files.filter((f) => /\.json$/i.test(f.name) && !(pathInPickedFolder(f).includes('/'))) : [];
+      const path = folder === undefined ? await api.pathForFile(files[0])
+        : manifests.length === 1 ? `${folder}${folder.includes('\\') && !folder.includes('/') ? '\\' : '/'}${manifests[0].name}` : folder;
+      if (field === 'evaluation') get().setData({ evaluation: { ...get().data.evaluation, kind: 'other', path } });
+      else get().setData({ [field]: path });
+      set({ picking: undefined });
+    } catch (err) {
+      set({ picking: undefined, pickError: { field, message: message(err) } });
+    }
+  },
   refreshPlan: async () => {
     const { model, recipe } = get();
     if (!model) return;
@@ -299,15 +402,33 @@ export function sourceOptions(data: DataConfig): DataOptions {
   };
 }
 
+/**
+ * The data fields of a run request: a static run calibrates on the source and measures on what the
+ * evaluation choice says; a weight-only or dynamic run only measures, on the source.
+ */
+export function dataRequest(data: DataConfig, recipe: Recipe): Partial<RunRequest> {
+  const source = dataSource(data);
+  const request: Partial<RunRequest> = { ...sourceOptions(data) };
+  if (recipe.kind !== 'static') {
+    if (source) request.evaluation = source;
+  } else {
+    if (source) request.calibration = source;
+    const e = data.evaluation;
+    if (e.kind === 'held-out' && source) request.holdOut = e.fraction;
+    if (e.kind === 'other' && e.path.trim()) request.evaluation = e.path.trim();
+  }
+  if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
+  if (data.labels.trim()) request.labels = data.labels.trim();
+  if (data.metricModule.trim()) request.metricModule = data.metricModule.trim();
+  return request;
+}
+
 /** Progress arrives at up to ten events a second per stage; the store folds them in at most this often. */
 const PROGRESS_FLUSH_MS = 100;
 
 const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (set, get) => {
   let pending: Partial<Record<Stage, StageState>> = {};
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let parentOfRun: RunResult | undefined;
-  let origin: RunOrigin = { kind: 'run' };
-  let asked: RunRequest | undefined;
   const flush = () => {
     timer = undefined;
     if (Object.keys(pending).length) set({ stages: { ...get().stages, ...pending } });
@@ -334,6 +455,8 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
       else if (options.repair) {
         // The samples of the run being repaired, so before and after compare.
         if (root?.calibration) request.calibration = root.calibration;
+        if (root?.evaluation) request.evaluation = root.evaluation;
+        if (root?.holdOut) request.holdOut = root.holdOut;
         if (root?.preprocess) request.preprocess = root.preprocess;
         if (root?.skipNonFinite) request.skipNonFinite = true;
         if (root?.maxMegapixels !== undefined) request.maxMegapixels = root.maxMegapixels;
@@ -341,18 +464,14 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
         if (root?.metricModule) request.metricModule = root.metricModule;
         request.target = options.repair.target;
       } else {
-        const source = dataSource(data);
-        if (source) request.calibration = source;
-        if (data.kind === 'images' && Object.keys(data.preprocess).length) request.preprocess = data.preprocess;
-        Object.assign(request, sourceOptions(data));
-        if (data.labels.trim()) request.labels = data.labels.trim();
-        if (data.metricModule.trim()) request.metricModule = data.metricModule.trim();
+        Object.assign(request, dataRequest(data, recipe));
       }
-      parentOfRun = options.fromRun ? get().current : options.repair?.of;
-      origin = options.fromRun ? { kind: 'override', of: options.fromRun } : options.repair ? { kind: 'repair', of: options.repair.of.runId, target: options.repair.target } : { kind: 'run' };
-      asked = request;
-      const stages: RunSlice['stages'] = options.fromRun ? { calibrate: { done: 0, total: 0, skipped: true } } : {};
-      set({ status: 'running', runStages: runStages(request), stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined });
+      const origin: RunOrigin = options.fromRun ? { kind: 'override', of: options.fromRun } : options.repair ? { kind: 'repair', of: options.repair.of.runId, target: options.repair.target } : { kind: 'run' };
+      const parentRun = options.fromRun ? get().current?.runId : options.repair?.of.runId;
+      const why = recipe.kind === 'static' ? {} : { why: `a ${recipe.kind} run has nothing to calibrate` };
+      const stages: RunSlice['stages'] = options.fromRun ? { calibrate: { done: 0, total: 0, skipped: true, ...why } } : {};
+      set({ status: 'running', runStages: runStages(request), stages, failure: undefined, warnings: [], runId: undefined, exported: undefined, exportError: undefined, exportConflict: undefined,
+        asked: { request, origin, ...(parentRun ? { parent: parentRun } : {}) } });
       get().go('run');
       try {
         const { runId } = await api.call('run:start', request);
@@ -394,8 +513,10 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
             const seen = get().stages[st];
             return [st, seen && !seen.skipped ? { ...seen, done: seen.total } : { done: 0, total: 0, skipped: true }];
           }));
-          set({ status: 'done', stages: finished, current: event.result, previous: parentOfRun, detail: undefined, detailError: undefined, screen: 'inspect',
-            history: [...get().history, { result: event.result, origin, request: asked ?? { model: event.result.report.model.file, recipe: event.result.report.recipe } }],
+          const asked = get().asked;
+          const origin = asked?.origin ?? { kind: 'run' };
+          set({ status: 'done', stages: finished, current: event.result, previous: get().history.find((h) => h.result.runId === asked?.parent)?.result, detail: undefined, detailError: undefined, screen: 'inspect',
+            history: [...get().history, { result: event.result, origin, request: asked?.request ?? { model: event.result.report.model.file, recipe: event.result.report.recipe } }],
             ...(origin.kind === 'repair' ? {} : { repairDraft: { ...get().repairDraft, sqnr: defaultSqnrTarget(event.result.report) } }) });
           const selected = get().selected;
           if (selected) void get().selectLayer(selected);
@@ -445,17 +566,20 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
     const folder = await api.call('dialog:folder', {});
     if (folder) set({ exportFolder: folder });
   },
-  exportRun: async () => {
+  exportRun: async ({ toFolder = api.host !== 'browser', overwrite = false } = {}) => {
     const run = get().current;
     if (!run) return;
-    set({ exporting: true, exportError: undefined, exported: undefined });
+    const folder = toFolder ? get().exportFolder.trim() : '';
+    set({ exporting: true, exportError: undefined, exported: undefined, exportConflict: undefined });
     try {
-      const folder = get().exportFolder.trim();
-      set({ exported: await api.call('run:export', { runId: run.runId, ...(folder ? { folder } : {}) }), exporting: false });
+      const result = await api.call('run:export', { runId: run.runId, ...(folder ? { folder } : {}), ...(overwrite ? { overwrite } : {}) });
+      if (result.existing) set({ exportConflict: { folder: result.folder, files: result.existing, toFolder }, exporting: false });
+      else set({ exported: result, exporting: false });
     } catch (err) {
       set({ exportError: message(err), exporting: false });
     }
   },
+  cancelOverwrite: () => set({ exportConflict: undefined }),
 });
 
 /** The request of the run a history entry descends from: the one that calibrated, whose samples its re-runs share. */
@@ -580,7 +704,9 @@ export function layerRecipe(report: Report, name: string, how: 'float' | '16-bit
   const layer = report.layers.find((l) => l.name === name);
   if (!layer) return undefined;
   const action = how === 'float' ? 'float' : sixteenBitFor(report.recipe);
-  return action ? withHigherPrecision(report.recipe, [{ tensor: name, nodes: layer.nodes }], action) : undefined;
+  // A weight-only or dynamic layer is its node's output: keeping it in float keeps that node (older reports list no nodes for it).
+  const nodes = layer.nodes.length || report.recipe.kind === 'static' ? layer.nodes : [layer.node];
+  return action ? withHigherPrecision(report.recipe, [{ tensor: name, nodes }], action) : undefined;
 }
 
 export function refusal(recipe: Recipe, patch: Partial<Recipe>): string | undefined {
@@ -615,6 +741,117 @@ const uiSlice: StateCreator<Studio, [], [], UiSlice> = (set) => ({
   setTheme: (theme) => set({ theme }),
 });
 
+/** What the page keeps with the host to come back to after a reload; the host stores it unread. */
+interface PageState {
+  version: typeof PAGE_VERSION;
+  model: ModelSummary;
+  config: ModelConfig;
+  defaults?: ModelConfig;
+  /** Runs by id: their reports come back from the engine, which holds them. */
+  history: Array<Omit<HistoryEntry, 'result'> & { runId: string }>;
+  current?: string;
+  previous?: string;
+  selected?: string;
+  screen: Screen;
+  exportFolder: string;
+  view: Pick<Studio, 'sort' | 'threshold' | 'inspectView' | 'overlay' | 'showLocal'>;
+  run: Pick<Studio, 'runId' | 'status' | 'runStages' | 'asked' | 'failure' | 'warnings'>;
+  analysis: Studio['analysis'];
+}
+
+const PAGE_VERSION = 1;
+
+function pageState(s: Studio): PageState | undefined {
+  if (!s.model) return undefined;
+  return {
+    version: PAGE_VERSION, model: s.model,
+    config: { recipe: s.recipe, preset: s.preset, numerics: s.numerics, saturationFix: s.saturationFix, data: s.data }, defaults: s.defaults,
+    history: s.history.map((h) => ({ runId: h.result.runId, origin: h.origin, request: h.request })),
+    current: s.current?.runId, previous: s.previous?.runId, selected: s.selected, screen: s.screen, exportFolder: s.exportFolder,
+    view: { sort: s.sort, threshold: s.threshold, inspectView: s.inspectView, overlay: s.overlay, showLocal: s.showLocal },
+    run: { runId: s.runId, status: s.status, runStages: s.runStages, asked: s.asked, failure: s.failure, warnings: s.warnings },
+    analysis: s.analysis,
+  };
+}
+
+/** The fields whose change is worth saving; progress is not one: the host has it. */
+const SAVED_FIELDS: ReadonlyArray<keyof Studio> = ['model', 'recipe', 'preset', 'numerics', 'saturationFix', 'data', 'history', 'current', 'previous', 'selected', 'screen',
+  'exportFolder', 'sort', 'threshold', 'inspectView', 'overlay', 'showLocal', 'runId', 'status', 'asked', 'failure', 'analysis'];
+
+const SAVE_DELAY_MS = 300;
+
+/**
+ * Saves the page's state with the host whenever it changes (at most every SAVE_DELAY_MS), so that
+ * a reload comes back to it. Start it after restoreSession: the empty page would overwrite the saved one.
+ */
+export function keepSession(store: StudioStore, api: StudioApi): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const save = () => {
+    timer = undefined;
+    const page = pageState(store.getState());
+    if (page) api.call('session:save', { page: page as unknown as Record<string, unknown> }).catch(() => undefined);
+  };
+  return store.subscribe((now, before) => {
+    if (SAVED_FIELDS.some((k) => now[k] !== before[k])) timer ??= setTimeout(save, SAVE_DELAY_MS);
+  });
+}
+
+/** A job's progress as the run screen keeps it. */
+function stagesOf(active: ActiveJob): RunSlice['stages'] {
+  return Object.fromEntries(Object.values(active.stages).map((p) => [p.stage, { done: p.done, total: p.total, rate: p.rate, unit: p.unit }]));
+}
+
+const sessionSlice = (api: StudioApi): StateCreator<Studio, [], [], SessionSlice> => (set, get) => ({
+  restoreSession: async () => {
+    let session: SessionState;
+    try {
+      session = await api.call('session:get', {});
+    } catch {
+      return false;
+    }
+    const page = session.page as PageState | undefined;
+    if (page?.version !== PAGE_VERSION || !page.model) return false;
+    const runs = new Map(session.runs.map(({ analysis: _analysis, ...r }) => [r.runId, r]));
+    const history: HistoryEntry[] = page.history.flatMap(({ runId, ...h }) => {
+      const result = runs.get(runId);
+      return result ? [{ result, ...h }] : [];
+    });
+    const find = (id?: string) => history.find((h) => h.result.runId === id)?.result;
+    const analyses = Object.fromEntries(session.runs.flatMap((r) => (r.analysis && runs.has(r.runId) ? [[r.runId, r.analysis]] : [])));
+    set({
+      model: page.model, ...page.config, defaults: page.defaults, history, analyses, current: find(page.current), previous: find(page.previous), selected: page.selected,
+      screen: page.screen, exportFolder: page.exportFolder, ...page.view, ...page.run, stages: {}, analysis: { status: 'idle', done: 0, total: 0 },
+    });
+    const ended = new Map(session.ended.map((e) => [e.runId, e]));
+    const active = session.active;
+    const busy = page.run.status === 'running' || page.run.status === 'cancelling';
+    if (busy) {
+      // The run the page was waiting for is still going, has ended while the page was away, or was lost with a crashed engine.
+      const id = page.run.runId ?? (active?.kind === 'run' ? active.runId : undefined);
+      const closing = id ? ended.get(id) : undefined;
+      if (active?.kind === 'run' && active.runId === id) set({ runId: id, stages: stagesOf(active), warnings: active.warnings });
+      else if (closing) {
+        set({ runId: id });
+        get().onJobEvent(closing);
+      } else set({ status: 'failed', failure: { stage: 'load', message: 'the run ended while the page was away, and the studio no longer knows how; run it again' } });
+    }
+    const a = page.analysis;
+    if (a.status === 'running' || a.status === 'cancelling') {
+      const closing = a.jobId ? ended.get(a.jobId) : undefined;
+      if (active?.kind === 'analysis' && (active.runId === a.jobId || (!a.jobId && active.of === a.of))) {
+        const last = Object.values(active.stages).at(-1);
+        set({ analysis: { ...a, jobId: active.runId, stage: last?.stage, done: last?.done ?? 0, total: last?.total ?? 0 } });
+      } else if (closing) {
+        set({ analysis: a });
+        get().onAnalysisEvent(closing);
+      } else set({ analysis: { status: 'failed', of: a.of, done: 0, total: 0, error: 'the analysis ended while the page was away; analyse again' } });
+    } else set({ analysis: a });
+    if (page.selected && get().current) void get().selectLayer(page.selected);
+    void get().loadRecent();
+    return true;
+  },
+});
+
 export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 'theme'>> = {}): StudioStore {
   const store = createStore<Studio>()((...a) => ({
     ...modelSlice(api)(...a),
@@ -625,6 +862,7 @@ export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 
     ...analysisSlice(api)(...a),
     ...graphSlice(api)(...a),
     ...uiSlice(...a),
+    ...sessionSlice(api)(...a),
     ...initial,
   }));
   api.onJobEvent((event) => {

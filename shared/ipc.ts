@@ -33,6 +33,15 @@ export interface ModelSummary {
   ops: Record<string, number>;
   nodeCount: number;
   parameters: number;
+  /** How the model was last run in this studio, so that reopening it starts from there; absent for a model never run. */
+  settings?: ModelSettings;
+}
+
+/** A model's last run as it was asked for. */
+export interface ModelSettings {
+  request: Omit<RunRequest, 'model' | 'fromRun' | 'target'>;
+  /** What its data source holds, read from the source: a page shows the fields of that kind. */
+  dataKind?: 'images' | 'npy' | 'random';
 }
 
 export interface SampleModel {
@@ -85,10 +94,14 @@ export interface InputPreview {
 export interface RunRequest extends DataOptions {
   model: string;
   recipe: Recipe;
-  /** Calibration (and evaluation) data source: a folder, a .npy file, a manifest or random:N. */
+  /** Calibration data source: a folder, a .npy file, a manifest or random:N; also evaluation's unless `evaluation` or `holdOut` says otherwise. */
   calibration?: string;
+  /** Evaluation data source, for a run that measures on other samples than it calibrates on (weight-only and dynamic runs: the only data). */
+  evaluation?: string;
+  /** Fraction in (0, 1) of the calibration samples, the last ones, kept for evaluation and never calibrated on. */
+  holdOut?: number;
   preprocess?: PreprocessSpec;
-  /** Re-convert and re-evaluate from this earlier run's calibrated ranges instead of calibrating. */
+  /** Re-convert and re-evaluate on this earlier run's samples without calibrating: a static recipe from its calibrated ranges, weight-only and dynamic need none. */
   fromRun?: string;
   /** Automatic repair: re-choose calibration methods, then move the fewest layers to higher precision, until this holds. */
   target?: Target;
@@ -96,7 +109,7 @@ export interface RunRequest extends DataOptions {
   numerics?: MainNumerics;
   /** cpu backend on a CPU whose int8 kernels saturate: uint8 weights so the export is right here (default on). */
   saturationFix?: boolean;
-  /** Labels of the samples on the host: class ids (.npy, folder per class, JSON) or a JSON array of any values for the metric module. */
+  /** Labels of the evaluation samples (with `holdOut`, of every calibration sample) on the host: class ids (.npy, folder per class, JSON) or a JSON array of any values for the metric module. */
   labels?: string;
   /** The user's metric module (.mjs) on the host: `custom` among the metrics and as a repair target. */
   metricModule?: string;
@@ -131,28 +144,79 @@ export interface Histogram {
   quantized: number[];
 }
 
+/** A layer's weight as the quantized model stores it, against its float values (weight-only and dynamic runs). */
+export interface WeightDetail {
+  /** The weight's name in the float model. */
+  name: string;
+  /** The float weight against its stored values dequantized, over the same bins. */
+  histogram: Histogram;
+  /** One scale per tensor, per channel or per block, in the report's words ("per-block (32)"). */
+  granularity: string;
+  /** Weights that share one scale along the blocked axis; per-block only. */
+  blockSize?: number;
+  /** The step sizes the weight is stored with (absolute scales): how many, and their spread. */
+  scales: { count: number; min: number; median: number; max: number };
+  /** Elements of the weight: each side of the histogram counts all of them. */
+  values: number;
+  /** Weights off their float value by more than half a step: cut at the end of the integer grid. */
+  clipped: number;
+}
+
 export interface LayerDetail {
   layer: LayerReport;
   histogram?: Histogram;
   /** Samples and values the histogram saw. */
   samples: number;
   values: number;
-  /** Why there is no histogram (e.g. a tensor kept in float). */
+  /** Why there is no histogram (e.g. a tensor kept in float), or what the run's kind does with the tensor. */
   note?: string;
+  /** The layer's stored quantized weight, where the run quantized only weights ahead of time (weight-only, dynamic). */
+  weights?: WeightDetail;
 }
 
 export interface ExportRequest {
   runId: string;
-  /** Folder to write to; default: the model's folder. */
+  /**
+   * Folder to write to; default: the model's folder, or in the browser host a new folder of the
+   * host's own that the page then downloads as a zip.
+   */
   folder?: string;
+  /** Write over files of an earlier export; without it an export that would overwrite writes nothing and answers `existing`. */
+  overwrite?: boolean;
 }
 
 export interface ExportResult {
   folder: string;
   files: Array<{ file: string; bytes: number; what: string }>;
+  /** Files the export would overwrite: nothing was written; export again with `overwrite` once the user agrees. */
+  existing?: string[];
+  /** Browser host: where the page downloads the export as one zip (a path relative to the page). */
+  download?: string;
   floatBytes: number;
   quantizedBytes: number;
   ratio: number;
+}
+
+/** A job in progress as its events have told it so far. */
+export interface ActiveJob {
+  runId: string;
+  kind: 'run' | 'analysis';
+  /** The run an analysis analyses. */
+  of?: string;
+  /** Each stage's latest progress. */
+  stages: Partial<Record<Stage, Progress>>;
+  warnings: string[];
+}
+
+/** What the host keeps of a session for a page that reloads: the page's own saved state and what the engine did meanwhile. */
+export interface SessionState {
+  /** As the page saved it (session:save); the host stores it and reads none of it. */
+  page?: Record<string, unknown>;
+  /** Every finished run the engine holds, with its latest analysis. */
+  runs: Array<RunResult & { analysis?: AnalysisReport }>;
+  active?: ActiveJob;
+  /** The closing events of the latest jobs, oldest first. */
+  ended: JobEvent[];
 }
 
 /** Request/response channels: the payload each takes and what it answers. */
@@ -172,6 +236,10 @@ export interface RequestChannels {
   /** Starts a sensitivity analysis of a finished run from its saved ranges; cancelled with run:cancel on the answered id. */
   'run:analyze': { request: { runId: string }; response: { jobId: string } };
   'run:export': { request: ExportRequest; response: ExportResult };
+  /** The session as a page that (re)loads finds it. */
+  'session:get': { request: Record<string, never>; response: SessionState };
+  /** The page's own state, kept by the host for a reload. */
+  'session:save': { request: { page: Record<string, unknown> }; response: void };
 }
 
 export type Channel = keyof RequestChannels;
@@ -192,8 +260,20 @@ export interface StudioApi {
   call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>>;
   /** A dropped or picked file as a path the engine can open (Electron: its path; browser: uploaded). */
   pathForFile(file: File): Promise<string>;
+  /**
+   * A picked folder (its files, each with its webkitRelativePath) or several picked files as one
+   * folder the engine can read (Electron: the folder they are in; browser: uploaded together,
+   * subfolders kept). `onFile` hears each file as it is taken.
+   */
+  pathForFolder(files: readonly File[], onFile?: (done: number, total: number) => void): Promise<string>;
   onJobEvent(listener: (event: JobEvent) => void): () => void;
   onMenu(listener: (command: MenuCommand) => void): () => void;
+}
+
+/** The path of a file picked with its folder ("calibration/cat/1.png"), without that folder; '' for a file picked alone. */
+export function pathInPickedFolder(file: File): string {
+  const relative = (file as File & { webkitRelativePath?: string }).webkitRelativePath ?? '';
+  return relative.split('/').slice(1).join('/');
 }
 
 export class PayloadError extends Error {}
@@ -270,11 +350,14 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     dataOptions('data:preview', o);
   },
   'run:start': (v) => {
-    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix', 'labels', 'metricModule', ...DATA_OPTION_KEYS]);
+    const o = object('run:start', v, ['model', 'recipe', 'calibration', 'evaluation', 'holdOut', 'preprocess', 'fromRun', 'target', 'numerics', 'saturationFix', 'labels', 'metricModule', ...DATA_OPTION_KEYS]);
     dataOptions('run:start', o);
     text('run:start', o.model, 'model');
     recipe('run:start', o.recipe);
     text('run:start', o.calibration, 'calibration', true);
+    text('run:start', o.evaluation, 'evaluation', true);
+    if (o.holdOut !== undefined && !(typeof o.holdOut === 'number' && o.holdOut > 0 && o.holdOut < 1)) fail('run:start', '"holdOut" must be a fraction between 0 and 1');
+    if (o.holdOut !== undefined && o.evaluation !== undefined) fail('run:start', '"holdOut" splits the calibration data for evaluation; with "evaluation" given, leave it out');
     preprocess('run:start', o.preprocess);
     text('run:start', o.fromRun, 'fromRun', true);
     text('run:start', o.labels, 'labels', true);
@@ -290,10 +373,16 @@ export const VALIDATORS: { [C in Channel]: (value: unknown) => asserts value is 
     text('run:layer', o.runId, 'runId');
     text('run:layer', o.tensor, 'tensor');
   },
+  'session:get': (v) => empty('session:get', v),
+  'session:save': (v) => {
+    const page = object('session:save', v, ['page']).page;
+    if (!page || typeof page !== 'object' || Array.isArray(page)) fail('session:save', '"page" must be an object');
+  },
   'run:export': (v) => {
-    const o = object('run:export', v, ['runId', 'folder']);
+    const o = object('run:export', v, ['runId', 'folder', 'overwrite']);
     text('run:export', o.runId, 'runId');
     text('run:export', o.folder, 'folder', true);
+    if (o.overwrite !== undefined && typeof o.overwrite !== 'boolean') fail('run:export', '"overwrite" must be true or false');
   },
 };
 

@@ -8,15 +8,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findBackend, recipeProblems } from '../../shared/backends';
-import type { DataOptions, ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel } from '../../shared/ipc';
+import type { ActiveJob, DataOptions, ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSettings, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel, SessionState, WeightDetail } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
-import type { AnalysisReport, Report } from '../../shared/report';
+import type { AnalysisReport, LayerReport, Report } from '../../shared/report';
 
 import { previewInput } from '../data/preview';
 import { openSource } from '../data/readers';
 import { hostNumerics } from '../onnx/numerics';
 import { inputSpecs } from '../onnx/session';
 import { layerHistogram } from '../eval/layer-values';
+import { weightValues } from '../eval/weight-values';
 import { pairsFromQdq } from '../eval/pairs';
 import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
 import { refuseOverInputs } from '../base/paths';
@@ -52,6 +53,12 @@ export interface ServiceOptions {
 /** What a finished run leaves in its folder, so that a fresh engine can show and export it again. */
 const RUN_RECORD = 'run.json';
 
+/** The page's state, saved by the page for a reload. */
+const SESSION_FILE = 'session.json';
+
+/** Closing events kept for a page that reloads while a job ends. */
+const ENDED_KEPT = 16;
+
 /** Milliseconds between progress events of one stage: enough for a smooth bar, few enough for IPC. */
 const PROGRESS_INTERVAL = 100;
 
@@ -63,7 +70,7 @@ interface Run {
   /** The ranges file a re-run reads: this run's own, or the one it re-used. */
   ranges?: string;
   /** The samples it calibrated or evaluated on, and how they are scored (a re-run's are its parent's). */
-  data: { calibration?: string; preprocess?: PreprocessSpec; options: DataOptions; labels?: string; metricModule?: string };
+  data: RunData;
   outcome?: QuantizeOutcome;
   /** The input model and the files it references: no export may land on one. */
   inputs: string[];
@@ -71,6 +78,17 @@ interface Run {
   analysis?: AnalysisReport;
   /** Float and quantized models, loaded once for the layer panel. */
   models?: { float: LoadedModel['model']; quant: LoadedModel['model'] };
+}
+
+/** What a run reads and how it scores it; a re-run's are its parent's, so that the two compare. */
+interface RunData {
+  calibration?: string;
+  evaluation?: string;
+  holdOut?: number;
+  preprocess?: PreprocessSpec;
+  options: DataOptions;
+  labels?: string;
+  metricModule?: string;
 }
 
 type RunRecord = Omit<Run, 'controller' | 'models'>;
@@ -95,6 +113,10 @@ export class StudioService {
   /** Each opened model with its external data files: export never writes over any of them. */
   private readonly inputFiles = new Map<string, string[]>();
 
+  /** The job in progress as its events told it, and how the last jobs ended: what a reloaded page picks up. */
+  private live?: ActiveJob;
+  private readonly ended = new Map<string, JobEvent>();
+
   constructor(private readonly options: ServiceOptions) {
     this.workRoot = options.workRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-'));
     for (const dir of fs.readdirSync(this.workRoot)) {
@@ -103,6 +125,48 @@ export class StudioService {
       this.runs.set(record.id, { ...record, controller: new AbortController() });
       this.counter = Math.max(this.counter, Number(/^run-(\d+)$/.exec(record.id)?.[1] ?? 0));
     }
+  }
+
+  /** Every job event goes out through here, so that the session knows what a page that reloads now has missed. */
+  private emit(event: JobEvent): void {
+    switch (event.type) {
+      case 'started':
+        this.live = { runId: event.runId, kind: 'run', stages: {}, warnings: [] };
+        break;
+      case 'analysis-started':
+        this.live = { runId: event.runId, kind: 'analysis', of: event.of, stages: {}, warnings: [] };
+        break;
+      case 'progress':
+        if (this.live?.runId === event.runId) this.live.stages[event.stage] = { stage: event.stage, done: event.done, total: event.total, rate: event.rate, unit: event.unit };
+        break;
+      case 'warning':
+        if (this.live?.runId === event.runId) this.live.warnings.push(event.message);
+        break;
+      default:
+        if (this.live?.runId === event.runId) this.live = undefined;
+        this.ended.set(event.runId, event);
+        if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
+    }
+    this.options.emit(event);
+  }
+
+  /** The page's own state as it last saved it, the finished runs, the job in progress and how recent jobs ended. */
+  session(): SessionState {
+    let page: SessionState['page'];
+    try {
+      page = JSON.parse(fs.readFileSync(path.join(this.workRoot, SESSION_FILE), 'utf8')) as SessionState['page'];
+    } catch {
+      // No page has saved itself yet.
+    }
+    const runs = [...this.runs.values()].filter((r): r is Run & { outcome: QuantizeOutcome } => Boolean(r.outcome)).map((r) => ({
+      runId: r.id, ...(r.request.fromRun ? { fromRun: r.request.fromRun } : {}), report: r.outcome.report, ...(r.analysis ? { analysis: r.analysis } : {}),
+    }));
+    return { ...(page ? { page } : {}), runs, ...(this.live ? { active: this.live } : {}), ended: [...this.ended.values()] };
+  }
+
+  /** Kept in the work folder, which outlives a crashed engine, and gone with the session. */
+  saveSession(page: Record<string, unknown>): void {
+    writeJsonAtomic(path.join(this.workRoot, SESSION_FILE), page);
   }
 
   handle<C extends EngineChannel>(channel: C, request: RequestChannels[C]['request']): Promise<RequestChannels[C]['response']> {
@@ -118,6 +182,8 @@ export class StudioService {
       'run:layer': (r) => this.layer(r.runId, r.tensor),
       'run:analyze': (r) => this.analyzeRun(r.runId),
       'run:export': (r) => this.export(r),
+      'session:get': () => this.session(),
+      'session:save': (r) => this.saveSession(r.page),
     };
     return Promise.resolve().then(() => (handlers[channel] as (r: unknown) => RequestChannels[C]['response'])(request));
   }
@@ -136,11 +202,41 @@ export class StudioService {
     this.remember(resolved);
     const sideFiles = loaded.externalFiles ?? [];
     this.inputFiles.set(resolved, [resolved, ...sideFiles]);
+    const settings = this.readSettings()[resolved];
     return {
       file: resolved, name: path.basename(resolved), bytes: loaded.bytes, sideFiles: sideFiles.map((f) => path.basename(f)),
       irVersion: info.irVersion, producer: info.producer, opsets: info.opsets, inputs: info.inputs, outputs: info.outputs,
-      ops: info.ops, nodeCount: info.nodeCount, parameters: info.parameters,
+      ops: info.ops, nodeCount: info.nodeCount, parameters: info.parameters, ...(settings ? { settings } : {}),
     };
+  }
+
+  private get settingsFile(): string {
+    return path.join(this.options.stateDir, 'models.json');
+  }
+
+  private readSettings(): Record<string, ModelSettings> {
+    try {
+      const read = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8')) as unknown;
+      return read && typeof read === 'object' && !Array.isArray(read) ? read as Record<string, ModelSettings> : {};
+    } catch {
+      return {};
+    }
+  }
+
+  /** A run as asked becomes its model's settings; a re-run or a repair asks only what its parent did. */
+  private rememberSettings(request: RunRequest): void {
+    const { model, fromRun: _fromRun, target: _target, ...asked } = request;
+    const file = path.resolve(model);
+    const source = asked.calibration ?? asked.evaluation;
+    const all = this.readSettings();
+    delete all[file];
+    all[file] = { request: asked, ...(source ? { dataKind: dataKindOf(source) } : {}) };
+    const kept = Object.entries(all).slice(-SETTINGS_KEPT);
+    try {
+      writeJsonAtomic(this.settingsFile, Object.fromEntries(kept));
+    } catch {
+      // Settings are a convenience; a read-only state folder must not stop a run.
+    }
   }
 
   sample(): SampleModel {
@@ -206,33 +302,33 @@ export class StudioService {
   start(request: RunRequest): { runId: string } {
     this.idle();
     let ranges: string | undefined;
-    let calibration = request.calibration;
-    let preprocess = request.preprocess;
-    let options = dataOptionsOf(request);
-    let { labels, metricModule } = request;
+    const { calibration: asked, evaluation, holdOut, preprocess, labels, metricModule } = request;
+    let data: RunData = { calibration: asked, evaluation, holdOut, preprocess, options: dataOptionsOf(request), labels, metricModule };
     if (request.fromRun) {
       const parent = this.runs.get(request.fromRun);
-      if (!parent?.outcome || !parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
-      ranges = parent.ranges;
-      // Evaluation reads the same samples as the run whose ranges are re-used, and scores them the same way, so the two compare.
-      calibration = parent.request.calibration;
-      preprocess = parent.request.preprocess;
-      options = parent.data.options;
-      labels = parent.data.labels;
-      metricModule = parent.data.metricModule;
+      if (!parent?.outcome) throw new StudioError(`run ${request.fromRun} has not finished; only a finished run can be re-converted`);
+      // Only static quantization has calibrated ranges; weight-only and dynamic re-convert the weights alone.
+      if (request.recipe.kind === 'static') {
+        if (!parent.ranges) throw new StudioError(`run ${request.fromRun} has no calibrated ranges to re-use; run it with calibration first`);
+        ranges = parent.ranges;
+      }
+      // Evaluation reads the same samples as the run it derives from, and scores them the same way, so the two compare.
+      data = parent.data;
     }
+    const { calibration } = data;
     if (request.recipe.kind === 'static' && !calibration && !ranges) {
       throw new StudioError('static quantization needs calibration data: choose a folder of images, .npy files, or random samples');
     }
+    if (!request.fromRun && !request.target) this.rememberSettings(request);
     const id = `run-${++this.counter}`;
     const dir = fs.mkdtempSync(path.join(this.workRoot, `${id}-`));
     const model = path.resolve(request.model);
     // A model opened before the engine restarted is known by its file alone: read what it references.
     const inputs = this.inputFiles.get(model) ?? [model, ...(loadModel(model).externalFiles ?? [])];
-    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data: { calibration, preprocess, options, labels, metricModule }, inputs };
+    const run: Run = { id, request, dir, controller: new AbortController(), ranges, data, inputs };
     this.runs.set(id, run);
-    this.options.emit({ runId: id, type: 'started', request });
-    this.track(id, run.controller, this.execute(run, { calibration, preprocess, ranges, labels, metricModule, ...options }));
+    this.emit({ runId: id, type: 'started', request });
+    this.track(id, run.controller, this.execute(run, ranges));
     return { runId: id };
   }
 
@@ -244,7 +340,7 @@ export class StudioService {
     // The job stops being active before its last event goes out: whoever hears it may start the next one.
     const done = job.then((last) => {
       if (this.active?.id === id) this.active = undefined;
-      this.options.emit(last);
+      this.emit(last);
       return last;
     });
     this.active = { id, controller, done };
@@ -261,7 +357,7 @@ export class StudioService {
       state.stageDone = p.done >= p.total;
       if (!edge && now - last < PROGRESS_INTERVAL) return;
       last = now;
-      this.options.emit({ runId: id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate, unit: p.unit });
+      this.emit({ runId: id, type: 'progress', stage: p.stage, done: p.done, total: p.total, rate: p.rate, unit: p.unit });
     };
     return { state, onProgress };
   }
@@ -279,10 +375,9 @@ export class StudioService {
     const id = `analysis-${++this.analyses}`;
     const controller = new AbortController();
     const { state, onProgress } = this.progress(id);
-    this.options.emit({ runId: id, type: 'analysis-started', of: runId });
+    this.emit({ runId: id, type: 'analysis-started', of: runId });
     const job = analyze({
-      model: run.request.model, recipe, ranges: run.ranges, calibration: run.data.calibration, preprocess: run.data.preprocess, ...run.data.options,
-      labels: run.data.labels, metricModule: run.data.metricModule, numerics: run.request.numerics, signal: controller.signal, onProgress,
+      model: run.request.model, recipe, ...run.data, ...run.data.options, ranges: run.ranges, numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
       (analysis): JobEvent => {
         if (controller.signal.aborted) return { runId: id, type: 'cancelled' };
@@ -297,14 +392,14 @@ export class StudioService {
   }
 
   /** Runs the job; resolves with its closing event (done, failed or cancelled), never rejects. */
-  private async execute(run: Run, data: { calibration?: string; preprocess?: PreprocessSpec; ranges?: string; labels?: string; metricModule?: string } & DataOptions): Promise<JobEvent> {
-    const emit = this.options.emit;
+  private async execute(run: Run, ranges: string | undefined): Promise<JobEvent> {
+    const { options, ...data } = run.data;
+    const emit = (event: JobEvent) => this.emit(event);
     const { state, onProgress } = this.progress(run.id);
     try {
       const out = path.join(run.dir, path.basename(defaultOutPath(run.request.model, run.request.recipe.backend, run.request.recipe.kind)));
       const outcome = await quantize({
-        model: run.request.model, recipe: run.request.recipe, calibration: data.calibration, ranges: data.ranges, preprocess: data.preprocess,
-        skipNonFinite: data.skipNonFinite, maxMegapixels: data.maxMegapixels, labels: data.labels, metricModule: data.metricModule,
+        model: run.request.model, recipe: run.request.recipe, ...data, ...options, ranges,
         out, signal: run.controller.signal, onProgress, ...(run.request.target ? { target: run.request.target } : {}), onWarning: (message) => emit({ runId: run.id, type: 'warning', message }),
         numerics: run.request.numerics, saturationFix: run.request.saturationFix,
       });
@@ -352,10 +447,10 @@ export class StudioService {
     const pair = layer.keptInFloat ? { float: tensor, quant: tensor }
       : pairsFromQdq(new GraphView(run.models.float), new GraphView(run.models.quant)).find((p) => p.float === tensor);
     if (!pair) {
-      const why = report.recipe.kind === 'weight-only' ? 'activations stay in float; only weights are quantized' : report.recipe.kind === 'dynamic' ? 'activations are quantized at run time' : 'the tensor has no Q/DQ pair';
-      return { layer, samples: 0, values: 0, note: `${report.recipe.kind} quantization has no stored dequantized value for this tensor (${why})` };
+      const weights = report.recipe.kind === 'static' ? undefined : layerWeights(report, layer, run.models);
+      return { layer, samples: 0, values: 0, note: layerNote(report.recipe.kind, weights), ...(weights ? { weights } : {}) };
     }
-    const source = await openSource(run.data.calibration ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess, ...run.data.options });
+    const source = await openSource(run.data.calibration ?? run.data.evaluation ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess, ...run.data.options });
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }
@@ -390,6 +485,10 @@ export class StudioService {
     };
     refuseOverInputs([...copies.map((c) => ({ file: c.to, what: c.what })), { file: reportFile, what: 'the report' }, { file: htmlFile, what: 'the HTML report' }],
       run.inputs, 'choose another folder');
+    const existing = [...copies.map((c) => c.to), reportFile, htmlFile].filter((f) => fs.existsSync(f));
+    if (existing.length && !request.overwrite) {
+      return { folder, files: [], existing, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
+    }
     const files: ExportResult['files'] = [];
     const write = (to: string, data: Uint8Array | string, what: string) => {
       writeFileAtomic(to, data);
@@ -405,6 +504,38 @@ export class StudioService {
   async close(): Promise<void> {
     if (this.active) await this.cancel(this.active.id);
     fs.rmSync(this.workRoot, { recursive: true, force: true });
+  }
+}
+
+/** The weight of a weight-only or dynamic layer as the quantized model stores it, against its float values. */
+function layerWeights(report: Report, layer: LayerReport, models: NonNullable<Run['models']>): WeightDetail | undefined {
+  const row = report.weights.find((w) => w.node === layer.node);
+  const float = row && new GraphView(models.float).constantTensor(row.name);
+  const values = float && weightValues(new GraphView(models.quant), layer.name, float, row.granularity);
+  return values && { name: row.name, ...values };
+}
+
+/** What a run of this kind does with a layer's activation, which has no stored quantized value to show. */
+function layerNote(kind: Recipe['kind'], weights: WeightDetail | undefined): string {
+  const below = weights ? `; below, its weight ${weights.name} as stored` : '';
+  if (kind === 'weight-only') return `Weight-only: this activation stays in float; only the weight is stored quantized and dequantized when the layer runs${below}.`;
+  if (kind === 'dynamic') {
+    return `Dynamic: no scale is stored for this activation; ONNX Runtime quantizes the layer's input at run time, per batch, from that batch's own min and max (DynamicQuantizeLinear); the weight is stored 8-bit ahead of time${below}.`;
+  }
+  return 'The tensor has no Q/DQ pair in the quantized model.';
+}
+
+/** Models whose last settings are remembered. */
+const SETTINGS_KEPT = 64;
+
+/** What a data source holds, as the Configure screen's kinds name it. */
+function dataKindOf(source: string): ModelSettings['dataKind'] {
+  if (source.startsWith('random:')) return 'random';
+  if (/\.(npy|json)$/i.test(source)) return 'npy';
+  try {
+    return fs.readdirSync(source).some((f) => f.toLowerCase().endsWith('.npy')) ? 'npy' : 'images';
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 // The StudioApi over the browser host (app/serve.ts): requests as JSON POSTs, job events as
 // server-sent events, dropped files uploaded. Every URL is relative to the page, whose path starts
 // with the access token, so each request carries it.
-import type { Channel, Envelope, JobEvent, MenuCommand, RequestOf, ResponseOf, StudioApi } from '../../shared/ipc';
+import { pathInPickedFolder, type Channel, type Envelope, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../../shared/ipc';
 
 export function httpHost(base: string): StudioApi {
   const listeners = new Set<(event: JobEvent) => void>();
@@ -24,7 +24,19 @@ export function httpHost(base: string): StudioApi {
     },
     async pathForFile(file: File): Promise<string> {
       const response = await fetch(`${base}upload?name=${encodeURIComponent(file.name)}`, { method: 'POST', body: file });
-      return unwrap<string>(response);
+      return (await unwrap<{ file: string }>(response)).file;
+    },
+    async pathForFolder(files, onFile) {
+      if (files.length === 0) throw new Error('no files were picked');
+      const batch = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('');
+      let folder = '';
+      for (const [i, file] of files.entries()) {
+        const name = pathInPickedFolder(file) || file.name;
+        const response = await fetch(`${base}upload?batch=${batch}&name=${encodeURIComponent(name)}`, { method: 'POST', body: file });
+        folder = (await unwrap<{ folder: string }>(response)).folder;
+        onFile?.(i + 1, files.length);
+      }
+      return folder;
     },
     onJobEvent(listener) {
       listeners.add(listener);

@@ -1,10 +1,38 @@
-import { useEffect } from 'react';
+import { useEffect, useRef } from 'react';
+import type { StudioApi } from '../../shared/ipc';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
 import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
-import { dataSource, refusal, type DataKind } from '../store';
+import { dataSource, refusal, type DataField, type DataKind } from '../store';
+
+type Host = StudioApi['host'];
+
+/**
+ * Picks files or a folder for a data field: the browser host uploads them (a user there may not see
+ * the host's disk), Electron takes their paths. Progress and errors show beside the button.
+ */
+function PickButton({ host, field, folder, accept, multiple, label }: { host: Host; field: DataField; folder?: boolean; accept?: string; multiple?: boolean; label: string }) {
+  const input = useRef<HTMLInputElement>(null);
+  const pickData = useStudio((s) => s.pickData);
+  const picking = useStudio((s) => (s.picking?.field === field ? s.picking : undefined));
+  const error = useStudio((s) => (s.pickError?.field === field ? s.pickError.message : undefined));
+  // React has no typed prop for the directory picker's attributes.
+  const folderProps = folder ? { webkitdirectory: '', directory: '' } : {};
+  return (
+    <span className="pick">
+      <button type="button" onClick={() => input.current?.click()} disabled={Boolean(picking)} data-testid={`pick-${field}${folder ? '-folder' : ''}`}>
+        {host === 'browser' ? 'Upload' : 'Choose'} {label}…
+      </button>
+      <input ref={input} type="file" hidden accept={accept} multiple={multiple || folder} {...folderProps}
+        data-testid={`pick-${field}${folder ? '-folder' : ''}-input`}
+        onChange={(e) => { const files = Array.from(e.target.files ?? []); e.target.value = ''; void pickData(field, files, Boolean(folder)); }} />
+      {picking && <span className="muted small" aria-live="polite">{host === 'browser' ? 'uploading' : 'reading'} {picking.done}/{picking.total}…</span>}
+      {error && <span className="error small" role="alert">{error}</span>}
+    </span>
+  );
+}
 import { PlanSummaryView } from './ModelScreen';
 
 const METHODS = ['minmax', 'moving-average', 'percentile', 'entropy', 'mse'];
@@ -37,7 +65,7 @@ function numbersOr(text: string, n: number): number[] | undefined {
   return v.length === n && v.every(Number.isFinite) ? v : undefined;
 }
 
-function DataSection() {
+function DataSection({ host, calibrates }: { host: Host; calibrates: boolean }) {
   const data = useStudio((s) => s.data);
   const setData = useStudio((s) => s.setData);
   const preview = useStudio((s) => s.preview);
@@ -47,8 +75,9 @@ function DataSection() {
   const kinds: Array<{ id: DataKind; label: string }> = [{ id: 'images', label: 'Folder of images' }, { id: 'npy', label: '.npy files' }, { id: 'random', label: 'Random' }];
   return (
     <fieldset className="data">
-      <legend>Calibration data</legend>
-      <div className="segmented" role="radiogroup" aria-label="Kind of calibration data">
+      <legend>{calibrates ? 'Calibration data' : 'Evaluation data'}</legend>
+      {!calibrates && <p className="muted">Nothing to calibrate: these samples only measure what quantization did (random samples when none are chosen).</p>}
+      <div className="segmented" role="radiogroup" aria-label={`Kind of ${calibrates ? 'calibration' : 'evaluation'} data`}>
         {kinds.map((k) => (
           <label key={k.id}><input type="radio" name="data-kind" checked={data.kind === k.id} onChange={() => setData({ kind: k.id })} />{k.label}</label>
         ))}
@@ -57,12 +86,20 @@ function DataSection() {
         <div className="field">
           <label htmlFor="random-count">Samples</label>
           <input id="random-count" type="number" min={1} value={data.randomCount} onChange={(e) => setData({ randomCount: Number(e.target.value) })} />
-          <p className="warning" role="note">Random data gives poor calibration ranges: use it to try the flow, not to ship a model.</p>
+          <p className="warning" role="note">{calibrates ? 'Random data gives poor calibration ranges: use it to try the flow, not to ship a model.' : 'Random data says little about how the model does on its own inputs.'}</p>
         </div>
       ) : (
         <div className="field wide">
           <label htmlFor="data-path">{data.kind === 'images' ? 'Folder of images (PNG, JPEG, WebP, TIFF, AVIF, GIF)' : '.npy file, folder of .npy files or manifest'}</label>
-          <input id="data-path" type="text" value={data.path} spellCheck={false} onChange={(e) => setData({ path: e.target.value })} placeholder="/path/to/calibration" />
+          <input id="data-path" type="text" value={data.path} spellCheck={false} onChange={(e) => setData({ path: e.target.value })} placeholder={host === 'browser' ? 'a path on the machine running the studio, or upload' : '/path/to/calibration'} />
+          <div className="row">
+            {data.kind === 'images'
+              ? <PickButton host={host} field="path" folder label="a folder" />
+              : <>
+                <PickButton host={host} field="path" accept=".npy,.json" multiple label=".npy files" />
+                <PickButton host={host} field="path" folder label="a folder" />
+              </>}
+          </div>
         </div>
       )}
       {data.kind === 'images' && (
@@ -117,30 +154,70 @@ function DataSection() {
           </div>
         </div>
       )}
-      {data.kind !== 'random' && <ScoringFields />}
+      {data.kind !== 'random' && <ScoringFields host={host} calibrates={calibrates} />}
+      {calibrates && <EvaluationFields host={host} />}
     </fieldset>
   );
 }
 
+/** What a static run measures on: by default a held-out tail of the calibration data, which calibration never sees. */
+function EvaluationFields({ host }: { host: Host }) {
+  const data = useStudio((s) => s.data);
+  const setData = useStudio((s) => s.setData);
+  const e = data.evaluation;
+  const set = (patch: Partial<typeof e>) => setData({ evaluation: { ...e, ...patch } });
+  return (
+    <div className="evaluation" role="radiogroup" aria-label="Evaluation data">
+      <h3>Evaluation data</h3>
+      <label><input type="radio" name="eval-kind" checked={e.kind === 'held-out'} onChange={() => set({ kind: 'held-out' })} data-testid="eval-held-out" />
+        {' '}Hold out the last{' '}
+        <input type="number" className="narrow" min={5} max={90} step={5} value={Math.round(e.fraction * 100)} aria-label="Percent held out"
+          onChange={(ev) => set({ kind: 'held-out', fraction: Math.min(0.9, Math.max(0.01, Number(ev.target.value) / 100 || 0.25)) })} />
+        % of the calibration samples (in file order)</label>
+      <label><input type="radio" name="eval-kind" checked={e.kind === 'other'} onChange={() => set({ kind: 'other' })} data-testid="eval-other" /> Other samples</label>
+      {e.kind === 'other' && (
+        <div className="field wide">
+          <input type="text" aria-label="Evaluation data path" value={e.path} spellCheck={false} onChange={(ev) => set({ path: ev.target.value })} placeholder="a folder, .npy file or manifest" />
+          <div className="row">
+            <PickButton host={host} field="evaluation" folder label="a folder" />
+            <PickButton host={host} field="evaluation" accept=".npy,.json" multiple label=".npy files" />
+          </div>
+        </div>
+      )}
+      <label><input type="radio" name="eval-kind" checked={e.kind === 'calibration'} onChange={() => set({ kind: 'calibration' })} data-testid="eval-calibration" /> The calibration samples themselves</label>
+      <p className="muted small" role="note" data-testid="eval-note">
+        {e.kind === 'held-out' ? `Calibration never sees the held-out ${Math.round(e.fraction * 100)}%, so the figures measure the model on data it was not fitted to; labels then give one label per calibration sample.`
+          : e.kind === 'calibration' ? 'Figures measured on the samples the ranges were fitted to flatter the model.'
+            : 'Labels then give one label per evaluation sample.'}
+      </p>
+    </div>
+  );
+}
+
 /** Labels and the user's own metric: how the run scores the samples beside SQNR. */
-function ScoringFields() {
+function ScoringFields({ host, calibrates }: { host: Host; calibrates: boolean }) {
   const data = useStudio((s) => s.data);
   const setData = useStudio((s) => s.setData);
   return (
     <div className="scoring">
       <div className="field wide">
-        <label htmlFor="data-labels">Labels, optional: a .npy of class ids, a folder with a subfolder per class, or a .json array with one label per sample (sorted file order)</label>
+        <label htmlFor="data-labels">Labels, optional: a .npy of class ids, a folder with a subfolder per class, or a .json array with one label per {calibrates && data.evaluation.kind === 'held-out' ? 'calibration' : 'evaluation'} sample (sorted file order)</label>
         <input id="data-labels" type="text" value={data.labels} spellCheck={false} onChange={(e) => setData({ labels: e.target.value })} placeholder="/path/to/labels.json" />
+        <div className="row">
+          <PickButton host={host} field="labels" accept=".npy,.json" label="labels" />
+          {data.kind === 'images' && data.path && <button type="button" className="link" onClick={() => setData({ labels: data.path })} title="Class ids from the image folder's subfolders, one per class, sorted by name">the image folder's subfolders</button>}
+        </div>
       </div>
       <div className="field wide">
         <label htmlFor="data-metric-module">Metric module, optional: a .mjs whose default export {'{ name, score({ float, quantized, labels }) }'} scores the outputs as you measure them (it runs on the host)</label>
         <input id="data-metric-module" type="text" value={data.metricModule} spellCheck={false} onChange={(e) => setData({ metricModule: e.target.value })} placeholder="/path/to/metric.mjs" />
+        <PickButton host={host} field="metricModule" accept=".mjs,.js" label="a module" />
       </div>
     </div>
   );
 }
 
-export function ConfigureScreen() {
+export function ConfigureScreen({ host }: { host: Host }) {
   const recipe = useStudio((s) => s.recipe);
   const preset = useStudio((s) => s.preset);
   const chooseBackend = useStudio((s) => s.chooseBackend);
@@ -149,6 +226,7 @@ export function ConfigureScreen() {
   const data = useStudio((s) => s.data);
   const refreshPlan = useStudio((s) => s.refreshPlan);
   const model = useStudio((s) => s.model);
+  const resetConfig = useStudio((s) => s.resetConfig);
   const numerics = useStudio((s) => s.numerics);
   const setNumerics = useStudio((s) => s.setNumerics);
   const saturationFix = useStudio((s) => s.saturationFix);
@@ -166,6 +244,12 @@ export function ConfigureScreen() {
   return (
     <section className="screen configure" aria-labelledby="configure-title">
       <h2 id="configure-title">Configure</h2>
+      {model?.settings && (
+        <p className="muted" data-testid="last-settings">
+          As this model was last run here.{' '}
+          <button type="button" className="link" onClick={resetConfig} data-testid="reset-config">Start from defaults</button>
+        </p>
+      )}
       <div className="backends" role="radiogroup" aria-label="Backend">
         {BACKENDS.map((b) => (
           <div key={b.name} className={`card${b.name === recipe.backend ? ' chosen' : ''}`} data-backend={b.name}>
@@ -263,7 +347,7 @@ export function ConfigureScreen() {
           </div>
         </div>
       </details>
-      {recipe.kind === 'static' ? <DataSection /> : <p className="muted">{recipe.kind} quantization needs no calibration; evaluation runs on random samples unless you choose data.</p>}
+      <DataSection host={host} calibrates={recipe.kind === 'static'} />
       <PlanSummaryView />
       <div className="actions">
         {problem && <p className="error" role="alert">{problem}</p>}

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, type DragEvent } from 'react';
 import { useStudio } from '../context';
+import { fileName, folderOf } from '../format';
 
 export function ImportScreen({ host }: { host: 'electron' | 'browser' | 'test' }) {
   const openFile = useStudio((s) => s.openFile);
@@ -58,7 +59,7 @@ export function ImportScreen({ host }: { host: 'electron' | 'browser' | 'test' }
           <h3>Recent models</h3>
           <ul>
             {recent.map((r) => (
-              <li key={r}><button type="button" className="link" onClick={() => void openPath(r)}>{r}</button></li>
+              <li key={r}><button type="button" className="link" onClick={() => void openPath(r)} title={r} data-testid="recent-model">{fileName(r)}</button> <span className="muted small path">{folderOf(r)}</span></li>
             ))}
           </ul>
         </div>

@@ -10,7 +10,7 @@ import { db, fileName } from '../format';
 import { refusal, sixteenBitFor } from '../store';
 import { layerTableRows } from '../../shared/layer-table';
 import { recipeChanges } from '../../shared/recipe';
-import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection, runDifference } from './InspectTools';
+import { AlgorithmsSection, AnalysisSection, AnalyzeControl, HistoryTable, RepairControl, RepairSection, runDifference, WeightValues } from './InspectTools';
 import { LayerTable } from './LayerTable';
 import { GraphPane } from '../graph/GraphPane';
 import { graphOverlay } from '../../shared/graph';
@@ -32,12 +32,10 @@ function LayerPanel() {
   }
   const layer = detail?.layer ?? current.report.layers.find((l) => l.name === selected);
   const before = previous?.report.layers.find((l) => l.name === selected);
+  const kind = current.report.recipe.kind;
   const sixteen = sixteenBitFor(current.report.recipe);
-  // Both buttons re-convert from the run's calibrated ranges, which only a static run has.
-  const noRanges = current.report.recipe.kind === 'static' ? undefined
-    : `a ${current.report.recipe.kind} run has no calibrated ranges to re-convert from: keep nodes in float under Configure → Advanced and run again`;
   // A full-integer backend has no float fallback: the record says so, in words.
-  const floatRefused = noRanges ?? refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
+  const floatRefused = refusal(current.report.recipe, { overrides: { ...current.report.recipe.overrides, [selected]: { float: true } } });
   const busy = status === 'running' || status === 'cancelling';
   return (
     <aside className="layer-panel" aria-labelledby="layer-title" data-testid="layer-panel">
@@ -57,25 +55,31 @@ function LayerPanel() {
           <LayerAlgorithms report={current.report} layer={layer} />
         </dl>
       )}
-      <div className="hist-slot">
+      {/* The slot keeps its height while an activation's values load; a note above a weight's values needs none. */}
+      <div className={`hist-slot${detail?.weights && !detail.histogram ? ' note-only' : ''}`}>
         {error ? <p className="error" role="alert">{error}</p>
           : !detail ? <p className="muted">Reading the tensor's values…</p>
             : detail.histogram ? <Histogram bins={detail.histogram} />
-              : <p className="muted">{detail.note}</p>}
+              : <p className="muted" data-testid="layer-note">{detail.note}</p>}
         {detail?.histogram && <p className="muted small">{detail.samples} samples, {detail.values.toLocaleString('en-US')} values per side</p>}
       </div>
+      {detail?.weights && <WeightValues weights={detail.weights} />}
       <div className="row">
         <button type="button" data-testid="keep-float" disabled={busy || Boolean(layer?.keptInFloat) || Boolean(floatRefused)} title={floatRefused}
           onClick={() => void override(selected, 'float')}>
-          Keep in float{floatRefused && !noRanges && <span className="muted"> (not on {current.report.backend})</span>}
+          Keep in float{floatRefused && <span className="muted"> (not on {current.report.backend})</span>}
         </button>
-        <button type="button" disabled={busy || !sixteen || Boolean(noRanges) || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
-          title={noRanges ?? (sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`)}>
-          16-bit{!sixteen && !noRanges && <span className="muted"> (not on {current.report.backend})</span>}
-        </button>
+        {/* 16-bit is a static run's activation type: weight-only and dynamic runs have no activation scale to widen. */}
+        {kind === 'static' && (
+          <button type="button" data-testid="sixteen-bit" disabled={busy || !sixteen || Boolean(layer?.keptInFloat)} onClick={() => void override(selected, '16-bit')}
+            title={sixteen ? `Quantize this tensor to ${sixteen}` : `${findBackend(current.report.backend)?.title ?? current.report.backend} has no 16-bit activations`}>
+            16-bit{!sixteen && <span className="muted"> (not on {current.report.backend})</span>}
+          </button>
+        )}
       </div>
       {floatRefused && <p className="muted small">{floatRefused}</p>}
-      <p className="muted small">Re-converts and re-evaluates from the saved ranges, without calibrating again.</p>
+      <p className="muted small">{kind === 'static' ? 'Re-converts and re-evaluates from the saved ranges, without calibrating again.'
+        : `Re-converts the weights and re-evaluates on the run's samples: a ${kind} run has nothing to calibrate.`}</p>
     </aside>
   );
 }

@@ -3,8 +3,10 @@
 import { describeTarget, headlineMetric, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
 import { adaRoundWords, biasCorrectionSource, biasErrorRms, dbDelta, deltaText, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import type { WeightDetail } from '../../shared/ipc';
+import { Histogram } from '../charts/Histogram';
 import { useStudio } from '../context';
-import { bytes, db } from '../format';
+import { bytes, count, db } from '../format';
 import type { HistoryEntry } from '../store';
 
 const STAGE_TITLES: Record<string, string> = { load: 'loading', evaluate: 'measuring local and cumulative SQNR', sensitivity: 'one layer in float at a time' };
@@ -62,6 +64,25 @@ export function AnalyzeControl() {
 }
 
 const dbOrDash = (v: Db | undefined) => (v === undefined ? '—' : db(v));
+
+/** A weight-only or dynamic layer's weight: its float values against the stored ones dequantized, and the scales they are stored with. */
+export function WeightValues({ weights: w }: { weights: WeightDetail }) {
+  const spread = w.scales.median > 0 ? w.scales.max / w.scales.median : undefined;
+  return (
+    <section className="weight-values" aria-labelledby="weight-values-title" data-testid="weight-values">
+      <h4 id="weight-values-title">Weight {w.name}: float against dequantized, as stored</h4>
+      <Histogram bins={w.histogram} />
+      <dl className="facts compact">
+        <div><dt>Weights</dt><dd>{count(w.values)}</dd></div>
+        <div><dt>Scales</dt><dd data-testid="weight-scales">{count(w.scales.count)}, {w.granularity}{w.blockSize ? `: ${w.blockSize} weights each` : ''}</dd></div>
+        <div className="span2"><dt>Scale min / median / max</dt>
+          <dd data-testid="weight-scale-stats">{w.scales.min.toPrecision(3)} / {w.scales.median.toPrecision(3)} / {w.scales.max.toPrecision(3)}{spread !== undefined && spread >= 4 ? <span className="muted"> (the largest {spread.toFixed(0)}× the median: an outlier widens its {w.blockSize ? 'block' : 'channel'}'s step)</span> : null}</dd>
+        </div>
+        <div><dt>Clipped</dt><dd data-testid="weight-clipped" title="weights further than half a step from their float value: cut at the end of the integer grid">{count(w.clipped)}{w.values ? ` (${((100 * w.clipped) / w.values).toFixed(2)}%)` : ''}</dd></div>
+      </dl>
+    </section>
+  );
+}
 
 export function AnalysisSection({ analysis }: { analysis: AnalysisReport }) {
   const select = useStudio((s) => s.selectLayer);

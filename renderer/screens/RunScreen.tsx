@@ -27,7 +27,7 @@ export function RunScreen() {
           // A stopped run's rate and time left no longer mean anything: where it stopped does.
           const stopped = status === 'cancelling' || status === 'cancelled' || status === 'failed';
           const progress = stopped ? `stopped at ${st?.done}/${st?.total} ${unit}` : `${st?.done}/${st?.total} ${unit}${st?.rate ? `, ${st.rate.toFixed(1)}/s` : ''}${left}`;
-          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? 'skipped: re-uses the saved ranges' : 'skipped') : fraction >= 1 ? 'done' : unit ? progress : stopped ? 'stopped' : 'working…';
+          const text = !st ? 'waiting' : st.skipped ? (stage === 'calibrate' ? `skipped: ${st.why ?? 're-uses the saved ranges'}` : 'skipped') : fraction >= 1 ? 'done' : unit ? progress : stopped ? 'stopped' : 'working…';
           const failed = failure?.stage === stage;
           return (
             <li key={stage} className={`stage${failed ? ' failed' : ''}`} data-stage={stage}>

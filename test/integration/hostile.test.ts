@@ -142,7 +142,7 @@ test('host: nothing of an upload lands outside the upload folder', async () => {
     req.on('error', reject);
     req.end('x');
   });
-  const uploads = path.dirname(path.dirname(JSON.parse(ok).value as string));
+  const uploads = path.dirname(path.dirname((JSON.parse(ok).value as { file: string }).file));
   const parent = path.dirname(uploads);
   const beforeNames = fs.readdirSync(parent);
   for (const name of ['..', '.', '.hidden', '../x']) await raw(requestOf({ name, path: `/$token/upload?name=${encodeURIComponent(name)}`, method: 'POST', body: 'x', status: 400 }));

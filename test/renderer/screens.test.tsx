@@ -138,20 +138,33 @@ test('the header keeps output SQNR and sizes visible', async () => {
   assert.match(html, /2\.0 kB → 1\.0 kB/);
 });
 
-test('the layer panel of a weight-only run offers no re-conversion it cannot do, and says why', async () => {
+test('the layer panel of a weight-only run shows the weight as stored and offers only what re-converts without calibration', async () => {
   const store = createStudioStore(host.api);
   await store.getState().openSample();
-  const recipe = recipeFor('cpu', 'w8');
+  const recipe = recipeFor('cpu', 'w4');
+  const bins = (n: number) => Array.from({ length: 8 }, (_, i) => (i === 3 ? n : 1));
   store.setState({
     screen: 'inspect', selected: 't1',
     current: { runId: 'run-1', report: {
       model: { file: 'model.onnx' }, backend: 'cpu', recipe, numerics: 'reference', samples: { calibration: 0, evaluation: 8 }, outputs: [{ name: 'y', sqnr: 41, maxAbsError: 0.1 }],
       sizes: { floatBytes: 2000, quantizedBytes: 1000, ratio: 0.5 }, layers: [layer(1, 30)], weights: [], float: [],
     } as never },
+    detail: {
+      layer: layer(1, 30), samples: 0, values: 0, note: 'Weight-only: this activation stays in float; only the weight is stored quantized',
+      weights: { name: 'w1', histogram: { min: -1, max: 1, float: bins(8185), quantized: bins(8185) }, granularity: 'per-block (32)', blockSize: 32,
+        scales: { count: 256, min: 0.0125, median: 0.025, max: 0.5 }, values: 8192, clipped: 3 },
+    },
   });
   const html = render(store);
-  assert.match(html, /data-testid="keep-float" disabled=""[^>]*title="a weight-only run has no calibrated ranges to re-convert from/);
-  assert.match(html, /<button type="button" disabled="" title="a weight-only run has no calibrated ranges[^"]*">16-bit<\/button>/);
+  assert.match(html, /data-testid="keep-float">Keep in float<\/button>/, 'offered, enabled: it re-converts without calibrated ranges');
+  assert.doesNotMatch(html, /16-bit<\/button>/, 'no 16-bit: a weight-only run has no activation type to widen');
+  assert.match(html, /Re-converts the weights and re-evaluates on the run&#x27;s samples: a weight-only run has nothing to calibrate/);
+  assert.match(html, /data-testid="layer-note">Weight-only: this activation stays in float/);
+  assert.doesNotMatch(html, /at run time/);
+  assert.match(html, /<h4 id="weight-values-title">Weight w1: float against dequantized, as stored<\/h4><div class="histogram"/);
+  assert.match(html, /data-testid="weight-scales">256, per-block \(32\): 32 weights each</);
+  assert.match(html, /data-testid="weight-scale-stats">0\.0125 \/ 0\.0250 \/ 0\.500<span class="muted"> \(the largest 20× the median/);
+  assert.match(html, /data-testid="weight-clipped"[^>]*>3 \(0\.04%\)</);
   // Why Analyze and Repair are greyed out is on screen, not only in a tooltip.
   assert.match(html, /data-testid="analyze-why">needs static quantization: a weight-only run has no calibrated activations</);
   assert.match(html, /data-testid="repair-why">needs static quantization: a weight-only run has no calibrated activations</);

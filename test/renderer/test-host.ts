@@ -4,8 +4,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkRequest, type Channel, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../../shared/ipc';
+import { checkRequest, pathInPickedFolder, type Channel, type JobEvent, type MenuCommand, type RequestOf, type ResponseOf, type StudioApi } from '../../shared/ipc';
 import { StudioService, type EngineChannel } from '../../main/studio/service';
+import type { Studio, StudioStore } from '../../renderer/store';
 
 export const ROOT = path.join(__dirname, '..', '..', '..');
 export const SAMPLE_DIR = path.join(ROOT, 'resources', 'sample');
@@ -39,6 +40,15 @@ export function testHost(): TestHost {
       fs.writeFileSync(target, Buffer.from(await file.arrayBuffer()));
       return target;
     },
+    async pathForFolder(files) {
+      const folder = fs.mkdtempSync(path.join(dir, 'folder-'));
+      for (const file of files) {
+        const target = path.join(folder, ...(pathInPickedFolder(file) || path.basename(file.name)).split('/'));
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, Buffer.from(await file.arrayBuffer()));
+      }
+      return folder;
+    },
     onJobEvent(listener) {
       listeners.add(listener);
       return () => void listeners.delete(listener);
@@ -56,4 +66,15 @@ export function testHost(): TestHost {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves with the store's state once `done` holds; rejects after `ms`, saying what it waited for and where the run stands. */
+export function until(store: StudioStore, done: (s: Studio) => boolean, what: string, ms = 60_000): Promise<Studio> {
+  return new Promise((resolve, reject) => {
+    if (done(store.getState())) return resolve(store.getState());
+    const timer = setTimeout(() => { stop(); reject(new Error(`timed out waiting for ${what}; status ${store.getState().status}, failure ${store.getState().failure?.message}`)); }, ms);
+    const stop = store.subscribe((s) => {
+      if (done(s)) { clearTimeout(timer); stop(); resolve(s); }
+    });
+  });
 }
