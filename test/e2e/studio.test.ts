@@ -784,6 +784,7 @@ describe('the studio in Chromium', { skip }, () => {
     await page.locator('#cfg-adaround').check();
     await page.locator('#cfg-adaround-iterations').fill('20000');
     await shot('3d-configure-uploads');
+    await page.locator('fieldset.data').screenshot({ path: path.join(SHOTS, '3e-configure-data.png') }); // docs/configure-data.png
 
     await page.getByTestId('run').click();
     await page.locator('[data-stage="calibrate"]').waitFor();
