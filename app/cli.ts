@@ -66,8 +66,9 @@ NAME:   ${TARGET_METRICS.join(', ')} (accuracy needs --labels of class ids; cust
 LABELS: a .npy of class ids, a folder with one subfolder of images per class, or a .json array with
         one label per sample (any values, e.g. each line's text, for a metric module); one per evaluation
         sample, or with --hold-out one per calibration sample
-FRACTION: --hold-out 0.25 keeps the last quarter of the calibration samples (in reading order, files by
-        name) for evaluation: calibration never sees them, so the figures are not flattered by the data
+FRACTION: --hold-out 0.25 keeps a quarter of the calibration samples, every fourth in reading order (so a
+        folder per class gives some of each), for evaluation: calibration never sees them, so the
+        figures are not flattered by the data
 SOURCE: a .npy file (first axis = samples), a folder of .npy files, a folder of images, a JSON manifest
         mapping input names to sources, or random:N (poor ranges; for trying things out)
 data options, for every command that reads a SOURCE:

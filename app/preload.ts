@@ -19,6 +19,9 @@ const api: StudioApi = {
     return path;
   },
   async pathForFolder(files, onFile) {
+    // Electron reads files where they are: several loose files would mean their whole folder, unpicked ones too; a manifest names its own.
+    const loose = files.some((f) => !pathInPickedFolder(f));
+    if (loose && files.length > 1 && !files.some((f) => /\.json$/i.test(f.name))) throw new Error(`${files.length} files picked: pick their folder, or one .npy file, or a manifest with its files`);
     // A sandboxed preload has no node:path: folders are cut at either separator by hand.
     const folders = new Set(files.map((file) => {
       const full = webUtils.getPathForFile(file);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { checkRequest, isChannel, PayloadError, type Envelope, type ExportRequest, type JobEvent } from '../shared/ipc';
+import { checkRequest, isChannel, KEPT_DAYS, PayloadError, type Envelope, type ExportRequest, type JobEvent } from '../shared/ipc';
 import { downloadFileName, downloadName, zipExport } from '../main/studio/downloads';
 import { RemoteStudio } from '../main/studio/remote';
 import type { EngineChannel } from '../main/studio/service';
@@ -148,7 +148,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       const batch = url.searchParams.get('batch');
       // A batch is a folder the page fills file by file (a picked folder keeps its subfolders, as folder-per-class labels need); a lone file gets a folder of its own.
       if (batch !== null && !/^[A-Za-z0-9_-]{8,64}$/.test(batch)) return refuse(res, 400, `upload: batch "${batch}" must be 8 to 64 letters, digits, - or _`);
-      const segments = (batch === null ? [path.basename(asked)] : asked.split('/')).map((s) => s.replace(/[^\w.\- ]/g, '_'));
+      // Letters of any script stay: class folders named in Chinese must not all become "_" and merge.
+      const segments = (batch === null ? [path.basename(asked)] : asked.split('/')).map((s) => s.replace(/[^\p{L}\p{N}_.\- ()[\]+,=@]/gu, '_'));
       // A name that is not a file's ("..", ".", ".hidden") would put the upload outside its folder or out of sight.
       if (segments.some((s) => !s || s.startsWith('.')) || segments.length > 8) return refuse(res, 400, `upload: "${asked}" is not a file name; give the file's own name (?name=model.onnx), or its path inside the folder of a batch`);
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -169,7 +170,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       const folder = path.join(downloads, download[1]);
       if (!fs.existsSync(folder)) return refuse(res, 404, `no export "${download[1]}" (exports are kept ${KEPT_DAYS} days): export the run again`);
       res.writeHead(200, {
-        'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${downloadFileName(folder)}"`,
+        'Content-Type': 'application/zip', 'Content-Disposition': contentDisposition(downloadFileName(folder)),
         'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': CSP,
       });
       const gone = new AbortController();
@@ -204,8 +205,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
 }
 
-/** Uploads and downloadable exports are kept this long: a reloaded page, a recent model, a run's data or a second download still finds them. */
-export const KEPT_DAYS = 30;
+/** A header holds ASCII only: the name in UTF-8 as RFC 6266 says, with an ASCII one for older clients. */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
 
 /**
  * Uploads and exports live in the state folder, not a temporary one, so that an uploaded model is a

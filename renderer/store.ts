@@ -52,7 +52,7 @@ export interface DataConfig {
 }
 
 export interface EvaluationChoice {
-  /** held-out: the last `fraction` of the calibration samples, never calibrated on; calibration: the calibration samples themselves; other: `path`. */
+  /** held-out: `fraction` of the calibration samples, spread evenly, never calibrated on; calibration: the calibration samples themselves; other: `path`. */
   kind: 'held-out' | 'calibration' | 'other';
   fraction: number;
   path: string;
@@ -99,6 +99,8 @@ export interface ConfigSlice {
   defaults?: ModelConfig;
   /** Forgets the model's last settings on screen: back to `defaults`. */
   resetConfig(): void;
+  /** The configuration came from the model's last run, and has not been reset since. */
+  fromLastRun: boolean;
 }
 
 export type ModelConfig = Pick<Studio, 'recipe' | 'preset' | 'numerics' | 'saturationFix' | 'data'>;
@@ -143,7 +145,7 @@ export interface ResultsSlice {
   exportError?: string;
   exporting: boolean;
   /** An export that would write over earlier files, waiting for the user's word. */
-  exportConflict?: { folder: string; files: string[]; toFolder: boolean };
+  exportConflict?: { runId: string; folder: string; files: string[]; toFolder: boolean };
   selectLayer(name: string | undefined): Promise<void>;
   /** Re-runs from the current run's ranges with the tensor kept in float, or at 16 bits. */
   overrideLayer(name: string, how: 'float' | '16-bit'): Promise<void>;
@@ -154,6 +156,9 @@ export interface ResultsSlice {
   /** To the folder named (`toFolder`), else where the host puts it (browser host: a zip to download). */
   exportRun(options?: { toFolder?: boolean; overwrite?: boolean }): Promise<void>;
   cancelOverwrite(): void;
+  /** An export the browser is to download, once: not again each time the Export screen shows. */
+  downloadPending: boolean;
+  downloadStarted(): void;
 }
 
 /** How a run of the session came about. */
@@ -248,7 +253,7 @@ const modelSlice = (api: StudioApi): StateCreator<Studio, [], [], ModelSlice> =>
       // A browser user may not see the host's disk: the model's folder (an upload's is the host's own) is no default there.
       exportFolder: exportFolder ?? (api.host === 'browser' ? '' : folderOf(model.file)), plan: undefined, preview: undefined, previewError: undefined,
       status: 'idle', stages: {}, failure: undefined, warnings: [], asked: undefined, pickError: undefined,
-      ...configFor(model.settings, get().recipe.backend, sampleData), defaults: configFor(undefined, get().recipe.backend, sampleData) });
+      ...configFor(model.settings, get().recipe.backend, sampleData), fromLastRun: Boolean(model.settings), defaults: configFor(undefined, get().recipe.backend, sampleData) });
     get().go('model');
     void get().loadRecent();
   };
@@ -331,6 +336,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
   preset: DEFAULT_BACKEND.presets[0].name,
   data: blankData(),
   configGeneration: 0,
+  fromLastRun: false,
   chooseBackend: (name, preset) => {
     set({ recipe: recipeFor(name, preset), preset: preset ?? findBackend(name)?.presets[0]?.name, plan: undefined });
     void get().refreshPlan();
@@ -346,7 +352,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
   resetConfig: () => {
     const defaults = get().defaults;
     if (!defaults) return;
-    set({ ...defaults, plan: undefined, preview: undefined, previewError: undefined, pickError: undefined, configGeneration: get().configGeneration + 1 });
+    set({ ...defaults, fromLastRun: false, plan: undefined, preview: undefined, previewError: undefined, pickError: undefined, configGeneration: get().configGeneration + 1 });
     void get().refreshPlan();
   },
   pickData: async (field, files, asFolder) => {
@@ -506,6 +512,8 @@ const runSlice = (api: StudioApi): StateCreator<Studio, [], [], RunSlice> => (se
           set({ warnings: [...get().warnings, event.message] });
           break;
         case 'done': {
+          // A page restoring its session may hear a run's end twice: from the session and live.
+          if (get().history.some((h) => h.result.runId === event.result.runId)) break;
           if (timer) clearTimeout(timer);
           flush();
           // A stage that sent no progress was not needed by this run: it shows as skipped, not as waiting.
@@ -561,7 +569,9 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   },
   setSort: (sort) => set({ sort }),
   setThreshold: (db) => set({ threshold: Math.round(db * 10) / 10 }),
-  setExportFolder: (folder) => set({ exportFolder: folder }),
+  setExportFolder: (folder) => set({ exportFolder: folder, exportConflict: undefined }),
+  downloadPending: false,
+  downloadStarted: () => set({ downloadPending: false }),
   chooseExportFolder: async () => {
     const folder = await api.call('dialog:folder', {});
     if (folder) set({ exportFolder: folder });
@@ -569,12 +579,15 @@ const resultsSlice = (api: StudioApi): StateCreator<Studio, [], [], ResultsSlice
   exportRun: async ({ toFolder = api.host !== 'browser', overwrite = false } = {}) => {
     const run = get().current;
     if (!run) return;
-    const folder = toFolder ? get().exportFolder.trim() : '';
+    // Overwriting writes what the user was asked about: that run, into that folder.
+    const asked = overwrite ? get().exportConflict : undefined;
+    if (overwrite && (!asked || asked.runId !== run.runId)) return;
+    const folder = asked ? (asked.toFolder ? asked.folder : '') : toFolder ? get().exportFolder.trim() : '';
     set({ exporting: true, exportError: undefined, exported: undefined, exportConflict: undefined });
     try {
       const result = await api.call('run:export', { runId: run.runId, ...(folder ? { folder } : {}), ...(overwrite ? { overwrite } : {}) });
-      if (result.existing) set({ exportConflict: { folder: result.folder, files: result.existing, toFolder }, exporting: false });
-      else set({ exported: result, exporting: false });
+      if (result.existing) set({ exportConflict: { runId: run.runId, folder: result.folder, files: result.existing, toFolder }, exporting: false });
+      else set({ exported: result, exporting: false, downloadPending: Boolean(result.download) });
     } catch (err) {
       set({ exportError: message(err), exporting: false });
     }
@@ -600,7 +613,7 @@ const historySlice: StateCreator<Studio, [], [], HistorySlice> = (set, get) => (
     const entry = get().history.find((h) => h.result.runId === runId);
     if (!entry || get().current?.runId === runId) return;
     const previous = get().previous?.runId === runId ? get().current : get().previous;
-    set({ current: entry.result, previous, detail: undefined, detailError: undefined, exported: undefined, exportError: undefined });
+    set({ current: entry.result, previous, detail: undefined, detailError: undefined, exported: undefined, exportError: undefined, exportConflict: undefined });
     const selected = get().selected;
     if (selected) void get().selectLayer(entry.result.report.layers.some((l) => l.name === selected) ? selected : undefined);
   },
@@ -747,6 +760,7 @@ interface PageState {
   model: ModelSummary;
   config: ModelConfig;
   defaults?: ModelConfig;
+  fromLastRun: boolean;
   /** Runs by id: their reports come back from the engine, which holds them. */
   history: Array<Omit<HistoryEntry, 'result'> & { runId: string }>;
   current?: string;
@@ -765,7 +779,7 @@ function pageState(s: Studio): PageState | undefined {
   if (!s.model) return undefined;
   return {
     version: PAGE_VERSION, model: s.model,
-    config: { recipe: s.recipe, preset: s.preset, numerics: s.numerics, saturationFix: s.saturationFix, data: s.data }, defaults: s.defaults,
+    config: { recipe: s.recipe, preset: s.preset, numerics: s.numerics, saturationFix: s.saturationFix, data: s.data }, defaults: s.defaults, fromLastRun: s.fromLastRun,
     history: s.history.map((h) => ({ runId: h.result.runId, origin: h.origin, request: h.request })),
     current: s.current?.runId, previous: s.previous?.runId, selected: s.selected, screen: s.screen, exportFolder: s.exportFolder,
     view: { sort: s.sort, threshold: s.threshold, inspectView: s.inspectView, overlay: s.overlay, showLocal: s.showLocal },
@@ -776,7 +790,10 @@ function pageState(s: Studio): PageState | undefined {
 
 /** The fields whose change is worth saving; progress is not one: the host has it. */
 const SAVED_FIELDS: ReadonlyArray<keyof Studio> = ['model', 'recipe', 'preset', 'numerics', 'saturationFix', 'data', 'history', 'current', 'previous', 'selected', 'screen',
-  'exportFolder', 'sort', 'threshold', 'inspectView', 'overlay', 'showLocal', 'runId', 'status', 'asked', 'failure', 'analysis'];
+  'exportFolder', 'sort', 'threshold', 'inspectView', 'overlay', 'showLocal', 'runId', 'status', 'asked', 'failure', 'analyses'];
+
+/** An analysis's status and job matter to a reload; its progress, which changes ten times a second, the host has. */
+const analysisChanged = (a: Studio['analysis'], b: Studio['analysis']) => a.status !== b.status || a.jobId !== b.jobId || a.of !== b.of;
 
 const SAVE_DELAY_MS = 300;
 
@@ -792,7 +809,7 @@ export function keepSession(store: StudioStore, api: StudioApi): () => void {
     if (page) api.call('session:save', { page: page as unknown as Record<string, unknown> }).catch(() => undefined);
   };
   return store.subscribe((now, before) => {
-    if (SAVED_FIELDS.some((k) => now[k] !== before[k])) timer ??= setTimeout(save, SAVE_DELAY_MS);
+    if (SAVED_FIELDS.some((k) => now[k] !== before[k]) || analysisChanged(now.analysis, before.analysis)) timer ??= setTimeout(save, SAVE_DELAY_MS);
   });
 }
 
@@ -801,16 +818,32 @@ function stagesOf(active: ActiveJob): RunSlice['stages'] {
   return Object.fromEntries(Object.values(active.stages).map((p) => [p.stage, { done: p.done, total: p.total, rate: p.rate, unit: p.unit }]));
 }
 
-const sessionSlice = (api: StudioApi): StateCreator<Studio, [], [], SessionSlice> => (set, get) => ({
+/** Job events that arrive while the session is being restored wait here, to be heard after it. */
+interface HeldEvents {
+  events?: JobEvent[];
+  hear(event: JobEvent): void;
+}
+
+const sessionSlice = (api: StudioApi, held: HeldEvents): StateCreator<Studio, [], [], SessionSlice> => (set, get) => ({
   restoreSession: async () => {
+    held.events = [];
+    const replay = () => {
+      const events = held.events ?? [];
+      held.events = undefined;
+      for (const event of events) held.hear(event);
+    };
     let session: SessionState;
     try {
       session = await api.call('session:get', {});
     } catch {
+      replay();
       return false;
     }
     const page = session.page as PageState | undefined;
-    if (page?.version !== PAGE_VERSION || !page.model) return false;
+    if (page?.version !== PAGE_VERSION || !page.model) {
+      replay();
+      return false;
+    }
     const runs = new Map(session.runs.map(({ analysis: _analysis, ...r }) => [r.runId, r]));
     const history: HistoryEntry[] = page.history.flatMap(({ runId, ...h }) => {
       const result = runs.get(runId);
@@ -819,7 +852,7 @@ const sessionSlice = (api: StudioApi): StateCreator<Studio, [], [], SessionSlice
     const find = (id?: string) => history.find((h) => h.result.runId === id)?.result;
     const analyses = Object.fromEntries(session.runs.flatMap((r) => (r.analysis && runs.has(r.runId) ? [[r.runId, r.analysis]] : [])));
     set({
-      model: page.model, ...page.config, defaults: page.defaults, history, analyses, current: find(page.current), previous: find(page.previous), selected: page.selected,
+      model: page.model, ...page.config, defaults: page.defaults, fromLastRun: page.fromLastRun, history, analyses, current: find(page.current), previous: find(page.previous), selected: page.selected,
       screen: page.screen, exportFolder: page.exportFolder, ...page.view, ...page.run, stages: {}, analysis: { status: 'idle', done: 0, total: 0 },
     });
     const ended = new Map(session.ended.map((e) => [e.runId, e]));
@@ -848,11 +881,19 @@ const sessionSlice = (api: StudioApi): StateCreator<Studio, [], [], SessionSlice
     } else set({ analysis: a });
     if (page.selected && get().current) void get().selectLayer(page.selected);
     void get().loadRecent();
+    replay();
     return true;
   },
 });
 
 export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 'theme'>> = {}): StudioStore {
+  const held: HeldEvents = {
+    hear: (event) => {
+      const s = store.getState();
+      if (event.type === 'analysis-started' || event.type === 'analyzed' || event.runId === s.analysis.jobId) s.onAnalysisEvent(event);
+      else s.onJobEvent(event);
+    },
+  };
   const store = createStore<Studio>()((...a) => ({
     ...modelSlice(api)(...a),
     ...configSlice(api)(...a),
@@ -862,13 +903,12 @@ export function createStudioStore(api: StudioApi, initial: Partial<Pick<Studio, 
     ...analysisSlice(api)(...a),
     ...graphSlice(api)(...a),
     ...uiSlice(...a),
-    ...sessionSlice(api)(...a),
+    ...sessionSlice(api, held)(...a),
     ...initial,
   }));
   api.onJobEvent((event) => {
-    const s = store.getState();
-    if (event.type === 'analysis-started' || event.type === 'analyzed' || event.runId === s.analysis.jobId) s.onAnalysisEvent(event);
-    else s.onJobEvent(event);
+    if (held.events) held.events.push(event);
+    else held.hear(event);
   });
   return store;
 }

@@ -98,7 +98,7 @@ export interface RunRequest extends DataOptions {
   calibration?: string;
   /** Evaluation data source, for a run that measures on other samples than it calibrates on (weight-only and dynamic runs: the only data). */
   evaluation?: string;
-  /** Fraction in (0, 1) of the calibration samples, the last ones, kept for evaluation and never calibrated on. */
+  /** Fraction in (0, 1) of the calibration samples, spread evenly through them, kept for evaluation and never calibrated on. */
   holdOut?: number;
   preprocess?: PreprocessSpec;
   /** Re-convert and re-evaluate on this earlier run's samples without calibrating: a static recipe from its calibrated ranges, weight-only and dynamic need none. */
@@ -184,6 +184,9 @@ export interface ExportRequest {
   /** Write over files of an earlier export; without it an export that would overwrite writes nothing and answers `existing`. */
   overwrite?: boolean;
 }
+
+/** The browser host keeps uploads and downloadable exports this many days. */
+export const KEPT_DAYS = 30;
 
 export interface ExportResult {
   folder: string;

@@ -31,8 +31,8 @@ export interface SourceOptions {
   preprocess?: PreprocessSpec;
   /** At most this many samples. */
   limit?: number;
-  /** Samples before this index are not read: the tail of a source held out for evaluation. */
-  skip?: number;
+  /** Only these samples, ascending: one side of a split for evaluation (see `heldOutSamples`). */
+  samples?: readonly number[];
   /** Seed of random:N data. */
   seed?: number;
   /** Drop samples holding NaN, ±Inf or values past ±MAX_SAMPLE_MAGNITUDE (and say so through onWarning) instead of refusing the data. */
@@ -106,13 +106,58 @@ export async function openSource(spec: string, inputs: InputSpec[], options: Sou
   const total = columns[0].count;
   if (total === 0) throw new DataError(`${spec}: holds no samples`);
   checkSampleSize(spec, slots, columns);
-  const skip = Math.min(total, Math.max(0, Math.floor(options.skip ?? 0)));
-  if (skip === total) throw new DataError(`${spec}: holds ${total} samples, none after the first ${skip}`);
-  const count = options.limit && options.limit > 0 ? Math.min(total - skip, Math.floor(options.limit)) : total - skip;
+  const picked = options.samples;
+  if (picked?.some((i) => !Number.isInteger(i) || i < 0 || i >= total)) throw new DataError(`${spec}: holds ${total} samples, fewer than the split asks for`);
+  if (picked) columns = columns.map((c) => pickedColumn(c, picked));
+  const available = picked?.length ?? total;
+  const count = options.limit && options.limit > 0 ? Math.min(available, Math.floor(options.limit)) : available;
   const details = columns.flatMap((c) => (c.detail ? [c.detail] : []));
-  const which = skip ? `${count} (${skip + 1}–${skip + count} of ${total})` : `${count}${count < total ? ` of ${total}` : ''}`;
+  const which = `${count}${count < total ? ` of ${total}` : ''}${picked ? ' (split evenly)' : ''}`;
   const description = `${which} ${from}${details.length ? `; ${details.join('; ')}` : ''}`;
-  return new ColumnSource(description, skip, count, warnings, slots, columns, options);
+  return new ColumnSource(description, count, warnings, slots, columns, options);
+}
+
+/**
+ * The samples a fraction of `total` holds out for evaluation, spread evenly through the source
+ * (every 4th for a quarter): data sorted by class, as folder-per-class images are, lands on both
+ * sides. At least one each side.
+ */
+export function heldOutSamples(total: number, fraction: number, spec: string): number[] {
+  if (total < 2) throw new DataError(`${spec}: holds ${total} sample; holding some out for evaluation needs at least 2`);
+  const held = Math.min(total - 1, Math.max(1, Math.round(total * fraction)));
+  return Array.from({ length: held }, (_, k) => Math.floor(((k + 0.5) * total) / held));
+}
+
+/** The samples of `total` not in `held` (ascending). */
+export function otherSamples(total: number, held: readonly number[]): number[] {
+  const out = new Set(held);
+  return Array.from({ length: total }, (_, i) => i).filter((i) => !out.has(i));
+}
+
+/** A column of only the picked samples, renumbered from 0; a read of several joins the runs of adjacent ones. */
+function pickedColumn(column: Column, picked: readonly number[]): Column {
+  return {
+    count: picked.length, origin: column.origin, detail: column.detail,
+    shape: (i) => column.shape(picked[i]),
+    read: async (start, n) => {
+      const runs: Array<[number, number]> = [];
+      for (const i of picked.slice(start, start + n)) {
+        const last = runs[runs.length - 1];
+        if (last && last[0] + last[1] === i) last[1]++;
+        else runs.push([i, 1]);
+      }
+      const parts = await Promise.all(runs.map(([from, k]) => column.read(from, k)));
+      if (parts.length === 1) return parts[0];
+      // Every part has the column's one element type.
+      const out = new (parts[0].constructor as new (length: number) => NpyArray)(parts.reduce((a, p) => a + p.length, 0));
+      let offset = 0;
+      for (const p of parts) {
+        (out as Float32Array).set(p as Float32Array, offset);
+        offset += p.length;
+      }
+      return out;
+    },
+  };
 }
 
 function checkSampleSize(spec: string, slots: Slot[], columns: Column[]): void {
@@ -154,20 +199,19 @@ function stackable(input: InputSpec): boolean {
 class ColumnSource implements SampleSource {
   readonly feedShapes?: InputShapes;
 
-  constructor(readonly description: string, private readonly first: number, readonly count: number, readonly warnings: string[],
+  constructor(readonly description: string, readonly count: number, readonly warnings: string[],
     private readonly slots: Slot[], private readonly columns: Column[], private readonly options: SourceOptions) {
-    if (this.sameShapeRun(first, count) < count) return;
+    if (this.sameShapeRun(0, count) < count) return;
     // A batch of stacked samples holds up to the batch size of them, a model that takes one sample per run exactly one.
     const stacked = slots.every((s) => stackable(s.input));
-    this.feedShapes = Object.fromEntries(slots.map((slot, i) => [slot.input.name, slot.batchAxis ? [stacked ? null : 1, ...columns[i].shape(first)] : columns[i].shape(first)]));
+    this.feedShapes = Object.fromEntries(slots.map((slot, i) => [slot.input.name, slot.batchAxis ? [stacked ? null : 1, ...columns[i].shape(0)] : columns[i].shape(0)]));
   }
 
   async *batches(batchSize: number): AsyncGenerator<Feed> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
     const step = this.slots.every((s) => stackable(s.input)) ? batchSize : 1;
-    const end = this.first + this.count;
-    for (let start = this.first; start < end;) {
-      const n = this.sameShapeRun(start, Math.min(step, end - start));
+    for (let start = 0; start < this.count;) {
+      const n = this.sameShapeRun(start, Math.min(step, this.count - start));
       const feed = this.finite(start, n, await Promise.all(this.slots.map((_, i) => this.columns[i].read(start, n))));
       if (feed) yield feed;
       start += n;

@@ -115,7 +115,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
 /** The fixed samples every measurement of the analysis sees: the evaluation data, else the calibration data with a warning. */
 async function analysisSubset(job: AnalyzeJob, m: JobModel, warn: (message: string) => void): Promise<Subset> {
   if (!job.evaluation && !job.calibration) throw new JobError('analysis needs samples to run: pass --eval SOURCE (or --calibration)');
-  const source = await m.evaluationData('evaluation', () => warn('analysed on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased ranking'));
+  const source = await m.evaluationData('evaluation', warn);
   const { feeds } = await readSubset(source, job.samples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   return Subset.create(m.floatModel, feeds, m.labels, m.custom);
 }

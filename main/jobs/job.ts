@@ -10,7 +10,7 @@ import { loadRounding, type JobRanges } from '../calib/ranges-file';
 import { readLabels, type Labels } from '../data/labels';
 import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
-import { guessBatchSize, openSource, type SampleSource } from '../data/readers';
+import { guessBatchSize, heldOutSamples, openSource, otherSamples, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import type { onnx } from '../onnx/proto';
@@ -27,9 +27,9 @@ export interface JobInput extends Control {
   recipe: Recipe;
   /** Calibration data source (see openSource); needed for static quantization unless `ranges` is given. */
   calibration?: string;
-  /** Evaluation data; defaults to the held-out tail of the calibration data with `holdOut`, else to the calibration data itself. */
+  /** Evaluation data; defaults to the held-out part of the calibration data with `holdOut`, else to the calibration data itself. */
   evaluation?: string;
-  /** Fraction in (0, 1) of the calibration data's samples, its last ones in reading order, kept for evaluation and never calibrated on. */
+  /** Fraction in (0, 1) of the calibration data's samples, spread evenly through it, kept for evaluation and never calibrated on. */
   holdOut?: number;
   /** A ranges file from an earlier run: re-convert and re-evaluate without calibrating. */
   ranges?: string;
@@ -81,20 +81,18 @@ export interface JobModel {
   labels?: Int32Array;
   /** The user's metric module, loaded, with the labels it sees. */
   custom?: CustomScoring;
-  /** Where `holdOut` splits the calibration data: samples from `first` on are evaluation's. */
-  heldOut?: { first: number; total: number };
+  /** How `holdOut` splits the calibration data: the samples evaluation reads, and those calibration reads. */
+  heldOut?: { evaluation: number[]; calibration: number[]; total: number };
   /** Opens a data source against the model's inputs; its warnings join the job's, prefixed by `what`. */
-  open(spec: string, what: string, limit?: number, skip?: number): Promise<SampleSource>;
+  open(spec: string, what: string, limit?: number): Promise<SampleSource>;
   /** The calibration data, less what is held out, up to `limit` samples. */
   calibrationData(what: string, limit?: number): Promise<SampleSource>;
-  /** The samples figures are measured on, as described at `JobInput.evaluation`; random ones for a job with no data. */
-  evaluationData(what: string, warn: (message: string) => void): Promise<SampleSource>;
-}
-
-/** The samples `holdOut` keeps for evaluation: at least one, and at least one left to calibrate on. */
-export function heldOutCount(total: number, fraction: number, spec: string): number {
-  if (total < 2) throw new JobError(`${spec}: holds ${total} sample; holding some out for evaluation needs at least 2`);
-  return Math.min(total - 1, Math.max(1, Math.round(total * fraction)));
+  /**
+   * The samples figures are measured on, as described at `JobInput.evaluation`; random ones for a
+   * job with no data. Where that is the calibration data itself, `calibrated` (already open) is used
+   * when given, and `warn` hears why the figure is flattered.
+   */
+  evaluationData(what: string, warn: (message: string) => void, calibrated?: SampleSource): Promise<SampleSource>;
 }
 
 export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: string) => void): Promise<JobModel> {
@@ -104,8 +102,8 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
   const view = new GraphView(prepared.model);
   if (prepared.upgradedOpset) warn(`moved the model from opset ${defaultOpset(loaded.model)} to ${prepared.upgradedOpset}: Q/DQ models need it (attributes of Slice, TopK, Clip and Pad became inputs, Upsample became Resize; same results)`);
   const inputs = inputSpecs(view);
-  const open = async (spec: string, what: string, limit?: number, skip?: number) => {
-    const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, skip, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
+  const open = async (spec: string, what: string, limit?: number, samples?: readonly number[]) => {
+    const source = await openSource(spec, inputs, { preprocess: job.preprocess, limit, samples, skipNonFinite: job.skipNonFinite, maxMegapixels: job.maxMegapixels, onWarning: (m) => warn(`${what}: ${m}`) });
     for (const w of source.warnings) warn(`${what}: ${w}`);
     return source;
   };
@@ -121,14 +119,14 @@ export async function loadForJob(job: JobInput, recipe: Recipe, warn: (message: 
     open,
     calibrationData: (what, limit) => {
       if (!job.calibration) throw new JobError('static quantization needs calibration data: pass --calibration (a .npy file, a folder of images or .npy files, a manifest, or random:N)');
-      return open(job.calibration, what, heldOut ? Math.min(limit || Infinity, heldOut.first) : limit);
+      return open(job.calibration, what, limit, heldOut?.calibration);
     },
-    evaluationData: (what, warnOf) => {
+    evaluationData: async (what, warnOf, calibrated) => {
       if (job.evaluation) return open(job.evaluation, what);
       if (!job.calibration) return open('random:8', what);
-      if (heldOut) return open(job.calibration, what, undefined, heldOut.first);
-      warnOf('evaluated on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased figure');
-      return open(job.calibration, what);
+      if (heldOut) return open(job.calibration, what, undefined, heldOut.evaluation);
+      warnOf('measured on the calibration data, which flatters the figures; pass --eval with other samples, or --hold-out 0.25');
+      return calibrated ?? open(job.calibration, what);
     },
   };
 }
@@ -140,7 +138,8 @@ async function splitForEvaluation(job: JobInput, inputs: InputSpec[]): Promise<J
   if (job.evaluation) throw new JobError('--hold-out splits the calibration data for evaluation; with --eval the evaluation data is given: pass one of the two');
   if (!job.calibration) throw new JobError('--hold-out splits the calibration data: pass --calibration');
   const { count: total } = await openSource(job.calibration, inputs, { preprocess: job.preprocess, maxMegapixels: job.maxMegapixels });
-  return { first: total - heldOutCount(total, job.holdOut, job.calibration), total };
+  const evaluation = heldOutSamples(total, job.holdOut, job.calibration);
+  return { evaluation, calibration: otherSamples(total, evaluation), total };
 }
 
 /** Labels given for every calibration sample, cut to the held-out ones that evaluation reads. */
@@ -149,7 +148,8 @@ function heldOutLabels(labels: Labels, heldOut: JobModel['heldOut'], spec: strin
   if (labels.values.length !== heldOut.total) {
     throw new JobError(`${spec}: ${labels.values.length} labels for ${heldOut.total} calibration samples; with part of them held out for evaluation, give one label per calibration sample, in reading order`);
   }
-  return { ...labels, values: labels.values.slice(heldOut.first), ...(labels.labels ? { labels: labels.labels.slice(heldOut.first) } : {}) };
+  const ids = labels.labels;
+  return { ...labels, values: heldOut.evaluation.map((i) => labels.values[i]), ...(ids ? { labels: Int32Array.from(heldOut.evaluation, (i) => ids[i]) } : {}) };
 }
 
 /**

@@ -100,7 +100,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
 
-  const evalSource = await evaluationSource(job, m, calibrated, log.warn);
+  const evalSource = await m.evaluationData('evaluation', log.warn, calibrated?.source);
   const kept = keptInFloat(m.view, m.plan.recipe.overrides, converted);
   const numerics = job.numerics ?? 'reference';
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
@@ -172,12 +172,6 @@ function openCalibration(m: JobModel): Promise<SampleSource> {
   return m.calibrationData('calibration', m.plan.recipe.calibrationSamples || undefined);
 }
 
-/** The evaluation data (see JobModel.evaluationData); the calibration source itself when that is what evaluation reads, already open. */
-async function evaluationSource(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<SampleSource> {
-  const same = !job.evaluation && !m.heldOut && calibrated?.source;
-  if (same) warn('evaluated on the calibration data; pass --eval with other samples, or --hold-out 0.25, for an unbiased figure');
-  return same ? calibrated.source! : m.evaluationData('evaluation', warn);
-}
 
 /** The repair search on a fixed subset of the evaluation data; the job's plan and ranges become the repaired ones. */
 async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, warn: (message: string) => void): Promise<{ report: NonNullable<Report['repair']>; rangesChanged: boolean; rounded?: AdaRoundResult }> {
@@ -187,7 +181,8 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
     throw new JobError(`target ${describeTarget(target)} needs labels of class ids: pass --labels (a .npy of class ids, a folder-per-class image folder, or a JSON array of class ids)`);
   }
   if (target.kind === 'metric' && target.metric === 'custom' && !m.custom) throw new JobError(`target ${describeTarget(target)} needs the metric module: pass --metric-module FILE.mjs`);
-  const source = await m.evaluationData('repair search', () => undefined);
+  // With a held-out split the search chooses on the calibration side, so that the held-out figures judge its choice rather than flatter it.
+  const source = m.heldOut ? await m.calibrationData('repair search') : await m.evaluationData('repair search', () => undefined);
   const { feeds } = await readSubset(source, job.searchSamples ?? Math.min(source.count, SEARCH_SAMPLES), m.batchSize);
   const calibration = algorithmSamples(job, m, calibrated);
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));

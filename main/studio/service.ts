@@ -142,7 +142,7 @@ export class StudioService {
       case 'warning':
         if (this.live?.runId === event.runId) this.live.warnings.push(event.message);
         break;
-      default:
+      case 'done': case 'analyzed': case 'failed': case 'cancelled':
         if (this.live?.runId === event.runId) this.live = undefined;
         this.ended.set(event.runId, event);
         if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
@@ -375,9 +375,10 @@ export class StudioService {
     const id = `analysis-${++this.analyses}`;
     const controller = new AbortController();
     const { state, onProgress } = this.progress(id);
+    const { options, ...data } = run.data;
     this.emit({ runId: id, type: 'analysis-started', of: runId });
     const job = analyze({
-      model: run.request.model, recipe, ...run.data, ...run.data.options, ranges: run.ranges, numerics: run.request.numerics, signal: controller.signal, onProgress,
+      model: run.request.model, recipe, ...data, ...options, ranges: run.ranges, numerics: run.request.numerics, signal: controller.signal, onProgress,
     }).then(
       (analysis): JobEvent => {
         if (controller.signal.aborted) return { runId: id, type: 'cancelled' };

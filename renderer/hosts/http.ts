@@ -26,7 +26,9 @@ export function httpHost(base: string): StudioApi {
       const response = await fetch(`${base}upload?name=${encodeURIComponent(file.name)}`, { method: 'POST', body: file });
       return (await unwrap<{ file: string }>(response)).file;
     },
-    async pathForFolder(files, onFile) {
+    async pathForFolder(picked, onFile) {
+      // A folder picked on macOS brings .DS_Store and __MACOSX along, which the host refuses as names: they are not data.
+      const files = picked.filter((f) => !(pathInPickedFolder(f) || f.name).split('/').some((s) => s.startsWith('.') || s === '__MACOSX'));
       if (files.length === 0) throw new Error('no files were picked');
       const batch = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('');
       let folder = '';

@@ -170,10 +170,10 @@ function EvaluationFields({ host }: { host: Host }) {
     <div className="evaluation" role="radiogroup" aria-label="Evaluation data">
       <h3>Evaluation data</h3>
       <label><input type="radio" name="eval-kind" checked={e.kind === 'held-out'} onChange={() => set({ kind: 'held-out' })} data-testid="eval-held-out" />
-        {' '}Hold out the last{' '}
-        <input type="number" className="narrow" min={5} max={90} step={5} value={Math.round(e.fraction * 100)} aria-label="Percent held out"
-          onChange={(ev) => set({ kind: 'held-out', fraction: Math.min(0.9, Math.max(0.01, Number(ev.target.value) / 100 || 0.25)) })} />
-        % of the calibration samples (in file order)</label>
+        {' '}Hold out{' '}
+        <input type="number" className="narrow" min={5} max={90} step={5} defaultValue={Math.round(e.fraction * 100)} aria-label="Percent held out"
+          onChange={(ev) => { const percent = Number(ev.target.value); if (percent >= 5 && percent <= 90) set({ kind: 'held-out', fraction: percent / 100 }); }} />
+        % of the calibration samples, spread evenly through them in file order (so each class folder gives some)</label>
       <label><input type="radio" name="eval-kind" checked={e.kind === 'other'} onChange={() => set({ kind: 'other' })} data-testid="eval-other" /> Other samples</label>
       {e.kind === 'other' && (
         <div className="field wide">
@@ -227,6 +227,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
   const refreshPlan = useStudio((s) => s.refreshPlan);
   const model = useStudio((s) => s.model);
   const resetConfig = useStudio((s) => s.resetConfig);
+  const fromLastRun = useStudio((s) => s.fromLastRun);
   const numerics = useStudio((s) => s.numerics);
   const setNumerics = useStudio((s) => s.setNumerics);
   const saturationFix = useStudio((s) => s.saturationFix);
@@ -239,12 +240,13 @@ export function ConfigureScreen({ host }: { host: Host }) {
   const backend = findBackend(recipe.backend)!;
   const problem = refusal(recipe, {});
   const needsData = recipe.kind === 'static' && !dataSource(data);
+  const needsEvaluation = recipe.kind === 'static' && data.evaluation.kind === 'other' && !data.evaluation.path.trim();
   const [method, param] = recipe.method.split(':');
   const granularities: Granularity[] = ['per-tensor', 'per-channel', 'per-block'];
   return (
     <section className="screen configure" aria-labelledby="configure-title">
       <h2 id="configure-title">Configure</h2>
-      {model?.settings && (
+      {fromLastRun && (
         <p className="muted" data-testid="last-settings">
           As this model was last run here.{' '}
           <button type="button" className="link" onClick={resetConfig} data-testid="reset-config">Start from defaults</button>
@@ -352,7 +354,8 @@ export function ConfigureScreen({ host }: { host: Host }) {
       <div className="actions">
         {problem && <p className="error" role="alert">{problem}</p>}
         {needsData && <p className="muted">Choose calibration data to run static quantization.</p>}
-        <button type="button" className="primary" data-testid="run" disabled={Boolean(problem) || needsData} onClick={() => void startRun()}>Quantize</button>
+        {needsEvaluation && <p className="muted">Choose the evaluation samples, or hold out part of the calibration data.</p>}
+        <button type="button" className="primary" data-testid="run" disabled={Boolean(problem) || needsData || needsEvaluation} onClick={() => void startRun()}>Quantize</button>
       </div>
     </section>
   );

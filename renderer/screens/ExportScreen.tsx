@@ -1,5 +1,5 @@
 import { useEffect, useRef } from 'react';
-import type { StudioApi } from '../../shared/ipc';
+import { KEPT_DAYS, type StudioApi } from '../../shared/ipc';
 import { figureLabel } from '../../shared/numerics';
 import { worstDb } from '../../shared/report';
 import { useStudio } from '../context';
@@ -18,11 +18,15 @@ export function ExportScreen({ host }: { host: StudioApi['host'] }) {
   const cancelOverwrite = useStudio((s) => s.cancelOverwrite);
   const current = useStudio((s) => s.current);
   const entry = useStudio((s) => s.history.find((h) => h.result.runId === s.current?.runId));
+  const pending = useStudio((s) => s.downloadPending);
+  const downloadStarted = useStudio((s) => s.downloadStarted);
   const download = useRef<HTMLAnchorElement>(null);
   // The zip is fetched by the browser itself, as a download, once the host has written the export.
   useEffect(() => {
-    if (exported?.download) download.current?.click();
-  }, [exported]);
+    if (!pending || !download.current) return;
+    downloadStarted();
+    download.current.click();
+  }, [pending, downloadStarted]);
   if (!current) return null;
   const report = current.report;
   const browser = host === 'browser';
@@ -37,7 +41,7 @@ export function ExportScreen({ host }: { host: StudioApi['host'] }) {
       {browser && (
         <div className="row">
           <button type="button" className="primary" data-testid="export-zip" onClick={() => void exportRun({ toFolder: false })} disabled={exporting}>Download as .zip</button>
-          <span className="muted small">Kept by the studio host for 30 days, so a second download needs no new export.</span>
+          <span className="muted small">The studio host keeps each export {KEPT_DAYS} days: the link below downloads it again without a new export.</span>
         </div>
       )}
       <div className="row">

@@ -798,8 +798,8 @@ describe('the studio in Chromium', { skip }, () => {
     await page.locator('section.inspect').waitFor({ timeout: 180_000 });
     const runId = (await page.locator('section.inspect').getAttribute('data-run'))!;
     const report = runReport(runId);
-    assert.equal(report.samples.calibration, 375, 'calibrated on the first three quarters of the 500 uploaded samples');
-    assert.equal(report.samples.evaluation, 125, 'measured on the last quarter');
+    assert.equal(report.samples.calibration, 375, 'calibrated on three quarters of the 500 uploaded samples');
+    assert.equal(report.samples.evaluation, 125, 'measured on the quarter held out');
     assert.ok(report.metrics?.accuracy !== undefined && report.metrics.accuracy > 0.9, `accuracy against the uploaded labels ${report.metrics?.accuracy}`);
     t.diagnostic(`MNIST, xnnpack a8w8 + AdaRound 20000: accuracy ${report.metrics!.accuracy.toFixed(3)} on the 125 held-out samples, output SQNR ${report.outputs[0].sqnr} dB`);
 

@@ -74,8 +74,8 @@ test('analyze a run, repair it to a target, and compare the two in the history',
   assert.equal((html.match(/<tr[^>]*><td class="num">\d+<\/td><td><button type="button" class="link">/g) ?? []).length, Math.min(10, analysis.sensitivity.length), 'ten ranking rows, each opening its layer');
   assert.match(html, new RegExp(`Worst local SQNR[^<]*: <span><button type="button" class="link">${analysis.worstLocal[0].replace(/\./g, '\\.')}</button>`));
   assert.match(html, /Analyze again/);
-  assert.ok(analysis.warnings.some((w) => /analysed on the calibration data/.test(w)), 'the sample has no held-out set: the analysis says so');
-  assert.match(html, /<ul class="warnings" aria-label="Analysis warnings">(<li>[^<]*<\/li>)*<li>[^<]*analysed on the calibration data/);
+  assert.ok(analysis.warnings.some((w) => /measured on the calibration data/.test(w)), 'the sample has no held-out set: the analysis says so');
+  assert.match(html, /<ul class="warnings" aria-label="Analysis warnings">(<li>[^<]*<\/li>)*<li>[^<]*measured on the calibration data/);
 
   // Repair to a target above the run: on the sample, re-choosing the calibration method gets there.
   store.getState().setRepairDraft({ kind: 'sqnr', sqnr: 65 });

@@ -47,7 +47,7 @@ test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in flo
   // The studio holds out the last quarter of the 24 lines by default: figures come from the 6 calibration never saw.
   assert.equal(report.samples.calibration, 18);
   assert.equal(report.samples.evaluation, 6);
-  assert.ok(!report.warnings.some((w) => /evaluated on the calibration data/.test(w)), report.warnings.join('; '));
+  assert.ok(!report.warnings.some((w) => /measured on the calibration data/.test(w)), report.warnings.join('; '));
   assert.ok(['load', 'calibrate', 'convert', 'evaluate', 'save'].every((st) => s.stages[st as 'load']!.done === s.stages[st as 'load']!.total && !s.stages[st as 'load']!.skipped));
 
   const worst = [...report.layers].sort((a, b) => rank(a.sqnr) - rank(b.sqnr))[0];
@@ -92,6 +92,13 @@ test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in flo
     assert.equal(fs.statSync(path.join(out, path.basename(s.exportConflict!.files[0]))).mtimeMs, written);
     await store.getState().exportRun({ toFolder: true, overwrite: true });
     assert.equal(store.getState().exported!.files.length, s.exportConflict!.files.length);
+    // A conflict is about one folder: naming another forgets it, and Overwrite then has nothing to write.
+    await store.getState().exportRun();
+    assert.ok(store.getState().exportConflict);
+    store.getState().setExportFolder(path.join(out, 'elsewhere'));
+    assert.equal(store.getState().exportConflict, undefined);
+    await store.getState().exportRun({ overwrite: true });
+    assert.equal(fs.existsSync(path.join(out, 'elsewhere')), false);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
