@@ -6,6 +6,8 @@ import { pathInPickedFolder, type Channel, type Envelope, type JobEvent, type Me
 export function httpHost(base: string): StudioApi {
   const listeners = new Set<(event: JobEvent) => void>();
   let events: EventSource | undefined;
+  /** Settles once the event stream is connected (or has given up trying for now). */
+  let connected: Promise<void> = Promise.resolve();
   const unwrap = async <T>(response: Response): Promise<T> => {
     let envelope: Envelope<T>;
     try {
@@ -19,6 +21,8 @@ export function httpHost(base: string): StudioApi {
   return {
     host: 'browser',
     async call<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> {
+      // The session is read once events flow: one sent between the answer and the connection would be heard by nobody.
+      if (channel === 'session:get') await connected;
       const response = await fetch(`${base}api/${channel}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
       return unwrap<ResponseOf<C>>(response);
     },
@@ -43,7 +47,12 @@ export function httpHost(base: string): StudioApi {
     onJobEvent(listener) {
       listeners.add(listener);
       if (!events) {
-        events = new EventSource(`${base}events`);
+        const source = new EventSource(`${base}events`);
+        events = source;
+        connected = new Promise((resolve) => {
+          source.addEventListener('open', () => resolve(), { once: true });
+          source.addEventListener('error', () => resolve(), { once: true });
+        });
         events.onmessage = (m) => {
           const event = JSON.parse(m.data as string) as JobEvent;
           for (const l of listeners) l(event);
