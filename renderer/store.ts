@@ -803,13 +803,21 @@ const SAVE_DELAY_MS = 300;
  */
 export function keepSession(store: StudioStore, api: StudioApi): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // One save at a time, each of the state as it is when it goes: two in flight could land in either order.
+  let saving: Promise<unknown> = Promise.resolve();
   const save = () => {
     timer = undefined;
-    const page = pageState(store.getState());
-    if (page) api.call('session:save', { page: page as unknown as Record<string, unknown> }).catch(() => undefined);
+    saving = saving.then(() => {
+      const page = pageState(store.getState());
+      return page && api.call('session:save', { page: page as unknown as Record<string, unknown> });
+    }).catch(() => undefined);
   };
   return store.subscribe((now, before) => {
-    if (SAVED_FIELDS.some((k) => now[k] !== before[k]) || analysisChanged(now.analysis, before.analysis)) timer ??= setTimeout(save, SAVE_DELAY_MS);
+    // A run starting or ending, or another screen, is saved at once: a reload a moment later must find it.
+    if (now.status !== before.status || now.runId !== before.runId || now.screen !== before.screen) {
+      if (timer) clearTimeout(timer);
+      save();
+    } else if (SAVED_FIELDS.some((k) => now[k] !== before[k]) || analysisChanged(now.analysis, before.analysis)) timer ??= setTimeout(save, SAVE_DELAY_MS);
   });
 }
 

@@ -13,7 +13,8 @@ import type { Recipe } from '../../shared/recipe';
 import type { AnalysisReport, LayerReport, Report } from '../../shared/report';
 
 import { previewInput } from '../data/preview';
-import { openSource } from '../data/readers';
+import { heldOutSamples, openSource, type SampleSource } from '../data/readers';
+import type { InputSpec } from '../base/feed';
 import { hostNumerics } from '../onnx/numerics';
 import { inputSpecs } from '../onnx/session';
 import { layerHistogram } from '../eval/layer-values';
@@ -451,7 +452,7 @@ export class StudioService {
       const weights = report.recipe.kind === 'static' ? undefined : layerWeights(report, layer, run.models);
       return { layer, samples: 0, values: 0, note: layerNote(report.recipe.kind, weights), ...(weights ? { weights } : {}) };
     }
-    const source = await openSource(run.data.calibration ?? run.data.evaluation ?? 'random:4', inputSpecs(new GraphView(run.models.float)), { preprocess: run.data.preprocess, ...run.data.options });
+    const source = await evaluationSamples(run.data, inputSpecs(new GraphView(run.models.float)));
     const h = await layerHistogram(run.models.float, run.models.quant, pair, source);
     return { layer, histogram: { min: h.min, max: h.max, float: h.float, quantized: h.quantized }, samples: h.samples, values: h.values };
   }
@@ -524,6 +525,15 @@ function layerNote(kind: Recipe['kind'], weights: WeightDetail | undefined): str
     return `Dynamic: no scale is stored for this activation; ONNX Runtime quantizes the layer's input at run time, per batch, from that batch's own min and max (DynamicQuantizeLinear); the weight is stored 8-bit ahead of time${below}.`;
   }
   return 'The tensor has no Q/DQ pair in the quantized model.';
+}
+
+/** The samples a run measured its figures on, so that a layer's values are drawn from the samples its SQNR comes from. */
+async function evaluationSamples(data: RunData, inputs: InputSpec[]): Promise<SampleSource> {
+  const options = { preprocess: data.preprocess, ...data.options };
+  if (data.evaluation || !data.calibration) return openSource(data.evaluation ?? 'random:4', inputs, options);
+  if (!data.holdOut) return openSource(data.calibration, inputs, options);
+  const { count } = await openSource(data.calibration, inputs, options);
+  return openSource(data.calibration, inputs, { ...options, samples: heldOutSamples(count, data.holdOut, data.calibration) });
 }
 
 /** Models whose last settings are remembered. */

@@ -61,7 +61,7 @@ function LayerPanel() {
           : !detail ? <p className="muted">Reading the tensor's values…</p>
             : detail.histogram ? <Histogram bins={detail.histogram} />
               : <p className="muted" data-testid="layer-note">{detail.note}</p>}
-        {detail?.histogram && <p className="muted small">{detail.samples} samples, {detail.values.toLocaleString('en-US')} values per side</p>}
+        {detail?.histogram && <p className="muted small">{detail.samples} evaluation samples (those the SQNR is measured on), {detail.values.toLocaleString('en-US')} values per side</p>}
       </div>
       {detail?.weights && <WeightValues weights={detail.weights} />}
       <div className="row">

@@ -57,6 +57,7 @@ test('open the sample, run xnnpack a8w8, inspect the worst layer, keep it in flo
   assert.equal(h.float.length, h.quantized.length);
   const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   assert.equal(total(h.float), s.detail!.values, 'every float value lands in a bin');
+  assert.equal(s.detail!.samples, report.samples.evaluation, 'the values of the 6 held-out lines the SQNR is measured on');
   assert.equal(total(h.quantized), s.detail!.values);
   assert.ok(h.min <= worst.range[0] + 1e-6 || h.min < 0, 'bins cover the calibrated range');
 
