@@ -127,18 +127,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       // A browser has no native dialogs on the host's machine: the page falls back to upload or a typed path.
       if (channel === 'dialog:model' || channel === 'dialog:folder') return reply(res, 200, { ok: true, value: null });
       // An export with no folder named goes to a folder of the host's own, which the page downloads as a zip: a browser user may not see the host's disk at all.
-      if (channel === 'run:export' && !(payload as ExportRequest).folder) {
-        const request = payload as ExportRequest;
-        const name = downloadName(request.runId);
-        try {
-          const result = await service.handle('run:export', { ...request, folder: path.join(downloads, name) });
-          return reply(res, 200, { ok: true, value: { ...result, download: `download/${name}.zip` } });
-        } catch (err) {
-          return reply(res, 200, { ok: false, error: (err as Error).message });
-        }
-      }
+      const bundle = channel === 'run:export' && !(payload as ExportRequest).folder ? downloadName((payload as ExportRequest).runId) : undefined;
       try {
-        return reply(res, 200, { ok: true, value: await service.handle(channel as EngineChannel, payload as never) });
+        if (bundle === undefined) return reply(res, 200, { ok: true, value: await service.handle(channel as EngineChannel, payload as never) });
+        const result = await service.handle('run:export', { ...(payload as ExportRequest), folder: path.join(downloads, bundle) });
+        return reply(res, 200, { ok: true, value: { ...result, download: `download/${bundle}.zip` } });
       } catch (err) {
         return reply(res, 200, { ok: false, error: (err as Error).message });
       }

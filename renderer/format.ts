@@ -26,6 +26,11 @@ export function folderOf(file: string): string {
   return file.slice(0, Math.max(0, file.length - fileName(file).length - 1));
 }
 
+/** A file named `name` in a host folder, with the separator the folder's path uses. */
+export function inFolder(folder: string, name: string): string {
+  return `${folder}${folder.includes('\\') && !folder.includes('/') ? '\\' : '/'}${name}`;
+}
+
 export function count(n: number): string {
   return n.toLocaleString('en-US');
 }

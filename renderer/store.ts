@@ -3,7 +3,7 @@
 // the test host drive the same store.
 import { createStore, type StateCreator, type StoreApi } from 'zustand/vanilla';
 import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from '../shared/backends';
-import { pathInPickedFolder, type ActiveJob, type DataOptions, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type RunRequest, type RunResult, type SessionState, type StudioApi } from '../shared/ipc';
+import { dataOptionsOf, pathInPickedFolder, type ActiveJob, type DataOptions, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type RunRequest, type RunResult, type SessionState, type StudioApi } from '../shared/ipc';
 import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
 import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
@@ -11,7 +11,7 @@ import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/r
 import type { PreprocessSpec } from '../shared/preprocess';
 import type { ModelGraph } from '../shared/graph';
 import { DEFAULT_THRESHOLD_DB } from '../shared/colours';
-import { folderOf } from './format';
+import { folderOf, inFolder } from './format';
 import type { OverlayMode } from '../shared/graph-svg';
 import { runStages, type Progress, type Stage } from '../shared/progress';
 
@@ -317,7 +317,7 @@ export function configFor(settings: ModelSettings | undefined, backend: string, 
     path: random ? '' : source ?? '',
     ...(random ? { randomCount: Number(random[1]) } : {}),
     preprocess: r.preprocess ?? {},
-    options: { ...(r.skipNonFinite ? { skipNonFinite: true } : {}), ...(r.maxMegapixels !== undefined ? { maxMegapixels: r.maxMegapixels } : {}) },
+    options: dataOptionsOf(r),
     labels: r.labels ?? '',
     metricModule: r.metricModule ?? '',
     evaluation: r.recipe.kind !== 'static' ? blankData().evaluation
@@ -363,7 +363,7 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
       // A manifest picked with the files it names is the source, not the folder they all landed in.
       const manifests = field === 'path' || field === 'evaluation' ? files.filter((f) => /\.json$/i.test(f.name) && !(pathInPickedFolder(f).includes('/'))) : [];
       const path = folder === undefined ? await api.pathForFile(files[0])
-        : manifests.length === 1 ? `${folder}${folder.includes('\\') && !folder.includes('/') ? '\\' : '/'}${manifests[0].name}` : folder;
+        : manifests.length === 1 ? inFolder(folder, manifests[0].name) : folder;
       if (field === 'evaluation') get().setData({ evaluation: { ...get().data.evaluation, kind: 'other', path } });
       else get().setData({ [field]: path });
       set({ picking: undefined });

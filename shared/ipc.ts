@@ -74,6 +74,14 @@ export interface DataOptions {
   maxMegapixels?: number;
 }
 
+/** The data options a request sets, and only those: a record stays as small as what was asked. */
+export function dataOptionsOf(request: DataOptions): DataOptions {
+  return {
+    ...(request.skipNonFinite ? { skipNonFinite: true } : {}),
+    ...(request.maxMegapixels !== undefined ? { maxMegapixels: request.maxMegapixels } : {}),
+  };
+}
+
 export interface PreviewRequest extends DataOptions {
   model: string;
   source: string;

@@ -134,6 +134,13 @@ export function otherSamples(total: number, held: readonly number[]): number[] {
   return Array.from({ length: total }, (_, i) => i).filter((i) => !out.has(i));
 }
 
+/** How holding out `fraction` splits the source `spec`, counted from the source itself: evaluation's samples and calibration's. */
+export async function heldOutSplit(spec: string, inputs: InputSpec[], fraction: number, options: Pick<SourceOptions, 'preprocess' | 'maxMegapixels'>): Promise<{ evaluation: number[]; calibration: number[]; total: number }> {
+  const { count: total } = await openSource(spec, inputs, options);
+  const evaluation = heldOutSamples(total, fraction, spec);
+  return { evaluation, calibration: otherSamples(total, evaluation), total };
+}
+
 /** A column of only the picked samples, renumbered from 0; a read of several joins the runs of adjacent ones. */
 function pickedColumn(column: Column, picked: readonly number[]): Column {
   return {

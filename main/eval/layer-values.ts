@@ -3,6 +3,7 @@
 // the bins, never the tensors.
 import * as ort from 'onnxruntime-node';
 
+import type { Histogram } from '../../shared/ipc';
 import type { SampleSource } from '../data/readers';
 import { typedValueInfo, withInputShapes } from '../onnx/edit';
 import { namesRead } from '../onnx/graph';
@@ -12,11 +13,7 @@ import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import type { TensorPair } from './evaluate';
 import { throwIfAborted } from '../base/progress';
 
-export interface ValueHistogram {
-  min: number;
-  max: number;
-  float: number[];
-  quantized: number[];
+export interface ValueHistogram extends Histogram {
   samples: number;
   /** Values per side that went into the bins. */
   values: number;
@@ -91,15 +88,20 @@ export async function layerHistogram(floatModel: onnx.ModelProto, quantModel: on
     await session.release();
   }
   if (samples === 0) throw new Error(`no samples in ${source.description}`);
+  return { ...pairedHistogram(floats, quants, bins), samples, values: kept };
+}
+
+/** Float and quantized values counted over the same `bins` equal bins spanning both; non-finite values are left out. */
+export function pairedHistogram(floats: readonly Float32Array[], quants: readonly Float32Array[], bins: number): Histogram {
   let min = Infinity;
   let max = -Infinity;
   for (const arr of [...floats, ...quants]) for (const v of arr) if (Number.isFinite(v)) { if (v < min) min = v; if (v > max) max = v; }
   if (!(max > min)) { min -= 0.5; max += 0.5; }
   const binOf = (v: number) => Math.min(bins - 1, Math.max(0, Math.floor(((v - min) / (max - min)) * bins)));
-  const count = (arrays: Float32Array[]) => {
+  const count = (arrays: readonly Float32Array[]) => {
     const counts = new Array<number>(bins).fill(0);
     for (const arr of arrays) for (const v of arr) if (Number.isFinite(v)) counts[binOf(v)]++;
     return counts;
   };
-  return { min, max, float: count(floats), quantized: count(quants), samples, values: kept };
+  return { min, max, float: count(floats), quantized: count(quants) };
 }

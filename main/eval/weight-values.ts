@@ -6,6 +6,7 @@ import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, type onnx } from '../onnx/proto';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { blockGrouping, channelGrouping, type WeightGrouping } from '../plan/qmath';
+import { pairedHistogram } from './layer-values';
 
 /** A stored weight decoded: its dequantized values in the float weight's layout, and the scale each uses. */
 interface StoredWeight {
@@ -147,17 +148,8 @@ function alignedTo(w: StoredWeight, dims: number[]): StoredWeight | undefined {
 }
 
 function weightFigures(float: Float32Array, w: StoredWeight): Pick<WeightDetail, 'histogram' | 'scales' | 'values' | 'clipped'> {
-  let min = Infinity;
-  let max = -Infinity;
-  for (const arr of [float, w.dequantized]) for (const v of arr) if (Number.isFinite(v)) { if (v < min) min = v; if (v > max) max = v; }
-  if (!(max > min)) { min -= 0.5; max += 0.5; }
-  const bin = (v: number) => Math.min(BINS - 1, Math.max(0, Math.floor(((v - min) / (max - min)) * BINS)));
-  const floatCounts = new Array<number>(BINS).fill(0);
-  const quantCounts = new Array<number>(BINS).fill(0);
   let clipped = 0;
   for (let i = 0; i < float.length; i++) {
-    if (Number.isFinite(float[i])) floatCounts[bin(float[i])]++;
-    if (Number.isFinite(w.dequantized[i])) quantCounts[bin(w.dequantized[i])]++;
     // Rounding errs by half a step at most; a float32 margin keeps exact halves from counting.
     const step = Math.abs(w.scales[w.grouping.of(i)]);
     if (Math.abs(float[i] - w.dequantized[i]) > step * 0.5 * (1 + 1e-5) + 1e-30) clipped++;
@@ -166,7 +158,7 @@ function weightFigures(float: Float32Array, w: StoredWeight): Pick<WeightDetail,
   const mid = steps.length >> 1;
   const median = steps.length % 2 ? steps[mid] : (steps[mid - 1] + steps[mid]) / 2;
   return {
-    histogram: { min, max, float: floatCounts, quantized: quantCounts },
+    histogram: pairedHistogram([float], [w.dequantized], BINS),
     scales: { count: steps.length, min: steps[0], median, max: steps[steps.length - 1] },
     values: float.length,
     clipped,

@@ -10,7 +10,7 @@ import { loadRounding, type JobRanges } from '../calib/ranges-file';
 import { readLabels, type Labels } from '../data/labels';
 import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
-import { guessBatchSize, heldOutSamples, openSource, otherSamples, type SampleSource } from '../data/readers';
+import { guessBatchSize, heldOutSplit, openSource, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
 import { loadModel, type LoadedModel } from '../onnx/model';
 import type { onnx } from '../onnx/proto';
@@ -137,9 +137,7 @@ async function splitForEvaluation(job: JobInput, inputs: InputSpec[]): Promise<J
   if (!(job.holdOut > 0 && job.holdOut < 1)) throw new JobError(`--hold-out ${job.holdOut}: give a fraction of the calibration samples between 0 and 1, e.g. 0.25`);
   if (job.evaluation) throw new JobError('--hold-out splits the calibration data for evaluation; with --eval the evaluation data is given: pass one of the two');
   if (!job.calibration) throw new JobError('--hold-out splits the calibration data: pass --calibration');
-  const { count: total } = await openSource(job.calibration, inputs, { preprocess: job.preprocess, maxMegapixels: job.maxMegapixels });
-  const evaluation = heldOutSamples(total, job.holdOut, job.calibration);
-  return { evaluation, calibration: otherSamples(total, evaluation), total };
+  return heldOutSplit(job.calibration, inputs, job.holdOut, { preprocess: job.preprocess, maxMegapixels: job.maxMegapixels });
 }
 
 /** Labels given for every calibration sample, cut to the held-out ones that evaluation reads. */

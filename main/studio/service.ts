@@ -8,12 +8,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findBackend, recipeProblems } from '../../shared/backends';
-import type { ActiveJob, DataOptions, ExportRequest, ExportResult, InputPreview, JobEvent, LayerDetail, ModelSettings, ModelSummary, PlanSummary, PreviewRequest, RequestChannels, RunRequest, RunResult, SampleModel, SessionState, WeightDetail } from '../../shared/ipc';
+import { dataOptionsOf, type ActiveJob, type DataOptions, type ExportRequest, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type PreviewRequest, type RequestChannels, type RunRequest, type RunResult, type SampleModel, type SessionState, type WeightDetail } from '../../shared/ipc';
 import type { Recipe } from '../../shared/recipe';
 import type { AnalysisReport, LayerReport, Report } from '../../shared/report';
 
 import { previewInput } from '../data/preview';
-import { heldOutSamples, openSource, type SampleSource } from '../data/readers';
+import { heldOutSplit, openSource, type SampleSource } from '../data/readers';
 import type { InputSpec } from '../base/feed';
 import { hostNumerics } from '../onnx/numerics';
 import { inputSpecs } from '../onnx/session';
@@ -532,8 +532,8 @@ async function evaluationSamples(data: RunData, inputs: InputSpec[]): Promise<Sa
   const options = { preprocess: data.preprocess, ...data.options };
   if (data.evaluation || !data.calibration) return openSource(data.evaluation ?? 'random:4', inputs, options);
   if (!data.holdOut) return openSource(data.calibration, inputs, options);
-  const { count } = await openSource(data.calibration, inputs, options);
-  return openSource(data.calibration, inputs, { ...options, samples: heldOutSamples(count, data.holdOut, data.calibration) });
+  const { evaluation } = await heldOutSplit(data.calibration, inputs, data.holdOut, options);
+  return openSource(data.calibration, inputs, { ...options, samples: evaluation });
 }
 
 /** Models whose last settings are remembered. */
@@ -550,13 +550,6 @@ function dataKindOf(source: string): ModelSettings['dataKind'] {
   }
 }
 
-/** The data options a request sets, and only those: a record stays as small as what was asked. */
-function dataOptionsOf(request: DataOptions): DataOptions {
-  return {
-    ...(request.skipNonFinite ? { skipNonFinite: true } : {}),
-    ...(request.maxMegapixels !== undefined ? { maxMegapixels: request.maxMegapixels } : {}),
-  };
-}
 
 function readRunRecord(file: string): RunRecord | undefined {
   try {

@@ -160,7 +160,7 @@ function DataSection({ host, calibrates }: { host: Host; calibrates: boolean }) 
   );
 }
 
-/** What a static run measures on: by default a held-out tail of the calibration data, which calibration never sees. */
+/** What a static run measures on: by default a held-out part of the calibration data, spread through it, which calibration never sees. */
 function EvaluationFields({ host }: { host: Host }) {
   const data = useStudio((s) => s.data);
   const setData = useStudio((s) => s.setData);

@@ -1,9 +1,8 @@
 import { useEffect, useRef } from 'react';
 import { KEPT_DAYS, type StudioApi } from '../../shared/ipc';
 import { figureLabel } from '../../shared/numerics';
-import { worstDb } from '../../shared/report';
 import { useStudio } from '../context';
-import { bytes, db, fileName } from '../format';
+import { bytes, fileName, outputsText } from '../format';
 import { configSummary } from './InspectTools';
 
 export function ExportScreen({ host }: { host: StudioApi['host'] }) {
@@ -34,7 +33,7 @@ export function ExportScreen({ host }: { host: StudioApi['host'] }) {
     <section className="screen export" aria-labelledby="export-title">
       <h2 id="export-title">Export</h2>
       <p data-testid="export-run">
-        <strong>{current.runId}</strong>{entry ? `: ${configSummary(entry)}` : ''}; output SQNR {db(worstDb(report.outputs.map((o) => o.sqnr)))} dB
+        <strong>{current.runId}</strong>{entry ? `: ${configSummary(entry)}` : ''}; output SQNR {outputsText(report.outputs)}
         {' '}({figureLabel(report.numerics, report.samples.evaluation)}).
       </p>
       <p>Writes the quantized model, its recipe, the calibrated ranges, the report as JSON and a self-contained HTML report with the graph and any analysis. The input model is never overwritten.</p>
