@@ -11,9 +11,9 @@ import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../s
 import type { Preflight } from '../shared/preflight';
 import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } from '../shared/preprocess';
 import { countedUnit, type Progress } from '../shared/progress';
-import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
+import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  adaRoundWords, biasCorrectionSource, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
+  adaRoundWords, biasCorrectionSource, foldedWeightsWords, gptqWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -29,7 +29,8 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE | --hold-out FRACTION] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--qoperator] [--no-latency]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--gptq[:BLOCK] [--no-act-order]]
+           [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
            [--target-sqnr DB | --target-metric NAME:VALUE] [--labels FILE|DIR] [--metric-module FILE.mjs] [--subset N]
@@ -87,9 +88,9 @@ type OptionSpec = { type: 'string' } | { type: 'boolean' } | { type: 'string'; m
 /** The values parseArgs gives for declared options: a string, a list of strings, or a boolean, each absent when not given. */
 type Values<O extends Record<string, OptionSpec>> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string };
 
-/** `--adaround` alone or `--adaround:ITERS`, like `--method entropy:BINS`: parseArgs takes it as `--adaround=ITERS`, empty for the default. */
+/** `--adaround` alone or `--adaround:ITERS` (and `--gptq[:BLOCK]`), like `--method entropy:BINS`: parseArgs takes it as `--adaround=ITERS`, empty for the default. */
 function withOptionalValues(args: string[]): string[] {
-  return args.map((a) => a.replace(/^--adaround(?::(.*))?$/, (_, n: string | undefined) => `--adaround=${n ?? ''}`));
+  return args.map((a) => a.replace(/^--(adaround|gptq)(?::(.*))?$/, (_, flag: string, n: string | undefined) => `--${flag}=${n ?? ''}`));
 }
 
 function parse<O extends Record<string, OptionSpec>>(args: string[], options: O): { values: Values<O>; positionals: string[] } {
@@ -203,7 +204,7 @@ const RECIPE_OPTIONS = {
   backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
   act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
-  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' },
+  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' }, gptq: { type: 'string' }, 'no-act-order': { type: 'boolean' },
 } as const;
 
 /** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
@@ -291,6 +292,16 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
     if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`--adaround:ITERS takes a whole number of iterations of at least 1, got "${v.adaround}"`);
     recipe.algorithms = { ...recipe.algorithms, adaround: { iterations } };
   }
+  if (v.gptq !== undefined) {
+    if (v.gptq !== '') {
+      const block = Number(v.gptq);
+      if (![16, 32, 64, 128, 256].includes(block)) throw new UsageError(`--gptq:BLOCK takes the 4-bit block size, 16, 32, 64, 128 or 256, got "${v.gptq}"`);
+      recipe.blockSize = block;
+    }
+    recipe.algorithms = { ...recipe.algorithms, gptq: { ...GPTQ_DEFAULTS, actOrder: !v['no-act-order'] } };
+  } else if (v['no-act-order']) {
+    throw new UsageError('--no-act-order applies to --gptq');
+  }
   for (const o of (v.override) ?? []) {
     const m = /^(.+)=(float|per-tensor|per-channel|[a-z0-9]+)$/.exec(o);
     if (!m) throw new UsageError(`--override ${o}: expected TENSOR=float, TENSOR=TYPE (${QUANT_TYPES.join(', ')}), TENSOR=per-tensor or TENSOR=per-channel`);
@@ -348,8 +359,10 @@ async function cmdQuantize(args: string[]): Promise<void> {
     if (r.algorithms?.cle) process.stdout.write(cleSummary(r.algorithms.cle));
     if (r.algorithms?.biasCorrection) process.stdout.write(biasCorrectionSummary(r.algorithms.biasCorrection));
     if (r.algorithms?.adaround) process.stdout.write(adaRoundSummary(r.algorithms.adaround));
+    if (r.algorithms?.gptq) process.stdout.write(`GPTQ: ${gptqWords(r.algorithms.gptq)}\n`);
     if (r.algorithms?.without) process.stdout.write(`algorithms ${withoutWords(r.algorithms.without, r)}\n`);
     if (r.algorithms?.withoutNote) process.stdout.write(`the algorithms' per-layer baseline: ${r.algorithms.withoutNote}\n`);
+    if (r.foldedWeights) process.stdout.write(`prepare: ${foldedWeightsWords(r.foldedWeights)}\n`);
     const folded = r.float.filter((f) => f.reason.startsWith('folded into'));
     process.stdout.write(`${r.layers.length} quantized tensors, ${r.float.length - folded.length} nodes in float${folded.length ? `, ${folded.length} folded away` : ''}; size ${mb(r.sizes.floatBytes)} → ${mb(r.sizes.quantizedBytes)} (${(r.sizes.ratio * 100).toFixed(1)}%)\n`);
     process.stdout.write(`${preflightSummary(r.preflight)}\n`);

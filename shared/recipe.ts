@@ -48,7 +48,22 @@ export interface Algorithms {
   biasCorrection?: boolean;
   /** AdaRound: learn each quantized weight's rounding, up or down, for its layer's output on calibration samples (static only). */
   adaround?: { iterations: number };
+  /**
+   * GPTQ: quantize each 4-bit MatMul/Gemm weight row by row, pushing each row's rounding error onto
+   * the rows not yet quantized through the inverse of H = Σ x xᵀ over the layer's calibration
+   * inputs (weight-only 4-bit; the blocks are the recipe's blockSize).
+   */
+  gptq?: GptqSettings;
 }
+
+export interface GptqSettings {
+  /** Quantize rows in order of decreasing input energy (H's diagonal); the block scales are then fixed from the float weight. */
+  actOrder: boolean;
+  /** Added to H's diagonal as a fraction of its mean. */
+  damp: number;
+}
+
+export const GPTQ_DEFAULTS: GptqSettings = { actOrder: true, damp: 0.01 };
 
 /** AdaRound's iterations per layer when none are given: its loss settles well before on the recognizer's and MNIST's layers. */
 export const ADAROUND_ITERATIONS = 1000;
@@ -102,11 +117,16 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   if (r.algorithms !== undefined) {
     const a = r.algorithms as Record<string, unknown>;
     check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
-    for (const key of Object.keys(a)) check(['cle', 'biasCorrection', 'adaround'].includes(key), `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection, adaround)`);
+    for (const key of Object.keys(a)) check(['cle', 'biasCorrection', 'adaround', 'gptq'].includes(key), `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection, adaround, gptq)`);
     for (const key of ['cle', 'biasCorrection']) if (a[key] !== undefined) check(typeof a[key] === 'boolean', `${where}: "algorithms.${key}" must be true or false`);
     if (a.adaround !== undefined) {
       const iterations = (a.adaround as { iterations?: unknown } | null)?.iterations;
       check(Number.isInteger(iterations) && (iterations as number) >= 1, `${where}: "algorithms.adaround" must be { "iterations": N } with N a whole number of at least 1`);
+    }
+    if (a.gptq !== undefined) {
+      const g = a.gptq as Partial<GptqSettings> | null;
+      check(g && typeof g === 'object' && typeof g.actOrder === 'boolean' && typeof g.damp === 'number' && g.damp >= 0 && g.damp < 1,
+        `${where}: "algorithms.gptq" must be { "actOrder": true|false, "damp": D } with D in [0, 1), e.g. ${JSON.stringify(GPTQ_DEFAULTS)}`);
     }
   }
   return r as unknown as Recipe;

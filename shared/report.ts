@@ -95,6 +95,20 @@ export interface Artifact {
   description: string;
 }
 
+/** A weight the model computes from initializers alone (through Identity, Transpose, Cast, DequantizeLinear…), which prepare computed once: the ops in order, from the initializers it came from. */
+export interface FoldedWeight {
+  tensor: string;
+  ops: string[];
+  from: string[];
+}
+
+/** Folded weights in a line: how many, and by which ops. */
+export function foldedWeightsWords(folded: readonly FoldedWeight[]): string {
+  const counts = new Map<string, number>();
+  for (const f of folded) for (const op of f.ops) counts.set(op, (counts.get(op) ?? 0) + 1);
+  return `${folded.length} weight${folded.length === 1 ? '' : 's'} computed once from initializers (${[...counts].map(([op, n]) => `${op} ×${n}`).join(', ')})`;
+}
+
 export interface Report {
   tool: { name: string; version: string };
   model: { file: string; bytes: number; opset: number; irVersion: number };
@@ -107,6 +121,8 @@ export interface Report {
   timings: Timings;
   /** The numerics of `outputs`, `metrics` and `layers`. */
   numerics: MainNumerics;
+  /** Weights prepare computed from initializers, so that the quantizer sees them as constants; absent when none. */
+  foldedWeights?: FoldedWeight[];
   outputs: OutputReport[];
   /** Task metrics of the first output on the evaluation samples (agreement, cosine; accuracy with labels; custom from the metric module). */
   metrics?: Metrics;
@@ -191,10 +207,33 @@ export interface WithoutAlgorithmsReport {
   seconds: number;
 }
 
+/**
+ * GPTQ, per layer: its output SQNR on the calibration inputs (float inputs, from H), rounded to
+ * nearest → with GPTQ, and why a layer kept nearest rounding where it did.
+ */
+export interface GptqReport {
+  blockSize: number;
+  actOrder: boolean;
+  damp: number;
+  samples: number;
+  seconds: number;
+  layers: Array<{ node: string; weight: string; outputSqnr: WeightChange; kept: 'gptq' | 'nearest'; note?: string; seconds: number }>;
+}
+
+/** What GPTQ did in a line: layers, data, and the median layer's output SQNR gain over nearest rounding. */
+export function gptqWords(g: GptqReport): string {
+  const gains = g.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
+  const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
+  const nearest = g.layers.filter((l) => l.kept === 'nearest').length;
+  return `${g.layers.length} layers in blocks of ${g.blockSize}${g.actOrder ? ', act-order' : ''}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s; `
+    + `layer output SQNR up ${median.toFixed(1)} dB over nearest rounding in the median layer${nearest ? `; ${nearest} kept nearest rounding` : ''}`;
+}
+
 export interface AlgorithmsReport {
   cle?: CleReport;
   biasCorrection?: BiasCorrectionReport;
   adaround?: AdaRoundReport;
+  gptq?: GptqReport;
   without?: WithoutAlgorithmsReport;
   /** Why `without` is missing, where the job could not measure it. */
   withoutNote?: string;
@@ -232,13 +271,14 @@ export function layerAlgorithmEntries(algorithms: AlgorithmsReport | undefined, 
     pair: algorithms?.cle?.pairs.find((p) => mine(p.first) || mine(p.second)),
     corrected: algorithms?.biasCorrection?.layers.find((l) => mine(l.node)),
     rounded: algorithms?.adaround?.layers.find((l) => mine(l.node)),
+    gptq: algorithms?.gptq?.layers.find((l) => mine(l.node)),
   };
 }
 
-/** The algorithms that changed a layer, as short names: CLE rescaled its node's weights, bias correction its bias, AdaRound chose its rounding (where learned was kept). */
+/** The algorithms that changed a layer, as short names: CLE rescaled its node's weights, bias correction its bias, AdaRound or GPTQ chose its rounding (where kept). */
 export function layerAlgorithms(algorithms: AlgorithmsReport | undefined, nodes: readonly string[]): string[] {
-  const { pair, corrected, rounded } = layerAlgorithmEntries(algorithms, nodes);
-  return [...(pair ? ['CLE'] : []), ...(rounded?.kept === 'learned' ? ['AdaRound'] : []), ...(corrected ? ['bias correction'] : [])];
+  const { pair, corrected, rounded, gptq } = layerAlgorithmEntries(algorithms, nodes);
+  return [...(pair ? ['CLE'] : []), ...(rounded?.kept === 'learned' ? ['AdaRound'] : []), ...(gptq?.kept === 'gptq' ? ['GPTQ'] : []), ...(corrected ? ['bias correction'] : [])];
 }
 
 /** A layer's SQNR gain over the same recipe without its algorithms, in dB; undefined where either side is not a finite figure. */

@@ -4,11 +4,11 @@ import { intAttr, uniqueName } from '../onnx/edit';
 import type { Range } from '../stats/range';
 import { quantTypeBits, type QuantType } from '../../shared/recipe';
 import type { WeightReport } from '../../shared/report';
-import { attrFloat, attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
+import { attrFloat, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { floatTensor, makeTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
-import { rootOf, type QuantPlan, type WeightSpec } from '../plan/plan';
-import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeMatMulNBits, quantizeOnGrid, quantizeWeight, storageArray, type QParams, type WeightRounding } from '../plan/qmath';
+import { linearWeight, rootOf, weightAsKN, type LinearWeight, type QuantPlan, type WeightSpec } from '../plan/plan';
+import { blockGrouping, computeQParams, packNibbles, qRange, quantizeBias, quantizeMatMulNBits, quantizeOnGrid, quantizeWeight, storageArray, type MatMulNBitsWeight, type QParams, type WeightRounding } from '../plan/qmath';
 import { sqnrOf } from '../stats/sqnr';
 
 /** One tensor compared float ↔ quantized: the unit of a per-layer report. */
@@ -194,12 +194,15 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
   return folds;
 }
 
-/** `rounding`: weights rounded as chosen (AdaRound) where their grid is the one it was chosen on, to nearest otherwise. */
-export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding): ConvertResult {
+/**
+ * `rounding`: weights rounded as chosen (AdaRound) where their grid is the one it was chosen on, to
+ * nearest otherwise. `nbits`: MatMulNBits weights already quantized (GPTQ), by node name.
+ */
+export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding, nbits?: ReadonlyMap<string, MatMulNBitsWeight>): ConvertResult {
   switch (plan.kind) {
     case 'static': return convertStatic(view, plan, ranges, rounding);
     case 'dynamic': return convertDynamic(view, plan);
-    case 'weight-only': return convertWeightOnly(view, plan);
+    case 'weight-only': return convertWeightOnly(view, plan, nbits);
   }
 }
 
@@ -354,6 +357,12 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
   return { model, layers: layers.sort((x, y) => x.index - y.index), weights, folded };
 }
 
+/** A Gemm's C as the [N] vector the integer kernels take as bias. */
+function biasVector(b: Builder, view: GraphView, node: GraphNode, linear: LinearWeight): string {
+  const c = view.constantTensor(linear.bias!, node)!;
+  return tensorDims(c).length === 1 ? linear.bias! : b.initializer(`${linear.bias}_vector`, (name) => floatTensor(name, [linear.n], Float32Array.from(tensorToFloat32(c))));
+}
+
 function nodeLayer(node: GraphNode, type: QuantType): LayerMapping {
   return { float: node.outputs[0], quant: node.outputs[0], node: node.name, op: node.op, index: node.index, type };
 }
@@ -376,19 +385,11 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
     const t = view.constantTensor(spec.weight)!;
     let data = tensorToFloat32(t);
     let dims = tensorDims(t);
-    if (node.op === 'Gemm') {
-      if (attrFloat(node.proto, 'alpha', 1) !== 1 || attrFloat(node.proto, 'beta', 1) !== 1) {
-        nodes.push(node.proto);
-        continue;
-      }
-      if (attrInt(node.proto, 'transB', 0)) {
-        // DynamicQuantizeMatMul takes B as [K, N].
-        const [n, k] = dims;
-        const tr = new Float32Array(k * n);
-        for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) tr[j * n + i] = data[i * k + j];
-        data = tr;
-        dims = [k, n];
-      }
+    const linear = node.op === 'Conv' ? undefined : linearWeight(view, node) as LinearWeight;
+    if (linear) {
+      // DynamicQuantizeMatMul takes B as [K, N].
+      data = weightAsKN(data, linear);
+      dims = [linear.k, linear.n];
     }
     const axis = perChannel ? (node.op === 'Conv' ? 0 : 1) : undefined;
     const q = quantizeWeight(data, dims, weightType, plan.recipe.weightSymmetric, axis, [wmin, wmax]);
@@ -421,7 +422,7 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
     } else {
       const sName = b.initializer(`${spec.weight}_scale`, (name) => scaleTensor(name, q.scales, axis !== undefined));
       const inputs = [node.inputs[0], qName, sName, zName];
-      if (node.op === 'Gemm' && node.inputs[2]) inputs.push(node.inputs[2]);
+      if (linear?.bias) inputs.push(biasVector(b, view, node, linear));
       nodes.push(b.node('DynamicQuantizeMatMul', inputs, [out], [], MS_DOMAIN));
     }
     layers.push(nodeLayer(node, weightType));
@@ -429,7 +430,7 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
   return { model: b.finish(view.model, nodes, view.model.graph!.output), layers, weights, folded: [] };
 }
 
-function convertWeightOnly(view: GraphView, plan: QuantPlan): ConvertResult {
+function convertWeightOnly(view: GraphView, plan: QuantPlan, nbits?: ReadonlyMap<string, MatMulNBitsWeight>): ConvertResult {
   const b = new Builder(view);
   const byNode = new Map(plan.weightOnly.map((w) => [w.node, w]));
   const byProto = new Map([...view.nodes, ...view.subgraphNodes].map((n) => [n.proto, n]));
@@ -447,13 +448,19 @@ function convertWeightOnly(view: GraphView, plan: QuantPlan): ConvertResult {
     const t = view.constantTensor(spec.weight, node)!;
     if (!node.scope) layers.push(nodeLayer(node, recipe.weightType));
     if (spec.bits === 4) {
-      const [k, n] = tensorDims(t);
-      const data = tensorToFloat32(t);
-      const q = quantizeMatMulNBits(data, k, n, recipe.blockSize, recipe.weightSymmetric);
+      const linear = linearWeight(view, node) as LinearWeight;
+      const { k, n } = linear;
+      const data = weightAsKN(tensorToFloat32(t), linear);
+      const q = nbits?.get(node.name) ?? quantizeMatMulNBits(data, k, n, recipe.blockSize, recipe.weightSymmetric);
       const bName = b.initializer(`${spec.weight}_nbits`, (name) => makeTensor(name, DataType.UINT8, [n, q.blocks, recipe.blockSize / 2], q.packed));
       const sName = b.initializer(`${spec.weight}_scales`, (name) => floatTensor(name, [n * q.blocks], q.scales));
       const inputs = [node.inputs[0], bName, sName];
       if (q.zeroPoints) inputs.push(b.initializer(`${spec.weight}_zero_points`, (name) => makeTensor(name, DataType.UINT8, [q.zeroPoints!.length], q.zeroPoints!)));
+      if (linear.bias) {
+        // MatMulNBits' bias is input 5 (g_idx, input 4, stays empty).
+        while (inputs.length < 5) inputs.push('');
+        inputs.push(biasVector(b, view, node, linear));
+      }
       weights.push({ name: spec.weight, node: node.name, op: node.op, type: recipe.weightType, granularity: `per-block (${recipe.blockSize})`, sqnr: sqnrOf(data, q.dequantized) });
       return b.node('MatMulNBits', inputs, [node.outputs[0]], [
         intAttr('K', k), intAttr('N', n), intAttr('bits', 4), intAttr('block_size', recipe.blockSize),

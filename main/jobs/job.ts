@@ -6,6 +6,10 @@ import type { Recipe } from '../../shared/recipe';
 import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { JobError } from '../base/errors';
+import { throwIfAborted } from '../base/progress';
+import { gptqMatMulNBits, inputMoments } from '../convert/gptq';
+import { dbToJson, type GptqReport } from '../../shared/report';
+import { tensorToFloat32 } from '../onnx/tensor';
 import { loadRounding, type JobRanges } from '../calib/ranges-file';
 import { readLabels, type Labels } from '../data/labels';
 import { readSubset } from '../data/subset';
@@ -16,9 +20,9 @@ import { loadModel, type LoadedModel } from '../onnx/model';
 import type { onnx } from '../onnx/proto';
 import { inputSpecs } from '../onnx/session';
 import { equalizeLayers } from '../plan/equalize';
-import { backendFor, planQuantization, type QuantPlan } from '../plan/plan';
+import { backendFor, linearWeight, planQuantization, weightAsKN, type QuantPlan } from '../plan/plan';
 import { prepareModel, type Prepared } from '../plan/prepare';
-import { sameGrid, type WeightRounding } from '../plan/qmath';
+import { quantizeMatMulNBits, sameGrid, type MatMulNBitsWeight, type WeightRounding } from '../plan/qmath';
 import { ADAROUND_SAMPLES, adaRound, roundableWeights, type AdaRoundResult } from '../repair/adaround';
 import { analyticBiasCorrection, BIAS_CORRECTION_SAMPLES, correctBiases, foldedOutputStats, type BiasCorrection } from '../repair/bias-correction';
 
@@ -187,6 +191,72 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
   return adaRound(m.floatModel, m.plan, calibrated.ranges, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
+}
+
+/** H's of all inputs measured in one pass over the data stay under this many bytes; more inputs take more passes. */
+const GPTQ_PASS_BYTES = 512 * 2 ** 20;
+
+/**
+ * GPTQ where the recipe asks for it: each 4-bit MatMul/Gemm weight quantized against its inputs'
+ * moments on the calibration data, for convertModel. Without calibration data the weights are
+ * rounded to nearest, as they are without GPTQ, and the warning says so.
+ */
+export async function gptqForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void,
+  onStep?: (message: string) => void): Promise<{ nbits: Map<string, MatMulNBitsWeight>; report: GptqReport } | undefined> {
+  const asked = m.plan.recipe.algorithms?.gptq;
+  if (!asked) return undefined;
+  const recipe = m.plan.recipe;
+  const layers = m.plan.weightOnly.filter((s) => s.bits === 4).flatMap((spec) => {
+    const node = m.view.nodes.find((n) => n.name === spec.node);
+    const linear = node ? linearWeight(m.view, node) : undefined;
+    return node && linear && typeof linear !== 'string' ? [{ node, linear }] : [];
+  });
+  if (m.plan.kind !== 'weight-only' || !layers.length) {
+    warn(`GPTQ skipped: it quantizes 4-bit weight-only MatMul/Gemm weights (MatMulNBits), and this run ${m.plan.kind !== 'weight-only' ? `is ${m.plan.kind}` : 'has none'}`);
+    return undefined;
+  }
+  if (!job.calibration) {
+    warn('GPTQ skipped: it needs calibration data (the layers\' inputs); the weights are rounded to nearest. Pass --calibration');
+    return undefined;
+  }
+  const start = performance.now();
+  const source = await m.calibrationData('GPTQ', recipe.calibrationSamples || undefined);
+  const inputs = new Map(layers.map(({ node, linear }) => [node.inputs[0], linear.k]));
+  onStep?.(`GPTQ on ${layers.length} layers (${inputs.size} distinct inputs), ${source.count} calibration samples`);
+  // Inputs in passes whose sums fit the budget: memory is bounded by the largest layers, not the model.
+  const passes: Array<Map<string, number>> = [];
+  let bytes = Infinity;
+  for (const [name, k] of inputs) {
+    if (bytes + k * k * 8 > GPTQ_PASS_BYTES) {
+      passes.push(new Map());
+      bytes = 0;
+    }
+    passes[passes.length - 1].set(name, k);
+    bytes += k * k * 8;
+  }
+  const nbits = new Map<string, MatMulNBitsWeight>();
+  const reported: GptqReport['layers'] = [];
+  const total = layers.length + passes.length;
+  let done = 0;
+  for (const pass of passes) {
+    job.onProgress?.({ stage: 'convert', done: done++, total });
+    const moments = await inputMoments(m.floatModel, pass, source.batches(m.batchSize), job.signal);
+    for (const { node, linear } of layers.filter((l) => pass.has(l.node.inputs[0]))) {
+      throwIfAborted(job.signal);
+      job.onProgress?.({ stage: 'convert', done: done++, total });
+      const began = performance.now();
+      const b = weightAsKN(tensorToFloat32(m.view.constantTensor(linear.weight, node)!), linear);
+      const nearest = quantizeMatMulNBits(b, linear.k, linear.n, recipe.blockSize, recipe.weightSymmetric);
+      const r = gptqMatMulNBits(b, linear.k, linear.n, moments.get(node.inputs[0])!, { ...asked, blockSize: recipe.blockSize, symmetric: recipe.weightSymmetric }, nearest);
+      nbits.set(node.name, r.weight);
+      reported.push({
+        node: node.name, weight: linear.weight, outputSqnr: { before: dbToJson(r.outputSqnr.nearest), after: dbToJson(r.outputSqnr.gptq) },
+        kept: r.fellBack ? 'nearest' : 'gptq', ...(r.fellBack ? { note: r.fellBack } : {}), seconds: Number(((performance.now() - began) / 1000).toFixed(3)),
+      });
+    }
+  }
+  job.onProgress?.({ stage: 'convert', done: total, total });
+  return { nbits, report: { ...asked, blockSize: recipe.blockSize, samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers: reported } };
 }
 
 /** The rounding a ranges file saved, where it was learned with the same iterations and covers every weight AdaRound would round, on the same grid. */

@@ -7,7 +7,7 @@ import { searchNumerics, type MainNumerics } from '../../shared/numerics';
 import type { Preflight, PreflightCost } from '../../shared/preflight';
 import type { Progress } from '../../shared/progress';
 import type { Recipe } from '../../shared/recipe';
-import { dbToJson, type HostReport, type LatencyReport, type Report, type WithoutAlgorithmsReport } from '../../shared/report';
+import { dbToJson, type GptqReport, type HostReport, type LatencyReport, type Report, type WithoutAlgorithmsReport } from '../../shared/report';
 import { TOOL } from '../../shared/tool';
 import { JobError } from '../base/errors';
 import type { Feed } from '../base/feed';
@@ -36,7 +36,7 @@ import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/pl
 import { preflightWithCost } from '../plan/preflight';
 import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
-import { calibrationAgain, correctedForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
+import { calibrationAgain, correctedForRecipe, gptqForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -96,7 +96,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   job.onProgress?.({ stage: 'convert', done: 0, total: 1 });
   const rounded = repaired?.rounded ?? await roundedForRecipe(job, m, calibrated, log.warn, job.onStep);
   const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep, rounded?.rounding);
-  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding);
+  const gptq = await gptqForRecipe(job, m, log.warn, job.onStep);
+  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding, gptq?.nbits);
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
 
@@ -106,7 +107,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
   });
-  const without = m.prepared.equalized || corrected || rounded ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
+  const without = m.prepared.equalized || corrected || rounded || gptq ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
   clock.mark('evaluate');
   throwIfAborted(job.signal);
 
@@ -122,7 +123,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const ranges = rangesToWrite(job, paths, calibrated, added.join(' and ') || undefined, log.warn);
   const written = await writeArtifacts(paths, {
     qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
-    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded, without }),
+    report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded, gptq: gptq?.report, without }),
   });
   const report = written.report as Report;
   job.onProgress?.({ stage: 'save', done: 1, total: 1 });
@@ -306,6 +307,7 @@ interface ReportParts {
   repair?: Report['repair'];
   corrected?: BiasCorrection & { samples: number };
   rounded?: AdaRoundResult;
+  gptq?: GptqReport;
   without?: Without;
 }
 
@@ -351,7 +353,7 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
 }
 
 /** What the recipe's algorithms did, for the report. */
-function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded'], without: ReportParts['without']): Report['algorithms'] {
+function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], rounded: ReportParts['rounded'], gptq: ReportParts['gptq'], without: ReportParts['without']): Report['algorithms'] {
   const cle = m.prepared.equalized ? equalizationReport(m.prepared.equalized, m.floatModel, m.plan.weights) : undefined;
   const bias = corrected ? {
     method: corrected.method,
@@ -360,7 +362,7 @@ function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], roun
   } : undefined;
   const adaround = rounded ? { ...rounded.report, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
   const baseline = without ? ('report' in without ? { without: without.report } : { withoutNote: without.note }) : {};
-  return cle || bias || adaround ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}), ...baseline } : undefined;
+  return cle || bias || adaround || gptq ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}), ...(gptq ? { gptq } : {}), ...baseline } : undefined;
 }
 
 function quantizeReport(p: ReportParts): Report {
@@ -378,10 +380,11 @@ function quantizeReport(p: ReportParts): Report {
     data: { calibration: job.ranges ? `ranges from ${job.ranges}` : job.calibration ?? 'none', evaluation: p.evalSource.description },
     timings: p.timings,
     numerics: evaluation.numerics,
+    ...(m.prepared.foldedWeights.length ? { foldedWeights: m.prepared.foldedWeights } : {}),
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
     ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
-    ...(m.prepared.equalized || p.corrected || p.rounded ? { algorithms: algorithmsReport(m, p.corrected, p.rounded, p.without) } : {}),
+    ...(m.prepared.equalized || p.corrected || p.rounded || p.gptq ? { algorithms: algorithmsReport(m, p.corrected, p.rounded, p.gptq, p.without) } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

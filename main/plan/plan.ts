@@ -2,8 +2,8 @@
 // quantization, which nodes stay in float and why. Converting and evaluating read only the plan.
 import { BACKENDS, DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendCapability } from '../../shared/backends';
 import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
-import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
-import { DataType } from '../onnx/proto';
+import { attrFloat, attrInt, type GraphNode, type GraphView } from '../onnx/graph';
+import { DataType, dataTypeName } from '../onnx/proto';
 import { tensorDims } from '../onnx/tensor';
 import { qRange, type QParams, type WeightGrid } from './qmath';
 
@@ -276,43 +276,97 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
 }
 
 function planDynamic(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
+  if (node.op !== 'Conv') {
+    const linear = linearWeight(view, node);
+    if (typeof linear === 'string') return linear;
+    if (!isFloatTensor(view, node.inputs[0])) return 'it is not a float op';
+    plan.dynamic.push({ node: node.name, op: node.op, weight: linear.weight });
+    return true;
+  }
   const w = node.inputs[1];
   if (!w || !view.isConstant(w)) return 'its weight is not a constant';
   if (!isFloatTensor(view, w) || !isFloatTensor(view, node.inputs[0])) return 'it is not a float op';
-  const rank = view.shapes.get(w)?.length ?? 0;
-  if (node.op === 'MatMul' && rank !== 2) return 'dynamic MatMul needs a 2-D constant weight';
-  if (node.op === 'Gemm' && (attrInt(node.proto, 'transA', 0) !== 0 || rank !== 2)) return 'Gemm with transA is not quantized dynamically';
-  if (node.op === 'Conv' && rank !== 4) return 'dynamic Conv needs a 2-D convolution';
-  if (node.op === 'Conv' && view.opset < 11) return `dynamic Conv needs DynamicQuantizeLinear (opset 11); the model is opset ${view.opset}`;
-  if (node.op === 'Conv' && plan.recipe.granularity === 'per-channel' && !plan.recipe.weightSymmetric) {
+  if ((view.shapes.get(w)?.length ?? 0) !== 4) return 'dynamic Conv needs a 2-D convolution';
+  if (view.opset < 11) return `dynamic Conv needs DynamicQuantizeLinear (opset 11); the model is opset ${view.opset}`;
+  if (plan.recipe.granularity === 'per-channel' && !plan.recipe.weightSymmetric) {
     return 'ConvInteger takes one weight zero point, so per-channel weights must be symmetric';
   }
   plan.dynamic.push({ node: node.name, op: node.op, weight: w });
   return true;
 }
 
+/**
+ * A MatMul or Gemm as y = x·B (+ bias) with B a float constant [K, N], stored as it is
+ * (`transposed`: stored [N, K], Gemm's transB): what MatMulNBits, DynamicQuantizeMatMul and GPTQ
+ * take. Otherwise why not, in words for the pre-flight.
+ */
+export interface LinearWeight {
+  weight: string;
+  k: number;
+  n: number;
+  transposed: boolean;
+  /** Gemm's C when it is a constant of N values (beta 1): the kernel's bias. */
+  bias?: string;
+}
+
+/** The weight's values as B[K, N], row-major: a copy when it is stored transposed. */
+export function weightAsKN(data: Float32Array, linear: LinearWeight): Float32Array {
+  if (!linear.transposed) return data;
+  const { k, n } = linear;
+  const out = new Float32Array(k * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) out[j * n + i] = data[i * k + j];
+  return out;
+}
+
+export function linearWeight(view: GraphView, node: GraphNode): LinearWeight | string {
+  const w = node.inputs[1];
+  const t = w ? view.constantTensor(w, node) : undefined;
+  if (!t) {
+    return node.op === 'MatMul' && view.constantTensor(node.inputs[0], node)
+      ? 'its constant is the left operand; the integer kernels take x·B with B constant' : 'its weight is not a constant (it is computed from the inputs)';
+  }
+  if (t.dataType !== DataType.FLOAT) return `its weight is ${dataTypeName(t.dataType)}, not float`;
+  const dims = tensorDims(t);
+  if (dims.length !== 2) return `its weight is ${dims.length}-D ([${dims.join(', ')}]); the integer kernels take a 2-D one`;
+  if (node.op === 'MatMul') return { weight: w, k: dims[0], n: dims[1], transposed: false };
+  if (attrInt(node.proto, 'transA', 0)) return 'Gemm with transA: the integer kernels take A as it is';
+  const alpha = attrFloat(node.proto, 'alpha', 1);
+  if (alpha !== 1) return `Gemm with alpha ${alpha}: the integer kernels have no scale of their own`;
+  const transposed = attrInt(node.proto, 'transB', 0) === 1;
+  const [k, n] = transposed ? [dims[1], dims[0]] : dims;
+  const c = node.inputs[2];
+  if (!c) return { weight: w, k, n, transposed };
+  const ct = view.constantTensor(c, node);
+  const cDims = ct ? tensorDims(ct) : [];
+  const beta = attrFloat(node.proto, 'beta', 1);
+  if (!ct || ct.dataType !== DataType.FLOAT || cDims.reduce((a, b) => a * b, 1) !== n || (cDims.length === 2 && cDims[0] !== 1) || cDims.length > 2) {
+    return 'Gemm whose C is not a constant bias of N values';
+  }
+  if (beta !== 1) return `Gemm with beta ${beta}: the integer kernels add the bias as it is`;
+  return { weight: w, k, n, transposed, bias: c };
+}
+
 function planWeightOnly(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
   const fourBit = plan.recipe.weightType === 'int4' || plan.recipe.weightType === 'uint4';
+  if (fourBit) {
+    if (node.op !== 'MatMul' && node.op !== 'Gemm') return '4-bit weight-only applies to MatMul and Gemm (MatMulNBits)';
+    const linear = linearWeight(view, node);
+    if (typeof linear === 'string') return linear;
+    if (linear.k < 16) return `K=${linear.k} is too small for ${plan.recipe.blockSize}-wide blocks`;
+    plan.weightOnly.push({ node: node.name, op: node.op, weight: linear.weight, bits: 4 });
+    return true;
+  }
   const w = node.inputs[1];
   const t = w ? view.constantTensor(w, node) : undefined;
   if (!t || t.dataType !== DataType.FLOAT) return 'its weight is not a float constant';
-  const dims = tensorDims(t);
-  const rank = dims.length;
-  if (fourBit) {
-    if (node.op !== 'MatMul') return '4-bit weight-only applies to MatMul (MatMulNBits)';
-    if (rank !== 2) return 'MatMulNBits needs a 2-D constant weight';
-    const k = dims[0];
-    if (k < 16) return `K=${k} is too small for ${plan.recipe.blockSize}-wide blocks`;
-  }
-  plan.weightOnly.push({ node: node.name, op: node.op, weight: w, bits: fourBit ? 4 : 8 });
-  if (!fourBit) {
-    const axisOf = opRole(node, view).weightAxis;
-    plan.weights.set(node.scope ? `${node.name}:${w}` : w, {
-      tensor: w, node: node.name, op: node.op, type: plan.recipe.weightType, symmetric: plan.recipe.weightSymmetric,
-      axis: plan.recipe.granularity === 'per-channel' && rank > 1 && axisOf ? axisOf(node, rank) : undefined,
-      range: weightRange(plan.recipe.weightType, plan.backend.weightNarrowRange, plan.recipe.reduceRange), asActivation: false,
-    });
-  }
+  const rank = tensorDims(t).length;
+  plan.weightOnly.push({ node: node.name, op: node.op, weight: w, bits: 8 });
+  const axisOf = opRole(node, view).weightAxis;
+  plan.weights.set(node.scope ? `${node.name}:${w}` : w, {
+    tensor: w, node: node.name, op: node.op, type: plan.recipe.weightType, symmetric: plan.recipe.weightSymmetric,
+    axis: plan.recipe.granularity === 'per-channel' && rank > 1 && axisOf ? axisOf(node, rank) : undefined,
+    range: weightRange(plan.recipe.weightType, plan.backend.weightNarrowRange, plan.recipe.reduceRange), asActivation: false,
+  });
   return true;
 }
 

@@ -1,8 +1,11 @@
 // Prepare: the float model rewritten into the form quantizers expect, numerically the same model.
-// Constant nodes become initializers (weights must be constants the quantizer can see) and
+// Constant nodes and constant chains become initializers (weights must be constants the quantizer
+// can see, fold.ts) and
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
 import { uniqueName } from '../onnx/edit';
+import type { FoldedWeight } from '../../shared/report';
+import { foldConstantChains } from './fold';
 import type { EqualizedPair } from './equalize';
 import { attrFloat, attrInt, defaultOpset, GraphView, namesRead } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -17,6 +20,8 @@ export interface Prepared {
    */
   foldedBatchNorms: Array<{ batchNorm: string; conv: string; mean: Float32Array; std: Float32Array }>;
   constantsLifted: number;
+  /** Weights computed from initializers through Identity, Transpose, Cast, DequantizeLinear… (fold.ts). */
+  foldedWeights: FoldedWeight[];
   /** The ai.onnx opset the model was moved to, when it was. */
   upgradedOpset?: number;
   /** Conv pairs cross-layer equalization rescaled, and the time it took, when the recipe asked for it. */
@@ -102,21 +107,11 @@ function upgradeToQdqOpset(model: onnx.ModelProto): onnx.ModelProto {
 /** `forQdq`: the model will carry Q/DQ (static quantization), so it moves to at least QDQ_OPSET. */
 export function prepareModel(source: onnx.ModelProto, options: { forQdq?: boolean } = {}): Prepared {
   const model = options.forQdq && defaultOpset(source) < QDQ_OPSET ? upgradeToQdqOpset(source) : source;
-  const graph = model.graph!;
+  const { model: lifted, folded: foldedWeights, constantsLifted } = foldConstantChains(model, new GraphView(model).nodes.map((n) => n.proto));
+  const graph = lifted.graph!;
   const initializers = [...graph.initializer];
   const outputs = new Set(graph.output.map((o) => o.name));
-  let nodes: onnx.NodeProto[] = [];
-  let constantsLifted = 0;
-  for (const n of graph.node) {
-    const value = n.opType === 'Constant' && !n.domain ? n.attribute.find((a) => a.name === 'value')?.t : undefined;
-    if (value && !outputs.has(n.output[0])) {
-      initializers.push(onnx.TensorProto.create({ ...value, name: n.output[0] }));
-      constantsLifted++;
-    } else {
-      nodes.push(n);
-    }
-  }
-  const lifted = onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers }) });
+  let nodes: onnx.NodeProto[];
   const view = new GraphView(lifted);
   const taken = new Set([...view.initializers.keys(), ...view.producer.keys(), ...graph.input.map((i) => i.name)]);
   const replaced = new Map<onnx.NodeProto, onnx.NodeProto | null>();
@@ -165,6 +160,7 @@ export function prepareModel(source: onnx.ModelProto, options: { forQdq?: boolea
     }),
     foldedBatchNorms,
     constantsLifted,
+    foldedWeights,
     upgradedOpset: model !== source ? QDQ_OPSET : undefined,
   };
 }

@@ -231,18 +231,72 @@ export interface MatMulNBitsWeight {
   dequantized: Float32Array;
 }
 
+/** The 4-bit levels of a MatMulNBits weight. */
+export const NBITS_MAX = 15;
+
 /**
- * 4-bit block-wise quantization of a MatMul weight B[K, N] in com.microsoft MatMulNBits' layout:
- * column n of B is cut into blocks of `blockSize` along K, each block packed two values a byte,
- * low nibble first, zero-padded past K.
+ * Scale and zero point of one 4-bit block from its values' min and max (0 included), as ONNX
+ * Runtime's quantizer sets them: symmetric maps the signed extreme to -8 so all 16 levels are used.
  */
-export function quantizeMatMulNBits(b: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean): MatMulNBitsWeight {
+export function nbitsBlockParams(min: number, max: number, symmetric: boolean): { scale: number; zeroPoint: number } {
+  const lo = Math.min(0, min);
+  const hi = Math.max(0, max);
+  if (symmetric) return { scale: Math.fround((Math.abs(lo) > Math.abs(hi) ? lo : hi) / -8), zeroPoint: 8 };
+  const scale = Math.fround((hi - lo) / NBITS_MAX);
+  return { scale, zeroPoint: scale === 0 ? 8 : Math.min(NBITS_MAX, Math.max(0, roundHalfEven(-lo / scale))) };
+}
+
+/** The level a value takes in a 4-bit block, to nearest. */
+export function nbitsLevel(v: number, scale: number, zeroPoint: number): number {
+  const inv = scale === 0 ? 0 : 1 / scale;
+  return Math.min(NBITS_MAX, Math.max(0, roundHalfEven(Math.fround(v * inv)) + zeroPoint));
+}
+
+/**
+ * A MatMulNBits weight from its levels: `levels[n * k + r]` is row r of B's column n, `scales` and
+ * `zeroPoints` one per column and block (n * blocks + block). Packs two levels a byte, low nibble
+ * first, zero-padded past K with the zero point so padding dequantizes to 0.
+ */
+export function packMatMulNBits(levels: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array, k: number, n: number, blockSize: number, symmetric: boolean): MatMulNBitsWeight {
   const blocks = Math.ceil(k / blockSize);
   const half = blockSize / 2;
   const packed = new Uint8Array(n * blocks * half);
-  const scales = new Float32Array(n * blocks);
-  const zps = new Uint8Array(n * blocks);
   const dequantized = new Float32Array(k * n);
+  for (let col = 0; col < n; col++) {
+    for (let blk = 0; blk < blocks; blk++) {
+      const idx = col * blocks + blk;
+      const zp = zeroPoints[idx];
+      const start = blk * blockSize;
+      for (let j = 0; j < blockSize; j++) {
+        const r = start + j;
+        const q = r < k ? levels[col * k + r] : zp;
+        packed[idx * half + (j >> 1)] |= j & 1 ? q << 4 : q;
+        if (r < k) dequantized[r * n + col] = (q - zp) * scales[idx];
+      }
+    }
+  }
+  let packedZeroPoints: Uint8Array | undefined;
+  if (!symmetric) {
+    const perRow = Math.ceil(blocks / 2);
+    packedZeroPoints = new Uint8Array(n * perRow);
+    for (let col = 0; col < n; col++) {
+      for (let blk = 0; blk < blocks; blk++) {
+        packedZeroPoints[col * perRow + (blk >> 1)] |= blk & 1 ? zeroPoints[col * blocks + blk] << 4 : zeroPoints[col * blocks + blk];
+      }
+    }
+  }
+  return { packed, scales, zeroPoints: packedZeroPoints, blocks, dequantized };
+}
+
+/**
+ * 4-bit block-wise quantization of a MatMul weight B[K, N] to nearest, in com.microsoft
+ * MatMulNBits' layout: column n of B is cut into blocks of `blockSize` along K.
+ */
+export function quantizeMatMulNBits(b: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean): MatMulNBitsWeight {
+  const blocks = Math.ceil(k / blockSize);
+  const levels = new Uint8Array(n * k);
+  const scales = new Float32Array(n * blocks);
+  const zeroPoints = new Uint8Array(n * blocks);
   for (let col = 0; col < n; col++) {
     for (let blk = 0; blk < blocks; blk++) {
       const start = blk * blockSize;
@@ -254,43 +308,12 @@ export function quantizeMatMulNBits(b: Float32Array, k: number, n: number, block
         if (v < min) min = v;
         if (v > max) max = v;
       }
-      let scale: number;
-      let zp: number;
-      if (symmetric) {
-        // Like ONNX Runtime's quantizer: map the signed extreme to -8 so the full 16 levels are used.
-        const absMax = Math.abs(min) > Math.abs(max) ? min : max;
-        scale = Math.fround(absMax / -8);
-        zp = 8;
-      } else {
-        scale = Math.fround((max - min) / 15);
-        zp = scale === 0 ? 8 : Math.min(15, Math.max(0, roundHalfEven(-min / scale)));
-      }
+      const { scale, zeroPoint } = nbitsBlockParams(min, max, symmetric);
       const idx = col * blocks + blk;
       scales[idx] = scale;
-      zps[idx] = zp;
-      const inv = scale === 0 ? 0 : 1 / scale;
-      for (let r = start; r < end; r++) {
-        const v = b[r * n + col];
-        const q = Math.min(15, Math.max(0, roundHalfEven(Math.fround(v * inv)) + zp));
-        const j = r - start;
-        packed[idx * half + (j >> 1)] |= j & 1 ? q << 4 : q;
-        dequantized[r * n + col] = (q - zp) * scale;
-      }
-      for (let j = end - start; j < blockSize; j++) {
-        // Padding past K must dequantize to 0, so it carries the zero point.
-        packed[idx * half + (j >> 1)] |= j & 1 ? zp << 4 : zp;
-      }
+      zeroPoints[idx] = zeroPoint;
+      for (let r = start; r < end; r++) levels[col * k + r] = nbitsLevel(b[r * n + col], scale, zeroPoint);
     }
   }
-  let zeroPoints: Uint8Array | undefined;
-  if (!symmetric) {
-    const perRow = Math.ceil(blocks / 2);
-    zeroPoints = new Uint8Array(n * perRow);
-    for (let col = 0; col < n; col++) {
-      for (let blk = 0; blk < blocks; blk++) {
-        zeroPoints[col * perRow + (blk >> 1)] |= blk & 1 ? zps[col * blocks + blk] << 4 : zps[col * blocks + blk];
-      }
-    }
-  }
-  return { packed, scales, zeroPoints, blocks, dequantized };
+  return packMatMulNBits(levels, scales, zeroPoints, k, n, blockSize, symmetric);
 }

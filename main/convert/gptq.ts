@@ -1,0 +1,259 @@
+// GPTQ (Frantar et al., 2022) for MatMulNBits weights: each layer's weight is quantized one input
+// row at a time, and the error each row's rounding leaves is pushed onto the rows not yet quantized
+// through the inverse Hessian of the layer's least-squares loss, H = Σ x xᵀ over the calibration
+// inputs x of the layer. Round-to-nearest minimizes each weight's error; GPTQ the layer output's.
+import * as ort from 'onnxruntime-node';
+import type { GptqSettings } from '../../shared/recipe';
+import type { Feed } from '../base/feed';
+import { throwIfAborted } from '../base/progress';
+import { int64Tensor } from '../onnx/tensor';
+import { intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
+import { DataType, onnx } from '../onnx/proto';
+import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { nbitsBlockParams, nbitsLevel, packMatMulNBits, type MatMulNBitsWeight } from '../plan/qmath';
+
+/** The recipe's GPTQ settings with the MatMulNBits grid: blocks along K, symmetric or not. The damping keeps H's inverse finite where inputs are collinear. */
+export interface GptqOptions extends GptqSettings {
+  blockSize: number;
+  symmetric: boolean;
+}
+
+/** Rows quantized before their errors reach the rest of the weight at once: a multiple of every block size, so a block's rows see all earlier updates. */
+const LAZY_ROWS = 128;
+
+/** Σ x xᵀ of a layer input over every row x (the input's last axis), and how many rows it summed. */
+export interface InputMoments {
+  h: Float64Array;
+  k: number;
+  rows: number;
+}
+
+/**
+ * H of each input tensor in `inputs` (name → K, its last dim) over `batches`: one session of the
+ * float model up to those tensors, each reshaped to [rows, K] and multiplied by its transpose in
+ * ONNX Runtime, summed across batches in float64. Memory: the K×K sums and one batch, never all the inputs.
+ */
+export async function inputMoments(model: onnx.ModelProto, inputs: ReadonlyMap<string, number>, batches: AsyncIterable<Feed>, signal?: AbortSignal): Promise<Map<string, InputMoments>> {
+  const graph = model.graph!;
+  const added: onnx.NodeProto[] = [];
+  const inits: onnx.TensorProto[] = [];
+  const outputs: onnx.ValueInfoProto[] = [];
+  const names = [...inputs.keys()];
+  names.forEach((name, i) => {
+    const k = inputs.get(name)!;
+    const p = `qs_gptq_${i}`;
+    inits.push(int64Tensor(`${p}_shape`, [2], [-1, k]));
+    added.push(
+      makeNode('Reshape', [name, `${p}_shape`], [`${p}_rows`]),
+      makeNode('Transpose', [`${p}_rows`], [`${p}_cols`], [intsAttr('perm', [1, 0])]),
+      makeNode('MatMul', [`${p}_cols`, `${p}_rows`], [`${p}_h`]),
+      makeNode('Shape', [`${p}_rows`], [`${p}_n`]),
+    );
+    outputs.push(typedValueInfo(`${p}_h`, DataType.FLOAT, [k, k]), typedValueInfo(`${p}_n`, DataType.INT64, [2]));
+  });
+  const tapped = onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({ ...graph, node: [...graph.node, ...added], initializer: [...graph.initializer, ...inits], output: outputs }),
+  });
+  const what = 'model that measures the layers\' input moments for GPTQ';
+  const session = await createSession(tapped, what);
+  const sums = names.map((name) => ({ h: new Float64Array(inputs.get(name)! ** 2), k: inputs.get(name)!, rows: 0 }));
+  try {
+    for await (const feed of batches) {
+      throwIfAborted(signal);
+      const out = await run(session, toOrtFeeds(feed), what);
+      sums.forEach((sum, i) => {
+        const h = floatData(out[`qs_gptq_${i}_h`] as ort.Tensor, `qs_gptq_${i}_h`);
+        for (let j = 0; j < h.length; j++) sum.h[j] += h[j];
+        sum.rows += Number((out[`qs_gptq_${i}_n`] as ort.Tensor).data[0]);
+      });
+    }
+  } finally {
+    await session.release();
+  }
+  return new Map(names.map((name, i) => [name, sums[i]]));
+}
+
+/** In place: the lower Cholesky factor L of the symmetric positive definite a (n×n), L Lᵀ = a; false if a is not positive definite. */
+function cholesky(a: Float64Array, n: number): boolean {
+  for (let j = 0; j < n; j++) {
+    let d = a[j * n + j];
+    for (let p = 0; p < j; p++) d -= a[j * n + p] * a[j * n + p];
+    if (!(d > 0)) return false;
+    const l = Math.sqrt(d);
+    a[j * n + j] = l;
+    for (let i = j + 1; i < n; i++) {
+      let s = a[i * n + j];
+      for (let p = 0; p < j; p++) s -= a[i * n + p] * a[j * n + p];
+      a[i * n + j] = s / l;
+    }
+    for (let i = 0; i < j; i++) a[i * n + j] = 0;
+  }
+  return true;
+}
+
+/**
+ * U, upper triangular with Uᵀ U = H⁻¹, from H (n×n, damped): the rows of U are what GPTQ spreads
+ * a row's error with. H = L Lᵀ gives H⁻¹ = L⁻ᵀ L⁻¹, which is factored again.
+ */
+function inverseFactor(h: Float64Array, n: number): Float64Array | undefined {
+  const l = Float64Array.from(h);
+  if (!cholesky(l, n)) return undefined;
+  // M = L⁻¹, lower triangular, column by column.
+  const m = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    m[j * n + j] = 1 / l[j * n + j];
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let p = j; p < i; p++) s -= l[i * n + p] * m[p * n + j];
+      m[i * n + j] = s / l[i * n + i];
+    }
+  }
+  // H⁻¹ = Mᵀ M.
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let p = i; p < n; p++) s += m[p * n + i] * m[p * n + j];
+      inv[i * n + j] = s;
+      inv[j * n + i] = s;
+    }
+  }
+  // U row by row: the upper variant of Cholesky.
+  const u = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    let d = inv[i * n + i];
+    for (let p = 0; p < i; p++) d -= u[p * n + i] * u[p * n + i];
+    if (!(d > 0)) return undefined;
+    const ui = Math.sqrt(d);
+    u[i * n + i] = ui;
+    for (let j = i + 1; j < n; j++) {
+      let s = inv[i * n + j];
+      for (let p = 0; p < i; p++) s -= u[p * n + i] * u[p * n + j];
+      u[i * n + j] = s / ui;
+    }
+  }
+  return u;
+}
+
+export interface GptqLayerResult {
+  weight: MatMulNBitsWeight;
+  /** The layer's output SQNR on the calibration inputs (from H: tr(W H Wᵀ) / tr(D H Dᵀ)), to nearest and with GPTQ, dB. */
+  outputSqnr: { nearest: number; gptq: number };
+  /** Where H was singular even after damping: the layer fell back to nearest rounding. */
+  fellBack?: string;
+}
+
+/** tr(D H Dᵀ) for D = a − b over B[K, N] (row-major), as the layer's summed squared output error. */
+function outputError(h: Float64Array, k: number, n: number, a: Float32Array, b?: Float32Array): number {
+  let total = 0;
+  const d = new Float64Array(k);
+  for (let col = 0; col < n; col++) {
+    for (let r = 0; r < k; r++) d[r] = a[r * n + col] - (b ? b[r * n + col] : 0);
+    for (let i = 0; i < k; i++) {
+      if (d[i] === 0) continue;
+      let s = 0;
+      for (let j = 0; j < k; j++) s += h[i * k + j] * d[j];
+      total += d[i] * s;
+    }
+  }
+  return total;
+}
+
+function db(power: number, noise: number): number {
+  return noise <= 0 ? Infinity : 10 * Math.log10(power / noise);
+}
+
+/**
+ * GPTQ of B[K, N] (row-major, y = x·B) against H = Σ x xᵀ (K×K), into MatMulNBits' 4-bit blocks of
+ * `blockSize` along K. Each output column is one row of GPTQ's W[N, K]. With act-order the block
+ * scales are fixed from the float weight first (a block's rows are then quantized out of order);
+ * without it, each block's scale is set from the weight as updated when its first row comes.
+ */
+export function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqOptions, nearest: MatMulNBitsWeight): GptqLayerResult {
+  const { blockSize, symmetric } = options;
+  const blocks = Math.ceil(k / blockSize);
+  const h = Float64Array.from(moments.h);
+  // W[N, K]: row c is column c of B.
+  const w = new Float64Array(n * k);
+  for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) w[c * k + r] = b[r * n + c];
+  // An input that is always zero carries no information: its weights cannot matter, and H needs a non-zero diagonal.
+  let diagSum = 0;
+  for (let i = 0; i < k; i++) {
+    if (h[i * k + i] === 0) {
+      h[i * k + i] = 1;
+      for (let c = 0; c < n; c++) w[c * k + i] = 0;
+    }
+    diagSum += h[i * k + i];
+  }
+  const power = outputError(moments.h, k, n, b);
+  const nearestDb = db(power, outputError(moments.h, k, n, b, nearest.dequantized));
+  const order = Array.from({ length: k }, (_, i) => i);
+  if (options.actOrder) order.sort((x, y) => h[y * k + y] - h[x * k + x] || x - y);
+  const hp = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[order[i] * k + order[j]];
+  const damp = options.damp * diagSum / k;
+  for (let i = 0; i < k; i++) hp[i * k + i] += damp;
+  const u = inverseFactor(hp, k);
+  if (!u) return { weight: nearest, outputSqnr: { nearest: nearestDb, gptq: nearestDb }, fellBack: 'its input moments are singular even after damping; rounded to nearest' };
+  const wp = new Float64Array(n * k);
+  for (let c = 0; c < n; c++) for (let i = 0; i < k; i++) wp[c * k + i] = w[c * k + order[i]];
+
+  const scales = new Float32Array(n * blocks);
+  const zeroPoints = new Uint8Array(n * blocks);
+  const setParams = (c: number, blk: number, value: (r: number) => number) => {
+    let min = 0;
+    let max = 0;
+    for (let r = blk * blockSize; r < Math.min(k, (blk + 1) * blockSize); r++) {
+      const v = value(r);
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const p = nbitsBlockParams(min, max, symmetric);
+    scales[c * blocks + blk] = p.scale;
+    zeroPoints[c * blocks + blk] = p.zeroPoint;
+  };
+  if (options.actOrder) {
+    for (let c = 0; c < n; c++) for (let blk = 0; blk < blocks; blk++) setParams(c, blk, (r) => w[c * k + r]);
+  }
+  const inverse = new Int32Array(k);
+  order.forEach((orig, i) => { inverse[orig] = i; });
+
+  const levels = new Uint8Array(n * k);
+  const lazy = Math.max(LAZY_ROWS, blockSize);
+  const err = new Float64Array(n * lazy);
+  for (let i1 = 0; i1 < k; i1 += lazy) {
+    const i2 = Math.min(k, i1 + lazy);
+    for (let i = i1; i < i2; i++) {
+      const orig = order[i];
+      const blk = Math.floor(orig / blockSize);
+      // Without act-order rows come in order, so a block's first row is where its scale is set.
+      if (!options.actOrder && orig % blockSize === 0) {
+        for (let c = 0; c < n; c++) setParams(c, blk, (r) => wp[c * k + inverse[r]]);
+      }
+      const d = u[i * k + i];
+      for (let c = 0; c < n; c++) {
+        const idx = c * blocks + blk;
+        const v = wp[c * k + i];
+        const q = nbitsLevel(v, scales[idx], zeroPoints[idx]);
+        levels[c * k + orig] = q;
+        const e = (v - Math.fround((q - zeroPoints[idx]) * scales[idx])) / d;
+        err[c * lazy + (i - i1)] = e;
+        for (let j = i + 1; j < i2; j++) wp[c * k + j] -= e * u[i * k + j];
+      }
+    }
+    // The block's errors reach every later row at once.
+    for (let c = 0; c < n; c++) {
+      for (let i = i1; i < i2; i++) {
+        const e = err[c * lazy + (i - i1)];
+        if (e === 0) continue;
+        for (let j = i2; j < k; j++) wp[c * k + j] -= e * u[i * k + j];
+      }
+    }
+  }
+  const weight = packMatMulNBits(levels, scales, zeroPoints, k, n, blockSize, symmetric);
+  const gptqDb = db(power, outputError(moments.h, k, n, b, weight.dequantized));
+  // The loss GPTQ minimizes is H's; where it ends worse than nearest rounding (a damped H far from the data's), nearest is kept.
+  if (gptqDb < nearestDb) return { weight: nearest, outputSqnr: { nearest: nearestDb, gptq: gptqDb }, fellBack: `GPTQ's output SQNR ${gptqDb.toFixed(1)} dB was below nearest rounding's; rounded to nearest` };
+  return { weight, outputSqnr: { nearest: nearestDb, gptq: gptqDb } };
+}
