@@ -5,16 +5,38 @@ import * as path from 'node:path';
 import { listImages } from './images';
 import { DataError, readNpyHeader, readNpyRange } from './npy';
 
+/**
+ * Class ids, `steps` per sample in sample order: one for a classifier; one per position for a
+ * sequence model (a language model's next token at every position; a negative id, as PyTorch's
+ * ignore_index -100, marks a position not scored).
+ */
+export interface ClassIds {
+  ids: Int32Array;
+  steps: number;
+}
+
+/** The ids of `count` samples from sample `first`. */
+export function idsOf(labels: ClassIds, first: number, count: number): Int32Array {
+  return labels.ids.subarray(first * labels.steps, (first + count) * labels.steps);
+}
+
+/** The ids of the samples at `indices`, in that order. */
+export function pickIds(labels: ClassIds, indices: readonly number[]): ClassIds {
+  const ids = new Int32Array(indices.length * labels.steps);
+  indices.forEach((i, k) => ids.set(idsOf(labels, i, 1), k * labels.steps));
+  return { ids, steps: labels.steps };
+}
+
 export interface Labels {
   /** Class ids, where every label is one: what the accuracy metrics compare with. */
-  labels?: Int32Array;
+  labels?: ClassIds;
   /** Every label as given, one per sample: what a metric module receives. */
   values: unknown[];
   /** The class folder names, for a folder-per-class image set. */
   classes?: string[];
 }
 
-const FORMS = 'a .npy of class ids, a folder with one subfolder of images per class, or a .json array with one label per sample';
+const FORMS = 'a .npy of class ids ([N], or [N, T] for a sequence model\'s next token at each of T positions), a folder with one subfolder of images per class, or a .json array with one label per sample';
 
 /**
  * Labels, one per sample, in the order the data readers yield samples: a .npy of integers, for
@@ -42,17 +64,19 @@ export function readLabels(spec: string): Labels {
   if (lower.endsWith('.json')) return jsonLabels(spec);
   if (!lower.endsWith('.npy')) throw new DataError(`${spec}: labels must be ${FORMS}`);
   const header = readNpyHeader(spec);
-  if (header.shape.length !== 1 && !(header.shape.length === 2 && header.shape[1] === 1)) {
-    throw new DataError(`${spec}: labels must be one class id per sample (shape [N] or [N, 1]), found [${header.shape.join(', ')}]`);
+  if (header.shape.length !== 1 && header.shape.length !== 2) {
+    throw new DataError(`${spec}: labels must be one class id per sample ([N]) or one per position ([N, T], a sequence model's next tokens), found [${header.shape.join(', ')}]`);
   }
   if (!/^(int|uint)/.test(header.dtype)) throw new DataError(`${spec}: labels must be integer class ids, found ${header.dtype}`);
   const n = header.shape[0];
-  const data = readNpyRange(spec, header, 0, n);
-  return classIds(Int32Array.from(data as ArrayLike<number | bigint>, (v) => Number(v)));
+  const steps = header.shape[1] ?? 1;
+  const data = readNpyRange(spec, header, 0, n * steps);
+  return classIds(Int32Array.from(data as ArrayLike<number | bigint>, (v) => Number(v)), undefined, steps);
 }
 
-function classIds(labels: Int32Array, classes?: string[]): Labels {
-  return { labels, values: Array.from(labels), ...(classes ? { classes } : {}) };
+function classIds(ids: Int32Array, classes?: string[], steps = 1): Labels {
+  const values = steps === 1 ? Array.from(ids) : Array.from({ length: ids.length / steps }, (_, i) => Array.from(ids.subarray(i * steps, (i + 1) * steps)));
+  return { labels: { ids, steps }, values, ...(classes ? { classes } : {}) };
 }
 
 /** Labels files are small; past this a file is more likely the wrong one than labels. */
@@ -71,5 +95,5 @@ function jsonLabels(spec: string): Labels {
     throw new DataError(`${spec}: labels JSON must be an array with one label per sample, in the order the samples are read (image files sorted by name), found ${values === null ? 'null' : typeof values}`);
   }
   const ids = values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1);
-  return { values, ...(ids && values.length ? { labels: Int32Array.from(values as number[]) } : {}) };
+  return { values, ...(ids && values.length ? { labels: { ids: Int32Array.from(values as number[]), steps: 1 } } : {}) };
 }

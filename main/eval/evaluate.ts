@@ -7,6 +7,7 @@
 // are kept.
 import * as ort from 'onnxruntime-node';
 import { fitBatch, liveBytesPerSample, overflow, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
+import { idsOf, type ClassIds } from '../data/labels';
 import type { SampleSource } from '../data/readers';
 import { StatsPool } from '../stats/pool';
 import type { CompareStats } from '../stats/protocol';
@@ -48,7 +49,7 @@ export interface OutputStats extends CompareStats {
 
 export interface EvaluationOptions extends RunOptions {
   /** Class ids of the samples, in order, for accuracy metrics. */
-  labels?: Int32Array;
+  labels?: ClassIds;
   /** The numerics of the per-layer and output figures. */
   numerics: MainNumerics;
   /** Also measure the outputs of the quantized model as this runtime runs it (the deployed figures). */
@@ -96,7 +97,7 @@ class OutputComparison {
     if (custom) this.custom = new CustomScore(custom);
   }
 
-  add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: Int32Array): void {
+  add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: ArrayLike<number>): void {
     let first = true;
     const floats: BatchOutputs = {};
     const quants: BatchOutputs = {};
@@ -178,12 +179,12 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     const layers = new Map<string, LayerStats>(taps.map((t) => [t.float, { signal: 0, noise: 0, sqnr: 0, ...(t.min !== undefined ? { range: { min: Infinity, max: -Infinity } } : {}) }]));
     const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
     let done = 0;
-    if (options.labels && options.labels.length < source.count) throw new Error(`labels: ${options.labels.length} class ids for ${source.count} evaluation samples`);
+    if (options.labels && options.labels.ids.length < source.count * options.labels.steps) throw new Error(`labels: ${options.labels.ids.length / options.labels.steps} samples' class ids for ${source.count} evaluation samples`);
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const feeds = toOrtFeeds(feed);
       const n = Object.values(feed)[0].dims[0];
-      const labels = options.labels?.subarray(done, done + n);
+      const labels = options.labels && idsOf(options.labels, done, n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
       const sums = taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0);
       const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums[t.signal]))?.float;

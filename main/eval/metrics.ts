@@ -26,6 +26,10 @@ export class MetricAccumulator {
   private correct5 = 0;
   private floatCorrect = 0;
   private floatCorrect5 = 0;
+  /** Positions scored against sequence labels, and the summed negative log-likelihoods of their labels. */
+  private positions = 0;
+  private nll = 0;
+  private floatNll = 0;
   private classifier = true;
   /** Each sample's metrics, kept only when asked for: a search compares runs sample by sample. */
   private readonly each?: Partial<Record<MetricName, number[]>>;
@@ -40,7 +44,7 @@ export class MetricAccumulator {
 
   /**
    * One batch: `ref` and `quant` hold `dims` (first axis = samples); labels, when given, hold one
-   * class id per sample of this batch.
+   * class id per sample of this batch, or for a sequence output one per position of each sample.
    */
   add(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels?: ArrayLike<number>): void {
     if (ref.length !== quant.length) throw new Error(`metric: the outputs differ in size (${ref.length} and ${quant.length} values)`);
@@ -99,6 +103,41 @@ export class MetricAccumulator {
       }
       this.labelled += n;
     }
+    if (labels && dims.length > 2) this.addSequenceLabels(ref, quant, dims, labels, n, rowsPerSample, classes);
+  }
+
+  /**
+   * Labels at every position of a sequence output [N, T, …, V] (a language model's next token):
+   * next-token accuracy, and perplexity exp(mean −log p(label)) with p the softmax of the output
+   * (or the output itself where its rows already are probabilities). Negative labels are not scored.
+   */
+  private addSequenceLabels(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels: ArrayLike<number>, n: number, rowsPerSample: number, classes: number): void {
+    if (labels.length !== n * rowsPerSample) {
+      throw new DataError(`labels: ${labels.length / n} class ids per sample for an output of ${rowsPerSample} positions per sample ([${dims.join(', ')}]); give one per position, [N, ${rowsPerSample}]`);
+    }
+    // An output of probabilities (a softmax inside the model) is told from logits by its float rows, once per batch.
+    const probabilities = isDistribution(ref, classes);
+    for (let s = 0; s < n; s++) {
+      let right = 0;
+      let scored = 0;
+      let nll = 0;
+      for (let r = s * rowsPerSample; r < (s + 1) * rowsPerSample; r++) {
+        const label = labels[r];
+        if (label < 0) continue;
+        if (label >= classes) throw new DataError(`labels: class id ${label} at position ${r - s * rowsPerSample} of a sample, but the output has ${classes} classes`);
+        const o = r * classes;
+        scored++;
+        if (argmax(quant, o, classes) === label) right++;
+        if (argmax(ref, o, classes) === label) this.floatCorrect++;
+        nll += negativeLogLikelihood(quant, o, classes, label, probabilities);
+        this.floatNll += negativeLogLikelihood(ref, o, classes, label, probabilities);
+      }
+      this.correct += right;
+      this.positions += scored;
+      this.nll += nll;
+      this.record('accuracy', scored ? right / scored : 1);
+      this.record('perplexity', Math.exp(nll / Math.max(1, scored)));
+    }
   }
 
   result(): MetricValues {
@@ -110,6 +149,12 @@ export class MetricAccumulator {
       out['top5-agreement'] = this.top5Hits / this.rows;
     }
     out.cosine = this.cosineSum / this.samples;
+    if (this.positions) {
+      out.accuracy = this.correct / this.positions;
+      out['float-accuracy'] = this.floatCorrect / this.positions;
+      out.perplexity = Math.exp(this.nll / this.positions);
+      out['float-perplexity'] = Math.exp(this.floatNll / this.positions);
+    }
     if (this.labelled) {
       out.accuracy = this.correct / this.labelled;
       out['top5-accuracy'] = this.correct5 / this.labelled;
@@ -123,6 +168,29 @@ export class MetricAccumulator {
   perSample(): SampleValues {
     return Object.fromEntries(Object.entries(this.each ?? {}).map(([name, v]) => [name, Float64Array.from(v)]));
   }
+}
+
+/** Whether every row of `data` is a probability distribution: non-negative, summing to 1. */
+function isDistribution(data: Float32Array, classes: number): boolean {
+  for (let o = 0; o < data.length; o += classes) {
+    let sum = 0;
+    for (let i = o; i < o + classes; i++) {
+      if (data[i] < 0) return false;
+      sum += data[i];
+    }
+    if (Math.abs(sum - 1) > 1e-3) return false;
+  }
+  return true;
+}
+
+/** −log p(label) of one row: p the softmax of logits, or the row itself when it holds `probabilities`. */
+export function negativeLogLikelihood(data: ArrayLike<number>, offset: number, n: number, label: number, probabilities: boolean): number {
+  if (probabilities) return -Math.log(Math.max(data[offset + label], 1e-30));
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, data[offset + i]);
+  let exp = 0;
+  for (let i = 0; i < n; i++) exp += Math.exp(data[offset + i] - max);
+  return Math.log(exp) + max - data[offset + label];
 }
 
 export function argmax(data: ArrayLike<number>, offset: number, n: number): number {

@@ -3,6 +3,8 @@
 // passes the float value): a boolean vector fed at run time picks which units run quantized. Every configuration of a
 // sensitivity sweep or a mixed-precision search is then one run of one ONNX Runtime session on a
 // small fixed subset kept in memory: no model rebuild, no session creation, no re-calibration.
+import { metricScore } from '../../shared/metrics';
+import { idsOf, type ClassIds } from '../data/labels';
 import * as ort from 'onnxruntime-node';
 
 import type { GraphView } from '../onnx/graph';
@@ -214,16 +216,16 @@ export class Subset {
   readonly shapes?: InputShapes;
 
   private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
-    private readonly reference: BatchOutputs[], private readonly labels?: Int32Array,
+    private readonly reference: BatchOutputs[], private readonly labels?: ClassIds,
     private readonly custom?: CustomScoring) {
     this.shapes = commonShapes(read);
   }
 
   /** `custom`: the user's metric module and its labels, scored on every measure as `custom`. */
-  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: Int32Array, custom?: CustomScoring): Promise<Subset> {
+  static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: ClassIds, custom?: CustomScoring): Promise<Subset> {
     const ortFeeds = feeds.map(toOrtFeeds);
     const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
-    if (labels && labels.length < samples) throw new Error(`labels: ${labels.length} class ids for ${samples} samples`);
+    if (labels && labels.ids.length < samples * labels.steps) throw new Error(`labels: ${labels.ids.length / labels.steps} samples' class ids for ${samples} samples`);
     const session = await createSession(withInputShapes(floatModel, commonShapes(feeds)), 'float model');
     const reference: BatchOutputs[] = [];
     try {
@@ -273,7 +275,7 @@ export class Subset {
         }
         if (first) {
           const n = t.dims[0];
-          metric.add(ref.data, y, t.dims, this.labels?.subarray(offset, offset + n));
+          metric.add(ref.data, y, t.dims, this.labels && idsOf(this.labels, offset, n));
           offset += n;
           first = false;
         }
@@ -400,7 +402,8 @@ export interface SensitivityResult {
 }
 
 export function score(q: RunQuality, metric?: string): number {
-  return metric ? q.metrics[metric as keyof RunQuality['metrics']] ?? -Infinity : q.sqnr;
+  const value = metric ? q.metrics[metric as keyof RunQuality['metrics']] : q.sqnr;
+  return value === undefined ? -Infinity : metric ? metricScore(metric, value) : value;
 }
 
 /**

@@ -11,7 +11,7 @@ import { gptqMatMulNBits, inputMoments } from '../convert/gptq';
 import { dbToJson, type GptqReport } from '../../shared/report';
 import { tensorToFloat32 } from '../onnx/tensor';
 import { loadRounding, type JobRanges } from '../calib/ranges-file';
-import { readLabels, type Labels } from '../data/labels';
+import { pickIds, readLabels, type ClassIds, type Labels } from '../data/labels';
 import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
 import { guessBatchSize, heldOutSplit, openSource, type SampleSource } from '../data/readers';
@@ -82,7 +82,7 @@ export interface JobModel {
   inputs: InputSpec[];
   batchSize: number;
   /** Class ids, where the labels are class ids. */
-  labels?: Int32Array;
+  labels?: ClassIds;
   /** The user's metric module, loaded, with the labels it sees. */
   custom?: CustomScoring;
   /** How `holdOut` splits the calibration data: the samples evaluation reads, and those calibration reads. */
@@ -151,7 +151,7 @@ function heldOutLabels(labels: Labels, heldOut: JobModel['heldOut'], spec: strin
     throw new JobError(`${spec}: ${labels.values.length} labels for ${heldOut.total} calibration samples; with part of them held out for evaluation, give one label per calibration sample, in reading order`);
   }
   const ids = labels.labels;
-  return { ...labels, values: heldOut.evaluation.map((i) => labels.values[i]), ...(ids ? { labels: Int32Array.from(heldOut.evaluation, (i) => ids[i]) } : {}) };
+  return { ...labels, values: heldOut.evaluation.map((i) => labels.values[i]), ...(ids ? { labels: pickIds(ids, heldOut.evaluation) } : {}) };
 }
 
 /**

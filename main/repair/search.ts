@@ -8,7 +8,7 @@
 // search's one numerics, and a change is kept only where it measures better by more than the search
 // samples' noise (`better`).
 import { recipeProblems, sixteenBitType } from '../../shared/backends';
-import { describeTarget, type Target } from '../../shared/metrics';
+import { describeTarget, metricScore, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
 import { ADAROUND_ITERATIONS, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
@@ -90,7 +90,7 @@ export interface RepairOutcome {
 }
 
 export function meets(q: RunQuality, target: Target): boolean {
-  return target.kind === 'sqnr' ? q.sqnr >= target.value : (q.metrics[target.metric] ?? -Infinity) >= target.value;
+  return target.kind === 'sqnr' ? q.sqnr >= target.value : score(q, target.metric) >= metricScore(target.metric, target.value);
 }
 
 /**

@@ -1,6 +1,6 @@
 // The Inspect screen's analysis, repair and run-history sections. They read the store only; the
 // engine does the work (analysis and repair are jobs of the studio service).
-import { describeTarget, headlineMetric, needsLabels, TARGET_METRICS, type TargetMetric } from '../../shared/metrics';
+import { describeTarget, headlineMetric, lowerIsBetter, needsLabels, TARGET_METRICS, targetValueProblem, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
 import { adaRoundWords, biasCorrectionSource, biasErrorRms, dbDelta, deltaText, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import type { WeightDetail } from '../../shared/ipc';
@@ -132,8 +132,8 @@ export function RepairControl() {
   const custom = current.report.customMetric;
   // Accuracies where the run had class-id labels, the metric module's score where it had one.
   const offered = TARGET_METRICS.filter((m) => (m === 'custom' ? Boolean(custom) : !needsLabels(m) || current.report.metrics?.[m] !== undefined));
-  const valid = draft.kind === 'sqnr' ? Number.isFinite(draft.sqnr)
-    : draft.metric === 'custom' ? Number.isFinite(draft.metricValue) : draft.metricValue > 0 && draft.metricValue <= 1;
+  const problem = draft.kind === 'sqnr' ? (Number.isFinite(draft.sqnr) ? undefined : 'a number of dB') : targetValueProblem(draft.metric, draft.metricValue);
+  const valid = !problem;
   const busy = status === 'running' || status === 'cancelling' || analysisRunning;
   return (
     <form className="repair-control" aria-label="Repair to target" onSubmit={(e) => { e.preventDefault(); if (valid && !busy) void repair(); }}>
@@ -141,24 +141,24 @@ export function RepairControl() {
         <select data-testid="repair-kind" value={draft.kind === 'sqnr' ? 'sqnr' : draft.metric}
           onChange={(e) => (e.target.value === 'sqnr' ? setDraft({ kind: 'sqnr' }) : setDraft({ kind: 'metric', metric: e.target.value as TargetMetric }))}>
           <option value="sqnr">output SQNR (dB) ≥</option>
-          {offered.map((m) => <option key={m} value={m}>{m === 'custom' ? `${custom!.name} (custom)` : m} ≥</option>)}
+          {offered.map((m) => <option key={m} value={m}>{m === 'custom' ? `${custom!.name} (custom)` : m} {lowerIsBetter(m) ? '≤' : '≥'}</option>)}
         </select>
       </label>
       {draft.kind === 'sqnr'
         ? <input type="number" data-testid="repair-value" aria-label="Target output SQNR in dB" step={1} value={draft.sqnr} onChange={(e) => setDraft({ sqnr: e.target.valueAsNumber })} />
-        : <input type="number" data-testid="repair-value" aria-label={`Target ${draft.metric}`} step={0.01} {...(draft.metric === 'custom' ? {} : { min: 0.01, max: 1 })} value={draft.metricValue} onChange={(e) => setDraft({ metricValue: e.target.valueAsNumber })} />}
+        : <input type="number" data-testid="repair-value" aria-label={`Target ${draft.metric}`} step={0.01} {...(draft.metric === 'custom' ? {} : draft.metric === 'perplexity' ? { min: 1 } : { min: 0.01, max: 1 })} value={draft.metricValue} onChange={(e) => setDraft({ metricValue: e.target.valueAsNumber })} />}
       <button type="submit" data-testid="repair" disabled={!valid || busy || !staticRun}
         title={staticRun ? 'Calibrates again, re-chooses calibration methods, then moves the fewest layers to 16-bit or float until the target holds' : 'repair needs static quantization'}>
         Repair
       </button>
       {(busy || !staticRun) && <span className="muted small" data-testid="repair-why">{disabledWhy(current.report.recipe.kind, status, analysisRunning)}</span>}
-      {!valid && <span className="error small">{draft.kind === 'sqnr' ? 'a number of dB' : draft.metric === 'custom' ? 'a number' : 'a value in (0, 1]'}</span>}
+      {problem && <span className="error small">{problem}</span>}
     </form>
   );
 }
 
 function quality(q: Quality, custom?: CustomMetricReport): string {
-  const shown = ['top1-agreement', 'accuracy', 'cosine', 'custom'];
+  const shown = ['top1-agreement', 'accuracy', 'perplexity', 'cosine', 'custom'];
   return `${db(q.outputSqnr)} dB${Object.entries(q.metrics).filter(([k]) => shown.includes(k)).map(([k, v]) => `, ${metricLabel(k, custom)} ${v.toFixed(3)}`).join('')}`;
 }
 

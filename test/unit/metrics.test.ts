@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { writeNpy } from '../../main/data/npy';
 import { readLabels } from '../../main/data/labels';
 import { MetricAccumulator, topK } from '../../main/eval/metrics';
-import { parseMetricTarget } from '../../shared/metrics';
+import { describeTarget, parseMetricTarget } from '../../shared/metrics';
 import { tempDir } from '../helpers/build';
 
 test('classifier metrics: top-1/top-5 agreement, accuracy and float accuracy from labels', () => {
@@ -78,7 +78,7 @@ test('labels from a .npy of class ids and from a folder per class', async () => 
   const dir = tempDir('labels');
   const npy = path.join(dir, 'labels.npy');
   writeNpy(npy, 'int64', [4], BigInt64Array.from([3n, 0n, 2n, 2n]));
-  assert.deepEqual(Array.from(readLabels(npy).labels!), [3, 0, 2, 2]);
+  assert.deepEqual(Array.from(readLabels(npy).labels!.ids), [3, 0, 2, 2]);
   assert.deepEqual(readLabels(npy).values, [3, 0, 2, 2]);
   const floats = path.join(dir, 'floats.npy');
   writeNpy(floats, 'float32', [2], Float32Array.from([1, 2]));
@@ -92,7 +92,7 @@ test('labels from a .npy of class ids and from a folder per class', async () => 
   // Sorted by path: cat/a, cat/z, dog/a, dog/b — the order the image reader yields them.
   const folder = readLabels(images);
   assert.deepEqual(folder.classes, ['cat', 'dog']);
-  assert.deepEqual(Array.from(folder.labels!), [0, 0, 1, 1]);
+  assert.deepEqual(Array.from(folder.labels!.ids), [0, 0, 1, 1]);
   fs.writeFileSync(path.join(images, 'loose.png'), png);
   assert.throws(() => readLabels(images), /one subfolder per class/);
   assert.throws(() => readLabels(path.join(dir, 'missing.npy')), /no such labels file/);
@@ -108,7 +108,7 @@ test('labels from a JSON array: any values for a metric module, class ids where 
   assert.deepEqual(text.values, ['hello', 'world', { box: [1, 2] }]);
   assert.equal(text.labels, undefined, 'text is no class id');
   const ids = readLabels(write('ids.json', '[2, 0, 1]'));
-  assert.deepEqual(Array.from(ids.labels!), [2, 0, 1]);
+  assert.deepEqual(Array.from(ids.labels!.ids), [2, 0, 1]);
   assert.throws(() => readLabels(write('object.json', '{"a.png": "hello"}')), /must be an array with one label per sample.*found object/);
   assert.throws(() => readLabels(write('broken.json', '[1, 2')), /broken\.json: not valid JSON/);
   assert.throws(() => readLabels(write('labels.txt', 'a')), /\.json array/);
@@ -122,4 +122,45 @@ test('metric targets name the metric and a value in (0, 1]', () => {
   assert.deepEqual(parseMetricTarget('custom:-0.25'), { kind: 'metric', metric: 'custom', value: -0.25 });
   assert.deepEqual(parseMetricTarget('custom:42'), { kind: 'metric', metric: 'custom', value: 42 });
   assert.throws(() => parseMetricTarget('custom:lots'), /not a metric target/);
+});
+
+test('a language model\'s labels, the next token at every position: next-token accuracy, perplexity, and positions labelled -100 not scored', () => {
+  // [2 samples, 3 positions, 4 tokens] of logits; the quantized model is the float one, a little off at one position.
+  const ref = Float32Array.from([
+    2, 0, 0, 0, /**/ 0, 1, 0, 0, /**/ 0, 0, 3, 0,
+    0, 0, 0, 1, /**/ 1, 0, 0, 0, /**/ 0, 2, 0, 0,
+  ]);
+  const quant = Float32Array.from(ref);
+  quant[4 + 1] = -1; // sample 0, position 1: token 0 (ties go to the lowest) instead of 1
+  const labels = Int32Array.from([0, 1, 2, /**/ 3, -100, 1]);
+  const m = new MetricAccumulator({ perSample: true });
+  m.add(ref, quant, [2, 3, 4], labels);
+  const r = m.result();
+  const nll = (row: number[], label: number) => Math.log(row.reduce((s, v) => s + Math.exp(v), 0)) - row[label];
+  const rows = (data: Float32Array) => Array.from({ length: 6 }, (_, i) => Array.from(data.subarray(i * 4, i * 4 + 4)));
+  const scored = [0, 1, 2, 3, 5];
+  const [q, f] = [rows(quant), rows(ref)];
+  assert.equal(r.accuracy, 4 / 5);
+  assert.equal(r['float-accuracy'], 1);
+  assert.ok(Math.abs(r.perplexity! - Math.exp(scored.reduce((s, i) => s + nll(q[i], labels[i]), 0) / 5)) < 1e-9);
+  assert.ok(Math.abs(r['float-perplexity']! - Math.exp(scored.reduce((s, i) => s + nll(f[i], labels[i]), 0) / 5)) < 1e-9);
+  assert.ok(r.perplexity! > r['float-perplexity']!);
+  assert.equal(r['argmax-agreement'], 5 / 6, 'agreement with the float model counts every position');
+  assert.deepEqual(Array.from(m.perSample().accuracy!), [2 / 3, 1]);
+  assert.throws(() => new MetricAccumulator().add(ref, quant, [2, 3, 4], Int32Array.of(0, 1)), /give one per position, \[N, 3\]/);
+  assert.throws(() => new MetricAccumulator().add(ref, quant, [2, 3, 4], Int32Array.of(0, 1, 2, 3, 4, 1)), /class id 4 .* 4 classes/);
+});
+
+test('perplexity targets are met at or below their value, at least 1', () => {
+  assert.deepEqual(parseMetricTarget('perplexity:4.5'), { kind: 'metric', metric: 'perplexity', value: 4.5 });
+  assert.throws(() => parseMetricTarget('perplexity:0.5'), /perplexity: at least 1/);
+  assert.equal(describeTarget({ kind: 'metric', metric: 'perplexity', value: 4.5 }), 'perplexity ≤ 4.5');
+});
+
+test('[N, T] labels read as T class ids per sample, and each sample\'s row for a metric module', () => {
+  const file = path.join(tempDir('seq-labels'), 'next.npy');
+  writeNpy(file, 'int64', [2, 3], BigInt64Array.of(1n, 2n, 3n, 4n, 5n, -100n));
+  const l = readLabels(file);
+  assert.deepEqual(l.labels, { ids: Int32Array.of(1, 2, 3, 4, 5, -100), steps: 3 });
+  assert.deepEqual(l.values, [[1, 2, 3], [4, 5, -100]]);
 });
