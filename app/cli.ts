@@ -13,7 +13,7 @@ import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } 
 import { countedUnit, type Progress } from '../shared/progress';
 import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
-  adaRoundWords, biasCorrectionSource, foldedWeightsWords, gptqWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
+  adaRoundWords, biasCorrectionSource, foldedWeightsWords, gptqWords, smoothQuantWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
 import { TOOL } from '../shared/tool';
 import { analyze, CancelledError, evalPair, inspect, preflightWithHost, quantize } from '../main/jobs';
@@ -29,7 +29,7 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE | --hold-out FRACTION] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--gptq[:BLOCK] [--no-act-order]]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--gptq[:BLOCK] [--no-act-order]] [--smoothquant[:ALPHA]]
            [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
@@ -88,9 +88,9 @@ type OptionSpec = { type: 'string' } | { type: 'boolean' } | { type: 'string'; m
 /** The values parseArgs gives for declared options: a string, a list of strings, or a boolean, each absent when not given. */
 type Values<O extends Record<string, OptionSpec>> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string };
 
-/** `--adaround` alone or `--adaround:ITERS` (and `--gptq[:BLOCK]`), like `--method entropy:BINS`: parseArgs takes it as `--adaround=ITERS`, empty for the default. */
+/** `--adaround` alone or `--adaround:ITERS` (and `--gptq[:BLOCK]`, `--smoothquant[:ALPHA]`), like `--method entropy:BINS`: parseArgs takes it as `--adaround=ITERS`, empty for the default. */
 function withOptionalValues(args: string[]): string[] {
-  return args.map((a) => a.replace(/^--(adaround|gptq)(?::(.*))?$/, (_, flag: string, n: string | undefined) => `--${flag}=${n ?? ''}`));
+  return args.map((a) => a.replace(/^--(adaround|gptq|smoothquant)(?::(.*))?$/, (_, flag: string, n: string | undefined) => `--${flag}=${n ?? ''}`));
 }
 
 function parse<O extends Record<string, OptionSpec>>(args: string[], options: O): { values: Values<O>; positionals: string[] } {
@@ -204,7 +204,7 @@ const RECIPE_OPTIONS = {
   backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
   act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
-  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' }, gptq: { type: 'string' }, 'no-act-order': { type: 'boolean' },
+  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' }, gptq: { type: 'string' }, 'no-act-order': { type: 'boolean' }, smoothquant: { type: 'string' },
 } as const;
 
 /** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
@@ -292,6 +292,11 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
     if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`--adaround:ITERS takes a whole number of iterations of at least 1, got "${v.adaround}"`);
     recipe.algorithms = { ...recipe.algorithms, adaround: { iterations } };
   }
+  if (v.smoothquant !== undefined) {
+    const alpha = v.smoothquant === '' ? undefined : Number(v.smoothquant);
+    if (alpha !== undefined && !(alpha > 0 && alpha < 1)) throw new UsageError(`--smoothquant:ALPHA takes α between 0 and 1 (e.g. 0.5), got "${v.smoothquant}"; without it α is searched`);
+    recipe.algorithms = { ...recipe.algorithms, smoothquant: alpha === undefined ? {} : { alpha } };
+  }
   if (v.gptq !== undefined) {
     if (v.gptq !== '') {
       const block = Number(v.gptq);
@@ -360,6 +365,7 @@ async function cmdQuantize(args: string[]): Promise<void> {
     if (r.algorithms?.biasCorrection) process.stdout.write(biasCorrectionSummary(r.algorithms.biasCorrection));
     if (r.algorithms?.adaround) process.stdout.write(adaRoundSummary(r.algorithms.adaround));
     if (r.algorithms?.gptq) process.stdout.write(`GPTQ: ${gptqWords(r.algorithms.gptq)}\n`);
+    if (r.algorithms?.smoothquant) process.stdout.write(`SmoothQuant: ${smoothQuantWords(r.algorithms.smoothquant)}\n`);
     if (r.algorithms?.without) process.stdout.write(`algorithms ${withoutWords(r.algorithms.without, r)}\n`);
     if (r.algorithms?.withoutNote) process.stdout.write(`the algorithms' per-layer baseline: ${r.algorithms.withoutNote}\n`);
     if (r.foldedWeights) process.stdout.write(`prepare: ${foldedWeightsWords(r.foldedWeights)}\n`);

@@ -54,7 +54,16 @@ export interface Algorithms {
    * inputs (weight-only 4-bit; the blocks are the recipe's blockSize).
    */
   gptq?: GptqSettings;
+  /**
+   * SmoothQuant: divide each input channel of the quantized MatMul/Gemm layers by
+   * s = max|X|^α / max|W|^(1−α), folded into the LayerNormalization or linear layer before them, and
+   * multiply their weight rows by it (static only). `alpha` absent: chosen among SMOOTHQUANT_ALPHAS
+   * by output SQNR on calibration samples.
+   */
+  smoothquant?: { alpha?: number };
 }
+
+export const SMOOTHQUANT_ALPHAS: readonly number[] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 export interface GptqSettings {
   /** Quantize rows in order of decreasing input energy (H's diagonal); the block scales are then fixed from the float weight. */
@@ -117,11 +126,16 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   if (r.algorithms !== undefined) {
     const a = r.algorithms as Record<string, unknown>;
     check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
-    for (const key of Object.keys(a)) check(['cle', 'biasCorrection', 'adaround', 'gptq'].includes(key), `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection, adaround, gptq)`);
+    for (const key of Object.keys(a)) check(['cle', 'biasCorrection', 'adaround', 'gptq', 'smoothquant'].includes(key), `${where}: "algorithms" has unknown field "${key}" (known: cle, biasCorrection, adaround, gptq, smoothquant)`);
     for (const key of ['cle', 'biasCorrection']) if (a[key] !== undefined) check(typeof a[key] === 'boolean', `${where}: "algorithms.${key}" must be true or false`);
     if (a.adaround !== undefined) {
       const iterations = (a.adaround as { iterations?: unknown } | null)?.iterations;
       check(Number.isInteger(iterations) && (iterations as number) >= 1, `${where}: "algorithms.adaround" must be { "iterations": N } with N a whole number of at least 1`);
+    }
+    if (a.smoothquant !== undefined) {
+      const sq = a.smoothquant as { alpha?: unknown } | null;
+      check(sq && typeof sq === 'object' && Object.keys(sq).every((k) => k === 'alpha') && (sq.alpha === undefined || (typeof sq.alpha === 'number' && sq.alpha > 0 && sq.alpha < 1)),
+        `${where}: "algorithms.smoothquant" must be {} (α searched) or { "alpha": A } with A in (0, 1)`);
     }
     if (a.gptq !== undefined) {
       const g = a.gptq as Partial<GptqSettings> | null;
@@ -166,7 +180,7 @@ function overrideWords(o: TensorOverride | undefined): string {
 }
 
 function algorithmWords(a: Algorithms | undefined): string[] {
-  return [a?.cle ? 'CLE' : '', a?.biasCorrection ? 'bias correction' : '', a?.adaround ? `AdaRound (${a.adaround.iterations} iterations)` : ''].filter(Boolean);
+  return [a?.cle ? 'CLE' : '', a?.smoothquant ? `SmoothQuant (α ${a.smoothquant.alpha ?? 'searched'})` : '', a?.biasCorrection ? 'bias correction' : '', a?.adaround ? `AdaRound (${a.adaround.iterations} iterations)` : '', a?.gptq ? `GPTQ${a.gptq.actOrder ? ' (act-order)' : ''}` : ''].filter(Boolean);
 }
 
 /**

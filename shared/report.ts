@@ -220,6 +220,29 @@ export interface GptqReport {
   layers: Array<{ node: string; weight: string; outputSqnr: WeightChange; kept: 'gptq' | 'nearest'; note?: string; seconds: number }>;
 }
 
+/**
+ * SmoothQuant: α (given, or chosen among `searched` by output SQNR on calibration samples), and
+ * per smoothed activation its producer, its readers, and its outlier ratio (widest channel's range
+ * over the mean channel's) before → after; the inputs of quantized MatMul/Gemm layers it could not
+ * smooth, with why.
+ */
+export interface SmoothQuantReport {
+  alpha: number;
+  searched?: Array<{ alpha: number; outputSqnr: Db }>;
+  samples: number;
+  seconds: number;
+  layers: Array<{ input: string; producer: string; consumers: string[]; outlierRatio: { before: number; after: number } }>;
+  skipped: Array<{ input: string; reason: string }>;
+}
+
+/** What SmoothQuant did in a line. */
+export function smoothQuantWords(s: SmoothQuantReport): string {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 1;
+  const readers = s.layers.reduce((n, l) => n + l.consumers.length, 0);
+  return `α ${s.alpha}${s.searched ? ` (searched: ${s.searched.map((t) => `${t.alpha} → ${formatDb(t.outputSqnr)} dB`).join(', ')})` : ''}, ${s.layers.length} activations smoothed for ${readers} layers on ${s.samples} calibration samples, ${s.seconds.toFixed(1)} s; `
+    + `median outlier ratio ${median(s.layers.map((l) => l.outlierRatio.before))} → ${median(s.layers.map((l) => l.outlierRatio.after))}${s.skipped.length ? `; ${s.skipped.length} inputs not smoothable` : ''}`;
+}
+
 /** What GPTQ did in a line: layers, data, and the median layer's output SQNR gain over nearest rounding. */
 export function gptqWords(g: GptqReport): string {
   const gains = g.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
@@ -234,6 +257,7 @@ export interface AlgorithmsReport {
   biasCorrection?: BiasCorrectionReport;
   adaround?: AdaRoundReport;
   gptq?: GptqReport;
+  smoothquant?: SmoothQuantReport;
   without?: WithoutAlgorithmsReport;
   /** Why `without` is missing, where the job could not measure it. */
   withoutNote?: string;

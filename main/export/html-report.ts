@@ -11,7 +11,7 @@ import { modelGraph } from '../plan/model-graph';
 import { figureLabel, hostWords } from '../../shared/numerics';
 import { describeTarget } from '../../shared/metrics';
 import { layerCellText, layerColumns, layerTableRows, sortLayerRows, type LayerColumn, type LayerTableRow } from '../../shared/layer-table';
-import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type AnalysisReport, type Db, type Quality, type Report } from '../../shared/report';
+import { adaRoundWords, algorithmGain, biasCorrectionSource, formatDb, gptqWords, smoothQuantWords, layerAlgorithms, layersWithoutAlgorithms, repairCostWords, weightChangeWords, withoutWords, type AnalysisReport, type Db, type Quality, type Report } from '../../shared/report';
 
 const esc = escapeXml;
 
@@ -85,6 +85,22 @@ ${[...b.layers].sort((x, y) => y.before - x.before).slice(0, 25).map((l) => row(
 <p>${esc(adaRoundWords(d))}. Output SQNR: the quantized layer on the inputs the quantized model gives it (the layers before it rounded as learned) against the float layer, on the calibration samples, before its output is quantized.</p>
 <table><tr><th>layer</th><th>rounding kept</th><th>weights rounded the other way</th><th>output SQNR dB</th><th>weight SQNR dB</th></tr>
 ${d.layers.map((l) => row([esc(l.node), l.kept, `${(l.changed * 100).toFixed(1)}%`, weightChangeWords(l.outputSqnr), weightChangeWords(l.weightSqnr)])).join('\n')}
+</table>`);
+  }
+  if (a.smoothquant) {
+    const s = a.smoothquant;
+    parts.push(`<h2>SmoothQuant (α ${s.alpha}, ${s.layers.length} activations, ${s.samples} calibration samples, ${s.seconds.toFixed(1)} s)</h2>
+<p>${esc(smoothQuantWords(s))}. Outlier ratio: the widest channel's range over the mean channel's, on the calibration samples, before → after.</p>
+<table><tr><th>activation</th><th>divided in</th><th>read by</th><th>outlier ratio</th></tr>
+${s.layers.map((l) => row([esc(l.input), esc(l.producer), esc(l.consumers.join(', ')), `${l.outlierRatio.before} → ${l.outlierRatio.after}`])).join('\n')}
+</table>${s.skipped.length ? `<p>Not smoothed: ${s.skipped.map((k) => `${esc(k.input)} (${esc(k.reason)})`).join('; ')}.</p>` : ''}`);
+  }
+  if (a.gptq) {
+    const g = a.gptq;
+    parts.push(`<h2>GPTQ (${g.layers.length} layers, blocks of ${g.blockSize}${g.actOrder ? ', act-order' : ''}, damping ${g.damp}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s)</h2>
+<p>${esc(gptqWords(g))}. Output SQNR: the layer's output on the float model's calibration inputs, its weight rounded to nearest → quantized by GPTQ.</p>
+<table><tr><th>layer</th><th>weight</th><th>kept</th><th>output SQNR dB</th></tr>
+${g.layers.map((l) => row([esc(l.node), esc(l.weight), l.kept + (l.note ? ` (${esc(l.note)})` : ''), weightChangeWords(l.outputSqnr)])).join('\n')}
 </table>`);
   }
   if (a.without) {
@@ -195,7 +211,7 @@ ${report.metrics && Object.keys(report.metrics).length ? row([`Task metrics, ${e
 ${report.deployed ? row([`As deployed, ${esc(figureLabel(report.deployed.numerics, report.deployed.samples))}`, report.deployed.outputs.map((o) => `${esc(o.name)}: <b>${formatDb(o.sqnr)} dB</b> (max abs error ${o.maxAbsError.toPrecision(3)})`).join('<br>') + (report.deployed.note ? `<br>${esc(report.deployed.note)}` : '')]) : ''}
 ${row(['This machine', esc([hostWords(report.host, report.backend), report.host.saturationFix?.words, report.host.webgpu].filter(Boolean).join(' '))])}
 ${row(['Size', `${kB(report.sizes.floatBytes)} → ${kB(report.sizes.quantizedBytes)} (${(report.sizes.ratio * 100).toFixed(1)}%)`])}
-${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}${r.algorithms?.cle ? ', cross-layer equalization' : ''}${r.algorithms?.biasCorrection ? ', bias correction' : ''}${r.algorithms?.adaround ? `, AdaRound (${r.algorithms.adaround.iterations} iterations)` : ''}`)])}
+${row(['Recipe', esc(`activations ${r.activationType}, weights ${r.weightType} ${r.granularity}, method ${r.method}${r.excludeNodes.length ? `, ${r.excludeNodes.length} node(s) excluded` : ''}${Object.keys(r.overrides).length ? `, ${Object.keys(r.overrides).length} tensor override(s)` : ''}${r.algorithms?.cle ? ', cross-layer equalization' : ''}${r.algorithms?.biasCorrection ? ', bias correction' : ''}${r.algorithms?.adaround ? `, AdaRound (${r.algorithms.adaround.iterations} iterations)` : ''}${r.algorithms?.smoothquant ? ', SmoothQuant' : ''}${r.algorithms?.gptq ? ', GPTQ' : ''}`)])}
 ${row(['Data', esc(`calibration: ${report.data.calibration} (${report.samples.calibration} samples); evaluation: ${report.data.evaluation}`)])}
 ${row(['Placement', esc(`${Object.entries(report.preflight.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')} of ${report.preflight.total} nodes on ${report.preflight.device}`)])}
 ${report.latency ? row(['Latency', esc(`${report.latency.models.map((m) => `${m.label} ${m.medianMs.toFixed(2)} ms`).join(', ')} (${report.latency.where})`)]) : ''}

@@ -2,17 +2,20 @@
 // for the recipe, with its data sources opened against the model's inputs.
 import type { MainNumerics } from '../../shared/numerics';
 import type { PreprocessSpec } from '../../shared/preprocess';
-import type { Recipe } from '../../shared/recipe';
+import { SMOOTHQUANT_ALPHAS, type Recipe } from '../../shared/recipe';
 import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { JobError } from '../base/errors';
 import { throwIfAborted } from '../base/progress';
 import { gptqMatMulNBits, inputMoments } from '../convert/gptq';
-import { dbToJson, type GptqReport } from '../../shared/report';
+import { convertModel } from '../convert/convert';
+import { channelAbsMax, smoothableGroups, smoothModel } from '../calib/smoothquant';
+import { memorySource, readSubset } from '../data/subset';
+import { Subset } from '../eval/sensitivity';
+import { dbToJson, type Db, type GptqReport, type SmoothQuantReport } from '../../shared/report';
 import { tensorToFloat32 } from '../onnx/tensor';
-import { loadRounding, type JobRanges } from '../calib/ranges-file';
+import { loadRounding, savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
 import { pickIds, readLabels, type ClassIds, type Labels } from '../data/labels';
-import { readSubset } from '../data/subset';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
 import { guessBatchSize, heldOutSplit, openSource, type SampleSource } from '../data/readers';
 import { defaultOpset, GraphView } from '../onnx/graph';
@@ -191,6 +194,62 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
   onStep?.(`AdaRound, ${asked.iterations} iterations per layer, on ${samples} calibration samples`);
   const onLayer = (done: number, of: number) => job.onProgress?.({ stage: 'convert', done, total: of });
   return adaRound(m.floatModel, m.plan, calibrated.ranges, feeds, { iterations: asked.iterations, signal: job.signal, onLayer });
+}
+
+/** Calibration samples each α of SmoothQuant's search is calibrated and measured on. */
+const SMOOTHQUANT_SEARCH_SAMPLES = 32;
+
+/**
+ * SmoothQuant where the recipe asks for it: the job's float model becomes the smoothed one (the same
+ * function), and its plan the plan of that model. Channel ranges come from one pass over the
+ * calibration data; α, where the recipe leaves it open, is the one of SMOOTHQUANT_ALPHAS whose
+ * model, calibrated and quantized, gives the best output SQNR on the first calibration samples.
+ */
+export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void, onStep?: (message: string) => void): Promise<void> {
+  const asked = m.plan.recipe.algorithms?.smoothquant;
+  if (!asked) return;
+  if (m.plan.kind !== 'static') {
+    warn(`SmoothQuant skipped: it smooths the activations of static quantization, and this run is ${m.plan.kind}`);
+    return;
+  }
+  if (!job.calibration) throw new JobError('SmoothQuant measures each channel\'s range on calibration samples: pass --calibration');
+  const start = performance.now();
+  const { groups, skipped } = smoothableGroups(m.view, m.plan);
+  const source = await m.calibrationData('SmoothQuant', m.plan.recipe.calibrationSamples || undefined);
+  const report = (alpha: number, layers: SmoothQuantReport['layers'], searched?: SmoothQuantReport['searched']): SmoothQuantReport => ({
+    alpha, ...(searched ? { searched } : {}), samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers, skipped,
+  });
+  if (!groups.length) {
+    warn(`SmoothQuant changed nothing: none of the ${skipped.length} inputs of quantized MatMul/Gemm layers comes from a LayerNormalization or a linear layer that could take its scales`);
+    m.prepared = { ...m.prepared, smoothed: report(asked.alpha ?? 0, []) };
+    return;
+  }
+  onStep?.(`SmoothQuant: channel ranges of ${groups.length} activations on ${source.count} calibration samples`);
+  const amax = await channelAbsMax(m.floatModel, new Map(groups.map((g) => [g.input, g.k])), source.batches(m.batchSize), job.signal);
+  let alpha = asked.alpha;
+  let searched: SmoothQuantReport['searched'];
+  if (alpha === undefined) {
+    const { feeds, samples } = await readSubset(source, Math.min(source.count, SMOOTHQUANT_SEARCH_SAMPLES), m.batchSize);
+    onStep?.(`SmoothQuant: choosing α among ${SMOOTHQUANT_ALPHAS.join(', ')} by output SQNR on ${samples} calibration samples`);
+    const subset = await Subset.create(m.floatModel, feeds);
+    searched = [];
+    for (const [i, a] of SMOOTHQUANT_ALPHAS.entries()) {
+      job.onProgress?.({ stage: 'calibrate', done: i, total: SMOOTHQUANT_ALPHAS.length });
+      const smoothed = smoothModel(m.view, groups, amax, a);
+      const view = new GraphView(smoothed.model);
+      const plan = planQuantization(view, m.plan.recipe);
+      const { ranges } = await savedOrCalibrated(job.model, smoothed.model, view, plan, {
+        calibration: () => Promise.resolve(memorySource(feeds, `${samples} calibration samples`)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn: () => undefined,
+      });
+      const q = await subset.measureModel(convertModel(view, plan, ranges).model, `model smoothed with α ${a}`, 'reference', job.signal);
+      searched.push({ alpha: a, outputSqnr: dbToJson(q.sqnr) });
+    }
+    const sqnr = (t: { outputSqnr: Db }) => (t.outputSqnr === 'inf' ? Infinity : Number(t.outputSqnr));
+    alpha = searched.reduce((best, t) => (sqnr(t) > sqnr(best) ? t : best)).alpha;
+  }
+  const smoothed = smoothModel(m.view, groups, amax, alpha);
+  const view = new GraphView(smoothed.model);
+  Object.assign(m, { floatModel: smoothed.model, view, plan: planQuantization(view, m.plan.recipe), prepared: { ...m.prepared, model: smoothed.model, smoothed: report(alpha, smoothed.report, searched) } });
 }
 
 /** H's of all inputs measured in one pass over the data stay under this many bytes; more inputs take more passes. */

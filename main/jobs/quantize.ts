@@ -36,7 +36,7 @@ import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/pl
 import { preflightWithCost } from '../plan/preflight';
 import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
-import { calibrationAgain, correctedForRecipe, gptqForRecipe, jobWarnings, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
+import { calibrationAgain, correctedForRecipe, gptqForRecipe, jobWarnings, smoothForRecipe, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -80,6 +80,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const { recipe, host } = await forThisHost(job, log.warn);
   const m = await loadForJob(job, recipe, log.warn);
   refuseInputs(paths, [job.model, ...(m.loaded.externalFiles ?? [])]);
+  await smoothForRecipe(job, m, log.warn, job.onStep);
   let placement = checkPlan(job, m);
   job.onProgress?.({ stage: 'load', done: 1, total: 1 });
   clock.mark('load');
@@ -107,7 +108,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
   });
-  const without = m.prepared.equalized || corrected || rounded || gptq ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
+  const without = m.prepared.equalized || m.prepared.smoothed || corrected || rounded || gptq ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
   clock.mark('evaluate');
   throwIfAborted(job.signal);
 
@@ -315,7 +316,7 @@ type Without = { report: WithoutAlgorithmsReport } | { note: string };
 
 /**
  * The run's recipe without its algorithms, measured on the run's evaluation samples: each layer's
- * baseline. Without CLE the model is the one given, whose ranges differ: they are calibrated again
+ * baseline. Without CLE or SmoothQuant the model is the one given, whose ranges differ: they are calibrated again
  * on the same data, or, where the run has none (a ranges file alone), the baseline is not measured.
  */
 async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, evalSource: SampleSource, numerics: MainNumerics,
@@ -325,9 +326,9 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
   let { floatModel, view, plan } = m;
   let ranges = calibrated?.ranges ?? new Map<string, Range>();
   let calibratedSamples = 0;
-  if (m.prepared.equalized) {
+  if (m.prepared.equalized || m.prepared.smoothed) {
     const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
-    if (!calibration) return { note: 'not measured: without equalization the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
+    if (!calibration) return { note: 'not measured: without equalization or smoothing the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
     const prepared = prepareForRecipe(m.loaded.model, plain);
     floatModel = prepared.model;
     view = new GraphView(prepared.model);
@@ -362,7 +363,9 @@ function algorithmsReport(m: JobModel, corrected: ReportParts['corrected'], roun
   } : undefined;
   const adaround = rounded ? { ...rounded.report, seconds: Number(rounded.report.seconds.toFixed(2)) } : undefined;
   const baseline = without ? ('report' in without ? { without: without.report } : { withoutNote: without.note }) : {};
-  return cle || bias || adaround || gptq ? { ...(cle ? { cle } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}), ...(gptq ? { gptq } : {}), ...baseline } : undefined;
+  const smoothquant = m.prepared.smoothed;
+  return cle || smoothquant || bias || adaround || gptq
+    ? { ...(cle ? { cle } : {}), ...(smoothquant ? { smoothquant } : {}), ...(bias ? { biasCorrection: bias } : {}), ...(adaround ? { adaround } : {}), ...(gptq ? { gptq } : {}), ...baseline } : undefined;
 }
 
 function quantizeReport(p: ReportParts): Report {
@@ -384,7 +387,7 @@ function quantizeReport(p: ReportParts): Report {
     outputs: outputReports(evaluation),
     metrics: metricsReport(evaluation),
     ...(m.custom ? { customMetric: customMetricReport(m.custom.metric) } : {}),
-    ...(m.prepared.equalized || p.corrected || p.rounded || p.gptq ? { algorithms: algorithmsReport(m, p.corrected, p.rounded, p.gptq, p.without) } : {}),
+    ...(m.prepared.equalized || m.prepared.smoothed || p.corrected || p.rounded || p.gptq ? { algorithms: algorithmsReport(m, p.corrected, p.rounded, p.gptq, p.without) } : {}),
     ...(evaluation.deployed ? { deployed: deployedReport(evaluation, p.host, plan.recipe) } : {}),
     host: p.host,
     layers: p.layers,

@@ -4,7 +4,7 @@
 // BatchNormalization after a Conv is folded into the Conv's weights, as every deployment runtime
 // does; a BN left alone would sit in float between two quantized ops.
 import { uniqueName } from '../onnx/edit';
-import type { FoldedWeight } from '../../shared/report';
+import type { FoldedWeight, SmoothQuantReport } from '../../shared/report';
 import { foldConstantChains } from './fold';
 import type { EqualizedPair } from './equalize';
 import { attrFloat, attrInt, defaultOpset, GraphView, namesRead } from '../onnx/graph';
@@ -26,6 +26,8 @@ export interface Prepared {
   upgradedOpset?: number;
   /** Conv pairs cross-layer equalization rescaled, and the time it took, when the recipe asked for it. */
   equalized?: { pairs: EqualizedPair[]; seconds: number };
+  /** What SmoothQuant did, when the recipe asked for it (it needs calibration data, so the job does it after prepare). */
+  smoothed?: SmoothQuantReport;
 }
 
 /**

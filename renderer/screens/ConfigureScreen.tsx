@@ -3,7 +3,7 @@ import type { StudioApi } from '../../shared/ipc';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
-import { ADAROUND_ITERATIONS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
+import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, SMOOTHQUANT_ALPHAS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataField, type DataKind } from '../store';
 
@@ -233,6 +233,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
   const saturationFix = useStudio((s) => s.saturationFix);
   const setSaturationFix = useStudio((s) => s.setSaturationFix);
   const runsHere = findBackend(recipe.backend)?.localRuntime === 'ort-cpu';
+  const gptqApplies = recipe.kind === 'weight-only' && (recipe.weightType === 'int4' || recipe.weightType === 'uint4');
   const saturates = useStudio((s) => Boolean(s.plan?.host.int8Saturates)) && runsHere && recipe.kind !== 'weight-only';
   useEffect(() => {
     void refreshPlan();
@@ -268,7 +269,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
         ))}
       </div>
       <details className="advanced">
-        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}{recipe.algorithms?.biasCorrection ? ', bias correction' : ''}{recipe.algorithms?.adaround ? `, AdaRound ${recipe.algorithms.adaround.iterations}` : ''}</summary>
+        <summary>Advanced: {recipe.kind}, activations {recipe.activationType}, weights {recipe.weightType} {recipe.granularity}, {recipe.method}{recipe.algorithms?.cle ? ', cross-layer equalization' : ''}{recipe.algorithms?.biasCorrection ? ', bias correction' : ''}{recipe.algorithms?.adaround ? `, AdaRound ${recipe.algorithms.adaround.iterations}` : ''}{recipe.algorithms?.smoothquant ? ', SmoothQuant' : ''}{recipe.algorithms?.gptq ? ', GPTQ' : ''}</summary>
         <div className="fields">
           <Choice label="Kind" field="kind" values={QUANT_KINDS} />
           <Choice label="Activations" field="activationType" values={QUANT_TYPES} />
@@ -324,6 +325,33 @@ export function ConfigureScreen({ host }: { host: Host }) {
               <label htmlFor="cfg-adaround-iterations">Iterations per layer
                 <input id="cfg-adaround-iterations" type="number" min={1} step={100} value={recipe.algorithms.adaround.iterations}
                   onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, adaround: { iterations: Math.max(1, Math.round(Number(e.target.value) || 1)) } } })} />
+              </label>
+            )}
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-smoothquant" title={recipe.kind === 'static' ? 'Divides each input channel of the quantized MatMul/Gemm layers by max|X|^α / max|W|^(1−α), folded into the LayerNorm or linear layer before them, and multiplies their weight rows by it: the float model is the same function, and activation outliers move into the weights; needs calibration data' : 'SmoothQuant smooths the activations of static quantization'}>
+              <input id="cfg-smoothquant" type="checkbox" checked={Boolean(recipe.algorithms?.smoothquant)} disabled={recipe.kind !== 'static'}
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, smoothquant: e.target.checked ? {} : undefined } })} /> SmoothQuant
+            </label>
+            {recipe.algorithms?.smoothquant && (
+              <label htmlFor="cfg-smoothquant-alpha">α (empty: searched among {SMOOTHQUANT_ALPHAS.join(', ')})
+                <input id="cfg-smoothquant-alpha" type="number" min={0.05} max={0.95} step={0.05} value={recipe.algorithms.smoothquant.alpha ?? ''}
+                  onChange={(e) => {
+                    const alpha = e.target.value === '' ? undefined : Math.min(0.95, Math.max(0.05, Number(e.target.value)));
+                    setRecipe({ algorithms: { ...recipe.algorithms, smoothquant: alpha === undefined ? {} : { alpha } } });
+                  }} />
+              </label>
+            )}
+          </div>
+          <div className="field">
+            <label htmlFor="cfg-gptq" title={gptqApplies ? 'Quantizes each 4-bit MatMul/Gemm weight row by row, pushing each row\'s rounding error onto the rows not yet quantized so that the layer\'s output on the calibration samples changes least; needs calibration data' : 'GPTQ quantizes 4-bit weight-only MatMul/Gemm weights (MatMulNBits)'}>
+              <input id="cfg-gptq" type="checkbox" checked={Boolean(recipe.algorithms?.gptq)} disabled={!gptqApplies}
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, gptq: e.target.checked ? GPTQ_DEFAULTS : undefined } })} /> GPTQ
+            </label>
+            {recipe.algorithms?.gptq && (
+              <label htmlFor="cfg-gptq-act-order" title="Quantize the rows whose inputs carry most energy first; the block scales are then fixed from the float weights">
+                <input id="cfg-gptq-act-order" type="checkbox" checked={recipe.algorithms.gptq.actOrder}
+                  onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, gptq: { ...recipe.algorithms!.gptq!, actOrder: e.target.checked } } })} /> act-order
               </label>
             )}
           </div>

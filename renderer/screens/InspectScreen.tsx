@@ -87,7 +87,7 @@ function LayerPanel() {
 /** What the run's algorithms did to this layer: its SQNR without them, the pair CLE rescaled it in, its bias correction, its AdaRound rounding. */
 function LayerAlgorithms({ report, layer }: { report: Report; layer: LayerReport }) {
   const base = report.algorithms?.without?.layers[layer.name];
-  const { pair, corrected, rounded } = layerAlgorithmEntries(report.algorithms, layer.nodes);
+  const { pair, corrected, rounded, gptq } = layerAlgorithmEntries(report.algorithms, layer.nodes);
   return (
     <>
       {base !== undefined && (
@@ -98,6 +98,11 @@ function LayerAlgorithms({ report, layer }: { report: Report; layer: LayerReport
       {rounded && (
         <div className="span2" data-testid="layer-adaround"><dt>AdaRound</dt>
           <dd>layer output {weightChangeWords(rounded.outputSqnr, ' dB')} (on its quantized inputs, against float); {(rounded.changed * 100).toFixed(1)}% of weights rounded the other way{rounded.kept === 'nearest' ? '; nearest kept, the learned rounding was not better' : ''}</dd>
+        </div>
+      )}
+      {gptq && (
+        <div className="span2" data-testid="layer-gptq"><dt>GPTQ</dt>
+          <dd>layer output {weightChangeWords(gptq.outputSqnr, ' dB')} (nearest rounding → GPTQ, on the float calibration inputs){gptq.note ? `; ${gptq.note}` : ''}</dd>
         </div>
       )}
     </>

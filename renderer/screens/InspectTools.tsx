@@ -2,7 +2,7 @@
 // engine does the work (analysis and repair are jobs of the studio service).
 import { describeTarget, headlineMetric, lowerIsBetter, needsLabels, TARGET_METRICS, targetValueProblem, type TargetMetric } from '../../shared/metrics';
 import { figureLabel } from '../../shared/numerics';
-import { adaRoundWords, biasCorrectionSource, biasErrorRms, dbDelta, deltaText, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
+import { adaRoundWords, biasCorrectionSource, biasErrorRms, dbDelta, gptqWords, smoothQuantWords, deltaText, higherPrecisionLayers, withoutWords, repairCostWords, worstDb, type AnalysisReport, type CleReport, type CustomMetricReport, type Db, type Quality, type RepairReport, type Report } from '../../shared/report';
 import type { WeightDetail } from '../../shared/ipc';
 import { Histogram } from '../charts/Histogram';
 import { useStudio } from '../context';
@@ -230,7 +230,7 @@ export function configSummary(entry: HistoryEntry): string {
   const overrides = Object.values(r.overrides).filter((o) => o.float || o.type).length;
   const origin = entry.origin.kind === 'override' ? `, re-run of ${entry.origin.of}`
     : entry.origin.kind === 'repair' ? `, repair of ${entry.origin.of} to ${entry.origin.target.kind === 'sqnr' ? `${entry.origin.target.value} dB` : `${entry.origin.target.metric} ${entry.origin.target.value}`}` : '';
-  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${r.algorithms?.biasCorrection ? ' + bias correction' : ''}${r.algorithms?.adaround ? ' + AdaRound' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
+  return `${r.backend} ${types} ${r.method}${r.algorithms?.cle ? ' + CLE' : ''}${r.algorithms?.biasCorrection ? ' + bias correction' : ''}${r.algorithms?.adaround ? ' + AdaRound' : ''}${r.algorithms?.gptq ? ' + GPTQ' : ''}${r.algorithms?.smoothquant ? ' + SmoothQuant' : ''}${overrides ? `, ${overrides} override(s)` : ''}${origin}`;
 }
 
 function worstOutput(outputs: ReadonlyArray<{ sqnr: Db }>): Db {
@@ -302,6 +302,8 @@ export function AlgorithmsSection({ report }: { report: Report }) {
         {a.cle && <li>Cross-layer equalization: {a.cle.pairs.length} Conv pairs rescaled (the float model is the same function); the worse weight of {gained} of them gained SQNR{absorbed ? `; high bias of ${absorbed} channels absorbed into the next conv, which changes the float model where a channel falls below its BatchNorm mean − 3 std` : ''}, {a.cle.seconds.toFixed(2)} s.</li>}
         {a.biasCorrection && <li>Bias correction: {biasCorrectionSource(a.biasCorrection)}, RMS mean output error{a.biasCorrection.method === 'analytic' ? ' (predicted)' : ''} {biasErrorRms(a.biasCorrection, 'before').toPrecision(3)} → {biasErrorRms(a.biasCorrection, 'after').toPrecision(3)}, {a.biasCorrection.seconds.toFixed(1)} s.</li>}
         {a.adaround && <li>AdaRound: {adaRoundWords(a.adaround)}.</li>}
+        {a.smoothquant && <li data-testid="algorithms-smoothquant">SmoothQuant: {smoothQuantWords(a.smoothquant)}.</li>}
+        {a.gptq && <li data-testid="algorithms-gptq">GPTQ: {gptqWords(a.gptq)}.</li>}
         {a.without && <li data-testid="algorithms-without">Together, {withoutWords(a.without, report)}; outlined on the chart unless another run is.</li>}
         {a.withoutNote && <li>Per-layer baseline without the algorithms: {a.withoutNote}.</li>}
       </ul>

@@ -85,7 +85,7 @@ test('malformed payloads are refused with the channel and the field named', asyn
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'vibes', value: 0.9 } }, /"target.metric" must be one of top1-agreement/],
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'metric', metric: 'cosine', value: 1.5 } }, /"target.value" of a built-in metric must be in \(0, 1\]/],
     ['run:start', { model: '/x.onnx', recipe: { ...recipe, algorithms: { cle: 'yes' } } }, /"algorithms.cle" must be true or false/],
-    ['run:start', { model: '/x.onnx', recipe: { ...recipe, algorithms: { magic: true } } }, /"algorithms" has unknown field "magic" \(known: cle, biasCorrection, adaround, gptq\)/],
+    ['run:start', { model: '/x.onnx', recipe: { ...recipe, algorithms: { magic: true } } }, /"algorithms" has unknown field "magic" \(known: cle, biasCorrection, adaround, gptq, smoothquant\)/],
     ['run:start', { model: '/x.onnx', recipe: { ...recipe, algorithms: { adaround: { iterations: 0 } } } }, /"algorithms.adaround" must be \{ "iterations": N \} with N a whole number of at least 1/],
     ['run:start', { model: '/x.onnx', recipe, metricModule: 42 }, /run:start: "metricModule" must be/],
     ['run:start', { model: '/x.onnx', recipe, target: { kind: 'sqnr', metric: 'cosine', value: 40 } }, /"target.metric" belongs to a metric target/],
