@@ -395,7 +395,7 @@ export interface AnalysisReport {
 }
 
 /** A layer moved to float or a type, the calibration method re-chosen, or an algorithm applied to every layer. */
-export type RepairAction = 'float' | QuantType | `method:${string}` | 'algorithm:cle' | 'algorithm:adaround' | 'algorithm:bias-correction';
+export type RepairAction = 'float' | QuantType | `method:${string}` | 'algorithm:cle' | 'algorithm:smoothquant' | 'algorithm:adaround' | 'algorithm:bias-correction';
 
 /** Whether a repair change moved a layer to higher precision (not a method or an algorithm for the whole model). */
 export function movesLayer(action: RepairAction): boolean {

@@ -200,11 +200,49 @@ export async function roundedForRecipe(job: JobInput, m: JobModel, calibrated: J
 const SMOOTHQUANT_SEARCH_SAMPLES = 32;
 
 /**
- * SmoothQuant where the recipe asks for it: the job's float model becomes the smoothed one (the same
- * function), and its plan the plan of that model. Channel ranges come from one pass over the
- * calibration data; α, where the recipe leaves it open, is the one of SMOOTHQUANT_ALPHAS whose
- * model, calibrated and quantized, gives the best output SQNR on the first calibration samples.
+ * `floatModel` smoothed by SmoothQuant (Xiao et al., 2022) for `recipe`: channel ranges from one pass over
+ * the calibration data; α as given, or the one of SMOOTHQUANT_ALPHAS whose model, calibrated and
+ * quantized, gives the best output SQNR on the first calibration samples. Undefined with the
+ * report alone when no activation can be smoothed.
  */
+export async function smoothed(job: JobInput, m: JobModel, floatModel: onnx.ModelProto, recipe: Recipe, alpha: number | undefined,
+  onStep?: (message: string) => void): Promise<{ model?: onnx.ModelProto; report: SmoothQuantReport }> {
+  if (!job.calibration) throw new JobError('SmoothQuant measures each channel\'s range on calibration samples: pass --calibration');
+  const start = performance.now();
+  const view = new GraphView(floatModel);
+  const { groups, skipped } = smoothableGroups(view, planQuantization(view, recipe));
+  const source = await m.calibrationData('SmoothQuant', recipe.calibrationSamples || undefined);
+  const report = (a: number, layers: SmoothQuantReport['layers'], searched?: SmoothQuantReport['searched']): SmoothQuantReport => ({
+    alpha: a, ...(searched ? { searched } : {}), samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers, skipped,
+  });
+  if (!groups.length) return { report: report(alpha ?? 0, []) };
+  onStep?.(`SmoothQuant: channel ranges of ${groups.length} activations on ${source.count} calibration samples`);
+  const amax = await channelAbsMax(floatModel, new Map(groups.map((g) => [g.input, g.k])), source.batches(m.batchSize), job.signal);
+  let searched: SmoothQuantReport['searched'];
+  if (alpha === undefined) {
+    const { feeds, samples } = await readSubset(source, Math.min(source.count, SMOOTHQUANT_SEARCH_SAMPLES), m.batchSize);
+    onStep?.(`SmoothQuant: choosing α among ${SMOOTHQUANT_ALPHAS.join(', ')} by output SQNR on ${samples} calibration samples`);
+    const subset = await Subset.create(floatModel, feeds);
+    searched = [];
+    for (const a of SMOOTHQUANT_ALPHAS) {
+      throwIfAborted(job.signal);
+      const trial = smoothModel(view, groups, amax, a);
+      const trialView = new GraphView(trial.model);
+      const plan = planQuantization(trialView, recipe);
+      const { ranges } = await savedOrCalibrated(job.model, trial.model, trialView, plan, {
+        calibration: () => Promise.resolve(memorySource(feeds, `${samples} calibration samples`)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn: () => undefined,
+      });
+      const q = await subset.measureModel(convertModel(trialView, plan, ranges).model, `model smoothed with α ${a}`, 'reference', job.signal);
+      searched.push({ alpha: a, outputSqnr: dbToJson(q.sqnr) });
+    }
+    const sqnr = (t: { outputSqnr: Db }) => (t.outputSqnr === 'inf' ? Infinity : Number(t.outputSqnr));
+    alpha = searched.reduce((best, t) => (sqnr(t) > sqnr(best) ? t : best)).alpha;
+  }
+  const result = smoothModel(view, groups, amax, alpha);
+  return { model: result.model, report: report(alpha, result.report, searched) };
+}
+
+/** SmoothQuant where the recipe asks for it: the job's float model becomes the smoothed one (the same function), and its plan that model's. */
 export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void, onStep?: (message: string) => void): Promise<void> {
   const asked = m.plan.recipe.algorithms?.smoothquant;
   if (!asked) return;
@@ -212,44 +250,10 @@ export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message
     warn(`SmoothQuant skipped: it smooths the activations of static quantization, and this run is ${m.plan.kind}`);
     return;
   }
-  if (!job.calibration) throw new JobError('SmoothQuant measures each channel\'s range on calibration samples: pass --calibration');
-  const start = performance.now();
-  const { groups, skipped } = smoothableGroups(m.view, m.plan);
-  const source = await m.calibrationData('SmoothQuant', m.plan.recipe.calibrationSamples || undefined);
-  const report = (alpha: number, layers: SmoothQuantReport['layers'], searched?: SmoothQuantReport['searched']): SmoothQuantReport => ({
-    alpha, ...(searched ? { searched } : {}), samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers, skipped,
-  });
-  if (!groups.length) {
-    warn(`SmoothQuant changed nothing: none of the ${skipped.length} inputs of quantized MatMul/Gemm layers comes from a LayerNormalization or a linear layer that could take its scales`);
-    m.prepared = { ...m.prepared, smoothed: report(asked.alpha ?? 0, []) };
-    return;
-  }
-  onStep?.(`SmoothQuant: channel ranges of ${groups.length} activations on ${source.count} calibration samples`);
-  const amax = await channelAbsMax(m.floatModel, new Map(groups.map((g) => [g.input, g.k])), source.batches(m.batchSize), job.signal);
-  let alpha = asked.alpha;
-  let searched: SmoothQuantReport['searched'];
-  if (alpha === undefined) {
-    const { feeds, samples } = await readSubset(source, Math.min(source.count, SMOOTHQUANT_SEARCH_SAMPLES), m.batchSize);
-    onStep?.(`SmoothQuant: choosing α among ${SMOOTHQUANT_ALPHAS.join(', ')} by output SQNR on ${samples} calibration samples`);
-    const subset = await Subset.create(m.floatModel, feeds);
-    searched = [];
-    for (const [i, a] of SMOOTHQUANT_ALPHAS.entries()) {
-      job.onProgress?.({ stage: 'calibrate', done: i, total: SMOOTHQUANT_ALPHAS.length });
-      const smoothed = smoothModel(m.view, groups, amax, a);
-      const view = new GraphView(smoothed.model);
-      const plan = planQuantization(view, m.plan.recipe);
-      const { ranges } = await savedOrCalibrated(job.model, smoothed.model, view, plan, {
-        calibration: () => Promise.resolve(memorySource(feeds, `${samples} calibration samples`)), histograms: false, batchSize: m.batchSize, signal: job.signal, warn: () => undefined,
-      });
-      const q = await subset.measureModel(convertModel(view, plan, ranges).model, `model smoothed with α ${a}`, 'reference', job.signal);
-      searched.push({ alpha: a, outputSqnr: dbToJson(q.sqnr) });
-    }
-    const sqnr = (t: { outputSqnr: Db }) => (t.outputSqnr === 'inf' ? Infinity : Number(t.outputSqnr));
-    alpha = searched.reduce((best, t) => (sqnr(t) > sqnr(best) ? t : best)).alpha;
-  }
-  const smoothed = smoothModel(m.view, groups, amax, alpha);
-  const view = new GraphView(smoothed.model);
-  Object.assign(m, { floatModel: smoothed.model, view, plan: planQuantization(view, m.plan.recipe), prepared: { ...m.prepared, model: smoothed.model, smoothed: report(alpha, smoothed.report, searched) } });
+  const { model, report } = await smoothed(job, m, m.floatModel, m.plan.recipe, asked.alpha, onStep);
+  if (!model) warn(`SmoothQuant changed nothing: none of the ${report.skipped.length} inputs of quantized MatMul/Gemm layers comes from a LayerNormalization or a linear layer that could take its scales`);
+  const view = model ? new GraphView(model) : m.view;
+  Object.assign(m, { floatModel: view.model, view, plan: planQuantization(view, m.plan.recipe), prepared: { ...m.prepared, model: view.model, smoothed: report } });
 }
 
 /** H's of all inputs measured in one pass over the data stay under this many bytes; more inputs take more passes. */

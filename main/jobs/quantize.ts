@@ -36,7 +36,7 @@ import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/pl
 import { preflightWithCost } from '../plan/preflight';
 import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
-import { calibrationAgain, correctedForRecipe, gptqForRecipe, jobWarnings, smoothForRecipe, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
+import { calibrationAgain, correctedForRecipe, gptqForRecipe, jobWarnings, smoothed, smoothForRecipe, loadForJob, prepareForRecipe, roundedForRecipe, type JobInput, type JobModel } from './job';
 
 export interface QuantizeJob extends JobInput {
   out?: string;
@@ -190,11 +190,11 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
   const histograms = new Map(Object.entries(calibrated.doc.tensors).flatMap(([name, r]) => (r.histogram ? [[name, r.histogram] as const] : [])));
   const repaired = await repair({
     view: m.view, floatModel: m.floatModel, recipe: m.plan.recipe, plan: m.plan, ranges: calibrated.ranges, histograms,
-    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), calibration, equalize: equalizer(job, m, calibrated, warn), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
+    subset: await Subset.create(m.floatModel, feeds, m.labels, m.custom), calibration, equalize: equalizer(job, m, calibrated, warn), smooth: smoother(job, m, calibrated, warn), shapes: calibratedShapes(calibrated, source), target, numerics: searchNumerics(m.plan.recipe.backend, job.numerics),
     signal: job.signal, onProgress: job.onProgress, onStep: job.onStep,
   });
   if (!repaired.report.met) warn(`repair: ${repaired.report.reason}`);
-  repaired.equalized?.adopt();
+  repaired.rewritten?.adopt();
   m.plan = repaired.plan;
   const doc = calibrated.doc;
   for (const [name, r] of repaired.rangeChanges) doc.tensors[name] = { ...doc.tensors[name], min: r.min, max: r.max };
@@ -206,7 +206,7 @@ async function repairStage(job: QuantizeJob, m: JobModel, calibrated: JobRanges 
     calibrated.ranges.set(t.tensor, r);
     doc.tensors[t.tensor] ??= { min: r.min, max: r.max };
   }
-  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0 || Boolean(repaired.equalized), rounded: repaired.rounded };
+  return { report: repaired.report, rangesChanged: repaired.rangeChanges.size > 0 || Boolean(repaired.rewritten), rounded: repaired.rounded };
 }
 
 /**
@@ -229,6 +229,31 @@ function equalizer(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (
       floatModel: prepared.model, view, ranges: again.ranges, samples: again.samples,
       adopt: () => {
         Object.assign(m, { prepared, floatModel: prepared.model, view });
+        Object.assign(calibrated, again);
+      },
+    };
+  };
+}
+
+/**
+ * SmoothQuant for the repair to try: the search's float model smoothed with α searched, and ranges
+ * calibrated on it by the search's method of the moment. None without calibration data.
+ */
+function smoother(job: QuantizeJob, m: JobModel, calibrated: JobRanges, warn: (message: string) => void): RepairInput['smooth'] {
+  const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
+  if (!calibration) return undefined;
+  return async (recipe, base) => {
+    const { model, report } = await smoothed(job, m, base?.floatModel ?? m.floatModel, recipe, undefined, job.onStep);
+    if (!model) return undefined;
+    const view = new GraphView(model);
+    const again = await savedOrCalibrated(job.model, model, view, planQuantization(view, recipe), {
+      calibration, histograms: true, batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, warn,
+    });
+    return {
+      floatModel: model, view, ranges: again.ranges, samples: again.samples, smoothquant: { alpha: report.alpha },
+      adopt: () => {
+        base?.adopt();
+        Object.assign(m, { floatModel: model, view, prepared: { ...m.prepared, model, smoothed: report } });
         Object.assign(calibrated, again);
       },
     };

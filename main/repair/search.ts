@@ -50,7 +50,13 @@ export interface RepairInput {
    * calibrate again: equalizing rescales the tensors between each pair, so their ranges must be
    * measured anew, by the method `recipe` names. Undefined when the model has no pair to equalize.
    */
-  equalize?: (recipe: Recipe) => Promise<EqualizedCandidate | undefined>;
+  equalize?: (recipe: Recipe) => Promise<RewrittenModel | undefined>;
+  /**
+   * SmoothQuant for the search to try, where the recipe lacks it: `base` (the equalized model, once
+   * the search kept CLE; else the job's) smoothed with α searched, and calibrated anew. Undefined
+   * when the model has no activation to smooth.
+   */
+  smooth?: (recipe: Recipe, base?: RewrittenModel) => Promise<RewrittenModel | undefined>;
   /** Each calibrated tensor's shape for one sample of the subset, where calibration measured it. */
   shapes?: ReadonlyMap<string, number[]>;
   target: Target;
@@ -65,9 +71,11 @@ export interface RepairInput {
   onStep?: (message: string) => void;
 }
 
-/** The float model with its Conv pairs equalized, and its ranges calibrated on it. */
-export interface EqualizedCandidate {
+/** The float model rewritten by an algorithm (CLE's equalized Conv pairs, SmoothQuant's smoothed channels), and its ranges calibrated on it. */
+export interface RewrittenModel {
   floatModel: onnx.ModelProto;
+  /** SmoothQuant's α, where SmoothQuant rewrote it. */
+  smoothquant?: { alpha: number };
   view: GraphView;
   ranges: Map<string, Range>;
   samples: number;
@@ -84,8 +92,8 @@ export interface RepairOutcome {
   rangeChanges: Map<string, Range>;
   /** AdaRound's rounding, where the search kept it: the job converts with it instead of learning it again. */
   rounded?: AdaRoundResult;
-  /** The equalized model, where the search kept cross-layer equalization: plan and ranges refer to it. */
-  equalized?: EqualizedCandidate;
+  /** The rewritten model, where the search kept CLE or SmoothQuant: plan and ranges refer to it. */
+  rewritten?: RewrittenModel;
   report: RepairReport;
 }
 
@@ -140,7 +148,7 @@ interface Search {
   /** The float model the search plans on and measures layers against: the input's, or the equalized one once cross-layer equalization is kept. */
   floatModel: onnx.ModelProto;
   view: GraphView;
-  equalized?: EqualizedCandidate;
+  rewritten?: RewrittenModel;
   /** What is converted: the float model, or it with corrected biases once bias correction is kept; and AdaRound's rounding once kept. */
   convertView: GraphView;
   rounded?: AdaRoundResult;
@@ -173,7 +181,7 @@ function outcome(s: Search, met: boolean, reason: string, after: RunQuality, mov
   const total = moved.total || switchUnits(s.view, s.plan, s.base).units.length;
   return {
     recipe: s.recipe, plan: s.plan, ranges: withBorrowedRanges(s.input.plan, s.ranges), rangeChanges: s.rangeChanges,
-    ...(s.rounded ? { rounded: s.rounded } : {}), ...(s.equalized ? { equalized: s.equalized } : {}),
+    ...(s.rounded ? { rounded: s.rounded } : {}), ...(s.rewritten ? { rewritten: s.rewritten } : {}),
     report: {
       target, numerics, met, reason, before: quality(s.before, subset.samples, numerics), after: quality(after, subset.samples, numerics), changes,
       cost: {
@@ -212,7 +220,7 @@ export async function repair(input: RepairInput): Promise<RepairOutcome> {
   if (s.changes.length) step(`trying the algorithms on the job's ${learned.recipe.method} ranges; ${s.recipe.method} ranges alone (${fmt(s.current, s.metric)}) are kept to compare`);
   let met = await tryAlgorithms(learned);
   // Equalization calibrated its model again: the saved histograms are of the model as given.
-  if (!met && learned.changes.length && !learned.equalized) met = await fixCalibration(learned);
+  if (!met && learned.changes.length && !learned.rewritten) met = await fixCalibration(learned);
   if (met) return outcome(learned, true, `met with ${describeChanges(learned)}; no layer moved to higher precision`, learned.current);
   const best = learned.changes.length && (!s.changes.length || better(learned.current, s.current, target)) ? learned : s;
   if (s.changes.length && learned.changes.length) step(`going on from ${describeChanges(best)}: ${fmt(best.current, s.metric)} against ${fmt((best === s ? learned : s).current, s.metric)}`);
@@ -278,7 +286,7 @@ interface AlgorithmTrial {
   view: GraphView;
   ranges?: Map<string, Range>;
   rounded?: AdaRoundResult;
-  equalized?: EqualizedCandidate;
+  rewritten?: RewrittenModel;
   /** The search samples against the trial's own float model, where it changed it. */
   subset?: Subset;
   algorithms: NonNullable<Recipe['algorithms']>;
@@ -286,19 +294,24 @@ interface AlgorithmTrial {
 
 /**
  * Then the algorithms the recipe does not ask for already, which keep every layer quantized:
- * cross-layer equalization, AdaRound, then bias correction, each on top of what was kept before
+ * cross-layer equalization, SmoothQuant, AdaRound, then bias correction, each on top of what was kept before
  * it. Each is measured on the exported model and kept only where it improves it. True when that
  * meets the target.
  */
 async function tryAlgorithms(s: Search): Promise<boolean> {
-  const { calibration, equalize, numerics, signal } = s.input;
+  const { calibration, equalize, smooth, numerics, signal } = s.input;
   if (s.plan.kind !== 'static' || !calibration) return false;
   const has = s.recipe.algorithms ?? {};
   const tries: Array<{ action: RepairAction; name: string; apply: () => Promise<AlgorithmTrial | undefined> }> = [
     ...(has.cle || !equalize ? [] : [{ action: 'algorithm:cle' as const, name: 'cross-layer equalization', apply: async () => {
       const e = await equalize(s.recipe);
       if (!e) s.step('cross-layer equalization not tried: no Conv pair of the model can be equalized');
-      return e && { samples: e.samples, view: e.view, ranges: e.ranges, equalized: e, subset: await s.subset.against(e.floatModel), algorithms: { cle: true } };
+      return e && { samples: e.samples, view: e.view, ranges: e.ranges, rewritten: e, subset: await s.subset.against(e.floatModel), algorithms: { cle: true } };
+    } }]),
+    ...(has.smoothquant || !smooth ? [] : [{ action: 'algorithm:smoothquant' as const, name: 'SmoothQuant', apply: async () => {
+      const r = await smooth(s.recipe, s.rewritten);
+      if (!r) s.step('SmoothQuant not tried: no activation of a quantized MatMul/Gemm comes from a LayerNorm or linear layer that could take its scales');
+      return r && { samples: r.samples, view: r.view, ranges: r.ranges, rewritten: r, subset: await s.subset.against(r.floatModel), algorithms: { smoothquant: r.smoothquant ?? {} } };
     } }]),
     ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
       const feeds = await calibration.adaRound();
@@ -337,10 +350,10 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
  */
 function keepAlgorithm(s: Search, applied: AlgorithmTrial, converted: ConvertResult, q: RunQuality): void {
   s.recipe = { ...s.recipe, algorithms: { ...s.recipe.algorithms, ...applied.algorithms } };
-  if (applied.equalized) {
-    s.equalized = applied.equalized;
-    s.floatModel = applied.equalized.floatModel;
-    s.view = applied.equalized.view;
+  if (applied.rewritten) {
+    s.rewritten = applied.rewritten;
+    s.floatModel = applied.rewritten.floatModel;
+    s.view = applied.rewritten.view;
     s.ranges = applied.ranges!;
     s.subset = applied.subset!;
     s.rangeChanges = new Map();

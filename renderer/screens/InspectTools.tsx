@@ -170,7 +170,7 @@ export function metricLabel(key: string, custom?: CustomMetricReport): string {
 
 
 const ACTION_WORDS = (action: string) => (action === 'float' ? 'kept in float' : action.startsWith('method:') ? `calibration method → ${action.slice(7)}`
-  : action === 'algorithm:cle' ? 'cross-layer equalization applied' : action === 'algorithm:adaround' ? 'AdaRound applied' : action === 'algorithm:bias-correction' ? 'bias correction applied' : `activations to ${action}`);
+  : action === 'algorithm:cle' ? 'cross-layer equalization applied' : action === 'algorithm:smoothquant' ? 'SmoothQuant applied' : action === 'algorithm:adaround' ? 'AdaRound applied' : action === 'algorithm:bias-correction' ? 'bias correction applied' : `activations to ${action}`);
 
 export function RepairSection({ repair, report }: { repair: RepairReport; report: Report }) {
   const select = useStudio((s) => s.selectLayer);
