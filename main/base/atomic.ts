@@ -24,6 +24,25 @@ export function writeFileAtomic(file: string, data: Uint8Array | string | readon
   fs.renameSync(tmp, file);
 }
 
+/** Copies a file of any size (the kernel streams it) to a temporary name, then renames it into place. */
+export function copyFileAtomic(from: string, to: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(to)), { recursive: true });
+  const tmp = `${to}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    fs.copyFileSync(from, tmp);
+    const fd = fs.openSync(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fs.renameSync(tmp, to);
+}
+
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }

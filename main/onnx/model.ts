@@ -6,6 +6,21 @@ import { writeFileAtomic } from '../base/atomic';
 /** ONNX's protobuf limit: a serialized ModelProto must stay under 2 GiB. */
 export const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
+let largeBytes = PROTOBUF_LIMIT;
+
+/**
+ * Models of at least this many bytes of tensors are large: written as `model.onnx` +
+ * `model.onnx.data`, and handed to ONNX Runtime as files rather than bytes. The protobuf limit;
+ * tests lower it to take that path with small models.
+ */
+export function largeModelBytes(): number {
+  return largeBytes;
+}
+
+export function setLargeModelBytes(bytes: number): void {
+  largeBytes = bytes;
+}
+
 export class ModelLoadError extends Error {
   constructor(readonly file: string, reason: string) {
     super(`${file}: ${reason}`);
@@ -62,8 +77,9 @@ export function decodeModel(bytes: Uint8Array, file = '<memory>'): onnx.ModelPro
 }
 
 /**
- * Reads a model and the external data files it references. Each external file is read once;
- * the tensors' raw_data become views into that buffer, so weights are not copied again.
+ * Reads a model and the external data its tensors reference, tensor by tensor from each side file
+ * at its offset: no file is read whole, so a data file may pass the 2 GB a single read allows, and
+ * the bytes no tensor references are never read.
  */
 export function loadModel(file: string): LoadedModel {
   let bytes: Buffer;
@@ -76,7 +92,7 @@ export function loadModel(file: string): LoadedModel {
   if (bytes.byteLength === 0) throw new ModelLoadError(file, 'the file is empty');
   const model = decodeModel(bytes, file);
   let total = bytes.byteLength;
-  const sideFiles = new Map<string, Buffer>();
+  const sideFiles = new Map<string, { fd: number; size: number }>();
   const dir = path.dirname(file);
   for (const t of allTensors(model.graph)) {
     if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
@@ -89,29 +105,46 @@ export function loadModel(file: string): LoadedModel {
     if (fs.existsSync(resolved) && outside(fs.realpathSync(dir), fs.realpathSync(resolved))) {
       throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" is a link to ${fs.realpathSync(resolved)}, outside the model's folder; copy the data file next to the model`);
     }
-    let data = sideFiles.get(resolved);
-    if (!data) {
+    let side = sideFiles.get(resolved);
+    if (!side) {
       try {
-        data = fs.readFileSync(resolved);
+        const fd = fs.openSync(resolved, 'r');
+        side = { fd, size: fs.fstatSync(fd).size };
       } catch {
+        closeAll(sideFiles);
         throw new ModelLoadError(file, `tensor ${t.name}: external data file "${location}" is missing; keep it next to the model`);
       }
-      sideFiles.set(resolved, data);
-      total += data.byteLength;
+      sideFiles.set(resolved, side);
+      total += side.size;
     }
     const offset = Number(info.offset ?? 0);
-    const length = info.length !== undefined ? Number(info.length) : data.byteLength - offset;
-    if (offset + length > data.byteLength) {
+    const length = info.length !== undefined ? Number(info.length) : side.size - offset;
+    if (!(offset >= 0 && length >= 0) || offset + length > side.size) {
+      closeAll(sideFiles);
       throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" is shorter than the model says (truncated?)`);
     }
-    t.rawData = data.subarray(offset, offset + length);
+    const raw = Buffer.allocUnsafe(length);
+    for (let done = 0; done < length;) {
+      const n = fs.readSync(side.fd, raw, done, length - done, offset + done);
+      if (n === 0) {
+        closeAll(sideFiles);
+        throw new ModelLoadError(file, `tensor ${t.name}: external data "${location}" ended while it was read (changed on disk?)`);
+      }
+      done += n;
+    }
+    t.rawData = raw;
     makeInline(t);
   }
+  closeAll(sideFiles);
   return { model, file, bytes: total, externalFiles: [...sideFiles.keys()] };
 }
 
+function closeAll(files: ReadonlyMap<string, { fd: number }>): void {
+  for (const f of files.values()) fs.closeSync(f.fd);
+}
+
 export interface SaveOptions {
-  /** Write initializers to `<file>.data` when the model would pass this many bytes (default: the protobuf limit). */
+  /** Write initializers to `<file>.data` when the model would pass this many bytes (default: largeModelBytes()). */
   externalDataThreshold?: number;
   /** Tensors smaller than this stay inline when external data is used. */
   externalMinTensorBytes?: number;
@@ -124,7 +157,8 @@ export interface SavedModel {
   dataBytes?: number;
 }
 
-function estimateSize(model: onnx.ModelProto): number {
+/** The bytes of the model's tensors, subgraphs included: what decides whether it is large. */
+export function tensorBytes(model: onnx.ModelProto): number {
   let size = 0;
   for (const t of allTensors(model.graph)) size += t.rawData?.byteLength ?? 0;
   return size;
@@ -132,8 +166,8 @@ function estimateSize(model: onnx.ModelProto): number {
 
 /** Writes the model atomically; a model over the threshold goes to `file` + `file.data`. */
 export function saveModel(model: onnx.ModelProto, file: string, options: SaveOptions = {}): SavedModel {
-  const threshold = options.externalDataThreshold ?? PROTOBUF_LIMIT;
-  if (estimateSize(model) < threshold) {
+  const threshold = options.externalDataThreshold ?? largeBytes;
+  if (tensorBytes(model) < threshold) {
     const bytes = onnx.ModelProto.encode(model).finish();
     if (bytes.byteLength < threshold) {
       writeFileAtomic(file, bytes);

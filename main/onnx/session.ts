@@ -1,17 +1,30 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import type { GraphView } from './graph';
-import { encodeModel } from './model';
+import { encodeModel, largeModelBytes, saveModel, tensorBytes } from './model';
 import type { onnx } from './proto';
 import { Feed, InputSpec } from '../base/feed';
 
 export class RunError extends Error {}
 
+/**
+ * A session of `model`. A large model (largeModelBytes) cannot be one protobuf message: it is
+ * written with its weights in a data file beside it, in a temporary folder ONNX Runtime loads it
+ * from and that is removed once the session holds the weights.
+ */
 export async function createSession(model: onnx.ModelProto, what: string, options: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
+  const large = tensorBytes(model) >= largeModelBytes();
+  const dir = large ? fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-session-')) : undefined;
   try {
-    return await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'all', ...options });
+    const all: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', ...options };
+    return dir ? await ort.InferenceSession.create(saveModel(model, path.join(dir, 'model.onnx')).file, all) : await ort.InferenceSession.create(encodeModel(model), all);
   } catch (err) {
     throw new RunError(`ONNX Runtime cannot load the ${what}: ${firstLine((err as Error).message)}`);
+  } finally {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

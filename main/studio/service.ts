@@ -20,7 +20,7 @@ import { inputSpecs } from '../onnx/session';
 import { layerHistogram } from '../eval/layer-values';
 import { weightValues } from '../eval/weight-values';
 import { pairsFromQdq } from '../eval/pairs';
-import { writeFileAtomic, writeJsonAtomic } from '../base/atomic';
+import { copyFileAtomic, writeFileAtomic, writeJsonAtomic } from '../base/atomic';
 import { refuseOverInputs } from '../base/paths';
 import { htmlReport, reportGraph } from '../export/html-report';
 import { analyze } from '../jobs/analyze';
@@ -492,11 +492,16 @@ export class StudioService {
       return { folder, files: [], existing, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
     }
     const files: ExportResult['files'] = [];
-    const write = (to: string, data: Uint8Array | string, what: string) => {
+    const written = (to: string, what: string) => files.push({ file: to, bytes: fs.statSync(to).size, what });
+    const write = (to: string, data: string, what: string) => {
       writeFileAtomic(to, data);
-      files.push({ file: to, bytes: fs.statSync(to).size, what });
+      written(to, what);
     };
-    for (const c of copies) write(c.to, fs.readFileSync(c.from), c.what);
+    // Copied, not read: a model's external data can pass 2 GB.
+    for (const c of copies) {
+      copyFileAtomic(c.from, c.to);
+      written(c.to, c.what);
+    }
     write(reportFile, JSON.stringify(report, null, 2) + '\n', 'report');
     write(htmlFile, htmlReport(report, { analysis: run.analysis, graph: await reportGraph(run.request.model, report, run.analysis) }), 'report with charts and the graph, one self-contained HTML file');
     return { folder, files, floatBytes: report.sizes.floatBytes, quantizedBytes: report.sizes.quantizedBytes, ratio: report.sizes.ratio };
