@@ -7,7 +7,7 @@ import type { GptqSettings } from '../../shared/recipe';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { int64Tensor } from '../onnx/tensor';
-import { intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
+import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { nbitsBlockParams, nbitsLevel, packMatMulNBits, type MatMulNBitsWeight } from '../plan/qmath';
@@ -93,46 +93,30 @@ function cholesky(a: Float64Array, n: number): boolean {
 }
 
 /**
- * U, upper triangular with Uᵀ U = H⁻¹, from H (n×n, damped): the rows of U are what GPTQ spreads
- * a row's error with. H = L Lᵀ gives H⁻¹ = L⁻ᵀ L⁻¹, which is factored again.
+ * U, upper triangular with Uᵀ U = H⁻¹, from H (n×n, damped): the rows of U are what GPTQ spreads a
+ * row's error with. With P the reversal of rows, P H P = L Lᵀ gives H⁻¹ = (P L⁻¹ P)ᵀ (P L⁻¹ P), so
+ * U = P L⁻¹ P: one Cholesky factor and one triangular inverse, never H⁻¹ itself.
  */
 function inverseFactor(h: Float64Array, n: number): Float64Array | undefined {
-  const l = Float64Array.from(h);
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
   if (!cholesky(l, n)) return undefined;
-  // M = L⁻¹, lower triangular, column by column.
+  // M = L⁻¹ row by row (forward substitution on the identity): row i only reads rows above it, contiguously.
   const m = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    m[j * n + j] = 1 / l[j * n + j];
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let p = j; p < i; p++) s -= l[i * n + p] * m[p * n + j];
-      m[i * n + j] = s / l[i * n + i];
-    }
-  }
-  // H⁻¹ = Mᵀ M.
-  const inv = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let p = i; p < n; p++) s += m[p * n + i] * m[p * n + j];
-      inv[i * n + j] = s;
-      inv[j * n + i] = s;
+    const row = i * n;
+    m[row + i] = 1;
+    for (let p = 0; p < i; p++) {
+      const f = l[row + p];
+      if (f === 0) continue;
+      const src = p * n;
+      for (let c = 0; c <= p; c++) m[row + c] -= f * m[src + c];
     }
+    const d = 1 / l[row + i];
+    for (let c = 0; c <= i; c++) m[row + c] *= d;
   }
-  // U row by row: the upper variant of Cholesky.
   const u = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    let d = inv[i * n + i];
-    for (let p = 0; p < i; p++) d -= u[p * n + i] * u[p * n + i];
-    if (!(d > 0)) return undefined;
-    const ui = Math.sqrt(d);
-    u[i * n + i] = ui;
-    for (let j = i + 1; j < n; j++) {
-      let s = inv[i * n + j];
-      for (let p = 0; p < i; p++) s -= u[p * n + i] * u[p * n + j];
-      u[i * n + j] = s / ui;
-    }
-  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = m[(n - 1 - i) * n + (n - 1 - j)];
   return u;
 }
 
@@ -144,20 +128,42 @@ export interface GptqLayerResult {
   fellBack?: string;
 }
 
-/** tr(D H Dᵀ) for D = a − b over B[K, N] (row-major), as the layer's summed squared output error. */
-function outputError(h: Float64Array, k: number, n: number, a: Float32Array, b?: Float32Array): number {
-  let total = 0;
-  const d = new Float64Array(k);
-  for (let col = 0; col < n; col++) {
-    for (let r = 0; r < k; r++) d[r] = a[r * n + col] - (b ? b[r * n + col] : 0);
-    for (let i = 0; i < k; i++) {
-      if (d[i] === 0) continue;
-      let s = 0;
-      for (let j = 0; j < k; j++) s += h[i * k + j] * d[j];
-      total += d[i] * s;
+/** One session for every layer: the quadratic forms in float32, in ONNX Runtime's GEMM. */
+let powersSession: Promise<ort.InferenceSession> | undefined;
+
+function powersModel(): onnx.ModelProto {
+  const input = (name: string, shape: string[]) => onnx.ValueInfoProto.create({
+    name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: DataType.FLOAT, shape: onnx.TensorShapeProto.create({ dim: shape.map((d) => onnx.TensorShapeProto.Dimension.create({ dimParam: d })) }) }) }),
+  });
+  return onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
+    graph: onnx.GraphProto.create({
+      name: 'gptq_output_powers',
+      input: [input('d', ['t', 'n', 'k']), input('h', ['k', 'k'])],
+      output: [typedValueInfo('powers', DataType.FLOAT)],
+      initializer: [int64Tensor('axes', [2], [1, 2])],
+      node: [makeNode('MatMul', ['d', 'h'], ['dh']), makeNode('Mul', ['dh', 'd'], ['dhd']), makeNode('ReduceSum', ['dhd', 'axes'], ['powers'], [intAttr('keepdims', 0)])],
+    }),
+  });
+}
+
+/**
+ * tr(D H Dᵀ) over B[K, N] (row-major) for D = a and for D = a − each of `approximations`: the
+ * layer's summed squared output, and its squared output error with each (float32, in ONNX Runtime).
+ */
+async function outputPowers(h: Float64Array, k: number, n: number, a: Float32Array, approximations: readonly Float32Array[]): Promise<number[]> {
+  const t = approximations.length + 1;
+  const d = new Float32Array(t * n * k);
+  for (let r = 0; r < k; r++) {
+    for (let col = 0; col < n; col++) {
+      const v = a[r * n + col];
+      d[col * k + r] = v;
+      for (let x = 1; x < t; x++) d[(x * n + col) * k + r] = v - approximations[x - 1][r * n + col];
     }
   }
-  return total;
+  const session = await (powersSession ??= createSession(powersModel(), 'model that measures GPTQ\'s output error'));
+  const out = await run(session, { d: new ort.Tensor('float32', d, [t, n, k]), h: new ort.Tensor('float32', Float32Array.from(h), [k, k]) }, 'model that measures GPTQ\'s output error');
+  return Array.from(floatData(out.powers as ort.Tensor, 'powers'));
 }
 
 function db(power: number, noise: number): number {
@@ -170,7 +176,7 @@ function db(power: number, noise: number): number {
  * scales are fixed from the float weight first (a block's rows are then quantized out of order);
  * without it, each block's scale is set from the weight as updated when its first row comes.
  */
-export function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqOptions, nearest: MatMulNBitsWeight): GptqLayerResult {
+export async function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqOptions, nearest: MatMulNBitsWeight): Promise<GptqLayerResult> {
   const { blockSize, symmetric } = options;
   const blocks = Math.ceil(k / blockSize);
   const h = Float64Array.from(moments.h);
@@ -186,8 +192,6 @@ export function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: 
     }
     diagSum += h[i * k + i];
   }
-  const power = outputError(moments.h, k, n, b);
-  const nearestDb = db(power, outputError(moments.h, k, n, b, nearest.dequantized));
   const order = Array.from({ length: k }, (_, i) => i);
   if (options.actOrder) order.sort((x, y) => h[y * k + y] - h[x * k + x] || x - y);
   const hp = new Float64Array(k * k);
@@ -195,7 +199,10 @@ export function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: 
   const damp = options.damp * diagSum / k;
   for (let i = 0; i < k; i++) hp[i * k + i] += damp;
   const u = inverseFactor(hp, k);
-  if (!u) return { weight: nearest, outputSqnr: { nearest: nearestDb, gptq: nearestDb }, fellBack: 'its input moments are singular even after damping; rounded to nearest' };
+  if (!u) {
+    const [power, error] = await outputPowers(moments.h, k, n, b, [nearest.dequantized]);
+    return { weight: nearest, outputSqnr: { nearest: db(power, error), gptq: db(power, error) }, fellBack: 'its input moments are singular even after damping; rounded to nearest' };
+  }
   const wp = new Float64Array(n * k);
   for (let c = 0; c < n; c++) for (let i = 0; i < k; i++) wp[c * k + i] = w[c * k + order[i]];
 
@@ -252,7 +259,8 @@ export function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: 
     }
   }
   const weight = packMatMulNBits(levels, scales, zeroPoints, k, n, blockSize, symmetric);
-  const gptqDb = db(power, outputError(moments.h, k, n, b, weight.dequantized));
+  const [power, nearestError, gptqError] = await outputPowers(moments.h, k, n, b, [nearest.dequantized, weight.dequantized]);
+  const [nearestDb, gptqDb] = [db(power, nearestError), db(power, gptqError)];
   // The loss GPTQ minimizes is H's; where it ends worse than nearest rounding (a damped H far from the data's), nearest is kept.
   if (gptqDb < nearestDb) return { weight: nearest, outputSqnr: { nearest: nearestDb, gptq: gptqDb }, fellBack: `GPTQ's output SQNR ${gptqDb.toFixed(1)} dB was below nearest rounding's; rounded to nearest` };
   return { weight, outputSqnr: { nearest: nearestDb, gptq: gptqDb } };

@@ -310,7 +310,7 @@ export async function gptqForRecipe(job: JobInput, m: JobModel, warn: (message: 
       const began = performance.now();
       const b = weightAsKN(tensorToFloat32(m.view.constantTensor(linear.weight, node)!), linear);
       const nearest = quantizeMatMulNBits(b, linear.k, linear.n, recipe.blockSize, recipe.weightSymmetric);
-      const r = gptqMatMulNBits(b, linear.k, linear.n, moments.get(node.inputs[0])!, { ...asked, blockSize: recipe.blockSize, symmetric: recipe.weightSymmetric }, nearest);
+      const r = await gptqMatMulNBits(b, linear.k, linear.n, moments.get(node.inputs[0])!, { ...asked, blockSize: recipe.blockSize, symmetric: recipe.weightSymmetric }, nearest);
       nbits.set(node.name, r.weight);
       reported.push({
         node: node.name, weight: linear.weight, outputSqnr: { before: dbToJson(r.outputSqnr.nearest), after: dbToJson(r.outputSqnr.gptq) },
