@@ -11,7 +11,7 @@ import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { int64Tensor } from '../onnx/tensor';
 import { intAttr, intsAttr, makeNode, typedValueInfo, uniqueName } from '../onnx/edit';
-import { attrInt, type GraphNode, type GraphView } from '../onnx/graph';
+import { attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
@@ -220,5 +220,9 @@ export function smoothModel(view: GraphView, groups: readonly SmoothGroup[], ama
     });
   }
   const node = graph.node.map((n) => (rewired.has(n) ? onnx.NodeProto.create({ ...n, input: rewired.get(n)! }) : n));
-  return { model: onnx.ModelProto.create({ ...view.model, graph: onnx.GraphProto.create({ ...graph, node, initializer: [...graph.initializer, ...inits.values()] }) }), report };
+  // The weights as they were, where no other node reads them.
+  const read = namesRead(node);
+  for (const o of graph.output) read.add(o.name);
+  const initializer = [...graph.initializer.filter((t) => read.has(t.name)), ...inits.values()];
+  return { model: onnx.ModelProto.create({ ...view.model, graph: onnx.GraphProto.create({ ...graph, node, initializer }) }), report };
 }

@@ -4,7 +4,7 @@ import { BACKENDS, DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendC
 import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
 import { attrFloat, attrInt, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, dataTypeName } from '../onnx/proto';
-import { tensorDims } from '../onnx/tensor';
+import { tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { qRange, type QParams, type WeightGrid } from './qmath';
 
 export interface ActivationSpec {
@@ -102,6 +102,27 @@ function opRole(node: GraphNode, view: GraphView): OpRole {
   }
 }
 
+/** Past this magnitude a value is a sentinel (float32's lowest, as an attention mask writes −inf), not a value to quantize. */
+const SENTINEL_MAGNITUDE = 1e30;
+
+/**
+ * Tensors that hold ±inf or sentinel magnitudes, each with the constant it comes from: float
+ * constants holding one, and every float output of a node reading such a tensor, up to the Softmax
+ * that turns a mask's −inf into 0. One such value in a tensor makes its 8-bit range infinite.
+ */
+function sentinelTensors(view: GraphView): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, t] of view.initializers) {
+    if (t.dataType === DataType.FLOAT && tensorToFloat32(t).some((v) => !(Math.abs(v) <= SENTINEL_MAGNITUDE))) out.set(name, name);
+  }
+  if (!out.size) return out;
+  for (const node of view.nodes) {
+    const source = node.op === 'Softmax' ? undefined : node.inputs.find((i) => out.has(i));
+    if (source) for (const o of node.outputs) if (o && isFloatTensor(view, o)) out.set(o, out.get(source)!);
+  }
+  return out;
+}
+
 /** ONNX Runtime's reduce_range keeps weights to 7 bits; XNNPACK wants int8 weights in [-127, 127]. */
 function weightRange(type: QuantType, narrow: boolean, reduce: boolean): [number, number] {
   const [qmin, qmax] = qRange(type, narrow);
@@ -145,8 +166,11 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
   if (strays.length) {
     throw new PlanError(`override for tensor${strays.length > 1 ? 's' : ''} not in the model: ${strays.join(', ')} (each node's input and output tensors are listed by "quant-studio inspect --nodes --json")`);
   }
+  const sentinels = recipe.kind === 'static' ? sentinelTensors(view) : new Map<string, string>();
   for (const node of view.nodes) {
+    const carried = [...node.inputs, ...node.outputs].find((t) => sentinels.has(t));
     const reason = excluded.has(node.name) ? 'kept in float by the recipe'
+      : carried ? `${carried} holds values no integer range can hold (±inf or past ±1e30, from the constant ${sentinels.get(carried)}: an attention mask), so it stays in float`
       : !opTypes.has(node.op) ? `${backend.name} does not quantize ${node.op}${recipe.opTypes.length ? ' (not in the recipe\'s op types)' : ''}`
         : node.domain && node.domain !== 'ai.onnx' ? `custom-domain op ${node.domain}.${node.op}` : undefined;
     if (reason) {

@@ -241,7 +241,9 @@ function taskMetric(entry: HistoryEntry): string {
   const { metrics: m, customMetric } = entry.result.report;
   if (!m) return '—';
   const key = headlineMetric(m);
-  return key ? `${metricLabel(key, customMetric)} ${m[key]!.toFixed(3)}` : '—';
+  // A language model's accuracy is next-token accuracy; its perplexity says how sure it stays.
+  const perplexity = m.perplexity !== undefined ? `, perplexity ${m.perplexity.toFixed(2)} (float ${m['float-perplexity']!.toFixed(2)})` : '';
+  return key ? `${metricLabel(key, customMetric)} ${m[key]!.toFixed(3)}${perplexity}` : '—';
 }
 
 export function HistoryTable() {

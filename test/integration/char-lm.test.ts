@@ -1,0 +1,81 @@
+// A small transformer language model trained for the purpose (test/fixtures/char-lm, 4 layers,
+// 0.81M parameters), scored on held-out text neither calibration nor any search saw: the figures
+// the transformer work of the engine must hold.
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { recipeFor } from '../../shared/backends';
+import { GPTQ_DEFAULTS, type Recipe } from '../../shared/recipe';
+import type { Report } from '../../shared/report';
+import { quantize } from '../../main/jobs/quantize';
+import { GraphView } from '../../main/onnx/graph';
+import { loadModel, saveModel } from '../../main/onnx/model';
+import { linearWeight } from '../../main/plan/plan';
+import { prepareModel } from '../../main/plan/prepare';
+import { trackedTempDirs } from '../helpers/cli';
+import { CHAR_LM, withOutlierChannels } from '../helpers/lm';
+
+const tempDir = trackedTempDirs();
+
+async function run(model: string, recipe: Recipe, out: string): Promise<Report> {
+  return (await quantize({
+    model, recipe, out, calibration: path.join(CHAR_LM, 'calib.npy'), evaluation: path.join(CHAR_LM, 'heldout.npy'),
+    labels: path.join(CHAR_LM, 'heldout-labels.npy'), latency: false, saturationFix: false,
+  })).report;
+}
+
+const db = (r: Report) => r.outputs[0].sqnr as number;
+
+test('4-bit weight-only quantizes every MatMul with a constant weight, and GPTQ beats round-to-nearest on held-out text', async () => {
+  const dir = tempDir('char-lm-w4');
+  const model = path.join(CHAR_LM, 'model.onnx');
+  const view = new GraphView(prepareModel(loadModel(model).model).model);
+  const linear = view.nodes.filter((n) => (n.op === 'MatMul' || n.op === 'Gemm') && typeof linearWeight(view, n) !== 'string').map((n) => n.name);
+  assert.equal(linear.length, 17, 'qkv, proj, fc1, fc2 in 4 blocks, and the tied output head');
+  for (const blockSize of [32, 128]) {
+    const w4 = { ...recipeFor('cpu', 'w4'), blockSize };
+    const rtn = await run(model, w4, path.join(dir, `rtn-${blockSize}.onnx`));
+    const gptq = await run(model, { ...w4, algorithms: { gptq: GPTQ_DEFAULTS } }, path.join(dir, `gptq-${blockSize}.onnx`));
+    assert.deepEqual(rtn.weights.map((w) => w.node).sort(), [...linear].sort(), 'every one quantized');
+    assert.deepEqual(rtn.float.filter((f) => linear.includes(f.node)), []);
+    assert.equal(gptq.algorithms!.gptq!.layers.filter((l) => l.kept === 'gptq').length, 17);
+    const m = (r: Report) => r.metrics!;
+    assert.ok(db(gptq) > db(rtn) + 2, `block ${blockSize}: output SQNR ${db(rtn)} → ${db(gptq)} dB`);
+    assert.ok(m(gptq).accuracy > m(rtn).accuracy, `block ${blockSize}: next-character accuracy ${m(rtn).accuracy} → ${m(gptq).accuracy} (float ${m(rtn)['float-accuracy']})`);
+    assert.ok(m(gptq).perplexity! < m(rtn).perplexity!, `block ${blockSize}: perplexity ${m(rtn).perplexity} → ${m(gptq).perplexity} (float ${m(rtn)['float-perplexity']})`);
+  }
+});
+
+test('static int8 on an LM whose LayerNorm channels carry outliers: plain loses most of its accuracy, SmoothQuant keeps it within 7 points of float', async () => {
+  const dir = tempDir('char-lm-smooth');
+  const model = path.join(dir, 'outliers.onnx');
+  saveModel(withOutlierChannels(40), model);
+  const a8w8 = recipeFor('cpu', 'a8w8');
+  const plain = await run(model, a8w8, path.join(dir, 'plain.onnx'));
+  const smooth = await run(model, { ...a8w8, algorithms: { smoothquant: {} } }, path.join(dir, 'smooth.onnx'));
+  const float = plain.metrics!['float-accuracy'];
+  assert.ok(plain.metrics!.accuracy < float - 0.15, `plain static: ${plain.metrics!.accuracy} against float ${float}`);
+  assert.ok(smooth.metrics!.accuracy > float - 0.07, `SmoothQuant: ${smooth.metrics!.accuracy} against float ${float}`);
+  assert.equal(smooth.metrics!['float-accuracy'], float, 'the smoothed float model is the same function');
+  const sq = smooth.algorithms!.smoothquant!;
+  assert.equal(sq.layers.length, 9, 'ln1 → qkv and ln2 → fc1 in 4 blocks, ln_f → the head');
+  assert.ok(sq.layers.every((l) => l.outlierRatio.after < l.outlierRatio.before / 4), JSON.stringify(sq.layers.map((l) => l.outlierRatio)));
+  assert.deepEqual(sq.searched!.map((s) => s.alpha), [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
+  // The per-layer baseline is the same recipe without SmoothQuant, calibrated on the same data.
+  assert.deepEqual(smooth.algorithms!.without!.outputs, plain.outputs);
+});
+
+test('the attention mask\'s −inf stays in float with its reason, instead of failing calibration or taking an infinite range', async () => {
+  const dir = tempDir('char-lm-mask');
+  const r = await run(path.join(CHAR_LM, 'model.onnx'), recipeFor('cpu', 'a8w8'), path.join(dir, 'a8w8.onnx'));
+  const masked = r.float.filter((f) => /from the constant mask: an attention mask/.test(f.reason));
+  assert.deepEqual(masked.map((f) => f.op).sort(), ['Add', 'Add', 'Add', 'Add', 'Softmax', 'Softmax', 'Softmax', 'Softmax']);
+  assert.ok(r.metrics!.accuracy > r.metrics!['float-accuracy'] - 0.02, `static int8 ${r.metrics!.accuracy} against float ${r.metrics!['float-accuracy']}`);
+});
+
+test('dynamic int8 quantizes the same 17 layers and keeps next-character accuracy', async () => {
+  const dir = tempDir('char-lm-dynamic');
+  const r = await run(path.join(CHAR_LM, 'model.onnx'), recipeFor('cpu', 'dynamic-int8'), path.join(dir, 'dyn.onnx'));
+  assert.equal(r.weights.length, 17);
+  assert.ok(Math.abs(r.metrics!.accuracy - r.metrics!['float-accuracy']) < 0.01);
+});
