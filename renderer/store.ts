@@ -6,7 +6,7 @@ import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from
 import { dataOptionsOf, pathInPickedFolder, type ActiveJob, type DataOptions, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type RunRequest, type RunResult, type SessionState, type StudioApi } from '../shared/ipc';
 import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
-import { withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
+import { readsCalibration, withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
 import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/report';
 import type { PreprocessSpec } from '../shared/preprocess';
 import type { ModelGraph } from '../shared/graph';
@@ -309,7 +309,7 @@ export function configFor(settings: ModelSettings | undefined, backend: string, 
     return { recipe: recipeFor(backend, preset), preset, numerics: undefined, saturationFix: true, data: fallbackData ?? blankData() };
   }
   const r = settings.request;
-  const source = r.recipe.kind === 'static' ? r.calibration : r.evaluation ?? r.calibration;
+  const source = readsCalibration(r.recipe) ? r.calibration : r.evaluation ?? r.calibration;
   const random = source ? /^random:(\d+)$/.exec(source) : null;
   const data: DataConfig = {
     ...blankData(),
@@ -320,7 +320,7 @@ export function configFor(settings: ModelSettings | undefined, backend: string, 
     options: dataOptionsOf(r),
     labels: r.labels ?? '',
     metricModule: r.metricModule ?? '',
-    evaluation: r.recipe.kind !== 'static' ? blankData().evaluation
+    evaluation: !readsCalibration(r.recipe) ? blankData().evaluation
       : r.holdOut ? { kind: 'held-out', fraction: r.holdOut, path: '' }
         : r.evaluation ? { kind: 'other', fraction: DEFAULT_HOLD_OUT, path: r.evaluation } : { kind: 'calibration', fraction: DEFAULT_HOLD_OUT, path: '' },
   };
@@ -409,13 +409,13 @@ export function sourceOptions(data: DataConfig): DataOptions {
 }
 
 /**
- * The data fields of a run request: a static run calibrates on the source and measures on what the
- * evaluation choice says; a weight-only or dynamic run only measures, on the source.
+ * The data fields of a run request: a run that calibrates (static, or GPTQ) does so on the source
+ * and measures on what the evaluation choice says; a weight-only or dynamic run only measures, on the source.
  */
 export function dataRequest(data: DataConfig, recipe: Recipe): Partial<RunRequest> {
   const source = dataSource(data);
   const request: Partial<RunRequest> = { ...sourceOptions(data) };
-  if (recipe.kind !== 'static') {
+  if (!readsCalibration(recipe)) {
     if (source) request.evaluation = source;
   } else {
     if (source) request.calibration = source;

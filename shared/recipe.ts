@@ -63,6 +63,11 @@ export interface Algorithms {
   smoothquant?: { alpha?: number };
 }
 
+/** Whether a run of the recipe reads calibration data: static quantization for its ranges, weight-only GPTQ for its layers' inputs. */
+export function readsCalibration(recipe: Recipe): boolean {
+  return recipe.kind === 'static' || Boolean(recipe.algorithms?.gptq);
+}
+
 export const SMOOTHQUANT_ALPHAS: readonly number[] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 export interface GptqSettings {

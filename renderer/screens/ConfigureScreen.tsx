@@ -3,7 +3,7 @@ import type { StudioApi } from '../../shared/ipc';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
-import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, SMOOTHQUANT_ALPHAS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
+import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, readsCalibration, SMOOTHQUANT_ALPHAS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataField, type DataKind } from '../store';
 
@@ -240,8 +240,8 @@ export function ConfigureScreen({ host }: { host: Host }) {
   }, [model, refreshPlan]);
   const backend = findBackend(recipe.backend)!;
   const problem = refusal(recipe, {});
-  const needsData = recipe.kind === 'static' && !dataSource(data);
-  const needsEvaluation = recipe.kind === 'static' && data.evaluation.kind === 'other' && !data.evaluation.path.trim();
+  const needsData = readsCalibration(recipe) && !dataSource(data);
+  const needsEvaluation = readsCalibration(recipe) && data.evaluation.kind === 'other' && !data.evaluation.path.trim();
   const [method, param] = recipe.method.split(':');
   const granularities: Granularity[] = ['per-tensor', 'per-channel', 'per-block'];
   return (
@@ -377,11 +377,11 @@ export function ConfigureScreen({ host }: { host: Host }) {
           </div>
         </div>
       </details>
-      <DataSection host={host} calibrates={recipe.kind === 'static'} />
+      <DataSection host={host} calibrates={readsCalibration(recipe)} />
       <PlanSummaryView />
       <div className="actions">
         {problem && <p className="error" role="alert">{problem}</p>}
-        {needsData && <p className="muted">Choose calibration data to run static quantization.</p>}
+        {needsData && <p className="muted">{recipe.kind === 'static' ? 'Choose calibration data to run static quantization.' : 'Choose calibration data: GPTQ measures its layers\' inputs on it.'}</p>}
         {needsEvaluation && <p className="muted">Choose the evaluation samples, or hold out part of the calibration data.</p>}
         <button type="button" className="primary" data-testid="run" disabled={Boolean(problem) || needsData || needsEvaluation} onClick={() => void startRun()}>Quantize</button>
       </div>

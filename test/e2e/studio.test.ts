@@ -152,6 +152,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 30_000): 
 }
 
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
+const CHAR_LM = path.join(ROOT, 'test', 'fixtures', 'char-lm');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -655,6 +656,52 @@ describe('the studio in Chromium', { skip }, () => {
     assert.match((await page.getByTestId('algorithms').textContent())!, /rounding re-used from the saved ranges/);
     await page.mouse.move(0, 0);
     await shot('11-adaround');
+  });
+
+  test('a language model: 4-bit weights with GPTQ, then static int8 with SmoothQuant, scored on held-out text with next-character labels', { timeout: 180_000 }, async () => {
+    await home();
+    await page.locator('#model-path').fill(path.join(CHAR_LM, 'model.onnx'));
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByRole('heading', { name: 'model.onnx' }).waitFor();
+    await page.getByRole('button', { name: '3. Configure' }).click();
+    if (await page.getByTestId('reset-config').count()) await page.getByTestId('reset-config').click();
+    await page.locator('[data-preset="cpu:w4"]').click();
+    await page.locator('details.advanced summary').click();
+    assert.equal(await page.locator('#cfg-smoothquant').isDisabled(), true, 'SmoothQuant is for static runs');
+    assert.equal(await page.locator('fieldset.data legend').textContent(), 'Evaluation data', 'a weight-only run only measures');
+    await page.locator('#cfg-gptq').check();
+    assert.equal(await page.locator('fieldset.data legend').textContent(), 'Calibration data', 'GPTQ reads its layers\' inputs from calibration data');
+    await page.getByRole('radio', { name: '.npy files' }).check();
+    await page.locator('#data-path').fill(path.join(CHAR_LM, 'calib.npy'));
+    await page.getByTestId('eval-other').check();
+    await page.getByRole('textbox', { name: 'Evaluation data path' }).fill(path.join(CHAR_LM, 'heldout.npy'));
+    await page.locator('#data-labels').fill(path.join(CHAR_LM, 'heldout-labels.npy'));
+    await page.getByTestId('run').click();
+    await page.locator('section.inspect').waitFor({ timeout: 120_000 });
+    const gptqRun = (await page.locator('section.inspect').getAttribute('data-run'))!;
+    const w4 = runReport(gptqRun);
+    const gptq = w4.algorithms!.gptq!;
+    assert.equal(gptq.layers.length, w4.weights.length, 'GPTQ quantized every 4-bit layer');
+    assert.match((await page.getByTestId('algorithms-gptq').textContent())!, new RegExp(`GPTQ: ${gptq.layers.length} layers in blocks of 32, act-order, on 64 calibration samples`));
+    assert.match((await page.getByTestId('history').locator(`tr[data-run="${gptqRun}"]`).textContent())!,
+      new RegExp(`GPTQ.*accuracy ${w4.metrics!.accuracy.toFixed(3)}, perplexity ${w4.metrics!.perplexity!.toFixed(2)} \\(float ${w4.metrics!['float-perplexity']!.toFixed(2)}\\)`));
+    const layer = w4.layers.find((l) => gptq.layers.some((g) => l.nodes.includes(g.node)))!;
+    await page.locator(`rect.bar[data-layer="${layer.name}"]`).dispatchEvent('click');
+    assert.match((await page.getByTestId('layer-gptq').textContent())!, /nearest rounding → GPTQ/);
+    await shot('12-lm-gptq');
+
+    await page.getByRole('button', { name: '3. Configure' }).click();
+    await page.locator('[data-preset="cpu:a8w8"]').click();
+    if (await page.locator('details.advanced[open]').count() === 0) await page.locator('details.advanced summary').click();
+    await page.locator('#cfg-smoothquant').check();
+    await page.getByTestId('run').click();
+    await page.locator(`section.inspect:not([data-run="${gptqRun}"])`).waitFor({ timeout: 150_000 });
+    const a8 = runReport((await page.locator('section.inspect').getAttribute('data-run'))!);
+    const sq = a8.algorithms!.smoothquant!;
+    assert.ok(sq.layers.length > 0 && sq.searched?.length === 6, 'α searched among six');
+    assert.match((await page.getByTestId('algorithms-smoothquant').textContent())!, new RegExp(`SmoothQuant: α ${sq.alpha} \\(searched`));
+    await page.mouse.move(0, 0);
+    await shot('13-lm-smoothquant');
   });
 
   test('cancel stops the run within a second and leaves nothing written', { timeout: 120_000 }, async (t) => {

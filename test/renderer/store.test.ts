@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createStudioStore } from '../../renderer/store';
-import type { JobEvent } from '../../shared/ipc';
+import { blankData, createStudioStore, dataRequest, type DataConfig } from '../../renderer/store';
+import { recipeFor } from '../../shared/backends';
+import type { JobEvent, RunRequest } from '../../shared/ipc';
+import { GPTQ_DEFAULTS } from '../../shared/recipe';
 import { ROOT, SAMPLE_DIR, testHost, until, type TestHost } from './test-host';
 
 let host: TestHost;
@@ -247,4 +249,11 @@ test('picked files reach the engine as one folder; a manifest among them is the 
   assert.equal(store.getState().picking, undefined);
   await store.getState().pickData('metricModule', [], false);
   assert.equal(store.getState().data.metricModule, '', 'picking nothing changes nothing');
+});
+
+test('a weight-only run with GPTQ reads calibration data, split for evaluation as a static run\'s; without GPTQ its data only measures', () => {
+  const data: DataConfig = { ...blankData(), kind: 'npy', path: '/data/calib.npy', evaluation: { kind: 'held-out', fraction: 0.25, path: '' } };
+  const fields = (r: Partial<RunRequest>) => ({ calibration: r.calibration, evaluation: r.evaluation, holdOut: r.holdOut });
+  assert.deepEqual(fields(dataRequest(data, { ...recipeFor('cpu', 'w4'), algorithms: { gptq: GPTQ_DEFAULTS } })), { calibration: '/data/calib.npy', evaluation: undefined, holdOut: 0.25 });
+  assert.deepEqual(fields(dataRequest(data, recipeFor('cpu', 'w4'))), { calibration: undefined, evaluation: '/data/calib.npy', holdOut: undefined });
 });
