@@ -41,8 +41,14 @@ test('4-bit weight-only quantizes every MatMul with a constant weight, and GPTQ 
     assert.equal(gptq.algorithms!.gptq!.layers.filter((l) => l.kept === 'gptq').length, 17);
     const m = (r: Report) => r.metrics!;
     assert.ok(db(gptq) > db(rtn) + 2, `block ${blockSize}: output SQNR ${db(rtn)} → ${db(gptq)} dB`);
-    assert.ok(m(gptq).accuracy > m(rtn).accuracy, `block ${blockSize}: next-character accuracy ${m(rtn).accuracy} → ${m(gptq).accuracy} (float ${m(rtn)['float-accuracy']})`);
+    assert.ok(m(gptq)['argmax-agreement'] > m(rtn)['argmax-agreement'] + 0.02, `block ${blockSize}: agreement with float ${m(rtn)['argmax-agreement']} → ${m(gptq)['argmax-agreement']}`);
     assert.ok(m(gptq).perplexity! < m(rtn).perplexity!, `block ${blockSize}: perplexity ${m(rtn).perplexity} → ${m(gptq).perplexity} (float ${m(rtn)['float-perplexity']})`);
+    // Accuracy counts right guesses: where nearest rounding loses some (blocks of 128), GPTQ wins them
+    // back; at blocks of 32 nearest rounding is within 0.1 point of float already (5 of 8192
+    // predictions), and GPTQ stays as close.
+    const float = m(rtn)['float-accuracy'];
+    if (float - m(rtn).accuracy > 0.003) assert.ok(m(gptq).accuracy > m(rtn).accuracy, `block ${blockSize}: next-character accuracy ${m(rtn).accuracy} → ${m(gptq).accuracy} (float ${float})`);
+    else assert.ok(m(gptq).accuracy > float - 0.002, `block ${blockSize}: next-character accuracy ${m(gptq).accuracy} (float ${float})`);
   }
 });
 
