@@ -331,7 +331,9 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     const applied = await t.apply();
     if (!applied) continue;
     const ranges = applied.ranges ?? s.ranges;
-    const converted = convertModel(applied.view, s.plan, ranges, applied.rounded?.rounding);
+    // A rewritten float model (SmoothQuant renames the weights it scales) needs its own plan.
+    const plan = applied.rewritten ? planQuantization(applied.view, s.recipe) : s.plan;
+    const converted = convertModel(applied.view, plan, ranges, applied.rounded?.rounding);
     const q = await (applied.subset ?? s.subset).measureModel(converted.model, `quantized model with ${t.name}`, numerics, signal, true);
     s.runs++;
     const kept = better(q, s.current, s.input.target);

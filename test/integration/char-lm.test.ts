@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import { GPTQ_DEFAULTS, type Recipe } from '../../shared/recipe';
 import type { Report } from '../../shared/report';
+import { evalPair } from '../../main/jobs/eval';
 import { quantize } from '../../main/jobs/quantize';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
@@ -69,6 +70,22 @@ test('static int8 on an LM whose LayerNorm channels carry outliers: plain loses 
   assert.deepEqual(sq.searched!.map((s) => s.alpha), [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
   // The per-layer baseline is the same recipe without SmoothQuant, calibrated on the same data.
   assert.deepEqual(smooth.algorithms!.without!.outputs, plain.outputs);
+});
+
+test('a repair of plain static int8 on the outlier LM tries SmoothQuant and keeps it: searched on its own text, judged on the held-out text', async () => {
+  const dir = tempDir('char-lm-repair');
+  const model = path.join(dir, 'outliers.onnx');
+  saveModel(withOutlierChannels(40), model);
+  const out = path.join(dir, 'repaired.onnx');
+  const r = (await quantize({
+    model, recipe: recipeFor('cpu', 'a8w8'), out, calibration: path.join(CHAR_LM, 'calib.npy'), evaluation: path.join(CHAR_LM, 'search.npy'),
+    labels: path.join(CHAR_LM, 'search-labels.npy'), latency: false, saturationFix: false, target: { kind: 'metric', metric: 'accuracy', value: 0.52 },
+  })).report;
+  assert.equal(r.repair!.met, true);
+  assert.deepEqual(r.repair!.changes.map((c) => c.action), ['algorithm:smoothquant']);
+  assert.ok(r.algorithms!.smoothquant!.layers.length > 0 && r.recipe.algorithms?.smoothquant, 'the report and the written recipe say SmoothQuant');
+  const heldOut = await evalPair({ float: model, quantized: out, data: path.join(CHAR_LM, 'heldout.npy'), labels: path.join(CHAR_LM, 'heldout-labels.npy') });
+  assert.ok(heldOut.metrics.accuracy > heldOut.metrics['float-accuracy'] - 0.07, `held out: ${heldOut.metrics.accuracy} against float ${heldOut.metrics['float-accuracy']}`);
 });
 
 test('the attention mask\'s −inf stays in float with its reason, instead of failing calibration or taking an infinite range', async () => {
