@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Target } from '../../shared/metrics';
 import type { RunQuality } from '../../main/eval/sensitivity';
-import { better, pairedNoise } from '../../main/repair/search';
+import { better, meets, pairedNoise } from '../../main/repair/search';
 
 /** A run over `n` samples with `right` of them right (the first ones), at `sqnr` dB. */
 function run(n: number, right: number[], sqnr: number): RunQuality {
@@ -42,4 +42,14 @@ test('without per-sample values, and for an output-SQNR target, any gain counts'
   assert.equal(better(a, b, target), true);
   assert.equal(better(b, a, { kind: 'sqnr', value: 40 }), true);
   assert.equal(better(a, a, { kind: 'sqnr', value: 40 }), false, 'a tie is no gain');
+});
+
+test('perplexity is met at or below its target, and the lower of two models is the better', () => {
+  const at = (perplexity: number, sqnr: number): RunQuality => ({ sqnr, metrics: { perplexity } });
+  const goal: Target = { kind: 'metric', metric: 'perplexity', value: 4.5 };
+  assert.equal(meets(at(4.41, 20), goal), true);
+  assert.equal(meets(at(4.5, 20), goal), true);
+  assert.equal(meets(at(4.6, 30), goal), false);
+  assert.equal(better(at(4.41, 20), at(4.6, 30), goal), true, 'meeting it beats a higher SQNR');
+  assert.equal(better(at(4.8, 20), at(5.2, 30), { ...goal, value: 4.0 }), true, 'neither meets it: the lower perplexity');
 });
