@@ -49,9 +49,9 @@ export interface Algorithms {
   /** AdaRound: learn each quantized weight's rounding, up or down, for its layer's output on calibration samples (static only). */
   adaround?: { iterations: number };
   /**
-   * GPTQ: quantize each 4-bit MatMul/Gemm weight row by row, pushing each row's rounding error onto
-   * the rows not yet quantized through the inverse of H = Σ x xᵀ over the layer's calibration
-   * inputs (weight-only 4-bit; the blocks are the recipe's blockSize).
+   * GPTQ: quantize each weight-only MatMul/Gemm weight row by row, pushing each row's rounding error
+   * onto the rows not yet quantized through the inverse of H = Σ x xᵀ over the layer's calibration
+   * inputs (4-bit: MatMulNBits blocks of the recipe's blockSize; 8-bit: the recipe's grid).
    */
   gptq?: GptqSettings;
   /**

@@ -212,7 +212,8 @@ export interface WithoutAlgorithmsReport {
  * nearest → with GPTQ, and why a layer kept nearest rounding where it did.
  */
 export interface GptqReport {
-  blockSize: number;
+  /** The grid the weights were quantized on: "int4 blocks of 32", "int8 per-channel". */
+  grid: string;
   actOrder: boolean;
   damp: number;
   samples: number;
@@ -248,7 +249,7 @@ export function gptqWords(g: GptqReport): string {
   const gains = g.layers.map((l) => (Number(l.outputSqnr.after) || 0) - (Number(l.outputSqnr.before) || 0)).sort((x, y) => x - y);
   const median = gains.length ? gains[Math.floor(gains.length / 2)] : 0;
   const nearest = g.layers.filter((l) => l.kept === 'nearest').length;
-  return `${g.layers.length} layers in blocks of ${g.blockSize}${g.actOrder ? ', act-order' : ''}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s; `
+  return `${g.layers.length} layers, ${g.grid}${g.actOrder ? ', act-order' : ''}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s; `
     + `layer output SQNR up ${median.toFixed(1)} dB over nearest rounding in the median layer${nearest ? `; ${nearest} kept nearest rounding` : ''}`;
 }
 

@@ -194,15 +194,21 @@ function findFolds(view: GraphView, plan: QuantPlan, params: Map<string, { param
   return folds;
 }
 
+/** Weight-only weights already quantized (GPTQ): MatMulNBits ones by node name, and 8-bit levels on their plan grid by weight name. */
+export interface ChosenWeights {
+  nbits: ReadonlyMap<string, MatMulNBitsWeight>;
+  levels: ReadonlyMap<string, Int32Array>;
+}
+
 /**
  * `rounding`: weights rounded as chosen (AdaRound) where their grid is the one it was chosen on, to
- * nearest otherwise. `nbits`: MatMulNBits weights already quantized (GPTQ), by node name.
+ * nearest otherwise. `chosen`: weight-only weights GPTQ quantized.
  */
-export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding, nbits?: ReadonlyMap<string, MatMulNBitsWeight>): ConvertResult {
+export function convertModel(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, rounding?: WeightRounding, chosen?: ChosenWeights): ConvertResult {
   switch (plan.kind) {
     case 'static': return convertStatic(view, plan, ranges, rounding);
     case 'dynamic': return convertDynamic(view, plan);
-    case 'weight-only': return convertWeightOnly(view, plan, nbits);
+    case 'weight-only': return convertWeightOnly(view, plan, chosen);
   }
 }
 
@@ -213,10 +219,11 @@ interface WeightOut {
   perAxis: boolean;
 }
 
-function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, rounding?: WeightRounding): WeightOut {
+/** `levels`: the integer each element takes, chosen on the spec's grid (GPTQ), instead of rounding. */
+function quantizeWeightInto(b: Builder, t: onnx.TensorProto, spec: WeightSpec, rounding?: WeightRounding, levels?: Int32Array): WeightOut {
   const data = tensorToFloat32(t);
   const dims = tensorDims(t);
-  const q = quantizeOnGrid(data, dims, spec, rounding?.get(spec.tensor));
+  const q = quantizeOnGrid(data, dims, spec, rounding?.get(spec.tensor), levels);
   if (spec.block) return blockedWeightInto(b, data, dims, q, spec, spec.block);
   const perAxis = spec.axis !== undefined;
   const type = spec.type;
@@ -430,7 +437,7 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
   return { model: b.finish(view.model, nodes, view.model.graph!.output), layers, weights, folded: [] };
 }
 
-function convertWeightOnly(view: GraphView, plan: QuantPlan, nbits?: ReadonlyMap<string, MatMulNBitsWeight>): ConvertResult {
+function convertWeightOnly(view: GraphView, plan: QuantPlan, chosen?: ChosenWeights): ConvertResult {
   const b = new Builder(view);
   const byNode = new Map(plan.weightOnly.map((w) => [w.node, w]));
   const byProto = new Map([...view.nodes, ...view.subgraphNodes].map((n) => [n.proto, n]));
@@ -451,7 +458,7 @@ function convertWeightOnly(view: GraphView, plan: QuantPlan, nbits?: ReadonlyMap
       const linear = linearWeight(view, node) as LinearWeight;
       const { k, n } = linear;
       const data = weightAsKN(tensorToFloat32(t), linear);
-      const q = nbits?.get(node.name) ?? quantizeMatMulNBits(data, k, n, recipe.blockSize, recipe.weightSymmetric);
+      const q = chosen?.nbits.get(node.name) ?? quantizeMatMulNBits(data, k, n, recipe.blockSize, recipe.weightSymmetric);
       const bName = b.initializer(`${spec.weight}_nbits`, (name) => makeTensor(name, DataType.UINT8, [n, q.blocks, recipe.blockSize / 2], q.packed));
       const sName = b.initializer(`${spec.weight}_scales`, (name) => floatTensor(name, [n * q.blocks], q.scales));
       const inputs = [node.inputs[0], bName, sName];
@@ -469,7 +476,7 @@ function convertWeightOnly(view: GraphView, plan: QuantPlan, nbits?: ReadonlyMap
     const key = node.scope ? `${node.name}:${spec.weight}` : spec.weight;
     let dq = replaced.get(key);
     if (!dq) {
-      const out = quantizeWeightInto(b, t, plan.weights.get(key)!);
+      const out = quantizeWeightInto(b, t, plan.weights.get(key)!, undefined, node.scope ? undefined : chosen?.levels.get(spec.weight));
       dq = out.name;
       replaced.set(key, dq);
       weights.push(out.result);

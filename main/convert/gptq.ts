@@ -10,7 +10,8 @@ import { int64Tensor } from '../onnx/tensor';
 import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
-import { nbitsBlockParams, nbitsLevel, packMatMulNBits, type MatMulNBitsWeight } from '../plan/qmath';
+import { weightAsKN, type LinearWeight } from '../plan/plan';
+import { groupParams, nbitsBlockParams, nbitsLevel, packMatMulNBits, quantizeGrouped, quantizeValue, weightGrouping, type MatMulNBitsWeight, type WeightGrid } from '../plan/qmath';
 
 /** The recipe's GPTQ settings with the MatMulNBits grid: blocks along K, symmetric or not. The damping keeps H's inverse finite where inputs are collinear. */
 export interface GptqOptions extends GptqSettings {
@@ -120,8 +121,8 @@ function inverseFactor(h: Float64Array, n: number): Float64Array | undefined {
   return u;
 }
 
-export interface GptqLayerResult {
-  weight: MatMulNBitsWeight;
+export interface GptqLayerResult<T> {
+  weight: T;
   /** The layer's output SQNR on the calibration inputs (from H: tr(W H Wᵀ) / tr(D H Dᵀ)), to nearest and with GPTQ, dB. */
   outputSqnr: { nearest: number; gptq: number };
   /** Where H was singular even after damping: the layer fell back to nearest rounding. */
@@ -171,14 +172,21 @@ function db(power: number, noise: number): number {
 }
 
 /**
- * GPTQ of B[K, N] (row-major, y = x·B) against H = Σ x xᵀ (K×K), into MatMulNBits' 4-bit blocks of
- * `blockSize` along K. Each output column is one row of GPTQ's W[N, K]. With act-order the block
- * scales are fixed from the float weight first (a block's rows are then quantized out of order);
- * without it, each block's scale is set from the weight as updated when its first row comes.
+ * The integer grid GPTQ rounds onto, per output column c and input row r of B[K, N]: the group
+ * whose scale and zero point a weight takes, and the level a value rounds to. `refresh`, where
+ * given, sets a group's parameters from the weight as updated when the group's first row comes
+ * (MatMulNBits blocks without act-order); otherwise they are fixed from the float weight.
  */
-export async function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqOptions, nearest: MatMulNBitsWeight): Promise<GptqLayerResult> {
-  const { blockSize, symmetric } = options;
-  const blocks = Math.ceil(k / blockSize);
+interface Grid {
+  groupOf(c: number, r: number): number;
+  scales: Float32Array;
+  zeroPoints: Int32Array;
+  level(v: number, scale: number, zeroPoint: number): number;
+  refresh?: { rows: number; set(group: number, first: number, value: (r: number) => number): void };
+}
+
+/** The levels GPTQ gives B[K, N] on `grid`, [N, K] (column c's row r at c·K + r); undefined where H is singular even after damping. */
+function gptqLevels(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqSettings, grid: Grid): Int32Array | undefined {
   const h = Float64Array.from(moments.h);
   // W[N, K]: row c is column c of B.
   const w = new Float64Array(n * k);
@@ -199,57 +207,36 @@ export async function gptqMatMulNBits(b: Float32Array, k: number, n: number, mom
   const damp = options.damp * diagSum / k;
   for (let i = 0; i < k; i++) hp[i * k + i] += damp;
   const u = inverseFactor(hp, k);
-  if (!u) {
-    const [power, error] = await outputPowers(moments.h, k, n, b, [nearest.dequantized]);
-    return { weight: nearest, outputSqnr: { nearest: db(power, error), gptq: db(power, error) }, fellBack: 'its input moments are singular even after damping; rounded to nearest' };
-  }
+  if (!u) return undefined;
   const wp = new Float64Array(n * k);
   for (let c = 0; c < n; c++) for (let i = 0; i < k; i++) wp[c * k + i] = w[c * k + order[i]];
-
-  const scales = new Float32Array(n * blocks);
-  const zeroPoints = new Uint8Array(n * blocks);
-  const setParams = (c: number, blk: number, value: (r: number) => number) => {
-    let min = 0;
-    let max = 0;
-    for (let r = blk * blockSize; r < Math.min(k, (blk + 1) * blockSize); r++) {
-      const v = value(r);
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    const p = nbitsBlockParams(min, max, symmetric);
-    scales[c * blocks + blk] = p.scale;
-    zeroPoints[c * blocks + blk] = p.zeroPoint;
-  };
-  if (options.actOrder) {
-    for (let c = 0; c < n; c++) for (let blk = 0; blk < blocks; blk++) setParams(c, blk, (r) => w[c * k + r]);
-  }
   const inverse = new Int32Array(k);
   order.forEach((orig, i) => { inverse[orig] = i; });
 
-  const levels = new Uint8Array(n * k);
-  const lazy = Math.max(LAZY_ROWS, blockSize);
+  const refresh = options.actOrder ? undefined : grid.refresh;
+  const levels = new Int32Array(n * k);
+  const lazy = Math.max(LAZY_ROWS, refresh?.rows ?? 0);
   const err = new Float64Array(n * lazy);
   for (let i1 = 0; i1 < k; i1 += lazy) {
     const i2 = Math.min(k, i1 + lazy);
     for (let i = i1; i < i2; i++) {
       const orig = order[i];
-      const blk = Math.floor(orig / blockSize);
-      // Without act-order rows come in order, so a block's first row is where its scale is set.
-      if (!options.actOrder && orig % blockSize === 0) {
-        for (let c = 0; c < n; c++) setParams(c, blk, (r) => wp[c * k + inverse[r]]);
+      // Without act-order rows come in order, so a group's first row is where its parameters are set.
+      if (refresh && orig % refresh.rows === 0) {
+        for (let c = 0; c < n; c++) refresh.set(grid.groupOf(c, orig), orig, (r) => wp[c * k + inverse[r]]);
       }
       const d = u[i * k + i];
       for (let c = 0; c < n; c++) {
-        const idx = c * blocks + blk;
+        const g = grid.groupOf(c, orig);
         const v = wp[c * k + i];
-        const q = nbitsLevel(v, scales[idx], zeroPoints[idx]);
+        const q = grid.level(v, grid.scales[g], grid.zeroPoints[g]);
         levels[c * k + orig] = q;
-        const e = (v - Math.fround((q - zeroPoints[idx]) * scales[idx])) / d;
+        const e = (v - Math.fround((q - grid.zeroPoints[g]) * grid.scales[g])) / d;
         err[c * lazy + (i - i1)] = e;
         for (let j = i + 1; j < i2; j++) wp[c * k + j] -= e * u[i * k + j];
       }
     }
-    // The block's errors reach every later row at once.
+    // The lazy block's errors reach every later row at once.
     for (let c = 0; c < n; c++) {
       for (let i = i1; i < i2; i++) {
         const e = err[c * lazy + (i - i1)];
@@ -258,10 +245,83 @@ export async function gptqMatMulNBits(b: Float32Array, k: number, n: number, mom
       }
     }
   }
-  const weight = packMatMulNBits(levels, scales, zeroPoints, k, n, blockSize, symmetric);
-  const [power, nearestError, gptqError] = await outputPowers(moments.h, k, n, b, [nearest.dequantized, weight.dequantized]);
+  return levels;
+}
+
+/** The layer's output SQNR to nearest and with GPTQ; nearest kept, with why, where GPTQ ends worse or could not run. */
+async function judged<T>(b: Float32Array, k: number, n: number, moments: InputMoments, nearest: { weight: T; dequantized: Float32Array },
+  gptq: { weight: T; dequantized: Float32Array } | undefined): Promise<GptqLayerResult<T>> {
+  const [power, nearestError, gptqError] = await outputPowers(moments.h, k, n, b, [nearest.dequantized, (gptq ?? nearest).dequantized]);
   const [nearestDb, gptqDb] = [db(power, nearestError), db(power, gptqError)];
+  if (!gptq) return { weight: nearest.weight, outputSqnr: { nearest: nearestDb, gptq: nearestDb }, fellBack: 'its input moments are singular even after damping; rounded to nearest' };
   // The loss GPTQ minimizes is H's; where it ends worse than nearest rounding (a damped H far from the data's), nearest is kept.
-  if (gptqDb < nearestDb) return { weight: nearest, outputSqnr: { nearest: nearestDb, gptq: gptqDb }, fellBack: `GPTQ's output SQNR ${gptqDb.toFixed(1)} dB was below nearest rounding's; rounded to nearest` };
-  return { weight, outputSqnr: { nearest: nearestDb, gptq: gptqDb } };
+  if (gptqDb < nearestDb) return { weight: nearest.weight, outputSqnr: { nearest: nearestDb, gptq: gptqDb }, fellBack: `GPTQ's output SQNR ${gptqDb.toFixed(1)} dB was below nearest rounding's; rounded to nearest` };
+  return { weight: gptq.weight, outputSqnr: { nearest: nearestDb, gptq: gptqDb } };
+}
+
+/**
+ * GPTQ of B[K, N] (row-major, y = x·B) against H = Σ x xᵀ (K×K), into MatMulNBits' 4-bit blocks of
+ * `blockSize` along K. With act-order the block scales are fixed from the float weight first (a
+ * block's rows are then quantized out of order); without it, each block's scale is set from the
+ * weight as updated when its first row comes.
+ */
+export async function gptqMatMulNBits(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqOptions, nearest: MatMulNBitsWeight): Promise<GptqLayerResult<MatMulNBitsWeight>> {
+  const { blockSize, symmetric } = options;
+  const blocks = Math.ceil(k / blockSize);
+  const scales = new Float32Array(n * blocks);
+  const zeroPoints = new Int32Array(n * blocks);
+  const setParams = (group: number, first: number, value: (r: number) => number) => {
+    let min = 0;
+    let max = 0;
+    for (let r = first; r < Math.min(k, first + blockSize); r++) {
+      const v = value(r);
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const p = nbitsBlockParams(min, max, symmetric);
+    scales[group] = p.scale;
+    zeroPoints[group] = p.zeroPoint;
+  };
+  const groupOf = (c: number, r: number) => c * blocks + Math.floor(r / blockSize);
+  for (let c = 0; c < n; c++) for (let blk = 0; blk < blocks; blk++) setParams(c * blocks + blk, blk * blockSize, (r) => b[r * n + c]);
+  const levels = gptqLevels(b, k, n, moments, options, { groupOf, scales, zeroPoints, level: nbitsLevel, refresh: { rows: blockSize, set: setParams } });
+  const weight = levels && packMatMulNBits(Uint8Array.from(levels), scales, Uint8Array.from(zeroPoints), k, n, blockSize, symmetric);
+  return judged(b, k, n, moments, { weight: nearest, dequantized: nearest.dequantized }, weight && { weight, dequantized: weight.dequantized });
+}
+
+/**
+ * GPTQ of a weight quantized on its DequantizeLinear grid (8-bit weight-only: per channel, per
+ * tensor or per block), the grid's scales and zero points fixed from the float weight as nearest
+ * rounding sets them. `data` is the initializer as stored ([K, N], or [N, K] for Gemm's transB);
+ * the levels come back in that layout, for convert.
+ */
+export async function gptqOnGrid(data: Float32Array, linear: LinearWeight, moments: InputMoments, options: GptqSettings, spec: WeightGrid): Promise<GptqLayerResult<Int32Array>> {
+  const { k, n } = linear;
+  const dims = linear.transposed ? [n, k] : [k, n];
+  const at = (c: number, r: number) => (linear.transposed ? c * k + r : r * n + c);
+  const grouping = weightGrouping(dims, spec);
+  const { scales, zeroPoints } = groupParams(data, spec.type, spec.symmetric, grouping, spec.range);
+  const [qmin, qmax] = spec.range;
+  const b = weightAsKN(data, linear);
+  const inLayout = (levels: Int32Array | ArrayLike<number>, ofKN: boolean) => {
+    const out = new Int32Array(k * n);
+    for (let c = 0; c < n; c++) for (let r = 0; r < k; r++) out[at(c, r)] = ofKN ? levels[r * n + c] : levels[c * k + r];
+    return out;
+  };
+  const dequantize = (levels: Int32Array) => {
+    const out = new Float32Array(k * n);
+    for (let c = 0; c < n; c++) for (let r = 0; r < k; r++) {
+      const g = grouping.of(at(c, r));
+      out[r * n + c] = Math.fround((levels[at(c, r)] - zeroPoints[g]) * scales[g]);
+    }
+    return out;
+  };
+  const nearestLevels = Int32Array.from(quantizeGrouped(data, spec.type, spec.symmetric, grouping, spec.range).values);
+  const grid: Grid = {
+    groupOf: (c, r) => grouping.of(at(c, r)), scales, zeroPoints: Int32Array.from(zeroPoints),
+    level: (v, scale, zeroPoint) => quantizeValue(v, scale, zeroPoint, qmin, qmax),
+  };
+  const found = gptqLevels(b, k, n, moments, options, grid);
+  const levels = found && inLayout(found, false);
+  return judged(b, k, n, moments, { weight: nearestLevels, dequantized: dequantize(nearestLevels) }, levels && { weight: levels, dequantized: dequantize(levels) });
 }

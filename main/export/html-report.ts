@@ -97,7 +97,7 @@ ${s.layers.map((l) => row([esc(l.input), esc(l.producer), esc(l.consumers.join('
   }
   if (a.gptq) {
     const g = a.gptq;
-    parts.push(`<h2>GPTQ (${g.layers.length} layers, blocks of ${g.blockSize}${g.actOrder ? ', act-order' : ''}, damping ${g.damp}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s)</h2>
+    parts.push(`<h2>GPTQ (${g.layers.length} layers, ${esc(g.grid)}${g.actOrder ? ', act-order' : ''}, damping ${g.damp}, on ${g.samples} calibration samples, ${g.seconds.toFixed(1)} s)</h2>
 <p>${esc(gptqWords(g))}. Output SQNR: the layer's output on the float model's calibration inputs, its weight rounded to nearest → quantized by GPTQ.</p>
 <table><tr><th>layer</th><th>weight</th><th>kept</th><th>output SQNR dB</th></tr>
 ${g.layers.map((l) => row([esc(l.node), esc(l.weight), l.kept + (l.note ? ` (${esc(l.note)})` : ''), weightChangeWords(l.outputSqnr)])).join('\n')}

@@ -7,8 +7,8 @@ import type { InputSpec } from '../base/feed';
 import type { Control } from '../base/progress';
 import { JobError } from '../base/errors';
 import { throwIfAborted } from '../base/progress';
-import { gptqMatMulNBits, inputMoments } from '../convert/gptq';
-import { convertModel } from '../convert/convert';
+import { gptqMatMulNBits, gptqOnGrid, inputMoments } from '../convert/gptq';
+import { convertModel, type ChosenWeights } from '../convert/convert';
 import { channelAbsMax, smoothableGroups, smoothModel } from '../calib/smoothquant';
 import { memorySource, readSubset } from '../data/subset';
 import { Subset } from '../eval/sensitivity';
@@ -260,22 +260,25 @@ export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message
 const GPTQ_PASS_BYTES = 512 * 2 ** 20;
 
 /**
- * GPTQ where the recipe asks for it: each 4-bit MatMul/Gemm weight quantized against its inputs'
- * moments on the calibration data, for convertModel. Without calibration data the weights are
- * rounded to nearest, as they are without GPTQ, and the warning says so.
+ * GPTQ where the recipe asks for it: each weight-only MatMul/Gemm weight (4-bit MatMulNBits, or
+ * 8-bit on its DequantizeLinear grid) quantized against its inputs' moments on the calibration
+ * data, for convertModel. Without calibration data the weights are rounded to nearest, as they are
+ * without GPTQ, and the warning says so.
  */
 export async function gptqForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void,
-  onStep?: (message: string) => void): Promise<{ nbits: Map<string, MatMulNBitsWeight>; report: GptqReport } | undefined> {
+  onStep?: (message: string) => void): Promise<{ chosen: ChosenWeights; report: GptqReport } | undefined> {
   const asked = m.plan.recipe.algorithms?.gptq;
   if (!asked) return undefined;
   const recipe = m.plan.recipe;
-  const layers = m.plan.weightOnly.filter((s) => s.bits === 4).flatMap((spec) => {
+  const layers = m.plan.weightOnly.flatMap((spec) => {
     const node = m.view.nodes.find((n) => n.name === spec.node);
-    const linear = node ? linearWeight(m.view, node) : undefined;
-    return node && linear && typeof linear !== 'string' ? [{ node, linear }] : [];
+    const linear = node && (node.op === 'MatMul' || node.op === 'Gemm') ? linearWeight(m.view, node) : undefined;
+    // An 8-bit weight has one grid however many layers read it, and GPTQ's levels fit one layer's inputs.
+    const own = spec.bits === 4 || (m.view.consumers.get(spec.weight) ?? []).length === 1;
+    return node && linear && typeof linear !== 'string' && own ? [{ node, linear, spec }] : [];
   });
   if (m.plan.kind !== 'weight-only' || !layers.length) {
-    warn(`GPTQ skipped: it quantizes 4-bit weight-only MatMul/Gemm weights (MatMulNBits), and this run ${m.plan.kind !== 'weight-only' ? `is ${m.plan.kind}` : 'has none'}`);
+    warn(`GPTQ skipped: it quantizes weight-only MatMul/Gemm weights, and this run ${m.plan.kind !== 'weight-only' ? `is ${m.plan.kind}` : 'has none'}`);
     return undefined;
   }
   if (!job.calibration) {
@@ -298,20 +301,31 @@ export async function gptqForRecipe(job: JobInput, m: JobModel, warn: (message: 
     bytes += k * k * 8;
   }
   const nbits = new Map<string, MatMulNBitsWeight>();
+  const levels = new Map<string, Int32Array>();
   const reported: GptqReport['layers'] = [];
   const total = layers.length + passes.length;
   let done = 0;
   for (const pass of passes) {
     job.onProgress?.({ stage: 'convert', done: done++, total });
     const moments = await inputMoments(m.floatModel, pass, source.batches(m.batchSize), job.signal);
-    for (const { node, linear } of layers.filter((l) => pass.has(l.node.inputs[0]))) {
+    for (const { node, linear, spec } of layers.filter((l) => pass.has(l.node.inputs[0]))) {
       throwIfAborted(job.signal);
       job.onProgress?.({ stage: 'convert', done: done++, total });
       const began = performance.now();
-      const b = weightAsKN(tensorToFloat32(m.view.constantTensor(linear.weight, node)!), linear);
-      const nearest = quantizeMatMulNBits(b, linear.k, linear.n, recipe.blockSize, recipe.weightSymmetric);
-      const r = await gptqMatMulNBits(b, linear.k, linear.n, moments.get(node.inputs[0])!, { ...asked, blockSize: recipe.blockSize, symmetric: recipe.weightSymmetric }, nearest);
-      nbits.set(node.name, r.weight);
+      const data = tensorToFloat32(m.view.constantTensor(linear.weight, node)!);
+      const h = moments.get(node.inputs[0])!;
+      let r: { outputSqnr: { nearest: number; gptq: number }; fellBack?: string };
+      if (spec.bits === 4) {
+        const b = weightAsKN(data, linear);
+        const nearest = quantizeMatMulNBits(b, linear.k, linear.n, recipe.blockSize, recipe.weightSymmetric);
+        const found = await gptqMatMulNBits(b, linear.k, linear.n, h, { ...asked, blockSize: recipe.blockSize, symmetric: recipe.weightSymmetric }, nearest);
+        nbits.set(node.name, found.weight);
+        r = found;
+      } else {
+        const found = await gptqOnGrid(data, linear, h, asked, m.plan.weights.get(linear.weight)!);
+        levels.set(linear.weight, found.weight);
+        r = found;
+      }
       reported.push({
         node: node.name, weight: linear.weight, outputSqnr: { before: dbToJson(r.outputSqnr.nearest), after: dbToJson(r.outputSqnr.gptq) },
         kept: r.fellBack ? 'nearest' : 'gptq', ...(r.fellBack ? { note: r.fellBack } : {}), seconds: Number(((performance.now() - began) / 1000).toFixed(3)),
@@ -319,7 +333,9 @@ export async function gptqForRecipe(job: JobInput, m: JobModel, warn: (message: 
     }
   }
   job.onProgress?.({ stage: 'convert', done: total, total });
-  return { nbits, report: { ...asked, blockSize: recipe.blockSize, samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers: reported } };
+  const fourBit = recipe.weightType === 'int4' || recipe.weightType === 'uint4';
+  const grid = fourBit ? `${recipe.weightType} blocks of ${recipe.blockSize}` : `${recipe.weightType} ${recipe.granularity}${recipe.granularity === 'per-block' ? ` (${recipe.blockSize})` : ''}`;
+  return { chosen: { nbits, levels }, report: { ...asked, grid, samples: source.count, seconds: Number(((performance.now() - start) / 1000).toFixed(2)), layers: reported } };
 }
 
 /** The rounding a ranges file saved, where it was learned with the same iterations and covers every weight AdaRound would round, on the same grid. */

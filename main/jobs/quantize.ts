@@ -98,7 +98,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const rounded = repaired?.rounded ?? await roundedForRecipe(job, m, calibrated, log.warn, job.onStep);
   const corrected = await correctedForRecipe(job, m, calibrated, log.warn, job.onStep, rounded?.rounding);
   const gptq = await gptqForRecipe(job, m, log.warn, job.onStep);
-  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding, gptq?.nbits);
+  const converted = convertModel(corrected ? new GraphView(corrected.model) : m.view, m.plan, calibrated?.ranges ?? new Map(), rounded?.rounding, gptq?.chosen);
   job.onProgress?.({ stage: 'convert', done: 1, total: 1 });
   clock.mark('convert');
 

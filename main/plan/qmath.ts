@@ -167,14 +167,14 @@ export function weightGrouping(dims: readonly number[], spec: { axis?: number; b
  * blockGrouping): to nearest, or with the rounding `up` chose.
  */
 export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: boolean, grouping: WeightGrouping,
-  range = qRange(type), up?: Uint8Array): Omit<QuantizedWeight, 'axis'> {
+  range = qRange(type), up?: Uint8Array, levels?: ArrayLike<number>): Omit<QuantizedWeight, 'axis'> {
   const [qmin, qmax] = range;
   const { scales, zeroPoints } = groupParams(data, type, symmetric, grouping, range);
   const values = storageArray(type, data.length);
   const dequantized = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) {
     const g = grouping.of(i);
-    const q = up ? Math.min(qmax, Math.max(qmin, Math.floor(Math.fround(data[i] / scales[g])) + up[i] + zeroPoints[g])) : quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
+    const q = levels ? levels[i] : up ? Math.min(qmax, Math.max(qmin, Math.floor(Math.fround(data[i] / scales[g])) + up[i] + zeroPoints[g])) : quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
     values[i] = q;
     dequantized[i] = (q - zeroPoints[g]) * scales[g];
   }
@@ -182,11 +182,12 @@ export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: 
 }
 
 /**
- * Quantizes a weight on its grid, exactly as convert writes it: with the rounding chosen for it
- * (AdaRound) where that was chosen on this grid, to nearest otherwise.
+ * Quantizes a weight on its grid, exactly as convert writes it: with the levels chosen for it on
+ * this grid (GPTQ), else with the rounding chosen for it (AdaRound) where that was chosen on this
+ * grid, to nearest otherwise.
  */
-export function quantizeOnGrid(data: Float32Array, dims: readonly number[], grid: WeightGrid, chosen?: ChosenRounding): Omit<QuantizedWeight, 'axis'> {
-  return quantizeGrouped(data, grid.type, grid.symmetric, weightGrouping(dims, grid), grid.range, chosen && sameGrid(chosen, grid) ? chosen.up : undefined);
+export function quantizeOnGrid(data: Float32Array, dims: readonly number[], grid: WeightGrid, chosen?: ChosenRounding, levels?: ArrayLike<number>): Omit<QuantizedWeight, 'axis'> {
+  return quantizeGrouped(data, grid.type, grid.symmetric, weightGrouping(dims, grid), grid.range, chosen && sameGrid(chosen, grid) ? chosen.up : undefined, levels);
 }
 
 /** Quantizes a constant tensor per tensor or per channel along `axis`. */

@@ -233,7 +233,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
   const saturationFix = useStudio((s) => s.saturationFix);
   const setSaturationFix = useStudio((s) => s.setSaturationFix);
   const runsHere = findBackend(recipe.backend)?.localRuntime === 'ort-cpu';
-  const gptqApplies = recipe.kind === 'weight-only' && (recipe.weightType === 'int4' || recipe.weightType === 'uint4');
+  const gptqApplies = recipe.kind === 'weight-only';
   const saturates = useStudio((s) => Boolean(s.plan?.host.int8Saturates)) && runsHere && recipe.kind !== 'weight-only';
   useEffect(() => {
     void refreshPlan();
@@ -344,7 +344,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
             )}
           </div>
           <div className="field">
-            <label htmlFor="cfg-gptq" title={gptqApplies ? 'Quantizes each 4-bit MatMul/Gemm weight row by row, pushing each row\'s rounding error onto the rows not yet quantized so that the layer\'s output on the calibration samples changes least; needs calibration data' : 'GPTQ quantizes 4-bit weight-only MatMul/Gemm weights (MatMulNBits)'}>
+            <label htmlFor="cfg-gptq" title={gptqApplies ? 'Quantizes each weight-only MatMul/Gemm weight row by row, pushing each row\'s rounding error onto the rows not yet quantized so that the layer\'s output on the calibration samples changes least; needs calibration data' : 'GPTQ quantizes weight-only MatMul/Gemm weights'}>
               <input id="cfg-gptq" type="checkbox" checked={Boolean(recipe.algorithms?.gptq)} disabled={!gptqApplies}
                 onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, gptq: e.target.checked ? GPTQ_DEFAULTS : undefined } })} /> GPTQ
             </label>

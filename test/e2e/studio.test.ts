@@ -682,7 +682,7 @@ describe('the studio in Chromium', { skip }, () => {
     const w4 = runReport(gptqRun);
     const gptq = w4.algorithms!.gptq!;
     assert.equal(gptq.layers.length, w4.weights.length, 'GPTQ quantized every 4-bit layer');
-    assert.match((await page.getByTestId('algorithms-gptq').textContent())!, new RegExp(`GPTQ: ${gptq.layers.length} layers in blocks of 32, act-order, on 64 calibration samples`));
+    assert.match((await page.getByTestId('algorithms-gptq').textContent())!, new RegExp(`GPTQ: ${gptq.layers.length} layers, int4 blocks of 32, act-order, on 64 calibration samples`));
     assert.match((await page.getByTestId('history').locator(`tr[data-run="${gptqRun}"]`).textContent())!,
       new RegExp(`GPTQ.*accuracy ${w4.metrics!.accuracy.toFixed(3)}, perplexity ${w4.metrics!.perplexity!.toFixed(2)} \\(float ${w4.metrics!['float-perplexity']!.toFixed(2)}\\)`));
     const layer = w4.layers.find((l) => gptq.layers.some((g) => l.nodes.includes(g.node)))!;
