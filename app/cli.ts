@@ -29,7 +29,7 @@ commands:
            [--act TYPE] [--weight TYPE] [--granularity per-tensor|per-channel|per-block:N]
            [--method minmax|moving-average[:M]|percentile:P|entropy[:BINS]|mse]
            [--calibration SOURCE] [--eval SOURCE | --hold-out FRACTION] [--ranges FILE] [--exclude NODE,...]
-           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--gptq[:BLOCK] [--no-act-order]] [--smoothquant[:ALPHA]]
+           [--override TENSOR=float|TYPE|per-tensor|per-channel ...] [--reduce-range] [--cle] [--bias-correction] [--adaround[:ITERS]] [--gptq[:BLOCK] [--no-act-order]] [--smoothquant[:ALPHA]] [--activation-matmuls]
            [--qoperator] [--no-latency]
            [--samples N] [--batch N] [--out OUT.onnx] [--report REPORT.json] [--top N] [--json]
            [--numerics reference|ort-cpu] [--no-saturation-fix] [data options]
@@ -204,7 +204,7 @@ const RECIPE_OPTIONS = {
   backend: { type: 'string' }, preset: { type: 'string' }, recipe: { type: 'string' }, kind: { type: 'string' },
   act: { type: 'string' }, weight: { type: 'string' }, granularity: { type: 'string' }, method: { type: 'string' },
   exclude: { type: 'string' }, override: { type: 'string', multiple: true }, samples: { type: 'string' }, 'reduce-range': { type: 'boolean' },
-  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' }, gptq: { type: 'string' }, 'no-act-order': { type: 'boolean' }, smoothquant: { type: 'string' },
+  cle: { type: 'boolean' }, 'bias-correction': { type: 'boolean' }, adaround: { type: 'string' }, gptq: { type: 'string' }, 'no-act-order': { type: 'boolean' }, smoothquant: { type: 'string' }, 'activation-matmuls': { type: 'boolean' },
 } as const;
 
 /** The flags preprocessFrom and dataOptionsFrom read: how every command that reads data reads it. */
@@ -285,6 +285,7 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   }
   if (v.method) recipe.method = v.method;
   if (v['reduce-range']) recipe.reduceRange = true;
+  if (v['activation-matmuls']) recipe.activationMatMuls = true;
   if (v.cle) recipe.algorithms = { ...recipe.algorithms, cle: true };
   if (v['bias-correction']) recipe.algorithms = { ...recipe.algorithms, biasCorrection: true };
   if (v.adaround !== undefined) {

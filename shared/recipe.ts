@@ -37,6 +37,11 @@ export interface Recipe {
   reduceRange: boolean;
   /** Samples used for calibration (0: all). */
   calibrationSamples: number;
+  /**
+   * Dynamic only: also quantize MatMuls of two activations (attention's scores and its product with
+   * the values), both at run time. Off by default: they stay in float, as in ONNX Runtime's quantizer.
+   */
+  activationMatMuls?: boolean;
   /** Accuracy-recovery algorithms applied before quantization (absent: none). */
   algorithms?: Algorithms;
 }
@@ -104,7 +109,7 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   check(value && typeof value === 'object' && !Array.isArray(value), `${where}: expected a JSON object`);
   const r = value as Record<string, unknown>;
   const known = new Set(['version', 'backend', 'kind', 'activationType', 'weightType', 'granularity', 'blockSize',
-    'activationSymmetric', 'weightSymmetric', 'method', 'opTypes', 'excludeNodes', 'overrides', 'reduceRange', 'calibrationSamples', 'algorithms']);
+    'activationSymmetric', 'weightSymmetric', 'method', 'opTypes', 'excludeNodes', 'overrides', 'reduceRange', 'calibrationSamples', 'activationMatMuls', 'algorithms']);
   for (const key of Object.keys(r)) check(known.has(key), `${where}: unknown field "${key}"`);
   check(r.version === 1, `${where}: "version" must be 1`);
   check(typeof r.backend === 'string' && r.backend.length > 0, `${where}: "backend" must be a backend name`);
@@ -128,6 +133,7 @@ export function validateRecipe(value: unknown, where = 'recipe'): Recipe {
   }
   check(typeof r.reduceRange === 'boolean', `${where}: "reduceRange" must be true or false`);
   check(Number.isInteger(r.calibrationSamples) && (r.calibrationSamples as number) >= 0, `${where}: "calibrationSamples" must be a whole number (0 = all)`);
+  check(r.activationMatMuls === undefined || typeof r.activationMatMuls === 'boolean', `${where}: "activationMatMuls" must be true or false`);
   if (r.algorithms !== undefined) {
     const a = r.algorithms as Record<string, unknown>;
     check(a && typeof a === 'object' && !Array.isArray(a), `${where}: "algorithms" must be an object such as { "cle": true }`);
@@ -208,6 +214,7 @@ export function recipeChanges(from: Recipe, to: Recipe): string[] {
   field('method', 'calibration method');
   field('reduceRange', 'reduce range');
   field('calibrationSamples', 'calibration samples', (n) => (n ? String(n) : 'all'));
+  if (to.kind === 'dynamic') field('activationMatMuls', 'attention MatMuls', (v) => (v ? 'quantized at run time' : 'float'));
   field('opTypes', 'op types', (ops) => (ops.length ? ops.join(', ') : "the backend's"));
   const before = algorithmWords(from.algorithms);
   const after = algorithmWords(to.algorithms);

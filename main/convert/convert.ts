@@ -364,6 +364,31 @@ function convertStatic(view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<str
   return { model, layers: layers.sort((x, y) => x.index - y.index), weights, folded };
 }
 
+/**
+ * A MatMul of two activations quantized at run time: both through DynamicQuantizeLinear (uint8,
+ * per tensor), MatMulInteger, and the int32 product scaled back by the two scales.
+ */
+function activationMatMul(b: Builder, node: GraphNode): onnx.NodeProto[] {
+  const out = node.outputs[0];
+  const nodes: onnx.NodeProto[] = [];
+  const quantized = node.inputs.slice(0, 2).map((x) => {
+    const [q, s, z] = [b.unique(`${x}_${node.name}_quantized`), b.unique(`${x}_${node.name}_scale`), b.unique(`${x}_${node.name}_zero_point`)];
+    nodes.push(b.node('DynamicQuantizeLinear', [x], [q, s, z]));
+    return { q, s, z };
+  });
+  const [a, w] = quantized;
+  const acc = b.unique(`${out}_int32`);
+  const accF = b.unique(`${out}_int32_float`);
+  const scale = b.unique(`${out}_scale`);
+  nodes.push(
+    b.node('MatMulInteger', [a.q, w.q, a.z, w.z], [acc]),
+    b.node('Cast', [acc], [accF], [intAttr('to', DataType.FLOAT)]),
+    b.node('Mul', [a.s, w.s], [scale]),
+    b.node('Mul', [accF, scale], [out]),
+  );
+  return nodes;
+}
+
 /** A Gemm's C as the [N] vector the integer kernels take as bias. */
 function biasVector(b: Builder, view: GraphView, node: GraphNode, linear: LinearWeight): string {
   const c = view.constantTensor(linear.bias!, node)!;
@@ -387,6 +412,11 @@ function convertDynamic(view: GraphView, plan: QuantPlan): ConvertResult {
     const spec = byNode.get(node.name);
     if (!spec) {
       nodes.push(node.proto);
+      continue;
+    }
+    if (!spec.weight) {
+      nodes.push(...activationMatMul(b, node));
+      layers.push(nodeLayer(node, 'uint8'));
       continue;
     }
     const t = view.constantTensor(spec.weight)!;

@@ -40,7 +40,8 @@ export interface BiasSpec {
 export interface DynamicSpec {
   node: string;
   op: string;
-  weight: string;
+  /** Absent for a MatMul of two activations (recipe.activationMatMuls): both are quantized at run time. */
+  weight?: string;
 }
 
 export interface WeightOnlySpec {
@@ -302,7 +303,12 @@ function planStatic(view: GraphView, plan: QuantPlan, node: GraphNode): true | s
 function planDynamic(view: GraphView, plan: QuantPlan, node: GraphNode): true | string {
   if (node.op !== 'Conv') {
     const linear = linearWeight(view, node);
-    if (typeof linear === 'string') return linear;
+    const activations = node.op === 'MatMul' && node.inputs.every((i) => !view.constantTensor(i, node) && isFloatTensor(view, i));
+    if (activations && plan.recipe.activationMatMuls) {
+      plan.dynamic.push({ node: node.name, op: node.op });
+      return true;
+    }
+    if (typeof linear === 'string') return activations ? `${linear}; recipe.activationMatMuls (--activation-matmuls) quantizes it at run time` : linear;
     if (!isFloatTensor(view, node.inputs[0])) return 'it is not a float op';
     plan.dynamic.push({ node: node.name, op: node.op, weight: linear.weight });
     return true;

@@ -304,6 +304,14 @@ export function ConfigureScreen({ host }: { host: Host }) {
                 onChange={(e) => setRecipe({ reduceRange: e.target.checked })} /> 7-bit weights (reduce-range)
             </label>
           </div>
+          {recipe.kind === 'dynamic' && (
+            <div className="field">
+              <label htmlFor="cfg-activation-matmuls" title="Also quantizes MatMuls of two activations (attention's scores and its product with the values), both at run time; off, they stay in float as in ONNX Runtime's quantizer">
+                <input id="cfg-activation-matmuls" type="checkbox" checked={Boolean(recipe.activationMatMuls)}
+                  onChange={(e) => setRecipe({ activationMatMuls: e.target.checked || undefined })} /> Attention MatMuls too (activation × activation)
+              </label>
+            </div>
+          )}
           <div className="field">
             <label htmlFor="cfg-cle" title="Rescales each Conv pair joined by nothing or a Relu/LeakyRelu/PRelu so their per-channel weight ranges match: the float model is unchanged, per-tensor and low-bit weights lose less">
               <input id="cfg-cle" type="checkbox" checked={Boolean(recipe.algorithms?.cle)}

@@ -111,9 +111,18 @@ test('the attention mask\'s −inf stays in float with its reason, instead of fa
   assert.ok(r.metrics!.accuracy > r.metrics!['float-accuracy'] - 0.02, `static int8 ${r.metrics!.accuracy} against float ${r.metrics!['float-accuracy']}`);
 });
 
-test('dynamic int8 quantizes the same 17 layers and keeps next-character accuracy', async () => {
+test('dynamic int8 quantizes the same 17 layers and keeps next-character accuracy; asked, the 8 attention MatMuls too', async () => {
   const dir = tempDir('char-lm-dynamic');
   const r = await run(path.join(CHAR_LM, 'model.onnx'), recipeFor('cpu', 'dynamic-int8'), path.join(dir, 'dyn.onnx'));
   assert.equal(r.weights.length, 17);
   assert.ok(Math.abs(r.metrics!.accuracy - r.metrics!['float-accuracy']) < 0.01);
+  const attention = r.float.filter((f) => f.op === 'MatMul');
+  assert.equal(attention.length, 8);
+  assert.match(attention[0].reason, /recipe.activationMatMuls \(--activation-matmuls\) quantizes it at run time/);
+  const all = await run(path.join(CHAR_LM, 'model.onnx'), { ...recipeFor('cpu', 'dynamic-int8'), activationMatMuls: true }, path.join(dir, 'all.onnx'));
+  assert.equal(all.layers.length, 25);
+  assert.equal(all.float.filter((f) => f.op === 'MatMul').length, 0);
+  const ops = loadModel(path.join(dir, 'all.onnx')).model.graph!.node.map((n) => n.opType);
+  assert.equal(ops.filter((o) => o === 'MatMulInteger').length, 8, 'each attention product in integers, both sides quantized at run time');
+  assert.ok(Math.abs(all.metrics!.accuracy - all.metrics!['float-accuracy']) < 0.01, `${all.metrics!.accuracy} against float ${all.metrics!['float-accuracy']}`);
 });
