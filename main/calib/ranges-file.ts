@@ -23,6 +23,8 @@ export interface RangesFile {
   tensors: Record<string, Range & { histogram?: SavedHistogram }>;
   /** AdaRound's rounding, where the run learned it: a re-run from these ranges converts with it instead of learning it again. */
   adaround?: SavedRounding;
+  /** The SmoothQuant α of the model these ranges were calibrated on, where it was smoothed: they fit that model only. */
+  smoothquant?: { alpha: number };
 }
 
 /** Each weight's learned rounding on its grid, one bit per element (`up`, base64, lowest bit first), and what AdaRound reported. */

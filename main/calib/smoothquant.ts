@@ -73,6 +73,8 @@ function producerOf(view: GraphView, input: string, k: number, outputs: Readonly
 export function smoothableGroups(view: GraphView, plan: QuantPlan): { groups: SmoothGroup[]; skipped: Array<{ input: string; reason: string }> } {
   const quantized = new Set(plan.nodes.filter((n) => n.status === 'quantized').map((n) => n.node));
   const outputs = new Set(view.outputs.map((o) => o.name));
+  // Values an If/Loop body reads from outside: a body that reads an activation would see it scaled.
+  const readInBodies = namesRead(view.nodes.flatMap((n) => n.proto.attribute.flatMap((a) => [a.g, ...a.graphs]).flatMap((g) => (g ? g.node : []))));
   const byInput = new Map<string, SmoothGroup['consumers']>();
   for (const node of view.nodes) {
     if ((node.op !== 'MatMul' && node.op !== 'Gemm') || !quantized.has(node.name)) continue;
@@ -86,6 +88,7 @@ export function smoothableGroups(view: GraphView, plan: QuantPlan): { groups: Sm
     const k = consumers[0].linear.k;
     const others = (view.consumers.get(input) ?? []).filter((c) => !consumers.some((x) => x.node === c) || c.inputs[1] === input);
     const reason = outputs.has(input) ? 'it is a graph output'
+      : readInBodies.has(input) ? 'an If/Loop body reads it too and would see it scaled'
       : others.length ? `${others[0].op} ${others[0].name} reads it too and would see it scaled`
         : consumers.some((c) => c.linear.k !== k) ? 'its readers disagree on its channels' : undefined;
     const producer = reason ?? producerOf(view, input, k, outputs);
@@ -172,8 +175,9 @@ function scalesOf(group: SmoothGroup, view: GraphView, amax: Float32Array, alpha
 
 /**
  * The float model with each group's input divided by its scales (in its producer) and its readers'
- * weight rows multiplied by them: the same function. Every changed tensor is a new initializer, so
- * a weight another node shares stays as it was for that node.
+ * weight rows multiplied by them: the same function. A tensor only the changed node reads keeps its
+ * name (the recipe's overrides and the report name it); one another node shares becomes a new
+ * initializer, so that node reads it as it was.
  */
 export function smoothModel(view: GraphView, groups: readonly SmoothGroup[], amax: ReadonlyMap<string, Float32Array>, alpha: number): { model: onnx.ModelProto; report: SmoothQuantReport['layers'] } {
   const graph = view.model.graph!;
@@ -182,19 +186,22 @@ export function smoothModel(view: GraphView, groups: readonly SmoothGroup[], ama
   const inits = new Map<string, onnx.TensorProto>();
   const rewired = new Map<onnx.NodeProto, string[]>();
   const inputsOf = (node: GraphNode) => rewired.get(node.proto) ?? [...node.inputs];
-  /** A copy of `name` (for `node`) with each element multiplied by `factor(i)`, wired into input `slot` of `node`. */
+  const outputs = new Set(graph.output.map((o) => o.name));
+  const shared = (name: string) => outputs.has(name) || (view.consumers.get(name) ?? []).length > 1;
+  /** `name` (input `slot` of `node`) with each element multiplied by `factor(i)`. */
   const scaled = (node: GraphNode, slot: number, factor: (i: number, dims: number[]) => number) => {
     const name = inputsOf(node)[slot];
     const t = inits.get(name) ?? view.constantTensor(name, node)!;
     const dims = tensorDims(t);
-    const data = tensorToFloat32(t);
-    const out = Float32Array.from(data, (v, i) => v * factor(i, dims));
-    const renamed = uniqueName(taken, `${name}_smoothed`);
-    inits.delete(name);
-    inits.set(renamed, floatTensor(renamed, dims, out));
-    const ins = inputsOf(node);
-    ins[slot] = renamed;
-    rewired.set(node.proto, ins);
+    const out = Float32Array.from(tensorToFloat32(t), (v, i) => v * factor(i, dims));
+    const own = inits.has(name) || !shared(name);
+    const target = own ? name : uniqueName(taken, `${name}_smoothed`);
+    inits.set(target, floatTensor(target, dims, out));
+    if (!own) {
+      const ins = inputsOf(node);
+      ins[slot] = target;
+      rewired.set(node.proto, ins);
+    }
   };
   const report: SmoothQuantReport['layers'] = [];
   for (const g of groups) {
@@ -220,9 +227,6 @@ export function smoothModel(view: GraphView, groups: readonly SmoothGroup[], ama
     });
   }
   const node = graph.node.map((n) => (rewired.has(n) ? onnx.NodeProto.create({ ...n, input: rewired.get(n)! }) : n));
-  // The weights as they were, where no other node reads them.
-  const read = namesRead(node);
-  for (const o of graph.output) read.add(o.name);
-  const initializer = [...graph.initializer.filter((t) => read.has(t.name)), ...inits.values()];
+  const initializer = [...graph.initializer.map((t) => inits.get(t.name) ?? t), ...[...inits.values()].filter((t) => !view.initializers.has(t.name))];
   return { model: onnx.ModelProto.create({ ...view.model, graph: onnx.GraphProto.create({ ...graph, node, initializer }) }), report };
 }

@@ -99,6 +99,7 @@ function cholesky(a: Float64Array, n: number): boolean {
  * U = P L⁻¹ P: one Cholesky factor and one triangular inverse, never H⁻¹ itself.
  */
 function inverseFactor(h: Float64Array, n: number): Float64Array | undefined {
+  // K×K arrays dominate GPTQ's memory (11008² doubles are 1 GB): L's buffer is reused for U.
   const l = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
   if (!cholesky(l, n)) return undefined;
@@ -116,7 +117,7 @@ function inverseFactor(h: Float64Array, n: number): Float64Array | undefined {
     const d = 1 / l[row + i];
     for (let c = 0; c <= i; c++) m[row + c] *= d;
   }
-  const u = new Float64Array(n * n);
+  const u = l;
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = m[(n - 1 - i) * n + (n - 1 - j)];
   return u;
 }
@@ -187,6 +188,7 @@ interface Grid {
 
 /** The levels GPTQ gives B[K, N] on `grid`, [N, K] (column c's row r at c·K + r); undefined where H is singular even after damping. */
 function gptqLevels(b: Float32Array, k: number, n: number, moments: InputMoments, options: GptqSettings, grid: Grid): Int32Array | undefined {
+  // H is damped in place: the caller's moments stay as measured, for the figures.
   const h = Float64Array.from(moments.h);
   // W[N, K]: row c is column c of B.
   const w = new Float64Array(n * k);
@@ -202,9 +204,10 @@ function gptqLevels(b: Float32Array, k: number, n: number, moments: InputMoments
   }
   const order = Array.from({ length: k }, (_, i) => i);
   if (options.actOrder) order.sort((x, y) => h[y * k + y] - h[x * k + x] || x - y);
-  const hp = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[order[i] * k + order[j]];
+  // H in the rows' order, damped: a second K×K array only where act-order reorders it.
   const damp = options.damp * diagSum / k;
+  const hp = options.actOrder ? new Float64Array(k * k) : h;
+  if (options.actOrder) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[order[i] * k + order[j]];
   for (let i = 0; i < k; i++) hp[i * k + i] += damp;
   const u = inverseFactor(hp, k);
   if (!u) return undefined;

@@ -14,7 +14,7 @@ import { memorySource, readSubset } from '../data/subset';
 import { Subset } from '../eval/sensitivity';
 import { dbToJson, type Db, type GptqReport, type SmoothQuantReport } from '../../shared/report';
 import { tensorToFloat32 } from '../onnx/tensor';
-import { loadRounding, savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
+import { loadRounding, readRanges, savedOrCalibrated, type JobRanges } from '../calib/ranges-file';
 import { pickIds, readLabels, type ClassIds, type Labels } from '../data/labels';
 import { loadMetricModule, type CustomScoring } from '../eval/custom-metric';
 import { guessBatchSize, heldOutSplit, openSource, type SampleSource } from '../data/readers';
@@ -245,12 +245,18 @@ export async function smoothed(job: JobInput, m: JobModel, floatModel: onnx.Mode
 /** SmoothQuant where the recipe asks for it: the job's float model becomes the smoothed one (the same function), and its plan that model's. */
 export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void, onStep?: (message: string) => void): Promise<void> {
   const asked = m.plan.recipe.algorithms?.smoothquant;
+  const saved = job.ranges && m.plan.kind === 'static' ? readRanges(job.ranges).smoothquant : undefined;
+  if (saved && !asked) throw new JobError(`${job.ranges}: these ranges were calibrated on the model smoothed by SmoothQuant (α ${saved.alpha}); add --smoothquant:${saved.alpha}, or calibrate again`);
   if (!asked) return;
   if (m.plan.kind !== 'static') {
     warn(`SmoothQuant skipped: it smooths the activations of static quantization, and this run is ${m.plan.kind}`);
     return;
   }
-  const { model, report } = await smoothed(job, m, m.floatModel, m.plan.recipe, asked.alpha, onStep);
+  // Saved ranges fit the model smoothed with their own α only: it is used instead of a search.
+  if (job.ranges && (!saved || (asked.alpha !== undefined && asked.alpha !== saved.alpha))) {
+    throw new JobError(`${job.ranges}: these ranges were calibrated on the model ${saved ? `smoothed with α ${saved.alpha}` : 'without SmoothQuant'}; ${saved ? `use --smoothquant:${saved.alpha}` : 'drop --smoothquant'}, or calibrate again`);
+  }
+  const { model, report } = await smoothed(job, m, m.floatModel, m.plan.recipe, saved?.alpha ?? asked.alpha, onStep);
   if (!model) warn(`SmoothQuant changed nothing: none of the ${report.skipped.length} inputs of quantized MatMul/Gemm layers comes from a LayerNormalization or a linear layer that could take its scales`);
   const view = model ? new GraphView(model) : m.view;
   Object.assign(m, { floatModel: view.model, view, plan: planQuantization(view, m.plan.recipe), prepared: { ...m.prepared, model: view.model, smoothed: report } });

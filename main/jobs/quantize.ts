@@ -91,6 +91,8 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   }) : undefined;
   throwIfAborted(job.signal);
   const repaired = job.target ? await repairStage(job, m, calibrated, log.warn) : undefined;
+  // The ranges fit the smoothed model only: a re-run from them smooths with the same α.
+  if (calibrated && m.prepared.smoothed) calibrated.doc.smoothquant = { alpha: m.prepared.smoothed.alpha };
   if (repaired) placement = preflightWithCost(m.view, m.plan);
   clock.mark('calibrate');
 

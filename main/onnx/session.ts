@@ -24,7 +24,8 @@ export async function createSession(model: onnx.ModelProto, what: string, option
   } catch (err) {
     throw new RunError(`ONNX Runtime cannot load the ${what}: ${firstLine((err as Error).message)}`);
   } finally {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    // A folder that cannot be removed yet (a file ONNX Runtime keeps mapped on some systems) is the temporary folder's to clear, not a failed session.
+    if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left to the OS */ }
   }
 }
 

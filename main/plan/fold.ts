@@ -88,6 +88,9 @@ function dequantize(node: onnx.NodeProto, x: Value, scale: Value, zero: Value | 
   return out;
 }
 
+/** Types read as numbers here; the rest (bfloat16, float8, int4, strings) leave their nodes as they are. */
+const READABLE = new Set([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16, DataType.INT32, DataType.INT64]);
+
 /** Types whose every value float32 holds exactly (float64 and int32 do not: they are read only to be cast). */
 const EXACT_IN_FLOAT = [DataType.FLOAT, DataType.FLOAT16, DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16];
 
@@ -157,7 +160,7 @@ function foldGraph(graph: onnx.GraphProto, outer: ReadonlyMap<string, onnx.Tenso
     const cached = values.get(name);
     if (cached) return cached;
     const t = constants.get(name);
-    if (!t || t.dataType === DataType.STRING || t.dataType === DataType.BOOL) return undefined;
+    if (!t || !READABLE.has(t.dataType)) return undefined;
     const v = { dims: tensorDims(t), data: tensorToFloat32(t), dataType: t.dataType, proto: t };
     values.set(name, v);
     return v;

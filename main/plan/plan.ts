@@ -2,8 +2,8 @@
 // quantization, which nodes stay in float and why. Converting and evaluating read only the plan.
 import { BACKENDS, DATA_MOVEMENT_OPS, findBackend, recipeProblems, type BackendCapability } from '../../shared/backends';
 import type { QuantKind, QuantType, Recipe } from '../../shared/recipe';
-import { attrFloat, attrInt, type GraphNode, type GraphView } from '../onnx/graph';
-import { DataType, dataTypeName } from '../onnx/proto';
+import { attr, attrFloat, attrInt, type GraphNode, type GraphView } from '../onnx/graph';
+import { DataType, dataTypeName, type onnx } from '../onnx/proto';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { qRange, type QParams, type WeightGrid } from './qmath';
 
@@ -113,15 +113,30 @@ const SENTINEL_MAGNITUDE = 1e30;
  */
 function sentinelTensors(view: GraphView): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [name, t] of view.initializers) {
-    if (t.dataType === DataType.FLOAT && tensorToFloat32(t).some((v) => !(Math.abs(v) <= SENTINEL_MAGNITUDE))) out.set(name, name);
-  }
-  if (!out.size) return out;
+  const holds = (t: onnx.TensorProto | null | undefined) => t?.dataType === DataType.FLOAT && tensorToFloat32(t as onnx.TensorProto).some((v) => !(Math.abs(v) <= SENTINEL_MAGNITUDE));
+  for (const [name, t] of view.initializers) if (holds(t)) out.set(name, name);
   for (const node of view.nodes) {
-    const source = node.op === 'Softmax' ? undefined : node.inputs.find((i) => out.has(i));
+    // torch.full(finfo.min) exports as ConstantOfShape.
+    if (node.op === 'ConstantOfShape' && holds(attr(node.proto, 'value')?.t)) out.set(node.outputs[0], node.name);
+    const source = BOUNDING_OPS.has(node.op) ? undefined : node.inputs.find((i) => out.has(i));
     if (source) for (const o of node.outputs) if (o && isFloatTensor(view, o)) out.set(o, out.get(source)!);
   }
   return out;
+}
+
+/**
+ * Ops whose output a sentinel input does not reach: Softmax turns a mask's −inf into 0, and a Clip,
+ * Max or Min against ±FLT_MAX (a guard on the residual path) gives the other operand back.
+ */
+const BOUNDING_OPS = new Set(['Softmax', 'Clip', 'Max', 'Min']);
+
+/**
+ * The sentinel tensor a node reads or writes, where one makes it unquantizable. Clip's bounds are
+ * not quantized, so a ±FLT_MAX bound does not; Max's and Min's constant operand is.
+ */
+function sentinelOf(node: GraphNode, sentinels: ReadonlyMap<string, string>): string | undefined {
+  const inputs = node.op === 'Clip' ? node.inputs.slice(0, 1) : node.inputs;
+  return [...inputs, ...node.outputs].find((t) => sentinels.has(t));
 }
 
 /** ONNX Runtime's reduce_range keeps weights to 7 bits; XNNPACK wants int8 weights in [-127, 127]. */
@@ -169,7 +184,7 @@ export function planQuantization(view: GraphView, recipe: Recipe): QuantPlan {
   }
   const sentinels = recipe.kind === 'static' ? sentinelTensors(view) : new Map<string, string>();
   for (const node of view.nodes) {
-    const carried = [...node.inputs, ...node.outputs].find((t) => sentinels.has(t));
+    const carried = sentinelOf(node, sentinels);
     const reason = excluded.has(node.name) ? 'kept in float by the recipe'
       : carried ? `${carried} holds values no integer range can hold (±inf or past ±1e30, from the constant ${sentinels.get(carried)}: an attention mask), so it stays in float`
       : !opTypes.has(node.op) ? `${backend.name} does not quantize ${node.op}${recipe.opTypes.length ? ' (not in the recipe\'s op types)' : ''}`

@@ -85,6 +85,14 @@ test('static int8 on an LM whose LayerNorm channels carry outliers: plain loses 
   assert.deepEqual(sq.searched!.map((s) => s.alpha), [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
   // The per-layer baseline is the same recipe without SmoothQuant, calibrated on the same data.
   assert.deepEqual(smooth.algorithms!.without!.outputs, plain.outputs);
+  // The ranges fit the smoothed model only: a re-run from them smooths with their α, and one without SmoothQuant is refused.
+  const ranges = path.join(dir, 'smooth.ranges.json');
+  const again = (recipe: Recipe, out: string) => quantize({ model, recipe, ranges, calibration: path.join(CHAR_LM, 'calib.npy'), evaluation: path.join(CHAR_LM, 'heldout.npy'), latency: false, saturationFix: false, out: path.join(dir, out) });
+  const rerun = (await again({ ...a8w8, algorithms: { smoothquant: {} } }, 'rerun.onnx')).report;
+  assert.equal(rerun.algorithms!.smoothquant!.alpha, sq.alpha);
+  assert.equal(rerun.algorithms!.smoothquant!.searched, undefined, 'no search: the ranges name α');
+  assert.deepEqual(rerun.outputs, smooth.outputs);
+  await assert.rejects(again(a8w8, 'plain-from-smoothed.onnx'), new RegExp(`calibrated on the model smoothed by SmoothQuant \\(α ${sq.alpha}\\)`));
 });
 
 test('a repair of plain static int8 on the outlier LM tries SmoothQuant and keeps it: searched on its own text, judged on the held-out text', async () => {

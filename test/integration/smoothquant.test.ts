@@ -61,6 +61,8 @@ test('SmoothQuant finds what a LayerNorm and a Linear (MatMul + Add) feed, says 
   const ln = amax.get('ln')!;
   assert.ok(ln[3] > 5 * Math.max(...Array.from(ln).filter((_, j) => j !== 3)), 'channel 3 is the outlier');
   const smoothed = smoothModel(view, groups, amax, 0.5);
+  // Each scaled tensor has one reader: it keeps its name, so overrides and reports still name it.
+  assert.deepEqual(smoothed.model.graph!.initializer.map((t) => t.name).sort(), view.model.graph!.initializer.map((t) => t.name).sort());
   assert.ok(smoothed.report[0].outlierRatio.after < smoothed.report[0].outlierRatio.before / 2, JSON.stringify(smoothed.report[0]));
   const [before, after] = [await run(view.model, x), await run(smoothed.model, x)];
   for (const name of ['y', 'z'] as const) {

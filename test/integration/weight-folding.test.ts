@@ -136,3 +136,17 @@ test('a MatMul whose constant is the left operand says so instead of "not a floa
   const plan = planQuantization(view, recipeFor('cpu', 'w4'));
   assert.match(plan.nodes[0].reason!, /its constant is the left operand/);
 });
+
+test('a weight of a type prepare cannot read (bfloat16 behind a Cast) is left to the runtime, not a crash', () => {
+  const model = buildModel({
+    inputs: { x: [2, D] }, outputs: { y: [2, D] },
+    nodes: [
+      { op: 'Cast', inputs: ['w_bf16'], outputs: ['w'], name: 'widen', attrs: { to: DataType.FLOAT } },
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'], name: 'mm' },
+    ],
+  });
+  model.graph!.initializer.push(makeTensor('w_bf16', DataType.BFLOAT16, [D, D], new Uint16Array(D * D).fill(0x3f80)));
+  const prepared = prepareModel(model);
+  assert.deepEqual(prepared.model.graph!.node.map((n) => n.opType), ['Cast', 'MatMul']);
+  assert.deepEqual(prepared.foldedWeights, []);
+});

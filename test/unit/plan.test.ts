@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recipeFor } from '../../shared/backends';
 import { GraphView } from '../../main/onnx/graph';
+import { onnx } from '../../main/onnx/proto';
+import { floatTensor } from '../../main/onnx/tensor';
 import { planQuantization } from '../../main/plan/plan';
 import { buildModel, randomArray } from '../helpers/build';
 
@@ -54,4 +56,30 @@ test('keeping a weight in float by an override keeps its node in float instead o
   assert.equal(plan.weights.has('w'), false);
   assert.deepEqual(plan.nodes.find((n) => n.node === 'conv'), { node: 'conv', op: 'Conv', status: 'float', reason: 'weight w is kept in float by an override' });
   assert.equal(plan.activations.has('x'), false, 'no Q/DQ in front of a float Conv');
+});
+
+test('masks: −inf from an initializer and float32\'s lowest from ConstantOfShape stay in float up to their Softmax; a Clip against ±FLT_MAX does not spread', () => {
+  const model = buildModel({
+    inputs: { x: [1, 4, 4] },
+    outputs: { p: [1, 4, 4], q: [1, 4, 4] },
+    initializers: {
+      mask: { dims: [4, 4], data: Float32Array.from({ length: 16 }, (_, i) => (i % 4 > Math.floor(i / 4) ? -Infinity : 0)) },
+      shape: { dims: [2], data: BigInt64Array.of(4n, 4n) }, lo: { dims: [], data: [-3.4e38] }, hi: { dims: [], data: [3.4e38] },
+    },
+    nodes: [
+      { op: 'Add', inputs: ['x', 'mask'], outputs: ['scores'], name: 'masked' },
+      { op: 'Softmax', inputs: ['scores'], outputs: ['p'], name: 'soft', attrs: { axis: -1 } },
+      { op: 'ConstantOfShape', inputs: ['shape'], outputs: ['low'], name: 'fill' },
+      { op: 'Add', inputs: ['x', 'low'], outputs: ['floored'], name: 'floor_add' },
+      { op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['guarded'], name: 'guard' },
+      { op: 'Mul', inputs: ['guarded', 'floored'], outputs: ['q'], name: 'mix' },
+    ],
+  });
+  model.graph!.node[2].attribute.push(onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: floatTensor('', [1], Float32Array.of(-3.4028234663852886e38)) }));
+  const plan = planQuantization(new GraphView(model), recipeFor('cpu'));
+  const status = Object.fromEntries(plan.nodes.map((n) => [n.node, n.status]));
+  assert.deepEqual(status, { masked: 'float', soft: 'float', fill: 'float', floor_add: 'float', guard: 'quantized', mix: 'float' });
+  assert.match(plan.nodes.find((n) => n.node === 'masked')!.reason!, /mask holds values no integer range can hold .* from the constant mask: an attention mask/);
+  assert.match(plan.nodes.find((n) => n.node === 'floor_add')!.reason!, /from the constant fill/);
+  assert.equal(plan.activations.has('guarded'), true, 'the Clip\'s output is quantized: its ±FLT_MAX bounds do not reach it');
 });
