@@ -59,6 +59,13 @@ export interface QuantizeOutcome {
   files: { model: string; report: string; recipe: string; ranges?: string; preflight: string; lowered?: string; qoperator?: string; integerIO?: string; firmwareIO?: string };
 }
 
+/** What the written model is, by kind: the artifact list says it. */
+const MODEL_FORM: Record<QuantPlan['kind'], string> = {
+  static: 'QDQ model',
+  dynamic: 'dynamically quantized model (integer weights, activations quantized at run time)',
+  'weight-only': 'weight-only model (MatMulNBits, or integer weights dequantized at run time)',
+};
+
 /** The stage boundaries of a job, in milliseconds from its start, for the report's timings. */
 function stageClock() {
   const t0 = performance.now();
@@ -125,7 +132,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const added = [...(repaired?.rangesChanged ? ['the repair\'s calibration fixes'] : []), ...(learned ? ['AdaRound\'s rounding'] : [])];
   const ranges = rangesToWrite(job, paths, calibrated, added.join(' and ') || undefined, log.warn);
   const written = await writeArtifacts(paths, {
-    qdq: { model: exported.model, description: `QDQ model for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
+    qdq: { model: exported.model, description: `${MODEL_FORM[m.plan.kind]} for ${m.plan.backend.title}` }, forms: exported.forms, preflight: placement.preflight, recipe: m.plan.recipe, ...ranges,
     report: (artifacts) => quantizeReport({ job, m, host, calibrated, converted, evaluation, evalSource, layers, placement, latency: exported.latency, paths, artifacts, warnings: log.list, timings: clock.timings(), repair: repaired?.report, corrected, rounded, gptq: gptq?.report, without }),
   });
   const report = written.report as Report;
