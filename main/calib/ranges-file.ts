@@ -76,6 +76,9 @@ export function readRanges(file: string): RangesFile {
  */
 export function rangesFromFile(file: string, view: GraphView, plan: QuantPlan): { doc: RangesFile; ranges: Map<string, Range> } {
   const doc = readRanges(file);
+  if (doc.smoothquant && !plan.recipe.algorithms?.smoothquant) {
+    throw new JobError(`${file}: these ranges were calibrated on the model smoothed by SmoothQuant (α ${doc.smoothquant.alpha}); add --smoothquant:${doc.smoothquant.alpha}, or calibrate again`);
+  }
   const base = planQuantization(view, { ...plan.recipe, overrides: {}, excludeNodes: [] });
   const known = withBorrowedRanges(base, new Map(Object.entries(doc.tensors).map(([name, r]) => [name, { min: r.min, max: r.max }])));
   const needed = calibrationTensors(plan);

@@ -8,12 +8,11 @@
 import * as ort from 'onnxruntime-node';
 import type { SmoothQuantReport } from '../../shared/report';
 import type { Feed } from '../base/feed';
-import { throwIfAborted } from '../base/progress';
 import { int64Tensor } from '../onnx/tensor';
-import { intAttr, intsAttr, makeNode, typedValueInfo, uniqueName } from '../onnx/edit';
-import { attrInt, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
+import { makeNode, reduceOver, typedValueInfo, uniqueName } from '../onnx/edit';
+import { attrInt, defaultOpset, namesRead, type GraphNode, type GraphView } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { floatData, runAdditions, type Additions } from '../onnx/session';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import { linearWeight, type LinearWeight, type QuantPlan } from '../plan/plan';
 
@@ -103,42 +102,24 @@ export function smoothableGroups(view: GraphView, plan: QuantPlan): { groups: Sm
  * float model, each input reshaped to [rows, K] and reduced in ONNX Runtime.
  */
 export async function channelAbsMax(model: onnx.ModelProto, inputs: ReadonlyMap<string, number>, batches: AsyncIterable<Feed>, signal?: AbortSignal): Promise<Map<string, Float32Array>> {
-  const graph = model.graph!;
+  const additions: Additions = { nodes: [], initializers: [], outputs: [] };
   const names = [...inputs.keys()];
-  const added: onnx.NodeProto[] = [];
-  const inits: onnx.TensorProto[] = [];
-  const outputs = names.map((name, i) => {
+  const opset = defaultOpset(model);
+  names.forEach((name, i) => {
     const p = `qs_smooth_${i}`;
-    inits.push(int64Tensor(`${p}_shape`, [2], [-1, inputs.get(name)!]));
-    added.push(
+    additions.initializers.push(int64Tensor(`${p}_shape`, [2], [-1, inputs.get(name)!]));
+    additions.nodes.push(
       makeNode('Reshape', [name, `${p}_shape`], [`${p}_rows`]),
       makeNode('Abs', [`${p}_rows`], [`${p}_abs`]),
-      makeNode('ReduceMax', [`${p}_abs`], [`${p}_max`], [intsAttr('axes', [0]), intAttr('keepdims', 0)]),
+      reduceOver('ReduceMax', `${p}_abs`, [0], `${p}_max`, opset, additions.initializers),
     );
-    return typedValueInfo(`${p}_max`, DataType.FLOAT, [inputs.get(name)!]);
+    additions.outputs.push(typedValueInfo(`${p}_max`, DataType.FLOAT, [inputs.get(name)!]));
   });
-  // ReduceMax takes its axes as an attribute up to opset 17, as an input from 18.
-  const opset = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version;
-  if (Number(opset) >= 18) {
-    inits.push(int64Tensor('qs_smooth_axes', [1], [0]));
-    for (const n of added) if (n.opType === 'ReduceMax') { n.input.push('qs_smooth_axes'); n.attribute = n.attribute.filter((a) => a.name !== 'axes'); }
-  }
-  const tapped = onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: [...graph.node, ...added], initializer: [...graph.initializer, ...inits], output: outputs }) });
-  const what = 'model that measures the channel ranges for SmoothQuant';
-  const session = await createSession(tapped, what);
   const maxima = names.map((name) => new Float32Array(inputs.get(name)!));
-  try {
-    for await (const feed of batches) {
-      throwIfAborted(signal);
-      const out = await run(session, toOrtFeeds(feed), what);
-      maxima.forEach((m, i) => {
-        const batch = floatData(out[`qs_smooth_${i}_max`] as ort.Tensor, `qs_smooth_${i}_max`);
-        for (let j = 0; j < m.length; j++) if (batch[j] > m[j]) m[j] = batch[j];
-      });
-    }
-  } finally {
-    await session.release();
-  }
+  await runAdditions(model, additions, batches, 'model that measures the channel ranges for SmoothQuant', (out) => maxima.forEach((m, i) => {
+    const batch = floatData(out[`qs_smooth_${i}_max`] as ort.Tensor, `qs_smooth_${i}_max`);
+    for (let j = 0; j < m.length; j++) if (batch[j] > m[j]) m[j] = batch[j];
+  }), signal);
   return new Map(names.map((name, i) => [name, maxima[i]]));
 }
 

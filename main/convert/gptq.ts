@@ -5,11 +5,10 @@
 import * as ort from 'onnxruntime-node';
 import type { GptqSettings } from '../../shared/recipe';
 import type { Feed } from '../base/feed';
-import { throwIfAborted } from '../base/progress';
 import { int64Tensor } from '../onnx/tensor';
 import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { createSession, floatData, run, runAdditions, type Additions } from '../onnx/session';
 import { weightAsKN, type LinearWeight } from '../plan/plan';
 import { groupParams, nbitsBlockParams, nbitsLevel, packMatMulNBits, quantizeGrouped, quantizeValue, weightGrouping, type MatMulNBitsWeight, type WeightGrid } from '../plan/qmath';
 
@@ -35,43 +34,26 @@ export interface InputMoments {
  * ONNX Runtime, summed across batches in float64. Memory: the K×K sums and one batch, never all the inputs.
  */
 export async function inputMoments(model: onnx.ModelProto, inputs: ReadonlyMap<string, number>, batches: AsyncIterable<Feed>, signal?: AbortSignal): Promise<Map<string, InputMoments>> {
-  const graph = model.graph!;
-  const added: onnx.NodeProto[] = [];
-  const inits: onnx.TensorProto[] = [];
-  const outputs: onnx.ValueInfoProto[] = [];
+  const additions: Additions = { nodes: [], initializers: [], outputs: [] };
   const names = [...inputs.keys()];
   names.forEach((name, i) => {
     const k = inputs.get(name)!;
     const p = `qs_gptq_${i}`;
-    inits.push(int64Tensor(`${p}_shape`, [2], [-1, k]));
-    added.push(
+    additions.initializers.push(int64Tensor(`${p}_shape`, [2], [-1, k]));
+    additions.nodes.push(
       makeNode('Reshape', [name, `${p}_shape`], [`${p}_rows`]),
       makeNode('Transpose', [`${p}_rows`], [`${p}_cols`], [intsAttr('perm', [1, 0])]),
       makeNode('MatMul', [`${p}_cols`, `${p}_rows`], [`${p}_h`]),
       makeNode('Shape', [`${p}_rows`], [`${p}_n`]),
     );
-    outputs.push(typedValueInfo(`${p}_h`, DataType.FLOAT, [k, k]), typedValueInfo(`${p}_n`, DataType.INT64, [2]));
+    additions.outputs.push(typedValueInfo(`${p}_h`, DataType.FLOAT, [k, k]), typedValueInfo(`${p}_n`, DataType.INT64, [2]));
   });
-  const tapped = onnx.ModelProto.create({
-    ...model,
-    graph: onnx.GraphProto.create({ ...graph, node: [...graph.node, ...added], initializer: [...graph.initializer, ...inits], output: outputs }),
-  });
-  const what = 'model that measures the layers\' input moments for GPTQ';
-  const session = await createSession(tapped, what);
   const sums = names.map((name) => ({ h: new Float64Array(inputs.get(name)! ** 2), k: inputs.get(name)!, rows: 0 }));
-  try {
-    for await (const feed of batches) {
-      throwIfAborted(signal);
-      const out = await run(session, toOrtFeeds(feed), what);
-      sums.forEach((sum, i) => {
-        const h = floatData(out[`qs_gptq_${i}_h`] as ort.Tensor, `qs_gptq_${i}_h`);
-        for (let j = 0; j < h.length; j++) sum.h[j] += h[j];
-        sum.rows += Number((out[`qs_gptq_${i}_n`] as ort.Tensor).data[0]);
-      });
-    }
-  } finally {
-    await session.release();
-  }
+  await runAdditions(model, additions, batches, 'model that measures the layers\' input moments for GPTQ', (out) => sums.forEach((sum, i) => {
+    const h = floatData(out[`qs_gptq_${i}_h`] as ort.Tensor, `qs_gptq_${i}_h`);
+    for (let j = 0; j < h.length; j++) sum.h[j] += h[j];
+    sum.rows += Number((out[`qs_gptq_${i}_n`] as ort.Tensor).data[0]);
+  }), signal);
   return new Map(names.map((name, i) => [name, sums[i]]));
 }
 

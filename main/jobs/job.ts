@@ -245,13 +245,12 @@ export async function smoothed(job: JobInput, m: JobModel, floatModel: onnx.Mode
 /** SmoothQuant where the recipe asks for it: the job's float model becomes the smoothed one (the same function), and its plan that model's. */
 export async function smoothForRecipe(job: JobInput, m: JobModel, warn: (message: string) => void, onStep?: (message: string) => void): Promise<void> {
   const asked = m.plan.recipe.algorithms?.smoothquant;
-  const saved = job.ranges && m.plan.kind === 'static' ? readRanges(job.ranges).smoothquant : undefined;
-  if (saved && !asked) throw new JobError(`${job.ranges}: these ranges were calibrated on the model smoothed by SmoothQuant (α ${saved.alpha}); add --smoothquant:${saved.alpha}, or calibrate again`);
   if (!asked) return;
   if (m.plan.kind !== 'static') {
     warn(`SmoothQuant skipped: it smooths the activations of static quantization, and this run is ${m.plan.kind}`);
     return;
   }
+  const saved = job.ranges ? readRanges(job.ranges).smoothquant : undefined;
   // Saved ranges fit the model smoothed with their own α only: it is used instead of a search.
   if (job.ranges && (!saved || (asked.alpha !== undefined && asked.alpha !== saved.alpha))) {
     throw new JobError(`${job.ranges}: these ranges were calibrated on the model ${saved ? `smoothed with α ${saved.alpha}` : 'without SmoothQuant'}; ${saved ? `use --smoothquant:${saved.alpha}` : 'drop --smoothquant'}, or calibrate again`);

@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 
 import type { GraphView } from './graph';
 import { encodeModel, largeModelBytes, saveModel, tensorBytes } from './model';
-import type { onnx } from './proto';
+import { onnx } from './proto';
+import { throwIfAborted } from '../base/progress';
 import { Feed, InputSpec } from '../base/feed';
 
 export class RunError extends Error {}
@@ -26,6 +27,35 @@ export async function createSession(model: onnx.ModelProto, what: string, option
   } finally {
     // A folder that cannot be removed yet (a file ONNX Runtime keeps mapped on some systems) is the temporary folder's to clear, not a failed session.
     if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left to the OS */ }
+  }
+}
+
+/** Nodes, initializers and outputs added to a model: what a measuring session computes beside it. */
+export interface Additions {
+  nodes: onnx.NodeProto[];
+  initializers: onnx.TensorProto[];
+  outputs: onnx.ValueInfoProto[];
+}
+
+/**
+ * `model` with `additions`, its outputs theirs alone, run once per batch in one session; each
+ * batch's outputs go to `onBatch`, so that only what it keeps stays in memory.
+ */
+export async function runAdditions(model: onnx.ModelProto, additions: Additions, batches: AsyncIterable<Feed>, what: string,
+  onBatch: (out: ort.InferenceSession.OnnxValueMapType) => void, signal?: AbortSignal): Promise<void> {
+  const graph = model.graph!;
+  const measuring = onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({ ...graph, node: [...graph.node, ...additions.nodes], initializer: [...graph.initializer, ...additions.initializers], output: additions.outputs }),
+  });
+  const session = await createSession(measuring, what);
+  try {
+    for await (const feed of batches) {
+      throwIfAborted(signal);
+      onBatch(await run(session, toOrtFeeds(feed), what));
+    }
+  } finally {
+    await session.release();
   }
 }
 

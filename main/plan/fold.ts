@@ -133,9 +133,9 @@ function compute(node: onnx.NodeProto, inputs: Array<Value | undefined>): Comput
       return { dims };
     }
     case 'Cast':
-      // To float32 only, which rounds a float64 to nearest as Math.fround (and tensorToFloat32) does.
+      // To float32 only: the values were read as float32 already, a float64 rounded to nearest as Cast rounds it.
       if (attrInt(node, 'to', 0) !== DataType.FLOAT || ![...EXACT_IN_FLOAT, DataType.DOUBLE].includes(x.dataType)) return undefined;
-      return { dims: x.dims, data: x.dataType === DataType.FLOAT ? x.data : Float32Array.from(x.data) };
+      return { dims: x.dims, data: x.data };
     case 'DequantizeLinear': {
       if (!inputs[1] || !EXACT_IN_FLOAT.includes(x.dataType) || x.dataType === DataType.FLOAT || x.dataType === DataType.FLOAT16) return undefined;
       const data = dequantize(node, x, inputs[1], inputs[2]);

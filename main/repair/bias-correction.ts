@@ -10,12 +10,12 @@ import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { convertModel } from '../convert/convert';
-import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
+import { makeNode, reduceOver, typedValueInfo } from '../onnx/edit';
 import { attrInt, defaultOpset, GraphView } from '../onnx/graph';
 import { numericsOptions } from '../onnx/numerics';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
-import { floatTensor, int64Tensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
+import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan } from '../plan/plan';
 import type { EqualizedPair } from '../plan/equalize';
 import type { Prepared } from '../plan/prepare';
@@ -83,14 +83,6 @@ function correctable(view: GraphView, node: GraphView['nodes'][number]): Omit<Ta
   return { node: node.name, bias, rank: node.op === 'Conv' ? dims.length : 2, channels };
 }
 
-/** ReduceMean of `input` over `axes` (keepdims 0) as `output`: axes an input from opset 18, an attribute before. */
-function reduceMean(input: string, axes: number[], output: string, opset: number, initializers: onnx.TensorProto[]): onnx.NodeProto {
-  const keep = intAttr('keepdims', 0);
-  if (opset < 18) return makeNode('ReduceMean', [input], [output], [keep, intsAttr('axes', axes)]);
-  initializers.push(int64Tensor(`${output}_axes`, [axes.length], axes));
-  return makeNode('ReduceMean', [input, `${output}_axes`], [output], [keep]);
-}
-
 /**
  * The model with each target's per-channel output mean over the batch as output `qs_bias_mean_i`;
  * with `corrections`, each target's output first gets a graph input `qs_bias_corr_i` added, which
@@ -113,11 +105,11 @@ function measuringModel(model: onnx.ModelProto, layers: readonly Target[], corre
     means[i] = `qs_bias_mean_${i}`;
     outputs.push(typedValueInfo(means[i]!, DataType.FLOAT, [l.channels]));
     const axes = [0, ...Array.from({ length: l.rank - 2 }, (_, k) => k + 2)];
-    if (!corrections) return [n, reduceMean(out, axes, means[i]!, opset, initializers)];
+    if (!corrections) return [n, reduceOver('ReduceMean', out, axes, means[i]!, opset, initializers)];
     corr[i] = `qs_bias_corr_${i}`;
     inputs.push(typedValueInfo(corr[i]!, DataType.FLOAT, [l.channels, ...new Array<number>(l.rank - 2).fill(1)]));
     const raw = `${out}_qs_uncorrected`;
-    return [onnx.NodeProto.create({ ...n, output: [raw, ...n.output.slice(1)] }), makeNode('Add', [raw, corr[i]!], [out]), reduceMean(out, axes, means[i]!, opset, initializers)];
+    return [onnx.NodeProto.create({ ...n, output: [raw, ...n.output.slice(1)] }), makeNode('Add', [raw, corr[i]!], [out]), reduceOver('ReduceMean', out, axes, means[i]!, opset, initializers)];
   });
   return { model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }), means, inputs: corr };
 }
