@@ -8,11 +8,11 @@ import type { ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
-import { withInputShapes } from '../onnx/edit';
+import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
+import { cellValues, withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
-import { EXTREMES_OUTPUT, PROBE_STEP, samplePhase, sampleStride, tapModel, type SizeTap, type Tap } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, samplePhase, sampleShape, sampleStride, tapModel, type KnownDims, type Tap, type TappedModel } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -88,21 +88,32 @@ function sampleFeeds(taps: readonly Tap[], sample: (tap: Tap) => { start: number
   }));
 }
 
-/** The shape of each sized tensor for one sample: the first sample run through a session of a tapped model. */
-async function firstSampleShapes(session: ort.InferenceSession, tapped: { taps: readonly Tap[]; sized: readonly SizeTap[] }, source: SampleSource): Promise<Map<string, number[]>> {
-  for await (const feed of source.batches(1)) {
-    const out = await run(session, { ...toOrtFeeds(feed), ...sampleFeeds(tapped.taps, () => ({ start: 0, step: PROBE_STEP })) }, 'calibration model');
-    return new Map(tapped.sized.map((s) => [s.tensor, Array.from((out[s.shape] as ort.Tensor).data as BigInt64Array, Number)]));
-  }
-  return new Map();
+/** The shape of each of `tensors` for one sample where shape inference knows it. */
+function knownShapes(tensors: readonly string[], known: KnownDims): Map<string, number[]> {
+  return new Map(tensors.flatMap((t) => {
+    const shape = sampleShape(known.get(t));
+    return shape ? [[t, shape] as const] : [];
+  }));
 }
 
-/** The shape of each tensor for one sample, from the model run with Shape taps. */
-export async function probeShapes(model: onnx.ModelProto, tensors: string[], source: SampleSource): Promise<Map<string, number[]>> {
-  const probe = tapModel(model, tensors.map((tensor) => ({ tensor, sample: false })));
+/** Into `shapes`, the shape for one sample of each tensor the tapped model measures (those shape inference does not know): the first sample run once. */
+async function measureShapes(session: ort.InferenceSession, tapped: TappedModel, source: SampleSource, shapes: Map<string, number[]>): Promise<void> {
+  for await (const feed of source.batches(1)) {
+    const out = await run(session, { ...toOrtFeeds(feed), ...sampleFeeds(tapped.taps, () => ({ start: 0, step: PROBE_STEP })) }, 'calibration model');
+    for (const s of tapped.sized) shapes.set(s.tensor, Array.from((out[s.shape] as ort.Tensor).data as BigInt64Array, Number));
+    return;
+  }
+}
+
+/** The shape of each tensor for one sample: from shape inference (`known`), else measured by a run of its own. */
+export async function probeShapes(model: onnx.ModelProto, tensors: string[], known: KnownDims, source: SampleSource): Promise<Map<string, number[]>> {
+  const shapes = knownShapes(tensors, known);
+  const probe = tapModel(model, [], known, tensors);
+  if (!probe.sized.length) return shapes;
   const session = await createSession(withInputShapes(probe.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
   try {
-    return await firstSampleShapes(session, probe, source);
+    await measureShapes(session, probe, source, shapes);
+    return shapes;
   } finally {
     await session.release();
   }
@@ -126,15 +137,20 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const untapped = new Set(derived.map((d) => d.tensor));
     const measured = tensors.filter((t) => !untapped.has(t.tensor));
     const observed = new Set(tensors.map((t) => t.tensor));
-    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), (options.sized ?? []).filter((t) => !observed.has(t)));
+    const sizedOnly = (options.sized ?? []).filter((t) => !observed.has(t));
+    const shaped = [...measured.map((t) => t.tensor), ...sizedOnly];
+    const known = await inferredDims(withInputShapes(model, source.feedShapes), shaped);
+    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly);
     const { taps } = tapped;
-    const tapOf = new Map(taps.map((t) => [t.tensor, t]));
+    const extremesOf = new Map<string, { min: number; max: number }>();
     session = await createSession(withInputShapes(tapped.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
-    // The first sample, run once with samples of one element, tells each tensor's size: the batch
-    // is cut so that one batch of activations fits the memory budget, and each histogram tensor
-    // gets the step that keeps its sample near the sample budget. The step is an input of the same
-    // session, so this probe costs one run, not a second session.
-    const shapes = await firstSampleShapes(session, tapped, source);
+    // Each tensor's size cuts the batch so that one batch of activations fits the memory budget,
+    // and gives each histogram tensor the step that keeps its sample near the sample budget. Shape
+    // inference gives most sizes; the rest come from the first sample, run once with samples of
+    // one element: the step is an input of the same session, so this probe costs one run, not a
+    // second session.
+    const shapes = knownShapes(shaped, known);
+    if (tapped.sized.length) await measureShapes(session, tapped, source, shapes);
     // Relu and Clip keep their input's shape.
     for (const d of derived) shapes.set(d.tensor, shapes.get(d.from)!);
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
@@ -155,10 +171,12 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       await queued;
       const n = Object.values(feed)[0].dims[0];
       const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
+      const rowsOf = cellValues(extremes, tapped.cells, n);
       for (const tap of taps) {
-        const min = extremes[tap.min];
-        const max = extremes[tap.max];
+        const min = rowsOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
+        const max = rowsOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);
         if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
+        extremesOf.set(tap.tensor, { min, max });
         if (!tap.values) {
           pool.observe(tap.tensor, Float32Array.of(min, max));
           continue;
@@ -167,8 +185,8 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         pool.observe(tap.tensor, floatData(out[tap.values] as ort.Tensor, tap.tensor), { min, max });
       }
       for (const d of derived) {
-        const from = tapOf.get(d.from)!;
-        pool.observe(d.tensor, Float32Array.of(d.map(extremes[from.min]), d.map(extremes[from.max])));
+        const { min, max } = extremesOf.get(d.from)!;
+        pool.observe(d.tensor, Float32Array.of(d.map(min), d.map(max)));
       }
       queued = pool.flush();
       done += n;

@@ -3,7 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { flatShape, intAttr, intsAttr, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { axesInitializer, BATCH_DIM, flatShape, intAttr, intsAttr, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -16,7 +16,7 @@ export interface TapRequest {
 
 export interface Tap {
   tensor: string;
-  /** Index of the batch minimum in the EXTREMES_OUTPUT vector; the maximum follows it. */
+  /** Cells (TappedModel.cells) of the EXTREMES_OUTPUT vector that hold the minimum and the maximum of each of its rows. */
   min: number;
   max: number;
   /** The values the histogram sees: a strided sample of the tensor, or the tensor itself where the opset cannot slice with steps. */
@@ -29,8 +29,9 @@ export interface Tap {
 /** Every tap's minimum and maximum in one [2·taps] output (edit.ts withJoinedAdditions says why one). */
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
 
-// Constants every tap shares: the [-1] shape that flattens, and Slice bounds.
+// Constants taps share: the [-1] shape that flattens, the reductions' axes, Slice bounds.
 const FLAT = 'qs_tap_flat_shape';
+const AXES = 'qs_tap_axes';
 const ZERO = 'qs_tap_zero';
 const END = 'qs_tap_end';
 const INT64_MAX = 2n ** 63n - 1n;
@@ -78,54 +79,92 @@ export interface SizeTap {
   shape: string;
 }
 
+/** Dims of each of the tensors as ONNX Runtime's shape inference finds them (onnx/session.ts inferredDims). */
+export type KnownDims = ReadonlyMap<string, InferredDims>;
+
+/** Its shape for one sample, where shape inference knows every dim but the batch. */
+export function sampleShape(dims: InferredDims | undefined): number[] | undefined {
+  if (!dims || !dims.every((d) => typeof d === 'number' || d === BATCH_DIM)) return undefined;
+  return dims.map((d) => (typeof d === 'number' ? d : 1));
+}
+
+/** An empty cell: a slice that only orders the run. */
+const EMPTY: InferredDims = [0];
+
+export interface TappedModel {
+  model: onnx.ModelProto;
+  taps: Tap[];
+  /** The tensors whose shape the run measures: those shape inference does not know. */
+  sized: SizeTap[];
+  /** The leading dims of each cell of EXTREMES_OUTPUT, in order (edit.ts cellStarts). */
+  cells: InferredDims[];
+}
+
 /**
  * The model with `requests` tapped, and the shape of each of them and of `sizedOnly` (tensors
- * whose size a later run needs, like those that borrow another's range).
+ * whose size a later run needs, like those that borrow another's range) measured where `known`
+ * does not give it.
  */
-export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOnly: readonly string[] = []): { model: onnx.ModelProto; taps: Tap[]; sized: SizeTap[] } {
+export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: KnownDims, sizedOnly: readonly string[] = []): TappedModel {
   const graph = model.graph!;
+  const opset = defaultOpset(model);
   const sampling = canSample(model);
   const initializers = [...graph.initializer];
   const sampled = sampling && requests.some((r) => r.sample);
-  if (requests.length) initializers.push(flatShape(FLAT));
-  if (sampling && requests.length + sizedOnly.length > 0) initializers.push(int64Tensor(ZERO, [1], [0]));
+  const measured = (tensor: string) => sampleShape(known.get(tensor)) === undefined;
+  const emptySlices = sampled || sizedOnly.some(measured);
+  if (sampling && emptySlices) initializers.push(int64Tensor(ZERO, [1], [0]));
   if (sampled) initializers.push(makeTensor(END, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)));
   const inputs = [...graph.input];
   const outputs = [...graph.output];
   const blocks: onnx.NodeProto[][] = [];
   const joined: string[] = [];
+  const cells: InferredDims[] = [];
+  const cell = (output: string, lead: InferredDims) => {
+    joined.push(output);
+    return cells.push(lead) - 1;
+  };
   const sized: SizeTap[] = [];
-  // The shape is an output of its own; an empty float slice of it joins the extremes so that the
-  // Shape runs with its tensor's block instead of keeping the tensor alive to the end.
-  const sizeOf = (tensor: string, base: string): onnx.NodeProto[] => {
+  // A tensor of unknown shape gets it measured: the shape is an output of its own, and its product
+  // the flattening Reshape's target, so that it runs with its tensor's block rather than holding
+  // the tensor to the end. A Cast of the shape into the joined floats would order it as well, but
+  // tripled ONNX Runtime's session creation on the PaddleOCR recognizer (0.3 → 0.9 s): its graph
+  // passes propagate shape data through every Cast.
+  const measuredFlat = (tensor: string, base: string): onnx.NodeProto[] => {
     const shape = `${base}_shape`;
     sized.push({ tensor, shape });
-    joined.push(`${base}_shape_none`);
     outputs.push(typedValueInfo(shape, DataType.INT64));
     return [
       makeNode('Shape', [tensor], [shape]),
-      emptySlice(shape, `${base}_shape_empty`, sampling),
-      makeNode('Cast', [`${base}_shape_empty`], [`${base}_shape_none`], [intAttr('to', DataType.FLOAT)]),
+      makeNode('ReduceProd', [shape], [`${base}_size`], [intAttr('keepdims', 1)]),
+      makeNode('Reshape', [tensor, `${base}_size`], [`${base}_flat`]),
     ];
   };
   // Blocks in graph order, sized-only tensors among the tapped ones, so that the walk back from
   // the joined output meets each tensor's block right after the tensor (withJoinedAdditions).
   const position = new Map(graph.node.flatMap((n, i) => n.output.map((o) => [o, i] as const)));
-  const entries = [...requests, ...sizedOnly.map((tensor) => ({ tensor, sizeOnly: true }))]
+  const entries = [...requests, ...sizedOnly.filter(measured).map((tensor) => ({ tensor, sizeOnly: true }))]
     .sort((a, b) => (position.get(a.tensor) ?? -1) - (position.get(b.tensor) ?? -1));
-  let cells = 0;
   const taps: Tap[] = [];
+  let byRows = false;
+  let flattened = false;
   entries.forEach((r, i) => {
     const base = `qs_tap_${i}`;
+    const flat = `${base}_flat`;
+    const unknown = measured(r.tensor);
+    const nodes = unknown ? measuredFlat(r.tensor, base) : [];
     if ('sizeOnly' in r) {
-      blocks.push(sizeOf(r.tensor, base));
+      // An empty slice of the flat tensor joins the extremes, for the order.
+      nodes.push(emptySlice(flat, `${base}_none`, sampling));
+      cell(`${base}_none`, EMPTY);
+      blocks.push(nodes);
       return;
     }
-    const tap: Tap = { tensor: r.tensor, min: cells++, max: cells++ };
-    const flat = `${base}_flat`;
-    const nodes = reducedCells(r.tensor, flat, FLAT, [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }]);
-    joined.push(`${base}_min`, `${base}_max`);
-    nodes.push(...sizeOf(r.tensor, base));
+    const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
+    const lead = unknown ? [] : rowDims(known.get(r.tensor));
+    nodes.push(...(unknown ? reducedCells(flat, extremes) : rowCells(r.tensor, `${base}_rows`, lead, extremes, opset, AXES)));
+    byRows ||= !unknown;
+    const tap: Tap = { tensor: r.tensor, min: cell(`${base}_min`, lead), max: cell(`${base}_max`, lead) };
     if (r.sample && !sampling) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
@@ -134,8 +173,10 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOn
       tap.start = `${base}_start`;
       tap.steps = `${base}_steps`;
       inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]), typedValueInfo(tap.steps, DataType.INT64, [1]));
+      if (!unknown) nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
+      flattened ||= !unknown;
       nodes.push(...stridedSample(flat, tap.start, tap.steps, tap.values));
-      joined.push(`${tap.values}_empty`);
+      cell(`${tap.values}_empty`, EMPTY);
       outputs.push(typedValueInfo(tap.values, DataType.FLOAT));
     }
     blocks.push(nodes);
@@ -143,10 +184,14 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], sizedOn
   });
   const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT);
   if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
+  // Only what some tap uses: ONNX Runtime warns of every unused initializer.
+  if (flattened) initializers.push(flatShape(FLAT));
+  if (byRows && opset >= 18) initializers.push(axesInitializer(AXES));
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }),
     taps,
     sized,
+    cells,
   };
 }
 

@@ -2,7 +2,9 @@
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)² and, where asked,
 // Σ(x−QDQ(x))² and the float range. Handing both models' activations to JavaScript instead would move
 // hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { flatShape, makeNode, reducedCells, typedValueInfo, withJoinedAdditions } from '../onnx/edit';
+import { axesInitializer, flatShape, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims } from '../onnx/edit';
+import { defaultOpset } from '../onnx/graph';
+import { sampleShape } from '../calib/taps';
 import { onnx, toNumber } from '../onnx/proto';
 
 /** A float tensor and its dequantized counterpart in the quantized model. */
@@ -13,7 +15,7 @@ export interface TensorPair {
   measureRange?: boolean;
 }
 
-/** Where a pair's sums sit in the comparison model's sums vector. */
+/** The cells (ComparisonModel.cells) of the sums vector that hold a pair's sums, one value per row of the tensor. */
 export interface PairTaps {
   float: string;
   /** Σx² of the float tensor. */
@@ -30,6 +32,7 @@ export interface PairTaps {
 export const SUMS_OUTPUT = 'qs_cmp_sums';
 
 const FLAT = 'qs_cmp_flat_shape';
+const AXES = 'qs_cmp_axes';
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
 export const QUANTIZED_PREFIX = 'qs_quantized/';
@@ -80,10 +83,15 @@ export interface ComparisonModel {
   taps: PairTaps[];
   /** Each float output with the quantized half's value of it, as computed in the same run. */
   outputs: Array<{ float: string; quant: string }>;
+  /** The leading dims of each cell of SUMS_OUTPUT, in order (edit.ts cellStarts). */
+  cells: InferredDims[];
 }
 
-/** With `local`, each pair's local error too (the analysis's figure): a third of the comparison's work. */
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false): ComparisonModel {
+/**
+ * With `local`, each pair's local error too (the analysis's figure): a third of the comparison's
+ * work. A pair whose float tensor's dims `known` gives is reduced by rows (edit.ts rowCells).
+ */
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false, known: ReadonlyMap<string, InferredDims> = new Map()): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const { graph: qg, rename, opsetImport } = quantizedHalf(floatModel, quantModel);
@@ -97,23 +105,40 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   }
   // Every sum is a [1] vector, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
-  const initializers = pairs.length ? [flatShape(FLAT)] : [];
+  const opset = defaultOpset(floatModel);
+  const initializers: onnx.TensorProto[] = [];
   const sums: string[] = [];
+  const cells: InferredDims[] = [];
+  let byRows = false;
+  let flattened = false;
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
     const quantizer = local ? qdqOf.get(p.quant) : undefined;
     const nodes: onnx.NodeProto[] = [];
-    // The sums of one tensor, each a [1] cell, and their places in the sums vector.
-    const sumsOf = (input: string, flat: string, cells: ReadonlyArray<{ op: string; output: string }>) => {
-      nodes.push(...reducedCells(input, flat, FLAT, cells));
-      return cells.map((c) => sums.push(c.output) - 1);
+    const cell = (output: string, lead: InferredDims) => {
+      sums.push(output);
+      return cells.push(lead) - 1;
     };
-    const ranged = p.measureRange ? [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }] : [];
-    const [signal, min, max] = sumsOf(p.float, `${base}_flat`, [{ op: 'ReduceSumSquare', output: `${base}_signal` }, ...ranged]);
+    // Σ of squares of a whole tensor: a [1] cell (edit.ts rowCells says why not by rows).
+    const sumOfSquares = (input: string, flat: string, output: string) => {
+      nodes.push(makeNode('Reshape', [input, FLAT], [flat]), ...reducedCells(flat, [{ op: 'ReduceSumSquare', output }]));
+      flattened = true;
+      return cell(output, []);
+    };
+    const signal = sumOfSquares(p.float, `${base}_flat`, `${base}_signal`);
+    // The range by rows where the dims are known (edit.ts rowCells says why).
+    const rangeCells = () => {
+      const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
+      const dims = known.get(p.float);
+      const lead = sampleShape(dims) ? rowDims(dims) : undefined;
+      nodes.push(...(lead ? rowCells(p.float, `${base}_rows`, lead, extremes, opset, AXES) : reducedCells(`${base}_flat`, extremes)));
+      byRows ||= lead !== undefined;
+      return { min: cell(`${base}_min`, lead ?? []), max: cell(`${base}_max`, lead ?? []) };
+    };
+    const range = p.measureRange ? rangeCells() : {};
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
-    const [noise] = sumsOf(`${base}_diff`, `${base}_diff_flat`, [{ op: 'ReduceSumSquare', output: `${base}_noise` }]);
-    const t: PairTaps = { float: p.float, signal, noise, ...(p.measureRange ? { min, max } : {}) };
+    const t: PairTaps = { float: p.float, signal, noise: sumOfSquares(`${base}_diff`, `${base}_diff_flat`, `${base}_noise`), ...range };
     // Local error: the float tensor through the quantized side's own Q/DQ parameters: one
     // fake-quantize per tensor in the same pass, no second model.
     if (quantizer) {
@@ -127,12 +152,15 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
         // Squared, the sign is moot: the dequantized tensor first lets the Sub write over it.
         makeNode('Sub', [`${base}_local_dq`, p.float], [`${base}_local_diff`]),
       );
-      [t.localNoise] = sumsOf(`${base}_local_diff`, `${base}_local_diff_flat`, [{ op: 'ReduceSumSquare', output: `${base}_local_noise` }]);
+      t.localNoise = sumOfSquares(`${base}_local_diff`, `${base}_local_diff_flat`, `${base}_local_noise`);
     }
     blocks.push(nodes);
     return t;
   });
   const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT);
+  // Only what some pair uses: ONNX Runtime warns of every unused initializer.
+  if (flattened) initializers.push(flatShape(FLAT));
+  if (byRows && opset >= 18) initializers.push(axesInitializer(AXES));
   // The quantized half's own outputs: in reference numerics they are the quantized model's answer,
   // from the very run whose per-layer figures they then agree with.
   const floatOutputs = new Set(fg.output.map((o) => o.name));
@@ -149,5 +177,6 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     model: onnx.ModelProto.create({ ...floatModel, opsetImport, graph }),
     taps,
     outputs: quantOutputs.map(({ float, quant }) => ({ float, quant })),
+    cells,
   };
 }

@@ -18,8 +18,9 @@ import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
 import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
-import { withInputShapes } from '../onnx/edit';
+import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
+import { cellValues, withInputShapes } from '../onnx/edit';
+import type { KnownDims } from '../calib/taps';
 import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
 import type { Range } from '../stats/range';
@@ -145,9 +146,9 @@ function finiteOutput(t: ort.Tensor | undefined): boolean {
 }
 
 /** Bytes the side-by-side run holds per sample: both halves' live tensors, from the compared tensors' sizes on one sample. */
-async function comparisonBytesPerSample(floatModel: onnx.ModelProto, pairs: readonly TensorPair[], source: SampleSource, known?: ReadonlyMap<string, number[]>): Promise<number> {
+async function comparisonBytesPerSample(floatModel: onnx.ModelProto, pairs: readonly TensorPair[], source: SampleSource, dims: KnownDims, measured?: ReadonlyMap<string, number[]>): Promise<number> {
   if (!pairs.length) return 0;
-  const shapes = known && pairs.every((p) => known.has(p.float)) ? known : await probeShapes(floatModel, pairs.map((p) => p.float), source);
+  const shapes = measured && pairs.every((p) => measured.has(p.float)) ? measured : await probeShapes(floatModel, pairs.map((p) => p.float), dims, source);
   return 2 * liveBytesPerSample(new Map(pairs.map((p) => [p.float, shapes.get(p.float)!])));
 }
 
@@ -155,8 +156,9 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
-  const perSample = await comparisonBytesPerSample(floatModel, pairs, source, options.shapes);
-  const compared = comparisonModel(floatModel, quantModel, pairs, options.local);
+  const dims = await inferredDims(withInputShapes(floatModel, source.feedShapes), pairs.map((p) => p.float));
+  const perSample = await comparisonBytesPerSample(floatModel, pairs, source, dims, options.shapes);
+  const compared = comparisonModel(floatModel, quantModel, pairs, options.local, dims);
   const { taps } = compared;
   const sessions: ort.InferenceSession[] = [];
   const open = async (model: onnx.ModelProto, what: string, numerics: Numerics, extra: ort.InferenceSession.SessionOptions = {}) => {
@@ -186,8 +188,9 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const n = Object.values(feed)[0].dims[0];
       const labels = options.labels && idsOf(options.labels, done, n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
-      const sums = taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0);
-      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums[t.signal]))?.float;
+      const cells = cellValues(taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), compared.cells, n);
+      const sums = (cell: number) => cells(cell).reduce((a, b) => a + b, 0);
+      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums(t.signal)))?.float;
       if (broken !== undefined) throw overflow(broken, feed, source, done, n);
       const mainOut = mainSession ? await run(mainSession, feeds, 'quantized model') : undefined;
       main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels);
@@ -197,10 +200,10 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       }
       for (const t of taps) {
         const s = layers.get(t.float)!;
-        s.signal += sums[t.signal];
-        s.noise += sums[t.noise];
-        if (t.localNoise !== undefined) s.localNoise = (s.localNoise ?? 0) + sums[t.localNoise];
-        if (t.min !== undefined && t.max !== undefined) s.range = { min: Math.min(s.range!.min, sums[t.min]), max: Math.max(s.range!.max, sums[t.max]) };
+        s.signal += sums(t.signal);
+        s.noise += sums(t.noise);
+        if (t.localNoise !== undefined) s.localNoise = (s.localNoise ?? 0) + sums(t.localNoise);
+        if (t.min !== undefined && t.max !== undefined) s.range = { min: cells(t.min).reduce((a, b) => Math.min(a, b), s.range!.min), max: cells(t.max).reduce((a, b) => Math.max(a, b), s.range!.max) };
       }
       await pool.flush();
       done += n;

@@ -41,7 +41,7 @@ export function makeNode(op: string, inputs: string[], outputs: string[], attrs:
   return onnx.NodeProto.create({ opType: op, input: inputs, output: outputs, name: `${outputs[0]}_${op}`, attribute: attrs });
 }
 
-/** The shape [-1] that flattens a tensor (reducedCells), as an initializer named `name`. */
+/** The shape [-1] that flattens a tensor for reducedCells, as an initializer named `name`. */
 export function flatShape(name: string): onnx.TensorProto {
   return int64Tensor(name, [1], [-1]);
 }
@@ -49,14 +49,70 @@ export function flatShape(name: string): onnx.TensorProto {
 const KEEP_DIMS = [intAttr('keepdims', 1)];
 
 /**
- * Reductions over the whole of `input`, each a [1] vector: cells of a joined output
- * (withJoinedAdditions). They share one Reshape of the input to [-1] (`flat`, with the shape
- * initializer `shape` from flatShape), an alias in ONNX Runtime, and keep their one dim: two nodes
- * fewer per pair of cells than a scalar reshaped to [1] each, and session creation in ONNX Runtime
- * grows with the node count.
+ * Reductions over the whole of the 1-D `flat`, each a [1] vector: cells of a joined output
+ * (withJoinedAdditions), for a tensor whose leading dims are not known before the run.
  */
-export function reducedCells(input: string, flat: string, shape: string, cells: ReadonlyArray<{ op: string; output: string }>): onnx.NodeProto[] {
-  return [makeNode('Reshape', [input, shape], [flat]), ...cells.map((c) => makeNode(c.op, [flat], [c.output], KEEP_DIMS))];
+export function reducedCells(flat: string, cells: ReadonlyArray<{ op: string; output: string }>): onnx.NodeProto[] {
+  return cells.map((c) => makeNode(c.op, [flat], [c.output], KEEP_DIMS));
+}
+
+/** A tensor's dims as ONNX Runtime's shape inference knows them: sizes, BATCH_DIM, or another name ('' too) for a size it does not know. */
+export type InferredDims = ReadonlyArray<number | string>;
+
+/**
+ * The leading dims whose product is a tensor's rows for reductions by row (rowCells): its first
+ * dim, the batch for most, where it is known before the run and a sample has at most MAX_ROWS of
+ * them; none for a scalar, a vector or a tensor of unknown rank. (Cut after two dims, into a row
+ * per channel, min and max took twice as long as after one on the recognizer's activations.)
+ */
+export function rowDims(dims: InferredDims | undefined): InferredDims {
+  if (!dims || dims.length < 2) return [];
+  const [first] = dims;
+  return (typeof first === 'number' && first <= MAX_ROWS) || first === BATCH_DIM ? [first] : [];
+}
+
+/** Rows per sample above which a tensor is reduced whole: each row is a value handed to JavaScript per reduction. */
+const MAX_ROWS = 1024;
+
+/** The rows of a tensor with leading dims `lead` (rowDims) in a run of `batch` samples. */
+export function rowCount(lead: InferredDims, batch: number): number {
+  return lead.reduce<number>((rows, d) => rows * (typeof d === 'number' ? d : batch), 1);
+}
+
+/**
+ * Reductions of `input` by rows, its leading dims `lead` (rowDims) flattened into rows and the rest
+ * into columns: each cell is a [rows] vector of a joined output (withJoinedAdditions), which
+ * JavaScript then reduces. ONNX Runtime computes ReduceMin and ReduceMax of a whole tensor on one
+ * thread, and by rows on all of them: on the PaddleOCR recognizer's activations they take a third
+ * of the time. Not so ReduceSumSquare, which by rows leaves its fast path and takes three times
+ * as long as whole. `axes` is the shared [1] initializer (axesInitializer) that opset 18 takes as an input.
+ */
+export function rowCells(input: string, rows: string, lead: InferredDims, cells: ReadonlyArray<{ op: string; output: string }>, opset: number, axes: string): onnx.NodeProto[] {
+  const reduce = (c: { op: string; output: string }) => (opset < 18
+    ? makeNode(c.op, [rows], [c.output], [intAttr('keepdims', 0), intsAttr('axes', [1])])
+    : makeNode(c.op, [rows, axes], [c.output], [intAttr('keepdims', 0)]));
+  return [makeNode('Flatten', [input], [rows], [intAttr('axis', lead.length)]), ...cells.map(reduce)];
+}
+
+/** The [1] axes rowCells' reductions take as an input from opset 18. */
+export function axesInitializer(name: string): onnx.TensorProto {
+  return int64Tensor(name, [1], [1]);
+}
+
+/**
+ * Each cell's values, one per row, in a joined output of a run of `batch` samples whose cells have
+ * the leading dims `leads` (rowDims), in order.
+ */
+export function cellValues(joined: Float32Array, leads: readonly InferredDims[], batch: number): (cell: number) => Float32Array {
+  const starts: number[] = [];
+  let at = 0;
+  for (const lead of leads) {
+    starts.push(at);
+    at += rowCount(lead, batch);
+  }
+  // Shape inference said how many rows each tensor has; a run that disagrees would shift every cell after it.
+  if (at !== joined.length) throw new Error(`a measuring run returned ${joined.length} values where shape inference gave ${at} rows`);
+  return (cell) => joined.subarray(starts[cell], starts[cell] + rowCount(leads[cell], batch));
 }
 
 /**
@@ -74,7 +130,7 @@ export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: Re
 }
 
 /** The name every batch dim gets (withInputShapes), so that ONNX Runtime knows them to be one size. */
-const BATCH_DIM = 'qs_batch';
+export const BATCH_DIM = 'qs_batch';
 
 /**
  * A copy of the model whose graph inputs have the given shapes; outputs and value infos with a dim

@@ -6,8 +6,10 @@ import * as ort from 'onnxruntime-node';
 import type { GraphView } from './graph';
 import { encodeModel, largeModelBytes, saveModel, tensorBytes } from './model';
 import { onnx } from './proto';
+import { typedValueInfo, type InferredDims } from './edit';
 import { throwIfAborted } from '../base/progress';
-import { Feed, InputSpec } from '../base/feed';
+import { elementCount, Feed, InputSpec } from '../base/feed';
+import { tensorDims } from './tensor';
 
 export class RunError extends Error {}
 
@@ -27,6 +29,42 @@ export async function createSession(model: onnx.ModelProto, what: string, option
   } finally {
     // A folder that cannot be removed yet (a file ONNX Runtime keeps mapped on some systems) is the temporary folder's to clear, not a failed session.
     if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left to the OS */ }
+  }
+}
+
+/** Initializers of fewer elements stay in the model shape inference runs on: shape targets, Slice bounds, scales. */
+const INFERENCE_KEEPS = 1024;
+
+/**
+ * Each of `tensors`' dims as ONNX Runtime's shape inference finds them, without running the model:
+ * a session of `model` (with its data's input shapes, withInputShapes) with those tensors as
+ * outputs and no graph optimization. Large initializers become inputs of their shape, so the
+ * session holds no weights; inference needs only their shapes. Where ONNX Runtime cannot load
+ * the model, nothing is known and the callers measure instead: the run that follows reports why.
+ */
+export async function inferredDims(model: onnx.ModelProto, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
+  const graph = model.graph!;
+  const large = graph.initializer.filter((t) => elementCount(tensorDims(t)) >= INFERENCE_KEEPS);
+  const inputs = new Set(graph.input.map((i) => i.name));
+  const skeleton = onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({
+      ...graph,
+      initializer: graph.initializer.filter((t) => !large.includes(t)),
+      input: [...graph.input, ...large.filter((t) => !inputs.has(t.name)).map((t) => typedValueInfo(t.name, t.dataType, tensorDims(t)))],
+      output: tensors.map((name) => onnx.ValueInfoProto.create({ name })),
+    }),
+  });
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(encodeModel(skeleton), { graphOptimizationLevel: 'disabled' });
+  } catch {
+    return new Map();
+  }
+  try {
+    return new Map(session.outputMetadata.flatMap((m) => (m.isTensor && m.shape.length ? [[m.name, m.shape] as const] : [])));
+  } finally {
+    await session.release();
   }
 }
 
