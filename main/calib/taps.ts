@@ -112,7 +112,9 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
   const initializers = [...graph.initializer];
   const sampled = sampling && requests.some((r) => r.sample);
   const measured = (tensor: string) => sampleShape(known.get(tensor)) === undefined;
-  const emptySlices = sampled || sizedOnly.some(measured);
+  const requested = new Set(requests.map((r) => r.tensor));
+  const sizedUnknown = sizedOnly.filter((t) => measured(t) && !requested.has(t));
+  const emptySlices = sampled || sizedUnknown.length > 0;
   if (sampling && emptySlices) initializers.push(int64Tensor(ZERO, [1], [0]));
   if (sampled) initializers.push(makeTensor(END, DataType.INT64, [1], BigInt64Array.of(INT64_MAX)));
   const inputs = [...graph.input];
@@ -143,7 +145,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
   // Blocks in graph order, sized-only tensors among the tapped ones, so that the walk back from
   // the joined output meets each tensor's block right after the tensor (withJoinedAdditions).
   const position = new Map(graph.node.flatMap((n, i) => n.output.map((o) => [o, i] as const)));
-  const entries = [...requests, ...sizedOnly.filter(measured).map((tensor) => ({ tensor, sizeOnly: true }))]
+  const entries = [...requests, ...sizedUnknown.map((tensor) => ({ tensor, sizeOnly: true }))]
     .sort((a, b) => (position.get(a.tensor) ?? -1) - (position.get(b.tensor) ?? -1));
   const taps: Tap[] = [];
   let byRows = false;

@@ -13,6 +13,7 @@ import { encodeModel, loadModel } from '../../main/onnx/model';
 import { calibrationTensors, planQuantization, type ActivationSpec } from '../../main/plan/plan';
 import { prepareModel } from '../../main/plan/prepare';
 import { buildModel, randomArray, ROOT, tempDir, withOutputs } from '../helpers/build';
+import { onnx } from '../../main/onnx/proto';
 
 const MNIST = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn');
 
@@ -118,6 +119,45 @@ test('sample strides are primes above 5, so they never alias with 2·3·5-smooth
   assert.equal(sampleStride(2), 7);
   assert.equal(sampleStride(24), 29);
   assert.equal(sampleStride(7), 7);
+});
+
+test('extremes by rows and shapes from shape inference: batch-first, batch-second and data-dependent tensors, batches of uneven size, opsets 13 and 18', async () => {
+  const dir = tempDir('rows');
+  const file = path.join(dir, 'x.npy');
+  const x = randomArray(7 * 6, 11, 3);
+  writeNpy(file, 'float32', [7, 6], x);
+  for (const opset of [13, 18]) {
+    const model = buildModel({
+      inputs: { x: ['N', 6] }, outputs: { y: ['N', 'K'] }, opset,
+      initializers: { w: { dims: [6], data: randomArray(6, 12) }, shape: { dims: [3], data: BigInt64Array.of(0n, 2n, 3n) }, keep: { dims: [6], data: BigInt64Array.of(1n, 0n, 1n, 1n, 0n, 1n) } },
+      nodes: [
+        { op: 'Mul', inputs: ['x', 'w'], outputs: ['a'] },
+        { op: 'Reshape', inputs: ['a', 'shape'], outputs: ['r'] },
+        // [2, N, 3]: the batch second, a fixed first dim.
+        { op: 'Transpose', inputs: ['r'], outputs: ['t'], attrs: { perm: [1, 0, 2] } },
+        { op: 'Mul', inputs: ['t', 't'], outputs: ['u'] },
+        { op: 'Cast', inputs: ['keep'], outputs: ['mask'], attrs: { to: onnx.TensorProto.DataType.BOOL } },
+        // Which columns Compress keeps depends on values, so shape inference cannot know its width: measured instead.
+        { op: 'Compress', inputs: ['a', 'mask'], outputs: ['c'], attrs: { axis: 1 } },
+        { op: 'Mul', inputs: ['c', 'c'], outputs: ['y'] },
+      ],
+    });
+    const spec = (tensor: string): ActivationSpec => ({ tensor, method: 'minmax', type: 'uint8', symmetric: false, node: tensor, op: '', index: 0 });
+    const source = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 6] }]);
+    const observed = ['a', 'u', 'c', 'y'];
+    const result = await calibrate(model, observed.map(spec), source, { batchSize: 3, sized: ['r', 't', 'c'] });
+    assert.equal(result.samples, 7);
+    assert.deepEqual(Object.fromEntries(result.shapes), { a: [1, 6], u: [2, 1, 3], c: [1, 4], y: [1, 4], r: [1, 2, 3], t: [2, 1, 3] }, `opset ${opset}: shapes for one sample`);
+    const session = await ort.InferenceSession.create(encodeModel(withOutputs(model, observed)));
+    const out = await session.run({ x: new ort.Tensor('float32', x, [7, 6]) });
+    await session.release();
+    for (const name of observed) {
+      const v = out[name].data as Float32Array;
+      const r = result.ranges.get(name)!;
+      assert.equal(r.min, Math.min(0, ...v), `opset ${opset}: ${name} min`);
+      assert.equal(r.max, Math.max(0, ...v), `opset ${opset}: ${name} max`);
+    }
+  }
 });
 
 test('calibration memory does not grow with the number of samples: the batch is cut to the budget', async () => {

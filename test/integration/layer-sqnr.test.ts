@@ -1,7 +1,8 @@
 // The per-layer figures as the evaluation reduces them inside ONNX Runtime (one sums vector, pairs
 // reduced in graph order) against a plain computation: every compared tensor of both halves
 // copied out and summed in JavaScript in double precision, with its local error through the
-// layer's own scale and zero point. On the sample model and the MNIST CNN they agree within 0.1 dB.
+// layer's own scale and zero point. On the sample model and the MNIST CNN they agree within 0.1 dB,
+// and the float ranges measured beside them are exactly the tensors' extremes.
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -44,7 +45,7 @@ async function plainSums(floatModel: onnx.ModelProto, quantModel: onnx.ModelProt
   const names = new Set(model.graph!.output.map((o) => o.name));
   for (const l of layers) for (const n of [l.float, quantName(l)]) if (!names.has(n)) { names.add(n); model.graph!.output.push(typedValueInfo(n, DataType.FLOAT)); }
   const session = await createSession(model, 'side by side', numericsOptions('reference'));
-  const sums = new Map(layers.map((l) => [l.float, { signal: 0, noise: 0, local: 0 }]));
+  const sums = new Map(layers.map((l) => [l.float, { signal: 0, noise: 0, local: 0, min: Infinity, max: -Infinity }]));
   for await (const feed of source.batches(1)) {
     const out = await session.run(toOrtFeeds(feed));
     for (const l of layers) {
@@ -55,6 +56,8 @@ async function plainSums(floatModel: onnx.ModelProto, quantModel: onnx.ModelProt
         s.signal += x[i] * x[i];
         s.noise += (x[i] - y[i]) ** 2;
         s.local += (x[i] - fakeQuantize(x[i], l)) ** 2;
+        s.min = Math.min(s.min, x[i]);
+        s.max = Math.max(s.max, x[i]);
       }
     }
   }
@@ -67,7 +70,9 @@ async function compareWithPlain(model: string, calibration: string, evaluation: 
   const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), await m.open(calibration, 'calibration'), { batchSize: 8 });
   const converted = convertModel(m.view, m.plan, ranges);
   const source = await m.open(evaluation, 'evaluation');
-  const result = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), source, { batchSize: 8, numerics: 'reference', local: true });
+  // Every pair measures its float range too, as rows without a calibrated range do: by rows where shape inference knows the dims.
+  const pairs = rowPairs(converted.layers).map((p) => ({ ...p, measureRange: true }));
+  const result = await evaluate(m.floatModel, converted.model, pairs, source, { batchSize: 8, numerics: 'reference', local: true });
   const plain = await plainSums(m.floatModel, converted.model, converted.layers, source);
   let worst = 0;
   for (const l of converted.layers) {
@@ -79,6 +84,7 @@ async function compareWithPlain(model: string, calibration: string, evaluation: 
       worst = Math.max(worst, delta);
       assert.ok(delta <= BOUND_DB, `${l.float}: ${what} SQNR ${ours.toFixed(3)} dB reduced in ONNX Runtime against ${theirs.toFixed(3)} dB summed in JavaScript`);
     }
+    assert.deepEqual(e.range, { min: p.min, max: p.max }, `${l.float}: measured range`);
   }
   return { layers: converted.layers.length, worst, samples: result.samples };
 }
