@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { pinInputShapes, withInputShapes } from '../../main/onnx/edit';
+import { BATCH_DIM, cellValues, pinInputShapes, rowDims, withInputShapes } from '../../main/onnx/edit';
+import { inferredDims } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
 import { DataType, onnx } from '../../main/onnx/proto';
@@ -154,4 +155,32 @@ test('a cyclic graph is refused', () => {
     nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['a'] }, { op: 'Relu', inputs: ['a'], outputs: ['b'] }],
   });
   assert.throws(() => new GraphView(model), /cycle/);
+});
+
+test('shape inference without weights: every dim but the batch known where the ops say, the data-dependent ones named; rows and cells follow', async () => {
+  const model = buildModel({
+    inputs: { x: ['N', 3, 8, 8] }, outputs: { y: ['N', 'K'] },
+    initializers: { w: { dims: [4, 3, 3, 3], data: randomArray(108, 1) }, keep: { dims: [2], data: BigInt64Array.of(1n, 0n) } },
+    nodes: [
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], attrs: { pads: [1, 1, 1, 1] } },
+      { op: 'GlobalAveragePool', inputs: ['c'], outputs: ['p'] },
+      { op: 'Flatten', inputs: ['p'], outputs: ['f'] },
+      { op: 'Cast', inputs: ['keep'], outputs: ['mask'], attrs: { to: DataType.BOOL } },
+      { op: 'Compress', inputs: ['f', 'mask'], outputs: ['y'], attrs: { axis: 1 } },
+    ],
+  });
+  const dims = await inferredDims(withInputShapes(model, { x: [null, 3, 8, 8] }), ['c', 'f', 'y']);
+  assert.deepEqual(dims.get('c'), [BATCH_DIM, 4, 8, 8]);
+  assert.deepEqual(dims.get('f'), [BATCH_DIM, 4]);
+  assert.equal(typeof dims.get('y')![1], 'string', 'Compress keeps a number of columns only the data says');
+  assert.deepEqual(rowDims(dims.get('c')), [BATCH_DIM]);
+  assert.deepEqual(rowDims([2048, 4]), [], 'more rows than a sample should hand over: the tensor whole');
+  assert.deepEqual(rowDims([7]), []);
+  const cells = cellValues(Float32Array.of(1, 2, 3, 9, 5), [[BATCH_DIM], [], [2]], 2);
+  assert.deepEqual([...cells(0)], [1, 2]);
+  assert.deepEqual([...cells(1)], [3]);
+  assert.deepEqual([...cells(2)], [9, 5]);
+  assert.throws(() => cellValues(Float32Array.of(1, 2, 3), [[BATCH_DIM], [2]], 2), /3 values where shape inference gave 4 rows/);
+  const unloadable = buildModel({ inputs: { x: ['N', 3] }, outputs: { y: ['N', 3] }, nodes: [{ op: 'NoSuchOp', inputs: ['x'], outputs: ['y'] }] });
+  assert.equal((await inferredDims(unloadable, ['y'])).size, 0, 'a model ONNX Runtime cannot load: nothing known, the run reports why');
 });
