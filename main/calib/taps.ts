@@ -26,7 +26,7 @@ export interface Tap {
   steps?: string;
 }
 
-/** Every tap's minimum and maximum in one [2·taps] output (edit.ts withJoinedAdditions says why one). */
+/** Every tap's minima and maxima by rows, in one output of cells (edit.ts withJoinedAdditions says why one). */
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
 
 // Constants taps share: the [-1] shape that flattens, the reductions' axes, Slice bounds.
@@ -96,7 +96,7 @@ export interface TappedModel {
   taps: Tap[];
   /** The tensors whose shape the run measures: those shape inference does not know. */
   sized: SizeTap[];
-  /** The leading dims of each cell of EXTREMES_OUTPUT, in order (edit.ts cellStarts). */
+  /** The leading dims of each cell of EXTREMES_OUTPUT, in order (edit.ts cellValues). */
   cells: InferredDims[];
 }
 

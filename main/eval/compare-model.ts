@@ -28,7 +28,7 @@ export interface PairTaps {
   max?: number;
 }
 
-/** The one output that holds every pair's sums, [K] (edit.ts withJoinedAdditions says why one). */
+/** The one output that holds every pair's sums in cells (edit.ts withJoinedAdditions says why one). */
 export const SUMS_OUTPUT = 'qs_cmp_sums';
 
 const FLAT = 'qs_cmp_flat_shape';
@@ -83,13 +83,13 @@ export interface ComparisonModel {
   taps: PairTaps[];
   /** Each float output with the quantized half's value of it, as computed in the same run. */
   outputs: Array<{ float: string; quant: string }>;
-  /** The leading dims of each cell of SUMS_OUTPUT, in order (edit.ts cellStarts). */
+  /** The leading dims of each cell of SUMS_OUTPUT, in order (edit.ts cellValues). */
   cells: InferredDims[];
 }
 
 /**
  * With `local`, each pair's local error too (the analysis's figure): a third of the comparison's
- * work. A pair whose float tensor's dims `known` gives is reduced by rows (edit.ts rowCells).
+ * work. A measured range is reduced by rows where `known` gives the float tensor's dims (edit.ts rowCells).
  */
 export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false, known: ReadonlyMap<string, InferredDims> = new Map()): ComparisonModel {
   const fg = floatModel.graph!;
@@ -103,7 +103,7 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     const q = producers.get(dq.input[0]);
     if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], q);
   }
-  // Every sum is a [1] vector, and all of them concatenate into one output.
+  // Every sum is a cell of one value or one per row, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
   const opset = defaultOpset(floatModel);
   const initializers: onnx.TensorProto[] = [];
