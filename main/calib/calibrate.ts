@@ -9,10 +9,10 @@ import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
 import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
-import { cellValues, withInputShapes } from '../onnx/edit';
+import { cellValues, rowCount, withInputShapes } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
-import { EXTREMES_OUTPUT, PROBE_STEP, samplePhase, sampleShape, sampleStride, tapModel, type KnownDims, type Tap, type TappedModel } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, sampleLength, samplePhase, sampleShape, sampleStride, tapModel, type KnownDims, type Tap, type TappedModel } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -155,34 +155,40 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     for (const d of derived) shapes.set(d.tensor, shapes.get(d.from)!);
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
-    const strides = new Map(taps.flatMap((t) => (t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
+    const strides = new Map(taps.flatMap((t) => (t.sample !== undefined || t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
     const sizes = new Map(taps.map((t) => [t.tensor, elementCount(shapes.get(t.tensor)!)]));
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
-      const sampling = sampleFeeds(taps, (t) => {
+      const placed = (t: Tap) => {
         const step = strides.get(t.tensor)!;
         return { start: samplePhase(done, sizes.get(t.tensor)!, step), step };
-      });
+      };
+      const sampling = sampleFeeds(taps, placed);
       const out = await run(session, { ...toOrtFeeds(feed), ...sampling }, 'calibration model');
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;
       const n = Object.values(feed)[0].dims[0];
       const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
-      const rowsOf = cellValues(extremes, tapped.cells, n);
+      const cellOf = cellValues(extremes, tapped.cells.map((c) => {
+        if ('lead' in c) return rowCount(c.lead, n);
+        const { start, step } = placed(c.sampleOf);
+        return sampleLength(rowCount(c.dims, n), start, step);
+      }));
       for (const tap of taps) {
-        const min = rowsOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
-        const max = rowsOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);
+        const min = cellOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
+        const max = cellOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);
         if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
         extremesOf.set(tap.tensor, { min, max });
-        if (!tap.values) {
+        const values = tap.sample !== undefined ? cellOf(tap.sample) : tap.values ? floatData(out[tap.values] as ort.Tensor, tap.tensor) : undefined;
+        if (!values) {
           pool.observe(tap.tensor, Float32Array.of(min, max));
           continue;
         }
         // The exact extremes bound the histogram so that it spans the true range.
-        pool.observe(tap.tensor, floatData(out[tap.values] as ort.Tensor, tap.tensor), { min, max });
+        pool.observe(tap.tensor, values, { min, max });
       }
       for (const d of derived) {
         const { min, max } = extremesOf.get(d.from)!;

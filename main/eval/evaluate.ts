@@ -19,7 +19,7 @@ import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from '.
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
-import { cellValues, withInputShapes } from '../onnx/edit';
+import { cellValues, rowCount, withInputShapes } from '../onnx/edit';
 import type { KnownDims } from '../calib/taps';
 import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
@@ -188,7 +188,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const n = Object.values(feed)[0].dims[0];
       const labels = options.labels && idsOf(options.labels, done, n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
-      const cells = cellValues(taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), compared.cells, n);
+      const cells = cellValues(taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), compared.cells.map((lead) => rowCount(lead, n)));
       const sums = (cell: number) => cells(cell).reduce((a, b) => a + b, 0);
       const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums(t.signal)))?.float;
       if (broken !== undefined) throw overflow(broken, feed, source, done, n);

@@ -74,9 +74,12 @@ export function rowDims(dims: InferredDims | undefined): InferredDims {
 /** Rows per sample above which a tensor is reduced whole: each row is a value handed to JavaScript per reduction. */
 const MAX_ROWS = 1024;
 
-/** The rows of a tensor with leading dims `lead` (rowDims) in a run of `batch` samples. */
-export function rowCount(lead: InferredDims, batch: number): number {
-  return lead.reduce<number>((rows, d) => rows * (typeof d === 'number' ? d : batch), 1);
+/**
+ * The product of `dims` (sizes and BATCH_DIM) in a run of `batch` samples: the rows of a tensor
+ * whose leading dims they are (rowDims), or the elements of one with those dims.
+ */
+export function rowCount(dims: InferredDims, batch: number): number {
+  return dims.reduce<number>((n, d) => n * (typeof d === 'number' ? d : batch), 1);
 }
 
 /**
@@ -99,20 +102,17 @@ export function axesInitializer(name: string): onnx.TensorProto {
   return int64Tensor(name, [1], [1]);
 }
 
-/**
- * Each cell's values, one per row, in a joined output of a run of `batch` samples whose cells have
- * the leading dims `leads` (rowDims), in order.
- */
-export function cellValues(joined: Float32Array, leads: readonly InferredDims[], batch: number): (cell: number) => Float32Array {
+/** Each cell's values in a joined output whose cells hold `lengths` values this run, in order (rowCount gives a cell of rows). */
+export function cellValues(joined: Float32Array, lengths: readonly number[]): (cell: number) => Float32Array {
   const starts: number[] = [];
   let at = 0;
-  for (const lead of leads) {
+  for (const length of lengths) {
     starts.push(at);
-    at += rowCount(lead, batch);
+    at += length;
   }
-  // Shape inference said how many rows each tensor has; a run that disagrees would shift every cell after it.
-  if (at !== joined.length) throw new Error(`a measuring run returned ${joined.length} values where shape inference gave ${at} rows`);
-  return (cell) => joined.subarray(starts[cell], starts[cell] + rowCount(leads[cell], batch));
+  // Shape inference said how many values each cell holds; a run that disagrees would shift every cell after it.
+  if (at !== joined.length) throw new Error(`a measuring run returned ${joined.length} values where shape inference gave ${at}`);
+  return (cell) => joined.subarray(starts[cell], starts[cell] + lengths[cell]);
 }
 
 /**

@@ -121,7 +121,7 @@ test('sample strides are primes above 5, so they never alias with 2·3·5-smooth
   assert.equal(sampleStride(7), 7);
 });
 
-test('extremes by rows and shapes from shape inference: batch-first, batch-second and data-dependent tensors, batches of uneven size, opsets 13 and 18', async () => {
+test('extremes by rows, samples and shapes from shape inference: batch-first, batch-second and data-dependent tensors, batches of uneven size, opsets 13 and 18', async () => {
   const dir = tempDir('rows');
   const file = path.join(dir, 'x.npy');
   const x = randomArray(7 * 6, 11, 3);
@@ -157,6 +157,14 @@ test('extremes by rows and shapes from shape inference: batch-first, batch-secon
       assert.equal(r.min, Math.min(0, ...v), `opset ${opset}: ${name} min`);
       assert.equal(r.max, Math.max(0, ...v), `opset ${opset}: ${name} max`);
     }
+    // Strided samples, in the joined output where the size is known and as outputs of their own
+    // where it is not: the same at any batching where each sample's values are contiguous (batch
+    // first); with the batch second, samples interleave and the positions follow the batch.
+    const histograms = (batchSize: number) => calibrate(model, observed.map((t) => ({ ...spec(t), method: 'percentile:99' })), source, { batchSize, histogramSample: 2 });
+    const [one, three] = [await histograms(1), await histograms(3)];
+    assert.ok([...one.strides.values()].some((s) => s > 1), 'sampled');
+    for (const name of ['a', 'c', 'y']) assert.deepEqual(three.ranges.get(name), one.ranges.get(name), `opset ${opset}: ${name} histogram, batch 3 against batch 1`);
+    assert.equal(three.ranges.get('u')!.histogram!.counts.reduce((a, b) => a + b, 0), one.ranges.get('u')!.histogram!.counts.reduce((a, b) => a + b, 0), 'u: as many sampled values at any batching');
   }
 });
 
