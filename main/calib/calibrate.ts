@@ -8,8 +8,8 @@ import type { ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
-import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
-import { cellValues, rowCount, withInputShapes } from '../onnx/edit';
+import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx/session';
+import { cellValues, rowCount } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
 import { EXTREMES_OUTPUT, PROBE_STEP, sampleLength, samplePhase, sampleShape, sampleStride, tapModel, type KnownDims, type Tap, type TappedModel } from './taps';
@@ -110,7 +110,7 @@ export async function probeShapes(model: onnx.ModelProto, tensors: string[], kno
   const shapes = knownShapes(tensors, known);
   const probe = tapModel(model, [], known, tensors);
   if (!probe.sized.length) return shapes;
-  const session = await createSession(withInputShapes(probe.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
+  const session = await shapedSession(probe.model, source.feedShapes, 'model prepared for calibration', TAP_OPTIONS);
   try {
     await measureShapes(session, probe, source, shapes);
     return shapes;
@@ -139,11 +139,11 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const observed = new Set(tensors.map((t) => t.tensor));
     const sizedOnly = (options.sized ?? []).filter((t) => !observed.has(t));
     const shaped = [...measured.map((t) => t.tensor), ...sizedOnly];
-    const known = await inferredDims(withInputShapes(model, source.feedShapes), shaped);
+    const known = await inferredDims(model, source.feedShapes, shaped);
     const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly);
     const { taps } = tapped;
     const extremesOf = new Map<string, { min: number; max: number }>();
-    session = await createSession(withInputShapes(tapped.model, source.feedShapes), 'model prepared for calibration', TAP_OPTIONS);
+    session = await shapedSession(tapped.model, source.feedShapes, 'model prepared for calibration', TAP_OPTIONS);
     // Each tensor's size cuts the batch so that one batch of activations fits the memory budget,
     // and gives each histogram tensor the step that keeps its sample near the sample budget. Shape
     // inference gives most sizes; the rest come from the first sample, run once with samples of

@@ -18,8 +18,9 @@ import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
 import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
-import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
-import { cellValues, rowCount, withInputShapes } from '../onnx/edit';
+import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx/session';
+import type { InputShapes } from '../base/feed';
+import { cellValues, rowCount } from '../onnx/edit';
 import type { KnownDims } from '../calib/taps';
 import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
@@ -156,19 +157,20 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   options: EvaluationOptions): Promise<EvaluationResult> {
   const start = performance.now();
   const outputs = floatModel.graph!.output.map((o) => o.name);
-  const dims = await inferredDims(withInputShapes(floatModel, source.feedShapes), pairs.map((p) => p.float));
+  const dims = await inferredDims(floatModel, source.feedShapes, pairs.map((p) => p.float));
   const perSample = await comparisonBytesPerSample(floatModel, pairs, source, dims, options.shapes);
   const compared = comparisonModel(floatModel, quantModel, pairs, options.local, dims);
   const { taps } = compared;
   const sessions: ort.InferenceSession[] = [];
-  const open = async (model: onnx.ModelProto, what: string, numerics: Numerics, extra: ort.InferenceSession.SessionOptions = {}) => {
-    const session = await createSession(model, what, { ...extra, ...numericsOptions(numerics) });
+  // `shapes`: the data's input shapes, for the engine's own session (the exported model runs as written).
+  const open = async (model: onnx.ModelProto, what: string, numerics: Numerics, extra: ort.InferenceSession.SessionOptions = {}, shapes?: InputShapes) => {
+    const session = await shapedSession(model, shapes, what, { ...extra, ...numericsOptions(numerics) });
     sessions.push(session);
     return session;
   };
   const pool = new StatsPool();
   try {
-    const compareSession = await open(withInputShapes(compared.model, source.feedShapes), 'float and quantized models side by side', options.numerics, TAP_OPTIONS);
+    const compareSession = await open(compared.model, 'float and quantized models side by side', options.numerics, TAP_OPTIONS, source.feedShapes);
     // Reference outputs come from the side-by-side run itself; ort-cpu outputs from the exported
     // model alone, as a CPU deployment runs it (taps change which groups ONNX Runtime fuses).
     const mainSession = options.numerics === 'reference' ? undefined : await open(quantModel, 'quantized model', options.numerics);

@@ -5,11 +5,11 @@ import * as ort from 'onnxruntime-node';
 
 import type { Histogram } from '../../shared/ipc';
 import type { SampleSource } from '../data/readers';
-import { typedValueInfo, withInputShapes } from '../onnx/edit';
+import { typedValueInfo } from '../onnx/edit';
 import { namesRead } from '../onnx/graph';
 import { onnx } from '../onnx/proto';
 import { comparisonModel, QUANTIZED_PREFIX } from './compare-model';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { floatData, run, shapedSession, toOrtFeeds } from '../onnx/session';
 import type { TensorPair } from './evaluate';
 import { throwIfAborted } from '../base/progress';
 
@@ -66,7 +66,7 @@ export async function layerHistogram(floatModel: onnx.ModelProto, quantModel: on
   const { model } = comparisonModel(floatModel, quantModel, [pair]);
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const quantName = inputs.has(pair.quant) ? pair.quant : QUANTIZED_PREFIX + pair.quant;
-  const session = await createSession(withInputShapes(upTo(model, [pair.float, quantName]), source.feedShapes), 'float and quantized models side by side');
+  const session = await shapedSession(upTo(model, [pair.float, quantName]), source.feedShapes, 'float and quantized models side by side');
   const floats: Float32Array[] = [];
   const quants: Float32Array[] = [];
   let kept = 0;

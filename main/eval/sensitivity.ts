@@ -8,7 +8,7 @@ import { idsOf, type ClassIds } from '../data/labels';
 import * as ort from 'onnxruntime-node';
 
 import type { GraphView } from '../onnx/graph';
-import { makeNode, typedValueInfo, withInputShapes } from '../onnx/edit';
+import { makeNode, typedValueInfo } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
 import { convertModel, type ConvertResult } from '../convert/convert';
@@ -21,7 +21,7 @@ import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from '.
 import { MetricAccumulator, type MetricValues, type SampleValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { floatData, run, shapedSession, toOrtFeeds } from '../onnx/session';
 import { throwIfAborted } from '../base/progress';
 import type { Progress } from '../../shared/progress';
 import { commonShapes, type Feed, type InputShapes } from '../base/feed';
@@ -226,7 +226,7 @@ export class Subset {
     const ortFeeds = feeds.map(toOrtFeeds);
     const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
     if (labels && labels.ids.length < samples * labels.steps) throw new Error(`labels: ${labels.ids.length / labels.steps} samples' class ids for ${samples} samples`);
-    const session = await createSession(withInputShapes(floatModel, commonShapes(feeds)), 'float model');
+    const session = await shapedSession(floatModel, commonShapes(feeds), 'float model');
     const reference: BatchOutputs[] = [];
     try {
       for (const feed of ortFeeds) {
@@ -302,7 +302,7 @@ export class Subset {
   /** The same measure for a whole model in named numerics; with `eachSample`, each sample's metrics too. */
   async measureModel(model: onnx.ModelProto, what: string, numerics: MainNumerics, signal?: AbortSignal, eachSample = false): Promise<RunQuality> {
     // ort-cpu figures are the exported model's, as it is written; reference ones may plan for the subset's shapes.
-    const session = await createSession(numerics === 'reference' ? withInputShapes(model, this.shapes) : model, what, numericsOptions(numerics));
+    const session = await shapedSession(model, numerics === 'reference' ? this.shapes : undefined, what, numericsOptions(numerics));
     try {
       return await this.measure(session, {}, signal, eachSample);
     } finally {
@@ -333,7 +333,7 @@ export class SwitchRunner implements ConfigRunner {
 
   static async create(model: onnx.ModelProto, units: number, subset: Subset): Promise<SwitchRunner> {
     // The Q/DQ pairs inside If branches are out of reach of ONNX Runtime's fusions already; the option says so outright.
-    return new SwitchRunner(await createSession(withInputShapes(model, subset.shapes), 'model with a switch per quantized layer', numericsOptions('reference')), subset, units);
+    return new SwitchRunner(await shapedSession(model, subset.shapes, 'model with a switch per quantized layer', numericsOptions('reference')), subset, units);
   }
 
   async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {

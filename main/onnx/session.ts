@@ -6,9 +6,9 @@ import * as ort from 'onnxruntime-node';
 import type { GraphView } from './graph';
 import { encodeModel, largeModelBytes, saveModel, tensorBytes } from './model';
 import { onnx } from './proto';
-import { typedValueInfo, type InferredDims } from './edit';
+import { typedValueInfo, withInputShapes, type InferredDims } from './edit';
 import { throwIfAborted } from '../base/progress';
-import { elementCount, Feed, InputSpec } from '../base/feed';
+import { elementCount, Feed, InputShapes, InputSpec } from '../base/feed';
 import { tensorDims } from './tensor';
 
 export class RunError extends Error {}
@@ -32,26 +32,43 @@ export async function createSession(model: onnx.ModelProto, what: string, option
   }
 }
 
+/**
+ * A session of `model` built for the data's input shapes (every dim but the batch fixed,
+ * withInputShapes), as the engine's own sessions are: ONNX Runtime then plans its memory. A model
+ * that cannot take those shapes (a detector whose sizes must be multiples of 32, fed 48×320 lines)
+ * fails to load, and the message says which shapes it was given.
+ */
+export async function shapedSession(model: onnx.ModelProto, shapes: InputShapes | undefined, what: string, options: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
+  try {
+    return await createSession(withInputShapes(model, shapes), what, options);
+  } catch (err) {
+    if (!shapes || !(err instanceof RunError)) throw err;
+    const given = Object.entries(shapes).map(([name, dims]) => `${name} ${dims.map((d) => d ?? 'N').join('×')}`).join(', ');
+    throw new RunError(`${err.message} (its inputs fixed to the data's shapes: ${given}; the model may not accept inputs of that size)`);
+  }
+}
+
 /** Initializers of fewer elements stay in the model shape inference runs on: shape targets, Slice bounds, scales. */
 const INFERENCE_KEEPS = 1024;
 
 /**
  * Each of `tensors`' dims as ONNX Runtime's shape inference finds them, without running the model:
- * a session of `model` (with its data's input shapes, withInputShapes) with those tensors as
- * outputs and no graph optimization. Large initializers become inputs of their shape, so the
+ * a session of `model` for the data's input shapes `shapes` (withInputShapes) with those tensors
+ * as outputs and no graph optimization. Large initializers become inputs of their shape, so the
  * session holds no weights; inference needs only their shapes. Where ONNX Runtime cannot load
  * the model, nothing is known and the callers measure instead: the run that follows reports why.
  */
-export async function inferredDims(model: onnx.ModelProto, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
-  const graph = model.graph!;
-  const large = graph.initializer.filter((t) => elementCount(tensorDims(t)) >= INFERENCE_KEEPS);
+export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes | undefined, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
+  const shaped = withInputShapes(model, shapes);
+  const graph = shaped.graph!;
+  const large = new Set(graph.initializer.filter((t) => elementCount(tensorDims(t)) >= INFERENCE_KEEPS));
   const inputs = new Set(graph.input.map((i) => i.name));
   const skeleton = onnx.ModelProto.create({
-    ...model,
+    ...shaped,
     graph: onnx.GraphProto.create({
       ...graph,
-      initializer: graph.initializer.filter((t) => !large.includes(t)),
-      input: [...graph.input, ...large.filter((t) => !inputs.has(t.name)).map((t) => typedValueInfo(t.name, t.dataType, tensorDims(t)))],
+      initializer: graph.initializer.filter((t) => !large.has(t)),
+      input: [...graph.input, ...[...large].filter((t) => !inputs.has(t.name)).map((t) => typedValueInfo(t.name, t.dataType, tensorDims(t)))],
       output: tensors.map((name) => onnx.ValueInfoProto.create({ name })),
     }),
   });

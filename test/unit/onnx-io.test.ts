@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { BATCH_DIM, cellValues, pinInputShapes, rowCount, rowDims, withInputShapes } from '../../main/onnx/edit';
-import { inferredDims } from '../../main/onnx/session';
+import { inferredDims, shapedSession } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
 import { DataType, onnx } from '../../main/onnx/proto';
@@ -169,7 +169,7 @@ test('shape inference without weights: every dim but the batch known where the o
       { op: 'Compress', inputs: ['f', 'mask'], outputs: ['y'], attrs: { axis: 1 } },
     ],
   });
-  const dims = await inferredDims(withInputShapes(model, { x: [null, 3, 8, 8] }), ['c', 'f', 'y']);
+  const dims = await inferredDims(model, { x: [null, 3, 8, 8] }, ['c', 'f', 'y']);
   assert.deepEqual(dims.get('c'), [BATCH_DIM, 4, 8, 8]);
   assert.deepEqual(dims.get('f'), [BATCH_DIM, 4]);
   assert.equal(typeof dims.get('y')![1], 'string', 'Compress keeps a number of columns only the data says');
@@ -182,5 +182,16 @@ test('shape inference without weights: every dim but the batch known where the o
   assert.deepEqual([...cells(2)], [9, 5]);
   assert.throws(() => cellValues(Float32Array.of(1, 2, 3), [2, 2]), /3 values where shape inference gave 4/);
   const unloadable = buildModel({ inputs: { x: ['N', 3] }, outputs: { y: ['N', 3] }, nodes: [{ op: 'NoSuchOp', inputs: ['x'], outputs: ['y'] }] });
-  assert.equal((await inferredDims(unloadable, ['y'])).size, 0, 'a model ONNX Runtime cannot load: nothing known, the run reports why');
+  assert.equal((await inferredDims(unloadable, undefined, ['y'])).size, 0, 'a model ONNX Runtime cannot load: nothing known, the run reports why');
+});
+
+test('a model that cannot take the data\'s input shapes says which shapes it was given', async () => {
+  const model = buildModel({
+    inputs: { x: ['N', 1, 'H', 'W'] }, outputs: { y: ['N', 1, 4, 4] },
+    initializers: { b: { dims: [1, 1, 4, 4], data: randomArray(16, 2) } },
+    nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['y'] }],
+  });
+  await assert.rejects(shapedSession(model, { x: [null, 1, 3, 3] }, 'test model'), /cannot load the test model: .*\(its inputs fixed to the data's shapes: x N×1×3×3; the model may not accept inputs of that size\)/);
+  const fits = await shapedSession(model, { x: [null, 1, 4, 4] }, 'test model');
+  await fits.release();
 });
