@@ -9,10 +9,10 @@ import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
 import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx/session';
-import { cellValues, rowCount } from '../onnx/edit';
+import { cellValues, rowCount, sampleShape, type KnownDims } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
-import { EXTREMES_OUTPUT, PROBE_STEP, sampleLength, samplePhase, sampleShape, sampleStride, tapModel, type KnownDims, type Tap, type TappedModel } from './taps';
+import { EXTREMES_OUTPUT, PROBE_STEP, sampleLength, samplePhase, sampleStride, tapModel, type Tap, type TappedModel } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -161,11 +161,11 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
-      const placed = (t: Tap) => {
+      const positions = new Map(taps.filter((t) => t.steps).map((t) => {
         const step = strides.get(t.tensor)!;
-        return { start: samplePhase(done, sizes.get(t.tensor)!, step), step };
-      };
-      const sampling = sampleFeeds(taps, placed);
+        return [t, { start: samplePhase(done, sizes.get(t.tensor)!, step), step }] as const;
+      }));
+      const sampling = sampleFeeds(taps, (t) => positions.get(t)!);
       const out = await run(session, { ...toOrtFeeds(feed), ...sampling }, 'calibration model');
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
@@ -174,7 +174,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
       const cellOf = cellValues(extremes, tapped.cells.map((c) => {
         if ('lead' in c) return rowCount(c.lead, n);
-        const { start, step } = placed(c.sampleOf);
+        const { start, step } = positions.get(c.sampleOf)!;
         return sampleLength(rowCount(c.dims, n), start, step);
       }));
       for (const tap of taps) {

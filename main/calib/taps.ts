@@ -3,7 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { axesInitializer, BATCH_DIM, flatShape, intAttr, intsAttr, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims } from '../onnx/edit';
+import { axesInitializer, flatShape, intAttr, intsAttr, makeNode, reducedCells, rowCells, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -84,15 +84,6 @@ function canSample(model: onnx.ModelProto): boolean {
 export interface SizeTap {
   tensor: string;
   shape: string;
-}
-
-/** Dims of each of the tensors as ONNX Runtime's shape inference finds them (onnx/session.ts inferredDims). */
-export type KnownDims = ReadonlyMap<string, InferredDims>;
-
-/** Its shape for one sample, where shape inference knows every dim but the batch. */
-export function sampleShape(dims: InferredDims | undefined): number[] | undefined {
-  if (!dims || !dims.every((d) => typeof d === 'number' || d === BATCH_DIM)) return undefined;
-  return dims.map((d) => (typeof d === 'number' ? d : 1));
 }
 
 /**

@@ -2,9 +2,8 @@
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)² and, where asked,
 // Σ(x−QDQ(x))² and the float range. Handing both models' activations to JavaScript instead would move
 // hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { axesInitializer, flatShape, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims } from '../onnx/edit';
+import { axesInitializer, flatShape, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
 import { defaultOpset } from '../onnx/graph';
-import { sampleShape } from '../calib/taps';
 import { onnx, toNumber } from '../onnx/proto';
 
 /** A float tensor and its dequantized counterpart in the quantized model. */
@@ -89,9 +88,9 @@ export interface ComparisonModel {
 
 /**
  * With `local`, each pair's local error too (the analysis's figure): a third of the comparison's
- * work. A measured range is reduced by rows where `known` gives the float tensor's dims (edit.ts rowCells).
+ * work. A measured range is reduced by rows where `known` gives the float tensor's first dim (edit.ts rowCells).
  */
-export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false, known: ReadonlyMap<string, InferredDims> = new Map()): ComparisonModel {
+export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false, known: KnownDims = new Map()): ComparisonModel {
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const { graph: qg, rename, opsetImport } = quantizedHalf(floatModel, quantModel);
@@ -127,14 +126,13 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       return cell(output, []);
     };
     const signal = sumOfSquares(p.float, `${base}_flat`, `${base}_signal`);
-    // The range by rows where the dims are known (edit.ts rowCells says why).
+    // The range by rows where the first dim is known (edit.ts rowCells says why), else whole.
     const rangeCells = () => {
       const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
-      const dims = known.get(p.float);
-      const lead = sampleShape(dims) ? rowDims(dims) : undefined;
-      nodes.push(...(lead ? rowCells(p.float, `${base}_rows`, lead, extremes, opset, AXES) : reducedCells(`${base}_flat`, extremes)));
-      byRows ||= lead !== undefined;
-      return { min: cell(`${base}_min`, lead ?? []), max: cell(`${base}_max`, lead ?? []) };
+      const lead = rowDims(known.get(p.float));
+      nodes.push(...(lead.length ? rowCells(p.float, `${base}_rows`, lead, extremes, opset, AXES) : reducedCells(`${base}_flat`, extremes)));
+      byRows ||= lead.length > 0;
+      return { min: cell(`${base}_min`, lead), max: cell(`${base}_max`, lead) };
     };
     const range = p.measureRange ? rangeCells() : {};
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));

@@ -59,6 +59,15 @@ export function reducedCells(flat: string, cells: ReadonlyArray<{ op: string; ou
 /** A tensor's dims as ONNX Runtime's shape inference knows them: sizes, BATCH_DIM, or another name ('' too) for a size it does not know. */
 export type InferredDims = ReadonlyArray<number | string>;
 
+/** Dims of tensors, by name, as ONNX Runtime's shape inference finds them (session.ts inferredDims). */
+export type KnownDims = ReadonlyMap<string, InferredDims>;
+
+/** A tensor's shape for one sample, where shape inference knows every dim but the batch. */
+export function sampleShape(dims: InferredDims | undefined): number[] | undefined {
+  if (!dims || !dims.every((d) => typeof d === 'number' || d === BATCH_DIM)) return undefined;
+  return dims.map((d) => (typeof d === 'number' ? d : 1));
+}
+
 /**
  * The leading dims whose product is a tensor's rows for reductions by row (rowCells): its first
  * dim, the batch for most, where it is known before the run and a sample has at most MAX_ROWS of
