@@ -4,9 +4,10 @@ import { onnx } from './proto';
 import { int64Tensor } from './tensor';
 import type { InputShapes } from '../base/feed';
 
-/** A tensor's value info: its element type and, when given, its fixed dims. */
-export function typedValueInfo(name: string, elemType: number, dims?: readonly number[]): onnx.ValueInfoProto {
-  const shape = dims ? { shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d })) }) } : {};
+/** A tensor's value info: its element type and, when given, its dims (a string names a dim that varies). */
+export function typedValueInfo(name: string, elemType: number, dims?: ReadonlyArray<number | string>): onnx.ValueInfoProto {
+  const dim = (d: number | string) => onnx.TensorShapeProto.Dimension.create(typeof d === 'string' ? { dimParam: d } : { dimValue: d });
+  const shape = dims ? { shape: onnx.TensorShapeProto.create({ dim: dims.map(dim) }) } : {};
   return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType, ...shape }) }) });
 }
 
@@ -179,7 +180,7 @@ export function pinInputShapes(model: onnx.ModelProto, feed: Readonly<Record<str
 }
 
 /** Every name a node reads: its inputs and, for If/Loop/Scan, what its bodies read from outside. */
-function readsOf(node: onnx.NodeProto): string[] {
+export function readsOf(node: onnx.NodeProto): string[] {
   const bodies = node.attribute.flatMap((a) => [...(a.g ? [a.g] : []), ...a.graphs]);
   return [...node.input.filter(Boolean), ...bodies.flatMap((g) => g.node.flatMap(readsOf))];
 }

@@ -222,13 +222,13 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, ran
   // rounding they learned: measured on nearest rounding throughout instead, each layer makes up for
   // upstream errors its upstream layers then remove too (recognizer per-channel: 95% → 33% exact match).
   const dequantized = problems.map((p) => inLayout(p, p.nearest));
-  const moments = momentsOf(floatModel, convertModel(view, plan, ranges).model, problems.map((p) => p.layer), problems.map((p) => p.w));
+  const moments = momentsOf(floatModel, convertModel(view, plan, ranges).model, problems.map((p) => p.layer), problems.map((p) => p.w), feeds);
   const rounding = new Map<string, ChosenRounding>();
   const layers: AdaRoundReport['layers'] = [];
   for (const [i, p] of problems.entries()) {
     options.onLayer?.(i, problems.length);
     const began = performance.now();
-    const m = await moments.measure(i, dequantized, feeds, options.signal);
+    const m = await moments.measure(i, dequantized, options.signal);
     const r = await roundLayer(p, m, options.iterations, options.signal);
     dequantized[i] = inLayout(p, r.up);
     const up = new Uint8Array(p.w.length);

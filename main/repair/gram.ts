@@ -6,13 +6,13 @@
 // one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
 import type { Feed } from '../base/feed';
-import { throwIfAborted } from '../base/progress';
 import { quantizedHalf } from '../eval/compare-model';
-import { intAttr, intsAttr, makeNode, modelFor, typedValueInfo } from '../onnx/edit';
+import { intAttr, intsAttr, makeNode, typedValueInfo } from '../onnx/edit';
 import { attr, attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { numericsOptions } from '../onnx/numerics';
-import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { floatData, toOrtFeeds } from '../onnx/session';
+import { ModelWalk } from '../onnx/walk';
 import { floatTensor, int64Tensor, tensorDims } from '../onnx/tensor';
 
 /** A layer whose output channels are rows of its weight: row r times an input row gives channel r. */
@@ -197,54 +197,48 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
   });
 }
 
-/** Measures any layer's moments, with the quantized half's weights as they are rounded so far. */
+/** Measures the layers' moments one after another, with the quantized half's weights as they are rounded so far. */
 export interface MomentsOf {
   /**
-   * Layer i's moments over every row of every sample in `feeds`, the quantized half's layers
-   * reading the dequantized weights given (each in its initializer's layout). One session of the
-   * part of the model up to layer i.
+   * Layer i's moments over every row of every sample, the quantized half's layers reading the
+   * dequantized weights given (each in its initializer's layout). Layers go in graph order, each
+   * once: a call runs only the part of the two halves between the last call's layer and this one
+   * (a ModelWalk), so the quantized layers before layer i read their weights from `dequantized` as
+   * it is when the walk first passes them, which for layer i − 1 is after its rounding is learned.
    */
-  measure(i: number, dequantized: readonly Float32Array[], feeds: readonly Feed[], signal?: AbortSignal): Promise<LayerMoments>;
+  measure(i: number, dequantized: readonly Float32Array[], signal?: AbortSignal): Promise<LayerMoments>;
 }
 
 /**
  * The float model against `quantModel` (its conversion), in reference numerics, for AdaRound's
- * layers. `weights[i]` is layer i's float weight in row order.
+ * layers over `feeds`. `weights[i]` is layer i's float weight in row order.
  */
-export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[]): MomentsOf {
+export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], feeds: readonly Feed[]): MomentsOf {
   const what = 'model that measures the layers\' input moments';
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
-  const weightIndex = new Map(layers.map((_, j) => [weightInput(j), j]));
   const model = momentsModel(floatModel, quantModel, layers, weights);
+  const walk = new ModelWalk(model, feeds.map(toOrtFeeds), numericsOptions('reference'));
+  let last = -1;
   return {
-    async measure(i, dequantized, feeds, signal) {
+    async measure(i, dequantized, signal) {
+      if (i <= last) throw new Error(`layer ${i}'s moments were asked for after layer ${last}'s: the layers are measured in graph order`);
+      last = i;
       const layer = layers[i];
       const prefix = `qs_gram_${i}`;
-      const part = modelFor(model, model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)));
-      const weightFeeds = Object.fromEntries(part.graph!.input.flatMap((input) => {
-        const k = weightIndex.get(input.name);
-        return k === undefined ? [] : [[input.name, new ort.Tensor('float32', dequantized[k], dims[k])]];
-      }));
+      const weightFeeds = Object.fromEntries(layers.map((_, k) => [weightInput(k), new ort.Tensor('float32', dequantized[k], dims[k])]));
       const sum = { quantized: new Float64Array(layer.groups * layer.width * layer.width), cross: new Float64Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
-      const session = await createSession(part, what, numericsOptions('reference'));
-      try {
-        for (const feed of feeds) {
-          throwIfAborted(signal);
-          const out = await run(session, { ...toOrtFeeds(feed), ...weightFeeds }, what);
-          const add = (to: Float64Array, name: string) => {
-            const data = floatData(out[name] as ort.Tensor, name);
-            for (let k = 0; k < data.length; k++) to[k] += data[k];
-          };
-          add(sum.quantized, `${prefix}_quantized`);
-          add(sum.cross, `${prefix}_cross`);
-          sum.power += Number((out[`${prefix}_power`] as ort.Tensor).data[0]);
-          sum.inputNoise += Number((out[`${prefix}_noise`] as ort.Tensor).data[0]);
-          sum.rows += Number((out[`${prefix}_n`] as ort.Tensor).data[2]);
-        }
-      } finally {
-        await session.release();
-      }
+      await walk.step(model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)), weightFeeds, what, (out) => {
+        const add = (to: Float64Array, name: string) => {
+          const data = floatData(out[name] as ort.Tensor, name);
+          for (let k = 0; k < data.length; k++) to[k] += data[k];
+        };
+        add(sum.quantized, `${prefix}_quantized`);
+        add(sum.cross, `${prefix}_cross`);
+        sum.power += Number((out[`${prefix}_power`] as ort.Tensor).data[0]);
+        sum.inputNoise += Number((out[`${prefix}_noise`] as ort.Tensor).data[0]);
+        sum.rows += Number((out[`${prefix}_n`] as ort.Tensor).data[2]);
+      }, signal);
       const n = Math.max(1, sum.rows);
       return { quantized: Float32Array.from(sum.quantized, (v) => v / n), cross: Float32Array.from(sum.cross, (v) => v / n), power: sum.power / n, inputNoise: sum.inputNoise / n };
     },

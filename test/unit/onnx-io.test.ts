@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { BATCH_DIM, cellValues, pinInputShapes, rowCount, rowDims, withInputShapes } from '../../main/onnx/edit';
 import { inferredDims, shapedSession } from '../../main/onnx/session';
+import { ModelWalk } from '../../main/onnx/walk';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
 import { DataType, onnx } from '../../main/onnx/proto';
@@ -194,4 +195,33 @@ test('a model that cannot take the data\'s input shapes says which shapes it was
   await assert.rejects(shapedSession(model, { x: [null, 1, 3, 3] }, 'test model'), /cannot load the test model: .*\(its inputs fixed to the data's shapes: x N×1×3×3; the model may not accept inputs of that size\)/);
   const fits = await shapedSession(model, { x: [null, 1, 4, 4] }, 'test model');
   await fits.release();
+});
+
+test('a model walked part by part gives what one run gives, keeps only what a later part reads, and feeds inputs read late', async () => {
+  // x → relu → a; a → neg → b; a + b → c; c · g → d (g given); d + x → e; x → abs → unused (needed by no output).
+  const model = buildModel({
+    inputs: { x: ['n', 3], g: [1] }, outputs: { b: ['n', 3], e: ['n', 3] },
+    nodes: [
+      { op: 'Relu', inputs: ['x'], outputs: ['a'] }, { op: 'Neg', inputs: ['a'], outputs: ['b'] }, { op: 'Abs', inputs: ['x'], outputs: ['unused'] },
+      { op: 'Add', inputs: ['a', 'b'], outputs: ['c'] }, { op: 'Mul', inputs: ['c', 'g'], outputs: ['d'] }, { op: 'Add', inputs: ['d', 'x'], outputs: ['e'] },
+    ],
+  });
+  const batches = [1, 3].map((n, k) => ({ x: new ort.Tensor('float32', randomArray(n * 3, 40 + k), [n, 3]) }));
+  const g = new ort.Tensor('float32', Float32Array.of(2), [1]);
+  const whole = await ort.InferenceSession.create(encodeModel(model));
+  const expected = await Promise.all(batches.map((b) => whole.run({ ...b, g })));
+  await whole.release();
+  const walk = new ModelWalk(model, batches, {});
+  const got: Array<Record<string, ort.Tensor>> = [];
+  const outputs = (name: string) => model.graph!.output.filter((o) => o.name === name);
+  await walk.step(outputs('b'), {}, 'first part', (out) => got.push({ b: out.b as ort.Tensor }));
+  // a and b are read by the Add still to run; x comes from the batches, not from the walk.
+  assert.deepEqual(walk.holding.sort(), ['a', 'b']);
+  let k = 0;
+  await walk.step(outputs('e'), { g }, 'second part', (out) => Object.assign(got[k++], { e: out.e as ort.Tensor }));
+  assert.deepEqual(walk.holding, []);
+  expected.forEach((e, b) => {
+    assert.deepEqual([...(got[b].b.data as Float32Array)], [...(e.b as ort.Tensor).data as Float32Array], `b, batch ${b}`);
+    assert.deepEqual([...(got[b].e.data as Float32Array)], [...(e.e as ort.Tensor).data as Float32Array], `e, batch ${b}`);
+  });
 });
