@@ -92,50 +92,75 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
 const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of(value));
 
 /**
- * One Adam step on V for the layer, as a graph: inputs V, Adam's m and v, and the scalars `lr`
- * (bias-corrected), `reg` (−2λβ, 0 while warming up) and `beta1` (β − 1); outputs them updated,
- * `rec` (the layer's output error at the V fed) and `round` (Σ|2h − 1|^β).
+ * The layer's graphs share h(V) = clip((ζ − γ)·σ(V) + γ, 0, 1), the weight error D = Wq − W =
+ * Step·h + (Down − W), and DH_B = D·H̃ + B with B = W·Cross (constant: folded when the session is
+ * made). The layer's output error is rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input noise, and its gradient in
+ * Wq is 2·DH_B.
  */
-function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
+function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx.NodeProto[], inits: onnx.TensorProto[],
+  inputs: onnx.ValueInfoProto[], outputs: onnx.ValueInfoProto[]): onnx.ModelProto {
   const { groups, rows, width } = p.layer;
   const shape = [groups, rows / groups, width];
-  const inits = [
-    floatTensor('W', shape, p.w), floatTensor('Down', shape, p.down), floatTensor('Step', shape, p.step),
-    floatTensor('H', [groups, width, width], moments.quantized), floatTensor('Cross', [groups, width, width], moments.cross), f('input_noise', moments.inputNoise),
-    f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8),
-  ];
-  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
+  const offset = Float32Array.from(p.down, (d, k) => d - p.w[k]);
+  return onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
+    graph: onnx.GraphProto.create({
+      name,
+      node: [
+        makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
+        makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
+        makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['up', 'Offset'], ['D']),
+        makeNode('MatMul', ['W', 'Cross'], ['B']), makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Add', ['DH', 'B'], ['DH_B']),
+        makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']),
+        ...nodes,
+      ],
+      initializer: [
+        floatTensor('W', shape, p.w), floatTensor('Offset', shape, offset), floatTensor('Step', shape, p.step),
+        floatTensor('H', [groups, width, width], moments.quantized), floatTensor('Cross', [groups, width, width], moments.cross),
+        f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), ...inits,
+      ],
+      input: [typedValueInfo('V', DataType.FLOAT, shape), ...inputs], output: outputs,
+    }),
+  });
+}
+
+const tensorInfo = (p: Problem, name: string) => typedValueInfo(name, DataType.FLOAT, [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width]);
+const scalarInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
+
+/**
+ * One Adam step on V for the layer: inputs V, Adam's m and v, and the scalars `lr`
+ * (bias-corrected), `reg` (−2λβ, 0 while warming up) and `beta2` (β − 2); outputs them updated.
+ * The regulariser's gradient in h is reg·sign(t)·|t|^(β − 1) = reg·t·|t|^(β − 2) with t = 2h − 1.
+ */
+function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
   const nodes = [
-    makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
-    makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
-    makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['Down', 'up'], ['Wq']), makeNode('Sub', ['Wq', 'W'], ['D']),
-    // rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input_noise with B = W·Cross, constant (folded when the session is made); its gradient in Wq is 2(D H̃ + B).
-    makeNode('MatMul', ['W', 'Cross'], ['B']), makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Add', ['DH', 'B'], ['DH_B']),
-    makeNode('Mul', ['D', 'DH'], ['DDH']), makeNode('Mul', ['D', 'B'], ['DB']), makeNode('Mul', ['DB', 'two'], ['DB2']), makeNode('Add', ['DDH', 'DB2'], ['err']),
-    sum('err', 'rec_d'), makeNode('Add', ['rec_d', 'input_noise'], ['rec']),
-    makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']), makeNode('Sign', ['t'], ['t_sign']),
-    makeNode('Add', ['beta1', 'one'], ['beta_full']), makeNode('Pow', ['a', 'beta_full'], ['a_beta']), sum('a_beta', 'round'),
-    makeNode('Pow', ['a', 'beta1'], ['a_beta1']), makeNode('Mul', ['a_beta1', 't_sign'], ['reg_dir']), makeNode('Mul', ['reg_dir', 'reg'], ['g_reg']),
-    makeNode('Mul', ['DH_B', 'Step'], ['g_rec_half']), makeNode('Mul', ['g_rec_half', 'two'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
-    // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active.
-    makeNode('Greater', ['h_raw', 'zero'], ['above']), makeNode('Less', ['h_raw', 'one'], ['below']), makeNode('And', ['above', 'below'], ['inside_b']),
-    makeNode('Cast', ['inside_b'], ['inside'], [intAttr('to', DataType.FLOAT)]),
+    makeNode('Pow', ['a', 'beta2'], ['a_pow']), makeNode('Mul', ['a_pow', 't'], ['reg_dir']), makeNode('Mul', ['reg_dir', 'reg'], ['g_reg']),
+    makeNode('Mul', ['DH_B', 'Step2'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
+    // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active, which is where it leaves h_raw as it is.
+    makeNode('Equal', ['h', 'h_raw'], ['inside_b']), makeNode('Cast', ['inside_b'], ['inside'], [intAttr('to', DataType.FLOAT)]),
     makeNode('Sub', ['one', 'sig'], ['sig_c']), makeNode('Mul', ['sig_s', 'sig_c'], ['dsig']), makeNode('Mul', ['dsig', 'inside'], ['dh']), makeNode('Mul', ['g_h', 'dh'], ['g']),
     makeNode('Mul', ['M', 'b1'], ['m_old']), makeNode('Mul', ['g', 'b1c'], ['m_new']), makeNode('Add', ['m_old', 'm_new'], ['M_next']),
     makeNode('Mul', ['g', 'g'], ['g2']), makeNode('Mul', ['S', 'b2'], ['s_old']), makeNode('Mul', ['g2', 'b2c'], ['s_new']), makeNode('Add', ['s_old', 's_new'], ['S_next']),
     makeNode('Sqrt', ['S_next'], ['s_root']), makeNode('Add', ['s_root', 'eps'], ['s_den']), makeNode('Div', ['M_next', 's_den'], ['dir']), makeNode('Mul', ['dir', 'lr'], ['delta']),
     makeNode('Sub', ['V', 'delta'], ['V_next']),
   ];
-  const io = (name: string) => typedValueInfo(name, DataType.FLOAT, shape);
-  const scalar = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
-  return onnx.ModelProto.create({
-    irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
-    graph: onnx.GraphProto.create({
-      name: 'adaround_step', node: nodes, initializer: inits,
-      input: [io('V'), io('M'), io('S'), scalar('lr'), scalar('reg'), scalar('beta1')],
-      output: [io('V_next'), io('M_next'), io('S_next'), scalar('rec'), scalar('round')],
-    }),
-  });
+  const step2 = Float32Array.from(p.step, (s) => 2 * s);
+  const { groups, rows, width } = p.layer;
+  const inits = [floatTensor('Step2', [groups, rows / groups, width], step2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8)];
+  return layerGraph(p, moments, 'adaround_step', nodes, inits,
+    [tensorInfo(p, 'M'), tensorInfo(p, 'S'), scalarInfo('lr'), scalarInfo('reg'), scalarInfo('beta2')],
+    [tensorInfo(p, 'V_next'), tensorInfo(p, 'M_next'), tensorInfo(p, 'S_next')]);
+}
+
+/** The layer's loss at V: `rec`, its output error, and `round` = Σ|2h − 1|^β for the scalar input `beta`. */
+function lossModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
+  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
+  const nodes = [
+    makeNode('Mul', ['D', 'DH'], ['DDH']), makeNode('Mul', ['D', 'B'], ['DB']), makeNode('Mul', ['DB', 'two'], ['DB2']), makeNode('Add', ['DDH', 'DB2'], ['err']),
+    sum('err', 'rec_d'), makeNode('Add', ['rec_d', 'input_noise'], ['rec']),
+    makeNode('Pow', ['a', 'beta'], ['a_beta']), sum('a_beta', 'round'),
+  ];
+  return layerGraph(p, moments, 'adaround_loss', nodes, [f('input_noise', moments.inputNoise)], [scalarInfo('beta')], [scalarInfo('rec'), scalarInfo('round')]);
 }
 
 /** V with h(V) = the fraction each element rounds off, where AdaRound starts. */
@@ -162,18 +187,21 @@ interface Rounded {
 /** Runs the layer's AdaRound iterations; returns the better of the learned and nearest rounding on the layer's loss. */
 async function roundLayer(p: Problem, moments: LayerMoments, iterations: number, signal?: AbortSignal): Promise<Rounded> {
   const shape = [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
-  const session = await createSession(stepModel(p, moments), `AdaRound graph of ${p.layer.node}`);
+  const what = `AdaRound graph of ${p.layer.node}`;
+  const [stepSession, lossSession] = await Promise.all([createSession(stepModel(p, moments), what), createSession(lossModel(p, moments), what)]);
   const tensor = (data: Float32Array) => new ort.Tensor('float32', data, shape);
   const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
   const step = async (v: Float32Array, m: Float32Array, s: Float32Array, lr: number, reg: number, beta: number) => {
-    const out = await run(session, { V: tensor(v), M: tensor(m), S: tensor(s), lr: scalar(lr), reg: scalar(reg), beta1: scalar(beta - 1) }, `AdaRound graph of ${p.layer.node}`);
-    const value = (name: string) => Number((out[name] as ort.Tensor).data[0]);
-    return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S'), rec: value('rec'), round: value('round') };
+    const out = await run(stepSession, { V: tensor(v), M: tensor(m), S: tensor(s), lr: scalar(lr), reg: scalar(reg), beta2: scalar(beta - 2) }, what);
+    return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S') };
+  };
+  const loss = async (v: Float32Array, beta: number) => {
+    const out = await run(lossSession, { V: tensor(v), beta: scalar(beta) }, what);
+    return { rec: Number((out.rec as ort.Tensor).data[0]), round: Number((out.round as ort.Tensor).data[0]) };
   };
   const zeros = () => new Float32Array(p.w.length);
-  const lossOf = (up: Uint8Array) => step(saturatedV(up), zeros(), zeros(), 0, 0, 2);
   try {
-    const { rec: nearest } = await lossOf(p.nearest);
+    const { rec: nearest } = await loss(saturatedV(p.nearest), 2);
     let state: { v: Float32Array; m: Float32Array; s: Float32Array } = { v: initialV(p.frac), m: zeros(), s: zeros() };
     const trace: number[] = [];
     const warm = Math.round(iterations * WARM_UP);
@@ -181,16 +209,18 @@ async function roundLayer(p: Problem, moments: LayerMoments, iterations: number,
       throwIfAborted(signal);
       const annealed = t < warm ? undefined : (t - warm) / Math.max(1, iterations - warm);
       const beta = annealed === undefined ? BETA[0] : BETA[1] + (BETA[0] - BETA[1]) * (1 - annealed);
+      if (t % Math.max(1, Math.floor(iterations / 10)) === 0) {
+        const at = await loss(state.v, beta);
+        trace.push(at.rec + (annealed === undefined ? 0 : REG_WEIGHT * (p.w.length - at.round)));
+      }
       const lr = LEARNING_RATE * Math.sqrt(1 - 0.999 ** (t + 1)) / (1 - 0.9 ** (t + 1));
-      const next = await step(state.v, state.m, state.s, lr, annealed === undefined ? 0 : -2 * REG_WEIGHT * beta, beta);
-      if (t % Math.max(1, Math.floor(iterations / 10)) === 0) trace.push(next.rec + (annealed === undefined ? 0 : REG_WEIGHT * (p.w.length - next.round)));
-      state = next;
+      state = await step(state.v, state.m, state.s, lr, annealed === undefined ? 0 : -2 * REG_WEIGHT * beta, beta);
     }
     const learned = Uint8Array.from(hOf(state.v), (h, k) => (p.step[k] && h >= 0.5 ? 1 : p.step[k] ? 0 : p.nearest[k]));
-    const loss = (await lossOf(learned)).rec;
-    return loss < nearest ? { up: learned, nearest, kept: loss, trace } : { up: p.nearest, nearest, kept: nearest, trace };
+    const kept = (await loss(saturatedV(learned), 2)).rec;
+    return kept < nearest ? { up: learned, nearest, kept, trace } : { up: p.nearest, nearest, kept: nearest, trace };
   } finally {
-    await session.release();
+    await Promise.all([stepSession.release(), lossSession.release()]);
   }
 }
 
