@@ -29,10 +29,10 @@ export function intsAttr(name: string, values: readonly number[]): onnx.Attribut
   return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...values] });
 }
 
-/** A Reduce* op over `axes` (keepdims 0) as `output`: axes an input from opset 18, an attribute before; an axes initializer goes to `initializers`. */
+/** A Reduce* op over `axes` (keepdims 0) as `output`: axes an input from opset 18 (ReduceSum's from 13), an attribute before; an axes initializer goes to `initializers`. */
 export function reduceOver(op: string, input: string, axes: number[], output: string, opset: number, initializers: onnx.TensorProto[]): onnx.NodeProto {
   const keep = intAttr('keepdims', 0);
-  if (opset < 18) return makeNode(op, [input], [output], [keep, intsAttr('axes', axes)]);
+  if (opset < (op === 'ReduceSum' ? 13 : 18)) return makeNode(op, [input], [output], [keep, intsAttr('axes', axes)]);
   initializers.push(int64Tensor(`${output}_axes`, [axes.length], axes));
   return makeNode(op, [input, `${output}_axes`], [output], [keep]);
 }

@@ -68,12 +68,12 @@ function rowForm(w: Float32Array, g: Float64Array, groups: number, width: number
   return total;
 }
 
-test('the moments are those of each layer\'s im2col rows, float model against quantized: strided, padded, dilated, grouped Conv (by slices and, for auto_pad, by one-hot kernels), MatMul, and a layer after one whose weight is fed', async () => {
+for (const opset of [11, 17]) test(`the moments are those of each layer's im2col rows, float model against quantized: strided, padded, dilated, grouped Conv (by slices; for auto_pad and depthwise, by one-hot kernels), MatMul, and a layer after one whose weight is fed (opset ${opset})`, async () => {
   const dims = [2, 4, 7, 9];
   const geometry: ConvGeometry = { kernel: [2, 3], strides: [2, 1], pads: [1, 0, 1, 2], dilations: [1, 2], groups: 2 };
   const initializers = {
     w: { dims: [4, 2, 2, 3], data: randomArray(48, 1) }, w2: { dims: [4, 4, 3, 3], data: randomArray(144, 2) }, b: { dims: [9, 3], data: randomArray(27, 3) },
-    w3: { dims: [3, 4, 1, 1], data: randomArray(12, 5) }, four: { dims: [], data: [4] },
+    w3: { dims: [3, 4, 1, 1], data: randomArray(12, 5) }, wd: { dims: [4, 1, 3, 3], data: randomArray(36, 6) }, four: { dims: [], data: [4] },
   };
   // The quantized model: the same layers, with the same names, on x rounded to quarters.
   const layers = (input: string): NodeSpec[] => [
@@ -81,10 +81,11 @@ test('the moments are those of each layer\'s im2col rows, float model against qu
     { op: 'Conv', inputs: [input, 'w2'], outputs: ['z'], name: 'same', attrs: { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] } },
     { op: 'MatMul', inputs: [input, 'b'], outputs: ['m'], name: 'matmul' },
     { op: 'Conv', inputs: ['y', 'w3'], outputs: ['v'], name: 'after' },
+    { op: 'Conv', inputs: [input, 'wd'], outputs: ['d'], name: 'depthwise', attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 4 } },
   ];
-  const io = { inputs: { x: ['n', 4, 7, 9] }, outputs: { y: ['n', 4, 'h', 'w'], z: ['n', 4, 'h2', 'w2'], m: ['n', 4, 7, 3], v: ['n', 3, 'h', 'w'] }, initializers };
-  const model = buildModel({ ...io, nodes: layers('x') });
-  const quantModel = buildModel({ ...io, nodes: [{ op: 'Mul', inputs: ['x', 'four'], outputs: ['x4'] }, { op: 'Floor', inputs: ['x4'], outputs: ['x4f'] }, { op: 'Div', inputs: ['x4f', 'four'], outputs: ['xq'] }, ...layers('xq')] });
+  const io = { inputs: { x: ['n', 4, 7, 9] }, outputs: { y: ['n', 4, 'h', 'w'], z: ['n', 4, 'h2', 'w2'], m: ['n', 4, 7, 3], v: ['n', 3, 'h', 'w'], d: ['n', 4, 7, 9] }, initializers };
+  const model = buildModel({ ...io, nodes: layers('x'), opset });
+  const quantModel = buildModel({ ...io, opset, nodes: [{ op: 'Mul', inputs: ['x', 'four'], outputs: ['x4'] }, { op: 'Floor', inputs: ['x4'], outputs: ['x4f'] }, { op: 'Div', inputs: ['x4f', 'four'], outputs: ['xq'] }, ...layers('xq')] });
   const view = new GraphView(model);
   const rowLayers = view.nodes.map((n) => rowLayer(view, n)!);
   const rowWeights = rowLayers.map((l) => {
@@ -131,6 +132,13 @@ test('the moments are those of each layer\'s im2col rows, float model against qu
   const alone = await momentsOf(model, quantModel, rowLayers, rowWeights, feeds).measure(3, weights);
   close([...fed.quantized, ...fed.cross, fed.power, fed.inputNoise], [...alone.quantized, ...alone.cross, alone.power, alone.inputNoise], 'layer 3 walked to against alone');
   assert.ok(fed.quantized.some((v) => v !== 0) && fed.inputNoise < fed.power / 5, `the float weight fed: input noise ${fed.inputNoise} against power ${fed.power}`);
+
+  // A depthwise conv's patches come from a grouped conv with one-hot kernels.
+  const depthwise = await moments.measure(4, weights);
+  const dw: ConvGeometry = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], groups: 4 };
+  close(depthwise.quantized, mean(bruteGram(xq, xq, dims, dw)), 'depthwise conv: E[x̃x̃ᵀ]');
+  close(depthwise.cross, mean(bruteGram(e, xq, dims, dw)), 'depthwise conv: E[(x̃ − x)x̃ᵀ]');
+  close([depthwise.power, depthwise.inputNoise], [rowForm(rowWeights[4], mean(bruteGram(x, x, dims, dw)), 4, 9), rowForm(rowWeights[4], mean(bruteGram(e, e, dims, dw)), 4, 9)], 'depthwise conv: power, input noise');
 });
 
 test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves each weight by at most one step, and reports the output error ONNX Runtime measures', async () => {
