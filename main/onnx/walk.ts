@@ -67,7 +67,7 @@ export class ModelWalk {
    * to `onBatch`; `given` supplies inputs the model declares that the batches do not hold.
    */
   async step(outputs: readonly onnx.ValueInfoProto[], given: Readonly<Record<string, ort.Tensor>>, what: string,
-    onBatch: (out: ort.InferenceSession.OnnxValueMapType) => void, signal?: AbortSignal): Promise<void> {
+    onBatch: (out: ort.InferenceSession.OnnxValueMapType, batch: number) => void, signal?: AbortSignal): Promise<void> {
     const part = this.ancestors(outputs.map((o) => o.name));
     const nodes = this.graph.node.filter((_, k) => part.has(k));
     const made = new Set(nodes.flatMap((n) => n.output));
@@ -97,7 +97,7 @@ export class ModelWalk {
         for (const input of inputs) feeds[input.name] = batch[input.name] ?? given[input.name] ?? this.kept.get(input.name)![b];
         const out = await run(session, feeds, what);
         for (const [name, values] of kept) values.push(out[name] as ort.Tensor);
-        onBatch(out);
+        onBatch(out, b);
       }
     } finally {
       await session.release();

@@ -15,6 +15,7 @@ import { attrInt, defaultOpset, GraphView } from '../onnx/graph';
 import { numericsOptions } from '../onnx/numerics';
 import { DataType, onnx } from '../onnx/proto';
 import { createSession, floatData, run, toOrtFeeds } from '../onnx/session';
+import { ModelWalk } from '../onnx/walk';
 import { floatTensor, tensorDims, tensorToFloat32 } from '../onnx/tensor';
 import type { QuantPlan } from '../plan/plan';
 import type { EqualizedPair } from '../plan/equalize';
@@ -43,7 +44,7 @@ export interface BiasCorrection {
   /** The float model with corrected biases: what is converted. */
   model: onnx.ModelProto;
   layers: CorrectedLayer[];
-  /** Runs over the samples: one per level of layers, and one that measures the result. */
+  /** Runs over the samples: the model uncorrected, walked level by level (each node once), and with every correction. */
   passes: number;
   seconds: number;
 }
@@ -85,8 +86,10 @@ function correctable(view: GraphView, node: GraphView['nodes'][number]): Omit<Ta
 
 /**
  * The model with each target's per-channel output mean over the batch as output `qs_bias_mean_i`;
- * with `corrections`, each target's output first gets a graph input `qs_bias_corr_i` added, which
- * stands for the bias change (the quantized bias differs from it by int32 rounding alone).
+ * with `corrections`, each target's output gets a graph input `qs_bias_corr_i` added, which stands
+ * for the bias change (the quantized bias differs from it by int32 rounding alone), and the mean
+ * is of the output before that: the layers downstream read the corrected output, the mean does not
+ * depend on the layer's own correction.
  */
 function measuringModel(model: onnx.ModelProto, layers: readonly Target[], corrections: boolean): { model: onnx.ModelProto; means: Array<string | undefined>; inputs: Array<string | undefined> } {
   const graph = model.graph!;
@@ -109,38 +112,37 @@ function measuringModel(model: onnx.ModelProto, layers: readonly Target[], corre
     corr[i] = `qs_bias_corr_${i}`;
     inputs.push(typedValueInfo(corr[i]!, DataType.FLOAT, [l.channels, ...new Array<number>(l.rank - 2).fill(1)]));
     const raw = `${out}_qs_uncorrected`;
-    return [onnx.NodeProto.create({ ...n, output: [raw, ...n.output.slice(1)] }), makeNode('Add', [raw, corr[i]!], [out]), reduceOver('ReduceMean', out, axes, means[i]!, opset, initializers)];
+    return [onnx.NodeProto.create({ ...n, output: [raw, ...n.output.slice(1)] }), makeNode('Add', [raw, corr[i]!], [out]), reduceOver('ReduceMean', raw, axes, means[i]!, opset, initializers)];
   });
   return { model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }), means, inputs: corr };
 }
 
-/** Per-channel output means of the target layers over the samples, in reference numerics. */
-async function channelMeans(session: ort.InferenceSession, means: ReadonlyArray<string | undefined>, layers: readonly Target[], feeds: readonly Feed[],
-  extra: Record<string, ort.Tensor>, what: string, signal?: AbortSignal): Promise<Array<Float64Array | undefined>> {
-  const sums = layers.map((l) => new Float64Array(l.channels));
-  let samples = 0;
-  for (const feed of feeds) {
-    throwIfAborted(signal);
-    const n = Object.values(feed)[0].dims[0];
-    const out = await run(session, { ...toOrtFeeds(feed), ...extra }, what);
-    means.forEach((name, i) => {
-      if (!name) return;
-      const m = floatData(out[name] as ort.Tensor, name);
-      for (let c = 0; c < m.length; c++) sums[i][c] += m[c] * n;
-    });
-    samples += n;
-  }
-  return means.map((name, i) => (name ? sums[i].map((v) => v / samples) : undefined));
+/** Adds a batch's per-channel means, weighted by its samples, to `sums`. */
+function addMeans(out: ort.InferenceSession.OnnxValueMapType, means: ReadonlyArray<string | undefined>, sums: Float64Array[], n: number): void {
+  means.forEach((name, i) => {
+    if (!name || !out[name]) return;
+    const m = floatData(out[name] as ort.Tensor, name);
+    for (let c = 0; c < m.length; c++) sums[i][c] += m[c] * n;
+  });
 }
 
-async function withSession<T>(model: onnx.ModelProto, what: string, use: (session: ort.InferenceSession) => Promise<T>): Promise<T> {
+/** Per-channel output means of the target layers over the samples, in reference numerics. */
+async function channelMeans(model: onnx.ModelProto, means: ReadonlyArray<string | undefined>, layers: readonly Target[], feeds: readonly Feed[],
+  extra: Record<string, ort.Tensor>, what: string, signal?: AbortSignal): Promise<Float64Array[]> {
+  const sums = layers.map((l) => new Float64Array(l.channels));
   const session = await createSession(model, what, numericsOptions('reference'));
   try {
-    return await use(session);
+    for (const feed of feeds) {
+      throwIfAborted(signal);
+      addMeans(await run(session, { ...toOrtFeeds(feed), ...extra }, what), means, sums, Object.values(feed)[0].dims[0]);
+    }
   } finally {
     await session.release();
   }
+  return sums.map((sum) => sum.map((v) => v / sampleCount(feeds)));
 }
+
+const sampleCount = (feeds: readonly Feed[]) => feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0);
 
 function rms(a: Float64Array, b: Float64Array): number {
   let s = 0;
@@ -150,41 +152,40 @@ function rms(a: Float64Array, b: Float64Array): number {
 
 /**
  * Corrects the biases of the quantized Conv and Gemm layers of `floatModel` for the plan and
- * ranges, on `feeds`: one session of the quantized model with each correction as an input, one run
- * over the samples per level of layers (each level measured with the levels before it corrected),
- * and a last run that measures what is left.
+ * ranges, on `feeds`, level by level: each level's layers are measured on the quantized model with
+ * every level before it corrected. The model is walked forward (a ModelWalk), one part per level,
+ * so that each node runs once over the samples; a run of the model uncorrected and one with every
+ * correction measure what the correction changed.
  */
 export async function correctBiases(floatModel: onnx.ModelProto, plan: QuantPlan, ranges: ReadonlyMap<string, Range>, feeds: readonly Feed[],
   options: { signal?: AbortSignal; onLevel?: (level: number, of: number) => void; rounding?: WeightRounding } = {}): Promise<BiasCorrection> {
   const start = performance.now();
   const layers = targets(new GraphView(floatModel), plan);
   const float = measuringModel(floatModel, layers, false);
-  const reference = await withSession(float.model, 'float model', (s) => channelMeans(s, float.means, layers, feeds, {}, 'float model', options.signal));
+  const reference = await channelMeans(float.model, float.means, layers, feeds, {}, 'float model', options.signal);
   const quant = measuringModel(convertModel(new GraphView(floatModel), plan, ranges, options.rounding).model, layers, true);
   const total = layers.map((l) => new Float32Array(l.channels));
   const feedsOf = () => Object.fromEntries(quant.inputs.flatMap((name, i) => (name ? [[name, new ort.Tensor('float32', total[i].slice(), [layers[i].channels, ...new Array<number>(layers[i].rank - 2).fill(1)])]] : [])));
-  const before = new Array<number>(layers.length).fill(0);
-  const after = new Array<number>(layers.length).fill(0);
+  const what = 'quantized model with bias corrections';
+  const uncorrected = await channelMeans(quant.model, quant.means, layers, feeds, feedsOf(), what, options.signal);
   const levels = Math.max(0, ...layers.map((l) => l.level));
-  await withSession(quant.model, 'quantized model with bias corrections', async (session) => {
-    for (let level = 1; level <= levels + 1; level++) {
-      options.onLevel?.(level, levels + 1);
-      const measured = await channelMeans(session, quant.means, layers, feeds, feedsOf(), 'quantized model', options.signal);
-      layers.forEach((l, i) => {
-        const f = reference[i];
-        const q = measured[i];
-        if (!f || !q) return;
-        if (level === 1) before[i] = rms(f, q);
-        after[i] = rms(f, q);
-        if (l.level === level) for (let c = 0; c < f.length; c++) total[i][c] += f[c] - q[c];
-      });
-    }
-  });
+  const walk = new ModelWalk(quant.model, feeds.map(toOrtFeeds), numericsOptions('reference'));
+  const samples = sampleCount(feeds);
+  for (let level = 1; level <= levels; level++) {
+    options.onLevel?.(level, levels + 1);
+    const at = layers.flatMap((l, i) => (l.level === level ? [i] : []));
+    const sums = layers.map((l) => new Float64Array(l.channels));
+    const outputs = quant.model.graph!.output.filter((o) => at.some((i) => quant.means[i] === o.name));
+    await walk.step(outputs, feedsOf(), what, (out, b) => addMeans(out, quant.means, sums, Object.values(feeds[b])[0].dims[0]), options.signal);
+    for (const i of at) if (quant.means[i]) for (let c = 0; c < layers[i].channels; c++) total[i][c] = reference[i][c] - sums[i][c] / samples;
+  }
+  options.onLevel?.(levels + 1, levels + 1);
+  const corrected = await channelMeans(quant.model, quant.means, layers, feeds, feedsOf(), what, options.signal);
   return {
     method: 'empirical',
     model: withBiasCorrections(floatModel, layers, total),
-    layers: layers.map((l, i) => ({ node: l.node, before: before[i], after: after[i] })),
-    passes: levels + 1,
+    layers: layers.map((l, i) => ({ node: l.node, before: rms(reference[i], uncorrected[i]), after: rms(reference[i], corrected[i].map((m, c) => m + total[i][c])) })),
+    passes: 3,
     seconds: (performance.now() - start) / 1000,
   };
 }
