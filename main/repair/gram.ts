@@ -5,13 +5,13 @@
 // samples, of the model cut down to that layer: the patches are strided slices (or a Conv with
 // one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
-import type { Feed } from '../base/feed';
+import { commonShapes, type Feed } from '../base/feed';
 import { quantizedHalf } from '../eval/compare-model';
 import { intAttr, intsAttr, makeNode, reduceOver, typedValueInfo } from '../onnx/edit';
 import { attr, attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { numericsOptions } from '../onnx/numerics';
-import { floatData, toOrtFeeds } from '../onnx/session';
+import { floatData, inferredDims, toOrtFeeds } from '../onnx/session';
 import { ModelWalk } from '../onnx/walk';
 import { floatTensor, int64Tensor, tensorDims } from '../onnx/tensor';
 
@@ -105,11 +105,15 @@ function oneHotPatchNodes(node: GraphNode, layer: RowLayer, dims: readonly numbe
 
 /**
  * Nodes that turn the layer's input into its rows, named `${prefix}_rows`, as columns: `[N, groups,
- * width, positions]` for a Conv's samples, `[1, 1, width, n]` for MatMul and Gemm. Leaving the
- * samples outermost costs no copy for a Conv: the moments are then per-sample products summed over
- * the first axis, and ONNX Runtime fuses the product with the transpose it needs.
+ * width, positions]` for a Conv's samples when `outer`, else `[1, groups, width, n]` with the
+ * samples folded into the positions (`[1, 1, width, n]` for MatMul and Gemm). The moments are
+ * products of the rows with their transpose, which ONNX Runtime fuses, summed over the first axis.
+ * With the samples outermost the patches are not copied, but each sample's product is width² per
+ * group: worth it where a sample has more positions than its rows are wide (a depthwise conv,
+ * 5x5: 25 wide, 480 positions), not for a wide conv on few positions (the recognizer's last, 2880
+ * wide on 18 positions, whose per-sample products took 1.4 s of its 1.5 s).
  */
-function rowNodes(view: GraphView, layer: RowLayer, prefix: string, opset: number, inits: onnx.TensorProto[]): onnx.NodeProto[] {
+function rowNodes(view: GraphView, layer: RowLayer, outer: boolean, prefix: string, opset: number, inits: onnx.TensorProto[]): onnx.NodeProto[] {
   const rows = `${prefix}_rows`;
   if (layer.op !== 'Conv') {
     inits.push(int64Tensor(`${prefix}_flat`, [2], [-1, layer.width]), int64Tensor(`${prefix}_shape`, [4], [1, 1, layer.width, -1]));
@@ -127,7 +131,14 @@ function rowNodes(view: GraphView, layer: RowLayer, prefix: string, opset: numbe
   const depthwise = dims[1] === 1 && layer.groups > 1;
   const patches = (depthwise ? undefined : patchNodes(node, layer, dims.slice(2), prefix, opset, inits)) ?? oneHotPatchNodes(node, layer, dims, prefix, inits);
   inits.push(int64Tensor(`${prefix}_split`, [4], [0, layer.groups, layer.width, -1]));
-  return [...patches, makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [rows])];
+  if (outer) return [...patches, makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [rows])];
+  inits.push(int64Tensor(`${prefix}_fold`, [4], [1, layer.groups, layer.width, -1]));
+  return [
+    ...patches,
+    makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [`${prefix}_4d`]),
+    makeNode('Transpose', [`${prefix}_4d`], [`${prefix}_t`], [intsAttr('perm', [1, 2, 0, 3])]),
+    makeNode('Reshape', [`${prefix}_t`, `${prefix}_fold`], [rows]),
+  ];
 }
 
 /**
@@ -155,9 +166,10 @@ const weightInput = (i: number) => `qs_gram_${i}_weight`;
  * The float and the quantized model side by side, with per layer i `qs_gram_i_quantized` and
  * `qs_gram_i_cross` (Σ over the batch's rows), `qs_gram_i_power`, `qs_gram_i_noise` and
  * `qs_gram_i_n` the shape of its rows. The quantized half's layer i reads its weight, dequantized,
- * from the input `qs_gram_i_weight`. `weights[i]` is layer i's float weight in row order.
+ * from the input `qs_gram_i_weight`. `weights[i]` is layer i's float weight in row order; `outer[i]`
+ * whether its rows keep the samples outermost (rowNodes).
  */
-function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[]): onnx.ModelProto {
+function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], outer: readonly boolean[]): onnx.ModelProto {
   const view = new GraphView(floatModel);
   const graph = floatModel.graph!;
   const half = quantizedHalf(floatModel, quantModel);
@@ -183,8 +195,8 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
     );
     const sumSquare = (input: string, output: string) => makeNode('ReduceSumSquare', [input], [output], [intAttr('keepdims', 0)]);
     return [
-      ...rowNodes(view, layer, `${prefix}_f`, opset, inits),
-      ...rowNodes(view, quantLayer, `${prefix}_q`, opset, inits),
+      ...rowNodes(view, layer, outer[i], `${prefix}_f`, opset, inits),
+      ...rowNodes(view, quantLayer, outer[i], `${prefix}_q`, opset, inits),
       makeNode('Sub', [q, f], [e]),
       makeNode('Transpose', [q], [`${q}_t`], [intsAttr('perm', [0, 1, 3, 2])]),
       makeNode('MatMul', [q, `${q}_t`], [`${prefix}_quantized_each`]), reduceOver('ReduceSum', `${prefix}_quantized_each`, [0], `${prefix}_quantized`, opset, inits),
@@ -219,11 +231,14 @@ export interface MomentsOf {
  * The float model against `quantModel` (its conversion), in reference numerics, for AdaRound's
  * layers over `feeds`. `weights[i]` is layer i's float weight in row order.
  */
-export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], feeds: readonly Feed[]): MomentsOf {
+export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], feeds: readonly Feed[]): Promise<MomentsOf> {
   const what = 'model that measures the layers\' input moments';
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
-  const model = momentsModel(floatModel, quantModel, layers, weights);
+  const outputOf = (l: RowLayer) => view.nodes.find((n) => n.name === l.node)!.outputs[0];
+  const known = await inferredDims(floatModel, commonShapes(feeds), layers.filter((l) => l.op === 'Conv').map(outputOf));
+  const positions = (l: RowLayer) => known.get(outputOf(l))?.slice(2).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
+  const model = momentsModel(floatModel, quantModel, layers, weights, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
   const walk = new ModelWalk(model, feeds.map(toOrtFeeds), numericsOptions('reference'));
   let last = -1;
   return {
@@ -247,7 +262,12 @@ export function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelPro
         sum.rows += Number(samples) * Number(positions);
       }, signal);
       const n = Math.max(1, sum.rows);
-      return { quantized: Float32Array.from(sum.quantized, (v) => v / n), cross: Float32Array.from(sum.cross, (v) => v / n), power: sum.power / n, inputNoise: sum.inputNoise / n };
+      const mean = (total: Float64Array) => {
+        const out = new Float32Array(total.length);
+        for (let k = 0; k < total.length; k++) out[k] = total[k] / n;
+        return out;
+      };
+      return { quantized: mean(sum.quantized), cross: mean(sum.cross), power: sum.power / n, inputNoise: sum.inputNoise / n };
     },
   };
 }
