@@ -85,7 +85,7 @@ export interface GptqSettings {
 export const GPTQ_DEFAULTS: GptqSettings = { actOrder: true, damp: 0.01 };
 
 /** AdaRound's iterations per layer when none are given: its loss settles well before on the recognizer's and MNIST's layers. */
-export const ADAROUND_ITERATIONS = 1000;
+export const ADAROUND_ITERATIONS = 250;
 
 export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
 export const QUANT_KINDS: readonly QuantKind[] = ['static', 'dynamic', 'weight-only'];
