@@ -17,9 +17,9 @@ const DATA_TYPES: Record<string, number> = {
 /**
  * Walks `model` forward over `batches`: each `step` runs the nodes its outputs need that no earlier
  * step ran, from the graph inputs, the inputs it is given, and the tensors earlier steps kept. A
- * step keeps what it computes that a node some later step may run reads (one needed by the model's
- * outputs); a kept tensor is dropped once every node reading it has run. Memory is therefore the
- * tensors live across the cut, for every batch at once.
+ * step keeps what it computes that a node some later step may run reads (one that `targets`, the
+ * tensors the steps will ask for, need); a kept tensor is dropped once every node reading it has
+ * run. Memory is therefore the tensors live across the cut, for every batch at once.
  */
 export class ModelWalk {
   private readonly graph: onnx.GraphProto;
@@ -32,12 +32,13 @@ export class ModelWalk {
   /** Per kept tensor, its value in each batch. */
   private readonly kept = new Map<string, ort.Tensor[]>();
 
-  constructor(private readonly model: onnx.ModelProto, private readonly batches: ReadonlyArray<Record<string, ort.Tensor>>, private readonly options: ort.InferenceSession.SessionOptions) {
+  constructor(private readonly model: onnx.ModelProto, targets: readonly string[], private readonly batches: ReadonlyArray<Record<string, ort.Tensor>>,
+    private readonly options: ort.InferenceSession.SessionOptions) {
     this.graph = model.graph!;
     this.info = new Map(this.graph.valueInfo.map((v) => [v.name, v]));
     this.producer = new Map(this.graph.node.flatMap((n, k) => n.output.map((o) => [o, k] as const)));
     this.graph.node.forEach((n, k) => new Set(readsOf(n)).forEach((name) => this.readers.set(name, [...(this.readers.get(name) ?? []), k])));
-    this.needed = this.ancestors(this.graph.output.map((o) => o.name));
+    this.needed = this.ancestors(targets);
   }
 
   /** The tensors held between steps. */
@@ -94,7 +95,11 @@ export class ModelWalk {
       for (const [b, batch] of this.batches.entries()) {
         throwIfAborted(signal);
         const feeds: Record<string, ort.Tensor> = {};
-        for (const input of inputs) feeds[input.name] = batch[input.name] ?? given[input.name] ?? this.kept.get(input.name)![b];
+        for (const input of inputs) {
+          const value = batch[input.name] ?? given[input.name] ?? this.kept.get(input.name)?.[b];
+          if (!value) throw new Error(`the ${what} reads ${input.name}, which neither the data, the caller nor an earlier part gives`);
+          feeds[input.name] = value;
+        }
         const out = await run(session, feeds, what);
         for (const [name, values] of kept) values.push(out[name] as ort.Tensor);
         onBatch(out, b);

@@ -169,7 +169,7 @@ export async function correctBiases(floatModel: onnx.ModelProto, plan: QuantPlan
   const what = 'quantized model with bias corrections';
   const uncorrected = await channelMeans(quant.model, quant.means, layers, feeds, feedsOf(), what, options.signal);
   const levels = Math.max(0, ...layers.map((l) => l.level));
-  const walk = new ModelWalk(quant.model, feeds.map(toOrtFeeds), numericsOptions('reference'));
+  const walk = new ModelWalk(quant.model, quant.means.flatMap((m) => m ?? []), feeds.map(toOrtFeeds), numericsOptions('reference'));
   const samples = sampleCount(feeds);
   for (let level = 1; level <= levels; level++) {
     options.onLevel?.(level, levels + 1);

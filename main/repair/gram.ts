@@ -239,7 +239,7 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const known = await inferredDims(floatModel, commonShapes(feeds), layers.filter((l) => l.op === 'Conv').map(outputOf));
   const positions = (l: RowLayer) => known.get(outputOf(l))?.slice(2).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
   const model = momentsModel(floatModel, quantModel, layers, weights, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
-  const walk = new ModelWalk(model, feeds.map(toOrtFeeds), numericsOptions('reference'));
+  const walk = new ModelWalk(model, model.graph!.output.map((o) => o.name), feeds.map(toOrtFeeds), numericsOptions('reference'));
   let last = -1;
   return {
     async measure(i, dequantized, signal) {

@@ -197,7 +197,7 @@ test('a model that cannot take the data\'s input shapes says which shapes it was
   await fits.release();
 });
 
-test('a model walked part by part gives what one run gives, keeps only what a later part reads, and feeds inputs read late', async () => {
+test('a model walked part by part gives what one run gives, keeps only what a later part reads, feeds inputs read late, and names an input nobody gives', async () => {
   // x → relu → a; a → neg → b; a + b → c; c · g → d (g given); d + x → e; x → abs → unused (needed by no output).
   const model = buildModel({
     inputs: { x: ['n', 3], g: [1] }, outputs: { b: ['n', 3], e: ['n', 3] },
@@ -211,7 +211,7 @@ test('a model walked part by part gives what one run gives, keeps only what a la
   const whole = await ort.InferenceSession.create(encodeModel(model));
   const expected = await Promise.all(batches.map((b) => whole.run({ ...b, g })));
   await whole.release();
-  const walk = new ModelWalk(model, batches, {});
+  const walk = new ModelWalk(model, ['b', 'e'], batches, {});
   const got: Array<Record<string, ort.Tensor>> = [];
   const outputs = (name: string) => model.graph!.output.filter((o) => o.name === name);
   await walk.step(outputs('b'), {}, 'first part', (out) => got.push({ b: out.b as ort.Tensor }));
@@ -220,6 +220,11 @@ test('a model walked part by part gives what one run gives, keeps only what a la
   let k = 0;
   await walk.step(outputs('e'), { g }, 'second part', (out) => Object.assign(got[k++], { e: out.e as ort.Tensor }));
   assert.deepEqual(walk.holding, []);
+  // A walk asked for b alone keeps nothing: no part it will run reads a.
+  const short = new ModelWalk(model, ['b'], batches, {});
+  await short.step(outputs('b'), {}, 'first part', () => undefined);
+  assert.deepEqual(short.holding, []);
+  await assert.rejects(new ModelWalk(model, ['e'], batches, {}).step(outputs('e'), {}, 'part without g', () => undefined), /reads g, which neither the data, the caller nor an earlier part gives/);
   expected.forEach((e, b) => {
     assert.deepEqual([...(got[b].b.data as Float32Array)], [...(e.b as ort.Tensor).data as Float32Array], `b, batch ${b}`);
     assert.deepEqual([...(got[b].e.data as Float32Array)], [...(e.e as ort.Tensor).data as Float32Array], `e, batch ${b}`);
