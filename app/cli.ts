@@ -11,7 +11,7 @@ import { hostWords, MAIN_NUMERICS, type MainNumerics, type Numerics } from '../s
 import type { Preflight } from '../shared/preflight';
 import { INTERPOLATIONS, preprocessProblem, RESIZE_MODES, type PreprocessSpec } from '../shared/preprocess';
 import { countedUnit, type Progress } from '../shared/progress';
-import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
+import { adaRoundIterations, GPTQ_DEFAULTS, QUANT_KINDS, QUANT_TYPES, validateRecipe, type Recipe } from '../shared/recipe';
 import {
   adaRoundWords, biasCorrectionSource, foldedWeightsWords, gptqWords, smoothQuantWords, biasErrorRms, dbNumber, formatDb, repairCostWords, weightChangeWords, withoutWords, type AdaRoundReport, type AnalysisReport, type BiasCorrectionReport, type CleReport, type CustomMetricReport, type Db, type LayerReport, type Metrics, type OutputReport, type Quality, type RepairReport, type Report, type WeightChange,
 } from '../shared/report';
@@ -289,7 +289,7 @@ function buildRecipe(v: Values<typeof RECIPE_OPTIONS>): Recipe {
   if (v.cle) recipe.algorithms = { ...recipe.algorithms, cle: true };
   if (v['bias-correction']) recipe.algorithms = { ...recipe.algorithms, biasCorrection: true };
   if (v.adaround !== undefined) {
-    const iterations = v.adaround === '' ? ADAROUND_ITERATIONS : Number(v.adaround);
+    const iterations = v.adaround === '' ? adaRoundIterations(recipe.granularity) : Number(v.adaround);
     if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`--adaround:ITERS takes a whole number of iterations of at least 1, got "${v.adaround}"`);
     recipe.algorithms = { ...recipe.algorithms, adaround: { iterations } };
   }

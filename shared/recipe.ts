@@ -84,8 +84,15 @@ export interface GptqSettings {
 
 export const GPTQ_DEFAULTS: GptqSettings = { actOrder: true, damp: 0.01 };
 
-/** AdaRound's iterations per layer when none are given: its loss settles well before on the recognizer's and MNIST's layers. */
-export const ADAROUND_ITERATIONS = 250;
+/**
+ * AdaRound's iterations per layer when none are given. On the PaddleOCR recognizer's 300 held-out
+ * lines, per-channel weights read the same at 250 as at 1000 (cpu 98.0% both, xnnpack 97.0% against
+ * 96.7%) in a quarter of the time; per-tensor weights, whose rounding moves the layer's output
+ * more, still gain from 1000 (96.0% against 98.7%; with CLE and bias correction 94.7% against 96.7%).
+ */
+export function adaRoundIterations(granularity: Granularity): number {
+  return granularity === 'per-tensor' ? 1000 : 250;
+}
 
 export const QUANT_TYPES: readonly QuantType[] = ['uint8', 'int8', 'uint16', 'int16', 'int4', 'uint4'];
 export const QUANT_KINDS: readonly QuantKind[] = ['static', 'dynamic', 'weight-only'];

@@ -11,7 +11,7 @@ import { recipeProblems, sixteenBitType } from '../../shared/backends';
 import { describeTarget, metricScore, type Target } from '../../shared/metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
-import { ADAROUND_ITERATIONS, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
+import { adaRoundIterations, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
 import type { RepairAction, RepairChange, RepairReport } from '../../shared/report';
 import type { Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
@@ -313,11 +313,12 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
       if (!r) s.step('SmoothQuant not tried: no activation of a quantized MatMul/Gemm comes from a LayerNorm or linear layer that could take its scales');
       return r && { samples: r.samples, view: r.view, ranges: r.ranges, rewritten: r, subset: await s.subset.against(r.floatModel), algorithms: { smoothquant: r.smoothquant ?? {} } };
     } }]),
-    ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${ADAROUND_ITERATIONS} iterations)`, apply: async () => {
+    ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${adaRoundIterations(s.recipe.granularity)} iterations)`, apply: async () => {
+      const iterations = adaRoundIterations(s.recipe.granularity);
       const feeds = await calibration.adaRound();
       const onLayer = (done: number, total: number) => s.input.onProgress?.({ stage: 'sensitivity', done, total, unit: 'layers' });
-      const rounded = await adaRound(s.floatModel, s.plan, s.ranges, feeds, { iterations: ADAROUND_ITERATIONS, signal, onLayer });
-      return { samples: rounded.report.samples, rounded, view: s.convertView, algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } };
+      const rounded = await adaRound(s.floatModel, s.plan, s.ranges, feeds, { iterations, signal, onLayer });
+      return { samples: rounded.report.samples, rounded, view: s.convertView, algorithms: { adaround: { iterations } } };
     } }]),
     ...(has.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
       const feeds = await calibration.biasCorrection();

@@ -3,7 +3,7 @@ import type { StudioApi } from '../../shared/ipc';
 import { BACKENDS, findBackend } from '../../shared/backends';
 import { MAIN_NUMERICS, NUMERICS_WORDS, type MainNumerics } from '../../shared/numerics';
 import { INTERPOLATION_WORDS, INTERPOLATIONS, RESIZE_MODES, RESIZE_WORDS, type Interpolation } from '../../shared/preprocess';
-import { ADAROUND_ITERATIONS, GPTQ_DEFAULTS, readsCalibration, SMOOTHQUANT_ALPHAS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
+import { adaRoundIterations, GPTQ_DEFAULTS, readsCalibration, SMOOTHQUANT_ALPHAS, QUANT_KINDS, QUANT_TYPES, type Granularity, type Recipe } from '../../shared/recipe';
 import { useStudio } from '../context';
 import { dataSource, refusal, type DataField, type DataKind } from '../store';
 
@@ -327,7 +327,7 @@ export function ConfigureScreen({ host }: { host: Host }) {
           <div className="field">
             <label htmlFor="cfg-adaround" title={recipe.kind === 'static' ? 'Learns, per quantized Conv/MatMul/Gemm, whether each weight rounds up or down so that the layer\'s output on the calibration samples changes least; minutes on a large model' : 'AdaRound rounds the weights of static quantization'}>
               <input id="cfg-adaround" type="checkbox" checked={Boolean(recipe.algorithms?.adaround)} disabled={recipe.kind !== 'static'}
-                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, adaround: e.target.checked ? { iterations: ADAROUND_ITERATIONS } : undefined } })} /> AdaRound
+                onChange={(e) => setRecipe({ algorithms: { ...recipe.algorithms, adaround: e.target.checked ? { iterations: adaRoundIterations(recipe.granularity) } : undefined } })} /> AdaRound
             </label>
             {recipe.algorithms?.adaround && (
               <label htmlFor="cfg-adaround-iterations">Iterations per layer

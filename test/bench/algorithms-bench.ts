@@ -4,7 +4,7 @@
 // row reports the job's time and the process's peak memory (resident set) so far.
 import * as path from 'node:path';
 import { recipeFor } from '../../shared/backends';
-import { ADAROUND_ITERATIONS, type Algorithms } from '../../shared/recipe';
+import { adaRoundIterations, type Algorithms } from '../../shared/recipe';
 import { adaRoundWords } from '../../shared/report';
 import { quantize } from '../../main/jobs/quantize';
 import { MODELS, tempDir } from '../helpers/build';
@@ -14,10 +14,10 @@ import * as fs from 'node:fs';
 const ROWS: Array<{ backend: string; granularity: 'per-tensor' | 'per-channel'; algorithms?: Algorithms }> = [
   { backend: 'cpu', granularity: 'per-tensor' },
   { backend: 'cpu', granularity: 'per-tensor', algorithms: { cle: true, biasCorrection: true } },
-  { backend: 'cpu', granularity: 'per-tensor', algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } },
-  { backend: 'cpu', granularity: 'per-tensor', algorithms: { cle: true, biasCorrection: true, adaround: { iterations: ADAROUND_ITERATIONS } } },
+  { backend: 'cpu', granularity: 'per-tensor', algorithms: { adaround: { iterations: adaRoundIterations('per-tensor') } } },
+  { backend: 'cpu', granularity: 'per-tensor', algorithms: { cle: true, biasCorrection: true, adaround: { iterations: adaRoundIterations('per-tensor') } } },
   { backend: 'xnnpack', granularity: 'per-channel' },
-  { backend: 'xnnpack', granularity: 'per-channel', algorithms: { adaround: { iterations: ADAROUND_ITERATIONS } } },
+  { backend: 'xnnpack', granularity: 'per-channel', algorithms: { adaround: { iterations: adaRoundIterations('per-channel') } } },
 ];
 
 function names(a: Algorithms | undefined): string {

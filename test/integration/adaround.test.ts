@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { recipeFor } from '../../shared/backends';
-import { ADAROUND_ITERATIONS } from '../../shared/recipe';
+import { adaRoundIterations } from '../../shared/recipe';
 import { countedUnit, type Progress } from '../../shared/progress';
 import type { Feed } from '../../main/base/feed';
 import { convertModel } from '../../main/convert/convert';
@@ -255,7 +255,7 @@ test('a repair tries AdaRound and bias correction before moving layers: on MNIST
   const trial = progress.filter((p) => p.stage === 'sensitivity' && p.unit === 'layers');
   assert.deepEqual(trial.map((p) => `${p.done}/${p.total}`), ['0/4', '1/4', '2/4', '3/4', '4/4']);
   assert.equal(countedUnit('sensitivity', trial[0].unit), 'layers');
-  assert.deepEqual(repaired.recipe.algorithms, { adaround: { iterations: ADAROUND_ITERATIONS } }, 'the written recipe reproduces it');
+  assert.deepEqual(repaired.recipe.algorithms, { adaround: { iterations: adaRoundIterations('per-tensor') } }, 'the written recipe reproduces it');
   // The job converts with the rounding the search learned rather than learning it again.
   assert.equal(repaired.algorithms!.adaround!.layers.length, 4);
   assert.ok((repaired.outputs[0].sqnr as number) > 37.5, `output SQNR on the 500 digits ${repaired.outputs[0].sqnr} dB`);
