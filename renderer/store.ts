@@ -6,7 +6,7 @@ import { BACKENDS, findBackend, recipeFor, recipeProblems, sixteenBitType } from
 import { dataOptionsOf, pathInPickedFolder, type ActiveJob, type DataOptions, type ExportResult, type InputPreview, type JobEvent, type LayerDetail, type ModelSettings, type ModelSummary, type PlanSummary, type RunRequest, type RunResult, type SessionState, type StudioApi } from '../shared/ipc';
 import type { Target, TargetMetric } from '../shared/metrics';
 import type { MainNumerics } from '../shared/numerics';
-import { readsCalibration, withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
+import { adaRoundIterations, readsCalibration, withHigherPrecision, type QuantType, type Recipe } from '../shared/recipe';
 import { dbNumber, worstDb, type AnalysisReport, type Report } from '../shared/report';
 import type { PreprocessSpec } from '../shared/preprocess';
 import type { ModelGraph } from '../shared/graph';
@@ -342,7 +342,13 @@ const configSlice = (api: StudioApi): StateCreator<Studio, [], [], ConfigSlice> 
     void get().refreshPlan();
   },
   setRecipe: (patch) => {
-    set({ recipe: { ...get().recipe, ...patch }, preset: undefined, plan: undefined });
+    const recipe = { ...get().recipe, ...patch };
+    // AdaRound's iterations follow the granularity while they are its default.
+    const ada = recipe.algorithms?.adaround;
+    if (patch.granularity && !patch.algorithms && ada?.iterations === adaRoundIterations(get().recipe.granularity)) {
+      recipe.algorithms = { ...recipe.algorithms, adaround: { iterations: adaRoundIterations(patch.granularity) } };
+    }
+    set({ recipe, preset: undefined, plan: undefined });
     void get().refreshPlan();
   },
   setData: (patch) => set({

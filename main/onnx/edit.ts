@@ -184,32 +184,3 @@ export function readsOf(node: onnx.NodeProto): string[] {
   const bodies = node.attribute.flatMap((a) => [...(a.g ? [a.g] : []), ...a.graphs]);
   return [...node.input.filter(Boolean), ...bodies.flatMap((g) => g.node.flatMap(readsOf))];
 }
-
-/**
- * The model cut down to what `outputs` need: the nodes they depend on (in their order), the
- * initializers and graph inputs those read. ONNX Runtime runs every node of a session whichever
- * outputs a run asks for, so a run that needs a part of the graph needs a model of that part.
- */
-export function modelFor(model: onnx.ModelProto, outputs: readonly onnx.ValueInfoProto[]): onnx.ModelProto {
-  const graph = model.graph!;
-  const producer = new Map(graph.node.flatMap((n, k) => n.output.map((o) => [o, k] as const)));
-  const needed = new Set<number>();
-  const read = new Set<string>();
-  const stack = outputs.map((o) => o.name);
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (read.has(name)) continue;
-    read.add(name);
-    const k = producer.get(name);
-    if (k === undefined || needed.has(k)) continue;
-    needed.add(k);
-    stack.push(...readsOf(graph.node[k]));
-  }
-  return onnx.ModelProto.create({
-    ...model,
-    graph: onnx.GraphProto.create({
-      ...graph, node: graph.node.filter((_, k) => needed.has(k)), output: [...outputs],
-      initializer: graph.initializer.filter((t) => read.has(t.name)), input: graph.input.filter((i) => read.has(i.name)),
-    }),
-  });
-}

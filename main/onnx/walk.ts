@@ -15,11 +15,19 @@ const DATA_TYPES: Record<string, number> = {
 };
 
 /**
+ * Bytes a walk keeps between steps, every batch together. Past them it forgets what it kept and the
+ * next step runs again from the graph inputs, as running each part's whole prefix would: slower,
+ * never larger (AdaRound's 256 samples of a 224x224 model can hold gigabytes across a cut).
+ */
+export const WALK_KEPT_BYTES = 512 * 2 ** 20;
+
+/**
  * Walks `model` forward over `batches`: each `step` runs the nodes its outputs need that no earlier
  * step ran, from the graph inputs, the inputs it is given, and the tensors earlier steps kept. A
  * step keeps what it computes that a node some later step may run reads (one that `targets`, the
  * tensors the steps will ask for, need); a kept tensor is dropped once every node reading it has
- * run. Memory is therefore the tensors live across the cut, for every batch at once.
+ * run. Memory is therefore the tensors live across the cut, for every batch at once, up to
+ * `keptBytes`.
  */
 export class ModelWalk {
   private readonly graph: onnx.GraphProto;
@@ -33,7 +41,7 @@ export class ModelWalk {
   private readonly kept = new Map<string, ort.Tensor[]>();
 
   constructor(private readonly model: onnx.ModelProto, targets: readonly string[], private readonly batches: ReadonlyArray<Record<string, ort.Tensor>>,
-    private readonly options: ort.InferenceSession.SessionOptions) {
+    private readonly options: ort.InferenceSession.SessionOptions, private readonly keptBytes = WALK_KEPT_BYTES) {
     this.graph = model.graph!;
     this.info = new Map(this.graph.valueInfo.map((v) => [v.name, v]));
     this.producer = new Map(this.graph.node.flatMap((n, k) => n.output.map((o) => [o, k] as const)));
@@ -77,6 +85,8 @@ export class ModelWalk {
     const keep = [...made].filter(later);
     const asked = new Set(outputs.map((o) => o.name));
     const fromKept = [...reads].filter((name) => !made.has(name) && this.kept.has(name));
+    // An input with an initializer of its name (IR 3 declares weights so) is fed only if given.
+    const initialized = new Set(this.graph.initializer.map((t) => t.name));
     const inputs = [
       ...this.graph.input.filter((i) => reads.has(i.name)),
       ...fromKept.map((name) => keptInfo(name, this.kept.get(name)!)),
@@ -91,26 +101,40 @@ export class ModelWalk {
     });
     const session = await createSession(model, what, this.options);
     const kept = new Map(keep.map((name) => [name, [] as ort.Tensor[]]));
+    let bytes = [...this.kept.values()].flat().reduce((n, t) => n + tensorBytes(t), 0);
     try {
       for (const [b, batch] of this.batches.entries()) {
         throwIfAborted(signal);
         const feeds: Record<string, ort.Tensor> = {};
         for (const input of inputs) {
           const value = batch[input.name] ?? given[input.name] ?? this.kept.get(input.name)?.[b];
-          if (!value) throw new Error(`the ${what} reads ${input.name}, which neither the data, the caller nor an earlier part gives`);
-          feeds[input.name] = value;
+          if (value) feeds[input.name] = value;
+          else if (!initialized.has(input.name)) throw new Error(`the ${what} reads ${input.name}, which neither the data, the caller nor an earlier part gives`);
         }
         const out = await run(session, feeds, what);
-        for (const [name, values] of kept) values.push(out[name] as ort.Tensor);
+        for (const [name, values] of kept) {
+          values.push(out[name] as ort.Tensor);
+          bytes += tensorBytes(out[name] as ort.Tensor);
+        }
+        if (bytes > this.keptBytes) kept.clear();
         onBatch(out, b);
       }
     } finally {
       await session.release();
     }
+    if (bytes > this.keptBytes) {
+      this.kept.clear();
+      this.ran.clear();
+      return;
+    }
     part.forEach((k) => this.ran.add(k));
     for (const [name, values] of kept) this.kept.set(name, values);
     for (const name of [...this.kept.keys()]) if (!later(name)) this.kept.delete(name);
   }
+}
+
+function tensorBytes(t: ort.Tensor): number {
+  return (t.data as ArrayBufferView).byteLength;
 }
 
 /** A kept tensor as an input: its type, and its dims where every batch has the same (a name where they differ). */

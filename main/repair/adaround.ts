@@ -32,7 +32,7 @@ const WARM_UP = 0.2;
 const LEARNING_RATE = 0.01;
 const ZETA = 1.1;
 const GAMMA = -0.1;
-/** A V far enough out that h(V) is exactly 0 or 1: hard roundings go through the same graph. */
+/** A V far enough out that h(V) is exactly 0 or 1: hard roundings go through the loss graph as soft ones do. */
 const SATURATED = 100;
 
 /** Samples AdaRound measures its layers' inputs on, the calibration data's first ones: a layer's moments are means over every position of them. */
@@ -93,9 +93,9 @@ const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of
 
 /**
  * The layer's graphs share h(V) = clip((ζ − γ)·σ(V) + γ, 0, 1), the weight error D = Wq − W =
- * Step·h + (Down − W), and DH_B = D·H̃ + B with B = W·Cross (constant: folded when the session is
- * made). The layer's output error is rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input noise, and its gradient in
- * Wq is 2·DH_B.
+ * Step·h + (Down − W), D·H̃, and B = W·Cross (constant: folded when the session is made). The
+ * layer's output error is rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input noise, and its gradient in Wq is
+ * 2·(D·H̃ + B).
  */
 function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx.NodeProto[], inits: onnx.TensorProto[],
   inputs: onnx.ValueInfoProto[], outputs: onnx.ValueInfoProto[]): onnx.ModelProto {
@@ -110,7 +110,7 @@ function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx
         makeNode('Sigmoid', ['V'], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
         makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
         makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['up', 'Offset'], ['D']),
-        makeNode('MatMul', ['W', 'Cross'], ['B']), makeNode('MatMul', ['D', 'H'], ['DH']), makeNode('Add', ['DH', 'B'], ['DH_B']),
+        makeNode('MatMul', ['W', 'Cross'], ['B']), makeNode('MatMul', ['D', 'H'], ['DH']),
         makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']),
         ...nodes,
       ],
@@ -135,7 +135,7 @@ const scalarInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
 function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
   const nodes = [
     makeNode('Pow', ['a', 'beta2'], ['a_pow']), makeNode('Mul', ['a_pow', 't'], ['reg_dir']), makeNode('Mul', ['reg_dir', 'reg'], ['g_reg']),
-    makeNode('Mul', ['DH_B', 'Step2'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
+    makeNode('Add', ['DH', 'B'], ['DH_B']), makeNode('Mul', ['DH_B', 'Step2'], ['g_rec']), makeNode('Add', ['g_rec', 'g_reg'], ['g_h']),
     // dh/dV: (ζ − γ)·σ(1 − σ) where the clip is not active, which is where it leaves h_raw as it is.
     makeNode('Equal', ['h', 'h_raw'], ['inside_b']), makeNode('Cast', ['inside_b'], ['inside'], [intAttr('to', DataType.FLOAT)]),
     makeNode('Sub', ['one', 'sig'], ['sig_c']), makeNode('Mul', ['sig_s', 'sig_c'], ['dsig']), makeNode('Mul', ['dsig', 'inside'], ['dh']), makeNode('Mul', ['g_h', 'dh'], ['g']),
@@ -188,7 +188,11 @@ interface Rounded {
 async function roundLayer(p: Problem, moments: LayerMoments, iterations: number, signal?: AbortSignal): Promise<Rounded> {
   const shape = [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
   const what = `AdaRound graph of ${p.layer.node}`;
-  const [stepSession, lossSession] = await Promise.all([createSession(stepModel(p, moments), what), createSession(lossModel(p, moments), what)]);
+  const stepSession = await createSession(stepModel(p, moments), what);
+  const lossSession = await createSession(lossModel(p, moments), what).catch(async (err: unknown) => {
+    await stepSession.release();
+    throw err;
+  });
   const tensor = (data: Float32Array) => new ort.Tensor('float32', data, shape);
   const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
   const step = async (v: Float32Array, m: Float32Array, s: Float32Array, lr: number, reg: number, beta: number) => {

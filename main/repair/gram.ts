@@ -1,9 +1,9 @@
 // The moments of each layer's input rows over every row x that one output channel's weights
 // multiply (an im2col patch for Conv, a row of A for MatMul and Gemm): they give a weight change's
 // effect on the layer's output in mean square, on exactly the data they came from, so AdaRound
-// never needs the inputs themselves. A layer's moments are one ONNX Runtime session over the
-// samples, of the model cut down to that layer: the patches are strided slices (or a Conv with
-// one-hot kernels), the moments batched MatMuls.
+// never needs the inputs themselves. The layers' moments come from one walk forward through the
+// float and the quantized model over the samples (a ModelWalk), a part per layer: the patches are
+// strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
 import { commonShapes, type Feed } from '../base/feed';
 import { quantizedHalf } from '../eval/compare-model';

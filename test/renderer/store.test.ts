@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { blankData, createStudioStore, dataRequest, type DataConfig } from '../../renderer/store';
 import { recipeFor } from '../../shared/backends';
 import type { JobEvent, RunRequest } from '../../shared/ipc';
-import { GPTQ_DEFAULTS } from '../../shared/recipe';
+import { adaRoundIterations, GPTQ_DEFAULTS } from '../../shared/recipe';
 import { ROOT, SAMPLE_DIR, testHost, until, type TestHost } from './test-host';
 
 let host: TestHost;
@@ -256,4 +256,15 @@ test('a weight-only run with GPTQ reads calibration data, split for evaluation a
   const fields = (r: Partial<RunRequest>) => ({ calibration: r.calibration, evaluation: r.evaluation, holdOut: r.holdOut });
   assert.deepEqual(fields(dataRequest(data, { ...recipeFor('cpu', 'w4'), algorithms: { gptq: GPTQ_DEFAULTS } })), { calibration: '/data/calib.npy', evaluation: undefined, holdOut: 0.25 });
   assert.deepEqual(fields(dataRequest(data, recipeFor('cpu', 'w4'))), { calibration: undefined, evaluation: '/data/calib.npy', holdOut: undefined });
+});
+
+test('AdaRound\'s iterations follow the granularity while they are its default, and stay where the user set them', () => {
+  const store = createStudioStore(host.api);
+  const iterations = () => store.getState().recipe.algorithms?.adaround?.iterations;
+  store.getState().setRecipe({ ...recipeFor('cpu'), algorithms: { adaround: { iterations: adaRoundIterations('per-channel') } } });
+  store.getState().setRecipe({ granularity: 'per-tensor' });
+  assert.equal(iterations(), adaRoundIterations('per-tensor'));
+  store.getState().setRecipe({ algorithms: { adaround: { iterations: 600 } } });
+  store.getState().setRecipe({ granularity: 'per-channel' });
+  assert.equal(iterations(), 600);
 });
