@@ -47,6 +47,16 @@ export function sameSampleShapes(a: InputShapes | undefined, b: InputShapes | un
   });
 }
 
+/** Samples in a feed: its inputs share their first dim, the batch. */
+export function feedSamples(feed: Feed): number {
+  return Object.values(feed)[0].dims[0];
+}
+
+/** Samples in all of `feeds`. */
+export function sampleCount(feeds: readonly Feed[]): number {
+  return feeds.reduce((n, feed) => n + feedSamples(feed), 0);
+}
+
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

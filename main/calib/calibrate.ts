@@ -1,7 +1,7 @@
 // Calibration: run the model with every tensor that needs a range as an extra output, and stream
 // the values to observers in worker threads. Memory holds at most two batches of activations.
 import { quantTypeBits } from '../../shared/recipe';
-import { elementCount } from '../base/feed';
+import { elementCount, feedSamples } from '../base/feed';
 import { type Control, throwIfAborted } from '../base/progress';
 import { StatsPool } from '../stats/pool';
 import type { ObservedRange } from '../stats/protocol';
@@ -170,7 +170,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
       // previous flush keeps at most two batches in memory.
       await queued;
-      const n = Object.values(feed)[0].dims[0];
+      const n = feedSamples(feed);
       const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
       const cellOf = cellValues(extremes, tapped.cells.map((c) => {
         if ('lead' in c) return rowCount(c.lead, n);

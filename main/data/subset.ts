@@ -1,6 +1,6 @@
 // Evaluation subsets: a few samples read into memory once, which every run of an analysis or a
 // repair search sees, so that its figures compare with one another.
-import { commonShapes, type Feed } from '../base/feed';
+import { commonShapes, feedSamples, sampleCount, type Feed } from '../base/feed';
 import type { SampleSource } from './readers';
 
 /**
@@ -14,7 +14,7 @@ export async function readSubset(source: SampleSource, limit: number, batchSize:
   const feeds: Feed[] = [];
   let samples = 0;
   for await (const feed of source.batches(batchSize)) {
-    const n = Object.values(feed)[0].dims[0];
+    const n = feedSamples(feed);
     if (samples + n > limit) {
       const keep = limit - samples;
       if (keep <= 0) break;
@@ -37,7 +37,7 @@ export async function readSubset(source: SampleSource, limit: number, batchSize:
 
 /** A SampleSource over batches already in memory (the fixed subset of a search). */
 export function memorySource(feeds: readonly Feed[], description: string): SampleSource {
-  const count = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
+  const count = sampleCount(feeds);
   return {
     description, count, warnings: [], feedShapes: commonShapes(feeds),
     async *batches() {

@@ -19,7 +19,7 @@ import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from '.
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
 import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx/session';
-import type { InputShapes } from '../base/feed';
+import { feedSamples, type InputShapes } from '../base/feed';
 import { cellValues, rowCount, type KnownDims } from '../onnx/edit';
 import { throwIfAborted } from '../base/progress';
 import { sqnrDb } from '../stats/sqnr';
@@ -186,7 +186,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const feeds = toOrtFeeds(feed);
-      const n = Object.values(feed)[0].dims[0];
+      const n = feedSamples(feed);
       const labels = options.labels && idsOf(options.labels, done, n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
       const cells = cellValues(taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), compared.cells.map((lead) => rowCount(lead, n)));

@@ -24,7 +24,7 @@ import { numericsOptions } from '../onnx/numerics';
 import { floatData, run, shapedSession, toOrtFeeds } from '../onnx/session';
 import { throwIfAborted } from '../base/progress';
 import type { Progress } from '../../shared/progress';
-import { commonShapes, type Feed, type InputShapes } from '../base/feed';
+import { commonShapes, sampleCount, type Feed, type InputShapes } from '../base/feed';
 import type { Range } from '../stats/range';
 import { sqnrDb } from '../stats/sqnr';
 
@@ -224,7 +224,7 @@ export class Subset {
   /** `custom`: the user's metric module and its labels, scored on every measure as `custom`. */
   static async create(floatModel: onnx.ModelProto, feeds: Feed[], labels?: ClassIds, custom?: CustomScoring): Promise<Subset> {
     const ortFeeds = feeds.map(toOrtFeeds);
-    const samples = feeds.reduce((a, f) => a + Object.values(f)[0].dims[0], 0);
+    const samples = sampleCount(feeds);
     if (labels && labels.ids.length < samples * labels.steps) throw new Error(`labels: ${labels.ids.length / labels.steps} samples' class ids for ${samples} samples`);
     const session = await shapedSession(floatModel, commonShapes(feeds), 'float model');
     const reference: BatchOutputs[] = [];

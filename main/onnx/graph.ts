@@ -227,6 +227,6 @@ export function namesRead(nodes: readonly onnx.NodeProto[], into = new Set<strin
 }
 
 /** The model's ai.onnx opset version. */
-export function defaultOpset(model: onnx.ModelProto): number {
-  return toNumber(model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version);
+export function defaultOpset(model: Pick<onnx.IModelProto, 'opsetImport'>): number {
+  return toNumber((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version);
 }

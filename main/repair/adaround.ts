@@ -11,7 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import type { AdaRoundReport } from '../../shared/report';
 import { dbToJson } from '../../shared/report';
-import type { Feed } from '../base/feed';
+import { sampleCount, type Feed } from '../base/feed';
 import { convertModel } from '../convert/convert';
 import { throwIfAborted } from '../base/progress';
 import { intAttr, makeNode, typedValueInfo } from '../onnx/edit';
@@ -91,6 +91,9 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
 
 const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of(value));
 
+/** The layer's weight as the graphs take it: [groups, rows per group, width]. */
+const layerShape = (p: Problem) => [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
+
 /**
  * The layer's graphs share h(V) = clip((ζ − γ)·σ(V) + γ, 0, 1), the weight error D = Wq − W =
  * Step·h + (Down − W), D·H̃, and B = W·Cross (constant: folded when the session is made). The
@@ -99,8 +102,8 @@ const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of
  */
 function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx.NodeProto[], inits: onnx.TensorProto[],
   inputs: onnx.ValueInfoProto[], outputs: onnx.ValueInfoProto[]): onnx.ModelProto {
-  const { groups, rows, width } = p.layer;
-  const shape = [groups, rows / groups, width];
+  const { groups, width } = p.layer;
+  const shape = layerShape(p);
   const offset = Float32Array.from(p.down, (d, k) => d - p.w[k]);
   return onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
@@ -124,7 +127,7 @@ function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx
   });
 }
 
-const tensorInfo = (p: Problem, name: string) => typedValueInfo(name, DataType.FLOAT, [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width]);
+const tensorInfo = (p: Problem, name: string) => typedValueInfo(name, DataType.FLOAT, layerShape(p));
 const scalarInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
 
 /**
@@ -145,8 +148,7 @@ function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
     makeNode('Sub', ['V', 'delta'], ['V_next']),
   ];
   const step2 = Float32Array.from(p.step, (s) => 2 * s);
-  const { groups, rows, width } = p.layer;
-  const inits = [floatTensor('Step2', [groups, rows / groups, width], step2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8)];
+  const inits = [floatTensor('Step2', layerShape(p), step2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8)];
   return layerGraph(p, moments, 'adaround_step', nodes, inits,
     [tensorInfo(p, 'M'), tensorInfo(p, 'S'), scalarInfo('lr'), scalarInfo('reg'), scalarInfo('beta2')],
     [tensorInfo(p, 'V_next'), tensorInfo(p, 'M_next'), tensorInfo(p, 'S_next')]);
@@ -186,7 +188,7 @@ interface Rounded {
 
 /** Runs the layer's AdaRound iterations; returns the better of the learned and nearest rounding on the layer's loss. */
 async function roundLayer(p: Problem, moments: LayerMoments, iterations: number, signal?: AbortSignal): Promise<Rounded> {
-  const shape = [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
+  const shape = layerShape(p);
   const what = `AdaRound graph of ${p.layer.node}`;
   const stepSession = await createSession(stepModel(p, moments), what);
   const lossSession = await createSession(lossModel(p, moments), what).catch(async (err: unknown) => {
@@ -279,7 +281,7 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, ran
     });
   }
   options.onLayer?.(problems.length, problems.length);
-  const samples = feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0);
+  const samples = sampleCount(feeds);
   return { rounding, report: { iterations: options.iterations, samples, layers, seconds: (performance.now() - start) / 1000 } };
 }
 

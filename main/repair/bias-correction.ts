@@ -7,7 +7,7 @@
 // the mean errors 18 times larger). The float model stays the reference; only the model that is
 // converted carries the corrections.
 import * as ort from 'onnxruntime-node';
-import type { Feed } from '../base/feed';
+import { feedSamples, sampleCount, type Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { convertModel } from '../convert/convert';
 import { makeNode, readsOf, reduceOver, typedValueInfo } from '../onnx/edit';
@@ -134,15 +134,14 @@ async function channelMeans(model: onnx.ModelProto, means: ReadonlyArray<string 
   try {
     for (const feed of feeds) {
       throwIfAborted(signal);
-      addMeans(await run(session, { ...toOrtFeeds(feed), ...extra }, what), means, sums, Object.values(feed)[0].dims[0]);
+      addMeans(await run(session, { ...toOrtFeeds(feed), ...extra }, what), means, sums, feedSamples(feed));
     }
   } finally {
     await session.release();
   }
-  return sums.map((sum) => sum.map((v) => v / sampleCount(feeds)));
+  const samples = sampleCount(feeds);
+  return sums.map((sum) => sum.map((v) => v / samples));
 }
-
-const sampleCount = (feeds: readonly Feed[]) => feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0);
 
 function rms(a: Float64Array, b: Float64Array): number {
   let s = 0;
@@ -176,7 +175,7 @@ export async function correctBiases(floatModel: onnx.ModelProto, plan: QuantPlan
     const at = layers.flatMap((l, i) => (l.level === level ? [i] : []));
     const sums = layers.map((l) => new Float64Array(l.channels));
     const outputs = quant.model.graph!.output.filter((o) => at.some((i) => quant.means[i] === o.name));
-    await walk.step(outputs, feedsOf(), what, (out, b) => addMeans(out, quant.means, sums, Object.values(feeds[b])[0].dims[0]), options.signal);
+    await walk.step(outputs, feedsOf(), what, (out, b) => addMeans(out, quant.means, sums, feedSamples(feeds[b])), options.signal);
     for (const i of at) if (quant.means[i]) for (let c = 0; c < layers[i].channels; c++) total[i][c] = reference[i][c] - sums[i][c] / samples;
   }
   options.onLevel?.(levels + 1, levels + 1);

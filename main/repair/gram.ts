@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { commonShapes, type Feed } from '../base/feed';
 import { quantizedHalf } from '../eval/compare-model';
 import { intAttr, intsAttr, makeNode, reduceOver, typedValueInfo } from '../onnx/edit';
-import { attr, attrInt, attrInts, attrString, GraphView, type GraphNode } from '../onnx/graph';
+import { attr, attrInt, attrInts, attrString, defaultOpset, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { numericsOptions } from '../onnx/numerics';
 import { floatData, inferredDims, toOrtFeeds } from '../onnx/session';
@@ -173,7 +173,7 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
   const view = new GraphView(floatModel);
   const graph = floatModel.graph!;
   const half = quantizedHalf(floatModel, quantModel);
-  const opset = Number(half.opsetImport.find((o) => !o.domain)?.version ?? view.opset);
+  const opset = defaultOpset(half);
   const byName = new Map(half.graph.node.map((n, k) => [n.name, k]));
   const quantNodes = [...half.graph.node];
   const inits = [...graph.initializer, ...half.graph.initializer];

@@ -13,7 +13,7 @@ import type { MainNumerics } from '../../shared/numerics';
 import type { Progress } from '../../shared/progress';
 import { adaRoundIterations, withHigherPrecision, type QuantType, type Recipe } from '../../shared/recipe';
 import type { RepairAction, RepairChange, RepairReport } from '../../shared/report';
-import type { Feed } from '../base/feed';
+import { sampleCount, type Feed } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
 import { convertModel, type ConvertResult } from '../convert/convert';
@@ -302,6 +302,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
   const { calibration, equalize, smooth, numerics, signal } = s.input;
   if (s.plan.kind !== 'static' || !calibration) return false;
   const has = s.recipe.algorithms ?? {};
+  const iterations = adaRoundIterations(s.recipe.granularity);
   const tries: Array<{ action: RepairAction; name: string; apply: () => Promise<AlgorithmTrial | undefined> }> = [
     ...(has.cle || !equalize ? [] : [{ action: 'algorithm:cle' as const, name: 'cross-layer equalization', apply: async () => {
       const e = await equalize(s.recipe);
@@ -313,8 +314,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
       if (!r) s.step('SmoothQuant not tried: no activation of a quantized MatMul/Gemm comes from a LayerNorm or linear layer that could take its scales');
       return r && { samples: r.samples, view: r.view, ranges: r.ranges, rewritten: r, subset: await s.subset.against(r.floatModel), algorithms: { smoothquant: r.smoothquant ?? {} } };
     } }]),
-    ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${adaRoundIterations(s.recipe.granularity)} iterations)`, apply: async () => {
-      const iterations = adaRoundIterations(s.recipe.granularity);
+    ...(has.adaround ? [] : [{ action: 'algorithm:adaround' as const, name: `AdaRound (${iterations} iterations)`, apply: async () => {
       const feeds = await calibration.adaRound();
       const onLayer = (done: number, total: number) => s.input.onProgress?.({ stage: 'sensitivity', done, total, unit: 'layers' });
       const rounded = await adaRound(s.floatModel, s.plan, s.ranges, feeds, { iterations, signal, onLayer });
@@ -323,7 +323,7 @@ async function tryAlgorithms(s: Search): Promise<boolean> {
     ...(has.biasCorrection ? [] : [{ action: 'algorithm:bias-correction' as const, name: 'bias correction', apply: async () => {
       const feeds = await calibration.biasCorrection();
       const corrected = await correctBiases(s.floatModel, s.plan, s.ranges, feeds, { signal, rounding: s.rounded?.rounding });
-      return { samples: feeds.reduce((n, f) => n + Object.values(f)[0].dims[0], 0), rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
+      return { samples: sampleCount(feeds), rounded: s.rounded, view: new GraphView(corrected.model), algorithms: { biasCorrection: true } };
     } }]),
   ];
   for (const t of tries) {
