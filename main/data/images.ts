@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { DataError } from './npy';
 import type { Interpolation, PreprocessSpec } from '../../shared/preprocess';
-import { luma, resize, roundHalfEven, type Pixels } from './resample';
+import { roundHalfEven } from '../base/round';
+import { luma, resize, type Pixels } from './resample';
 
 export type { Pixels };
 

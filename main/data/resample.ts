@@ -4,6 +4,7 @@
 // fixed-point arithmetic, so a calibration image is the pixels the model saw in training; the
 // fixture test/fixtures/resample holds the libraries' own outputs.
 import type { Interpolation } from '../../shared/preprocess';
+import { roundHalfEven } from '../base/round';
 
 /** 8-bit pixels, channels interleaved, row after row. */
 export interface Pixels {
@@ -236,10 +237,4 @@ function areaHalf(src: Pixels, width: number, height: number): Pixels {
     }
   }
   return { width, height, channels: c, data: out };
-}
-
-/** Python's round() and C's lrint in the default mode: halves go to the even neighbour. */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -13,7 +13,8 @@ interface StoredWeight {
   dims: number[];
   dequantized: Float32Array;
   scales: Float32Array;
-  grouping: WeightGrouping;
+  /** Element by element only: the panel reads a weight once. */
+  grouping: Pick<WeightGrouping, 'count' | 'of'>;
   blockSize?: number;
 }
 
@@ -120,7 +121,7 @@ function matMulNBits(view: GraphView, node: GraphNode): StoredWeight | undefined
   const scales = tensorToFloat32(s);
   if (bytes.byteLength !== n * blocks * (size / 2) || scales.length !== n * blocks) return undefined;
   const zeroPoints = z ? tensorToFloat32(z) : undefined;
-  const grouping: WeightGrouping = { count: n * blocks, of: (i) => (i % n) * blocks + Math.floor(Math.floor(i / n) / size) };
+  const grouping: StoredWeight['grouping'] = { count: n * blocks, of: (i) => (i % n) * blocks + Math.floor(Math.floor(i / n) / size) };
   const dequantized = new Float32Array(k * n);
   for (let r = 0; r < k; r++) {
     for (let col = 0; col < n; col++) {

@@ -111,9 +111,16 @@ const SENTINEL_MAGNITUDE = 1e30;
  * constants holding one, and every float output of a node reading such a tensor, up to the Softmax
  * that turns a mask's −inf into 0. One such value in a tensor makes its 8-bit range infinite.
  */
-function sentinelTensors(view: GraphView): Map<string, string> {
+function sentinelTensors(view: GraphView): ReadonlyMap<string, string> {
+  const known = sentinelsOf.get(view);
+  if (known) return known;
   const out = new Map<string, string>();
-  const holds = (t: onnx.TensorProto | null | undefined) => t?.dataType === DataType.FLOAT && tensorToFloat32(t as onnx.TensorProto).some((v) => !(Math.abs(v) <= SENTINEL_MAGNITUDE));
+  const holds = (t: onnx.TensorProto | null | undefined) => {
+    if (t?.dataType !== DataType.FLOAT) return false;
+    const values = tensorToFloat32(t as onnx.TensorProto);
+    for (let i = 0; i < values.length; i++) if (!(Math.abs(values[i]) <= SENTINEL_MAGNITUDE)) return true;
+    return false;
+  };
   for (const [name, t] of view.initializers) if (holds(t)) out.set(name, name);
   for (const node of view.nodes) {
     // torch.full(finfo.min) exports as ConstantOfShape.
@@ -121,8 +128,12 @@ function sentinelTensors(view: GraphView): Map<string, string> {
     const source = BOUNDING_OPS.has(node.op) ? undefined : node.inputs.find((i) => out.has(i));
     if (source) for (const o of node.outputs) if (o && isFloatTensor(view, o)) out.set(o, out.get(source)!);
   }
+  sentinelsOf.set(view, out);
   return out;
 }
+
+/** A view's sentinel tensors, found once: reading every weight took most of a plan's time, and a search plans on one view dozens of times. */
+const sentinelsOf = new WeakMap<GraphView, ReadonlyMap<string, string>>();
 
 /**
  * Ops whose output a sentinel input does not reach: Softmax turns a mask's −inf into 0, and a Clip,

@@ -1,5 +1,6 @@
 // Quantization arithmetic, exactly as ONNX defines QuantizeLinear/DequantizeLinear.
 import { isSigned, quantTypeBits, type QuantType } from '../../shared/recipe';
+import { roundHalfEven } from '../base/round';
 
 export interface QParams {
   scale: number;
@@ -10,12 +11,6 @@ export function qRange(type: QuantType, narrow = false): [number, number] {
   const bits = quantTypeBits(type);
   if (isSigned(type)) return [-(2 ** (bits - 1)) + (narrow ? 1 : 0), 2 ** (bits - 1) - 1];
   return [0, 2 ** bits - 1];
-}
-
-/** Round half to even, as ONNX QuantizeLinear does. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
@@ -75,13 +70,26 @@ export interface QuantizedWeight {
 export interface WeightGrouping {
   count: number;
   of(index: number): number;
+  /**
+   * The same mapping as runs of consecutive elements: [start, end) use groups group, group + step,
+   * … (step 0: one group). Loops over every element of a weight go run by run: a division per
+   * element to find its group took most of a conversion's time.
+   */
+  runs(length: number, run: (start: number, end: number, group: number, step: 0 | 1) => void): void;
 }
 
 export function channelGrouping(dims: readonly number[], axis: number | undefined): WeightGrouping {
-  if (axis === undefined) return { count: 1, of: () => 0 };
+  if (axis === undefined) return { count: 1, of: () => 0, runs: (length, run) => run(0, length, 0, 0) };
   const channels = dims[axis];
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  return { count: channels, of: (i) => Math.floor(i / inner) % channels };
+  return {
+    count: channels,
+    of: (i) => Math.floor(i / inner) % channels,
+    // The channel axis last (a MatMul's weight): a run is a row, each element its own channel.
+    runs: inner === 1
+      ? (length, run) => { for (let s = 0; s < length; s += channels) run(s, Math.min(length, s + channels), 0, 1); }
+      : (length, run) => { for (let s = 0, r = 0; s < length; s += inner, r++) run(s, Math.min(length, s + inner), r % channels, 0); },
+  };
 }
 
 /**
@@ -94,14 +102,12 @@ export function blockGrouping(dims: readonly number[], axis: number, size: numbe
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
   const scaleDims = dims.map((x, i) => (i === axis ? blocks : x));
+  const groupOf = (rest: number) => ((Math.floor(rest / d) * blocks) + Math.floor((rest % d) / size)) * inner;
   return {
     count: outer * blocks * inner,
     dims: scaleDims,
-    of: (index) => {
-      const inIdx = index % inner;
-      const rest = Math.floor(index / inner);
-      return ((Math.floor(rest / d) * blocks) + Math.floor((rest % d) / size)) * inner + inIdx;
-    },
+    of: (index) => groupOf(Math.floor(index / inner)) + (index % inner),
+    runs: (length, run) => { for (let s = 0, rest = 0; s < length; s += inner, rest++) run(s, Math.min(length, s + inner), groupOf(rest), 1); },
   };
 }
 
@@ -111,12 +117,13 @@ export function groupParams(data: Float32Array, type: QuantType, symmetric: bool
   const groups = grouping.count;
   const mins = new Float64Array(groups).fill(Infinity);
   const maxs = new Float64Array(groups).fill(-Infinity);
-  for (let i = 0; i < data.length; i++) {
-    const g = grouping.of(i);
-    const v = data[i];
-    if (v < mins[g]) mins[g] = v;
-    if (v > maxs[g]) maxs[g] = v;
-  }
+  grouping.runs(data.length, (start, end, group, step) => {
+    for (let i = start, g = group; i < end; i++, g += step) {
+      const v = data[i];
+      if (v < mins[g]) mins[g] = v;
+      if (v > maxs[g]) maxs[g] = v;
+    }
+  });
   const scales = new Float32Array(groups);
   const zeroPoints = storageArray(type, groups);
   for (let g = 0; g < groups; g++) {
@@ -172,12 +179,15 @@ export function quantizeGrouped(data: Float32Array, type: QuantType, symmetric: 
   const { scales, zeroPoints } = groupParams(data, type, symmetric, grouping, range);
   const values = storageArray(type, data.length);
   const dequantized = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) {
-    const g = grouping.of(i);
-    const q = levels ? levels[i] : up ? Math.min(qmax, Math.max(qmin, Math.floor(Math.fround(data[i] / scales[g])) + up[i] + zeroPoints[g])) : quantizeValue(data[i], scales[g], zeroPoints[g], qmin, qmax);
-    values[i] = q;
-    dequantized[i] = (q - zeroPoints[g]) * scales[g];
-  }
+  grouping.runs(data.length, (start, end, group, step) => {
+    for (let i = start, g = group; i < end; i++, g += step) {
+      const scale = scales[g];
+      const zeroPoint = zeroPoints[g];
+      const q = levels ? levels[i] : up ? Math.min(qmax, Math.max(qmin, Math.floor(Math.fround(data[i] / scale)) + up[i] + zeroPoint)) : quantizeValue(data[i], scale, zeroPoint, qmin, qmax);
+      values[i] = q;
+      dequantized[i] = (q - zeroPoint) * scale;
+    }
+  });
   return { values, scales, zeroPoints, dequantized };
 }
 

@@ -1,10 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blockGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight, roundHalfEven } from '../../main/plan/qmath';
+import { blockGrouping, channelGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight } from '../../main/plan/qmath';
+import { roundHalfEven } from '../../main/base/round';
 import { sqnrDb, sqnrOf } from '../../main/stats/sqnr';
 
 test('rounds half to even like ONNX QuantizeLinear', () => {
-  assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, -0, -2, -2, 2, 3, -3]);
+  assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, 0, -2, -2, 2, 3, -3]);
+  // Where v + 0.5 is inexact: just below a half, and odd integers past 2^52.
+  assert.deepEqual([0.49999999999999994, -0.49999999999999994, 2 ** 52 + 1, -(2 ** 52 + 1), 2 ** 53 + 2, 1e300].map(roundHalfEven), [0, 0, 2 ** 52 + 1, -(2 ** 52 + 1), 2 ** 53 + 2, 1e300]);
+  assert.ok(Number.isNaN(roundHalfEven(NaN)));
+  assert.deepEqual([Infinity, -Infinity].map(roundHalfEven), [Infinity, -Infinity]);
+  // Against Math.round, which takes halves up, on random values of every magnitude and on halves.
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let k = 0; k < 20000; k++) {
+    const v = (random() - 0.5) * 2 ** (random() * 60);
+    for (const x of [v, Math.fround(v), Math.round(v) + 0.5]) {
+      const up = Math.round(x);
+      const expected = Math.abs(x % 1) === 0.5 && up % 2 !== 0 ? up - 1 : up;
+      assert.ok(roundHalfEven(x) === expected, `${x}: ${roundHalfEven(x)}, not ${expected}`);
+    }
+  }
 });
 
 test('quantize saturates at the type range', () => {
@@ -36,6 +52,27 @@ test('symmetric parameters: zero point 0 for signed, midpoint for unsigned', () 
   assert.equal(u.zeroPoint, 128);
   const narrow = computeQParams(-2, 1, 'int8', true, qRange('int8', true));
   assert.equal(narrow.scale, Math.fround(2 / 127));
+});
+
+test('a grouping\'s runs give every element the group of() gives it, in order, once', () => {
+  const groupings = [
+    ['per tensor', [4, 3, 2], channelGrouping([4, 3, 2], undefined)],
+    ['channel first', [4, 3, 2], channelGrouping([4, 3, 2], 0)],
+    ['channel between', [4, 3, 2], channelGrouping([4, 3, 2], 1)],
+    ['channel last', [5, 3], channelGrouping([5, 3], 1)],
+    ['blocks of the first axis', [7, 3], blockGrouping([7, 3], 0, 2)],
+    ['blocks of the last axis', [3, 7], blockGrouping([3, 7], 1, 4)],
+    ['blocks between', [2, 5, 3], blockGrouping([2, 5, 3], 1, 2)],
+  ] as const;
+  for (const [what, dims, grouping] of groupings) {
+    const length = dims.reduce((a, b) => a * b, 1);
+    const seen: number[] = [];
+    grouping.runs(length, (start, end, group, step) => {
+      assert.equal(start, seen.length, `${what}: runs in order`);
+      for (let i = start, g = group; i < end; i++, g += step) seen.push(g);
+    });
+    assert.deepEqual(seen, Array.from({ length }, (_, i) => grouping.of(i)), what);
+  }
 });
 
 test('per-channel weights get one scale per output channel', () => {
