@@ -27,12 +27,12 @@ import { lowerings } from '../export/lowering';
 import { pinInputShapes } from '../onnx/edit';
 import { GraphView } from '../onnx/graph';
 import { hostNumerics } from '../onnx/numerics';
-import { toNumber } from '../onnx/proto';
+import { toNumber, type onnx } from '../onnx/proto';
 import { saturationFix } from '../plan/cpu-host';
 import { equalizationReport } from '../plan/equalize';
 import { ADAROUND_SAMPLES, type AdaRoundResult } from '../repair/adaround';
 import { BIAS_CORRECTION_SAMPLES, type BiasCorrection } from '../repair/bias-correction';
-import { calibrationTensors, planQuantization, type QuantPlan } from '../plan/plan';
+import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 import { preflightWithCost } from '../plan/preflight';
 import type { Range } from '../stats/range';
 import { repair, type RepairInput } from '../repair/search';
@@ -97,6 +97,9 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
     signal: job.signal, onProgress: job.onProgress, warn: log.warn,
   }) : undefined;
   throwIfAborted(job.signal);
+  // Ranges of the model as given: the baseline without algorithms needs them again once the repair rewrites the model.
+  const given: GivenRanges | undefined = calibrated && !m.prepared.equalized && !m.prepared.smoothed
+    ? { floatModel: m.floatModel, view: m.view, plan: m.plan, ranges: new Map(calibrated.ranges) } : undefined;
   const repaired = job.target ? await repairStage(job, m, calibrated, log.warn) : undefined;
   // The ranges fit the smoothed model only: a re-run from them smooths with the same α.
   if (calibrated && m.prepared.smoothed) calibrated.doc.smoothquant = { alpha: m.prepared.smoothed.alpha };
@@ -117,7 +120,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers, kept), evalSource, {
     batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, labels: m.labels, numerics, deployed: await deployedOn(m.plan.backend, numerics, host), shapes: calibratedShapes(calibrated, evalSource), custom: m.custom,
   });
-  const without = m.prepared.equalized || m.prepared.smoothed || corrected || rounded || gptq ? await withoutAlgorithms(job, m, calibrated, evalSource, numerics, log.warn) : undefined;
+  const without = m.prepared.equalized || m.prepared.smoothed || corrected || rounded || gptq ? await withoutAlgorithms(job, m, calibrated, given, evalSource, numerics, log.warn) : undefined;
   clock.mark('evaluate');
   throwIfAborted(job.signal);
 
@@ -348,19 +351,45 @@ interface ReportParts {
 
 type Without = { report: WithoutAlgorithmsReport } | { note: string };
 
+/** The model as given (neither equalized nor smoothed), its plan and the ranges the job calibrated on it. */
+interface GivenRanges {
+  floatModel: onnx.ModelProto;
+  view: GraphView;
+  plan: QuantPlan;
+  ranges: ReadonlyMap<string, Range>;
+}
+
+/**
+ * The ranges of `plan` on the model as given, from those the job calibrated on it before a repair
+ * rewrote the model: undefined where they were calibrated by another method or lack a tensor.
+ */
+function givenRangesFor(plan: QuantPlan, given: GivenRanges | undefined): Map<string, Range> | undefined {
+  if (!given || given.plan.recipe.method !== plan.recipe.method) return undefined;
+  const ranges = withBorrowedRanges(given.plan, given.ranges);
+  return calibrationTensors(plan).every((t) => ranges.has(t.tensor)) ? withBorrowedRanges(plan, ranges) : undefined;
+}
+
 /**
  * The run's recipe without its algorithms, measured on the run's evaluation samples: each layer's
- * baseline. Without CLE or SmoothQuant the model is the one given, whose ranges differ: they are calibrated again
- * on the same data, or, where the run has none (a ranges file alone), the baseline is not measured.
+ * baseline. Without CLE or SmoothQuant the model is the one given, whose ranges differ: those the
+ * job calibrated on it before a repair kept either, else calibrated again on the same data, or,
+ * where the run has none (a ranges file alone), the baseline is not measured.
  */
-async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, evalSource: SampleSource, numerics: MainNumerics,
-  warn: (message: string) => void): Promise<Without> {
+async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobRanges | undefined, given: GivenRanges | undefined, evalSource: SampleSource,
+  numerics: MainNumerics, warn: (message: string) => void): Promise<Without> {
   const started = performance.now();
   const plain = { ...m.plan.recipe, algorithms: undefined };
   let { floatModel, view, plan } = m;
   let ranges = calibrated?.ranges ?? new Map<string, Range>();
   let calibratedSamples = 0;
-  if (m.prepared.equalized || m.prepared.smoothed) {
+  const rewritten = m.prepared.equalized || m.prepared.smoothed;
+  const givenPlan = rewritten && given ? planQuantization(given.view, plain) : undefined;
+  const reused = givenPlan && givenRangesFor(givenPlan, given);
+  if (givenPlan && reused) {
+    ({ floatModel, view } = given!);
+    plan = givenPlan;
+    ranges = reused;
+  } else if (rewritten) {
     const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
     if (!calibration) return { note: 'not measured: without equalization or smoothing the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
     const prepared = prepareForRecipe(m.loaded.model, plain);

@@ -179,8 +179,7 @@ test('analytic bias correction: without calibration data, a weight-only Conv rea
   assert.ok(Math.abs(corrected.layers[0].before - Math.sqrt(before.reduce((s, v) => s + v * v, 0) / 3)) < 0.02 * corrected.layers[0].before, 'the predicted shift is the measured one');
 });
 
-/** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
-/** The run's per-layer baseline is the run without its algorithms, figure for figure: CLE's calibrated again on the same data. */
+/** The run's per-layer baseline is the run without its algorithms, figure for figure: CLE's on ranges of the model as given, calibrated on the same data. */
 function assertBaselineIsPlainRun(run: Report, plain: Report): void {
   const without = run.algorithms!.without!;
   assert.deepEqual(without.outputs, plain.outputs);
@@ -190,6 +189,7 @@ function assertBaselineIsPlainRun(run: Report, plain: Report): void {
   assert.match(withoutWords(without, run), new RegExp(`output SQNR ${formatDb(plain.outputs[0].sqnr)} → ${formatDb(run.outputs[0].sqnr)} dB`));
 }
 
+/** The trained MNIST CNN quantized per-tensor (cpu a8w8) without and with the algorithms, scored on its 500 held-out digits. */
 async function mnistWithAndWithout(dir: string, algorithms: Algorithms): Promise<{ plain: Report; with: Report }> {
   const base = { ...recipeFor('cpu', 'a8w8'), granularity: 'per-tensor' as const };
   const job = { model: path.join(MNIST, 'model.onnx'), calibration: path.join(MNIST, 'calib.npy'), evaluation: path.join(MNIST, 'eval.npy'), labels: path.join(MNIST, 'eval_labels.npy'), latency: false, saturationFix: false };
@@ -287,9 +287,13 @@ test('a repair tries cross-layer equalization first: it calibrates the equalized
   assert.ok(!runStages({ recipe }).includes('baseline'));
   assert.ok((plain.outputs[0].sqnr as number) < 20 && (cle.outputs[0].sqnr as number) > 40, `plain ${plain.outputs[0].sqnr} dB, --cle ${cle.outputs[0].sqnr} dB`);
 
-  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 40 }, out: path.join(dir, 'repaired.onnx') })).report;
+  const repairedBaseline: Progress[] = [];
+  const repaired = (await quantize({ ...job, recipe, target: { kind: 'sqnr', value: 40 }, out: path.join(dir, 'repaired.onnx'), onProgress: (p) => p.stage === 'baseline' && repairedBaseline.push(p) })).report;
   const r = repaired.repair!;
   assert.ok(r.met, r.reason);
+  // Its baseline is the plain run, on the ranges the job calibrated before the repair equalized the model: no calibration again.
+  assertBaselineIsPlainRun(repaired, plain);
+  assert.deepEqual([...new Set(repairedBaseline.map((p) => p.total))], [16], 'the 16 evaluation samples alone');
   assert.deepEqual(r.changes.map((c) => c.action), ['algorithm:cle'], r.changes.map((c) => c.why).join('; '));
   assert.equal(r.cost.unitsChanged, 0);
   assert.deepEqual(repaired.recipe.algorithms, { cle: true }, 'the written recipe reproduces it');
