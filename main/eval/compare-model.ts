@@ -68,13 +68,18 @@ export interface QuantizedHalf {
 export function quantizedHalf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto): QuantizedHalf {
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const rename = (n: string) => (inputs.has(n) ? n : PREFIX + n);
+  return { graph: renameGraph(quantModel.graph!, rename), rename, opsetImport: bothOpsets(floatModel, quantModel) };
+}
+
+/** The opsets a graph with nodes of both models needs: each domain at the higher version. */
+function bothOpsets(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto): onnx.OperatorSetIdProto[] {
   const domains = new Map<string, onnx.OperatorSetIdProto>();
   for (const o of [...floatModel.opsetImport, ...quantModel.opsetImport]) {
     const key = o.domain === 'ai.onnx' ? '' : o.domain;
     const seen = domains.get(key);
-    if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o);
+    if (!seen || toNumber(seen.version) < toNumber(o.version)) domains.set(key, o as onnx.OperatorSetIdProto);
   }
-  return { graph: renameGraph(quantModel.graph!, rename), rename, opsetImport: [...domains.values()] };
+  return [...domains.values()];
 }
 
 export interface ComparisonModel {
@@ -86,6 +91,61 @@ export interface ComparisonModel {
   cells: InferredDims[];
 }
 
+/** Sums of a model's tensors, as cells of one joined output (SUMS_OUTPUT), and the nodes that compute them per tensor. */
+class SumCells {
+  readonly sums: string[] = [];
+  readonly cells: InferredDims[] = [];
+  readonly initializers: onnx.TensorProto[] = [];
+  private flattened = false;
+
+  cell(output: string, lead: InferredDims): number {
+    this.sums.push(output);
+    return this.cells.push(lead) - 1;
+  }
+
+  /** Σ of squares of a whole tensor: a [1] cell (edit.ts rowCells says why not by rows). */
+  sumOfSquares(nodes: onnx.NodeProto[], input: string, flat: string, output: string): number {
+    nodes.push(makeNode('Reshape', [input, FLAT], [flat]), ...reducedCells(flat, [{ op: 'ReduceSumSquare', output }]));
+    this.flattened = true;
+    return this.cell(output, []);
+  }
+
+  /**
+   * Σ(x − QDQ(x))² of `float` through `quantizer`'s own parameters (named by `rename`): one
+   * fake-quantize per tensor in the same pass, no second model.
+   */
+  localNoise(nodes: onnx.NodeProto[], base: string, float: string, quantizer: onnx.NodeProto, rename: (name: string) => string): number {
+    const [, scale, zeroPoint] = quantizer.input.map(rename);
+    // The same attributes (axis, saturate…); DequantizeLinear takes only its axis and block size.
+    const dqAttributes = quantizer.attribute.filter((a) => a.name === 'axis' || a.name === 'block_size');
+    const like = (n: onnx.NodeProto, attribute: onnx.AttributeProto[]) => Object.assign(n, { domain: quantizer.domain, attribute });
+    nodes.push(
+      like(makeNode('QuantizeLinear', [float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`]), quantizer.attribute),
+      like(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`]), dqAttributes),
+      // Squared, the sign is moot: the dequantized tensor first lets the Sub write over it.
+      makeNode('Sub', [`${base}_local_dq`, float], [`${base}_local_diff`]),
+    );
+    return this.sumOfSquares(nodes, `${base}_local_diff`, `${base}_local_diff_flat`, `${base}_local_noise`);
+  }
+
+  /** The shared constants some cell uses: ONNX Runtime warns of every unused initializer. */
+  constants(byRows: boolean, opset: number): onnx.TensorProto[] {
+    return [...(this.flattened ? [flatShape(FLAT)] : []), ...(byRows && opset >= 18 ? [axesInitializer(AXES)] : [])];
+  }
+}
+
+/** The QuantizeLinear behind each dequantized activation (Q → DQ) of a quantized model, by the DQ's output. */
+function quantizers(quantModel: onnx.ModelProto): Map<string, onnx.NodeProto> {
+  const producers = new Map(quantModel.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const qdqOf = new Map<string, onnx.NodeProto>();
+  for (const dq of quantModel.graph!.node) {
+    if (dq.opType !== 'DequantizeLinear') continue;
+    const q = producers.get(dq.input[0]);
+    if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], q);
+  }
+  return qdqOf;
+}
+
 /**
  * With `local`, each pair's local error too (the analysis's figure): a third of the comparison's
  * work. A measured range is reduced by rows where `known` gives the float tensor's first dim (edit.ts rowCells).
@@ -94,71 +154,34 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const fg = floatModel.graph!;
   const inputs = new Set(quantModel.graph!.input.map((i) => i.name));
   const { graph: qg, rename, opsetImport } = quantizedHalf(floatModel, quantModel);
-  // The QuantizeLinear behind each dequantized activation (Q → DQ), by the DQ's output.
-  const producers = new Map(quantModel.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
-  const qdqOf = new Map<string, onnx.NodeProto>();
-  for (const dq of quantModel.graph!.node) {
-    if (dq.opType !== 'DequantizeLinear') continue;
-    const q = producers.get(dq.input[0]);
-    if (q?.opType === 'QuantizeLinear') qdqOf.set(dq.output[0], q);
-  }
+  const qdqOf = local ? quantizers(quantModel) : new Map<string, onnx.NodeProto>();
   // Every sum is a cell of one value or one per row, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
   const opset = defaultOpset(floatModel);
-  const initializers: onnx.TensorProto[] = [];
-  const sums: string[] = [];
-  const cells: InferredDims[] = [];
+  const sums = new SumCells();
   let byRows = false;
-  let flattened = false;
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
-    const quantizer = local ? qdqOf.get(p.quant) : undefined;
+    const quantizer = qdqOf.get(p.quant);
     const nodes: onnx.NodeProto[] = [];
-    const cell = (output: string, lead: InferredDims) => {
-      sums.push(output);
-      return cells.push(lead) - 1;
-    };
-    // Σ of squares of a whole tensor: a [1] cell (edit.ts rowCells says why not by rows).
-    const sumOfSquares = (input: string, flat: string, output: string) => {
-      nodes.push(makeNode('Reshape', [input, FLAT], [flat]), ...reducedCells(flat, [{ op: 'ReduceSumSquare', output }]));
-      flattened = true;
-      return cell(output, []);
-    };
-    const signal = sumOfSquares(p.float, `${base}_flat`, `${base}_signal`);
+    const signal = sums.sumOfSquares(nodes, p.float, `${base}_flat`, `${base}_signal`);
     // The range by rows where the first dim is known (edit.ts rowCells says why), else whole.
     const rangeCells = () => {
       const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
       const lead = rowDims(known.get(p.float));
       nodes.push(...(lead.length ? rowCells(p.float, `${base}_rows`, lead, extremes, opset, AXES) : reducedCells(`${base}_flat`, extremes)));
       byRows ||= lead.length > 0;
-      return { min: cell(`${base}_min`, lead), max: cell(`${base}_max`, lead) };
+      return { min: sums.cell(`${base}_min`, lead), max: sums.cell(`${base}_max`, lead) };
     };
     const range = p.measureRange ? rangeCells() : {};
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
-    const t: PairTaps = { float: p.float, signal, noise: sumOfSquares(`${base}_diff`, `${base}_diff_flat`, `${base}_noise`), ...range };
-    // Local error: the float tensor through the quantized side's own Q/DQ parameters: one
-    // fake-quantize per tensor in the same pass, no second model.
-    if (quantizer) {
-      const [, scale, zeroPoint] = quantizer.input.map(rename);
-      // The same attributes (axis, saturate…); DequantizeLinear takes only its axis and block size.
-      const dqAttributes = quantizer.attribute.filter((a) => a.name === 'axis' || a.name === 'block_size');
-      const like = (n: onnx.NodeProto, attribute: onnx.AttributeProto[]) => Object.assign(n, { domain: quantizer.domain, attribute });
-      nodes.push(
-        like(makeNode('QuantizeLinear', [p.float, scale, zeroPoint].filter(Boolean), [`${base}_local_q`]), quantizer.attribute),
-        like(makeNode('DequantizeLinear', [`${base}_local_q`, scale, zeroPoint].filter(Boolean), [`${base}_local_dq`]), dqAttributes),
-        // Squared, the sign is moot: the dequantized tensor first lets the Sub write over it.
-        makeNode('Sub', [`${base}_local_dq`, p.float], [`${base}_local_diff`]),
-      );
-      t.localNoise = sumOfSquares(`${base}_local_diff`, `${base}_local_diff_flat`, `${base}_local_noise`);
-    }
+    const t: PairTaps = { float: p.float, signal, noise: sums.sumOfSquares(nodes, `${base}_diff`, `${base}_diff_flat`, `${base}_noise`), ...range };
+    if (quantizer) t.localNoise = sums.localNoise(nodes, base, p.float, quantizer, rename);
     blocks.push(nodes);
     return t;
   });
-  const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums, SUMS_OUTPUT);
-  // Only what some pair uses: ONNX Runtime warns of every unused initializer.
-  if (flattened) initializers.push(flatShape(FLAT));
-  if (byRows && opset >= 18) initializers.push(axesInitializer(AXES));
+  const nodes = withJoinedAdditions([...fg.node, ...qg.node], blocks, sums.sums, SUMS_OUTPUT);
   // The quantized half's own outputs: in reference numerics they are the quantized model's answer,
   // from the very run whose per-layer figures they then agree with.
   const floatOutputs = new Set(fg.output.map((o) => o.name));
@@ -167,14 +190,55 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const graph = onnx.GraphProto.create({
     ...fg,
     node: nodes,
-    initializer: [...fg.initializer, ...qg.initializer, ...initializers],
+    initializer: [...fg.initializer, ...qg.initializer, ...sums.constants(byRows, opset)],
     valueInfo: [...fg.valueInfo, ...qg.valueInfo],
-    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...(sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
+    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...(sums.sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
   });
   return {
     model: onnx.ModelProto.create({ ...floatModel, opsetImport, graph }),
     taps,
     outputs: quantOutputs.map(({ float, quant }) => ({ float, quant })),
-    cells,
+    cells: sums.cells,
   };
+}
+
+/** The cells of a local-error model's sums that hold a tensor's Σx² and Σ(x − QDQ(x))². */
+export interface LocalTaps {
+  float: string;
+  signal: number;
+  localNoise: number;
+}
+
+/**
+ * The float model alone with each tensor's local error, through the Q/DQ the quantized model puts
+ * on its dequantized counterpart: a repair ranks its layers by that alone, and this runs no
+ * quantized half. A tensor whose quantizer takes a parameter that is not an initializer is left out.
+ */
+export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[]): { model: onnx.ModelProto; taps: LocalTaps[]; cells: InferredDims[] } {
+  const fg = floatModel.graph!;
+  const qdqOf = quantizers(quantModel);
+  const constants = new Map(quantModel.graph!.initializer.map((t) => [t.name, t]));
+  const rename = (n: string) => PREFIX + n;
+  const used = new Map<string, onnx.TensorProto>();
+  const blocks: onnx.NodeProto[][] = [];
+  const sums = new SumCells();
+  const taps: LocalTaps[] = [];
+  pairs.forEach((p, i) => {
+    const quantizer = qdqOf.get(p.quant);
+    const parameters = quantizer?.input.slice(1).filter(Boolean) ?? [];
+    if (!quantizer || !parameters.every((n) => constants.has(n))) return;
+    for (const n of parameters) used.set(n, onnx.TensorProto.create({ ...constants.get(n)!, name: rename(n) }));
+    const base = `qs_local_${i}`;
+    const nodes: onnx.NodeProto[] = [];
+    const signal = sums.sumOfSquares(nodes, p.float, `${base}_flat`, `${base}_signal`);
+    taps.push({ float: p.float, signal, localNoise: sums.localNoise(nodes, base, p.float, quantizer, rename) });
+    blocks.push(nodes);
+  });
+  const graph = onnx.GraphProto.create({
+    ...fg,
+    node: withJoinedAdditions(fg.node, blocks, sums.sums, SUMS_OUTPUT),
+    initializer: [...fg.initializer, ...used.values(), ...sums.constants(false, defaultOpset(floatModel))],
+    output: [...fg.output, ...(sums.sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
+  });
+  return { model: onnx.ModelProto.create({ ...floatModel, opsetImport: bothOpsets(floatModel, quantModel), graph }), taps, cells: sums.cells };
 }

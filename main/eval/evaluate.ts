@@ -14,7 +14,7 @@ import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
-import { comparisonModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
+import { comparisonModel, localErrorModel, SUMS_OUTPUT, type TensorPair } from './compare-model';
 import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
 import { MetricAccumulator, type MetricValues } from './metrics';
 import { numericsOptions } from '../onnx/numerics';
@@ -231,4 +231,43 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     await pool.close();
     for (const s of sessions) await s.release();
   }
+}
+
+/**
+ * Each tensor's local SQNR alone (the float tensor through its own Q/DQ; undefined where its
+ * quantizer's parameters are not constants), from passes of the float model with those Q/DQs and
+ * sums: what a repair ranks its layers by, without the quantized half a whole comparison runs.
+ */
+export async function localSqnr(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
+  options: RunOptions & { shapes?: ReadonlyMap<string, number[]> }): Promise<Map<string, number>> {
+  const dims = await inferredDims(floatModel, source.feedShapes, pairs.map((p) => p.float));
+  // One model's live tensors: half a comparison's.
+  const perSample = (await comparisonBytesPerSample(floatModel, pairs, source, dims, options.shapes)) / 2;
+  const local = localErrorModel(floatModel, quantModel, pairs);
+  const session = await shapedSession(local.model, source.feedShapes, 'float model with each layer\'s own quantization error', { ...TAP_OPTIONS, ...numericsOptions('reference') });
+  const signal = new Float64Array(local.taps.length);
+  const noise = new Float64Array(local.taps.length);
+  const start = performance.now();
+  let done = 0;
+  try {
+    for await (const feed of source.batches(fitBatch(options.batchSize, perSample, options.memoryBudget))) {
+      throwIfAborted(options.signal);
+      const n = feedSamples(feed);
+      const out = await run(session, toOrtFeeds(feed), 'float model with each layer\'s own quantization error');
+      const cells = cellValues(local.taps.length ? floatData(out[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), local.cells.map((lead) => rowCount(lead, n)));
+      local.taps.forEach((t, i) => {
+        signal[i] += cells(t.signal).reduce((a, b) => a + b, 0);
+        noise[i] += cells(t.localNoise).reduce((a, b) => a + b, 0);
+      });
+      const broken = local.taps.find((_, i) => !Number.isFinite(signal[i]));
+      if (broken) throw overflow(broken.float, feed, source, done, n);
+      done += n;
+      options.onProgress?.({ stage: 'evaluate', done, total: source.count, rate: done / ((performance.now() - start) / 1000) });
+    }
+  } finally {
+    await session.release();
+  }
+  throwIfAborted(options.signal);
+  if (done === 0) throw new Error(`no evaluation samples in ${source.description}`);
+  return new Map(local.taps.map((t, i) => [t.float, sqnrDb(signal[i], noise[i])]));
 }

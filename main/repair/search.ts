@@ -18,7 +18,7 @@ import { throwIfAborted } from '../base/progress';
 import { FIX_METHODS, rerange, type SavedHistogram } from '../calib/rerange';
 import { convertModel, type ConvertResult } from '../convert/convert';
 import { memorySource } from '../data/subset';
-import { evaluate } from '../eval/evaluate';
+import { localSqnr } from '../eval/evaluate';
 import {
   configRunner, defaultCandidates, priorOrder, quality, score, sensitivity, SwitchRunner, switchUnits, unitMove,
   type ConfigRunner, type RunQuality, type Subset, type SwitchUnit,
@@ -378,10 +378,9 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   }
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
-  const evaluation = await evaluate(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes, local: true });
+  const local = await localSqnr(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
+    memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, shapes: input.shapes });
   s.runs++;
-  const local = new Map([...evaluation.layers].map(([name, st]) => [name, st.localSqnr ?? Infinity]));
   const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, s.subset, s.rounded?.rounding);
   try {
     const candidates = input.candidates ?? defaultCandidates(units.length);

@@ -14,7 +14,7 @@ import { calibrate } from '../../main/calib/calibrate';
 import { convertModel, type LayerMapping } from '../../main/convert/convert';
 import type { SampleSource } from '../../main/data/readers';
 import { comparisonModel, QUANTIZED_PREFIX } from '../../main/eval/compare-model';
-import { evaluate } from '../../main/eval/evaluate';
+import { evaluate, localSqnr } from '../../main/eval/evaluate';
 import { rowPairs } from '../../main/eval/layer-rows';
 import { loadForJob } from '../../main/jobs/job';
 import { typedValueInfo } from '../../main/onnx/edit';
@@ -74,11 +74,14 @@ async function compareWithPlain(model: string, calibration: string, evaluation: 
   const pairs = rowPairs(converted.layers).map((p) => ({ ...p, measureRange: true }));
   const result = await evaluate(m.floatModel, converted.model, pairs, source, { batchSize: 8, numerics: 'reference', local: true });
   const plain = await plainSums(m.floatModel, converted.model, converted.layers, source);
+  // The local figure alone, as a repair ranks by it: the float model with the Q/DQs, no quantized half.
+  const alone = await localSqnr(m.floatModel, converted.model, pairs, source, { batchSize: 8 });
+  assert.equal(alone.size, converted.layers.length, 'every layer\'s quantizer takes constant parameters');
   let worst = 0;
   for (const l of converted.layers) {
     const e = result.layers.get(l.float)!;
     const p = plain.get(l.float)!;
-    for (const [what, ours, theirs] of [['cumulative', e.sqnr, sqnrDb(p.signal, p.noise)], ['local', e.localSqnr!, sqnrDb(p.signal, p.local)]] as const) {
+    for (const [what, ours, theirs] of [['cumulative', e.sqnr, sqnrDb(p.signal, p.noise)], ['local', e.localSqnr!, sqnrDb(p.signal, p.local)], ['local alone', alone.get(l.float)!, sqnrDb(p.signal, p.local)]] as const) {
       if (!Number.isFinite(theirs) && ours === theirs) continue;
       const delta = Math.abs(ours - theirs);
       worst = Math.max(worst, delta);
