@@ -14,13 +14,15 @@ import { analyze } from '../../main/jobs/analyze';
 import { quantize } from '../../main/jobs/quantize';
 import { openSource } from '../../main/data/readers';
 import { readSubset } from '../../main/data/subset';
-import { configRunner, Subset } from '../../main/eval/sensitivity';
+import { configRunner, Subset, SWITCH_INPUT, switchModel, withSwitchesFixed } from '../../main/eval/sensitivity';
+import { numericsOptions } from '../../main/onnx/numerics';
+import * as ort from 'onnxruntime-node';
 import { calibrate } from '../../main/calib/calibrate';
 import { convertModel } from '../../main/convert/convert';
 import { loadForJob } from '../../main/jobs/job';
 import type { PreprocessSpec } from '../../shared/preprocess';
 import type { Recipe } from '../../shared/recipe';
-import { inputSpecs } from '../../main/onnx/session';
+import { inputSpecs, shapedSession } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { loadModel, saveModel } from '../../main/onnx/model';
 import { repair } from '../../main/repair/search';
@@ -150,6 +152,23 @@ test('the switch model: every switch on is the quantized model, every switch off
       const off = await runner.measure(() => false);
       assert.ok(Math.abs(on.sqnr - quantized.sqnr) < 0.01, `${model}: all on ${on.sqnr.toFixed(3)} dB, the quantized model ${quantized.sqnr.toFixed(3)} dB`);
       assert.ok(off.sqnr > 100, `${model}: all off ${off.sqnr} dB against the float model`);
+      // Few units quantized run the switch model with its switches fixed: the same figures as its run with them.
+      const { model: switched, units } = switchModel(m.view, m.plan, converted);
+      const session = await shapedSession(switched, subset.shapes, 'switch model', numericsOptions('reference'));
+      try {
+        for (const picked of [[0], [units.length >> 1], [units.length - 1], [0, 2, units.length - 1], []]) {
+          const on = (i: number) => picked.includes(i);
+          const viaSwitches = await subset.measure(session, { [SWITCH_INPUT]: new ort.Tensor('bool', Uint8Array.from(units, (_, i) => (on(i) ? 1 : 0)), [units.length]) });
+          const fixed = withSwitchesFixed(switched, units.length, on);
+          assert.ok(!fixed.graph!.node.some((n) => n.opType === 'If') && !fixed.graph!.input.some((i) => i.name === SWITCH_INPUT), 'no switch left');
+          const viaFixed = await runner.measure(on);
+          const what = `${model}: units ${picked.join(', ') || 'none'} quantized`;
+          assert.ok(Math.abs(viaFixed.sqnr - viaSwitches.sqnr) < 0.01 || (viaFixed.sqnr > 100 && viaSwitches.sqnr > 100), `${what}: ${viaFixed.sqnr.toFixed(4)} dB fixed, ${viaSwitches.sqnr.toFixed(4)} dB by the switches`);
+          assert.ok(Math.abs(viaFixed.metrics['argmax-agreement']! - viaSwitches.metrics['argmax-agreement']!) < 1e-9, what);
+        }
+      } finally {
+        await session.release();
+      }
     } finally {
       await runner.release();
     }
