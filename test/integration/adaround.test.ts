@@ -204,6 +204,12 @@ test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves eac
   assert.equal(a.length, 270);
   assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= scale * 1.0001), 'each weight moves by at most one grid step');
   assert.ok(a.some((v, i) => v !== b[i]));
+  // Conversions keep the weights they quantized, by grid and rounding: converted again, each gives what it gave, and another grid its own.
+  assert.deepEqual(await weight(convertModel(view, plan, ranges).model), a);
+  assert.deepEqual(await weight(convertModel(view, plan, ranges, result.rounding).model), b);
+  const perChannel = convertModel(view, planQuantization(view, recipeFor('cpu', 'a8w8')), ranges, result.rounding).model;
+  assert.equal(tensorToFloat32(perChannel.graph!.initializer.find((t) => t.name.startsWith('w_scale'))!).length, 5, 'per channel: a scale per output channel');
+  assert.ok((await weight(perChannel)).some((v, i) => v !== a[i] && v !== b[i]), 'the per-tensor rounding does not apply on the per-channel grid');
 });
 
 test('quantize --adaround on the trained MNIST CNN, per-tensor int8: every layer\'s output error falls, accuracy holds and output SQNR rises on held-out digits', async () => {
