@@ -219,7 +219,8 @@ interface WeightOut {
   perAxis: boolean;
 }
 
-type GridWeight = { q: ReturnType<typeof quantizeOnGrid>; sqnr: number };
+/** A weight quantized on a grid, as a conversion writes it, and its weight SQNR (the dequantized values are not kept). */
+type GridWeight = { q: Pick<ReturnType<typeof quantizeOnGrid>, 'values' | 'scales' | 'zeroPoints'>; sqnr: number };
 
 /**
  * Weights this process quantized, by tensor, grid and the rounding applied: a search converts one
@@ -233,8 +234,8 @@ const quantizedWeights = new WeakMap<onnx.TensorProto, Map<string, Map<ChosenRou
 function weightOnGrid(t: onnx.TensorProto, dims: number[], spec: WeightSpec, chosen?: ChosenRounding, levels?: Int32Array): GridWeight {
   const fresh = (applied?: ChosenRounding) => {
     const data = tensorToFloat32(t);
-    const q = quantizeOnGrid(data, dims, spec, applied, levels);
-    return { q, sqnr: sqnrOf(data, q.dequantized) };
+    const { values, scales, zeroPoints, dequantized } = quantizeOnGrid(data, dims, spec, applied, levels);
+    return { q: { values, scales, zeroPoints }, sqnr: sqnrOf(data, dequantized) };
   };
   if (levels) return fresh();
   const applied = chosen && sameGrid(chosen, spec) ? chosen : undefined;
@@ -276,7 +277,7 @@ function quantizedTensor(name: string, type: QuantType, dims: number[], values: 
 }
 
 /** A blocked DequantizeLinear (opset 21): scales and zero points shaped like the weight with the block axis cut into blocks. */
-function blockedWeightInto(b: Builder, dims: number[], q: ReturnType<typeof quantizeOnGrid>, sqnr: number, spec: WeightSpec, block: { axis: number; size: number }): WeightOut {
+function blockedWeightInto(b: Builder, dims: number[], q: GridWeight['q'], sqnr: number, spec: WeightSpec, block: { axis: number; size: number }): WeightOut {
   const grouping = blockGrouping(dims, block.axis, block.size);
   const qName = b.initializer(`${spec.tensor}_quantized`, (name) => quantizedTensor(name, spec.type, dims, q.values));
   const sName = b.initializer(`${spec.tensor}_scale`, (name) => floatTensor(name, grouping.dims, q.scales));

@@ -236,15 +236,16 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
 /**
  * Each tensor's local SQNR alone (the float tensor through its own Q/DQ; undefined where its
  * quantizer's parameters are not constants), from passes of the float model with those Q/DQs and
- * sums: what a repair ranks its layers by, without the quantized half a whole comparison runs.
+ * sums, in named numerics: what a repair ranks its layers by, without the quantized half a whole
+ * comparison runs.
  */
 export async function localSqnr(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: TensorPair[], source: SampleSource,
-  options: RunOptions & { shapes?: ReadonlyMap<string, number[]> }): Promise<Map<string, number>> {
+  options: RunOptions & { numerics: MainNumerics; shapes?: ReadonlyMap<string, number[]> }): Promise<Map<string, number>> {
   const dims = await inferredDims(floatModel, source.feedShapes, pairs.map((p) => p.float));
   // One model's live tensors: half a comparison's.
   const perSample = (await comparisonBytesPerSample(floatModel, pairs, source, dims, options.shapes)) / 2;
   const local = localErrorModel(floatModel, quantModel, pairs);
-  const session = await shapedSession(local.model, source.feedShapes, 'float model with each layer\'s own quantization error', { ...TAP_OPTIONS, ...numericsOptions('reference') });
+  const session = await shapedSession(local.model, source.feedShapes, 'float model with each layer\'s own quantization error', { ...TAP_OPTIONS, ...numericsOptions(options.numerics) });
   const signal = new Float64Array(local.taps.length);
   const noise = new Float64Array(local.taps.length);
   const start = performance.now();

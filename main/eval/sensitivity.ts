@@ -223,7 +223,7 @@ export function withSwitchesFixed(model: onnx.ModelProto, units: number, on: (un
     const result = branch.output[0].name;
     for (const b of branch.node) nodes.push(onnx.NodeProto.create({ ...b, output: b.output.map((o) => (o === result ? n.output[0] : o)) }));
   }
-  const read = new Set(nodes.flatMap(readsOf));
+  const read = new Set([...nodes.flatMap(readsOf), ...g.output.map((o) => o.name)]);
   const graph = onnx.GraphProto.create({
     ...g, node: nodes, input: g.input.filter((i) => i.name !== SWITCH_INPUT), initializer: g.initializer.filter((t) => read.has(t.name)),
   });

@@ -361,12 +361,16 @@ interface GivenRanges {
 
 /**
  * The ranges of `plan` on the model as given, from those the job calibrated on it before a repair
- * rewrote the model: undefined where they were calibrated by another method or lack a tensor.
+ * rewrote the model; undefined unless each tensor `plan` calibrates was calibrated there itself, by
+ * the same method on the same grid (a layer the repair moved to 16-bit has a range of its own).
  */
-function givenRangesFor(plan: QuantPlan, given: GivenRanges | undefined): Map<string, Range> | undefined {
-  if (!given || given.plan.recipe.method !== plan.recipe.method) return undefined;
-  const ranges = withBorrowedRanges(given.plan, given.ranges);
-  return calibrationTensors(plan).every((t) => ranges.has(t.tensor)) ? withBorrowedRanges(plan, ranges) : undefined;
+function givenRangesFor(plan: QuantPlan, given: GivenRanges): Map<string, Range> | undefined {
+  const calibrated = new Map(calibrationTensors(given.plan).map((t) => [t.tensor, t]));
+  const same = calibrationTensors(plan).every((t) => {
+    const was = calibrated.get(t.tensor);
+    return was && was.method === t.method && was.type === t.type && was.symmetric === t.symmetric && given.ranges.has(t.tensor);
+  });
+  return same ? withBorrowedRanges(plan, given.ranges) : undefined;
 }
 
 /**
@@ -384,7 +388,7 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
   let calibratedSamples = 0;
   const rewritten = m.prepared.equalized || m.prepared.smoothed;
   const givenPlan = rewritten && given ? planQuantization(given.view, plain) : undefined;
-  const reused = givenPlan && givenRangesFor(givenPlan, given);
+  const reused = givenPlan && givenRangesFor(givenPlan, given!);
   if (givenPlan && reused) {
     ({ floatModel, view } = given!);
     plan = givenPlan;

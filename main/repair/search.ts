@@ -379,7 +379,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   if (!backend.keepFloat) s.step(`${backend.name} cannot keep nodes in float: sensitive layers get ${sixteen} activations`);
   // Local SQNR of every tensor on the subset: which units are worth measuring one by one.
   const local = await localSqnr(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
-    memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, shapes: input.shapes });
+    memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes });
   s.runs++;
   const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, s.subset, s.rounded?.rounding);
   try {

@@ -75,7 +75,7 @@ async function compareWithPlain(model: string, calibration: string, evaluation: 
   const result = await evaluate(m.floatModel, converted.model, pairs, source, { batchSize: 8, numerics: 'reference', local: true });
   const plain = await plainSums(m.floatModel, converted.model, converted.layers, source);
   // The local figure alone, as a repair ranks by it: the float model with the Q/DQs, no quantized half.
-  const alone = await localSqnr(m.floatModel, converted.model, pairs, source, { batchSize: 8 });
+  const alone = await localSqnr(m.floatModel, converted.model, pairs, source, { batchSize: 8, numerics: 'reference' });
   assert.equal(alone.size, converted.layers.length, 'every layer\'s quantizer takes constant parameters');
   let worst = 0;
   for (const l of converted.layers) {
