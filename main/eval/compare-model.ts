@@ -95,12 +95,22 @@ export interface ComparisonModel {
 class SumCells {
   readonly sums: string[] = [];
   readonly cells: InferredDims[] = [];
-  readonly initializers: onnx.TensorProto[] = [];
   private flattened = false;
+  private byRows = false;
 
-  cell(output: string, lead: InferredDims): number {
+  constructor(private readonly opset: number) {}
+
+  private cell(output: string, lead: InferredDims): number {
     this.sums.push(output);
     return this.cells.push(lead) - 1;
+  }
+
+  /** A tensor's min and max: by rows where `lead` gives its leading dims (edit.ts rowCells says why), else whole, from its flattened `flat`. */
+  extremes(nodes: onnx.NodeProto[], input: string, flat: string, base: string, lead: InferredDims): { min: number; max: number } {
+    const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
+    nodes.push(...(lead.length ? rowCells(input, `${base}_rows`, lead, extremes, this.opset, AXES) : reducedCells(flat, extremes)));
+    this.byRows ||= lead.length > 0;
+    return { min: this.cell(`${base}_min`, lead), max: this.cell(`${base}_max`, lead) };
   }
 
   /** Σ of squares of a whole tensor: a [1] cell (edit.ts rowCells says why not by rows). */
@@ -129,8 +139,13 @@ class SumCells {
   }
 
   /** The shared constants some cell uses: ONNX Runtime warns of every unused initializer. */
-  constants(byRows: boolean, opset: number): onnx.TensorProto[] {
-    return [...(this.flattened ? [flatShape(FLAT)] : []), ...(byRows && opset >= 18 ? [axesInitializer(AXES)] : [])];
+  constants(): onnx.TensorProto[] {
+    return [...(this.flattened ? [flatShape(FLAT)] : []), ...(this.byRows && this.opset >= 18 ? [axesInitializer(AXES)] : [])];
+  }
+
+  /** The joined output, where there is a sum. */
+  outputs(): onnx.ValueInfoProto[] {
+    return this.sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [];
   }
 }
 
@@ -157,24 +172,14 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const qdqOf = local ? quantizers(quantModel) : new Map<string, onnx.NodeProto>();
   // Every sum is a cell of one value or one per row, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
-  const opset = defaultOpset(floatModel);
-  const sums = new SumCells();
-  let byRows = false;
+  const sums = new SumCells(defaultOpset(floatModel));
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
     const quantizer = qdqOf.get(p.quant);
     const nodes: onnx.NodeProto[] = [];
     const signal = sums.sumOfSquares(nodes, p.float, `${base}_flat`, `${base}_signal`);
-    // The range by rows where the first dim is known (edit.ts rowCells says why), else whole.
-    const rangeCells = () => {
-      const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
-      const lead = rowDims(known.get(p.float));
-      nodes.push(...(lead.length ? rowCells(p.float, `${base}_rows`, lead, extremes, opset, AXES) : reducedCells(`${base}_flat`, extremes)));
-      byRows ||= lead.length > 0;
-      return { min: sums.cell(`${base}_min`, lead), max: sums.cell(`${base}_max`, lead) };
-    };
-    const range = p.measureRange ? rangeCells() : {};
+    const range = p.measureRange ? sums.extremes(nodes, p.float, `${base}_flat`, base, rowDims(known.get(p.float))) : {};
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
     const t: PairTaps = { float: p.float, signal, noise: sums.sumOfSquares(nodes, `${base}_diff`, `${base}_diff_flat`, `${base}_noise`), ...range };
     if (quantizer) t.localNoise = sums.localNoise(nodes, base, p.float, quantizer, rename);
@@ -190,9 +195,9 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const graph = onnx.GraphProto.create({
     ...fg,
     node: nodes,
-    initializer: [...fg.initializer, ...qg.initializer, ...sums.constants(byRows, opset)],
+    initializer: [...fg.initializer, ...qg.initializer, ...sums.constants()],
     valueInfo: [...fg.valueInfo, ...qg.valueInfo],
-    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...(sums.sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
+    output: [...fg.output, ...quantOutputs.map((o) => o.info), ...sums.outputs()],
   });
   return {
     model: onnx.ModelProto.create({ ...floatModel, opsetImport, graph }),
@@ -221,7 +226,7 @@ export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const rename = (n: string) => PREFIX + n;
   const used = new Map<string, onnx.TensorProto>();
   const blocks: onnx.NodeProto[][] = [];
-  const sums = new SumCells();
+  const sums = new SumCells(defaultOpset(floatModel));
   const taps: LocalTaps[] = [];
   pairs.forEach((p, i) => {
     const quantizer = qdqOf.get(p.quant);
@@ -237,8 +242,8 @@ export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const graph = onnx.GraphProto.create({
     ...fg,
     node: withJoinedAdditions(fg.node, blocks, sums.sums, SUMS_OUTPUT),
-    initializer: [...fg.initializer, ...used.values(), ...sums.constants(false, defaultOpset(floatModel))],
-    output: [...fg.output, ...(sums.sums.length ? [typedValueInfo(SUMS_OUTPUT, onnx.TensorProto.DataType.FLOAT)] : [])],
+    initializer: [...fg.initializer, ...used.values(), ...sums.constants()],
+    output: [...fg.output, ...sums.outputs()],
   });
   return { model: onnx.ModelProto.create({ ...floatModel, opsetImport: bothOpsets(floatModel, quantModel), graph }), taps, cells: sums.cells };
 }

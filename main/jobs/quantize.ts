@@ -98,7 +98,7 @@ export async function quantize(job: QuantizeJob): Promise<QuantizeOutcome> {
   }) : undefined;
   throwIfAborted(job.signal);
   // Ranges of the model as given: the baseline without algorithms needs them again once the repair rewrites the model.
-  const given: GivenRanges | undefined = calibrated && !m.prepared.equalized && !m.prepared.smoothed
+  const given: GivenRanges | undefined = job.target && calibrated && !m.prepared.equalized && !m.prepared.smoothed
     ? { floatModel: m.floatModel, view: m.view, plan: m.plan, ranges: new Map(calibrated.ranges) } : undefined;
   const repaired = job.target ? await repairStage(job, m, calibrated, log.warn) : undefined;
   // The ranges fit the smoothed model only: a re-run from them smooths with the same α.
@@ -360,17 +360,18 @@ interface GivenRanges {
 }
 
 /**
- * The ranges of `plan` on the model as given, from those the job calibrated on it before a repair
- * rewrote the model; undefined unless each tensor `plan` calibrates was calibrated there itself, by
- * the same method on the same grid (a layer the repair moved to 16-bit has a range of its own).
+ * `recipe` on the model as given, with the ranges the job calibrated on it before a repair rewrote
+ * the model; undefined unless each tensor the recipe's plan calibrates was calibrated there itself,
+ * by the same method on the same grid (a layer the repair moved to 16-bit has a range of its own).
  */
-function givenRangesFor(plan: QuantPlan, given: GivenRanges): Map<string, Range> | undefined {
+function onGivenRanges(recipe: Recipe, given: GivenRanges): GivenRanges | undefined {
+  const plan = planQuantization(given.view, recipe);
   const calibrated = new Map(calibrationTensors(given.plan).map((t) => [t.tensor, t]));
   const same = calibrationTensors(plan).every((t) => {
     const was = calibrated.get(t.tensor);
     return was && was.method === t.method && was.type === t.type && was.symmetric === t.symmetric && given.ranges.has(t.tensor);
   });
-  return same ? withBorrowedRanges(plan, given.ranges) : undefined;
+  return same ? { floatModel: given.floatModel, view: given.view, plan, ranges: withBorrowedRanges(plan, given.ranges) } : undefined;
 }
 
 /**
@@ -384,15 +385,12 @@ async function withoutAlgorithms(job: QuantizeJob, m: JobModel, calibrated: JobR
   const started = performance.now();
   const plain = { ...m.plan.recipe, algorithms: undefined };
   let { floatModel, view, plan } = m;
-  let ranges = calibrated?.ranges ?? new Map<string, Range>();
+  let ranges: ReadonlyMap<string, Range> = calibrated?.ranges ?? new Map<string, Range>();
   let calibratedSamples = 0;
   const rewritten = m.prepared.equalized || m.prepared.smoothed;
-  const givenPlan = rewritten && given ? planQuantization(given.view, plain) : undefined;
-  const reused = givenPlan && givenRangesFor(givenPlan, given!);
-  if (givenPlan && reused) {
-    ({ floatModel, view } = given!);
-    plan = givenPlan;
-    ranges = reused;
+  const reused = rewritten && given ? onGivenRanges(plain, given) : undefined;
+  if (reused) {
+    ({ floatModel, view, plan, ranges } = reused);
   } else if (rewritten) {
     const calibration = calibrationAgain(job, m, calibrated, 'calibration', m.plan.recipe.calibrationSamples || undefined);
     if (!calibration) return { note: 'not measured: without equalization or smoothing the model needs ranges of its own, and this run has no calibration data to measure them (it re-used a ranges file)' };
