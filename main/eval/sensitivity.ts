@@ -11,6 +11,7 @@ import type { GraphView } from '../onnx/graph';
 import { makeNode, readsOf, typedValueInfo } from '../onnx/edit';
 import { DataType, onnx } from '../onnx/proto';
 import { makeTensor } from '../onnx/tensor';
+import { encodeModel } from '../onnx/model';
 import { convertModel, type ConvertResult } from '../convert/convert';
 import { planQuantization, rootOf, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 import type { WeightRounding } from '../plan/qmath';
@@ -405,8 +406,9 @@ export class ExportRunner implements ConfigRunner {
   runs = 0;
   private readonly seen = new Map<string, RunQuality>();
 
+  /** `measured`: a model the caller measured on the same subset in the same numerics, which a configuration that builds it byte for byte need not measure again. */
   constructor(readonly numerics: MainNumerics, readonly units: number, private readonly subset: Subset,
-    private readonly build: (floatUnits: number[]) => onnx.ModelProto) {}
+    private readonly build: (floatUnits: number[]) => onnx.ModelProto, private readonly measured?: { model: onnx.ModelProto; quality: RunQuality }) {}
 
   async measure(on: (unit: number) => boolean, signal?: AbortSignal): Promise<RunQuality> {
     const floatUnits = Array.from({ length: this.units }, (_, i) => i).filter((i) => !on(i));
@@ -414,8 +416,11 @@ export class ExportRunner implements ConfigRunner {
     const known = this.seen.get(key);
     if (known) return known;
     throwIfAborted(signal);
-    const q = await this.subset.measureModel(this.build(floatUnits), `quantized model with ${floatUnits.length} layer(s) in float`, this.numerics, signal);
-    this.runs++;
+    const model = this.build(floatUnits);
+    // Only the all-quantized configuration is worth comparing: the caller measured the model it converted.
+    const q = floatUnits.length === 0 && this.measured && sameBytes(model, this.measured.model) ? this.measured.quality
+      : await this.subset.measureModel(model, `quantized model with ${floatUnits.length} layer(s) in float`, this.numerics, signal);
+    if (q !== this.measured?.quality) this.runs++;
     this.seen.set(key, q);
     return q;
   }
@@ -506,16 +511,21 @@ export function unitMove(unit: SwitchUnit): LayerMove {
   return { tensor: unit.tensor, nodes: unit.nodes };
 }
 
+function sameBytes(a: onnx.ModelProto, b: onnx.ModelProto): boolean {
+  return Buffer.from(encodeModel(a)).equals(encodeModel(b));
+}
+
 /**
  * The runner a search measures configurations with, and its units: the switch model in reference
- * numerics, a conversion per configuration in ort-cpu numerics.
+ * numerics, a conversion per configuration in ort-cpu numerics. `measured`: `converted`'s quality
+ * on `subset` in `numerics`, where the caller has it.
  */
 export async function configRunner(numerics: MainNumerics, view: GraphView, plan: QuantPlan, ranges: ReadonlyMap<string, Range>,
-  converted: ConvertResult, subset: Subset, rounding?: WeightRounding): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
+  converted: ConvertResult, subset: Subset, rounding?: WeightRounding, measured?: RunQuality): Promise<{ runner: ConfigRunner; units: SwitchUnit[] }> {
   const { model, units } = switchModel(view, plan, converted);
   if (numerics === 'reference') return { runner: await SwitchRunner.create(model, units.length, subset), units };
   // A layer moved to float leaves the tensors that borrowed its range to be quantized on their own.
   const borrowed = withBorrowedRanges(plan, ranges);
   const build = (floatUnits: number[]) => convertModel(view, planQuantization(view, withHigherPrecision(plan.recipe, floatUnits.map((i) => unitMove(units[i])), 'float')), borrowed, rounding).model;
-  return { runner: new ExportRunner(numerics, units.length, subset, build), units };
+  return { runner: new ExportRunner(numerics, units.length, subset, build, measured && { model: converted.model, quality: measured }), units };
 }

@@ -75,7 +75,7 @@ export async function analyze(job: AnalyzeJob): Promise<AnalysisReport> {
   const analysed = memorySource(subset.read, `${subset.samples} analysis samples`);
   const evaluation = await evaluate(m.floatModel, converted.model, rowPairs(converted.layers), analysed,
     { batchSize: m.batchSize, signal: job.signal, onProgress: job.onProgress, numerics, shapes: calibratedShapes(calibrated, analysed), local: true });
-  const { runner, units } = await configRunner(numerics, m.view, m.plan, ranges, converted, subset);
+  const { runner, units } = await configRunner(numerics, m.view, m.plan, ranges, converted, subset, undefined, baseline);
   const nodes = new Map(units.flatMap((u) => u.tensors.map((t) => [t, u.nodes] as const)));
   const layers = layerRows(converted.layers, [], evaluation, { view: m.view, converted, nodes });
   const tEval = performance.now();

@@ -259,7 +259,7 @@ export async function adaRound(floatModel: onnx.ModelProto, plan: QuantPlan, ran
   // rounding they learned: measured on nearest rounding throughout instead, each layer makes up for
   // upstream errors its upstream layers then remove too (recognizer per-channel: 95% → 33% exact match).
   const dequantized = problems.map((p) => inLayout(p, p.nearest));
-  const moments = await momentsOf(floatModel, convertModel(view, plan, ranges).model, problems.map((p) => p.layer), problems.map((p) => p.w), feeds);
+  const moments = await momentsOf(floatModel, convertModel(view, plan, ranges).model, problems.map((p) => p.layer), feeds);
   const rounding = new Map<string, ChosenRounding>();
   const layers: AdaRoundReport['layers'] = [];
   for (const [i, p] of problems.entries()) {

@@ -159,6 +159,16 @@ export interface LayerMoments {
   inputNoise: number;
 }
 
+/**
+ * The float layer `node` on `input` without its bias (and a Gemm without its alpha): w_r·x for
+ * every row r and input row x, as the layer itself computes them, at the cost of the layer, not
+ * of a product over its rows.
+ */
+function unbiased(node: onnx.NodeProto, input: string, output: string): onnx.NodeProto {
+  const attribute = node.opType === 'Gemm' ? node.attribute.filter((a) => a.name === 'transB') : node.attribute;
+  return onnx.NodeProto.create({ opType: node.opType, domain: node.domain, input: [input, node.input[1]], output: [output], name: `${output}_${node.opType}`, attribute });
+}
+
 /** The weight input of layer i's quantized half: the rounding being learned feeds it. */
 const weightInput = (i: number) => `qs_gram_${i}_weight`;
 
@@ -166,10 +176,10 @@ const weightInput = (i: number) => `qs_gram_${i}_weight`;
  * The float and the quantized model side by side, with per layer i `qs_gram_i_quantized` and
  * `qs_gram_i_cross` (Σ over the batch's rows), `qs_gram_i_power`, `qs_gram_i_noise` and
  * `qs_gram_i_n` the shape of its rows. The quantized half's layer i reads its weight, dequantized,
- * from the input `qs_gram_i_weight`. `weights[i]` is layer i's float weight in row order; `outer[i]`
+ * from the input `qs_gram_i_weight`. `outer[i]`
  * whether its rows keep the samples outermost (rowNodes).
  */
-function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], outer: readonly boolean[]): onnx.ModelProto {
+function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], outer: readonly boolean[]): onnx.ModelProto {
   const view = new GraphView(floatModel);
   const graph = floatModel.graph!;
   const half = quantizedHalf(floatModel, quantModel);
@@ -186,24 +196,26 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
     // Its weight's DequantizeLinear is left without a consumer, which ONNX Runtime drops.
     const quantNode = quantNodes[at] = onnx.NodeProto.create({ ...quantNodes[at], input: quantNodes[at].input.map((x, k) => (k === 1 ? weightInput(i) : x)) });
     inputs.push(typedValueInfo(weightInput(i), DataType.FLOAT, tensorDims(view.initializers.get(layer.weight)!)));
-    const quantLayer = { ...layer, input: quantNode.input[0] };
-    const [f, q, e, w] = [`${prefix}_f_rows`, `${prefix}_q_rows`, `${prefix}_e_rows`, `${prefix}_w`];
-    inits.push(floatTensor(w, [layer.groups, layer.rows / layer.groups, layer.width], weights[i]));
+    // The rows' difference is the rows of the inputs' difference (patches are copies): one Sub on
+    // the input, not on rows up to a kernel's size larger, and no rows of the float input at all.
+    const difference = `${prefix}_input_diff`;
+    const [q, e] = [`${prefix}_q_rows`, `${prefix}_e_rows`];
     outputs.push(
       typedValueInfo(`${prefix}_quantized`, DataType.FLOAT, [layer.groups, layer.width, layer.width]), typedValueInfo(`${prefix}_cross`, DataType.FLOAT, [layer.groups, layer.width, layer.width]),
       typedValueInfo(`${prefix}_power`, DataType.FLOAT, []), typedValueInfo(`${prefix}_noise`, DataType.FLOAT, []), typedValueInfo(`${prefix}_n`, DataType.INT64, [4]),
     );
     const sumSquare = (input: string, output: string) => makeNode('ReduceSumSquare', [input], [output], [intAttr('keepdims', 0)]);
+    const floatNode = view.nodes.find((n) => n.name === layer.node)!.proto;
     return [
-      ...rowNodes(view, layer, outer[i], `${prefix}_f`, opset, inits),
-      ...rowNodes(view, quantLayer, outer[i], `${prefix}_q`, opset, inits),
-      makeNode('Sub', [q, f], [e]),
+      makeNode('Sub', [quantNode.input[0], layer.input], [difference]),
+      ...rowNodes(view, { ...layer, input: difference }, outer[i], `${prefix}_e`, opset, inits),
+      ...rowNodes(view, { ...layer, input: quantNode.input[0] }, outer[i], `${prefix}_q`, opset, inits),
       makeNode('Transpose', [q], [`${q}_t`], [intsAttr('perm', [0, 1, 3, 2])]),
       makeNode('MatMul', [q, `${q}_t`], [`${prefix}_quantized_each`]), reduceOver('ReduceSum', `${prefix}_quantized_each`, [0], `${prefix}_quantized`, opset, inits),
       makeNode('MatMul', [e, `${q}_t`], [`${prefix}_cross_each`]), reduceOver('ReduceSum', `${prefix}_cross_each`, [0], `${prefix}_cross`, opset, inits),
-      makeNode('MatMul', [w, f], [`${prefix}_wx`]), sumSquare(`${prefix}_wx`, `${prefix}_power`),
-      makeNode('MatMul', [w, e], [`${prefix}_we`]), sumSquare(`${prefix}_we`, `${prefix}_noise`),
-      makeNode('Shape', [f], [`${prefix}_n`]),
+      unbiased(floatNode, layer.input, `${prefix}_wx`), sumSquare(`${prefix}_wx`, `${prefix}_power`),
+      unbiased(floatNode, difference, `${prefix}_we`), sumSquare(`${prefix}_we`, `${prefix}_noise`),
+      makeNode('Shape', [e], [`${prefix}_n`]),
     ];
   });
   return onnx.ModelProto.create({
@@ -229,16 +241,16 @@ export interface MomentsOf {
 
 /**
  * The float model against `quantModel` (its conversion), in reference numerics, for AdaRound's
- * layers over `feeds`. `weights[i]` is layer i's float weight in row order.
+ * layers over `feeds`.
  */
-export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], weights: readonly Float32Array[], feeds: readonly Feed[]): Promise<MomentsOf> {
+export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], feeds: readonly Feed[]): Promise<MomentsOf> {
   const what = 'model that measures the layers\' input moments';
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
   const outputOf = (l: RowLayer) => view.nodes.find((n) => n.name === l.node)!.outputs[0];
   const known = await inferredDims(floatModel, commonShapes(feeds), layers.filter((l) => l.op === 'Conv').map(outputOf));
   const positions = (l: RowLayer) => known.get(outputOf(l))?.slice(2).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
-  const model = momentsModel(floatModel, quantModel, layers, weights, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
+  const model = momentsModel(floatModel, quantModel, layers, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
   const walk = new ModelWalk(model, model.graph!.output.map((o) => o.name), feeds.map(toOrtFeeds), numericsOptions('reference'));
   let last = -1;
   return {

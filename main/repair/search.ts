@@ -381,7 +381,7 @@ async function raisePrecision(s: Search): Promise<RepairOutcome> {
   const local = await localSqnr(s.floatModel, s.base.model, s.base.layers.map((l) => ({ float: l.float, quant: l.quant })),
     memorySource(s.subset.read, `${s.subset.samples} search samples`), { batchSize: s.subset.samples, signal: input.signal, numerics: input.numerics, shapes: input.shapes });
   s.runs++;
-  const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, s.subset, s.rounded?.rounding);
+  const { runner, units } = await configRunner(input.numerics, s.convertView, s.plan, s.ranges, s.base, s.subset, s.rounded?.rounding, s.current);
   try {
     const candidates = input.candidates ?? defaultCandidates(units.length);
     s.step(`measuring the ${candidates} layers with the worst local SQNR, each alone in float (${units.length} quantized layers)`);

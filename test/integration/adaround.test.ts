@@ -98,7 +98,7 @@ for (const opset of [11, 17]) test(`the moments are those of each layer's im2col
   const xq = x.map((v) => Math.floor(v * 4) / 4);
   const e = xq.map((v, i) => v - x[i]);
   const feeds = [feed(x.subarray(0, 252), [1, 4, 7, 9]), feed(x.subarray(252), [1, 4, 7, 9])];
-  const moments = await momentsOf(model, quantModel, rowLayers, rowWeights, feeds);
+  const moments = await momentsOf(model, quantModel, rowLayers, feeds);
   const measured: LayerMoments[] = [];
   for (const i of [0, 1, 2]) measured.push(await moments.measure(i, weights));
   await assert.rejects(moments.measure(1, weights), /asked for after layer 2's/);
@@ -125,12 +125,12 @@ for (const opset of [11, 17]) test(`the moments are those of each layer's im2col
   close([measured[2].power, measured[2].inputNoise], [rowForm(rowWeights[2], rows(x, x), 1, 9), rowForm(rowWeights[2], rows(e, e), 1, 9)], 'matmul: power, input noise');
 
   // The layer after `sliced` reads what the fed weight makes of the quantized input: zeros make zeros, whose error is the whole float output.
-  const zeroed = await (await momentsOf(model, quantModel, rowLayers, rowWeights, feeds)).measure(3, weights.map((w, i) => (i === 0 ? new Float32Array(w.length) : w)));
+  const zeroed = await (await momentsOf(model, quantModel, rowLayers, feeds)).measure(3, weights.map((w, i) => (i === 0 ? new Float32Array(w.length) : w)));
   assert.ok(zeroed.quantized.every((v) => v === 0) && zeroed.cross.every((v) => v === 0), 'x̃ = 0');
   assert.ok(zeroed.power > 0 && Math.abs(zeroed.inputNoise - zeroed.power) <= 1e-5 * zeroed.power, `input noise ${zeroed.inputNoise} = power ${zeroed.power}`);
   // Walked on from layer 2, layer 3's part reads what the walk kept: the same moments as a walk that starts at layer 3.
   const fed = await moments.measure(3, weights);
-  const alone = await (await momentsOf(model, quantModel, rowLayers, rowWeights, feeds)).measure(3, weights);
+  const alone = await (await momentsOf(model, quantModel, rowLayers, feeds)).measure(3, weights);
   close([...fed.quantized, ...fed.cross, fed.power, fed.inputNoise], [...alone.quantized, ...alone.cross, alone.power, alone.inputNoise], 'layer 3 walked to against alone');
   assert.ok(fed.quantized.some((v) => v !== 0) && fed.inputNoise < fed.power / 5, `the float weight fed: input noise ${fed.inputNoise} against power ${fed.power}`);
 

@@ -174,3 +174,35 @@ test('the switch model: every switch on is the quantized model, every switch off
     }
   }
 });
+
+test('a conversion-per-configuration runner takes the caller\'s figure for the model it would build with every unit quantized, and measures any other (MNIST, ort-cpu)', async () => {
+  const model = path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'model.onnx');
+  const recipe = recipeFor('cpu', 'a8w8');
+  const m = await loadForJob({ model, recipe }, recipe, () => {});
+  const source = await m.open(path.join(ROOT, 'test', 'fixtures', 'mnist-cnn', 'calib.npy'), 'calibration');
+  const { ranges } = await calibrate(m.floatModel, calibrationTensors(m.plan), source, { batchSize: 8 });
+  const converted = convertModel(m.view, m.plan, ranges);
+  const subset = await Subset.create(m.floatModel, (await readSubset(source, 16, 8)).feeds);
+  const measured = await subset.measureModel(converted.model, 'quantized model', 'ort-cpu');
+  const { runner } = await configRunner('ort-cpu', m.view, m.plan, ranges, converted, subset, undefined, measured);
+  try {
+    assert.equal(await runner.measure(() => true), measured, 'every unit quantized: the caller\'s figure');
+    assert.equal(runner.runs, 0);
+    const oneFloat = await runner.measure((i) => i !== 0);
+    assert.equal(runner.runs, 1);
+    assert.notEqual(oneFloat.sqnr, measured.sqnr);
+  } finally {
+    await runner.release();
+  }
+  // Another model than the one built (its ranges widened): measured, not taken.
+  const wider = new Map([...ranges].map(([t, r]) => [t, { min: r.min * 2, max: r.max * 2 }]));
+  const { runner: other } = await configRunner('ort-cpu', m.view, m.plan, wider, converted, subset, undefined, measured);
+  try {
+    const all = await other.measure(() => true);
+    assert.equal(other.runs, 1);
+    assert.notEqual(all, measured);
+    assert.ok(Math.abs(all.sqnr - (await subset.measureModel(convertModel(m.view, m.plan, wider).model, 'wider', 'ort-cpu')).sqnr) < 1e-9);
+  } finally {
+    await other.release();
+  }
+});
