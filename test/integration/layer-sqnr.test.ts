@@ -24,7 +24,8 @@ import { createSession, toOrtFeeds } from '../../main/onnx/session';
 import { qRange } from '../../main/plan/qmath';
 import { calibrationTensors } from '../../main/plan/plan';
 import { sqnrDb } from '../../main/stats/sqnr';
-import { ROOT } from '../helpers/build';
+import { memorySource } from '../../main/data/subset';
+import { buildModel, ROOT } from '../helpers/build';
 
 const BOUND_DB = 0.1;
 
@@ -105,4 +106,19 @@ test('MNIST CNN: per-layer SQNR reduced in ONNX Runtime within 0.1 dB of the pla
   const r = await compareWithPlain(path.join(dir, 'model.onnx'), path.join(dir, 'calib.npy'), path.join(dir, 'eval.npy'), recipeFor('cpu', 'a8w8'));
   console.log(`MNIST: ${r.layers} layers over ${r.samples} samples, worst difference ${r.worst.toFixed(4)} dB`);
   assert.ok(r.layers >= 5);
+});
+
+test('an output that becomes +inf, -inf or NaN on some sample stops the evaluation, naming the output and the samples; finite outputs pass', async () => {
+  // y = Log(x): -inf at 0, NaN below it; z = Exp(x): +inf past 89.
+  const model = buildModel({
+    inputs: { x: ['N', 3] }, outputs: { y: ['N', 3], z: ['N', 3] },
+    nodes: [{ op: 'Log', inputs: ['x'], outputs: ['y'] }, { op: 'Exp', inputs: ['x'], outputs: ['z'] }],
+  });
+  const source = (rows: number[][]) => memorySource(rows.map((r) => ({ x: { type: 'float32', data: Float32Array.from(r), dims: [1, 3] } })), `${rows.length} rows`);
+  const fine = await evaluate(model, model, [], source([[1, 2, 3], [0.5, 4, 80]]), { batchSize: 1, numerics: 'reference' });
+  assert.equal(fine.samples, 2);
+  for (const [row, output] of [[[1, 0, 3], 'y'], [[1, -2, 3], 'y'], [[1, 2, 100], 'z']] as const) {
+    await assert.rejects(evaluate(model, model, [], source([[1, 2, 3], [...row]]), { batchSize: 1, numerics: 'reference' }),
+      new RegExp(`tensor "${output}" of the model becomes NaN or infinite .* on sample 2, whose inputs reach`), `${row}`);
+  }
 });
