@@ -3,7 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { axesInitializer, flatShape, intAttr, intsAttr, makeNode, reducedCells, rowCells, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
+import { flatShape, intAttr, intsAttr, makeNode, reducedCells, rowAxes, rowCells, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -153,7 +153,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
   const entries = [...requests, ...sizedUnknown.map((tensor) => ({ tensor, sizeOnly: true }))]
     .sort((a, b) => (position.get(a.tensor) ?? -1) - (position.get(b.tensor) ?? -1));
   const taps: Tap[] = [];
-  let byRows = false;
+  const rowRanks = new Set<number>();
   let flattened = false;
   entries.forEach((r, i) => {
     const base = `qs_tap_${i}`;
@@ -168,9 +168,18 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
       return;
     }
     const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
-    const lead = unknown ? [] : rowDims(known.get(r.tensor));
-    nodes.push(...(unknown ? reducedCells(flat, extremes) : rowCells(r.tensor, `${base}_rows`, lead, extremes, opset, AXES)));
-    byRows ||= !unknown;
+    const dims = known.get(r.tensor);
+    const lead = unknown ? [] : rowDims(dims);
+    if (lead.length) {
+      nodes.push(...rowCells(r.tensor, dims!.length, extremes, opset, `${AXES}_${dims!.length}`));
+      rowRanks.add(dims!.length);
+    } else {
+      if (!unknown) {
+        nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
+        flattened = true;
+      }
+      nodes.push(...reducedCells(flat, extremes));
+    }
     const tap: Tap = { tensor: r.tensor, min: cell(`${base}_min`, { lead }), max: cell(`${base}_max`, { lead }) };
     if (r.sample && !sampling) {
       tap.values = r.tensor;
@@ -187,7 +196,8 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
         nodes.push(stridedSample(flat, tap.start, tap.steps, sample), emptySlice(sample, `${sample}_empty`, true));
         cell(`${sample}_empty`, EMPTY);
       } else {
-        nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]), stridedSample(flat, tap.start, tap.steps, sample));
+        if (lead.length) nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
+        nodes.push(stridedSample(flat, tap.start, tap.steps, sample));
         flattened = true;
         tap.sample = cell(sample, { sampleOf: tap, dims: known.get(r.tensor)! });
       }
@@ -199,7 +209,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
   if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
   // Only what some tap uses: ONNX Runtime warns of every unused initializer.
   if (flattened) initializers.push(flatShape(FLAT));
-  if (byRows && opset >= 18) initializers.push(axesInitializer(AXES));
+  if (opset >= 18) initializers.push(...[...rowRanks].map((rank) => rowAxes(`${AXES}_${rank}`, rank)));
   return {
     model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node: nodes, initializer: initializers, input: inputs, output: outputs }) }),
     taps,

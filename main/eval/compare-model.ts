@@ -2,7 +2,8 @@
 // reduces each compared pair to a few numbers inside ONNX Runtime: Σx², Σ(x−y)² and, where asked,
 // Σ(x−QDQ(x))² and the float range. Handing both models' activations to JavaScript instead would move
 // hundreds of MB per sample (the PaddleOCR recognizer makes 200 MB of them per text line, twice).
-import { axesInitializer, flatShape, makeNode, reducedCells, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
+import { intAttr, makeNode, rowAxes, rowCells, rowDims, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
+import { int64Tensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { onnx, toNumber } from '../onnx/proto';
 
@@ -30,8 +31,8 @@ export interface PairTaps {
 /** The one output that holds every pair's sums in cells (edit.ts withJoinedAdditions says why one). */
 export const SUMS_OUTPUT = 'qs_cmp_sums';
 
-const FLAT = 'qs_cmp_flat_shape';
-const AXES = 'qs_cmp_axes';
+const CELL_SHAPE = 'qs_cmp_cell_shape';
+const ROW_AXES = 'qs_cmp_row_axes';
 
 /** The quantized graph's tensors carry this prefix in the side-by-side model (graph inputs are shared and keep their names). */
 export const QUANTIZED_PREFIX = 'qs_quantized/';
@@ -91,40 +92,72 @@ export interface ComparisonModel {
   cells: InferredDims[];
 }
 
-/** Sums of a model's tensors, as cells of one joined output (SUMS_OUTPUT), and the nodes that compute them per tensor. */
+/**
+ * Sums of a model's tensors, as cells of one joined output (SUMS_OUTPUT), and the nodes that
+ * compute them per tensor. Every cell has the joined output's rank, `rank`, the most common rank
+ * of the tensors summed: a reduction with its dims kept then gives a cell of a tensor of that rank
+ * with no node before it (ONNX Runtime's graph passes at session creation cost per node, and a
+ * flattening Reshape per sum was two nodes of every compared pair's five). A tensor of another
+ * rank, or of one shape inference does not know, is reshaped to [1, …, 1, n] first.
+ */
 class SumCells {
   readonly sums: string[] = [];
   readonly cells: InferredDims[] = [];
-  private flattened = false;
+  private reshaped = false;
   private byRows = false;
 
-  constructor(private readonly opset: number) {}
+  constructor(private readonly opset: number, private readonly rank: number) {}
+
+  /** The most common rank of `tensors` in `known`; 1 where none is known. */
+  static rankOf(tensors: readonly string[], known: KnownDims): number {
+    const counts = new Map<number, number>();
+    for (const t of tensors) {
+      const r = known.get(t)?.length;
+      if (r) counts.set(r, (counts.get(r) ?? 0) + 1);
+    }
+    return [...counts].reduce((best, [r, n]) => (n > best[1] || (n === best[1] && r < best[0]) ? [r, n] : best), [1, 0])[0];
+  }
 
   private cell(output: string, lead: InferredDims): number {
     this.sums.push(output);
     return this.cells.push(lead) - 1;
   }
 
-  /** A tensor's min and max: by rows where `lead` gives its leading dims (edit.ts rowCells says why), else whole, from its flattened `flat`. */
-  extremes(nodes: onnx.NodeProto[], input: string, flat: string, base: string, lead: InferredDims): { min: number; max: number } {
+  /** `input` as a tensor of the cells' rank: itself, or reshaped to [1, …, 1, n] as `name`. */
+  private ofRank(nodes: onnx.NodeProto[], input: string, dims: InferredDims | undefined, name: string): string {
+    if (dims?.length === this.rank) return input;
+    this.reshaped = true;
+    nodes.push(makeNode('Reshape', [input, CELL_SHAPE], [name]));
+    return name;
+  }
+
+  /**
+   * A tensor's min and max: by rows where `dims` gives its first dim (edit.ts rowCells says why)
+   * and its rank is the cells', else whole.
+   */
+  extremes(nodes: onnx.NodeProto[], input: string, dims: InferredDims | undefined, base: string): { min: number; max: number } {
+    const lead = this.rank > 1 && dims?.length === this.rank ? rowDims(dims) : [];
     const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
-    nodes.push(...(lead.length ? rowCells(input, `${base}_rows`, lead, extremes, this.opset, AXES) : reducedCells(flat, extremes)));
+    if (lead.length) nodes.push(...rowCells(input, this.rank, extremes, this.opset, ROW_AXES, true));
+    else {
+      const whole = this.ofRank(nodes, input, dims, `${base}_cell_shaped`);
+      nodes.push(...extremes.map((e) => makeNode(e.op, [whole], [e.output], [intAttr('keepdims', 1)])));
+    }
     this.byRows ||= lead.length > 0;
     return { min: this.cell(`${base}_min`, lead), max: this.cell(`${base}_max`, lead) };
   }
 
-  /** Σ of squares of a whole tensor: a [1] cell (edit.ts rowCells says why not by rows). */
-  sumOfSquares(nodes: onnx.NodeProto[], input: string, flat: string, output: string): number {
-    nodes.push(makeNode('Reshape', [input, FLAT], [flat]), ...reducedCells(flat, [{ op: 'ReduceSumSquare', output }]));
-    this.flattened = true;
+  /** Σ of squares of a whole tensor, `dims` its inferred dims: a cell of one value (edit.ts rowCells says why not by rows). */
+  sumOfSquares(nodes: onnx.NodeProto[], input: string, dims: InferredDims | undefined, output: string): number {
+    nodes.push(makeNode('ReduceSumSquare', [this.ofRank(nodes, input, dims, `${output}_cell_shaped`)], [output], [intAttr('keepdims', 1)]));
     return this.cell(output, []);
   }
 
   /**
-   * Σ(x − QDQ(x))² of `float` through `quantizer`'s own parameters (named by `rename`): one
-   * fake-quantize per tensor in the same pass, no second model.
+   * Σ(x − QDQ(x))² of `float` (of inferred `dims`) through `quantizer`'s own parameters (named by
+   * `rename`): one fake-quantize per tensor in the same pass, no second model.
    */
-  localNoise(nodes: onnx.NodeProto[], base: string, float: string, quantizer: onnx.NodeProto, rename: (name: string) => string): number {
+  localNoise(nodes: onnx.NodeProto[], base: string, float: string, dims: InferredDims | undefined, quantizer: onnx.NodeProto, rename: (name: string) => string): number {
     const [, scale, zeroPoint] = quantizer.input.map(rename);
     // The same attributes (axis, saturate…); DequantizeLinear takes only its axis and block size.
     const dqAttributes = quantizer.attribute.filter((a) => a.name === 'axis' || a.name === 'block_size');
@@ -135,12 +168,15 @@ class SumCells {
       // Squared, the sign is moot: the dequantized tensor first lets the Sub write over it.
       makeNode('Sub', [`${base}_local_dq`, float], [`${base}_local_diff`]),
     );
-    return this.sumOfSquares(nodes, `${base}_local_diff`, `${base}_local_diff_flat`, `${base}_local_noise`);
+    return this.sumOfSquares(nodes, `${base}_local_diff`, dims, `${base}_local_noise`);
   }
 
   /** The shared constants some cell uses: ONNX Runtime warns of every unused initializer. */
   constants(): onnx.TensorProto[] {
-    return [...(this.flattened ? [flatShape(FLAT)] : []), ...(this.byRows && this.opset >= 18 ? [axesInitializer(AXES)] : [])];
+    return [
+      ...(this.reshaped ? [int64Tensor(CELL_SHAPE, [this.rank], [...new Array<number>(this.rank - 1).fill(1), -1])] : []),
+      ...(this.byRows && this.opset >= 18 ? [rowAxes(ROW_AXES, this.rank)] : []),
+    ];
   }
 
   /** The joined output, where there is a sum. */
@@ -163,7 +199,8 @@ function quantizers(quantModel: onnx.ModelProto): Map<string, onnx.NodeProto> {
 
 /**
  * With `local`, each pair's local error too (the analysis's figure): a third of the comparison's
- * work. A measured range is reduced by rows where `known` gives the float tensor's first dim (edit.ts rowCells).
+ * work. `known`: the float tensors' inferred dims, which shape the cells (SumCells) and let a
+ * measured range be reduced by rows.
  */
 export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], local = false, known: KnownDims = new Map()): ComparisonModel {
   const fg = floatModel.graph!;
@@ -172,17 +209,18 @@ export function comparisonModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const qdqOf = local ? quantizers(quantModel) : new Map<string, onnx.NodeProto>();
   // Every sum is a cell of one value or one per row, and all of them concatenate into one output.
   const blocks: onnx.NodeProto[][] = [];
-  const sums = new SumCells(defaultOpset(floatModel));
+  const sums = new SumCells(defaultOpset(floatModel), SumCells.rankOf(pairs.map((p) => p.float), known));
   const taps = pairs.map((p, i) => {
     const base = `qs_cmp_${i}`;
     const q = rename(p.quant);
     const quantizer = qdqOf.get(p.quant);
+    const dims = known.get(p.float);
     const nodes: onnx.NodeProto[] = [];
-    const signal = sums.sumOfSquares(nodes, p.float, `${base}_flat`, `${base}_signal`);
-    const range = p.measureRange ? sums.extremes(nodes, p.float, `${base}_flat`, base, rowDims(known.get(p.float))) : {};
+    const signal = sums.sumOfSquares(nodes, p.float, dims, `${base}_signal`);
+    const range = p.measureRange ? sums.extremes(nodes, p.float, dims, base) : {};
     nodes.push(makeNode('Sub', [p.float, q], [`${base}_diff`]));
-    const t: PairTaps = { float: p.float, signal, noise: sums.sumOfSquares(nodes, `${base}_diff`, `${base}_diff_flat`, `${base}_noise`), ...range };
-    if (quantizer) t.localNoise = sums.localNoise(nodes, base, p.float, quantizer, rename);
+    const t: PairTaps = { float: p.float, signal, noise: sums.sumOfSquares(nodes, `${base}_diff`, dims, `${base}_noise`), ...range };
+    if (quantizer) t.localNoise = sums.localNoise(nodes, base, p.float, dims, quantizer, rename);
     blocks.push(nodes);
     return t;
   });
@@ -219,14 +257,14 @@ export interface LocalTaps {
  * on its dequantized counterpart: a repair ranks its layers by that alone, and this runs no
  * quantized half. A tensor whose quantizer takes a parameter that is not an initializer is left out.
  */
-export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[]): { model: onnx.ModelProto; taps: LocalTaps[]; cells: InferredDims[] } {
+export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, pairs: readonly TensorPair[], known: KnownDims = new Map()): { model: onnx.ModelProto; taps: LocalTaps[]; cells: InferredDims[] } {
   const fg = floatModel.graph!;
   const qdqOf = quantizers(quantModel);
   const constants = new Map(quantModel.graph!.initializer.map((t) => [t.name, t]));
   const rename = (n: string) => PREFIX + n;
   const used = new Map<string, onnx.TensorProto>();
   const blocks: onnx.NodeProto[][] = [];
-  const sums = new SumCells(defaultOpset(floatModel));
+  const sums = new SumCells(defaultOpset(floatModel), SumCells.rankOf(pairs.map((p) => p.float), known));
   const taps: LocalTaps[] = [];
   pairs.forEach((p, i) => {
     const quantizer = qdqOf.get(p.quant);
@@ -235,8 +273,9 @@ export function localErrorModel(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     for (const n of parameters) used.set(n, onnx.TensorProto.create({ ...constants.get(n)!, name: rename(n) }));
     const base = `qs_local_${i}`;
     const nodes: onnx.NodeProto[] = [];
-    const signal = sums.sumOfSquares(nodes, p.float, `${base}_flat`, `${base}_signal`);
-    taps.push({ float: p.float, signal, localNoise: sums.localNoise(nodes, base, p.float, quantizer, rename) });
+    const dims = known.get(p.float);
+    const signal = sums.sumOfSquares(nodes, p.float, dims, `${base}_signal`);
+    taps.push({ float: p.float, signal, localNoise: sums.localNoise(nodes, base, p.float, dims, quantizer, rename) });
     blocks.push(nodes);
   });
   const graph = onnx.GraphProto.create({

@@ -248,7 +248,7 @@ export async function localSqnr(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const dims = await inferredDims(floatModel, source.feedShapes, pairs.map((p) => p.float));
   // One model's live tensors: half a comparison's.
   const perSample = (await comparisonBytesPerSample(floatModel, pairs, source, dims, options.shapes)) / 2;
-  const local = localErrorModel(floatModel, quantModel, pairs);
+  const local = localErrorModel(floatModel, quantModel, pairs, dims);
   const session = await shapedSession(local.model, source.feedShapes, 'float model with each layer\'s own quantization error', { ...TAP_OPTIONS, ...numericsOptions(options.numerics) });
   const signal = new Float64Array(local.taps.length);
   const noise = new Float64Array(local.taps.length);

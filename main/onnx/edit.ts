@@ -93,23 +93,29 @@ export function rowCount(dims: InferredDims, batch: number): number {
 }
 
 /**
- * Reductions of `input` by rows, its leading dims `lead` (rowDims) flattened into rows and the rest
- * into columns: each cell is a [rows] vector of a joined output (withJoinedAdditions), which
- * JavaScript then reduces. ONNX Runtime computes ReduceMin and ReduceMax of a whole tensor on one
- * thread, and by rows on all of them: on the PaddleOCR recognizer's activations they take a third
- * of the time. Not so ReduceSumSquare, which by rows leaves its fast path and takes three times
- * as long as whole. `axes` is the shared [1] initializer (axesInitializer) that opset 18 takes as an input.
+ * Reductions of `input`, a tensor of `rank` dims, by rows: its first dim (rowDims) kept and the
+ * others reduced, each cell a [rows] vector of a joined output (withJoinedAdditions), or with
+ * `keepDims` [rows, 1, …], which JavaScript then reduces. ONNX Runtime computes ReduceMin and
+ * ReduceMax of a whole tensor on one thread, and by rows on all of them: on the PaddleOCR
+ * recognizer's activations they take a third of the time. Not so ReduceSumSquare, which by rows
+ * leaves its fast path and takes three times as long as whole. No Flatten first: it would be a
+ * node per tensor for ONNX Runtime's graph passes to visit. `axes` names the shared initializer
+ * (rowAxes) of the reduced axes, which opset 18 takes as an input.
  */
-export function rowCells(input: string, rows: string, lead: InferredDims, cells: ReadonlyArray<{ op: string; output: string }>, opset: number, axes: string): onnx.NodeProto[] {
-  const reduce = (c: { op: string; output: string }) => (opset < 18
-    ? makeNode(c.op, [rows], [c.output], [intAttr('keepdims', 0), intsAttr('axes', [1])])
-    : makeNode(c.op, [rows, axes], [c.output], [intAttr('keepdims', 0)]));
-  return [makeNode('Flatten', [input], [rows], [intAttr('axis', lead.length)]), ...cells.map(reduce)];
+export function rowCells(input: string, rank: number, cells: ReadonlyArray<{ op: string; output: string }>, opset: number, axes: string, keepDims = false): onnx.NodeProto[] {
+  const keep = intAttr('keepdims', keepDims ? 1 : 0);
+  return cells.map((c) => (opset < 18
+    ? makeNode(c.op, [input], [c.output], [keep, intsAttr('axes', reducedAxes(rank))])
+    : makeNode(c.op, [input, axes], [c.output], [keep])));
 }
 
-/** The [1] axes rowCells' reductions take as an input from opset 18. */
-export function axesInitializer(name: string): onnx.TensorProto {
-  return int64Tensor(name, [1], [1]);
+function reducedAxes(rank: number): number[] {
+  return Array.from({ length: rank - 1 }, (_, i) => i + 1);
+}
+
+/** The axes rowCells' reductions of a tensor of `rank` dims take as an input from opset 18. */
+export function rowAxes(name: string, rank: number): onnx.TensorProto {
+  return int64Tensor(name, [rank - 1], reducedAxes(rank));
 }
 
 /** Each cell's values in a joined output whose cells hold `lengths` values this run, in order (rowCount gives a cell of rows). */
