@@ -112,9 +112,7 @@ class OutputComparison {
       }
       floats[name] = { dims: r.dims, data: floatData(r, name) };
       quants[name] = { dims: q.dims, data: floatData(q, name) };
-      // The float output may be compared twice (main and deployed figures): each comparison hands
-      // its own copy to a worker. The quantized one moves there, unless the custom metric keeps it.
-      this.pool.compare(`${this.key}:${name}`, floatData(r, name).slice(), this.custom ? floatData(q, name).slice() : floatData(q, name));
+      this.pool.compare(`${this.key}:${name}`, floatData(r, name), floatData(q, name));
     }
     if (this.custom) {
       const n = Object.values(floats)[0]?.dims[0] ?? 0;

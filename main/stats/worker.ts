@@ -1,5 +1,6 @@
 // Runs in a worker thread: observers for calibration and SQNR accumulators for evaluation.
-// Tensors arrive as transferred Float32Arrays; only bounded state (ranges, histograms, sums) stays.
+// Tensors arrive as views of the pool's shared memory, which it reuses once a flush has answered:
+// nothing here keeps them; only bounded state (ranges, histograms, sums) stays.
 import { parentPort } from 'node:worker_threads';
 import { createObserver, parseMethod, type Observer } from './observers';
 import type { StatsRequest, StatsResponse, CompareStats } from './protocol';

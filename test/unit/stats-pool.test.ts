@@ -1,0 +1,55 @@
+// The stats workers' pool: what it is handed stays the caller's, the figures are those of the data
+// as it was when handed over, and the shared memory that carries data to the workers is reused.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { StatsPool } from '../../main/stats/pool';
+import { randomArray } from '../helpers/build';
+
+test('the pool copies what it is handed: the caller keeps its arrays, and changing them later changes no figure', async () => {
+  const pool = new StatsPool(2);
+  try {
+    // Cells of one joined output, as a measuring run returns them.
+    const joined = randomArray(3000, 7);
+    const ref = joined.subarray(0, 1000);
+    const approx = joined.subarray(1000, 2000);
+    const sample = joined.subarray(2000);
+    let signal = 0;
+    let noise = 0;
+    for (let i = 0; i < ref.length; i++) {
+      signal += ref[i] * ref[i];
+      noise += (ref[i] - approx[i]) ** 2;
+    }
+    const [min, max] = [Math.min(...sample), Math.max(...sample)];
+    pool.initObservers([{ name: 't', method: 'minmax', symmetric: false, levels: 256 }]);
+    pool.compare('c', ref, approx);
+    pool.observe('t', sample);
+    assert.equal(joined.length, 3000, 'not detached');
+    joined.fill(1000);
+    await pool.flush();
+    const { ranges, compares } = await pool.results();
+    assert.equal(compares.get('c')!.signal, signal);
+    assert.equal(compares.get('c')!.noise, noise);
+    assert.deepEqual([ranges.get('t')!.min, ranges.get('t')!.max], [min, max]);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('the memory carrying data to the workers is reused after each flush: 48 MB in 4 MB batches leaves no more than two batches\' worth', async () => {
+  const pool = new StatsPool(2);
+  try {
+    pool.initObservers([{ name: 'a', method: 'minmax', symmetric: false, levels: 256 }, { name: 'b', method: 'minmax', symmetric: false, levels: 256 }]);
+    const batch = randomArray(1 << 19, 3);
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 12; i++) {
+      pool.observe('a', batch);
+      pool.observe('b', batch);
+      await pool.flush();
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    // One staging piece (16 MB) holds a batch; a leak would have kept all 48 MB.
+    assert.ok(grown <= 20 * 2 ** 20, `${(grown / 2 ** 20).toFixed(1)} MB more`);
+  } finally {
+    await pool.close();
+  }
+});
