@@ -83,24 +83,23 @@ export class StreamingHistogram {
   /**
    * Adds the finite values of `data`. `bounds`, the exact extremes of data the values sample,
    * widen the range without counting: a strided sample then keeps the true range, and the
-   * counts stay those of the sample alone.
+   * counts stay those of the sample alone. They must hold every value of `data`.
    */
   add(data: Float32Array, bounds?: { min: number; max: number }): void {
-    const batch = scanBatch(data, Infinity, -Infinity);
-    const finite = data.length - batch.skipped;
-    let { min, max } = batch;
-    if (bounds && Number.isFinite(bounds.min) && Number.isFinite(bounds.max)) {
-      min = Math.min(min, bounds.min);
-      max = Math.max(max, bounds.max);
-    }
+    // Bounds that hold the data spare the pass that finds its extremes: the finite values are
+    // then counted in the pass that bins them.
+    const bounded = bounds !== undefined && Number.isFinite(bounds.min) && Number.isFinite(bounds.max);
+    const batch = bounded ? { min: bounds.min, max: bounds.max, skipped: -1 } : scanBatch(data, Infinity, -Infinity);
+    const { min, max } = batch;
     if (!(min <= max)) return;
     // Until the grid exists, every value seen so far is this one.
     const single = this.seenMin;
     const before = this.seen;
-    this.seen += finite;
     if (min < this.seenMin) this.seenMin = min;
     if (max > this.seenMax) this.seenMax = max;
     if (this.seenMin === this.seenMax) {
+      const finite = data.length - (batch.skipped >= 0 ? batch.skipped : scanBatch(data, min, max).skipped);
+      this.seen += finite;
       // A single repeated value has no scale to build bins on: it waits for a second value.
       if (this.seenMin === 0) this.zeros += finite;
       return;
@@ -109,16 +108,26 @@ export class StreamingHistogram {
     if (before > 0 && !this.gridded) this.counts[this.bin(single)] += before;
     this.gridded = true;
     const counts = this.counts;
+    const bins = counts.length;
     const inv = this.inv;
     const first = this.first;
     let zeros = 0;
+    let finite = 0;
+    let outside = 0;
     // Scaling by a power of two and flooring are exact and monotone: the extremes index inside
-    // [0, bins) (cover() makes sure), so every finite value in between does too.
+    // [0, bins) (cover() makes sure), so every finite value in between does too; a value outside
+    // is one the bounds did not hold.
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      if (v - v === 0) counts[Math.floor(v * inv) - first]++;
+      if (v - v !== 0) continue;
+      const j = Math.floor(v * inv) - first;
+      if (j >= 0 && j < bins) counts[j]++;
+      else outside++;
+      finite++;
       if (v === 0) zeros++;
     }
+    if (outside > 0) throw new Error(`histogram: ${outside} values outside the bounds [${min}, ${max}] given for them`);
+    this.seen += finite;
     this.zeros += zeros;
   }
 

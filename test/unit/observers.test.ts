@@ -219,6 +219,20 @@ test('histogram: bounds widen the range without counting, and percentile 100 is 
   assert.deepEqual(minmax.range(), { min: -1, max: 9 });
 });
 
+test('histogram: bounds that do not hold the values are an error, not values dropped; bounded or scanned, the same counts', () => {
+  const h = new StreamingHistogram(8);
+  assert.throws(() => h.add(f32([1, 2, 30]), { min: 0, max: 4 }), /1 values outside the bounds \[0, 4\]/);
+  const data = f32([0, 0.5, -1.25, 3, NaN, 2, Infinity, 0]);
+  const bounded = new StreamingHistogram(16);
+  bounded.add(data, { min: -1.25, max: 3 });
+  const scanned = new StreamingHistogram(16);
+  scanned.add(data);
+  const [a, b] = [bounded.view()!, scanned.view()!];
+  assert.deepEqual({ ...a, counts: [...a.counts] }, { ...b, counts: [...b.counts] });
+  assert.equal(a.total, 6);
+  assert.equal(a.zeros, 2);
+});
+
 test('histogram: shifts without widening when the data still fits the bins', () => {
   const h = new StreamingHistogram(8);
   h.add(f32([0, 3.5, 8])); // width 2: bins 0..4
