@@ -10,6 +10,7 @@ import { typedValueInfo, withInputShapes, type InferredDims } from './edit';
 import { throwIfAborted } from '../base/progress';
 import { elementCount, Feed, InputShapes, InputSpec } from '../base/feed';
 import { tensorDims } from './tensor';
+import { idlePasses } from './idle-passes';
 
 export class RunError extends Error {}
 
@@ -22,7 +23,7 @@ export async function createSession(model: onnx.ModelProto, what: string, option
   const large = tensorBytes(model) >= largeModelBytes();
   const dir = large ? fs.mkdtempSync(path.join(os.tmpdir(), 'quant-studio-session-')) : undefined;
   try {
-    const all: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', ...options };
+    const all = withoutIdlePasses(model, { graphOptimizationLevel: 'all', ...options });
     return dir ? await ort.InferenceSession.create(saveModel(model, path.join(dir, 'model.onnx')).file, all) : await ort.InferenceSession.create(encodeModel(model), all);
   } catch (err) {
     throw new RunError(`ONNX Runtime cannot load the ${what}: ${firstLine((err as Error).message)}`);
@@ -30,6 +31,13 @@ export async function createSession(model: onnx.ModelProto, what: string, option
     // A folder that cannot be removed yet (a file ONNX Runtime keeps mapped on some systems) is the temporary folder's to clear, not a failed session.
     if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left to the OS */ }
   }
+}
+
+/** `options` with the graph passes that cannot change `model` switched off (idlePasses). */
+function withoutIdlePasses(model: onnx.ModelProto, options: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
+  const idle = idlePasses(model, Object.keys(options.freeDimensionOverrides ?? {}).length > 0);
+  const extra = (options.extra ?? {}) as { optimization?: Record<string, string> };
+  return { ...options, extra: { ...extra, optimization: { ...extra.optimization, disable_specified_optimizers: idle } } };
 }
 
 /**
