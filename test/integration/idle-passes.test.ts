@@ -31,7 +31,8 @@ async function sessionsOf(job: () => Promise<unknown>): Promise<Created[]> {
   const created: Created[] = [];
   const create = ort.InferenceSession.create;
   ort.InferenceSession.create = ((model: string | Uint8Array, options?: ort.InferenceSession.SessionOptions) => {
-    created.push({ model: typeof model === 'string' ? fs.readFileSync(model) : model, options: options ?? {} });
+    // The engine encodes into memory it reuses for the next session: the bytes are copied here.
+    created.push({ model: typeof model === 'string' ? fs.readFileSync(model) : Uint8Array.from(model), options: options ?? {} });
     return create.call(ort.InferenceSession, model as never, options as never);
   }) as typeof ort.InferenceSession.create;
   try {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { BATCH_DIM, cellValues, pinInputShapes, rowCount, rowDims, withInputShapes } from '../../main/onnx/edit';
-import { inferredDims, shapedSession } from '../../main/onnx/session';
+import { createSession, inferredDims, shapedSession } from '../../main/onnx/session';
 import { ModelWalk } from '../../main/onnx/walk';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel, ModelLoadError, saveModel } from '../../main/onnx/model';
@@ -241,4 +241,20 @@ test('a model walked part by part gives what one run gives, keeps only what a la
     assert.deepEqual([...(got[b].b.data as Float32Array)], [...(e.b as ort.Tensor).data as Float32Array], `b, batch ${b}`);
     assert.deepEqual([...(got[b].e.data as Float32Array)], [...(e.e as ort.Tensor).data as Float32Array], `e, batch ${b}`);
   });
+});
+
+test('sessions created at once or one after another each run their own model, though the engine encodes models into memory it reuses', async () => {
+  const scaled = (k: number) => buildModel({
+    inputs: { x: [1, 4] }, outputs: { y: [1, 4] },
+    initializers: { k: { dims: [1, 4], data: new Float32Array(4).fill(k) } },
+    nodes: [{ op: 'Mul', inputs: ['x', 'k'], outputs: ['y'] }],
+  });
+  const x = { x: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 4), [1, 4]) };
+  const check = async (session: ort.InferenceSession, k: number) => {
+    assert.deepEqual(Array.from((await session.run(x)).y.data as Float32Array), [k, 2 * k, 3 * k, 4 * k]);
+    await session.release();
+  };
+  const together = await Promise.all([2, 3, 5].map((k) => createSession(scaled(k), `model × ${k}`)));
+  for (const [i, k] of [2, 3, 5].entries()) await check(together[i], k);
+  for (const k of [7, 11]) await check(await createSession(scaled(k), `model × ${k}`), k);
 });
