@@ -52,11 +52,19 @@ const ANCHORS: Record<string, readonly string[]> = {
 
 /**
  * Ops a pass makes from ops of the model: a pass anchored on one of them can fire when what it is
- * made of is there. QDQ selection makes MatMulNBits from a DequantizeLinear of 4-bit blocks.
+ * made of is there. QDQ selection makes MatMulNBits from a DequantizeLinear of 4-bit blocks;
+ * MatMulAddFusion makes Reshape → Gemm → Reshape of a MatMul + Add on 3-D inputs, and the transpose
+ * optimizer a Reshape of a Transpose that moves only dims of 1. ONNX Runtime also expands an op it
+ * has no kernel for into its function body before the later passes: Mish into Softplus, Tanh and
+ * Mul, Swish into Sigmoid and Mul, Gelu into Erf or Tanh.
  */
 const MADE_FROM: Record<string, readonly string[]> = {
   Gelu: ['Erf'],
   FastGelu: ['Tanh'],
+  Erf: ['Gelu'],
+  Tanh: ['Mish', 'Gelu'],
+  Sigmoid: ['Swish'],
+  Reshape: ['MatMul', 'Transpose'],
   LayerNormalization: ['ReduceMean'],
   SkipLayerNormalization: ['LayerNormalization'],
   Gemm: ['MatMul'],
@@ -84,9 +92,18 @@ function opTypes(model: onnx.ModelProto): Set<string> {
  * walks. Free-dimension overrides are the one pass the session options feed, not the graph.
  */
 export function idlePasses(model: onnx.ModelProto, overridesFreeDims: boolean): string {
+  // The ops there can be: the model's and, until nothing is added, those made from them.
   const ops = opTypes(model);
-  const present = (op: string): boolean => ops.has(op) || (MADE_FROM[op] ?? []).some(present);
-  const idle = Object.entries(ANCHORS).filter(([, anchors]) => !anchors.some(present)).map(([name]) => name);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [made, from] of Object.entries(MADE_FROM)) {
+      if (!ops.has(made) && from.some((op) => ops.has(op))) {
+        ops.add(made);
+        grew = true;
+      }
+    }
+  }
+  const idle = Object.entries(ANCHORS).filter(([, anchors]) => !anchors.some((op) => ops.has(op))).map(([name]) => name);
   if (!overridesFreeDims) idle.push('FreeDimensionOverrideTransformer');
   return idle.join(';');
 }

@@ -63,7 +63,8 @@ async function withEncoded<T>(model: onnx.ModelProto, use: (bytes: Uint8Array) =
 function withoutIdlePasses(model: onnx.ModelProto, options: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
   const idle = idlePasses(model, Object.keys(options.freeDimensionOverrides ?? {}).length > 0);
   const extra = (options.extra ?? {}) as { optimization?: Record<string, string> };
-  return { ...options, extra: { ...extra, optimization: { ...extra.optimization, disable_specified_optimizers: idle } } };
+  const off = [extra.optimization?.disable_specified_optimizers, idle].filter(Boolean).join(';');
+  return { ...options, extra: { ...extra, optimization: { ...extra.optimization, disable_specified_optimizers: off } } };
 }
 
 /**

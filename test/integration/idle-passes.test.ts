@@ -13,7 +13,7 @@ import { quantize } from '../../main/jobs/quantize';
 import { idlePasses } from '../../main/onnx/idle-passes';
 import { createSession } from '../../main/onnx/session';
 import { onnx } from '../../main/onnx/proto';
-import { buildModel, ROOT } from '../helpers/build';
+import { buildModel, randomArray, ROOT } from '../helpers/build';
 import { trackedTempDirs } from '../helpers/cli';
 import { CHAR_LM } from '../helpers/lm';
 
@@ -103,18 +103,30 @@ function geluModel(wrapped: boolean): onnx.ModelProto {
   return model;
 }
 
-test('a pass stays on where its op is, in a subgraph too, and still fuses: GELU becomes one Gelu node', async () => {
-  const dir = tempDir('idle-passes-gelu');
-  for (const wrapped of [false, true]) {
-    const model = geluModel(wrapped);
-    const idle = idlePasses(model, false).split(';');
-    for (const pass of ['GeluFusionL1', 'GeluFusionL2', 'BiasGeluFusion']) assert.ok(!idle.includes(pass), pass);
-    const file = path.join(dir, `gelu-${wrapped}.onnx`);
-    await (await createSession(model, 'GELU model', { optimizedModelFilePath: file, logSeverityLevel: 3 })).release();
-    const ops = (await optimized(fs.readFileSync(file), { graphOptimizationLevel: 'disabled' }, path.join(dir, 'again.onnx'))).map((n) => n.split('(')[0]);
-    assert.ok(ops.includes('com.microsoft.Gelu'), `${wrapped ? 'in If branches' : 'top level'}: ${ops.join(' ')}`);
-    assert.ok(!ops.includes('ai.onnx.Erf'));
+/** x → MatMul → Add → MatMul → Add on 3-D x: MatMulAddFusion makes Reshape → Gemm → Reshape of each pair, and ReshapeFusion merges the two Reshapes between them. */
+function linearPairs(): onnx.ModelProto {
+  return buildModel({
+    inputs: { x: [2, 4, 8] }, outputs: { y: [2, 4, 8] },
+    initializers: { w1: { dims: [8, 8], data: randomArray(64, 1) }, b1: { dims: [8], data: randomArray(8, 2) }, w2: { dims: [8, 8], data: randomArray(64, 3) }, b2: { dims: [8], data: randomArray(8, 4) } },
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'w1'], outputs: ['m1'] }, { op: 'Add', inputs: ['m1', 'b1'], outputs: ['a1'] },
+      { op: 'MatMul', inputs: ['a1', 'w2'], outputs: ['m2'] }, { op: 'Add', inputs: ['m2', 'b2'], outputs: ['y'] },
+    ],
+  });
+}
+
+test('where a pass fuses what the model has or what another pass makes of it, the session runs the graph every pass makes: GELU (also in If branches), linear layers on 3-D inputs', async () => {
+  const dir = tempDir('idle-passes-fused');
+  for (const [name, model, fused] of [['gelu', geluModel(false), 'com.microsoft.Gelu'], ['gelu-in-if', geluModel(true), 'com.microsoft.Gelu'], ['linear-pairs', linearPairs(), 'ai.onnx.Gemm']] as const) {
+    const sessions = await sessionsOf(async () => (await createSession(model, `${name} model`)).release());
+    const [s] = sessions;
+    const mine = await optimized(s.model, s.options, path.join(dir, `${name}-idle.onnx`));
+    assert.deepEqual(mine, await optimized(s.model, withEveryPass(s.options), path.join(dir, `${name}-every.onnx`)), name);
+    assert.ok(mine.some((n) => n.startsWith(`${fused}(`)), `${name}: ${mine.join(' ')}`);
   }
+  const idle = idlePasses(geluModel(true), false).split(';');
+  for (const pass of ['GeluFusionL1', 'GeluFusionL2', 'BiasGeluFusion']) assert.ok(!idle.includes(pass), pass);
+  assert.ok(!idlePasses(linearPairs(), false).split(';').includes('ReshapeFusion'));
 });
 
 test('what decides a pass is idle: its op, an op a pass makes it from, Q/DQ, 4-bit DQ, free-dimension overrides, providers the engine never uses', () => {
@@ -125,6 +137,7 @@ test('what decides a pass is idle: its op, an op a pass makes it from, Q/DQ, 4-b
   assert.ok(!idle(['Tanh']).has('BiasGeluFusion'), 'FastGeluFusion makes FastGelu from Tanh');
   assert.ok(!idle(['ReduceMean']).has('BiasSkipLayerNormFusion'), 'LayerNormFusion makes LayerNormalization from ReduceMean, SkipLayerNormFusion a SkipLayerNormalization from that');
   assert.ok(!idle(['MatMul']).has('GemmActivationFusion'), 'MatMulAddFusion makes Gemm from MatMul');
+  assert.ok(!idle(['Mish']).has('FastGeluFusion') && !idle(['Swish']).has('QuickGeluFusion'), 'ONNX Runtime expands Mish and Swish into bodies with Tanh and Sigmoid');
   assert.ok(idle(['MatMul', 'Add', 'Softmax', 'Dropout']).has('BiasSoftmaxFusion'), 'a pass for CUDA only');
   assert.ok(!idle(['DequantizeLinear']).has('QDQSelectorActionTransformer'));
   assert.ok(!idle(['DequantizeLinear']).has('MatMulNBitsFusion'), 'QDQ selection makes MatMulNBits from a 4-bit DequantizeLinear');
