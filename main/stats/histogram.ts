@@ -17,6 +17,10 @@ export interface HistogramView {
   zeros: number;
 }
 
+function outsideBounds(min: number, max: number, count?: number): Error {
+  return new Error(`histogram: ${count ?? 'some'} values outside the bounds [${min}, ${max}] given for them`);
+}
+
 /**
  * Scans a batch for its finite extremes. Finite values inside [lo, hi] take one comparison
  * pair and no other work, which keeps this as fast as a plain min/max loop; NaN and +-Infinity
@@ -98,7 +102,9 @@ export class StreamingHistogram {
     if (min < this.seenMin) this.seenMin = min;
     if (max > this.seenMax) this.seenMax = max;
     if (this.seenMin === this.seenMax) {
-      const finite = data.length - (batch.skipped >= 0 ? batch.skipped : scanBatch(data, min, max).skipped);
+      const scan = batch.skipped >= 0 ? batch : scanBatch(data, min, max);
+      if (scan.min < min || scan.max > max) throw outsideBounds(min, max);
+      const finite = data.length - scan.skipped;
       this.seen += finite;
       // A single repeated value has no scale to build bins on: it waits for a second value.
       if (this.seenMin === 0) this.zeros += finite;
@@ -108,25 +114,25 @@ export class StreamingHistogram {
     if (before > 0 && !this.gridded) this.counts[this.bin(single)] += before;
     this.gridded = true;
     const counts = this.counts;
-    const bins = counts.length;
     const inv = this.inv;
     const first = this.first;
     let zeros = 0;
     let finite = 0;
     let outside = 0;
     // Scaling by a power of two and flooring are exact and monotone: the extremes index inside
-    // [0, bins) (cover() makes sure), so every finite value in between does too; a value outside
-    // is one the bounds did not hold.
+    // [0, bins) (cover() makes sure), so every finite value in between does too.
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
       if (v - v !== 0) continue;
-      const j = Math.floor(v * inv) - first;
-      if (j >= 0 && j < bins) counts[j]++;
-      else outside++;
+      if (v < min || v > max) {
+        outside++;
+        continue;
+      }
+      counts[Math.floor(v * inv) - first]++;
       finite++;
       if (v === 0) zeros++;
     }
-    if (outside > 0) throw new Error(`histogram: ${outside} values outside the bounds [${min}, ${max}] given for them`);
+    if (outside > 0) throw outsideBounds(min, max, outside);
     this.seen += finite;
     this.zeros += zeros;
   }

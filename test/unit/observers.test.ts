@@ -222,6 +222,8 @@ test('histogram: bounds widen the range without counting, and percentile 100 is 
 test('histogram: bounds that do not hold the values are an error, not values dropped; bounded or scanned, the same counts', () => {
   const h = new StreamingHistogram(8);
   assert.throws(() => h.add(f32([1, 2, 30]), { min: 0, max: 4 }), /1 values outside the bounds \[0, 4\]/);
+  assert.throws(() => new StreamingHistogram(8).add(f32([1, 4.5]), { min: 0, max: 4 }), /1 values outside the bounds \[0, 4\]/, 'inside the grid, outside the bounds');
+  assert.throws(() => new StreamingHistogram(8).add(f32([2, 3]), { min: 2, max: 2 }), /outside the bounds \[2, 2\]/, 'one value so far: no grid yet');
   const data = f32([0, 0.5, -1.25, 3, NaN, 2, Infinity, 0]);
   const bounded = new StreamingHistogram(16);
   bounded.add(data, { min: -1.25, max: 3 });
