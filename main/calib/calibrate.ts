@@ -195,6 +195,8 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         pool.observe(d.tensor, Float32Array.of(d.map(min), d.map(max)));
       }
       queued = pool.flush();
+      // Awaited after the next run; a worker failing meanwhile must not go unhandled until then.
+      queued.catch(() => undefined);
       done += n;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({ stage: 'calibrate', done, total: source.count, rate: done / seconds });
