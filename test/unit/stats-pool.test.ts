@@ -53,3 +53,20 @@ test('the memory carrying data to the workers is reused after each flush: 48 MB 
     await pool.close();
   }
 });
+
+test('memory handed to the workers is not reused before they have answered the flush that covers it', async () => {
+  const pool = new StatsPool(1);
+  try {
+    // The pool's own staging step, reached past its privacy: the property is about its memory.
+    const stage = (data: Float32Array) => (pool as unknown as { stage(d: Float32Array): Float32Array }).stage(data);
+    const first = stage(new Float32Array(4));
+    const answered = pool.flush();
+    const second = stage(new Float32Array(4));
+    assert.notEqual(second.buffer, first.buffer, 'a flush that has not answered yet keeps its memory');
+    await answered;
+    await pool.flush();
+    assert.ok([first.buffer, second.buffer].includes(stage(new Float32Array(4)).buffer), 'answered: reused');
+  } finally {
+    await pool.close();
+  }
+});
