@@ -126,7 +126,8 @@ export const TAP_OPTIONS = { enableMemPattern: false };
 
 export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[], source: SampleSource, options: CalibrationOptions): Promise<CalibrationResult> {
   const start = performance.now();
-  const pool = new StatsPool();
+  // Histograms are work for threads of their own; extremes are two numbers a tensor and a batch.
+  const pool = new StatsPool(tensors.some((t) => needsHistogram(t.method)) ? undefined : 0);
   let session: ort.InferenceSession | undefined;
   try {
     pool.initObservers(tensors.map((t) => ({

@@ -70,3 +70,24 @@ test('memory handed to the workers is not reused before they have answered the f
     await pool.close();
   }
 });
+
+test('a pool without workers gives the figures its workers give', async () => {
+  const figures = async (size: number) => {
+    const pool = new StatsPool(size);
+    try {
+      pool.initObservers([{ name: 'm', method: 'minmax', symmetric: false, levels: 256 }, { name: 'p', method: 'percentile:99.9', symmetric: true, levels: 256 }]);
+      for (let b = 0; b < 5; b++) {
+        const x = randomArray(4096, 10 + b, b + 1);
+        pool.observe('m', x);
+        pool.observe('p', x, { min: Math.min(...x), max: Math.max(...x) });
+        pool.compare('c', x, randomArray(4096, 20 + b, b + 1));
+        await pool.flush();
+      }
+      const { ranges, compares } = await pool.results();
+      return { ranges: Object.fromEntries(ranges), compares: Object.fromEntries(compares) };
+    } finally {
+      await pool.close();
+    }
+  };
+  assert.deepEqual(await figures(0), await figures(2));
+});
