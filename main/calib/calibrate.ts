@@ -1,5 +1,6 @@
 // Calibration: run the model with every tensor that needs a range as an extra output, and stream
-// the values to observers in worker threads. Memory holds at most two batches of activations.
+// the values to observers (in worker threads where they build histograms). Memory holds at most
+// two batches of activations.
 import { quantTypeBits } from '../../shared/recipe';
 import { elementCount, feedSamples } from '../base/feed';
 import { type Control, throwIfAborted } from '../base/progress';
@@ -168,8 +169,8 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       }));
       const sampling = sampleFeeds(taps, (t) => positions.get(t)!);
       const out = await run(session, { ...toOrtFeeds(feed), ...sampling }, 'calibration model');
-      // The workers digest this batch while ONNX Runtime computes the next one; waiting for the
-      // previous flush keeps at most two batches in memory.
+      // Workers digest a batch while ONNX Runtime computes the next one; waiting for the previous
+      // flush keeps at most two batches in memory. Observers in this thread are done with it already.
       await queued;
       const n = feedSamples(feed);
       const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
@@ -205,7 +206,9 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     await queued;
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no calibration samples in ${source.description}`);
-    const { ranges } = await pool.results();
+    // In the order asked for, whichever thread or worker observed each tensor: saved ranges files compare byte for byte.
+    const results = (await pool.results()).ranges;
+    const ranges = new Map(tensors.flatMap((t) => (results.has(t.tensor) ? [[t.tensor, results.get(t.tensor)!] as const] : [])));
     return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides, derived: new Map(derived.map((d) => [d.tensor, d.from])) };
   } finally {
     await pool.close();

@@ -126,7 +126,7 @@ export class StatsPool {
     else this.post(this.workerFor(name), { op: 'compare', name, ref: this.stage(ref), approx: this.stage(approx) });
   }
 
-  /** Resolves once every worker has processed what was sent before it; the memory that carried it is then reused. */
+  /** Resolves once every worker has processed what was sent before it; the memory that carried it is then reused. Without workers, at once. */
   async flush(): Promise<void> {
     const read = this.staged.map((s) => s.buffer);
     this.staged = [];
