@@ -13,7 +13,7 @@ import { quantize } from '../../main/jobs/quantize';
 import { idlePasses } from '../../main/onnx/idle-passes';
 import { createSession } from '../../main/onnx/session';
 import { onnx } from '../../main/onnx/proto';
-import { buildModel, randomArray, ROOT } from '../helpers/build';
+import { buildModel, MODELS, randomArray, ROOT } from '../helpers/build';
 import { trackedTempDirs } from '../helpers/cli';
 import { CHAR_LM } from '../helpers/lm';
 
@@ -66,9 +66,20 @@ function withEveryPass(options: ort.InferenceSession.SessionOptions): ort.Infere
 const switchedOff = (options: ort.InferenceSession.SessionOptions) =>
   ((options.extra as { optimization?: Record<string, string> } | undefined)?.optimization?.disable_specified_optimizers ?? '');
 
+/** Eight of the recognizer's calibration lines: its sessions are what the passes are switched off for. */
+function recognizerLines(): string {
+  const dir = tempDir('idle-passes-lines');
+  const from = path.join(ROOT, 'test', 'fixtures', 'ocr-lines', 'calib');
+  for (const f of fs.readdirSync(from).filter((f) => f.endsWith('.png')).sort().slice(0, 8)) fs.copyFileSync(path.join(from, f), path.join(dir, f));
+  return dir;
+}
+
+const HALF = { mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
+
 const JOBS: Array<[string, { model: string; recipe: Recipe; data: string; preprocess?: { mean: [number, number, number]; std: [number, number, number] } }]> = [
   ['MNIST CNN, cpu (reference and ort-cpu)', { model: path.join(MNIST, 'model.onnx'), recipe: recipeFor('cpu', 'a8w8'), data: path.join(MNIST, 'calib.npy') }],
-  ['the sample, xnnpack, entropy', { model: path.join(SAMPLE, 'cls.onnx'), recipe: { ...recipeFor('xnnpack', 'a8w8'), method: 'entropy' }, data: path.join(SAMPLE, 'calibration'), preprocess: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } }],
+  ['the sample, xnnpack, entropy', { model: path.join(SAMPLE, 'cls.onnx'), recipe: { ...recipeFor('xnnpack', 'a8w8'), method: 'entropy' }, data: path.join(SAMPLE, 'calibration'), preprocess: HALF }],
+  ['the PaddleOCR recognizer, cpu, percentile (reference and ort-cpu)', { model: MODELS.rec, recipe: { ...recipeFor('cpu', 'a8w8'), method: 'percentile:99.999' }, data: recognizerLines(), preprocess: HALF }],
   ['the character LM, cpu 4-bit weights', { model: path.join(CHAR_LM, 'model.onnx'), recipe: recipeFor('cpu', 'w4'), data: path.join(CHAR_LM, 'calib.npy') }],
   ['the character LM, xnnpack a8w8', { model: path.join(CHAR_LM, 'model.onnx'), recipe: recipeFor('xnnpack', 'a8w8'), data: path.join(CHAR_LM, 'calib.npy') }],
 ];
