@@ -93,8 +93,7 @@ export class StreamingHistogram {
     // Bounds that hold the data spare the pass that finds its extremes: the finite values are
     // then counted in the pass that bins them.
     const bounded = bounds !== undefined && Number.isFinite(bounds.min) && Number.isFinite(bounds.max);
-    const batch = bounded ? { min: bounds.min, max: bounds.max, skipped: -1 } : scanBatch(data, Infinity, -Infinity);
-    const { min, max } = batch;
+    const { min, max } = bounded ? bounds : scanBatch(data, Infinity, -Infinity);
     if (!(min <= max)) return;
     // Until the grid exists, every value seen so far is this one.
     const single = this.seenMin;
@@ -102,7 +101,8 @@ export class StreamingHistogram {
     if (min < this.seenMin) this.seenMin = min;
     if (max > this.seenMax) this.seenMax = max;
     if (this.seenMin === this.seenMax) {
-      const scan = batch.skipped >= 0 ? batch : scanBatch(data, min, max);
+      // Rare (every value so far one and the same), so a scan of its own counts this batch.
+      const scan = scanBatch(data, min, max);
       if (scan.min < min || scan.max > max) throw outsideBounds(min, max);
       const finite = data.length - scan.skipped;
       this.seen += finite;

@@ -10,7 +10,7 @@ import { StatsState } from './state';
  * through memory the pool reuses once they have read it, never through a fresh buffer per
  * tensor: on the VMs this was measured on, a buffer's first touch cost 2.5 to 3.5 ms a megabyte,
  * 40 times the copy (a 24 MB buffer 60 to 87 ms against 1.5 ms), and calibrating the PaddleOCR
- * recognizer's histograms copied 40 MB a batch into fresh buffers.
+ * recognizer's histograms copied 71 MB a batch into fresh buffers.
  */
 const STAGING_BYTES = 16 << 20;
 
