@@ -13,7 +13,7 @@ import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx
 import { cellValues, rowCount, sampleShape, type KnownDims } from '../onnx/edit';
 import { parseMethod } from '../stats/observers';
 import { derivedRanges } from './derived';
-import { EXTREMES_OUTPUT, PROBE_STEP, sampleLength, samplePhase, sampleStride, tapModel, type Tap, type TappedModel } from './taps';
+import { PART_BYTES, PROBE_STEP, sampleLength, samplePhase, sampleStride, tapModel, type Tap, type TappedModel } from './taps';
 import { DataError, type SampleSource } from '../data/readers';
 import type { Feed } from '../base/feed';
 
@@ -24,6 +24,8 @@ export interface RunOptions extends Control {
   bins?: number;
   /** Values per tensor and sample a histogram sees at most (0: all of them). */
   histogramSample?: number;
+  /** Bytes a part of the joined output holds at most in a batch (taps.ts PART_BYTES), where its taps allow. */
+  partBytes?: number;
 }
 
 export interface CalibrationOptions extends RunOptions {
@@ -142,7 +144,9 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const sizedOnly = (options.sized ?? []).filter((t) => !observed.has(t));
     const shaped = [...measured.map((t) => t.tensor), ...sizedOnly];
     const known = await inferredDims(model, source.feedShapes, shaped);
-    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly);
+    const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
+    const split = { values: Math.floor((options.partBytes ?? PART_BYTES) / 4 / options.batchSize), sampleBudget: budget };
+    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly, split);
     const { taps } = tapped;
     const extremesOf = new Map<string, { min: number; max: number }>();
     session = await shapedSession(tapped.model, source.feedShapes, 'model prepared for calibration', TAP_OPTIONS);
@@ -156,7 +160,6 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     // Relu and Clip keep their input's shape.
     for (const d of derived) shapes.set(d.tensor, shapes.get(d.from)!);
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
-    const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     const strides = new Map(taps.flatMap((t) => (t.sample !== undefined || t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
     const sizes = new Map(taps.map((t) => [t.tensor, elementCount(shapes.get(t.tensor)!)]));
     let done = 0;
@@ -173,12 +176,12 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // flush keeps at most two batches in memory. Observers in this thread are done with it already.
       await queued;
       const n = feedSamples(feed);
-      const extremes = taps.length ? floatData(out[EXTREMES_OUTPUT] as ort.Tensor, EXTREMES_OUTPUT) : new Float32Array(0);
-      const cellOf = cellValues(extremes, tapped.cells.map((c) => {
+      const parts = tapped.joined.length ? tapped.joined.map((name) => floatData(out[name] as ort.Tensor, name)) : [new Float32Array(0)];
+      const cellOf = cellValues(parts, tapped.cells.map((c) => {
         if ('lead' in c) return rowCount(c.lead, n);
         const { start, step } = positions.get(c.sampleOf)!;
         return sampleLength(rowCount(c.dims, n), start, step);
-      }));
+      }), tapped.parts);
       for (const tap of taps) {
         const min = cellOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
         const max = cellOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);

@@ -3,7 +3,7 @@
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
 // what crosses to JavaScript small, and the exact extremes still bound every histogram.
-import { flatShape, intAttr, intsAttr, makeNode, reducedCells, rowAxes, rowCells, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
+import { flatShape, intAttr, intsAttr, joinedOutputs, makeNode, reducedCells, rowAxes, rowCells, rowCount, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
@@ -28,8 +28,21 @@ export interface Tap {
   steps?: string;
 }
 
-/** Every tap's minima and maxima by rows, in one output of cells (edit.ts withJoinedAdditions says why one). */
+/**
+ * Every tap's minima and maxima by rows and its sample, in one output of cells (edit.ts
+ * withJoinedAdditions says why one), split into parts of at most PART_BYTES.
+ */
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
+
+/**
+ * The largest part of the joined output. onnxruntime-node hands each output over in a new buffer,
+ * and glibc maps a buffer above 32 MB fresh from the kernel every time, where smaller ones reuse
+ * freed memory: on the VMs this was measured on, a fresh page cost 2.5 to 3.5 ms a megabyte, and
+ * a 71 MB output took 266 ms a run to hand over, the same values in three parts 54 ms. The
+ * PaddleOCR recognizer's histogram calibration makes 71 MB of samples a batch of 8: its runs took
+ * 4.1 to 4.3 s in one output, 3.3 to 4.0 s in parts of 12 to 24 MB, 3.0 to 3.4 s in parts of 2 to 4 MB.
+ */
+export const PART_BYTES = 4 << 20;
 
 // Constants taps share: the [-1] shape that flattens, the reductions' axes, Slice bounds.
 const FLAT = 'qs_tap_flat_shape';
@@ -103,6 +116,16 @@ export interface TappedModel {
   sized: SizeTap[];
   /** The cells of EXTREMES_OUTPUT, in order (edit.ts cellValues). */
   cells: TapCell[];
+  /** The cells that begin each part of EXTREMES_OUTPUT after the first. */
+  parts: number[];
+  /** The outputs that hold the parts (edit.ts joinedOutputs). */
+  joined: string[];
+}
+
+/** How to split the joined output: at most `values` values a sample in each part, a sample of `sampleBudget` values a sample at most (0: whole tensors). */
+export interface TapSplit {
+  values: number;
+  sampleBudget: number;
 }
 
 /**
@@ -110,7 +133,7 @@ export interface TappedModel {
  * whose size a later run needs, like those that borrow another's range) measured where `known`
  * does not give it.
  */
-export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: KnownDims, sizedOnly: readonly string[] = []): TappedModel {
+export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: KnownDims, sizedOnly: readonly string[] = [], split?: TapSplit): TappedModel {
   const graph = model.graph!;
   const opset = defaultOpset(model);
   const sampling = canSample(model);
@@ -155,7 +178,9 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
   const taps: Tap[] = [];
   const rowRanks = new Set<number>();
   let flattened = false;
+  const blockStarts: number[] = [];
   entries.forEach((r, i) => {
+    blockStarts.push(cells.length);
     const base = `qs_tap_${i}`;
     const flat = `${base}_flat`;
     const unknown = measured(r.tensor);
@@ -205,8 +230,10 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
     blocks.push(nodes);
     taps.push(tap);
   });
-  const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT);
-  if (joined.length) outputs.push(typedValueInfo(EXTREMES_OUTPUT, DataType.FLOAT));
+  const parts = split ? partStarts(cells, blockStarts, split) : [];
+  const nodes = withJoinedAdditions(graph.node, blocks, joined, EXTREMES_OUTPUT, parts);
+  const joinedNames = joined.length ? joinedOutputs(EXTREMES_OUTPUT, parts.length + 1) : [];
+  outputs.push(...joinedNames.map((name) => typedValueInfo(name, DataType.FLOAT)));
   // Only what some tap uses: ONNX Runtime warns of every unused initializer.
   if (flattened) initializers.push(flatShape(FLAT));
   if (opset >= 18) initializers.push(...[...rowRanks].map((rank) => rowAxes(`${AXES}_${rank}`, rank)));
@@ -215,7 +242,31 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
     taps,
     sized,
     cells,
+    parts,
+    joined: joinedNames,
   };
+}
+
+/** The first cell of each part after the first: whole blocks, each part under `split.values` values a sample where a block allows. */
+function partStarts(cells: readonly TapCell[], blockStarts: readonly number[], split: TapSplit): number[] {
+  const valuesOf = (c: TapCell): number => {
+    if ('lead' in c) return rowCount(c.lead, 1);
+    const size = rowCount(c.dims, 1);
+    return split.sampleBudget > 0 ? Math.min(size, split.sampleBudget + 1) : size;
+  };
+  const starts: number[] = [];
+  let held = 0;
+  blockStarts.forEach((first, b) => {
+    const end = b + 1 < blockStarts.length ? blockStarts[b + 1] : cells.length;
+    let values = 0;
+    for (let c = first; c < end; c++) values += valuesOf(cells[c]);
+    if (held > 0 && held + values > split.values) {
+      starts.push(first);
+      held = 0;
+    }
+    held += values;
+  });
+  return starts;
 }
 
 /**

@@ -191,7 +191,7 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const n = feedSamples(feed);
       const labels = options.labels && idsOf(options.labels, done, n);
       const ref = await run(compareSession, feeds, 'float and quantized models');
-      const cells = cellValues(taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), compared.cells.map((lead) => rowCount(lead, n)));
+      const cells = cellValues([taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0)], compared.cells.map((lead) => rowCount(lead, n)));
       const sums = (cell: number) => cells(cell).reduce((a, b) => a + b, 0);
       const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums(t.signal)))?.float;
       if (broken !== undefined) throw overflow(broken, feed, source, done, n);
@@ -257,7 +257,7 @@ export async function localSqnr(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       throwIfAborted(options.signal);
       const n = feedSamples(feed);
       const out = await run(session, toOrtFeeds(feed), 'float model with each layer\'s own quantization error');
-      const cells = cellValues(local.taps.length ? floatData(out[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0), local.cells.map((lead) => rowCount(lead, n)));
+      const cells = cellValues([local.taps.length ? floatData(out[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0)], local.cells.map((lead) => rowCount(lead, n)));
       local.taps.forEach((t, i) => {
         signal[i] += cells(t.signal).reduce((a, b) => a + b, 0);
         noise[i] += cells(t.localNoise).reduce((a, b) => a + b, 0);

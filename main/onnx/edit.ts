@@ -118,31 +118,54 @@ export function rowAxes(name: string, rank: number): onnx.TensorProto {
   return int64Tensor(name, [rank - 1], reducedAxes(rank));
 }
 
-/** Each cell's values in a joined output whose cells hold `lengths` values this run, in order (rowCount gives a cell of rows). */
-export function cellValues(joined: Float32Array, lengths: readonly number[]): (cell: number) => Float32Array {
-  const starts: number[] = [];
+/**
+ * Each cell's values in a joined output whose cells hold `lengths` values this run, in order
+ * (rowCount gives a cell of rows). `parts` are the outputs it was split into (joinedOutputs), the
+ * cells from each of `starts` on in the next part.
+ */
+export function cellValues(parts: readonly Float32Array[], lengths: readonly number[], starts: readonly number[] = []): (cell: number) => Float32Array {
+  const where: Array<{ part: number; at: number }> = [];
+  let part = 0;
   let at = 0;
-  for (const length of lengths) {
-    starts.push(at);
+  const check = () => {
+    // Shape inference said how many values each cell holds; a run that disagrees would shift every cell after it.
+    if (at !== parts[part].length) throw new Error(`a measuring run returned ${parts[part].length} values where shape inference gave ${at}`);
+  };
+  lengths.forEach((length, cell) => {
+    if (cell === starts[part]) {
+      check();
+      part++;
+      at = 0;
+    }
+    where.push({ part, at });
     at += length;
-  }
-  // Shape inference said how many values each cell holds; a run that disagrees would shift every cell after it.
-  if (at !== joined.length) throw new Error(`a measuring run returned ${joined.length} values where shape inference gave ${at}`);
-  return (cell) => joined.subarray(starts[cell], starts[cell] + lengths[cell]);
+  });
+  check();
+  return (cell) => parts[where[cell].part].subarray(where[cell].at, where[cell].at + lengths[cell]);
+}
+
+/** The outputs of a joined output split into `parts`, in the order of their cells. */
+export function joinedOutputs(output: string, parts: number): string[] {
+  return Array.from({ length: parts }, (_, k) => (k === 0 ? output : `${output}_${k}`));
 }
 
 /**
- * `nodes`, then the additions made for each tensor, then one Concat of their 1-D results `joined`
- * as `output`. The single leaf also orders ONNX Runtime's execution: it walks back from the
- * graph's leaves, last leaf first, taking a node's inputs highest node index first. With the
- * blocks last and in reverse, the walk from the Concat computes the first block's tensor first
- * and frees each tensor soon after its block reduced it; a thousand separate leaves (or blocks
- * placed after their producers) would instead keep every tensor of the batch alive until the end.
+ * `nodes`, then the additions made for each tensor, then Concats of their 1-D results `joined`:
+ * one, `output`, or one per part when `starts` (the cells that begin a new part) split it
+ * (joinedOutputs). The Concats, the graph's leaves, also order ONNX Runtime's execution: it walks
+ * back from the leaves, last leaf first, taking a node's inputs highest node index first. With the
+ * blocks last and in reverse, and the first part's Concat last, the walk computes the first
+ * block's tensor first and frees each tensor soon after its block reduced it; a leaf per block (or
+ * blocks placed after their producers) would instead keep every tensor of the batch alive until
+ * the end.
  */
-export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string): onnx.NodeProto[] {
+export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string, starts: readonly number[] = []): onnx.NodeProto[] {
   const all = [...nodes, ...[...blocks].reverse().flat()];
-  if (joined.length) all.push(onnx.NodeProto.create({ opType: 'Concat', input: joined, output: [output], name: output, attribute: [intAttr('axis', 0)] }));
-  return all;
+  if (!joined.length) return all;
+  const bounds = [0, ...starts, joined.length];
+  const concats = joinedOutputs(output, bounds.length - 1).map((name, k) =>
+    onnx.NodeProto.create({ opType: 'Concat', input: joined.slice(bounds[k], bounds[k + 1]), output: [name], name, attribute: [intAttr('axis', 0)] }));
+  return [...all, ...concats.reverse()];
 }
 
 /** The name every batch dim gets (withInputShapes), so that ONNX Runtime knows them to be one size. */

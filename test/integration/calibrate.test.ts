@@ -6,7 +6,9 @@ import { recipeFor } from '../../shared/backends';
 import { calibrate, type CalibrationResult } from '../../main/calib/calibrate';
 import { writeNpy } from '../../main/data/npy';
 import { openSource, type SampleSource } from '../../main/data/readers';
-import { samplePhase, sampleStride } from '../../main/calib/taps';
+import { samplePhase, sampleStride, tapModel } from '../../main/calib/taps';
+import { inferredDims } from '../../main/onnx/session';
+import { rowCount } from '../../main/onnx/edit';
 import { inputSpecs } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
@@ -81,6 +83,28 @@ test('histogram calibration does not depend on the batch size: same sample posit
         assert.deepEqual(b, a, `${method} ${t.tensor}: batch ${run.batchSize} against batch 1`);
       }
     }
+  }
+});
+
+test('the joined output splits into parts of whole taps under the limit, and calibration reads them as one', async () => {
+  const { model, tensors, source } = await setup('percentile:99.9');
+  const names = tensors.map((t) => t.tensor);
+  const known = await inferredDims(model, source.feedShapes, names);
+  const tapped = tapModel(model, names.map((tensor) => ({ tensor, sample: true })), known, [], { values: 1000, sampleBudget: 0 });
+  assert.ok(tapped.parts.length >= 2, `${tapped.parts.length + 1} parts`);
+  assert.equal(tapped.joined.length, tapped.parts.length + 1);
+  const perSample = tapped.cells.map((c) => rowCount('lead' in c ? c.lead : c.dims, 1));
+  const bounds = [0, ...tapped.parts, tapped.cells.length];
+  for (let k = 0; k + 1 < bounds.length; k++) {
+    const cellsOfPart = perSample.slice(bounds[k], bounds[k + 1]);
+    const values = cellsOfPart.reduce((a, b) => a + b, 0);
+    // A part holds more only where one tap alone does.
+    assert.ok(values <= 1000 || cellsOfPart.length <= 3, `part ${k}: ${values} values a sample in ${cellsOfPart.length} cells`);
+  }
+  for (const histogramSample of [0, 500]) {
+    const whole = await calibrate(model, tensors, source, { batchSize: 8, histogramSample });
+    const parted = await calibrate(model, tensors, source, { batchSize: 8, histogramSample, partBytes: 8 * 4 * 1000 });
+    assert.deepEqual(parted.ranges, whole.ranges, `sample ${histogramSample}`);
   }
 });
 

@@ -177,11 +177,14 @@ test('shape inference without weights: every dim but the batch known where the o
   assert.deepEqual(rowDims(dims.get('c')), [BATCH_DIM]);
   assert.deepEqual(rowDims([2048, 4]), [], 'more rows than a sample should hand over: the tensor whole');
   assert.deepEqual(rowDims([7]), []);
-  const cells = cellValues(Float32Array.of(1, 2, 3, 9, 5), [[BATCH_DIM], [], [2]].map((lead) => rowCount(lead, 2)));
+  const cells = cellValues([Float32Array.of(1, 2, 3, 9, 5)], [[BATCH_DIM], [], [2]].map((lead) => rowCount(lead, 2)));
   assert.deepEqual([...cells(0)], [1, 2]);
   assert.deepEqual([...cells(1)], [3]);
   assert.deepEqual([...cells(2)], [9, 5]);
-  assert.throws(() => cellValues(Float32Array.of(1, 2, 3), [2, 2]), /3 values where shape inference gave 4/);
+  assert.throws(() => cellValues([Float32Array.of(1, 2, 3)], [2, 2]), /3 values where shape inference gave 4/);
+  const parted = cellValues([Float32Array.of(1, 2), Float32Array.of(3, 9, 5)], [2, 0, 1, 2], [1]);
+  assert.deepEqual([0, 1, 2, 3].map((c) => [...parted(c)]), [[1, 2], [], [3], [9, 5]]);
+  assert.throws(() => cellValues([Float32Array.of(1, 2), Float32Array.of(3)], [2, 2], [1]), /1 values where shape inference gave 2/);
   const unloadable = buildModel({ inputs: { x: ['N', 3] }, outputs: { y: ['N', 3] }, nodes: [{ op: 'NoSuchOp', inputs: ['x'], outputs: ['y'] }] });
   assert.equal((await inferredDims(unloadable, undefined, ['y'])).size, 0, 'a model ONNX Runtime cannot load: nothing known, the run reports why');
 });
