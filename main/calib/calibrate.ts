@@ -5,7 +5,7 @@ import { quantTypeBits } from '../../shared/recipe';
 import { elementCount, feedSamples } from '../base/feed';
 import { type Control, throwIfAborted } from '../base/progress';
 import { StatsPool } from '../stats/pool';
-import type { ObservedRange } from '../stats/protocol';
+import type { Observation, ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
@@ -133,10 +133,6 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
   const pool = new StatsPool(tensors.some((t) => needsHistogram(t.method)) ? undefined : 0);
   let session: ort.InferenceSession | undefined;
   try {
-    pool.initObservers(tensors.map((t) => ({
-      name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
-      levels: 2 ** quantTypeBits(t.type),
-    })));
     const derived = derivedRanges(model, tensors);
     const untapped = new Set(derived.map((d) => d.tensor));
     const measured = tensors.filter((t) => !untapped.has(t.tensor));
@@ -148,6 +144,14 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const split = { values: Math.floor((options.partBytes ?? PART_BYTES) / 4 / options.batchSize), sampleBudget: budget };
     const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly, split);
     const { taps } = tapped;
+    const partOfCell = tapped.cells.map((_, c) => tapped.parts.filter((start) => start <= c).length);
+    // The samples of a part go to one worker, so that the part's buffer moves there whole.
+    const together = tapped.joined.map(() => [] as string[]);
+    for (const t of taps) if (t.sample !== undefined) together[partOfCell[t.sample]].push(t.tensor);
+    pool.initObservers(tensors.map((t) => ({
+      name: t.tensor, method: t.method, symmetric: t.symmetric, bins: options.bins,
+      levels: 2 ** quantTypeBits(t.type),
+    })), together);
     const extremesOf = new Map<string, { min: number; max: number }>();
     session = await shapedSession(tapped.model, source.feedShapes, 'model prepared for calibration', TAP_OPTIONS);
     // Each tensor's size cuts the batch so that one batch of activations fits the memory budget,
@@ -182,19 +186,23 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         const { start, step } = positions.get(c.sampleOf)!;
         return sampleLength(rowCount(c.dims, n), start, step);
       }), tapped.parts);
+      // Every extreme is read before the parts' buffers move to the workers.
+      const samplesOf = parts.map(() => [] as Observation[]);
       for (const tap of taps) {
         const min = cellOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
         const max = cellOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);
         if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
         extremesOf.set(tap.tensor, { min, max });
-        const values = tap.sample !== undefined ? cellOf(tap.sample) : tap.values ? floatData(out[tap.values] as ort.Tensor, tap.tensor) : undefined;
-        if (!values) {
-          pool.observe(tap.tensor, Float32Array.of(min, max));
-          continue;
-        }
         // The exact extremes bound the histogram so that it spans the true range.
-        pool.observe(tap.tensor, values, { min, max });
+        if (tap.sample !== undefined) samplesOf[partOfCell[tap.sample]].push({ name: tap.tensor, data: cellOf(tap.sample), bounds: { min, max } });
+        else if (tap.values) {
+          const data = floatData(out[tap.values] as ort.Tensor, tap.tensor);
+          handOver(pool, data, [{ name: tap.tensor, data, bounds: { min, max } }]);
+        } else pool.observe(tap.tensor, Float32Array.of(min, max));
       }
+      parts.forEach((part, k) => {
+        if (samplesOf[k].length) handOver(pool, part, samplesOf[k]);
+      });
       for (const d of derived) {
         const { min, max } = extremesOf.get(d.from)!;
         pool.observe(d.tensor, Float32Array.of(d.map(min), d.map(max)));
@@ -217,6 +225,16 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     await pool.close();
     await session?.release();
   }
+}
+
+/**
+ * Hands `items`, views of `data`, to the pool: `data`'s buffer moves to a worker where it holds
+ * nothing else (an output of ONNX Runtime's run, which nothing reads after), else they are copied.
+ */
+function handOver(pool: StatsPool, data: Float32Array, items: Observation[]): void {
+  const buffer = data.buffer;
+  if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength) pool.observeAll(buffer, items);
+  else for (const o of items) pool.observe(o.name, o.data, o.bounds);
 }
 
 /**

@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Bounds } from './observers';
-import type { CompareStats, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './protocol';
+import type { CompareStats, Observation, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './protocol';
 import { StatsState } from './state';
 
 /**
@@ -87,7 +87,11 @@ export class StatsPool {
     });
   }
 
-  initObservers(specs: ObserveSpec[]): void {
+  /** `together`: groups of tensors that share a worker, so that a buffer holding them all moves to it whole (observeAll). */
+  initObservers(specs: ObserveSpec[], together: ReadonlyArray<readonly string[]> = []): void {
+    together.forEach((names, k) => {
+      for (const name of names) if (!this.assignment.has(name)) this.assignment.set(name, k % Math.max(1, this.workers.length));
+    });
     if (this.here) {
       this.here.handle({ op: 'observe-init', tensors: specs });
       return;
@@ -118,6 +122,27 @@ export class StatsPool {
   observe(name: string, data: Float32Array, bounds?: Bounds): void {
     if (this.here) this.here.handle({ op: 'observe', name, data, bounds });
     else this.post(this.workerFor(name), { op: 'observe', name, data: this.stage(data), bounds });
+  }
+
+  /**
+   * Observes views of `buffer`, which the pool takes over: the views of the worker with the most
+   * bytes of them move to it with the buffer, without a copy, and the others are copied first.
+   */
+  observeAll(buffer: ArrayBuffer, items: readonly Observation[]): void {
+    if (this.here) {
+      for (const o of items) this.here.handle({ op: 'observe', ...o });
+      return;
+    }
+    const byWorker = new Map<Worker, Observation[]>();
+    for (const o of items) {
+      const w = this.workerFor(o.name);
+      byWorker.set(w, [...(byWorker.get(w) ?? []), o]);
+    }
+    const bytes = (list: Observation[]) => list.reduce((n, o) => n + o.data.byteLength, 0);
+    const [taker, taken] = [...byWorker].reduce((a, b) => (bytes(b[1]) > bytes(a[1]) ? b : a));
+    for (const [w, list] of byWorker) if (w !== taker) for (const o of list) this.observe(o.name, o.data, o.bounds);
+    if (this.failure) throw this.failure;
+    taker.postMessage({ op: 'observe-all', items: taken } satisfies StatsRequest, [buffer]);
   }
 
   /** The caller keeps `ref` and `approx`. */

@@ -9,6 +9,13 @@ export interface ObserveSpec {
   levels?: number;
 }
 
+/** A batch of one tensor's values for its observer; `bounds` as in Observer.update. */
+export interface Observation {
+  name: string;
+  data: Float32Array;
+  bounds?: Bounds;
+}
+
 export interface CompareStats {
   signal: number;
   noise: number;
@@ -27,6 +34,8 @@ export interface ObservedRange {
 export type StatsRequest =
   | { op: 'observe-init'; tensors: ObserveSpec[] }
   | { op: 'observe'; name: string; data: Float32Array; bounds?: Bounds }
+  /** Views of one buffer that moved to the worker with the message. */
+  | { op: 'observe-all'; items: Observation[] }
   | { op: 'compare'; name: string; ref: Float32Array; approx: Float32Array }
   | { op: 'flush'; id: number }
   | { op: 'result'; id: number };

@@ -50,6 +50,9 @@ export class StatsState {
       case 'observe':
         this.observers.get(msg.name)!.update(msg.data, msg.bounds);
         return undefined;
+      case 'observe-all':
+        for (const o of msg.items) this.observers.get(o.name)!.update(o.data, o.bounds);
+        return undefined;
       case 'compare':
         this.compare(msg.name, msg.ref, msg.approx);
         return undefined;

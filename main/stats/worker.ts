@@ -1,5 +1,6 @@
 // Runs in a worker thread: a pool's observers and SQNR accumulators (StatsState). Tensors arrive as
-// views of the pool's shared memory, which it reuses once a flush has answered.
+// views of the pool's shared memory, which it reuses once a flush has answered, or in buffers
+// that moved here.
 import { parentPort } from 'node:worker_threads';
 import { StatsState } from './state';
 import type { StatsRequest, StatsResponse } from './protocol';

@@ -92,3 +92,47 @@ test('a pool without workers gives the figures its workers give', async () => {
   };
   assert.deepEqual(await figures(0), await figures(2));
 });
+
+test('a buffer handed over whole moves to the worker of its tensors: no copy, the same figures as observed one by one', async () => {
+  const names = ['a', 'b', 'c', 'd'];
+  const specs = names.map((name) => ({ name, method: 'percentile:99.9', symmetric: false, levels: 256 }));
+  const batches = [0, 1, 2].map((b) => randomArray(4 * 1000, 30 + b, b + 1));
+  const figures = async (handOver: (pool: StatsPool, batch: Float32Array) => void, together: string[][] = []) => {
+    const pool = new StatsPool(2);
+    try {
+      pool.initObservers(specs, together);
+      for (const batch of batches) {
+        handOver(pool, batch);
+        await pool.flush();
+      }
+      return Object.fromEntries((await pool.results()).ranges);
+    } finally {
+      await pool.close();
+    }
+  };
+  const views = (batch: Float32Array) => names.map((name, i) => ({ name, data: batch.subarray(i * 1000, (i + 1) * 1000) }));
+  const oneByOne = await figures((pool, batch) => {
+    for (const o of views(batch)) pool.observe(o.name, o.data);
+  });
+  const moved: Float32Array[] = [];
+  // a and b share a worker and c and d the other: each buffer moves with the two views of its
+  // taker; the other worker's two are copied before it goes.
+  const whole = await figures((pool, batch) => {
+    const copy = batch.slice();
+    pool.observeAll(copy.buffer, views(copy));
+    moved.push(copy);
+  }, [['a', 'b'], ['c', 'd']]);
+  assert.deepEqual(whole, oneByOne);
+  for (const m of moved) assert.equal(m.length, 0, 'the buffer moved: detached here');
+  const inThread = new StatsPool(0);
+  try {
+    inThread.initObservers(specs);
+    for (const batch of batches) {
+      const copy = batch.slice();
+      inThread.observeAll(copy.buffer, views(copy));
+    }
+    assert.deepEqual(Object.fromEntries((await inThread.results()).ranges), oneByOne, 'without workers');
+  } finally {
+    await inThread.close();
+  }
+});
