@@ -42,6 +42,17 @@ export function scanBatch(data: Float32Array, lo: number, hi: number): { min: nu
 }
 
 /**
+ * Two zeroed tables of at least `bins` counts, one for the values at even positions of a batch and
+ * one for the odd, shared by the histograms of a thread: add() uses them within one call and
+ * leaves them zeroed.
+ */
+let scratch = [new Uint32Array(0), new Uint32Array(0)];
+function scratchCounts(bins: number): Uint32Array[] {
+  if (scratch[0].length < bins) scratch = [new Uint32Array(bins), new Uint32Array(bins)];
+  return scratch;
+}
+
+/**
  * The grid is a function of the range seen and nothing else: bins 2^e wide, edges on multiples
  * of 2^e, e the least that fits [min, max] in the bins. Growing to a larger range only raises e,
  * and each coarser bin is the union of finer ones, so any order or batching of the same values
@@ -116,23 +127,41 @@ export class StreamingHistogram {
     const counts = this.counts;
     const inv = this.inv;
     const first = this.first;
+    const [even, odd] = scratchCounts(counts.length);
     let zeros = 0;
-    let finite = 0;
+    let skipped = 0;
     let outside = 0;
     // Scaling by a power of two and flooring are exact and monotone: the extremes index inside
-    // [0, bins) (cover() makes sure), so every finite value in between does too. Zeros are counted
-    // without a branch: in ReLU outputs they come at random, and a mispredicted branch a value
-    // doubled the time of this loop (7 against 3.6 ns a value).
-    for (let i = 0; i < data.length; i++) {
+    // [0, bins) (cover() makes sure), so every finite value in between does too. Values at even
+    // and odd positions count into tables of their own: a run of values in one bin (most of a
+    // tensor sits in a few) then makes two chains of increments, not one that waits on itself
+    // (3.9 against 6.1 ns a value, 2.6 against 5.3 with 8,192 bins). Zeros are counted without
+    // a branch: in ReLU outputs they come at random, and a mispredicted branch a value doubled the
+    // time of the loop.
+    const n = data.length;
+    for (let i = 0; i < n; i += 2) {
       const v = data[i];
       if (v >= min && v <= max) {
-        counts[Math.floor(v * inv) - first]++;
-        finite++;
+        even[Math.floor(v * inv) - first]++;
         zeros += +(v === 0);
       } else if (v - v === 0) outside++;
+      else skipped++;
+      if (i + 1 === n) break;
+      const w = data[i + 1];
+      if (w >= min && w <= max) {
+        odd[Math.floor(w * inv) - first]++;
+        zeros += +(w === 0);
+      } else if (w - w === 0) outside++;
+      else skipped++;
+    }
+    const last = this.bin(max);
+    for (let j = this.bin(min); j <= last; j++) {
+      counts[j] += even[j] + odd[j];
+      even[j] = 0;
+      odd[j] = 0;
     }
     if (outside > 0) throw outsideBounds(min, max, outside);
-    this.seen += finite;
+    this.seen += n - skipped;
     this.zeros += zeros;
   }
 

@@ -235,6 +235,31 @@ test('histogram: bounds that do not hold the values are an error, not values dro
   assert.equal(a.zeros, 2);
 });
 
+test('histogram: every value counted once whatever its position, odd lengths and NaNs included, and a failed batch leaves the next histogram clean', () => {
+  const rand = mulberry32(41);
+  // Counts by hand over the final grid, one value at a time.
+  const byHand = (values: Float32Array, view: HistogramView): number[] => {
+    const counts = new Array<number>(view.counts.length).fill(0);
+    for (const v of values) if (Number.isFinite(v)) counts[Math.floor((v - view.lo) / view.width)]++;
+    return counts;
+  };
+  for (const [n, bins] of [[1001, 8], [64, 4096], [7, 16], [2, 2]]) {
+    const values = gaussian(rand, n);
+    for (let i = 0; i < n; i += 5) values[i] = 0;
+    if (n > 3) values[3] = NaN;
+    const h = new StreamingHistogram(bins);
+    h.add(values);
+    const view = h.view()!;
+    assert.deepEqual([...view.counts], byHand(values, view), `${n} values, ${bins} bins`);
+    assert.equal(view.total, [...values].filter(Number.isFinite).length);
+    assert.equal(view.zeros, [...values].filter((v) => v === 0).length);
+  }
+  assert.throws(() => new StreamingHistogram(4096).add(f32([1, 2, 3, 50]), { min: 0, max: 4 }), /outside the bounds/);
+  const after = new StreamingHistogram(4096);
+  after.add(f32([1, 2, 3, 4]));
+  assert.equal(after.view()!.counts.reduce((a, b) => a + b, 0), 4, 'nothing left over from the failed batch');
+});
+
 test('histogram: shifts without widening when the data still fits the bins', () => {
   const h = new StreamingHistogram(8);
   h.add(f32([0, 3.5, 8])); // width 2: bins 0..4
