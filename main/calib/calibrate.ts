@@ -81,13 +81,13 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
-/** The first position and the step of every sampled tap, as the feeds of a tapped run. */
+/** The first position of every sampled tap and the step of those whose step is fed, as the feeds of a tapped run. */
 function sampleFeeds(taps: readonly Tap[], sample: (tap: Tap) => { start: number; step: number }): Record<string, ort.Tensor> {
   const scalar = (v: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), [1]);
   return Object.fromEntries(taps.flatMap((t) => {
-    if (!t.start || !t.steps) return [];
+    if (!t.start) return [];
     const { start, step } = sample(t);
-    return [[t.start, scalar(start)], [t.steps, scalar(step)]];
+    return t.steps ? [[t.start, scalar(start)], [t.steps, scalar(step)]] : [[t.start, scalar(start)]];
   }));
 }
 
@@ -141,8 +141,15 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const shaped = [...measured.map((t) => t.tensor), ...sizedOnly];
     const known = await inferredDims(model, source.feedShapes, shaped);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
+    const stepFor = (size: number) => (budget > 0 ? sampleStride(size / budget) : 1);
     const split = { values: Math.floor((options.partBytes ?? PART_BYTES) / 4 / options.batchSize), sampleBudget: budget };
-    const tapped = tapModel(model, measured.map((t) => ({ tensor: t.tensor, sample: needsHistogram(t.method) })), known, sizedOnly, split);
+    const shapes = knownShapes(shaped, known);
+    const requests = measured.map((t) => {
+      const sample = needsHistogram(t.method);
+      const shape = shapes.get(t.tensor);
+      return { tensor: t.tensor, sample, stride: sample && shape ? { size: elementCount(shape), step: stepFor(elementCount(shape)) } : undefined };
+    });
+    const tapped = tapModel(model, requests, known, sizedOnly, split);
     const { taps } = tapped;
     const partOfCell = tapped.cells.map((_, c) => tapped.parts.filter((start) => start <= c).length);
     // The samples of a part go to one worker, so that the part's buffer moves there whole.
@@ -156,21 +163,20 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     session = await shapedSession(tapped.model, source.feedShapes, 'model prepared for calibration', TAP_OPTIONS);
     // Each tensor's size cuts the batch so that one batch of activations fits the memory budget,
     // and gives each histogram tensor the step that keeps its sample near the sample budget. Shape
-    // inference gives most sizes; the rest come from the first sample, run once with samples of
-    // one element: the step is an input of the same session, so this probe costs one run, not a
-    // second session.
-    const shapes = knownShapes(shaped, known);
+    // inference gives most sizes, whose steps are constants of the model; the rest come from the
+    // first sample, run once with samples of one element: their step is an input of the same
+    // session, so this probe costs one run, not a second session.
     if (tapped.sized.length) await measureShapes(session, tapped, source, shapes);
     // Relu and Clip keep their input's shape.
     for (const d of derived) shapes.set(d.tensor, shapes.get(d.from)!);
     const batchSize = fitBatch(options.batchSize, liveBytesPerSample(new Map(measured.map((t) => [t.tensor, shapes.get(t.tensor)!]))), options.memoryBudget);
-    const strides = new Map(taps.flatMap((t) => (t.sample !== undefined || t.values ? [[t.tensor, t.steps && budget > 0 ? sampleStride(elementCount(shapes.get(t.tensor)!) / budget) : 1] as const] : [])));
+    const strides = new Map(taps.flatMap((t) => (t.sample !== undefined || t.values ? [[t.tensor, t.start ? stepFor(elementCount(shapes.get(t.tensor)!)) : 1] as const] : [])));
     const sizes = new Map(taps.map((t) => [t.tensor, elementCount(shapes.get(t.tensor)!)]));
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
-      const positions = new Map(taps.filter((t) => t.steps).map((t) => {
+      const positions = new Map(taps.filter((t) => t.start).map((t) => {
         const step = strides.get(t.tensor)!;
         return [t, { start: samplePhase(done, sizes.get(t.tensor)!, step), step }] as const;
       }));

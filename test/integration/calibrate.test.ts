@@ -108,6 +108,24 @@ test('the joined output splits into parts of whole taps under the limit, and cal
   }
 });
 
+test('a step known before the run is a constant of the model, and the taps of one size and step share the input of their first position', async () => {
+  const { model, tensors, source } = await setup('percentile:99.9');
+  const names = tensors.map((t) => t.tensor);
+  const known = await inferredDims(model, source.feedShapes, names);
+  const sizes = new Map(names.map((t) => [t, rowCount(known.get(t)!, 1)]));
+  const stride = (size: number) => ({ size, step: sampleStride(size / 500) });
+  const tapped = tapModel(model, names.map((tensor) => ({ tensor, sample: true, stride: stride(sizes.get(tensor)!) })), known);
+  const groups = new Set(names.map((t) => `${sizes.get(t)}/${stride(sizes.get(t)!).step}`));
+  assert.ok(groups.size < names.length, 'some tensors share a size');
+  assert.equal(tapped.model.graph!.input.length, 1 + groups.size, 'the model input and one position a group');
+  for (const tap of tapped.taps) {
+    assert.equal(tap.steps, undefined, `${tap.tensor}: no step to feed`);
+    assert.ok(tap.start, `${tap.tensor}: a position to feed`);
+  }
+  const fed = tapModel(model, names.map((tensor) => ({ tensor, sample: true })), known);
+  assert.equal(fed.model.graph!.input.length, 1 + 2 * names.length, 'without strides: a position and a step a tap');
+});
+
 test('a scalar or batch-independent tensor is sampled too', async () => {
   const dir = tempDir('scalar');
   const file = path.join(dir, 'x.npy');
