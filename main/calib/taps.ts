@@ -221,29 +221,16 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
     } else if (r.sample) {
       const sample = `${base}_sample`;
-      let steps: string;
-      if (r.stride && !unknown) {
-        // Inputs cost ONNX Runtime's graph passes as nodes do: the recognizer's 700 (a position
-        // and a step per tap) took a sixth of its calibration session's creation.
-        tap.start = `${SHARED_START}_${r.stride.size}_${r.stride.step}`;
-        steps = `${SHARED_STEP}_${r.stride.step}`;
-        if (!shared.has(tap.start)) inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]));
-        if (!shared.has(steps)) initializers.push(int64Tensor(steps, [1], [r.stride.step]));
-        shared.add(tap.start).add(steps);
-      } else {
-        tap.start = `${base}_start`;
-        tap.steps = steps = `${base}_steps`;
-        inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]), typedValueInfo(tap.steps, DataType.INT64, [1]));
-      }
+      const { start, steps } = samplePosition(tap, base, unknown ? undefined : r.stride, { inputs, initializers, shared });
       if (unknown) {
         // No length to place it in the joined output by: an output of its own, ordered by an empty slice of it.
         tap.values = sample;
         outputs.push(typedValueInfo(sample, DataType.FLOAT));
-        nodes.push(stridedSample(flat, tap.start, steps, sample), emptySlice(sample, `${sample}_empty`, true));
+        nodes.push(stridedSample(flat, start, steps, sample), emptySlice(sample, `${sample}_empty`, true));
         cell(`${sample}_empty`, EMPTY);
       } else {
         if (lead.length) nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
-        nodes.push(stridedSample(flat, tap.start, steps, sample));
+        nodes.push(stridedSample(flat, start, steps, sample));
         flattened = true;
         tap.sample = cell(sample, { sampleOf: tap, dims: known.get(r.tensor)! });
       }
@@ -266,6 +253,28 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
     parts,
     joined: joinedNames,
   };
+}
+
+/**
+ * The inputs that place `tap`'s sample, named in `tap.start` (and `tap.steps` where the step is
+ * fed), and the names of its position and step. A stride known before the run makes the step a constant and
+ * the position an input shared by the taps of one size and step (`shared` holds the names
+ * made): inputs cost ONNX Runtime's graph passes as nodes do, and the PaddleOCR recognizer's 700
+ * (a position and a step a tap) took a sixth of its calibration session's creation.
+ */
+function samplePosition(tap: Tap, base: string, stride: TapRequest['stride'], made: { inputs: onnx.IValueInfoProto[]; initializers: onnx.TensorProto[]; shared: Set<string> }): { start: string; steps: string } {
+  if (!stride) {
+    tap.start = `${base}_start`;
+    tap.steps = `${base}_steps`;
+    made.inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]), typedValueInfo(tap.steps, DataType.INT64, [1]));
+    return { start: tap.start, steps: tap.steps };
+  }
+  tap.start = `${SHARED_START}_${stride.size}_${stride.step}`;
+  const steps = `${SHARED_STEP}_${stride.step}`;
+  if (!made.shared.has(tap.start)) made.inputs.push(typedValueInfo(tap.start, DataType.INT64, [1]));
+  if (!made.shared.has(steps)) made.initializers.push(int64Tensor(steps, [1], [stride.step]));
+  made.shared.add(tap.start).add(steps);
+  return { start: tap.start, steps };
 }
 
 /** The first cell of each part after the first: whole blocks, each part under `split.values` values a sample where a block allows. */
