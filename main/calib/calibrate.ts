@@ -142,7 +142,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const known = await inferredDims(model, source.feedShapes, shaped);
     const budget = options.histogramSample ?? DEFAULT_HISTOGRAM_SAMPLE;
     const stepFor = (size: number) => (budget > 0 ? sampleStride(size / budget) : 1);
-    const split = { values: Math.floor((options.partBytes ?? PART_BYTES) / 4 / options.batchSize), sampleBudget: budget };
+    const split = { values: Math.floor((options.partBytes ?? PART_BYTES) / 4 / options.batchSize), parts: pool.size, sampleBudget: budget };
     const shapes = knownShapes(shaped, known);
     const requests = measured.map((t) => {
       const sample = needsHistogram(t.method);

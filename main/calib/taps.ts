@@ -22,10 +22,10 @@ export interface TapRequest {
 
 export interface Tap {
   tensor: string;
-  /** Cells (TappedModel.cells) of the EXTREMES_OUTPUT vector that hold the minimum and the maximum of each of its rows. */
+  /** Cells (TappedModel.cells) of the joined output that hold the minimum and the maximum of each of its rows. */
   min: number;
   max: number;
-  /** The cell of EXTREMES_OUTPUT that holds the values the histogram sees, a strided sample of the tensor, where its size is known. */
+  /** The cell of the joined output that holds the values the histogram sees, a strided sample of the tensor, where its size is known. */
   sample?: number;
   /** Else the output that holds them: the strided sample, or the tensor itself where the opset cannot slice with steps. */
   values?: string;
@@ -42,12 +42,14 @@ export interface Tap {
 export const EXTREMES_OUTPUT = 'qs_tap_extremes';
 
 /**
- * The largest part of the joined output. onnxruntime-node hands each output over in a new buffer,
+ * The largest part of the joined output a batch makes, where no single tap's block is larger
+ * (whole tensors, with no sample budget, can be). onnxruntime-node hands each output over in a new buffer,
  * and glibc maps a buffer above 32 MB fresh from the kernel every time, where smaller ones reuse
  * freed memory: on the VMs this was measured on, a fresh page cost 2.5 to 3.5 ms a megabyte, and
  * a 71 MB output took 266 ms a run to hand over, the same values in three parts 54 ms. The
  * PaddleOCR recognizer's histogram calibration makes 71 MB of samples a batch of 8: its runs took
- * 4.1 to 4.3 s in one output, 3.3 to 4.0 s in parts of 12 to 24 MB, 3.0 to 3.4 s in parts of 2 to 4 MB.
+ * 4.1 to 4.3 s in one output, 3.3 to 4.0 s in parts of 12 to 24 MB, 3.0 to 3.4 s in parts of 2
+ * to 4 MB: smaller than glibc's threshold alone asks, as measured.
  */
 export const PART_BYTES = 4 << 20;
 
@@ -85,7 +87,8 @@ export function samplePhase(before: number, size: number, step: number): number 
 }
 
 /**
- * The step that makes a sample of one element: a probe run with it hands over next to nothing.
+ * The step that makes a sample of one element: a probe run with it hands over next to nothing of
+ * the taps whose step is fed (the others sample as they will in every batch).
  * ONNX Runtime sizes a slice as (length + step - 1) / step, so the step stays far from int64's end.
  */
 export const PROBE_STEP = 2 ** 31 - 1;
@@ -131,9 +134,14 @@ export interface TappedModel {
   joined: string[];
 }
 
-/** How to split the joined output: at most `values` values a sample in each part, a sample of `sampleBudget` values a sample at most (0: whole tensors). */
+/**
+ * How to split the joined output: at most `values` values a sample in each part, and at least
+ * `parts` parts where the taps allow (one per worker, each of which takes a part whole), for
+ * samples of `sampleBudget` values a sample at most (0: whole tensors).
+ */
 export interface TapSplit {
   values: number;
+  parts: number;
   sampleBudget: number;
 }
 
@@ -284,13 +292,18 @@ function partStarts(cells: readonly TapCell[], blockStarts: readonly number[], s
     const size = rowCount(c.dims, 1);
     return split.sampleBudget > 0 ? Math.min(size, split.sampleBudget + 1) : size;
   };
-  const starts: number[] = [];
-  let held = 0;
-  blockStarts.forEach((first, b) => {
+  const blockValues = blockStarts.map((first, b) => {
     const end = b + 1 < blockStarts.length ? blockStarts[b + 1] : cells.length;
     let values = 0;
     for (let c = first; c < end; c++) values += valuesOf(cells[c]);
-    if (held > 0 && held + values > split.values) {
+    return values;
+  });
+  const limit = Math.min(split.values, Math.ceil(blockValues.reduce((a, b) => a + b, 0) / Math.max(1, split.parts)));
+  const starts: number[] = [];
+  let held = 0;
+  blockStarts.forEach((first, b) => {
+    const values = blockValues[b];
+    if (held > 0 && held + values > limit) {
       starts.push(first);
       held = 0;
     }

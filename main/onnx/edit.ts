@@ -129,7 +129,8 @@ export function cellValues(parts: readonly Float32Array[], lengths: readonly num
   let at = 0;
   const check = () => {
     // Shape inference said how many values each cell holds; a run that disagrees would shift every cell after it.
-    if (at !== parts[part].length) throw new Error(`a measuring run returned ${parts[part].length} values where shape inference gave ${at}`);
+    const which = parts.length > 1 ? ` in part ${part + 1} of ${parts.length} of its joined output` : '';
+    if (at !== parts[part].length) throw new Error(`a measuring run returned ${parts[part].length} values${which} where shape inference gave ${at}`);
   };
   lengths.forEach((length, cell) => {
     if (cell === starts[part]) {

@@ -87,6 +87,11 @@ export class StatsPool {
     });
   }
 
+  /** Worker threads (0: the observers run in this thread). */
+  get size(): number {
+    return this.workers.length;
+  }
+
   /** `together`: groups of tensors that share a worker, so that a buffer holding them all moves to it whole (observeAll). */
   initObservers(specs: ObserveSpec[], together: ReadonlyArray<readonly string[]> = []): void {
     together.forEach((names, k) => {
@@ -129,6 +134,7 @@ export class StatsPool {
    * bytes of them move to it with the buffer, without a copy, and the others are copied first.
    */
   observeAll(buffer: ArrayBuffer, items: readonly Observation[]): void {
+    if (!items.length) return;
     if (this.here) {
       for (const o of items) this.here.handle({ op: 'observe', ...o });
       return;

@@ -7,9 +7,8 @@ import { calibrate, type CalibrationResult } from '../../main/calib/calibrate';
 import { writeNpy } from '../../main/data/npy';
 import { openSource, type SampleSource } from '../../main/data/readers';
 import { samplePhase, sampleStride, tapModel } from '../../main/calib/taps';
-import { inferredDims } from '../../main/onnx/session';
 import { rowCount } from '../../main/onnx/edit';
-import { inputSpecs } from '../../main/onnx/session';
+import { inferredDims, inputSpecs } from '../../main/onnx/session';
 import { GraphView } from '../../main/onnx/graph';
 import { encodeModel, loadModel } from '../../main/onnx/model';
 import { calibrationTensors, planQuantization, type ActivationSpec } from '../../main/plan/plan';
@@ -90,7 +89,7 @@ test('the joined output splits into parts of whole taps under the limit, and cal
   const { model, tensors, source } = await setup('percentile:99.9');
   const names = tensors.map((t) => t.tensor);
   const known = await inferredDims(model, source.feedShapes, names);
-  const tapped = tapModel(model, names.map((tensor) => ({ tensor, sample: true })), known, [], { values: 1000, sampleBudget: 0 });
+  const tapped = tapModel(model, names.map((tensor) => ({ tensor, sample: true })), known, [], { values: 1000, parts: 1, sampleBudget: 0 });
   assert.ok(tapped.parts.length >= 2, `${tapped.parts.length + 1} parts`);
   assert.equal(tapped.joined.length, tapped.parts.length + 1);
   const perSample = tapped.cells.map((c) => rowCount('lead' in c ? c.lead : c.dims, 1));
@@ -101,6 +100,8 @@ test('the joined output splits into parts of whole taps under the limit, and cal
     // A part holds more only where one tap alone does.
     assert.ok(values <= 1000 || cellsOfPart.length <= 3, `part ${k}: ${values} values a sample in ${cellsOfPart.length} cells`);
   }
+  const perWorker = tapModel(model, names.map((tensor) => ({ tensor, sample: true })), known, [], { values: 1e9, parts: 3, sampleBudget: 0 });
+  assert.ok(perWorker.joined.length >= 3, `under the limit, still a part a worker (each takes parts whole): ${perWorker.joined.length} parts`);
   for (const histogramSample of [0, 500]) {
     const whole = await calibrate(model, tensors, source, { batchSize: 8, histogramSample });
     const parted = await calibrate(model, tensors, source, { batchSize: 8, histogramSample, partBytes: 8 * 4 * 1000 });

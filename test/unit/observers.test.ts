@@ -247,6 +247,8 @@ test('histogram: every value counted once whatever its position, odd lengths and
     const values = gaussian(rand, n);
     for (let i = 0; i < n; i += 5) values[i] = 0;
     if (n > 3) values[3] = NaN;
+    if (n > 6) values[6] = NaN;
+    if (n > 8) [values[7], values[8]] = [Infinity, -Infinity];
     const h = new StreamingHistogram(bins);
     h.add(values);
     const view = h.view()!;
