@@ -81,14 +81,20 @@ function needsHistogram(method: string): boolean {
   return kind !== 'minmax' && kind !== 'moving-average';
 }
 
-/** The first position of every sampled tap and the step of those whose step is fed, as the feeds of a tapped run. */
+/**
+ * The first position of every sampled tap and the step of those whose step is fed, as the feeds of
+ * a tapped run: one tensor an input, whichever taps share it.
+ */
 function sampleFeeds(taps: readonly Tap[], sample: (tap: Tap) => { start: number; step: number }): Record<string, ort.Tensor> {
   const scalar = (v: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), [1]);
-  return Object.fromEntries(taps.flatMap((t) => {
-    if (!t.start) return [];
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const t of taps) {
+    if (!t.start || t.start in feeds) continue;
     const { start, step } = sample(t);
-    return t.steps ? [[t.start, scalar(start)], [t.steps, scalar(step)]] : [[t.start, scalar(start)]];
-  }));
+    feeds[t.start] = scalar(start);
+    if (t.steps) feeds[t.steps] = scalar(step);
+  }
+  return feeds;
 }
 
 /** The shape of each of `tensors` for one sample where shape inference knows it. */

@@ -136,7 +136,7 @@ export class StatsPool {
   observeAll(buffer: ArrayBuffer, items: readonly Observation[]): void {
     if (!items.length) return;
     if (this.here) {
-      for (const o of items) this.here.handle({ op: 'observe', ...o });
+      this.here.handle({ op: 'observe-all', items: [...items] });
       return;
     }
     const byWorker = new Map<Worker, Observation[]>();
