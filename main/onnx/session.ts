@@ -7,7 +7,7 @@ import * as protobuf from 'protobufjs/minimal';
 import type { GraphView } from './graph';
 import { encodeModel, largeModelBytes, saveModel, tensorBytes } from './model';
 import { onnx } from './proto';
-import { typedValueInfo, withInputShapes, type InferredDims } from './edit';
+import { BATCH_DIM, typedValueInfo, withInputShapes, type InferredDims } from './edit';
 import { throwIfAborted } from '../base/progress';
 import { elementCount, Feed, InputShapes, InputSpec } from '../base/feed';
 import { tensorDims } from './tensor';
@@ -100,19 +100,39 @@ export async function shapedSession(model: onnx.ModelProto, shapes: InputShapes 
 const INFERENCE_KEEPS = 1024;
 
 /**
- * Each of `tensors`' dims as ONNX Runtime's shape inference finds them, without running the model:
- * a session of `model` for the data's input shapes `shapes` (withInputShapes) with those tensors
- * as outputs and no graph optimization. Large initializers become inputs of their shape, so the
- * session holds no weights; inference needs only their shapes. Where ONNX Runtime cannot load
- * the model, nothing is known and the callers measure instead: the run that follows reports why.
+ * Batch sizes shape inference is run at, two primes no model fixes: a dim that is the first in one
+ * run and the second in the other is the batch, one equal in both is a size, any other (twice the
+ * batch, the data's) is unknown.
+ */
+const PROBE_BATCHES = [7, 11] as const;
+
+/**
+ * Each of `tensors`' dims as ONNX Runtime's shape inference finds them, without running the model
+ * and without its weights (large initializers become inputs of their shape; inference needs only
+ * those). With the batch fixed, ONNX Runtime's basic passes fold a Shape of a known tensor and
+ * the arithmetic on it into constants, so that a Reshape to `[Shape(x)[0:2], -1]` has a shape
+ * too: the PaddleOCR recognizer's SVTR blocks left 75 of its 350 calibrated tensors unknown with
+ * a symbolic batch, none with the batch fixed. Where the data's shapes vary (`shapes` undefined)
+ * or the model refuses the probe batches, the batch stays symbolic. Where ONNX Runtime cannot load
+ * the model at all, nothing is known and the callers measure instead: the run that follows
+ * reports why.
  */
 export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes | undefined, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
-  const shaped = withInputShapes(model, shapes);
-  const graph = shaped.graph!;
+  const skeleton = weightless(model, tensors);
+  if (shapes && Object.values(shapes).some((dims) => dims.includes(null))) {
+    const [a, b] = await Promise.all(PROBE_BATCHES.map((batch) => outputDims(withInputShapes(skeleton, withBatch(shapes, batch)))));
+    if (a && b) return new Map([...a].flatMap(([name, dims]) => (b.has(name) ? [[name, batchDims(dims, b.get(name)!)] as const] : [])));
+  }
+  return (await outputDims(withInputShapes(skeleton, shapes))) ?? new Map();
+}
+
+/** `model` with `tensors` as its outputs and its large initializers as inputs of their shape. */
+function weightless(model: onnx.ModelProto, tensors: readonly string[]): onnx.ModelProto {
+  const graph = model.graph!;
   const large = new Set(graph.initializer.filter((t) => elementCount(tensorDims(t)) >= INFERENCE_KEEPS));
   const inputs = new Set(graph.input.map((i) => i.name));
-  const skeleton = onnx.ModelProto.create({
-    ...shaped,
+  return onnx.ModelProto.create({
+    ...model,
     graph: onnx.GraphProto.create({
       ...graph,
       initializer: graph.initializer.filter((t) => !large.has(t)),
@@ -120,11 +140,29 @@ export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes |
       output: tensors.map((name) => onnx.ValueInfoProto.create({ name })),
     }),
   });
+}
+
+function withBatch(shapes: InputShapes, batch: number): InputShapes {
+  return Object.fromEntries(Object.entries(shapes).map(([name, dims]) => [name, dims.map((d) => d ?? batch)]));
+}
+
+/** The dims of a tensor from its dims at the two probe batches. */
+function batchDims(a: InferredDims, b: InferredDims): InferredDims {
+  if (a.length !== b.length) return a.map(() => '');
+  return a.map((d, i) => {
+    if (typeof d !== 'number' || typeof b[i] !== 'number') return '';
+    if (d === b[i]) return d;
+    return d === PROBE_BATCHES[0] && b[i] === PROBE_BATCHES[1] ? BATCH_DIM : '';
+  });
+}
+
+/** The dims of `model`'s outputs after ONNX Runtime's basic passes; undefined where it cannot load the model. */
+async function outputDims(model: onnx.ModelProto): Promise<Map<string, InferredDims> | undefined> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(encodeModel(skeleton), { graphOptimizationLevel: 'disabled' });
+    session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'basic' });
   } catch {
-    return new Map();
+    return undefined;
   }
   try {
     return new Map(session.outputMetadata.flatMap((m) => (m.isTensor && m.shape.length ? [[m.name, m.shape] as const] : [])));

@@ -189,6 +189,28 @@ test('shape inference without weights: every dim but the batch known where the o
   assert.equal((await inferredDims(unloadable, undefined, ['y'])).size, 0, 'a model ONNX Runtime cannot load: nothing known, the run reports why');
 });
 
+test('shape inference follows a Reshape to a shape computed from the batch (Shape, Slice, Concat): the batch where a dim follows it, unknown where it is a multiple of it', async () => {
+  const model = buildModel({
+    inputs: { x: ['N', 4, 6] }, outputs: { r: ['N', 4, 'K'], t: ['M', 12] },
+    initializers: {
+      starts: { dims: [1], data: BigInt64Array.of(0n) }, ends: { dims: [1], data: BigInt64Array.of(2n) },
+      rest: { dims: [1], data: BigInt64Array.of(-1n) }, twelve: { dims: [2], data: BigInt64Array.of(-1n, 12n) },
+    },
+    nodes: [
+      { op: 'Shape', inputs: ['x'], outputs: ['s'] },
+      { op: 'Slice', inputs: ['s', 'starts', 'ends'], outputs: ['lead'] },
+      { op: 'Concat', inputs: ['lead', 'rest'], outputs: ['target'], attrs: { axis: 0 } },
+      { op: 'Reshape', inputs: ['x', 'target'], outputs: ['r'] },
+      { op: 'Reshape', inputs: ['x', 'twelve'], outputs: ['t'] },
+    ],
+  });
+  const dims = await inferredDims(model, { x: [null, 4, 6] }, ['r', 't']);
+  assert.deepEqual(dims.get('r'), [BATCH_DIM, 4, 6]);
+  assert.deepEqual(dims.get('t'), ['', 12], 'twice the batch: not a size, not the batch');
+  const symbolic = await inferredDims(model, undefined, ['r']);
+  assert.notDeepEqual(symbolic.get('r'), [BATCH_DIM, 4, 6], 'data of varying shapes: the batch stays symbolic');
+});
+
 test('a model that cannot take the data\'s input shapes says which shapes it was given', async () => {
   const model = buildModel({
     inputs: { x: ['N', 1, 'H', 'W'] }, outputs: { y: ['N', 1, 4, 4] },
