@@ -5,7 +5,7 @@ import { quantTypeBits } from '../../shared/recipe';
 import { elementCount, feedSamples } from '../base/feed';
 import { type Control, throwIfAborted } from '../base/progress';
 import { StatsPool } from '../stats/pool';
-import type { Observation, ObservedRange } from '../stats/protocol';
+import { NonFiniteValues, type Observation, type ObservedRange } from '../stats/protocol';
 import type { onnx } from '../onnx/proto';
 import type { ActivationSpec } from '../plan/plan';
 import * as ort from 'onnxruntime-node';
@@ -82,6 +82,15 @@ function needsHistogram(method: string): boolean {
 }
 
 /**
+ * Histogram methods whose range comes from the histogram alone, so that a sampled tensor needs no
+ * exact extremes: its sample's bound the histogram (percentile 100 is the extremes themselves).
+ */
+function rangeFromSample(method: string): boolean {
+  const m = parseMethod(method);
+  return m.kind === 'entropy' || m.kind === 'mse' || (m.kind === 'percentile' && m.percentile < 100);
+}
+
+/**
  * The first position of every sampled tap and the step of those whose step is fed, as the feeds of
  * a tapped run: one tensor an input, whichever taps share it.
  */
@@ -141,6 +150,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
   try {
     const derived = derivedRanges(model, tensors);
     const untapped = new Set(derived.map((d) => d.tensor));
+    const sources = new Set(derived.map((d) => d.from));
     const measured = tensors.filter((t) => !untapped.has(t.tensor));
     const observed = new Set(tensors.map((t) => t.tensor));
     const sizedOnly = (options.sized ?? []).filter((t) => !observed.has(t));
@@ -153,7 +163,8 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const requests = measured.map((t) => {
       const sample = needsHistogram(t.method);
       const shape = shapes.get(t.tensor);
-      return { tensor: t.tensor, sample, stride: sample && shape ? { size: elementCount(shape), step: stepFor(elementCount(shape)) } : undefined };
+      const sampleOnly = sample && rangeFromSample(t.method) && !sources.has(t.tensor);
+      return { tensor: t.tensor, sample, sampleOnly, stride: sample && shape ? { size: elementCount(shape), step: stepFor(elementCount(shape)) } : undefined };
     });
     const tapped = tapModel(model, requests, known, sizedOnly, split);
     const { taps } = tapped;
@@ -180,6 +191,11 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     const sizes = new Map(taps.map((t) => [t.tensor, elementCount(shapes.get(t.tensor)!)]));
     let done = 0;
     let queued: Promise<void> = Promise.resolve();
+    let queuedBatch = { feed: {} as Feed, done: 0, n: 0 };
+    // A sample alone is checked for NaN and infinities where it is binned: in its worker.
+    const settle = () => queued.catch((err: unknown) => {
+      throw err instanceof NonFiniteValues ? overflow(err.tensor, queuedBatch.feed, source, queuedBatch.done, queuedBatch.n) : err;
+    });
     for await (const feed of source.batches(batchSize)) {
       throwIfAborted(options.signal);
       const positions = new Map(taps.filter((t) => t.start).map((t) => {
@@ -190,7 +206,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       const out = await run(session, { ...toOrtFeeds(feed), ...sampling }, 'calibration model');
       // Workers digest a batch while ONNX Runtime computes the next one; waiting for the previous
       // flush keeps at most two batches in memory. Observers in this thread are done with it already.
-      await queued;
+      await settle();
       const n = feedSamples(feed);
       const parts = tapped.joined.length ? tapped.joined.map((name) => floatData(out[name] as ort.Tensor, name)) : [new Float32Array(0)];
       const cellOf = cellValues(parts, tapped.cells.map((c) => {
@@ -201,8 +217,12 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
       // Every extreme is read before the parts' buffers move to the workers.
       const samplesOf = parts.map(() => [] as Observation[]);
       for (const tap of taps) {
-        const min = cellOf(tap.min).reduce((a, b) => Math.min(a, b), Infinity);
-        const max = cellOf(tap.max).reduce((a, b) => Math.max(a, b), -Infinity);
+        if (!tap.extremes) {
+          samplesOf[partOfCell[tap.sample!]].push({ name: tap.tensor, data: cellOf(tap.sample!), finite: true });
+          continue;
+        }
+        const min = cellOf(tap.extremes.min).reduce((a, b) => Math.min(a, b), Infinity);
+        const max = cellOf(tap.extremes.max).reduce((a, b) => Math.max(a, b), -Infinity);
         if (!Number.isFinite(min) || !Number.isFinite(max)) throw overflow(tap.tensor, feed, source, done, n);
         extremesOf.set(tap.tensor, { min, max });
         // The exact extremes bound the histogram so that it spans the true range.
@@ -220,13 +240,14 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
         pool.observe(d.tensor, Float32Array.of(d.map(min), d.map(max)));
       }
       queued = pool.flush();
+      queuedBatch = { feed, done, n };
       // Awaited after the next run; a worker failing meanwhile must not go unhandled until then.
       queued.catch(() => undefined);
       done += n;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({ stage: 'calibrate', done, total: source.count, rate: done / seconds });
     }
-    await queued;
+    await settle();
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no calibration samples in ${source.description}`);
     // In the order asked for, whichever thread or worker observed each tensor: saved ranges files compare byte for byte.

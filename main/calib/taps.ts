@@ -1,8 +1,8 @@
 // The calibration model: the float model plus, for every observed tensor, its batch minimum and
-// maximum computed inside ONNX Runtime, and for histogram methods a strided sample of its values.
+// maximum computed inside ONNX Runtime, or for histogram methods a strided sample of its values.
 // Copying every activation out of ONNX Runtime costs far more than the inference itself (the
 // PaddleOCR recognizer makes 200 MB of activations per text line); reductions and samples keep
-// what crosses to JavaScript small, and the exact extremes still bound every histogram.
+// what crosses to JavaScript small.
 import { flatShape, intAttr, intsAttr, joinedOutputs, makeNode, reducedCells, rowAxes, rowCells, rowCount, rowDims, sampleShape, typedValueInfo, withJoinedAdditions, type InferredDims, type KnownDims } from '../onnx/edit';
 import { int64Tensor, makeTensor } from '../onnx/tensor';
 import { defaultOpset } from '../onnx/graph';
@@ -13,6 +13,12 @@ export interface TapRequest {
   /** Also hand over a sample of its values for a histogram, every k-th element. */
   sample: boolean;
   /**
+   * The sample alone, without the tensor's exact minimum and maximum: its histogram's range is
+   * the sample's. Where the sample cannot be a cell of the joined output (a shape measured in the
+   * run, an opset without strided Slice), the extremes are reduced all the same.
+   */
+  sampleOnly?: boolean;
+  /**
    * The size of one sample's tensor and the sample's step, where known before the run: the step is
    * then a constant of the model, and the tensors of one size and step share the input of their
    * first position. Otherwise both are fed at run time.
@@ -22,9 +28,8 @@ export interface TapRequest {
 
 export interface Tap {
   tensor: string;
-  /** Cells (TappedModel.cells) of the joined output that hold the minimum and the maximum of each of its rows. */
-  min: number;
-  max: number;
+  /** Cells (TappedModel.cells) of the joined output that hold the minimum and the maximum of each of its rows; none for a sample alone (TapRequest.sampleOnly). */
+  extremes?: { min: number; max: number };
   /** The cell of the joined output that holds the values the histogram sees, a strided sample of the tensor, where its size is known. */
   sample?: number;
   /** Else the output that holds them: the strided sample, or the tensor itself where the opset cannot slice with steps. */
@@ -210,20 +215,23 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
       blocks.push(nodes);
       return;
     }
-    const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
     const dims = known.get(r.tensor);
     const lead = unknown ? [] : rowDims(dims);
-    if (lead.length) {
-      nodes.push(...rowCells(r.tensor, dims!.length, extremes, opset, `${AXES}_${dims!.length}`));
-      rowRanks.add(dims!.length);
-    } else {
-      if (!unknown) {
-        nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
-        flattened = true;
+    const tap: Tap = { tensor: r.tensor };
+    if (!(r.sample && r.sampleOnly && sampling && !unknown)) {
+      const extremes = [{ op: 'ReduceMin', output: `${base}_min` }, { op: 'ReduceMax', output: `${base}_max` }];
+      if (lead.length) {
+        nodes.push(...rowCells(r.tensor, dims!.length, extremes, opset, `${AXES}_${dims!.length}`));
+        rowRanks.add(dims!.length);
+      } else {
+        if (!unknown) {
+          nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
+          flattened = true;
+        }
+        nodes.push(...reducedCells(flat, extremes));
       }
-      nodes.push(...reducedCells(flat, extremes));
+      tap.extremes = { min: cell(`${base}_min`, { lead }), max: cell(`${base}_max`, { lead }) };
     }
-    const tap: Tap = { tensor: r.tensor, min: cell(`${base}_min`, { lead }), max: cell(`${base}_max`, { lead }) };
     if (r.sample && !sampling) {
       tap.values = r.tensor;
       if (!outputs.some((o) => o.name === r.tensor)) outputs.push(typedValueInfo(r.tensor, DataType.FLOAT));
@@ -237,7 +245,7 @@ export function tapModel(model: onnx.ModelProto, requests: TapRequest[], known: 
         nodes.push(stridedSample(flat, start, steps, sample), emptySlice(sample, `${sample}_empty`, true));
         cell(`${sample}_empty`, EMPTY);
       } else {
-        if (lead.length) nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
+        if (lead.length || !tap.extremes) nodes.push(makeNode('Reshape', [r.tensor, FLAT], [flat]));
         nodes.push(stridedSample(flat, start, steps, sample));
         flattened = true;
         tap.sample = cell(sample, { sampleOf: tap, dims: known.get(r.tensor)! });

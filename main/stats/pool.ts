@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Bounds } from './observers';
-import type { CompareStats, Observation, ObserveSpec, ObservedRange, StatsRequest, StatsResponse } from './protocol';
+import { NonFiniteValues, type CompareStats, type Observation, type ObserveSpec, type ObservedRange, type StatsRequest, type StatsResponse } from './protocol';
 import { StatsState } from './state';
 
 /**
@@ -54,7 +54,7 @@ export class StatsPool {
 
   private onMessage(msg: StatsResponse): void {
     if (msg.op === 'error') {
-      this.fail(new Error(msg.message));
+      this.fail(msg.tensor !== undefined ? new NonFiniteValues(msg.tensor) : new Error(msg.message));
       return;
     }
     const p = this.pending.get(msg.id);
@@ -124,9 +124,9 @@ export class StatsPool {
   }
 
   /** `bounds`: the exact extremes of the data `data` samples (Observer.update). The caller keeps `data`. */
-  observe(name: string, data: Float32Array, bounds?: Bounds): void {
-    if (this.here) this.here.handle({ op: 'observe', name, data, bounds });
-    else this.post(this.workerFor(name), { op: 'observe', name, data: this.stage(data), bounds });
+  observe(name: string, data: Float32Array, bounds?: Bounds, finite?: boolean): void {
+    if (this.here) this.here.handle({ op: 'observe', name, data, bounds, finite });
+    else this.post(this.workerFor(name), { op: 'observe', name, data: this.stage(data), bounds, finite });
   }
 
   /**
@@ -146,7 +146,7 @@ export class StatsPool {
     }
     const bytes = (list: Observation[]) => list.reduce((n, o) => n + o.data.byteLength, 0);
     const [taker, taken] = [...byWorker].reduce((a, b) => (bytes(b[1]) > bytes(a[1]) ? b : a));
-    for (const [w, list] of byWorker) if (w !== taker) for (const o of list) this.observe(o.name, o.data, o.bounds);
+    for (const [w, list] of byWorker) if (w !== taker) for (const o of list) this.observe(o.name, o.data, o.bounds, o.finite);
     if (this.failure) throw this.failure;
     taker.postMessage({ op: 'observe-all', items: taken } satisfies StatsRequest, [buffer]);
   }

@@ -14,6 +14,15 @@ export interface Observation {
   name: string;
   data: Float32Array;
   bounds?: Bounds;
+  /** Every value must be finite: one that is not stops the pool with NonFiniteValues instead of being skipped. */
+  finite?: boolean;
+}
+
+/** An Observation marked `finite` held NaN or an infinity: the model overflowed on the data (calibrate.ts overflow). */
+export class NonFiniteValues extends Error {
+  constructor(readonly tensor: string) {
+    super(`tensor "${tensor}" holds NaN or infinite values`);
+  }
 }
 
 export interface CompareStats {
@@ -33,7 +42,7 @@ export interface ObservedRange {
 
 export type StatsRequest =
   | { op: 'observe-init'; tensors: ObserveSpec[] }
-  | { op: 'observe'; name: string; data: Float32Array; bounds?: Bounds }
+  | ({ op: 'observe' } & Observation)
   /** Views of one buffer that moved to the worker with the message. */
   | { op: 'observe-all'; items: Observation[] }
   | { op: 'compare'; name: string; ref: Float32Array; approx: Float32Array }
@@ -43,4 +52,5 @@ export type StatsRequest =
 export type StatsResponse =
   | { op: 'flushed'; id: number }
   | { op: 'result'; id: number; ranges: Record<string, ObservedRange>; compares: Record<string, CompareStats> }
-  | { op: 'error'; message: string };
+  /** `tensor`: the request failed with NonFiniteValues of that tensor. */
+  | { op: 'error'; message: string; tensor?: string };

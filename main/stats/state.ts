@@ -1,5 +1,5 @@
 import { createObserver, parseMethod, type Observer } from './observers';
-import type { StatsRequest, StatsResponse, CompareStats } from './protocol';
+import { NonFiniteValues, type CompareStats, type Observation, type StatsRequest, type StatsResponse } from './protocol';
 
 /**
  * The observers and SQNR accumulators of a pool and the requests they answer: in a worker thread
@@ -40,6 +40,13 @@ export class StatsState {
     s.refMax = hi;
   }
 
+  private observe(o: Observation): void {
+    const observer = this.observers.get(o.name)!;
+    const before = observer.count;
+    observer.update(o.data, o.bounds);
+    if (o.finite && observer.count - before !== o.data.length) throw new NonFiniteValues(o.name);
+  }
+
   handle(msg: StatsRequest): StatsResponse | undefined {
     switch (msg.op) {
       case 'observe-init':
@@ -48,10 +55,10 @@ export class StatsState {
         }
         return undefined;
       case 'observe':
-        this.observers.get(msg.name)!.update(msg.data, msg.bounds);
+        this.observe(msg);
         return undefined;
       case 'observe-all':
-        for (const o of msg.items) this.observers.get(o.name)!.update(o.data, o.bounds);
+        for (const o of msg.items) this.observe(o);
         return undefined;
       case 'compare':
         this.compare(msg.name, msg.ref, msg.approx);

@@ -3,7 +3,7 @@
 // that moved here.
 import { parentPort } from 'node:worker_threads';
 import { StatsState } from './state';
-import type { StatsRequest, StatsResponse } from './protocol';
+import { NonFiniteValues, type StatsRequest, type StatsResponse } from './protocol';
 
 const state = new StatsState();
 parentPort!.on('message', (msg: StatsRequest) => {
@@ -11,6 +11,7 @@ parentPort!.on('message', (msg: StatsRequest) => {
     const reply = state.handle(msg);
     if (reply) parentPort!.postMessage(reply);
   } catch (err) {
-    parentPort!.postMessage({ op: 'error', message: (err as Error).message } satisfies StatsResponse);
+    const tensor = err instanceof NonFiniteValues ? err.tensor : undefined;
+    parentPort!.postMessage({ op: 'error', message: (err as Error).message, tensor } satisfies StatsResponse);
   }
 });

@@ -261,3 +261,54 @@ test('min/max of a Relu or Clip output follows from its tapped input, exactly; o
   assert.equal(result.ranges.get('h')!.max, Math.max(...hs), 'h max: Sigmoid as ONNX Runtime computes it, then the clamp');
   assert.deepEqual(result.shapes.get('c'), [1, 16], 'a derived tensor has its input\'s shape');
 });
+
+test('a histogram tensor is sampled alone: no extremes reduced in the run, its histogram spans its sample; percentile 100 and a derived range\'s source keep their exact extremes; a sample gone NaN or infinite stops calibration', async () => {
+  const dir = tempDir('sample-only');
+  const file = path.join(dir, 'x.npy');
+  const x = randomArray(24 * 16, 7, 1);
+  // Sample 0 is sampled at 0, 7 and 14 (step 7, samplePhase): the outlier at 3 is not in it.
+  const step = sampleStride(16 / 3);
+  assert.equal(step, 7);
+  x[3] = 1000;
+  writeNpy(file, 'float32', [24, 16], x);
+  const model = buildModel({
+    inputs: { x: ['N', 16] }, outputs: { r: ['N', 16], m: ['N', 16], p: ['N', 16], l: ['N', 16] },
+    initializers: { w: { dims: [16], data: randomArray(16, 8, 1).map((v) => Math.abs(v) + 0.5) } },
+    nodes: [
+      { op: 'Relu', inputs: ['x'], outputs: ['r'] },
+      { op: 'Mul', inputs: ['x', 'w'], outputs: ['m'] },
+      { op: 'Sigmoid', inputs: ['x'], outputs: ['p'] },
+      { op: 'Log', inputs: ['r'], outputs: ['l'] },
+    ],
+  });
+  const spec = (tensor: string, method: string): ActivationSpec => ({ tensor, method, type: 'uint8', symmetric: false, node: tensor, op: '', index: 0 });
+  const source = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 16] }]);
+  const tensors = [spec('x', 'percentile:99'), spec('r', 'minmax'), spec('m', 'mse'), spec('p', 'percentile:100')];
+  const known = await inferredDims(model, source.feedShapes, ['x', 'm', 'p']);
+  const requests = ['x', 'm', 'p'].map((tensor) => ({ tensor, sample: true, sampleOnly: tensor === 'm', stride: { size: 16, step } }));
+  const tapped = tapModel(model, requests, known);
+  assert.deepEqual(tapped.taps.map((t) => [t.tensor, t.extremes !== undefined]), [['x', true], ['m', false], ['p', true]]);
+  assert.equal(tapped.model.graph!.node.filter((n) => n.opType === 'ReduceMax').length, 2, 'no reduction for the sample alone');
+
+  const result = await calibrate(model, tensors, source, { batchSize: 5, histogramSample: 3 });
+  assert.equal(result.strides.get('m'), step);
+  const session = await ort.InferenceSession.create(encodeModel(model));
+  const exact = await session.run({ x: new ort.Tensor('float32', x, [24, 16]) });
+  await session.release();
+  const largest = (name: string) => (exact[name].data as Float32Array).reduce((a, b) => Math.max(a, b), -Infinity);
+  const histogramOf = (name: string) => result.ranges.get(name)!.histogram!;
+  assert.ok(histogramOf('m').max < largest('m') / 2, `m's histogram spans its sample, not the outlier ${largest('m')}: up to ${histogramOf('m').max}`);
+  assert.ok(histogramOf('x').max >= 1000, 'x, the source of r\'s derived range, keeps its exact extremes, which bound its histogram');
+  assert.equal(result.ranges.get('r')!.max, 1000);
+  assert.equal(result.ranges.get('p')!.max, largest('p'), 'percentile 100: the exact largest value');
+
+  // Log of a Relu output is -inf wherever x <= 0; sample 1 is sampled at 5 and 12.
+  const positive = Float32Array.from(x, (v) => Math.abs(v) + 0.1);
+  positive[16 + samplePhase(1, 16, step)] = 0;
+  writeNpy(file, 'float32', [24, 16], positive);
+  const zeroed = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 16] }]);
+  await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 1, histogramSample: 3 }),
+    /tensor "l" of the model becomes NaN or infinite .* on sample 2, whose inputs reach/);
+  await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 4, histogramSample: 3 }),
+    /tensor "l" of the model becomes NaN or infinite .* on samples 1–4/);
+});
