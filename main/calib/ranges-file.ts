@@ -11,7 +11,7 @@ import type { onnx } from '../onnx/proto';
 import { calibrationTensors, planQuantization, withBorrowedRanges, type QuantPlan } from '../plan/plan';
 import type { Range } from '../stats/range';
 import { calibrate } from './calibrate';
-import type { SavedHistogram } from './rerange';
+import { savedHistogram, type SavedHistogram } from './rerange';
 import type { AdaRoundReport } from '../../shared/report';
 import type { ChosenRounding, WeightGrid } from '../plan/qmath';
 
@@ -133,7 +133,7 @@ export async function savedOrCalibrated(model: string, floatModel: onnx.ModelPro
   const tensors: RangesFile['tensors'] = {};
   for (const [name, r] of result.ranges) {
     ranges.set(name, { min: r.min, max: r.max });
-    tensors[name] = { min: r.min, max: r.max, histogram: r.histogram };
+    tensors[name] = { min: r.min, max: r.max, histogram: r.histogram && savedHistogram(r.histogram) };
   }
   return { ranges, doc: { version: 1, model: path.basename(model), method: plan.recipe.method, samples: result.samples, tensors }, samples: result.samples, source, shapes: result.shapes };
 }

@@ -20,6 +20,18 @@ export interface SavedHistogram {
  */
 export const FIX_METHODS = ['minmax', 'percentile:99.9', 'percentile:99.99', 'percentile:99.999', 'mse'] as const;
 
+/**
+ * A histogram as the ranges file keeps it, its counts a plain array for JSON. Copied by a loop:
+ * Array.from on a Float64Array goes through its iterator, 190 ms for the recognizer's 350
+ * histograms of 8,192 bins against 17 ms (Node 20), and the workers hand the counts over typed for
+ * the same reason (a structured clone of plain arrays took 94 ms a worker).
+ */
+export function savedHistogram(h: { min: number; max: number; counts: Float64Array }): SavedHistogram {
+  const counts = new Array<number>(h.counts.length);
+  for (let j = 0; j < counts.length; j++) counts[j] = h.counts[j];
+  return { min: h.min, max: h.max, counts };
+}
+
 export function distributionOf(h: SavedHistogram): BinnedDistribution | undefined {
   const n = h.counts.length;
   if (n === 0 || !(h.max > h.min)) return undefined;

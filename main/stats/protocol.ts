@@ -37,7 +37,7 @@ export interface ObservedRange {
   min: number;
   max: number;
   count: number;
-  histogram?: { min: number; max: number; counts: number[] };
+  histogram?: { min: number; max: number; counts: Float64Array };
 }
 
 export type StatsRequest =

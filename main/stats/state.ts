@@ -70,7 +70,7 @@ export class StatsState {
         for (const [name, o] of this.observers) {
           const r = o.range();
           const h = o.histogram();
-          ranges[name] = { min: r.min, max: r.max, count: o.count, histogram: h ? { min: h.min, max: h.max, counts: Array.from(h.counts) } : undefined };
+          ranges[name] = { min: r.min, max: r.max, count: o.count, histogram: h };
         }
         return { op: 'result', id: msg.id, ranges, compares: Object.fromEntries(this.compares) };
       }
