@@ -112,18 +112,22 @@ const PROBE_BATCHES = [7, 11] as const;
  * those). With the batch fixed, ONNX Runtime's basic passes fold a Shape of a known tensor and
  * the arithmetic on it into constants, so that a Reshape to `[Shape(x)[0:2], -1]` has a shape
  * too: the PaddleOCR recognizer's SVTR blocks left 75 of its 350 calibrated tensors unknown with
- * a symbolic batch, none with the batch fixed. Where the data's shapes vary (`shapes` undefined)
- * or the model refuses the probe batches, the batch stays symbolic. Where ONNX Runtime cannot load
+ * a symbolic batch, none with the batch fixed. Where the data's shapes vary (`shapes` undefined),
+ * the data fixes the batch itself (a subset read in equal batches) or the model refuses the probe
+ * batches, inference runs once without graph passes, as it did before: with every shape static,
+ * the side-by-side session over a subset of the recognizer, its sums now on the SVTR tensors
+ * directly, took 3.5 GB and 4x the time (found, not understood; those sessions keep the old
+ * shapes until it is). Where ONNX Runtime cannot load
  * the model at all, nothing is known and the callers measure instead: the run that follows
  * reports why.
  */
 export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes | undefined, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
   const skeleton = weightless(model, tensors);
   if (shapes && Object.values(shapes).some((dims) => dims.includes(null))) {
-    const [a, b] = await Promise.all(PROBE_BATCHES.map((batch) => outputDims(withInputShapes(skeleton, withBatch(shapes, batch)))));
+    const [a, b] = await Promise.all(PROBE_BATCHES.map((batch) => outputDims(withInputShapes(skeleton, withBatch(shapes, batch)), 'basic')));
     if (a && b) return new Map([...a].flatMap(([name, dims]) => (b.has(name) ? [[name, batchDims(dims, b.get(name)!)] as const] : [])));
   }
-  return (await outputDims(withInputShapes(skeleton, shapes))) ?? new Map();
+  return (await outputDims(withInputShapes(skeleton, shapes), 'disabled')) ?? new Map();
 }
 
 /** `model` with `tensors` as its outputs and its large initializers as inputs of their shape. */
@@ -156,11 +160,11 @@ function batchDims(a: InferredDims, b: InferredDims): InferredDims {
   });
 }
 
-/** The dims of `model`'s outputs after ONNX Runtime's basic passes; undefined where it cannot load the model. */
-async function outputDims(model: onnx.ModelProto): Promise<Map<string, InferredDims> | undefined> {
+/** The dims of `model`'s outputs after ONNX Runtime's passes of `level`; undefined where it cannot load the model. */
+async function outputDims(model: onnx.ModelProto, level: 'basic' | 'disabled'): Promise<Map<string, InferredDims> | undefined> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'basic' });
+    session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: level });
   } catch {
     return undefined;
   }
