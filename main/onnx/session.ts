@@ -117,9 +117,8 @@ const PROBE_BATCHES = [7, 11] as const;
  * batches, inference runs once without graph passes, as it did before: with every shape static,
  * the side-by-side session over a subset of the recognizer, its sums now on the SVTR tensors
  * directly, took 3.5 GB and 4x the time (found, not understood; those sessions keep the old
- * shapes until it is). Where ONNX Runtime cannot load
- * the model at all, nothing is known and the callers measure instead: the run that follows
- * reports why.
+ * shapes until it is). Where ONNX Runtime cannot load the model at all, nothing is known and the
+ * callers measure instead: the run that follows reports why.
  */
 export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes | undefined, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
   const skeleton = weightless(model, tensors);
