@@ -10,6 +10,33 @@ export type MetricValues = Partial<Record<MetricName, number>>;
 export type SampleValues = Partial<Record<MetricName, Float64Array>>;
 
 /**
+ * What comparing a float output batch needs of it alone: each row's argmax and each sample's power
+ * Σx². A search compares the same float outputs with dozens of models (on the PaddleOCR
+ * recognizer's 6625 classes, the argmax of the float rows was a sixth of a measurement's
+ * JavaScript), so it computes them once.
+ */
+export interface ReferenceRows {
+  argmax: Int32Array;
+  power: Float64Array;
+}
+
+export function referenceRows(ref: Float32Array, dims: readonly number[]): ReferenceRows {
+  const classes = dims[dims.length - 1] ?? 1;
+  const rows = classes > 0 ? ref.length / classes : 0;
+  const argmaxes = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) argmaxes[r] = argmax(ref, r * classes, classes);
+  const n = dims[0] ?? 1;
+  const per = n > 0 ? ref.length / n : 0;
+  const power = new Float64Array(n);
+  for (let s = 0; s < n; s++) {
+    let xx = 0;
+    for (let i = s * per; i < (s + 1) * per; i++) xx += ref[i] * ref[i];
+    power[s] = xx;
+  }
+  return { argmax: argmaxes, power };
+}
+
+/**
  * Metrics of one model output, float reference against the quantized model, over the last axis.
  * An output [N, C] is a classifier (one row per sample: top-1/top-5, accuracy against labels);
  * any other rank has rows over every leading position (a sequence of N x T steps), where argmax
@@ -44,23 +71,26 @@ export class MetricAccumulator {
 
   /**
    * One batch: `ref` and `quant` hold `dims` (first axis = samples); labels, when given, hold one
-   * class id per sample of this batch, or for a sequence output one per position of each sample.
+   * class id per sample of this batch, or for a sequence output one per position of each sample;
+   * `rows`, `ref`'s referenceRows where the caller keeps them. Returns the batch's Σ(ref − quant)².
    */
-  add(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels?: ArrayLike<number>): void {
+  add(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels?: ArrayLike<number>, rows = referenceRows(ref, dims)): number {
     if (ref.length !== quant.length) throw new Error(`metric: the outputs differ in size (${ref.length} and ${quant.length} values)`);
     const classes = dims[dims.length - 1] ?? 1;
     const n = dims[0] ?? 1;
     if (dims.length !== 2) this.classifier = false;
-    const rows = classes > 0 ? ref.length / classes : 0;
+    const rowCount = rows.argmax.length;
     // Rows come sample by sample; an output whose first axis is not the samples' is counted whole.
-    const rowsPerSample = n > 0 && Number.isInteger(rows / n) ? rows / n : rows;
-    for (let first = 0; first < rows; first += rowsPerSample) {
+    const rowsPerSample = n > 0 && Number.isInteger(rowCount / n) ? rowCount / n : rowCount;
+    for (let first = 0; first < rowCount; first += rowsPerSample) {
       let same = 0;
       let hits = 0;
-      for (let o = first * classes; o < (first + rowsPerSample) * classes; o += classes) {
-        const a = argmax(ref, o, classes);
-        if (argmax(quant, o, classes) === a) same++;
-        if (topK(quant, o, classes, 5).includes(a)) hits++;
+      for (let r = first; r < first + rowsPerSample; r++) {
+        const a = rows.argmax[r];
+        // The first of the top 5 is the argmax, ties to the lower index as argmax takes them.
+        const top = topK(quant, r * classes, classes, 5);
+        if (top[0] === a) same++;
+        if (top.includes(a)) hits++;
       }
       this.argmaxSame += same;
       this.top5Hits += hits;
@@ -70,16 +100,19 @@ export class MetricAccumulator {
         this.record('top5-agreement', hits / rowsPerSample);
       }
     }
-    this.rows += rows;
+    this.rows += rowCount;
     const per = n > 0 ? ref.length / n : 0;
+    let noise = 0;
     for (let s = 0; s < n; s++) {
       let xy = 0;
-      let xx = 0;
+      const xx = rows.power[s];
       let yy = 0;
       for (let i = s * per; i < (s + 1) * per; i++) {
-        xy += ref[i] * quant[i];
-        xx += ref[i] * ref[i];
-        yy += quant[i] * quant[i];
+        const x = ref[i];
+        const y = quant[i];
+        xy += x * y;
+        yy += y * y;
+        noise += (x - y) * (x - y);
       }
       // Two all-zero outputs agree perfectly; one all-zero output against another has no direction.
       const cosine = xx === 0 && yy === 0 ? 1 : xx === 0 || yy === 0 ? 0 : xy / Math.sqrt(xx * yy);
@@ -92,18 +125,20 @@ export class MetricAccumulator {
       for (let s = 0; s < n; s++) {
         const label = labels[s];
         const o = s * classes;
-        const right = argmax(quant, o, classes) === label ? 1 : 0;
-        const right5 = topK(quant, o, classes, 5).includes(label) ? 1 : 0;
+        const top = topK(quant, o, classes, 5);
+        const right = top[0] === label ? 1 : 0;
+        const right5 = top.includes(label) ? 1 : 0;
         this.correct += right;
         this.correct5 += right5;
         this.record('accuracy', right);
         this.record('top5-accuracy', right5);
-        if (argmax(ref, o, classes) === label) this.floatCorrect++;
+        if (rows.argmax[s] === label) this.floatCorrect++;
         if (topK(ref, o, classes, 5).includes(label)) this.floatCorrect5++;
       }
       this.labelled += n;
     }
     if (labels && dims.length > 2) this.addSequenceLabels(ref, quant, dims, labels, n, rowsPerSample, classes);
+    return noise;
   }
 
   /**
@@ -202,9 +237,11 @@ export function argmax(data: ArrayLike<number>, offset: number, n: number): numb
 /** Indices of the k largest values, largest first (ties keep the lower index). */
 export function topK(data: ArrayLike<number>, offset: number, n: number, k: number): number[] {
   const top: number[] = [];
+  // The k-th largest so far once there are k: most values fall at or below it.
+  let floor = -Infinity;
   for (let i = 0; i < n; i++) {
     const v = data[offset + i];
-    if (top.length === k && v <= data[offset + top[k - 1]]) continue;
+    if (top.length === k && v <= floor) continue;
     let j = Math.min(top.length, k - 1);
     if (top.length < k) top.push(i);
     while (j > 0 && data[offset + top[j - 1]] < v) {
@@ -212,6 +249,7 @@ export function topK(data: ArrayLike<number>, offset: number, n: number, k: numb
       j--;
     }
     top[j] = i;
+    if (top.length === k) floor = data[offset + top[k - 1]];
   }
   return top;
 }

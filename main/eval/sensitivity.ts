@@ -19,7 +19,7 @@ import { withHigherPrecision, type LayerMove } from '../../shared/recipe';
 import { dbToJson, type Quality } from '../../shared/report';
 
 import { CustomScore, perSample, type BatchOutputs, type CustomScoring } from './custom-metric';
-import { MetricAccumulator, type MetricValues, type SampleValues } from './metrics';
+import { MetricAccumulator, referenceRows, type MetricValues, type ReferenceRows, type SampleValues } from './metrics';
 import type { MainNumerics } from '../../shared/numerics';
 import { numericsOptions } from '../onnx/numerics';
 import { floatData, run, shapedSession, toOrtFeeds } from '../onnx/session';
@@ -247,10 +247,21 @@ export class Subset {
   /** The subset's input shapes, which the reference-numerics sessions over it are built for. */
   readonly shapes?: InputShapes;
 
+  /** Per batch, the referenceRows of its first float output, which the task metrics compare; and Σx² over every float output: what each measure would compute of them again. */
+  private readonly rows: Array<ReferenceRows | undefined>;
+  private readonly power: number;
+
   private constructor(readonly read: Feed[], readonly feeds: Array<Record<string, ort.Tensor>>, readonly samples: number,
     private readonly reference: BatchOutputs[], private readonly labels?: ClassIds,
     private readonly custom?: CustomScoring) {
     this.shapes = commonShapes(read);
+    this.rows = reference.map((outputs) => {
+      const [first] = Object.values(outputs);
+      return first && referenceRows(first.data, first.dims);
+    });
+    let power = 0;
+    for (const outputs of reference) for (const { data } of Object.values(outputs)) for (let i = 0; i < data.length; i++) power += data[i] * data[i];
+    this.power = power;
   }
 
   /** `custom`: the user's metric module and its labels, scored on every measure as `custom`. */
@@ -286,7 +297,6 @@ export class Subset {
    * subset; with `eachSample`, each sample's metrics too.
    */
   async measure(session: ort.InferenceSession, extra: Record<string, ort.Tensor> = {}, signal?: AbortSignal, eachSample = false): Promise<RunQuality> {
-    let s = 0;
     let e = 0;
     const metric = new MetricAccumulator({ perSample: eachSample });
     const custom = this.custom ? new CustomScore(this.custom) : undefined;
@@ -300,16 +310,13 @@ export class Subset {
         const t = out[name] as ort.Tensor;
         const y = floatData(t, name);
         quantized[name] = { dims: t.dims, data: y };
-        for (let i = 0; i < ref.data.length; i++) {
-          const d = ref.data[i] - y[i];
-          s += ref.data[i] * ref.data[i];
-          e += d * d;
-        }
         if (first) {
           const n = t.dims[0];
-          metric.add(ref.data, y, t.dims, this.labels && idsOf(this.labels, offset, n));
+          e += metric.add(ref.data, y, t.dims, this.labels && idsOf(this.labels, offset, n), this.rows[b]);
           offset += n;
           first = false;
+        } else {
+          for (let i = 0; i < ref.data.length; i++) e += (ref.data[i] - y[i]) * (ref.data[i] - y[i]);
         }
       }
       if (custom) {
@@ -320,7 +327,7 @@ export class Subset {
     const metrics = metric.result();
     if (!eachSample) {
       if (custom) metrics.custom = await custom.score(signal);
-      return { sqnr: sqnrDb(s, e), metrics };
+      return { sqnr: sqnrDb(this.power, e), metrics };
     }
     const each = metric.perSample();
     if (custom) {
@@ -328,7 +335,7 @@ export class Subset {
       metrics.custom = scored.value;
       if (scored.each) each.custom = scored.each;
     }
-    return { sqnr: sqnrDb(s, e), metrics, perSample: each };
+    return { sqnr: sqnrDb(this.power, e), metrics, perSample: each };
   }
 
   /** The same measure for a whole model in named numerics; with `eachSample`, each sample's metrics too. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { writeNpy } from '../../main/data/npy';
 import { readLabels } from '../../main/data/labels';
-import { MetricAccumulator, topK } from '../../main/eval/metrics';
+import { argmax, MetricAccumulator, referenceRows, topK } from '../../main/eval/metrics';
 import { describeTarget, parseMetricTarget } from '../../shared/metrics';
 import { tempDir } from '../helpers/build';
 
@@ -69,9 +69,35 @@ test('each sample\'s metrics, where asked for, average to the whole figures', ()
   assert.deepEqual(new MetricAccumulator().perSample(), {}, 'nothing kept unless asked');
 });
 
-test('topK keeps the k largest, largest first, lower index on ties', () => {
+test('topK keeps the k largest, largest first, lower index on ties; its first is the argmax', () => {
   assert.deepEqual(topK([3, 9, 1, 9, 7, 0], 0, 6, 3), [1, 3, 4]);
   assert.deepEqual(topK([5, 4], 0, 2, 5), [0, 1]);
+  assert.deepEqual(topK([2, 2, 1, 3, 3, 3, 0], 0, 7, 5), [3, 4, 5, 0, 1]);
+  // Rows of few distinct values, where ties are the rule.
+  let seed = 7;
+  const next = () => (seed = (seed * 48271) % 2147483647) % 4;
+  for (let r = 0; r < 200; r++) {
+    const row = Float32Array.from({ length: 12 }, next);
+    assert.equal(topK(row, 0, 12, 5)[0], argmax(row, 0, 12), `row ${[...row]}`);
+  }
+});
+
+test('the float rows computed once give the same metrics, and a batch returns its Σ(ref − quant)²', () => {
+  // Two samples of 2 steps x 3 classes, labelled at every step.
+  const ref = Float32Array.from([1, 5, 2, 0, 1, 3, 4, 4, 1, 2, 0, 1]);
+  const quant = Float32Array.from([1, 4, 3, 1, 1, 2, 4, 3, 2, 1, 2, 1]);
+  const labels = Int32Array.from([1, 2, 0, 2]);
+  const fresh = new MetricAccumulator({ perSample: true });
+  const kept = new MetricAccumulator({ perSample: true });
+  const rows = referenceRows(ref, [2, 2, 3]);
+  assert.deepEqual([...rows.argmax], [1, 2, 0, 0]);
+  assert.deepEqual([...rows.power], [1 + 25 + 4 + 0 + 1 + 9, 16 + 16 + 1 + 4 + 0 + 1]);
+  const noise = ref.reduce((sum, x, i) => sum + (x - quant[i]) ** 2, 0);
+  assert.equal(fresh.add(ref, quant, [2, 2, 3], labels), noise);
+  assert.equal(kept.add(ref, quant, [2, 2, 3], labels, rows), noise);
+  assert.deepEqual(kept.result(), fresh.result());
+  assert.deepEqual(kept.perSample(), fresh.perSample());
+  assert.equal(fresh.result()['argmax-agreement'], 3 / 4, 'the last step\'s argmax moved');
 });
 
 test('labels from a .npy of class ids and from a folder per class', async () => {
