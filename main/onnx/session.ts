@@ -115,10 +115,14 @@ const PROBE_BATCHES = [7, 11] as const;
  * a symbolic batch, none with the batch fixed. Where the data's shapes vary (`shapes` undefined),
  * the data fixes the batch itself (a subset read in equal batches) or the model refuses the probe
  * batches, inference runs once without graph passes, as it did before: with every shape static,
- * the side-by-side session over a subset of the recognizer, its sums now on the SVTR tensors
- * directly, took 3.5 GB and 4x the time (found, not understood; those sessions keep the old
- * shapes until it is). Where ONNX Runtime cannot load the model at all, nothing is known and the
- * callers measure instead: the run that follows reports why.
+ * the side-by-side session over 32 lines of the recognizer, its sums on the SVTR tensors directly,
+ * took 3.4 GB and 8.9 s against 0.35 GB and 2.7 s. ONNX Runtime folds the SVTR blocks' Shape
+ * arithmetic into constants at static shapes, and its order (a reverse walk from the graph's
+ * leaves) then runs 400 float nodes before the first quantized one, so tapped tensors wait for
+ * their pairs and its elementwise kernels write into fresh memory (a Div 25x slower). Those
+ * sessions with the batch symbolic instead took 3.0 s, no faster than with the old shapes. Where
+ * ONNX Runtime cannot load the model at all, nothing is known and the callers measure instead:
+ * the run that follows reports why.
  */
 export async function inferredDims(model: onnx.ModelProto, shapes: InputShapes | undefined, tensors: readonly string[]): Promise<Map<string, InferredDims>> {
   const skeleton = weightless(model, tensors);

@@ -164,6 +164,11 @@ test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves eac
   assert.ok(warm[warm.length - 1] < warm[0], `loss after warm-up ${warm[0]} → ${warm[warm.length - 1]}`);
   assert.ok((layer.outputSqnr.after as number) > (layer.outputSqnr.before as number) + 0.5, `layer output SQNR ${layer.outputSqnr.before} → ${layer.outputSqnr.after} dB`);
   assert.ok(layer.changed > 0 && layer.changed < 0.5, `share rounded the other way: ${layer.changed}`);
+  assert.equal(layer.loss.length, 10, 'the loss every tenth of the way');
+  // The iterations between two points of the loss are one run: 307 end on a run of 7.
+  const odd = (await adaRound(model, plan, ranges, feeds, { iterations: 307 })).report.layers[0];
+  assert.equal(odd.loss.length, 11);
+  assert.ok((odd.outputSqnr.after as number) > (layer.outputSqnr.before as number) + 0.5, `307 iterations: ${odd.outputSqnr.after} dB`);
 
   // The reported output SQNR is the conv's, measured: the float conv against the converted one on its quantized input, before its output is quantized.
   const nearest = convertModel(view, plan, ranges);
