@@ -137,7 +137,7 @@ export class MetricAccumulator {
       }
       this.labelled += n;
     }
-    if (labels && dims.length > 2) this.addSequenceLabels(ref, quant, dims, labels, n, rowsPerSample, classes);
+    if (labels && dims.length > 2) this.addSequenceLabels(ref, quant, dims, labels, n, rowsPerSample, classes, rows.argmax);
     return noise;
   }
 
@@ -146,7 +146,8 @@ export class MetricAccumulator {
    * next-token accuracy, and perplexity exp(mean −log p(label)) with p the softmax of the output
    * (or the output itself where its rows already are probabilities). Negative labels are not scored.
    */
-  private addSequenceLabels(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels: ArrayLike<number>, n: number, rowsPerSample: number, classes: number): void {
+  private addSequenceLabels(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels: ArrayLike<number>, n: number, rowsPerSample: number, classes: number,
+    refArgmax: Int32Array): void {
     if (labels.length !== n * rowsPerSample) {
       throw new DataError(`labels: ${labels.length / n} class ids per sample for an output of ${rowsPerSample} positions per sample ([${dims.join(', ')}]); give one per position, [N, ${rowsPerSample}]`);
     }
@@ -163,7 +164,7 @@ export class MetricAccumulator {
         const o = r * classes;
         scored++;
         if (argmax(quant, o, classes) === label) right++;
-        if (argmax(ref, o, classes) === label) this.floatCorrect++;
+        if (refArgmax[r] === label) this.floatCorrect++;
         nll += negativeLogLikelihood(quant, o, classes, label, probabilities);
         this.floatNll += negativeLogLikelihood(ref, o, classes, label, probabilities);
       }
