@@ -251,7 +251,7 @@ export async function calibrate(model: onnx.ModelProto, tensors: ActivationSpec[
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no calibration samples in ${source.description}`);
     // In the order asked for, whichever thread or worker observed each tensor: saved ranges files compare byte for byte.
-    const results = (await pool.results()).ranges;
+    const results = await pool.results();
     const ranges = new Map(tensors.flatMap((t) => (results.has(t.tensor) ? [[t.tensor, results.get(t.tensor)!] as const] : [])));
     return { ranges, samples: done, batchSize, seconds: (performance.now() - start) / 1000, shapes, strides, derived: new Map(derived.map((d) => [d.tensor, d.from])) };
   } finally {

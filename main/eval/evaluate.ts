@@ -9,8 +9,6 @@ import * as ort from 'onnxruntime-node';
 import { fitBatch, liveBytesPerSample, overflow, probeShapes, TAP_OPTIONS, type RunOptions } from '../calib/calibrate';
 import { idsOf, type ClassIds } from '../data/labels';
 import type { SampleSource } from '../data/readers';
-import { StatsPool } from '../stats/pool';
-import type { CompareStats } from '../stats/protocol';
 import type { MainNumerics, Numerics } from '../../shared/numerics';
 import type { onnx } from '../onnx/proto';
 
@@ -22,7 +20,7 @@ import { floatData, inferredDims, run, shapedSession, toOrtFeeds } from '../onnx
 import { feedSamples, type InputShapes } from '../base/feed';
 import { cellValues, rowCount, type KnownDims } from '../onnx/edit';
 import { throwIfAborted } from '../base/progress';
-import { sqnrDb } from '../stats/sqnr';
+import { addComparison, emptyComparison, sqnrDb, type CompareStats } from '../stats/sqnr';
 import type { Range } from '../stats/range';
 
 export type { TensorPair } from './compare-model';
@@ -82,37 +80,45 @@ export interface EvaluationResult extends OutputFigures {
   seconds: number;
 }
 
-function withSqnr(s: CompareStats | undefined): OutputStats {
-  const base = s ?? { signal: 0, noise: 0, maxAbsError: 0, refMin: 0, refMax: 0 };
-  return { ...base, sqnr: sqnrDb(base.signal, base.noise) };
+function withSqnr(s: CompareStats): OutputStats {
+  return { ...s, sqnr: sqnrDb(s.signal, s.noise) };
 }
 
-/** The float outputs against one source of quantized outputs, accumulated in the stats workers. */
+/** The float outputs against one source of quantized outputs. */
 class OutputComparison {
   private readonly metric = new MetricAccumulator();
+  private readonly sums = new Map<string, CompareStats>();
   private readonly custom?: CustomScore;
 
   /** `floatScore`: where the float outputs go to be scored as the float model's own (one comparison fills it for all). */
-  constructor(readonly numerics: Numerics, private readonly pool: StatsPool, private readonly key: string, custom?: EvaluationOptions['custom'],
-    private readonly floatScore?: CustomScore) {
+  constructor(readonly numerics: Numerics, custom?: EvaluationOptions['custom'], private readonly floatScore?: CustomScore) {
     if (custom) this.custom = new CustomScore(custom);
   }
 
-  add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: ArrayLike<number>): void {
+  /** Adds a batch; returns the first float output that holds a value that is not finite. */
+  add(names: readonly string[], ref: ort.InferenceSession.OnnxValueMapType, quant: (name: string) => ort.Tensor | undefined, labels?: ArrayLike<number>): string | undefined {
     let first = true;
+    let broken: string | undefined;
     const floats: BatchOutputs = {};
     const quants: BatchOutputs = {};
     for (const name of names) {
-      const r = ref[name] as ort.Tensor;
+      const r = ref[name] as ort.Tensor | undefined;
       const q = quant(name);
-      if (r?.type !== 'float32' || q?.type !== 'float32') continue;
-      if (first) {
-        this.metric.add(floatData(r, name), floatData(q, name), r.dims, labels);
-        first = false;
+      if (r?.type !== 'float32') continue;
+      if (q?.type !== 'float32') {
+        broken ??= finiteOutput(r) ? undefined : name;
+        continue;
       }
-      floats[name] = { dims: r.dims, data: floatData(r, name) };
-      quants[name] = { dims: q.dims, data: floatData(q, name) };
-      this.pool.compare(`${this.key}:${name}`, floatData(r, name), floatData(q, name));
+      const [x, y] = [floatData(r, name), floatData(q, name)];
+      const sums = this.sums.get(name) ?? emptyComparison();
+      this.sums.set(name, sums);
+      if (first) this.metric.add(x, y, r.dims, labels, undefined, sums);
+      else addComparison(sums, x, y);
+      first = false;
+      // Σx² is finite exactly when every value is: a NaN or an infinity carries into it.
+      broken ??= Number.isFinite(sums.signal) ? undefined : name;
+      floats[name] = { dims: r.dims, data: x };
+      quants[name] = { dims: q.dims, data: y };
     }
     if (this.custom) {
       const n = Object.values(floats)[0]?.dims[0] ?? 0;
@@ -120,10 +126,11 @@ class OutputComparison {
       this.custom.add(f, perSample(quants, n));
       this.floatScore?.add(f, f);
     }
+    return broken;
   }
 
   /** `floatCustom`: the float model's own score by the metric module, the same for every comparison. */
-  async result(names: readonly string[], compares: ReadonlyMap<string, CompareStats>, floatCustom: number | undefined, signal?: AbortSignal): Promise<OutputFigures> {
+  async result(names: readonly string[], floatCustom: number | undefined, signal?: AbortSignal): Promise<OutputFigures> {
     const metrics = this.metric.result();
     if (this.custom) {
       metrics.custom = await this.custom.score(signal);
@@ -132,7 +139,10 @@ class OutputComparison {
     return {
       numerics: this.numerics,
       metrics,
-      outputs: names.filter((o) => compares.has(`${this.key}:${o}`)).map((name) => ({ name, ...withSqnr(compares.get(`${this.key}:${name}`)) })),
+      outputs: names.flatMap((name) => {
+        const sums = this.sums.get(name);
+        return sums ? [{ name, ...withSqnr(sums) }] : [];
+      }),
     };
   }
 }
@@ -172,7 +182,6 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
   // The layers' sums come out of ONNX Runtime; what is left is a pass over each output, cheaper
   // on this thread than staged for a worker that the next batch then waits for (recognizer, 64
   // lines: 0.15 s of waiting in a 4.6 s evaluation).
-  const pool = new StatsPool(0);
   try {
     const compareSession = await open(compared.model, 'float and quantized models side by side', options.numerics, TAP_OPTIONS, source.feedShapes);
     // Reference outputs come from the side-by-side run itself; ort-cpu outputs from the exported
@@ -181,8 +190,8 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     const deployedSession = options.deployed ? await open(quantModel, `quantized model (${options.deployed})`, options.deployed) : undefined;
     // The float outputs are the same for both comparisons: the module scores them once.
     const floatScore = options.custom ? new CustomScore(options.custom) : undefined;
-    const main = new OutputComparison(options.numerics, pool, 'output', options.custom, floatScore);
-    const deployed = options.deployed ? new OutputComparison(options.deployed, pool, 'deployed', options.custom) : undefined;
+    const main = new OutputComparison(options.numerics, options.custom, floatScore);
+    const deployed = options.deployed ? new OutputComparison(options.deployed, options.custom) : undefined;
     const quantName = new Map(compared.outputs.map((o) => [o.float, o.quant]));
     const layers = new Map<string, LayerStats>(taps.map((t) => [t.float, { signal: 0, noise: 0, sqnr: 0, ...(t.min !== undefined ? { range: { min: Infinity, max: -Infinity } } : {}) }]));
     const batchSize = fitBatch(options.batchSize, perSample, options.memoryBudget);
@@ -196,10 +205,10 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
       const ref = await run(compareSession, feeds, 'float and quantized models');
       const cells = cellValues([taps.length ? floatData(ref[SUMS_OUTPUT] as ort.Tensor, SUMS_OUTPUT) : new Float32Array(0)], compared.cells.map((lead) => rowCount(lead, n)));
       const sums = (cell: number) => cells(cell).reduce((a, b) => a + b, 0);
-      const broken = outputs.find((name) => !finiteOutput(ref[name] as ort.Tensor | undefined)) ?? taps.find((t) => !Number.isFinite(sums(t.signal)))?.float;
-      if (broken !== undefined) throw overflow(broken, feed, source, done, n);
       const mainOut = mainSession ? await run(mainSession, feeds, 'quantized model') : undefined;
-      main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels);
+      const broken = main.add(outputs, ref, (name) => (mainOut ? mainOut[name] : ref[quantName.get(name) ?? '']) as ort.Tensor | undefined, labels)
+        ?? taps.find((t) => !Number.isFinite(sums(t.signal)))?.float;
+      if (broken !== undefined) throw overflow(broken, feed, source, done, n);
       if (deployed && deployedSession) {
         const out = await run(deployedSession, feeds, `quantized model (${deployed.numerics})`);
         deployed.add(outputs, ref, (name) => out[name] as ort.Tensor | undefined, labels);
@@ -211,29 +220,26 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
         if (t.localNoise !== undefined) s.localNoise = (s.localNoise ?? 0) + sums(t.localNoise);
         if (t.min !== undefined && t.max !== undefined) s.range = { min: cells(t.min).reduce((a, b) => Math.min(a, b), s.range!.min), max: cells(t.max).reduce((a, b) => Math.max(a, b), s.range!.max) };
       }
-      await pool.flush();
       done += n;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({ stage: 'evaluate', done, total: source.count, rate: done / seconds });
     }
     throwIfAborted(options.signal);
     if (done === 0) throw new Error(`no evaluation samples in ${source.description}`);
-    const { compares } = await pool.results();
     for (const s of layers.values()) {
       s.sqnr = sqnrDb(s.signal, s.noise);
       if (s.localNoise !== undefined) s.localSqnr = sqnrDb(s.signal, s.localNoise);
     }
     const floatCustom = await floatScore?.score(options.signal);
     return {
-      ...(await main.result(outputs, compares, floatCustom, options.signal)),
+      ...(await main.result(outputs, floatCustom, options.signal)),
       numerics: options.numerics,
       layers,
-      ...(deployed ? { deployed: await deployed.result(outputs, compares, floatCustom, options.signal) } : {}),
+      ...(deployed ? { deployed: await deployed.result(outputs, floatCustom, options.signal) } : {}),
       samples: done,
       seconds: (performance.now() - start) / 1000,
     };
   } finally {
-    await pool.close();
     for (const s of sessions) await s.release();
   }
 }

@@ -3,6 +3,7 @@
 // Accumulators keep running counts, so memory does not grow with the number of samples.
 import { DataError } from '../data/npy';
 import type { MetricName } from '../../shared/metrics';
+import { addComparison, emptyComparison, type CompareStats } from '../stats/sqnr';
 
 export type MetricValues = Partial<Record<MetricName, number>>;
 
@@ -72,9 +73,10 @@ export class MetricAccumulator {
   /**
    * One batch: `ref` and `quant` hold `dims` (first axis = samples); labels, when given, hold one
    * class id per sample of this batch, or for a sequence output one per position of each sample;
-   * `rows`, `ref`'s referenceRows where the caller keeps them. Returns the batch's Σ(ref − quant)².
+   * `rows`, `ref`'s referenceRows where the caller keeps them. The output's comparison sums are
+   * taken in the same pass as the cosine, added to `sums` and returned.
    */
-  add(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels?: ArrayLike<number>, rows = referenceRows(ref, dims)): number {
+  add(ref: Float32Array, quant: Float32Array, dims: readonly number[], labels?: ArrayLike<number>, rows = referenceRows(ref, dims), sums = emptyComparison()): CompareStats {
     if (ref.length !== quant.length) throw new Error(`metric: the outputs differ in size (${ref.length} and ${quant.length} values)`);
     const classes = dims[dims.length - 1] ?? 1;
     const n = dims[0] ?? 1;
@@ -102,18 +104,9 @@ export class MetricAccumulator {
     }
     this.rows += rowCount;
     const per = n > 0 ? ref.length / n : 0;
-    let noise = 0;
     for (let s = 0; s < n; s++) {
-      let xy = 0;
       const xx = rows.power[s];
-      let yy = 0;
-      for (let i = s * per; i < (s + 1) * per; i++) {
-        const x = ref[i];
-        const y = quant[i];
-        xy += x * y;
-        yy += y * y;
-        noise += (x - y) * (x - y);
-      }
+      const { dot: xy, approxPower: yy } = addComparison(sums, ref, quant, s * per, (s + 1) * per);
       // Two all-zero outputs agree perfectly; one all-zero output against another has no direction.
       const cosine = xx === 0 && yy === 0 ? 1 : xx === 0 || yy === 0 ? 0 : xy / Math.sqrt(xx * yy);
       this.cosineSum += cosine;
@@ -138,7 +131,7 @@ export class MetricAccumulator {
       this.labelled += n;
     }
     if (labels && dims.length > 2) this.addSequenceLabels(ref, quant, dims, labels, n, rowsPerSample, classes, rows.argmax);
-    return noise;
+    return sums;
   }
 
   /**
@@ -231,7 +224,14 @@ export function negativeLogLikelihood(data: ArrayLike<number>, offset: number, n
 
 export function argmax(data: ArrayLike<number>, offset: number, n: number): number {
   let best = 0;
-  for (let i = 1; i < n; i++) if (data[offset + i] > data[offset + best]) best = i;
+  let value = data[offset];
+  for (let i = 1; i < n; i++) {
+    const v = data[offset + i];
+    if (v > value) {
+      value = v;
+      best = i;
+    }
+  }
   return best;
 }
 

@@ -312,7 +312,7 @@ export class Subset {
         quantized[name] = { dims: t.dims, data: y };
         if (first) {
           const n = t.dims[0];
-          e += metric.add(ref.data, y, t.dims, this.labels && idsOf(this.labels, offset, n), this.rows[b]);
+          e += metric.add(ref.data, y, t.dims, this.labels && idsOf(this.labels, offset, n), this.rows[b]).noise;
           offset += n;
           first = false;
         } else {

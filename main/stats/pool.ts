@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Bounds } from './observers';
-import { NonFiniteValues, type CompareStats, type Observation, type ObserveSpec, type ObservedRange, type StatsRequest, type StatsResponse } from './protocol';
+import { NonFiniteValues, type Observation, type ObserveSpec, type ObservedRange, type StatsRequest, type StatsResponse } from './protocol';
 import { StatsState } from './state';
 
 /**
@@ -15,7 +15,7 @@ import { StatsState } from './state';
 const STAGING_BYTES = 16 << 20;
 
 /**
- * A few worker threads that hold the observers and SQNR accumulators. Each tensor always goes to
+ * A few worker threads that hold the observers. Each tensor always goes to
  * the same worker, so its state never moves; `flush` bounds how much work may be queued. With
  * no worker (size 0) they live in this thread: for min/max calibration a batch is two numbers a
  * tensor, and starting the workers and a round trip a batch cost more than that (the sample
@@ -151,12 +151,6 @@ export class StatsPool {
     taker.postMessage({ op: 'observe-all', items: taken } satisfies StatsRequest, [buffer]);
   }
 
-  /** The caller keeps `ref` and `approx`. */
-  compare(name: string, ref: Float32Array, approx: Float32Array): void {
-    if (this.here) this.here.handle({ op: 'compare', name, ref, approx });
-    else this.post(this.workerFor(name), { op: 'compare', name, ref: this.stage(ref), approx: this.stage(approx) });
-  }
-
   /** Resolves once every worker has processed what was sent before it; the memory that carried it is then reused. Without workers, at once. */
   async flush(): Promise<void> {
     const read = this.staged.map((s) => s.buffer);
@@ -165,16 +159,14 @@ export class StatsPool {
     this.free.push(...read);
   }
 
-  async results(): Promise<{ ranges: Map<string, ObservedRange>; compares: Map<string, CompareStats> }> {
+  async results(): Promise<Map<string, ObservedRange>> {
     const replies = this.here ? [this.here.handle({ op: 'result', id: 0 })!] : await Promise.all(this.workers.map((w) => this.request(w, (id) => ({ op: 'result', id }))));
     const ranges = new Map<string, ObservedRange>();
-    const compares = new Map<string, CompareStats>();
     for (const r of replies) {
       if (r.op !== 'result') continue;
       for (const [k, v] of Object.entries(r.ranges)) ranges.set(k, v);
-      for (const [k, v] of Object.entries(r.compares)) compares.set(k, v);
     }
-    return { ranges, compares };
+    return ranges;
   }
 
   async close(): Promise<void> {

@@ -25,14 +25,6 @@ export class NonFiniteValues extends Error {
   }
 }
 
-export interface CompareStats {
-  signal: number;
-  noise: number;
-  maxAbsError: number;
-  refMin: number;
-  refMax: number;
-}
-
 export interface ObservedRange {
   min: number;
   max: number;
@@ -45,12 +37,11 @@ export type StatsRequest =
   | ({ op: 'observe' } & Observation)
   /** Views of one buffer that moved to the worker with the message. */
   | { op: 'observe-all'; items: Observation[] }
-  | { op: 'compare'; name: string; ref: Float32Array; approx: Float32Array }
   | { op: 'flush'; id: number }
   | { op: 'result'; id: number };
 
 export type StatsResponse =
   | { op: 'flushed'; id: number }
-  | { op: 'result'; id: number; ranges: Record<string, ObservedRange>; compares: Record<string, CompareStats> }
+  | { op: 'result'; id: number; ranges: Record<string, ObservedRange> }
   /** `tensor`: the request failed with NonFiniteValues of that tensor. */
   | { op: 'error'; message: string; tensor?: string };

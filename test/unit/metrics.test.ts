@@ -82,7 +82,7 @@ test('topK keeps the k largest, largest first, lower index on ties; its first is
   }
 });
 
-test('the float rows computed once give the same metrics, and a batch returns its Σ(ref − quant)²', () => {
+test('the float rows computed once give the same metrics, and a batch returns its comparison sums', () => {
   // Two samples of 2 steps x 3 classes, labelled at every step.
   const ref = Float32Array.from([1, 5, 2, 0, 1, 3, 4, 4, 1, 2, 0, 1]);
   const quant = Float32Array.from([1, 4, 3, 1, 1, 2, 4, 3, 2, 1, 2, 1]);
@@ -92,9 +92,9 @@ test('the float rows computed once give the same metrics, and a batch returns it
   const rows = referenceRows(ref, [2, 2, 3]);
   assert.deepEqual([...rows.argmax], [1, 2, 0, 0]);
   assert.deepEqual([...rows.power], [1 + 25 + 4 + 0 + 1 + 9, 16 + 16 + 1 + 4 + 0 + 1]);
-  const noise = ref.reduce((sum, x, i) => sum + (x - quant[i]) ** 2, 0);
-  assert.equal(fresh.add(ref, quant, [2, 2, 3], labels), noise);
-  assert.equal(kept.add(ref, quant, [2, 2, 3], labels, rows), noise);
+  const sums = { signal: 40 + 38, noise: ref.reduce((sum, x, i) => sum + (x - quant[i]) ** 2, 0), maxAbsError: 2, refMin: 0, refMax: 5 };
+  assert.deepEqual(fresh.add(ref, quant, [2, 2, 3], labels), sums);
+  assert.deepEqual(kept.add(ref, quant, [2, 2, 3], labels, rows), sums);
   assert.deepEqual(kept.result(), fresh.result());
   assert.deepEqual(kept.perSample(), fresh.perSample());
   assert.equal(fresh.result()['argmax-agreement'], 3 / 4, 'the last step\'s argmax moved');

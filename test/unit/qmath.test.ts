@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { blockGrouping, channelGrouping, computeQParams, fakeQuantize, packNibbles, quantizeGrouped, qRange, quantizeBias, quantizeValue, quantizeWeight } from '../../main/plan/qmath';
 import { roundHalfEven } from '../../main/base/round';
-import { sqnrDb, sqnrOf } from '../../main/stats/sqnr';
+import { addComparison, emptyComparison, sqnrDb, sqnrOf } from '../../main/stats/sqnr';
 
 test('rounds half to even like ONNX QuantizeLinear', () => {
   assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven), [0, 2, 2, 0, -2, -2, 2, 3, -3]);
@@ -102,6 +102,20 @@ test('SQNR follows 20·log10(‖x‖/‖x−y‖) and is +inf for identical tens
   const y = [3, 3.5];
   assert.ok(Math.abs(sqnrOf(x, y) - 20 * Math.log10(5 / 0.5)) < 1e-9);
   assert.equal(sqnrDb(100, 1), 20);
+});
+
+test('a comparison taken span by span into running sums gives the sums of the whole, and a NaN leaves Σx² not finite', () => {
+  const ref = Float32Array.from([1, -2, 3, 0.5, -4, 2]);
+  const approx = Float32Array.from([1.5, -2, 2, 0.5, -3, 2.25]);
+  const sums = emptyComparison();
+  const first = addComparison(sums, ref, approx, 0, 3);
+  const second = addComparison(sums, ref, approx, 3, 6);
+  assert.deepEqual(first, { dot: 1.5 + 4 + 6, approxPower: 2.25 + 4 + 4 });
+  assert.deepEqual(second, { dot: 0.25 + 12 + 4.5, approxPower: 0.25 + 9 + 5.0625 });
+  assert.deepEqual(sums, { signal: 1 + 4 + 9 + 0.25 + 16 + 4, noise: 0.25 + 1 + 1 + 0.0625, maxAbsError: 1, refMin: -4, refMax: 3 });
+  assert.equal(sqnrDb(sums.signal, sums.noise), sqnrOf(ref, approx));
+  addComparison(sums, Float32Array.from([NaN]), Float32Array.from([0]));
+  assert.ok(!Number.isFinite(sums.signal));
 });
 
 test('block-wise weights: one scale per block along the axis and per position of the other axes', () => {
