@@ -179,9 +179,9 @@ export async function evaluate(floatModel: onnx.ModelProto, quantModel: onnx.Mod
     sessions.push(session);
     return session;
   };
-  // The layers' sums come out of ONNX Runtime; what is left is a pass over each output, cheaper
-  // on this thread than staged for a worker that the next batch then waits for (recognizer, 64
-  // lines: 0.15 s of waiting in a 4.6 s evaluation).
+  // The layers' sums come out of ONNX Runtime; what is left is one pass over each output, on this
+  // thread: staged for a stats worker, the next batch waited for it (recognizer, 64 lines: 0.15 s
+  // of waiting in a 4.6 s evaluation).
   try {
     const compareSession = await open(compared.model, 'float and quantized models side by side', options.numerics, TAP_OPTIONS, source.feedShapes);
     // Reference outputs come from the side-by-side run itself; ort-cpu outputs from the exported

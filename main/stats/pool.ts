@@ -15,11 +15,11 @@ import { StatsState } from './state';
 const STAGING_BYTES = 16 << 20;
 
 /**
- * A few worker threads that hold the observers. Each tensor always goes to
- * the same worker, so its state never moves; `flush` bounds how much work may be queued. With
- * no worker (size 0) they live in this thread: for min/max calibration a batch is two numbers a
- * tensor, and starting the workers and a round trip a batch cost more than that (the sample
- * model's min/max calibration: 0.34–0.43 s with workers, 0.27–0.31 s without).
+ * A few worker threads that hold the observers. Each tensor always goes to the same worker, so its
+ * state never moves; `flush` bounds how much work may be queued. With no worker (size 0) they live
+ * in this thread: for min/max calibration a batch is two numbers a tensor, and starting the workers
+ * and a round trip a batch cost more than that (the sample model's min/max calibration: 0.34–0.43
+ * s with workers, 0.27–0.31 s without).
  */
 export class StatsPool {
   private readonly workers: Worker[];
