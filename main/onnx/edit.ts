@@ -151,17 +151,21 @@ export function joinedOutputs(output: string, parts: number): string[] {
 }
 
 /**
- * `nodes`, then the additions made for each tensor, then Concats of their 1-D results `joined`:
+ * The additions made for each tensor, then `nodes`, then Concats of their 1-D results `joined`:
  * one, `output`, or one per part when `starts` (the cells that begin a new part) split it
  * (joinedOutputs). The Concats, the graph's leaves, also order ONNX Runtime's execution: it walks
  * back from the leaves, last leaf first, taking a node's inputs highest node index first. With the
- * blocks last and in reverse, and the first part's Concat last, the walk computes the first
- * block's tensor first and frees each tensor soon after its block reduced it; a leaf per block (or
- * blocks placed after their producers) would instead keep every tensor of the batch alive until
- * the end.
+ * blocks in reverse, and the first part's Concat last, the walk computes the first block's tensor
+ * first and frees each tensor soon after its block reduced it; a leaf per block (or blocks placed
+ * after their producers) would instead keep every tensor of the batch alive until the end. The
+ * blocks come before the nodes that make their inputs (ONNX Runtime does not need the list in
+ * topological order): its graph passes also sort the nodes by index, and blocks after the model
+ * waited there, hundreds at once, in a list each insertion walks. On the PaddleOCR recognizer's
+ * side-by-side model that made creating the session 0.65 s instead of 0.30 s; the execution order
+ * is the same.
  */
 export function withJoinedAdditions(nodes: readonly onnx.NodeProto[], blocks: ReadonlyArray<onnx.NodeProto[]>, joined: string[], output: string, starts: readonly number[] = []): onnx.NodeProto[] {
-  const all = [...nodes, ...[...blocks].reverse().flat()];
+  const all = [...[...blocks].reverse().flat(), ...nodes];
   if (!joined.length) return all;
   const bounds = [0, ...starts, joined.length];
   const concats = joinedOutputs(output, bounds.length - 1).map((name, k) =>

@@ -126,15 +126,21 @@ export const MAKERS: Record<string, (dir: string) => string> = {
     fs.symlinkSync(file, path.join(dir, 'link.onnx'));
     return file;
   },
-  'identity-chain': (dir) => {
-    // A MatMul to quantize, then 2,500 Identity nodes: ONNX Runtime spends minutes optimising them away while creating a session.
-    const n = 2500;
-    return save(dir, 'chain.onnx', buildModel({
-      inputs: { x: ['batch', 4] }, outputs: { [`t${n}`]: ['batch', 4] },
+  'slow-to-open': (dir) => {
+    // A MatMul to quantize, then a chain of n ReLUs with a Neg branching off each link, the branches
+    // listed after the chain. ONNX Runtime keeps the nodes ready to visit in a list sorted by index
+    // and walks it on each insertion: every branch becomes ready early and waits behind the chain, so
+    // each of its graph passes is quadratic in n. Creating a session takes seconds, the side-by-side
+    // one (two such graphs) several times longer: a long native call that Cancel has to end.
+    const n = 2000;
+    return save(dir, 'fan-out.onnx', buildModel({
+      inputs: { x: ['batch', 4] }, outputs: { y: ['batch', 4] },
       initializers: { w: { dims: [4, 4], data: randomArray(16, 9, 0.5) } },
       nodes: [
         { op: 'MatMul', inputs: ['x', 'w'], outputs: ['t0'], name: 'matmul' },
-        ...Array.from({ length: n }, (_, i) => ({ op: 'Identity', inputs: [`t${i}`], outputs: [`t${i + 1}`], name: `id${i}` })),
+        ...Array.from({ length: n }, (_, i) => ({ op: 'Relu', inputs: [`t${i}`], outputs: [`t${i + 1}`], name: `relu${i}` })),
+        ...Array.from({ length: n }, (_, i) => ({ op: 'Neg', inputs: [`t${i + 1}`], outputs: [`b${i}`], name: `neg${i}` })),
+        { op: 'Sum', inputs: Array.from({ length: n }, (_, i) => `b${i}`), outputs: ['y'], name: 'sum' },
       ],
     }));
   },
