@@ -57,6 +57,24 @@ export function sampleCount(feeds: readonly Feed[]): number {
   return feeds.reduce((n, feed) => n + feedSamples(feed), 0);
 }
 
+/** Samples [from, from + n) of a feed whose every input holds its samples along the first axis. */
+export function feedSlice(feed: Feed, from: number, n: number): Feed {
+  const cut: Feed = {};
+  for (const [name, t] of Object.entries(feed)) {
+    const per = t.data.length / t.dims[0];
+    cut[name] = { type: t.type, dims: [n, ...t.dims.slice(1)], data: t.data.slice(from * per, (from + n) * per) as Feed[string]['data'] };
+  }
+  return cut;
+}
+
+/** The same samples in the same order, in batches of at most `size`: a feed is split, never joined. */
+export function rebatched(feeds: readonly Feed[], size: number): Feed[] {
+  return feeds.flatMap((feed) => {
+    const n = feedSamples(feed);
+    return n <= size ? [feed] : Array.from({ length: Math.ceil(n / size) }, (_, k) => feedSlice(feed, k * size, Math.min(size, n - k * size)));
+  });
+}
+
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

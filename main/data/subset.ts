@@ -1,6 +1,6 @@
 // Evaluation subsets: a few samples read into memory once, which every run of an analysis or a
 // repair search sees, so that its figures compare with one another.
-import { commonShapes, feedSamples, sampleCount, type Feed } from '../base/feed';
+import { commonShapes, feedSamples, feedSlice, sampleCount, type Feed } from '../base/feed';
 import type { SampleSource } from './readers';
 
 /**
@@ -18,12 +18,7 @@ export async function readSubset(source: SampleSource, limit: number, batchSize:
     if (samples + n > limit) {
       const keep = limit - samples;
       if (keep <= 0) break;
-      const cut: Feed = {};
-      for (const [name, t] of Object.entries(feed)) {
-        const per = t.data.length / t.dims[0];
-        cut[name] = { type: t.type, dims: [keep, ...t.dims.slice(1)], data: t.data.slice(0, keep * per) as Feed[string]['data'] };
-      }
-      feeds.push(cut);
+      feeds.push(feedSlice(feed, 0, keep));
       samples += keep;
       break;
     }

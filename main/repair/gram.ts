@@ -5,7 +5,8 @@
 // float and the quantized model over the samples (a ModelWalk), a part per layer: the patches are
 // strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
-import { commonShapes, type Feed } from '../base/feed';
+import { commonShapes, feedSamples, rebatched, type Feed } from '../base/feed';
+import { fitBatch } from '../calib/calibrate';
 import { quantizedHalf } from '../eval/compare-model';
 import { intAttr, intsAttr, makeNode, reduceOver, typedValueInfo } from '../onnx/edit';
 import { attr, attrInt, attrInts, attrString, defaultOpset, GraphView, type GraphNode } from '../onnx/graph';
@@ -227,6 +228,11 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
   });
 }
 
+/** Copies of a layer's rows a moments step holds at once: of the input difference and of the quantized input, and the patches being joined. */
+const ROW_COPIES = 3;
+/** Bytes of rows a moments step may hold; the walk's batches are cut to stay under it. */
+const ROWS_BUDGET = 256 * 2 ** 20;
+
 /** Measures the layers' moments one after another, with the quantized half's weights as they are rounded so far. */
 export interface MomentsOf {
   /**
@@ -248,10 +254,15 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
   const outputOf = (l: RowLayer) => view.nodes.find((n) => n.name === l.node)!.outputs[0];
-  const known = await inferredDims(floatModel, commonShapes(feeds), layers.filter((l) => l.op === 'Conv').map(outputOf));
-  const positions = (l: RowLayer) => known.get(outputOf(l))?.slice(2).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
+  const known = await inferredDims(floatModel, commonShapes(feeds), layers.map((l) => (l.op === 'Conv' ? outputOf(l) : l.input)));
+  const perSample = (name: string, from: number) => known.get(name)?.slice(from).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
+  const positions = (l: RowLayer) => perSample(outputOf(l), 2);
   const model = momentsModel(floatModel, quantModel, layers, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
-  const walk = new ModelWalk(model, model.graph!.output.map((o) => o.name), feeds.map(toOrtFeeds), numericsOptions('reference'));
+  // A conv's rows are its patches, each input element once per kernel tap: the recognizer's 5x5
+  // depthwise convs held 0.55 GB of them for a batch of 8, and a repair's peak was 1.17 GB.
+  const rowBytes = Math.max(0, ...layers.map((l) => ROW_COPIES * 4 * (l.op === 'Conv' ? l.groups * l.width * positions(l) : perSample(l.input, 1))).filter(Number.isFinite));
+  const batch = fitBatch(Math.max(...feeds.map(feedSamples)), rowBytes, ROWS_BUDGET);
+  const walk = new ModelWalk(model, model.graph!.output.map((o) => o.name), rebatched(feeds, batch).map(toOrtFeeds), numericsOptions('reference'));
   let last = -1;
   return {
     async measure(i, dequantized, signal) {
@@ -260,9 +271,12 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       const layer = layers[i];
       const prefix = `qs_gram_${i}`;
       const weightFeeds = Object.fromEntries(layers.map((_, k) => [weightInput(k), new ort.Tensor('float32', dequantized[k], dims[k])]));
-      const sum = { quantized: new Float64Array(layer.groups * layer.width * layer.width), cross: new Float64Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
+      // Float32 sums: each batch's is already a float32 sum over thousands of rows, and adding a few
+      // dozen of them costs a few ulps, where Float64 pairs held 133 MB more for the recognizer's
+      // 2880-wide conv.
+      const sum = { quantized: new Float32Array(layer.groups * layer.width * layer.width), cross: new Float32Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
       await walk.step(model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)), weightFeeds, what, (out) => {
-        const add = (to: Float64Array, name: string) => {
+        const add = (to: Float32Array, name: string) => {
           const data = floatData(out[name] as ort.Tensor, name);
           for (let k = 0; k < data.length; k++) to[k] += data[k];
         };
@@ -274,10 +288,9 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
         sum.rows += Number(samples) * Number(positions);
       }, signal);
       const n = Math.max(1, sum.rows);
-      const mean = (total: Float64Array) => {
-        const out = new Float32Array(total.length);
-        for (let k = 0; k < total.length; k++) out[k] = total[k] / n;
-        return out;
+      const mean = (total: Float32Array) => {
+        for (let k = 0; k < total.length; k++) total[k] /= n;
+        return total;
       };
       return { quantized: mean(sum.quantized), cross: mean(sum.cross), power: sum.power / n, inputNoise: sum.inputNoise / n };
     },

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { readNpyHeader, readNpyRange, writeNpy, type NpyArray } from '../../main/data/npy';
 import { DataError, guessBatchSize, openSource, type SampleSource } from '../../main/data/readers';
 import type { PreprocessSpec } from '../../shared/preprocess';
-import { commonShapes, sameSampleShapes, type Feed, type InputSpec } from '../../main/base/feed';
+import { commonShapes, feedSamples, rebatched, sameSampleShapes, type Feed, type InputSpec } from '../../main/base/feed';
 
 const RANDOM_WARNING = 'random data gives poor calibration ranges; use real samples (a .npy file, a folder of images or .npy files, or a manifest)';
 
@@ -282,6 +282,20 @@ test('commonShapes: the batch size varies alone or the feeds have no common shap
   assert.ok(!sameSampleShapes({ x: [null, 3, 4] }, { x: [null, 3, 5] }));
   assert.ok(!sameSampleShapes({ x: [null, 3] }, { x: [null, 3], y: [1] }));
   assert.ok(!sameSampleShapes(undefined, { x: [1] }));
+});
+
+test('rebatched: the same samples in the same order, a feed split into batches of at most the size, never joined', () => {
+  const feed = (n: number, from: number): Feed => ({
+    x: { type: 'float32', dims: [n, 2], data: Float32Array.from({ length: 2 * n }, (_, i) => from * 2 + i) },
+    ids: { type: 'int64', dims: [n], data: BigInt64Array.from({ length: n }, (_, i) => BigInt(from + i)) },
+  });
+  const cut = rebatched([feed(8, 0), feed(2, 8)], 3);
+  assert.deepEqual(cut.map(feedSamples), [3, 3, 2, 2]);
+  assert.deepEqual(cut.flatMap((f) => [...f.x.data]), Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual(cut.flatMap((f) => [...(f.ids.data as BigInt64Array)].map(Number)), Array.from({ length: 10 }, (_, i) => i));
+  assert.deepEqual(cut[2].x.dims, [2, 2]);
+  const whole = [feed(2, 0)];
+  assert.equal(rebatched(whole, 8)[0], whole[0], 'a feed that fits is the same object');
 });
 
 const PIXELS = [[10, 20, 30], [40, 50, 60], [70, 80, 90], [200, 210, 220]];
