@@ -217,9 +217,10 @@ export function toOrtFeeds(feed: Feed): Record<string, ort.Tensor> {
   return out;
 }
 
-export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string): Promise<ort.InferenceSession.OnnxValueMapType> {
+/** `fetches`, where given, names every output to fetch, with the tensor to write it into or null. */
+export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
-    return await session.run(feeds);
+    return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
   } catch (err) {
     throw new RunError(`the ${what} failed to run: ${firstLine((err as Error).message)}`);
   }
