@@ -5,10 +5,10 @@
 // float and the quantized model over the samples (a ModelWalk), a part per layer: the patches are
 // strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
 import * as ort from 'onnxruntime-node';
-import { commonShapes, feedSamples, rebatched, type Feed } from '../base/feed';
+import { commonShapes, elementCount, feedSamples, rebatched, type Feed } from '../base/feed';
 import { fitBatch } from '../calib/calibrate';
 import { quantizedHalf } from '../eval/compare-model';
-import { intAttr, intsAttr, makeNode, reduceOver, typedValueInfo } from '../onnx/edit';
+import { intAttr, intsAttr, makeNode, reduceOver, sampleShape, typedValueInfo } from '../onnx/edit';
 import { attr, attrInt, attrInts, attrString, defaultOpset, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { numericsOptions } from '../onnx/numerics';
@@ -255,12 +255,15 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
   const outputOf = (l: RowLayer) => view.nodes.find((n) => n.name === l.node)!.outputs[0];
   const known = await inferredDims(floatModel, commonShapes(feeds), layers.map((l) => (l.op === 'Conv' ? outputOf(l) : l.input)));
-  const perSample = (name: string, from: number) => known.get(name)?.slice(from).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
-  const positions = (l: RowLayer) => perSample(outputOf(l), 2);
+  const positions = (l: RowLayer) => known.get(outputOf(l))?.slice(2).reduce<number>((a, d) => (typeof d === 'number' ? a * d : NaN), 1) ?? NaN;
+  const inputSize = (l: RowLayer) => {
+    const shape = sampleShape(known.get(l.input));
+    return shape ? elementCount(shape) : NaN;
+  };
   const model = momentsModel(floatModel, quantModel, layers, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
   // A conv's rows are its patches, each input element once per kernel tap: the recognizer's 5x5
   // depthwise convs held 0.55 GB of them for a batch of 8, and a repair's peak was 1.17 GB.
-  const rowBytes = Math.max(0, ...layers.map((l) => ROW_COPIES * 4 * (l.op === 'Conv' ? l.groups * l.width * positions(l) : perSample(l.input, 1))).filter(Number.isFinite));
+  const rowBytes = Math.max(0, ...layers.map((l) => ROW_COPIES * 4 * (l.op === 'Conv' ? l.groups * l.width * positions(l) : inputSize(l))).filter(Number.isFinite));
   const batch = fitBatch(Math.max(...feeds.map(feedSamples)), rowBytes, ROWS_BUDGET);
   const walk = new ModelWalk(model, model.graph!.output.map((o) => o.name), rebatched(feeds, batch).map(toOrtFeeds), numericsOptions('reference'));
   let last = -1;
