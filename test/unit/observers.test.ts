@@ -262,6 +262,36 @@ test('histogram: every value counted once whatever its position, odd lengths and
   assert.equal(after.view()!.counts.reduce((a, b) => a + b, 0), 4, 'nothing left over from the failed batch');
 });
 
+test('histogram: a batch inside the grid keeps it and moves the extremes exactly; one past the grid moves it; the end equals one batch of all', () => {
+  const rand = mulberry32(17);
+  const h = new StreamingHistogram(64);
+  const start = Float32Array.from([1.3, ...uniform(rand, 499, 1.3, 1.45), 1.45]);
+  h.add(start);
+  const grid = h.view()!;
+  const gridEnd = grid.lo + 64 * grid.width;
+  assert.ok(grid.lo < grid.min && gridEnd - grid.width / 4 > grid.max, 'room in the grid on both sides of the range seen');
+  // Inside the range seen; past it but inside the grid (its first edge, a value in its last bin);
+  // past the grid, which moves it.
+  const inside = uniform(rand, 300, grid.min, grid.max);
+  const pastRange = f32([grid.lo, 0.5 * (grid.max + gridEnd), NaN, gridEnd - grid.width / 4, 1.5, Infinity]);
+  const pastGrid = f32([1.25, -7, 0, 40, NaN, 1.75]);
+  for (const batch of [inside, pastRange]) {
+    h.add(batch);
+    const v = h.view()!;
+    assert.equal(v.width, grid.width, 'the grid stays while it holds the batch');
+    assert.equal(v.lo, grid.lo);
+  }
+  assert.equal(h.min, grid.lo);
+  assert.equal(h.max, Math.fround(gridEnd - grid.width / 4));
+  h.add(pastGrid);
+  const all = [start, inside, pastRange, pastGrid];
+  const whole = new StreamingHistogram(64);
+  whole.add(Float32Array.from(all.flatMap((b) => [...b])));
+  const [a, b] = [h.view()!, whole.view()!];
+  assert.deepEqual({ ...a, counts: [...a.counts] }, { ...b, counts: [...b.counts] });
+  assert.deepEqual([a.min, a.max, a.total, a.zeros], [-7, 40, 501 + 300 + 4 + 5, 1]);
+});
+
 test('histogram: shifts without widening when the data still fits the bins', () => {
   const h = new StreamingHistogram(8);
   h.add(f32([0, 3.5, 8])); // width 2: bins 0..4
