@@ -225,36 +225,55 @@ export class BinnedDistribution {
   private readonly counts: Float64Array;
   private readonly from: Float64Array;
   private readonly to: Float64Array;
-  /** Prefix sums over bins of count, count x mean and count x mean square: O(1) range queries. */
+  /** Prefix sums over bins of count: O(1) mass queries. */
   private readonly cum: Float64Array;
-  private readonly cumX: Float64Array;
-  private readonly cumXX: Float64Array;
+  /** Prefix sums of count x mean and count x mean square, for clip(): made on its first call (entropy and percentile never ask). */
+  private moments?: { cumX: Float64Array; cumXX: Float64Array };
 
   constructor(view: HistogramView) {
     const n = view.counts.length;
+    const { lo, width, min, max, counts } = view;
     this.total = view.total;
-    this.min = view.min;
-    this.max = view.max;
+    this.min = min;
+    this.max = max;
     this.zeros = view.zeros;
-    this.lo = view.lo;
-    this.width = view.width;
-    this.inv = 1 / view.width;
-    this.counts = view.counts;
-    this.from = new Float64Array(n);
-    this.to = new Float64Array(n);
-    this.cum = new Float64Array(n + 1);
-    this.cumX = new Float64Array(n + 1);
-    this.cumXX = new Float64Array(n + 1);
+    this.lo = lo;
+    this.width = width;
+    this.inv = 1 / width;
+    this.counts = counts;
+    // Locals, not fields, in the loop: a calibration's worker builds one distribution a tensor,
+    // each loop runs once, mostly before the JIT has seen it.
+    const from = new Float64Array(n);
+    const to = new Float64Array(n);
+    const cum = new Float64Array(n + 1);
+    let sum = 0;
     for (let j = 0; j < n; j++) {
-      const a = Math.min(Math.max(view.lo + j * view.width, view.min), view.max);
-      const b = Math.max(Math.min(view.lo + (j + 1) * view.width, view.max), a);
-      const c = view.counts[j];
-      this.from[j] = a;
-      this.to[j] = b;
-      this.cum[j + 1] = this.cum[j] + c;
-      this.cumX[j + 1] = this.cumX[j] + (c * (a + b)) / 2;
-      this.cumXX[j + 1] = this.cumXX[j] + (c * (a * a + a * b + b * b)) / 3;
+      const a = Math.min(Math.max(lo + j * width, min), max);
+      from[j] = a;
+      to[j] = Math.max(Math.min(lo + (j + 1) * width, max), a);
+      sum += counts[j];
+      cum[j + 1] = sum;
     }
+    this.from = from;
+    this.to = to;
+    this.cum = cum;
+  }
+
+  private prefixMoments(): { cumX: Float64Array; cumXX: Float64Array } {
+    if (this.moments) return this.moments;
+    const { from, to, counts } = this;
+    const n = counts.length;
+    const cumX = new Float64Array(n + 1);
+    const cumXX = new Float64Array(n + 1);
+    for (let j = 0; j < n; j++) {
+      const a = from[j];
+      const b = to[j];
+      const c = counts[j];
+      cumX[j + 1] = cumX[j] + (c * (a + b)) / 2;
+      cumXX[j + 1] = cumXX[j] + (c * (a * a + a * b + b * b)) / 3;
+    }
+    this.moments = { cumX, cumXX };
+    return this.moments;
   }
 
   /** The bin edges lo + j * width, j = 0..bins. */
@@ -308,13 +327,14 @@ export class BinnedDistribution {
    */
   clip(lo: number, hi: number): { error: number; inside: number } {
     const n = this.counts.length;
+    const { cumX, cumXX } = this.prefixMoments();
     let error = 0;
     let outside = 0;
     const k = this.index(hi);
     if (k < n) {
       const full = Math.max(k + 1, 0);
       const m = this.cum[n] - this.cum[full];
-      error += this.cumXX[n] - this.cumXX[full] - 2 * hi * (this.cumX[n] - this.cumX[full]) + hi * hi * m;
+      error += cumXX[n] - cumXX[full] - 2 * hi * (cumX[n] - cumX[full]) + hi * hi * m;
       outside += m;
       if (k >= 0 && this.to[k] > hi) {
         const a = Math.max(this.from[k], hi);
@@ -328,7 +348,7 @@ export class BinnedDistribution {
     if (j >= 0) {
       const full = Math.min(j, n);
       const m = this.cum[full];
-      error += this.cumXX[full] - 2 * lo * this.cumX[full] + lo * lo * m;
+      error += cumXX[full] - 2 * lo * cumX[full] + lo * lo * m;
       outside += m;
       if (j < n && this.from[j] < lo) {
         const a = this.from[j];
