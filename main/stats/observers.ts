@@ -288,12 +288,18 @@ export function klDivergences(h: Float64Array, quantBins: number): Float64Array 
   const sum = new Float64Array(n + 1);
   const nonzero = new Float64Array(n + 1);
   const hLogH = new Float64Array(n + 1);
+  const binLogs = new Float64Array(n);
   for (let j = 0; j < n; j++) {
     sum[j + 1] = sum[j] + h[j];
     nonzero[j + 1] = nonzero[j] + (h[j] > 0 ? 1 : 0);
-    hLogH[j + 1] = hLogH[j] + xLogX(h[j]);
+    binLogs[j] = xLogX(h[j]);
+    hLogH[j + 1] = hLogH[j] + binLogs[j];
   }
   const total = sum[n];
+  // Logarithms are most of a candidate's cost, and a calibration's worker runs this once a tensor,
+  // mostly cold: those of constants are taken once, and quotients' logarithms are differences.
+  const logTotal = Math.log(total);
+  const logMinEps = Math.log(MIN_EPS);
   const out = new Float64Array(n - quantBins + 1);
   let groupsOf = 0;
   let groupsLogTerm = 0;
@@ -309,7 +315,7 @@ export function klDivergences(h: Float64Array, quantBins: number): Float64Array 
     const lastP = h[i - 1] + outliers;
     const lastGainsNonzero = h[i - 1] === 0 && lastP > 0 ? 1 : 0;
     const zerosP = i - nonzero[i] - lastGainsNonzero;
-    const pLogP = hLogH[i] - xLogX(h[i - 1]) + xLogX(lastP);
+    const pLogP = hLogH[i] - binLogs[i - 1] + xLogX(lastP);
     const merged = Math.floor(i / quantBins);
     if (merged !== groupsOf) {
       groupsOf = merged;
@@ -334,11 +340,13 @@ export function klDivergences(h: Float64Array, quantBins: number): Float64Array 
     }
     // 1e-4 counts as in MXNet and ONNX Runtime; capped so smoothing never takes more than half
     // of a histogram with very little mass.
-    const eps = Math.min(1e-4, Math.min(total, inQ) / (2 * i));
+    const capped = Math.min(total, inQ) / (2 * i);
+    const eps = Math.min(MIN_EPS, capped);
+    const logEps = eps === MIN_EPS ? logMinEps : Math.log(capped);
     const scaleP = (total - eps * zerosP) / total;
     const scaleQ = (inQ - eps * zerosQ) / inQ;
-    const nonzeroPart = (scaleP / total) * (pLogP + total * Math.log(scaleP / total) - inNonzeroQ * Math.log(scaleQ) - qLogTerm - inZeroQ * Math.log(eps / inQ));
-    const zeroPart = zerosP * (eps / total) * Math.log(inQ / total);
+    const nonzeroPart = (scaleP / total) * (pLogP + total * (Math.log(scaleP) - logTotal) - inNonzeroQ * Math.log(scaleQ) - qLogTerm - inZeroQ * (logEps - logInQ));
+    const zeroPart = zerosP * (eps / total) * (logInQ - logTotal);
     out[i - quantBins] = nonzeroPart + zeroPart;
   }
   return out;
@@ -367,6 +375,9 @@ function fixedBuckets(sum: Float64Array, nonzero: Float64Array, quantBins: numbe
   }
   return { logTerm, mass, zeroBins };
 }
+
+/** The smoothing mass of an empty bin, as in MXNet and ONNX Runtime (klDivergences). */
+const MIN_EPS = 1e-4;
 
 function xLogX(x: number): number {
   return x > 0 ? x * Math.log(x) : 0;
@@ -409,16 +420,22 @@ export function expectedError(d: BinnedDistribution, lo: number, hi: number, lev
 export function mseRange(d: BinnedDistribution, levels: number, symmetric: boolean): Range {
   const top = symmetric ? Math.max(-d.min, d.max) : Math.max(d.max, 0);
   const bottom = symmetric ? -top : Math.min(d.min, 0);
-  const alphas = [1];
-  for (const edge of d.boundaries()) {
-    if (edge > 0 && edge < top) alphas.push(edge / top);
-    else if (edge < 0 && edge > bottom) alphas.push(edge / bottom);
+  const edges = d.boundaries();
+  const candidates = new Float64Array(edges.length + 1);
+  let count = 0;
+  candidates[count++] = 1;
+  for (const edge of edges) {
+    if (edge > 0 && edge < top) candidates[count++] = edge / top;
+    else if (edge < 0 && edge > bottom) candidates[count++] = edge / bottom;
   }
-  // Descending, so that on a tie the first (least clipping) alpha stays.
-  alphas.sort((a, b) => b - a);
+  // A typed array sorts numerically without a comparator to call (a search runs once a tensor,
+  // mostly cold); read from the end, descending, so that on a tie the first (least clipping)
+  // alpha stays.
+  const alphas = candidates.subarray(0, count).sort();
   let best = 1;
   let bestError = Infinity;
-  for (const alpha of alphas) {
+  for (let k = count - 1; k >= 0; k--) {
+    const alpha = alphas[k];
     const error = expectedError(d, alpha * bottom, alpha * top, levels);
     if (error < bestError) {
       bestError = error;
