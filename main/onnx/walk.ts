@@ -4,10 +4,8 @@
 // of its 231 s). Walking forward instead runs each node once per batch and keeps, between parts,
 // the tensors a node still to run reads.
 import * as ort from 'onnxruntime-node';
-import { elementCount } from '../base/feed';
 import { throwIfAborted } from '../base/progress';
 import { readsOf, typedValueInfo } from './edit';
-import { valueInfo } from './graph';
 import { DataType, onnx } from './proto';
 import { createSession, run } from './session';
 
@@ -75,11 +73,12 @@ export class ModelWalk {
 
   /**
    * Runs the part of the model that `outputs` need over every batch, handing each batch's outputs
-   * to `onBatch`, valid until it returns (the next batch may write over them); `given` supplies
+   * to `onBatch` (awaited before the next batch runs), its to keep: ONNX Runtime's Node binding
+   * copies every output into memory of its own, even one written into a buffer given for it; `given` supplies
    * inputs the model declares that the batches do not hold.
    */
   async step(outputs: readonly onnx.ValueInfoProto[], given: Readonly<Record<string, ort.Tensor>>, what: string,
-    onBatch: (out: ort.InferenceSession.OnnxValueMapType, batch: number) => void, signal?: AbortSignal): Promise<void> {
+    onBatch: (out: ort.InferenceSession.OnnxValueMapType, batch: number) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     const part = this.ancestors(outputs.map((o) => o.name));
     const nodes = this.graph.node.filter((_, k) => part.has(k));
     const made = new Set(nodes.flatMap((n) => n.output));
@@ -105,14 +104,6 @@ export class ModelWalk {
     // ONNX Runtime's memory pattern plans one block for a run's every intermediate; for the
     // recognizer's depthwise moments that held 1.8 GB at peak against 1.2 GB without, in no more time.
     const session = await createSession(model, what, { ...this.options, enableMemPattern: false });
-    // An asked output of fixed dims that no later part reads is written into one buffer for every
-    // batch: AdaRound's moments of the recognizer's 2880-wide conv were 66 MB of new buffers a batch.
-    const reused = new Map(outputs.flatMap((o) => {
-      const dims = valueInfo(o).shape;
-      const fixed = o.type?.tensorType?.elemType === DataType.FLOAT && !keep.includes(o.name) && dims?.every((d): d is number => typeof d === 'number');
-      return fixed ? [[o.name, new ort.Tensor('float32', new Float32Array(elementCount(dims)), dims)] as const] : [];
-    }));
-    const fetches = Object.fromEntries(model.graph!.output.map((o) => [o.name, reused.get(o.name) ?? null]));
     const kept = new Map(keep.map((name) => [name, [] as ort.Tensor[]]));
     let bytes = [...this.kept.values()].flat().reduce((n, t) => n + tensorBytes(t), 0);
     try {
@@ -124,13 +115,13 @@ export class ModelWalk {
           if (value) feeds[input.name] = value;
           else if (!initialized.has(input.name)) throw new Error(`the ${what} reads ${input.name}, which neither the data, the caller nor an earlier part gives`);
         }
-        const out = await run(session, feeds, what, fetches);
+        const out = await run(session, feeds, what);
         for (const [name, values] of kept) {
           values.push(out[name] as ort.Tensor);
           bytes += tensorBytes(out[name] as ort.Tensor);
         }
         if (bytes > this.keptBytes) kept.clear();
-        onBatch(out, b);
+        await onBatch(out, b);
       }
     } finally {
       await session.release();

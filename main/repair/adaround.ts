@@ -92,17 +92,20 @@ function problemOf(view: GraphView, layer: RowLayer, spec: WeightSpec): Problem 
 
 const f = (name: string, value: number) => floatTensor(name, [], Float32Array.of(value));
 
-/** The layer's weight as the graphs take it: [groups, rows per group, width]. */
+/** The layer's weight as its graph takes it: [groups, rows per group, width]. */
 const layerShape = (p: Problem) => [p.layer.groups, p.layer.rows / p.layer.groups, p.layer.width];
 
 /**
- * The layer's graphs share h(V) = clip((ζ − γ)·σ(V) + γ, 0, 1), the weight error D = Wq − W =
- * Step·h + (Down − W), D·H̃, and B = W·Cross (constant: folded when the session is made). The
- * layer's output error is rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input noise, and its gradient in Wq is
- * 2·(D·H̃ + B). `nodes` compute from V what the graph outputs; in the step graph they are a Loop,
- * whose body reads the rest from here.
+ * The layer's graph (roundingModel) around `nodes`: h(V) = clip((ζ − γ)·σ(V) + γ, 0, 1), the weight
+ * error D = Wq − W = Step·h + (Down − W), D·H̃, and B = W·Cross. The layer's output error is
+ * rec = tr(D H̃ Dᵀ) + 2 tr(D Bᵀ) + input noise, and its gradient in Wq is 2·(D·H̃ + B). `nodes`
+ * compute from V what the graph outputs: the loss, and a Loop of steps whose body reads the rest
+ * from here. H̃ is an initializer, which ONNX Runtime packs once for the product of every step;
+ * Cross is an input, read once a run to make B: as an initializer it was copied into the model's
+ * bytes, ONNX Runtime's parse of them and its session (for the recognizer's last conv, 2880² of
+ * it, the repair's peak).
  */
-function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx.NodeProto[], inits: onnx.TensorProto[],
+function layerGraph(p: Problem, moments: LayerMoments, nodes: onnx.NodeProto[], inits: onnx.TensorProto[],
   inputs: onnx.ValueInfoProto[], outputs: onnx.ValueInfoProto[]): onnx.ModelProto {
   const { groups, width } = p.layer;
   const shape = layerShape(p);
@@ -110,25 +113,26 @@ function layerGraph(p: Problem, moments: LayerMoments, name: string, nodes: onnx
   return onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
     graph: onnx.GraphProto.create({
-      name,
+      name: 'adaround',
       node: [makeNode('MatMul', ['W', 'Cross'], ['B']), ...nodes],
       initializer: [
         floatTensor('W', shape, p.w), floatTensor('Offset', shape, offset), floatTensor('Step', shape, p.step),
-        floatTensor('H', [groups, width, width], moments.quantized), floatTensor('Cross', [groups, width, width], moments.cross),
+        floatTensor('H', [groups, width, width], moments.quantized),
         f('zeta_gamma', ZETA - GAMMA), f('gamma', GAMMA), f('zero', 0), f('one', 1), f('two', 2), ...inits,
       ],
-      input: [typedValueInfo('V', DataType.FLOAT, shape), ...inputs], output: outputs,
+      input: [typedValueInfo('V', DataType.FLOAT, shape), typedValueInfo('Cross', DataType.FLOAT, [groups, width, width]), ...inputs], output: outputs,
     }),
   });
 }
 
-/** h, D, D·H̃, t = 2h − 1 and a = |t| from the tensor `v`. */
-function roundingNodes(v: string): onnx.NodeProto[] {
+/** h, D, D·H̃, t = 2h − 1 and a = |t| from the tensor `v`, each named with `prefix`. */
+function roundingNodes(v: string, prefix = ''): onnx.NodeProto[] {
+  const [sig, sigS, hRaw, h, up, d, dh, h2, t, a] = ['sig', 'sig_s', 'h_raw', 'h', 'up', 'D', 'DH', 'h2', 't', 'a'].map((name) => prefix + name);
   return [
-    makeNode('Sigmoid', [v], ['sig']), makeNode('Mul', ['sig', 'zeta_gamma'], ['sig_s']), makeNode('Add', ['sig_s', 'gamma'], ['h_raw']),
-    makeNode('Clip', ['h_raw', 'zero', 'one'], ['h']),
-    makeNode('Mul', ['Step', 'h'], ['up']), makeNode('Add', ['up', 'Offset'], ['D']), makeNode('MatMul', ['D', 'H'], ['DH']),
-    makeNode('Mul', ['h', 'two'], ['h2']), makeNode('Sub', ['h2', 'one'], ['t']), makeNode('Abs', ['t'], ['a']),
+    makeNode('Sigmoid', [v], [sig]), makeNode('Mul', [sig, 'zeta_gamma'], [sigS]), makeNode('Add', [sigS, 'gamma'], [hRaw]),
+    makeNode('Clip', [hRaw, 'zero', 'one'], [h]),
+    makeNode('Mul', ['Step', h], [up]), makeNode('Add', [up, 'Offset'], [d]), makeNode('MatMul', [d, 'H'], [dh]),
+    makeNode('Mul', [h, 'two'], [h2]), makeNode('Sub', [h2, 'one'], [t]), makeNode('Abs', [t], [a]),
   ];
 }
 
@@ -137,15 +141,20 @@ const scalarInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, []);
 const scheduleInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, ['iterations']);
 
 /**
- * Adam steps on V for the layer, as many as the schedules `lr` (bias-corrected), `reg` (−2λβ, 0
- * while warming up) and `beta2` (β − 2) are long, in one Loop: a run per iteration spent more
- * handing V, m and v across to JavaScript and back than computing the step (recognizer: 7.9 ms an
- * iteration against 4.9 ms of kernels). Inputs V and Adam's m and v; outputs them after the steps.
+ * The layer's one graph for its loss and its steps, in one session: H̃ is as large as the layer's
+ * rows are wide squared (2880² for the recognizer's last conv), and a session each held it twice.
+ * From V and the scalar `beta` it gives the
+ * loss: `rec`, the output error, and `round` = Σ|2h − 1|^β. From V and Adam's M and S it gives them
+ * after as many Adam steps as the schedules `lr` (bias-corrected), `reg` (−2λβ, 0 while warming up)
+ * and `beta2` (β − 2) are long, in one Loop: a run per iteration spent more handing V, m and v
+ * across to JavaScript and back than computing the step (recognizer: 7.9 ms an iteration against
+ * 4.9 ms of kernels). ONNX Runtime runs every node whichever outputs are fetched, so each run pays
+ * for the other half too: one D·H̃ for the steps' run, an empty Loop for the loss's.
  * The regulariser's gradient in h is reg·sign(t)·|t|^(β − 1) = reg·t·|t|^(β − 2) with t = 2h − 1,
  * the power taken as exp((β − 2)·ln|t|): ONNX Runtime's Pow is a scalar loop, a quarter of the
  * step's time. |t| is kept off 0, where the product with t is 0 either way.
  */
-function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
+function roundingModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
   const at = (schedule: string) => makeNode('Gather', [schedule, 'iteration'], [`${schedule}_now`]);
   const body = onnx.GraphProto.create({
     name: 'adaround_iteration',
@@ -166,27 +175,23 @@ function stepModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
     input: [typedValueInfo('iteration', DataType.INT64, []), typedValueInfo('going', DataType.BOOL, []), tensorInfo(p, 'V_in'), tensorInfo(p, 'M_in'), tensorInfo(p, 'S_in')],
     output: [typedValueInfo('going_on', DataType.BOOL, []), tensorInfo(p, 'V_out'), tensorInfo(p, 'M_out'), tensorInfo(p, 'S_out')],
   });
+  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
   const nodes = [
     makeNode('Shape', ['lr'], ['count_1d']), makeNode('Squeeze', ['count_1d'], ['count']),
     makeNode('Loop', ['count', '', 'V', 'M', 'S'], ['V_next', 'M_next', 'S_next'], [onnx.AttributeProto.create({ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body })]),
+    ...roundingNodes('V', 'loss_'),
+    makeNode('Mul', ['loss_D', 'loss_DH'], ['DDH']), makeNode('Mul', ['loss_D', 'B'], ['DB']), makeNode('Mul', ['DB', 'two'], ['DB2']), makeNode('Add', ['DDH', 'DB2'], ['err']),
+    sum('err', 'rec_d'), makeNode('Add', ['rec_d', 'input_noise'], ['rec']),
+    makeNode('Pow', ['loss_a', 'beta'], ['a_beta']), sum('a_beta', 'round'),
   ];
   const step2 = Float32Array.from(p.step, (s) => 2 * s);
-  const inits = [floatTensor('Step2', layerShape(p), step2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8), f('tiny', 1e-30)];
-  return layerGraph(p, moments, 'adaround_step', nodes, inits,
-    [tensorInfo(p, 'M'), tensorInfo(p, 'S'), scheduleInfo('lr'), scheduleInfo('reg'), scheduleInfo('beta2')],
-    [tensorInfo(p, 'V_next'), tensorInfo(p, 'M_next'), tensorInfo(p, 'S_next')]);
-}
-
-/** The layer's loss at V: `rec`, its output error, and `round` = Σ|2h − 1|^β for the scalar input `beta`. */
-function lossModel(p: Problem, moments: LayerMoments): onnx.ModelProto {
-  const sum = (input: string, output: string) => makeNode('ReduceSum', [input], [output], [intAttr('keepdims', 0)]);
-  const nodes = [
-    ...roundingNodes('V'),
-    makeNode('Mul', ['D', 'DH'], ['DDH']), makeNode('Mul', ['D', 'B'], ['DB']), makeNode('Mul', ['DB', 'two'], ['DB2']), makeNode('Add', ['DDH', 'DB2'], ['err']),
-    sum('err', 'rec_d'), makeNode('Add', ['rec_d', 'input_noise'], ['rec']),
-    makeNode('Pow', ['a', 'beta'], ['a_beta']), sum('a_beta', 'round'),
+  const inits = [
+    floatTensor('Step2', layerShape(p), step2), f('b1', 0.9), f('b1c', 0.1), f('b2', 0.999), f('b2c', 0.001), f('eps', 1e-8), f('tiny', 1e-30),
+    f('input_noise', moments.inputNoise),
   ];
-  return layerGraph(p, moments, 'adaround_loss', nodes, [f('input_noise', moments.inputNoise)], [scalarInfo('beta')], [scalarInfo('rec'), scalarInfo('round')]);
+  return layerGraph(p, moments, nodes, inits,
+    [tensorInfo(p, 'M'), tensorInfo(p, 'S'), scheduleInfo('lr'), scheduleInfo('reg'), scheduleInfo('beta2'), scalarInfo('beta')],
+    [tensorInfo(p, 'V_next'), tensorInfo(p, 'M_next'), tensorInfo(p, 'S_next'), scalarInfo('rec'), scalarInfo('round')]);
 }
 
 /** V with h(V) = the fraction each element rounds off, where AdaRound starts. */
@@ -214,24 +219,24 @@ interface Rounded {
 async function roundLayer(p: Problem, moments: LayerMoments, iterations: number, signal?: AbortSignal): Promise<Rounded> {
   const shape = layerShape(p);
   const what = `AdaRound graph of ${p.layer.node}`;
-  const stepSession = await createSession(stepModel(p, moments), what);
-  const lossSession = await createSession(lossModel(p, moments), what).catch(async (err: unknown) => {
-    await stepSession.release();
-    throw err;
-  });
+  const session = await createSession(roundingModel(p, moments), what);
   const tensor = (data: Float32Array) => new ort.Tensor('float32', data, shape);
   const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
   const vector = (data: Float32Array) => new ort.Tensor('float32', data, [data.length]);
+  const zeros = () => new Float32Array(p.w.length);
+  const cross = new ort.Tensor('float32', moments.cross, [p.layer.groups, p.layer.width, p.layer.width]);
   type State = { v: Float32Array; m: Float32Array; s: Float32Array };
   const steps = async (state: State, lr: Float32Array, reg: Float32Array, beta2: Float32Array): Promise<State> => {
-    const out = await run(stepSession, { V: tensor(state.v), M: tensor(state.m), S: tensor(state.s), lr: vector(lr), reg: vector(reg), beta2: vector(beta2) }, what);
+    const out = await run(session, { V: tensor(state.v), Cross: cross, M: tensor(state.m), S: tensor(state.s), lr: vector(lr), reg: vector(reg), beta2: vector(beta2), beta: scalar(2) }, what,
+      { V_next: null, M_next: null, S_next: null });
     return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S') };
   };
+  // The loss's runs take no steps: Adam's state is not read, and the schedules are empty.
+  const [idle, none] = [tensor(zeros()), vector(new Float32Array(0))];
   const loss = async (v: Float32Array, beta: number) => {
-    const out = await run(lossSession, { V: tensor(v), beta: scalar(beta) }, what);
+    const out = await run(session, { V: tensor(v), Cross: cross, M: idle, S: idle, lr: none, reg: none, beta2: none, beta: scalar(beta) }, what, { rec: null, round: null });
     return { rec: Number((out.rec as ort.Tensor).data[0]), round: Number((out.round as ort.Tensor).data[0]) };
   };
-  const zeros = () => new Float32Array(p.w.length);
   const warm = Math.round(iterations * WARM_UP);
   // β and whether the regulariser is on at iteration t.
   const annealing = (t: number) => {
@@ -263,7 +268,7 @@ async function roundLayer(p: Problem, moments: LayerMoments, iterations: number,
     const kept = (await loss(saturatedV(learned), 2)).rec;
     return kept < nearest ? { up: learned, nearest, kept, trace } : { up: p.nearest, nearest, kept: nearest, trace };
   } finally {
-    await Promise.all([stepSession.release(), lossSession.release()]);
+    await session.release();
   }
 }
 

@@ -3,7 +3,8 @@
 // effect on the layer's output in mean square, on exactly the data they came from, so AdaRound
 // never needs the inputs themselves. The layers' moments come from one walk forward through the
 // float and the quantized model over the samples (a ModelWalk), a part per layer: the patches are
-// strided slices (or a Conv with one-hot kernels), the moments batched MatMuls.
+// strided slices (or a Conv with one-hot kernels), the moments batched MatMuls, or for a layer
+// with few rows one product over the rows of every batch.
 import * as ort from 'onnxruntime-node';
 import { commonShapes, elementCount, feedSamples, rebatched, type Feed } from '../base/feed';
 import { fitBatch } from '../calib/calibrate';
@@ -12,7 +13,7 @@ import { intAttr, intsAttr, makeNode, reduceOver, sampleShape, typedValueInfo } 
 import { attr, attrInt, attrInts, attrString, defaultOpset, GraphView, type GraphNode } from '../onnx/graph';
 import { DataType, onnx } from '../onnx/proto';
 import { numericsOptions } from '../onnx/numerics';
-import { floatData, inferredDims, toOrtFeeds } from '../onnx/session';
+import { createSession, floatData, inferredDims, run, toOrtFeeds } from '../onnx/session';
 import { ModelWalk } from '../onnx/walk';
 import { floatTensor, int64Tensor, tensorDims } from '../onnx/tensor';
 
@@ -105,24 +106,25 @@ function oneHotPatchNodes(node: GraphNode, layer: RowLayer, dims: readonly numbe
 }
 
 /**
- * Nodes that turn the layer's input into its rows, named `${prefix}_rows`, as columns: `[N, groups,
- * width, positions]` for a Conv's samples when `outer`, else `[1, groups, width, n]` with the
- * samples folded into the positions (`[1, 1, width, n]` for MatMul and Gemm). The moments are
- * products of the rows with their transpose, which ONNX Runtime fuses, summed over the first axis.
- * With the samples outermost the patches are not copied, but each sample's product is width² per
- * group: worth it where a sample has more positions than its rows are wide (a depthwise conv,
- * 5x5: 25 wide, 480 positions), not for a wide conv on few positions (the recognizer's last, 2880
- * wide on 18 positions, whose per-sample products took 1.4 s of its 1.5 s).
+ * How a layer's rows leave its part of the walk (rowNodes makes them):
+ * - `outer`: `[N, groups, width, positions]` a batch, the samples outermost. The patches are not
+ *   copied, but each sample's product is width² per group, which pays where a sample has more
+ *   positions than its rows are wide (a depthwise conv, 5x5: 25 wide, 480 positions). The products
+ *   are summed over the batch in the graph, and the batch's sums handed out.
+ * - `gathered`: `[groups, n, width]`, the rows themselves, handed out and multiplied out over
+ *   many batches' at once (GatheredRows). For the recognizer's last conv, 2880 wide on 18
+ *   positions, a product a batch of 3 lines made 2 x 33 MB of sums that ONNX Runtime's binding
+ *   copies into new memory and JavaScript then added up: the layer's moments took 5.8-8.3 s, of
+ *   which 1.5 s were products; gathered, 1.0-1.5 s.
  */
-function rowNodes(view: GraphView, layer: RowLayer, outer: boolean, prefix: string, opset: number, inits: onnx.TensorProto[]): onnx.NodeProto[] {
+type RowLayout = 'outer' | 'gathered';
+
+/** Nodes that turn the layer's input into its rows, named `${prefix}_rows`, in `layout`. */
+function rowNodes(view: GraphView, layer: RowLayer, layout: RowLayout, prefix: string, opset: number, inits: onnx.TensorProto[]): onnx.NodeProto[] {
   const rows = `${prefix}_rows`;
   if (layer.op !== 'Conv') {
-    inits.push(int64Tensor(`${prefix}_flat`, [2], [-1, layer.width]), int64Tensor(`${prefix}_shape`, [4], [1, 1, layer.width, -1]));
-    return [
-      makeNode('Reshape', [layer.input, `${prefix}_flat`], [`${prefix}_2d`]),
-      makeNode('Transpose', [`${prefix}_2d`], [`${prefix}_t`], [intsAttr('perm', [1, 0])]),
-      makeNode('Reshape', [`${prefix}_t`, `${prefix}_shape`], [rows]),
-    ];
+    inits.push(int64Tensor(`${prefix}_flat`, [3], [1, -1, layer.width]));
+    return [makeNode('Reshape', [layer.input, `${prefix}_flat`], [rows])];
   }
   const node = view.nodes.find((n) => n.name === layer.node)!;
   const dims = tensorDims(view.initializers.get(layer.weight)!);
@@ -132,12 +134,12 @@ function rowNodes(view: GraphView, layer: RowLayer, outer: boolean, prefix: stri
   const depthwise = dims[1] === 1 && layer.groups > 1;
   const patches = (depthwise ? undefined : patchNodes(node, layer, dims.slice(2), prefix, opset, inits)) ?? oneHotPatchNodes(node, layer, dims, prefix, inits);
   inits.push(int64Tensor(`${prefix}_split`, [4], [0, layer.groups, layer.width, -1]));
-  if (outer) return [...patches, makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [rows])];
-  inits.push(int64Tensor(`${prefix}_fold`, [4], [1, layer.groups, layer.width, -1]));
+  if (layout === 'outer') return [...patches, makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [rows])];
+  inits.push(int64Tensor(`${prefix}_fold`, [3], [layer.groups, -1, layer.width]));
   return [
     ...patches,
     makeNode('Reshape', [`${prefix}_patches`, `${prefix}_split`], [`${prefix}_4d`]),
-    makeNode('Transpose', [`${prefix}_4d`], [`${prefix}_t`], [intsAttr('perm', [1, 2, 0, 3])]),
+    makeNode('Transpose', [`${prefix}_4d`], [`${prefix}_t`], [intsAttr('perm', [1, 0, 3, 2])]),
     makeNode('Reshape', [`${prefix}_t`, `${prefix}_fold`], [rows]),
   ];
 }
@@ -174,13 +176,14 @@ function unbiased(node: onnx.NodeProto, input: string, output: string): onnx.Nod
 const weightInput = (i: number) => `qs_gram_${i}_weight`;
 
 /**
- * The float and the quantized model side by side, with per layer i `qs_gram_i_quantized` and
- * `qs_gram_i_cross` (Σ over the batch's rows), `qs_gram_i_power`, `qs_gram_i_noise` and
- * `qs_gram_i_n` the shape of its rows. The quantized half's layer i reads its weight, dequantized,
- * from the input `qs_gram_i_weight`. `outer[i]`
- * whether its rows keep the samples outermost (rowNodes).
+ * The float and the quantized model side by side, with per layer i `qs_gram_i_power` and
+ * `qs_gram_i_noise`, and its rows in `layouts[i]` (rowNodes): for `outer`, `qs_gram_i_quantized`
+ * and `qs_gram_i_cross` (Σ over the batch's rows) and `qs_gram_i_n` the shape of its rows; for
+ * `gathered`, the rows of the quantized input `qs_gram_i_q_rows` and of the input difference
+ * `qs_gram_i_e_rows`. The quantized half's layer i reads its weight, dequantized, from the input
+ * `qs_gram_i_weight`.
  */
-function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], outer: readonly boolean[]): onnx.ModelProto {
+function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], layouts: readonly RowLayout[]): onnx.ModelProto {
   const view = new GraphView(floatModel);
   const graph = floatModel.graph!;
   const half = quantizedHalf(floatModel, quantModel);
@@ -201,21 +204,28 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
     // the input, not on rows up to a kernel's size larger, and no rows of the float input at all.
     const difference = `${prefix}_input_diff`;
     const [q, e] = [`${prefix}_q_rows`, `${prefix}_e_rows`];
-    outputs.push(
-      typedValueInfo(`${prefix}_quantized`, DataType.FLOAT, [layer.groups, layer.width, layer.width]), typedValueInfo(`${prefix}_cross`, DataType.FLOAT, [layer.groups, layer.width, layer.width]),
-      typedValueInfo(`${prefix}_power`, DataType.FLOAT, []), typedValueInfo(`${prefix}_noise`, DataType.FLOAT, []), typedValueInfo(`${prefix}_n`, DataType.INT64, [4]),
-    );
+    const gram = [layer.groups, layer.width, layer.width];
     const sumSquare = (input: string, output: string) => makeNode('ReduceSumSquare', [input], [output], [intAttr('keepdims', 0)]);
     const floatNode = view.nodes.find((n) => n.name === layer.node)!.proto;
-    return [
+    outputs.push(typedValueInfo(`${prefix}_power`, DataType.FLOAT, []), typedValueInfo(`${prefix}_noise`, DataType.FLOAT, []));
+    const common = [
       makeNode('Sub', [quantNode.input[0], layer.input], [difference]),
-      ...rowNodes(view, { ...layer, input: difference }, outer[i], `${prefix}_e`, opset, inits),
-      ...rowNodes(view, { ...layer, input: quantNode.input[0] }, outer[i], `${prefix}_q`, opset, inits),
+      ...rowNodes(view, { ...layer, input: difference }, layouts[i], `${prefix}_e`, opset, inits),
+      ...rowNodes(view, { ...layer, input: quantNode.input[0] }, layouts[i], `${prefix}_q`, opset, inits),
+      unbiased(floatNode, layer.input, `${prefix}_wx`), sumSquare(`${prefix}_wx`, `${prefix}_power`),
+      unbiased(floatNode, difference, `${prefix}_we`), sumSquare(`${prefix}_we`, `${prefix}_noise`),
+    ];
+    if (layouts[i] === 'gathered') {
+      const rows = [layer.groups, `${prefix}_rows`, layer.width];
+      outputs.push(typedValueInfo(q, DataType.FLOAT, rows), typedValueInfo(e, DataType.FLOAT, rows));
+      return common;
+    }
+    outputs.push(typedValueInfo(`${prefix}_quantized`, DataType.FLOAT, gram), typedValueInfo(`${prefix}_cross`, DataType.FLOAT, gram), typedValueInfo(`${prefix}_n`, DataType.INT64, [4]));
+    return [
+      ...common,
       makeNode('Transpose', [q], [`${q}_t`], [intsAttr('perm', [0, 1, 3, 2])]),
       makeNode('MatMul', [q, `${q}_t`], [`${prefix}_quantized_each`]), reduceOver('ReduceSum', `${prefix}_quantized_each`, [0], `${prefix}_quantized`, opset, inits),
       makeNode('MatMul', [e, `${q}_t`], [`${prefix}_cross_each`]), reduceOver('ReduceSum', `${prefix}_cross_each`, [0], `${prefix}_cross`, opset, inits),
-      unbiased(floatNode, layer.input, `${prefix}_wx`), sumSquare(`${prefix}_wx`, `${prefix}_power`),
-      unbiased(floatNode, difference, `${prefix}_we`), sumSquare(`${prefix}_we`, `${prefix}_noise`),
       makeNode('Shape', [e], [`${prefix}_n`]),
     ];
   });
@@ -232,6 +242,8 @@ function momentsModel(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, 
 const ROW_COPIES = 3;
 /** Bytes of rows a moments step may hold; the walk's batches are cut to stay under it. */
 const ROWS_BUDGET = 256 * 2 ** 20;
+/** Bytes of a gathered layer's rows held before they are multiplied out (both kinds of rows). */
+const GATHERED_BYTES = 64 * 2 ** 20;
 
 /** Measures the layers' moments one after another, with the quantized half's weights as they are rounded so far. */
 export interface MomentsOf {
@@ -245,11 +257,105 @@ export interface MomentsOf {
   measure(i: number, dequantized: readonly Float32Array[], signal?: AbortSignal): Promise<LayerMoments>;
 }
 
+/** Σ x̃x̃ᵀ and Σ (x̃ − x)x̃ᵀ over a layer's rows, [groups, width, width] each, and the rows counted. */
+interface RowSums {
+  quantized: Float32Array;
+  cross: Float32Array;
+  rows: number;
+}
+
+/** `into` plus `add`, element by element; `add` itself where there is no `into` yet. */
+function plus(into: Float32Array | undefined, add: Float32Array): Float32Array {
+  if (!into) return add;
+  for (let k = 0; k < add.length; k++) into[k] += add[k];
+  return into;
+}
+
+/**
+ * A `gathered` layer's rows (RowLayout), `[groups, n, width]` a batch, held until `budget` bytes of
+ * them are, then joined and multiplied out in one product of ONNX Runtime's, whose sums add up.
+ */
+class GatheredRows {
+  private readonly q: Float32Array[] = [];
+  private readonly e: Float32Array[] = [];
+  private held = 0;
+  private sums?: RowSums;
+  private session?: ort.InferenceSession;
+
+  constructor(private readonly layer: RowLayer, private readonly budget: number) {}
+
+  async add(q: Float32Array, e: Float32Array): Promise<void> {
+    this.q.push(q);
+    this.e.push(e);
+    this.held += q.byteLength + e.byteLength;
+    if (this.held >= this.budget) await this.multiply();
+  }
+
+  /** The sums over every row added, the last held ones multiplied out. */
+  async finish(): Promise<Partial<RowSums>> {
+    await this.multiply();
+    return this.sums ?? { rows: 0 };
+  }
+
+  async release(): Promise<void> {
+    await this.session?.release();
+  }
+
+  private async multiply(): Promise<void> {
+    if (!this.held) return;
+    const { groups, width } = this.layer;
+    const [q, n] = joinRows(this.q, groups, width);
+    const [e] = joinRows(this.e, groups, width);
+    this.q.length = 0;
+    this.e.length = 0;
+    this.held = 0;
+    this.session ??= await createSession(productModel(groups, width), 'product of a layer\'s rows');
+    const rows = (data: Float32Array) => new ort.Tensor('float32', data, [groups, n, width]);
+    const out = await run(this.session, { Q: rows(q), E: rows(e) }, 'product of a layer\'s rows');
+    this.sums = {
+      quantized: plus(this.sums?.quantized, floatData(out.quantized as ort.Tensor, 'quantized')),
+      cross: plus(this.sums?.cross, floatData(out.cross as ort.Tensor, 'cross')),
+      rows: (this.sums?.rows ?? 0) + n,
+    };
+  }
+}
+
+/** Batches of rows, `[groups, n_b, width]` each, as one `[groups, Σ n_b, width]`, and Σ n_b. */
+function joinRows(parts: readonly Float32Array[], groups: number, width: number): [Float32Array, number] {
+  const n = parts.reduce((total, p) => total + p.length / groups / width, 0);
+  const joined = new Float32Array(groups * n * width);
+  let at = 0;
+  for (const part of parts) {
+    const rows = part.length / groups / width;
+    for (let g = 0; g < groups; g++) joined.set(part.subarray(g * rows * width, (g + 1) * rows * width), (g * n + at) * width);
+    at += rows;
+  }
+  return [joined, n];
+}
+
+/** Q, E `[groups, n, width]` → `quantized` = QᵀQ and `cross` = EᵀQ per group, `[groups, width, width]`. */
+function productModel(groups: number, width: number): onnx.ModelProto {
+  const rows = [groups, 'n', width];
+  const gram = [groups, width, width];
+  const transposed = (x: string) => makeNode('Transpose', [x], [`${x}_t`], [intsAttr('perm', [0, 2, 1])]);
+  return onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'quant-studio adaround',
+    graph: onnx.GraphProto.create({
+      name: 'row_products',
+      node: [transposed('Q'), transposed('E'), makeNode('MatMul', ['Q_t', 'Q'], ['quantized']), makeNode('MatMul', ['E_t', 'Q'], ['cross'])],
+      input: [typedValueInfo('Q', DataType.FLOAT, rows), typedValueInfo('E', DataType.FLOAT, rows)],
+      output: [typedValueInfo('quantized', DataType.FLOAT, gram), typedValueInfo('cross', DataType.FLOAT, gram)],
+    }),
+  });
+}
+
 /**
  * The float model against `quantModel` (its conversion), in reference numerics, for AdaRound's
- * layers over `feeds`.
+ * layers over `feeds`. `gatheredBytes`: how many bytes of a gathered layer's rows are held before
+ * they are multiplied out (GATHERED_BYTES).
  */
-export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], feeds: readonly Feed[]): Promise<MomentsOf> {
+export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.ModelProto, layers: readonly RowLayer[], feeds: readonly Feed[],
+  gatheredBytes = GATHERED_BYTES): Promise<MomentsOf> {
   const what = 'model that measures the layers\' input moments';
   const view = new GraphView(floatModel);
   const dims = layers.map((l) => tensorDims(view.initializers.get(l.weight)!));
@@ -260,7 +366,8 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
     const shape = sampleShape(known.get(l.input));
     return shape ? elementCount(shape) : NaN;
   };
-  const model = momentsModel(floatModel, quantModel, layers, layers.map((l) => l.op === 'Conv' && positions(l) >= l.width));
+  const layouts = layers.map((l): RowLayout => (l.op === 'Conv' && positions(l) >= l.width ? 'outer' : 'gathered'));
+  const model = momentsModel(floatModel, quantModel, layers, layouts);
   // A conv's rows are its patches, each input element once per kernel tap: the recognizer's 5x5
   // depthwise convs held 0.55 GB of them for a batch of 8, and a repair's peak was 1.17 GB.
   const rowBytes = Math.max(0, ...layers.map((l) => ROW_COPIES * 4 * (l.op === 'Conv' ? l.groups * l.width * positions(l) : inputSize(l))).filter(Number.isFinite));
@@ -274,28 +381,33 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       const layer = layers[i];
       const prefix = `qs_gram_${i}`;
       const weightFeeds = Object.fromEntries(layers.map((_, k) => [weightInput(k), new ort.Tensor('float32', dequantized[k], dims[k])]));
+      const gathered = layouts[i] === 'gathered' ? new GatheredRows(layer, gatheredBytes) : undefined;
       // Float32 sums: each batch's is already a float32 sum over thousands of rows, and adding a few
       // dozen of them costs a few ulps, where Float64 pairs held 133 MB more for the recognizer's
       // 2880-wide conv.
-      const sum = { quantized: new Float32Array(layer.groups * layer.width * layer.width), cross: new Float32Array(layer.groups * layer.width * layer.width), power: 0, inputNoise: 0, rows: 0 };
-      await walk.step(model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)), weightFeeds, what, (out) => {
-        const add = (to: Float32Array, name: string) => {
-          const data = floatData(out[name] as ort.Tensor, name);
-          for (let k = 0; k < data.length; k++) to[k] += data[k];
-        };
-        add(sum.quantized, `${prefix}_quantized`);
-        add(sum.cross, `${prefix}_cross`);
-        sum.power += Number((out[`${prefix}_power`] as ort.Tensor).data[0]);
-        sum.inputNoise += Number((out[`${prefix}_noise`] as ort.Tensor).data[0]);
-        const [samples, , , positions] = (out[`${prefix}_n`] as ort.Tensor).data as BigInt64Array;
-        sum.rows += Number(samples) * Number(positions);
-      }, signal);
-      const n = Math.max(1, sum.rows);
-      const mean = (total: Float32Array) => {
+      let sums: Partial<RowSums> = { rows: 0 };
+      let power = 0;
+      let inputNoise = 0;
+      const data = (out: ort.InferenceSession.OnnxValueMapType, name: string) => floatData(out[`${prefix}_${name}`] as ort.Tensor, name);
+      try {
+        await walk.step(model.graph!.output.filter((o) => o.name.startsWith(`${prefix}_`)), weightFeeds, what, async (out) => {
+          power += data(out, 'power')[0];
+          inputNoise += data(out, 'noise')[0];
+          if (gathered) return gathered.add(data(out, 'q_rows'), data(out, 'e_rows'));
+          const [samples, , , positions] = (out[`${prefix}_n`] as ort.Tensor).data as BigInt64Array;
+          sums = { quantized: plus(sums.quantized, data(out, 'quantized')), cross: plus(sums.cross, data(out, 'cross')), rows: (sums.rows ?? 0) + Number(samples) * Number(positions) };
+        }, signal);
+        if (gathered) sums = await gathered.finish();
+      } finally {
+        await gathered?.release();
+      }
+      const n = Math.max(1, sums.rows ?? 0);
+      const size = layer.groups * layer.width * layer.width;
+      const mean = (total: Float32Array = new Float32Array(size)) => {
         for (let k = 0; k < total.length; k++) total[k] /= n;
         return total;
       };
-      return { quantized: mean(sum.quantized), cross: mean(sum.cross), power: sum.power / n, inputNoise: sum.inputNoise / n };
+      return { quantized: mean(sums.quantized), cross: mean(sums.cross), power: power / n, inputNoise: inputNoise / n };
     },
   };
 }

@@ -142,6 +142,49 @@ for (const opset of [11, 17]) test(`the moments are those of each layer's im2col
   close([depthwise.power, depthwise.inputNoise], [rowForm(rowWeights[4], mean(bruteGram(x, x, dims, dw)), 4, 9), rowForm(rowWeights[4], mean(bruteGram(e, e, dims, dw)), 4, 9)], 'depthwise conv: power, input noise');
 });
 
+test('a layer with fewer positions than its rows are wide gathers its rows over the batches: a grouped strided conv and a MatMul, the same moments multiplied out once or a batch at a time', async () => {
+  const dims = [3, 8, 5, 5];
+  const conv: ConvGeometry = { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], groups: 2 };
+  const initializers = { w: { dims: [6, 4, 3, 3], data: randomArray(216, 31) }, b: { dims: [5, 3], data: randomArray(15, 32) }, four: { dims: [], data: [4] } };
+  const layers = (input: string): NodeSpec[] => [
+    { op: 'Conv', inputs: [input, 'w'], outputs: ['y'], name: 'grouped', attrs: { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 2 } },
+    { op: 'MatMul', inputs: [input, 'b'], outputs: ['m'], name: 'matmul' },
+  ];
+  const io = { inputs: { x: ['n', 8, 5, 5] }, outputs: { y: ['n', 6, 3, 3], m: ['n', 8, 5, 3] }, initializers };
+  const model = buildModel({ ...io, nodes: layers('x') });
+  const quantModel = buildModel({ ...io, nodes: [{ op: 'Mul', inputs: ['x', 'four'], outputs: ['x4'] }, { op: 'Floor', inputs: ['x4'], outputs: ['x4f'] }, { op: 'Div', inputs: ['x4f', 'four'], outputs: ['xq'] }, ...layers('xq')] });
+  const view = new GraphView(model);
+  const rowLayers = view.nodes.map((n) => rowLayer(view, n)!);
+  const weights = rowLayers.map((l) => tensorToFloat32(view.initializers.get(l.weight)!));
+  const x = randomArray(3 * 200, 33);
+  const xq = x.map((v) => Math.floor(v * 4) / 4);
+  const e = xq.map((v, i) => v - x[i]);
+  const feeds = [0, 1, 2].map((k) => feed(x.subarray(k * 200, (k + 1) * 200), [1, 8, 5, 5]));
+  const measured = async (bytes?: number) => {
+    const moments = await momentsOf(model, quantModel, rowLayers, feeds, bytes);
+    return [await moments.measure(0, weights), await moments.measure(1, weights)];
+  };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    assert.equal(a.length, b.length, what);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} against ${b[i]}`);
+  };
+  const mean = (g: { gram: Float64Array; rows: number }) => Float64Array.from(g.gram, (v) => v / g.rows);
+  const rows = (a: Float32Array, b: Float32Array) => {
+    const out = new Float64Array(25);
+    for (let r = 0; r < a.length / 5; r++) for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) out[i * 5 + j] += a[r * 5 + i] * b[r * 5 + j];
+    return out.map((v) => v / (a.length / 5));
+  };
+  // Once with every batch's rows, then a product a batch (each batch's rows already past a budget of one byte).
+  for (const bytes of [undefined, 1]) {
+    const [grouped, matmul] = await measured(bytes);
+    const how = bytes ? 'a product a batch' : 'one product';
+    close(grouped.quantized, mean(bruteGram(xq, xq, dims, conv)), `grouped conv, ${how}: E[x̃x̃ᵀ]`);
+    close(grouped.cross, mean(bruteGram(e, xq, dims, conv)), `grouped conv, ${how}: E[(x̃ − x)x̃ᵀ]`);
+    close(matmul.quantized, rows(xq, xq), `matmul, ${how}: E[x̃x̃ᵀ]`);
+    close(matmul.cross, rows(e, xq), `matmul, ${how}: E[(x̃ − x)x̃ᵀ]`);
+  }
+});
+
 test('AdaRound\'s loss falls, ends no higher than nearest rounding\'s, moves each weight by at most one step, and reports the output error ONNX Runtime measures', async () => {
   const model = buildModel({
     inputs: { x: [1, 6, 8, 8] }, outputs: { y: [1, 5, 8, 8] },

@@ -239,18 +239,18 @@ test('a model walked part by part gives what one run gives, keeps only what a la
   const walk = new ModelWalk(model, ['b', 'e'], batches, {});
   const got: Array<Record<string, ort.Tensor>> = [];
   const outputs = (name: string) => model.graph!.output.filter((o) => o.name === name);
-  await walk.step(outputs('b'), {}, 'first part', (out) => got.push({ b: out.b as ort.Tensor }));
+  await walk.step(outputs('b'), {}, 'first part', (out) => void got.push({ b: out.b as ort.Tensor }));
   // a and b are read by the Add still to run; x comes from the batches, not from the walk.
   assert.deepEqual(walk.holding.sort(), ['a', 'b']);
   let k = 0;
-  await walk.step(outputs('e'), { g }, 'second part', (out) => Object.assign(got[k++], { e: out.e as ort.Tensor }));
+  await walk.step(outputs('e'), { g }, 'second part', (out) => void Object.assign(got[k++], { e: out.e as ort.Tensor }));
   assert.deepEqual(walk.holding, []);
   // A walk with no room to keep anything runs each part from the inputs again, to the same values.
   const forgetful = new ModelWalk(model, ['b', 'e'], batches, {}, 0);
   const again: ort.Tensor[] = [];
   await forgetful.step(outputs('b'), {}, 'first part', () => undefined);
   assert.deepEqual(forgetful.holding, []);
-  await forgetful.step(outputs('e'), { g }, 'second part', (out) => again.push(out.e as ort.Tensor));
+  await forgetful.step(outputs('e'), { g }, 'second part', (out) => void again.push(out.e as ort.Tensor));
   again.forEach((e, b) => assert.deepEqual([...(e.data as Float32Array)], [...(expected[b].e as ort.Tensor).data as Float32Array], `e without keeping, batch ${b}`));
   // A walk asked for b alone keeps nothing: no part it will run reads a.
   const short = new ModelWalk(model, ['b'], batches, {});
@@ -259,7 +259,7 @@ test('a model walked part by part gives what one run gives, keeps only what a la
   // An input that is also an initializer (IR 3 declares weights so) takes the initializer when nobody gives it.
   const declared = onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...model.graph!, initializer: [floatTensor('g', [1], Float32Array.of(2))] }) });
   const fromInitializer: ort.Tensor[] = [];
-  await new ModelWalk(declared, ['e'], batches, {}).step(outputs('e'), {}, 'whole', (out) => fromInitializer.push(out.e as ort.Tensor));
+  await new ModelWalk(declared, ['e'], batches, {}).step(outputs('e'), {}, 'whole', (out) => void fromInitializer.push(out.e as ort.Tensor));
   fromInitializer.forEach((e, b) => assert.deepEqual([...(e.data as Float32Array)], [...(expected[b].e as ort.Tensor).data as Float32Array], `e, g from its initializer, batch ${b}`));
   await assert.rejects(new ModelWalk(model, ['e'], batches, {}).step(outputs('e'), {}, 'part without g', () => undefined), /reads g, which neither the data, the caller nor an earlier part gives/);
   expected.forEach((e, b) => {
