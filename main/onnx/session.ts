@@ -217,8 +217,12 @@ export function toOrtFeeds(feed: Feed): Record<string, ort.Tensor> {
   return out;
 }
 
-/** `fetches`, where given, names every output to fetch, with the tensor to write it into or null. */
-export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
+/**
+ * `fetches`, where given, names the outputs to hand back; ONNX Runtime runs every node either way.
+ * No tensor to write an output into: the Node binding copies every output into new memory, even one
+ * written into a buffer given for it.
+ */
+export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string, fetches?: readonly string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
     return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
   } catch (err) {

@@ -227,14 +227,13 @@ async function roundLayer(p: Problem, moments: LayerMoments, iterations: number,
   const cross = new ort.Tensor('float32', moments.cross, [p.layer.groups, p.layer.width, p.layer.width]);
   type State = { v: Float32Array; m: Float32Array; s: Float32Array };
   const steps = async (state: State, lr: Float32Array, reg: Float32Array, beta2: Float32Array): Promise<State> => {
-    const out = await run(session, { V: tensor(state.v), Cross: cross, M: tensor(state.m), S: tensor(state.s), lr: vector(lr), reg: vector(reg), beta2: vector(beta2), beta: scalar(2) }, what,
-      { V_next: null, M_next: null, S_next: null });
+    const out = await run(session, { V: tensor(state.v), Cross: cross, M: tensor(state.m), S: tensor(state.s), lr: vector(lr), reg: vector(reg), beta2: vector(beta2), beta: scalar(2) }, what, ['V_next', 'M_next', 'S_next']);
     return { v: floatData(out.V_next as ort.Tensor, 'V'), m: floatData(out.M_next as ort.Tensor, 'M'), s: floatData(out.S_next as ort.Tensor, 'S') };
   };
   // The loss's runs take no steps: Adam's state is not read, and the schedules are empty.
   const [idle, none] = [tensor(zeros()), vector(new Float32Array(0))];
   const loss = async (v: Float32Array, beta: number) => {
-    const out = await run(session, { V: tensor(v), Cross: cross, M: idle, S: idle, lr: none, reg: none, beta2: none, beta: scalar(beta) }, what, { rec: null, round: null });
+    const out = await run(session, { V: tensor(v), Cross: cross, M: idle, S: idle, lr: none, reg: none, beta2: none, beta: scalar(beta) }, what, ['rec', 'round']);
     return { rec: Number((out.rec as ort.Tensor).data[0]), round: Number((out.round as ort.Tensor).data[0]) };
   };
   const warm = Math.round(iterations * WARM_UP);
