@@ -6,13 +6,14 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CANCEL_GRACE_MS, STAGE_PREFIX } from '../main/jobs';
+import { engineEnv } from '../main/base/engine-env';
 
 /** Set in the child's environment: it runs the command itself. */
 export const ENGINE_CHILD_ENV = 'QUANT_STUDIO_ENGINE_CHILD';
 
 export function runInChild(bin: string, argv: string[], write: (message: string) => void): Promise<number> {
   // The IPC channel carries nothing: it closes when this process dies, however it dies, and the child then stops too.
-  const child = spawn(process.execPath, [bin, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [ENGINE_CHILD_ENV]: '1' } });
+  const child = spawn(process.execPath, [bin, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...engineEnv(), [ENGINE_CHILD_ENV]: '1' } });
   let cancelled = false;
   const forward = (signal: NodeJS.Signals) => () => {
     cancelled = true;

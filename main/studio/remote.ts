@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { JobEvent, RequestChannels } from '../../shared/ipc';
 import type { Stage } from '../../shared/progress';
 import { CANCEL_GRACE_MS } from '../base/progress';
+import { engineEnv } from '../base/engine-env';
 import type { EngineChannel } from './service';
 
 export type ToEngine = { type: 'call'; id: number; channel: EngineChannel; request: unknown } | { type: 'close' };
@@ -34,7 +35,7 @@ export type SpawnEngine = (script: string, args: string[]) => EngineProcess;
 
 export const forkEngine: SpawnEngine = (script, args) => {
   // No inherited flags: under node --test the child would otherwise start as a test runner.
-  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: engineEnv() });
   return {
     send: (m) => {
       if (child.connected) child.send(m);

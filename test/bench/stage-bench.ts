@@ -20,6 +20,7 @@ import { calibrationTensors, planQuantization } from '../../main/plan/plan';
 import { prepareModel } from '../../main/plan/prepare';
 import { recipeFor } from '../../shared/backends';
 import { MODELS, ROOT, tempDir } from '../helpers/build';
+import { engineEnv } from '../../main/base/engine-env';
 import * as fs from 'node:fs';
 
 const LINES = path.join(ROOT, 'test', 'fixtures', 'ocr-lines');
@@ -134,7 +135,8 @@ const JOBS: Record<string, { setup?: (s: Subject, dir: string) => Promise<string
 };
 
 function once(subject: string, kind: string, samples: number): Measure {
-  const out = execFileSync(process.execPath, [__filename, '--child', subject, kind, String(samples)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  // In the environment the product's engine processes get.
+  const out = execFileSync(process.execPath, [__filename, '--child', subject, kind, String(samples)], { encoding: 'utf8', maxBuffer: 1 << 20, env: engineEnv() });
   return JSON.parse(out.trim().split('\n').pop()!) as Measure;
 }
 
