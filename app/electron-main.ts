@@ -6,7 +6,6 @@ import { pathToFileURL } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, session, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
 import { EVENT_CHANNEL, MENU_CHANNEL, type ExportResult, type MenuCommand } from '../shared/ipc';
 import { RemoteStudio, type SpawnEngine } from '../main/studio/remote';
-import { engineEnv } from '../main/base/engine-env';
 import { APP_ORIGIN, registerHandlers, type IpcMainLike } from './ipc-main';
 import { CSP, UI_TYPES } from './serve';
 
@@ -44,8 +43,8 @@ function serveUi(): void {
 }
 
 /** The engine in an Electron utility process: a Node process without the RunAsNode fuse, which stays off. */
-const utilityEngine: SpawnEngine = (script, args) => {
-  const child = utilityProcess.fork(script, args, { serviceName: 'Quant Studio engine', stdio: 'inherit', env: engineEnv() });
+const utilityEngine: SpawnEngine = (script, args, env) => {
+  const child = utilityProcess.fork(script, args, { serviceName: 'Quant Studio engine', stdio: 'inherit', env });
   return {
     send: (m) => child.postMessage(m),
     onMessage: (listener) => void child.on('message', listener),

@@ -5,8 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CANCEL_GRACE_MS, STAGE_PREFIX } from '../main/jobs';
-import { engineEnv } from '../main/base/engine-env';
+import { CANCEL_GRACE_MS, engineEnv, STAGE_PREFIX } from '../main/jobs';
 
 /** Set in the child's environment: it runs the command itself. */
 export const ENGINE_CHILD_ENV = 'QUANT_STUDIO_ENGINE_CHILD';

@@ -8,3 +8,4 @@ export { preflightWithHost } from './preflight';
 export { quantize, type QuantizeJob, type QuantizeOutcome } from './quantize';
 export { CANCEL_GRACE_MS, CancelledError } from '../base/progress';
 export { STAGE_PREFIX } from '../export/artifacts';
+export { engineEnv } from '../base/engine-env';

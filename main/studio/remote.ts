@@ -31,11 +31,12 @@ export interface EngineProcess {
   kill(): void;
 }
 
-export type SpawnEngine = (script: string, args: string[]) => EngineProcess;
+/** `env`: the environment the engine starts in (engineEnv). */
+export type SpawnEngine = (script: string, args: string[], env: NodeJS.ProcessEnv) => EngineProcess;
 
-export const forkEngine: SpawnEngine = (script, args) => {
+export const forkEngine: SpawnEngine = (script, args, env) => {
   // No inherited flags: under node --test the child would otherwise start as a test runner.
-  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: engineEnv() });
+  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env });
   return {
     send: (m) => {
       if (child.connected) child.send(m);
@@ -74,7 +75,7 @@ export class RemoteStudio {
   private start(): EngineProcess {
     this.engines++;
     const args: EngineArgs = { stateDir: this.options.stateDir, sampleDir: this.options.sampleDir, workRoot: this.workRoot };
-    const engine = (this.options.spawn ?? forkEngine)(path.join(__dirname, 'engine.js'), [JSON.stringify(args)]);
+    const engine = (this.options.spawn ?? forkEngine)(path.join(__dirname, 'engine.js'), [JSON.stringify(args)], engineEnv());
     engine.onMessage((m) => this.onMessage(m));
     engine.onExit((code, signal) => this.onExit(engine, code, signal));
     return engine;
