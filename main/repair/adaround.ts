@@ -143,8 +143,8 @@ const scheduleInfo = (name: string) => typedValueInfo(name, DataType.FLOAT, ['it
 /**
  * The layer's one graph for its loss and its steps, in one session: H̃ is as large as the layer's
  * rows are wide squared (2880² for the recognizer's last conv), and a session each held it twice.
- * From V and the scalar `beta` it gives the
- * loss: `rec`, the output error, and `round` = Σ|2h − 1|^β. From V and Adam's M and S it gives them
+ * From V and the scalar `beta` it gives the loss: `rec`, the output error, and `round` =
+ * Σ|2h − 1|^β. From V and Adam's M and S it gives them
  * after as many Adam steps as the schedules `lr` (bias-corrected), `reg` (−2λβ, 0 while warming up)
  * and `beta2` (β − 2) are long, in one Loop: a run per iteration spent more handing V, m and v
  * across to JavaScript and back than computing the step (recognizer: 7.9 ms an iteration against

@@ -309,9 +309,10 @@ class GatheredRows {
     this.q.length = 0;
     this.e.length = 0;
     this.held = 0;
-    this.session ??= await createSession(productModel(groups, width), 'product of a layer\'s rows');
+    const what = 'product of a layer\'s rows';
+    this.session ??= await createSession(productModel(groups, width), what);
     const rows = (data: Float32Array) => new ort.Tensor('float32', data, [groups, n, width]);
-    const out = await run(this.session, { Q: rows(q), E: rows(e) }, 'product of a layer\'s rows');
+    const out = await run(this.session, { Q: rows(q), E: rows(e) }, what);
     this.sums = {
       quantized: plus(this.sums?.quantized, floatData(out.quantized as ort.Tensor, 'quantized')),
       cross: plus(this.sums?.cross, floatData(out.cross as ort.Tensor, 'cross')),
