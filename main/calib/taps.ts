@@ -106,7 +106,7 @@ function emptySlice(input: string, output: string, boundsAsInputs: boolean): onn
 }
 
 /** Strided samples need Slice with steps (opset 10); older models hand over whole tensors. */
-function canSample(model: onnx.ModelProto): boolean {
+export function canSample(model: onnx.ModelProto): boolean {
   return defaultOpset(model) >= 10;
 }
 

@@ -104,8 +104,11 @@ test('the joined output splits into parts of whole taps under the limit, and cal
   assert.ok(perWorker.joined.length >= 3, `under the limit, still a part a worker (each takes parts whole): ${perWorker.joined.length} parts`);
   for (const histogramSample of [0, 500]) {
     const whole = await calibrate(model, tensors, source, { batchSize: 8, histogramSample });
-    const parted = await calibrate(model, tensors, source, { batchSize: 8, histogramSample, partBytes: 8 * 4 * 1000 });
-    assert.deepEqual(parted.ranges, whole.ranges, `sample ${histogramSample}`);
+    // In workers, each part moves whole to one of them.
+    for (const workers of [0, 3]) {
+      const parted = await calibrate(model, tensors, source, { batchSize: 8, histogramSample, partBytes: 8 * 4 * 1000, workers });
+      assert.deepEqual(parted.ranges, whole.ranges, `sample ${histogramSample}, ${workers} workers`);
+    }
   }
 });
 
@@ -307,8 +310,11 @@ test('a histogram tensor is sampled alone: no extremes reduced in the run, its h
   positive[16 + samplePhase(1, 16, step)] = 0;
   writeNpy(file, 'float32', [24, 16], positive);
   const zeroed = await openSource(file, [{ name: 'x', type: 'float32', shape: ['N', 16] }]);
-  await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 1, histogramSample: 3 }),
-    /tensor "l" of the model becomes NaN or infinite .* on sample 2, whose inputs reach/);
-  await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 4, histogramSample: 3 }),
-    /tensor "l" of the model becomes NaN or infinite .* on samples 1–4/);
+  // Binned in this thread (a model this small) or in workers, the same message.
+  for (const workers of [undefined, 2]) {
+    await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 1, histogramSample: 3, workers }),
+      /tensor "l" of the model becomes NaN or infinite .* on sample 2, whose inputs reach/, `workers: ${workers}`);
+    await assert.rejects(calibrate(model, [spec('l', 'entropy')], zeroed, { batchSize: 4, histogramSample: 3, workers }),
+      /tensor "l" of the model becomes NaN or infinite .* on samples 1–4/, `workers: ${workers}`);
+  }
 });
