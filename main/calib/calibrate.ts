@@ -141,7 +141,7 @@ export async function probeShapes(model: onnx.ModelProto, tensors: string[], kno
 
 /**
  * Values a calibration's histograms bin, below which they are made in this thread: workers gain
- * only by binning while ONNX Runtime runs, and starting one costs 45–50 ms of CPU. Measured on a
+ * only by binning while ONNX Runtime runs, and starting one costs 50–70 ms of CPU. Measured on a
  * 2-core AMD EPYC, percentile, batch 8, in this thread against two workers, alternating: the
  * sample model (11 M values) 0.55–0.59 s against 0.63–0.66 s; the PaddleOCR recognizer on 4 lines
  * (11 M) 0.81 against 0.92 s, 8 lines (23 M) 1.23–1.39 against 1.25–1.70 s, 16 lines (46 M) 1.72 s
