@@ -257,10 +257,10 @@ export interface MomentsOf {
   measure(i: number, dequantized: readonly Float32Array[], signal?: AbortSignal): Promise<LayerMoments>;
 }
 
-/** Σ x̃x̃ᵀ and Σ (x̃ − x)x̃ᵀ over a layer's rows, [groups, width, width] each, and the rows counted. */
+/** Σ x̃x̃ᵀ and Σ (x̃ − x)x̃ᵀ over a layer's rows, [groups, width, width] each (none before the first rows), and the rows counted. */
 interface RowSums {
-  quantized: Float32Array;
-  cross: Float32Array;
+  quantized?: Float32Array;
+  cross?: Float32Array;
   rows: number;
 }
 
@@ -271,6 +271,11 @@ function plus(into: Float32Array | undefined, add: Float32Array): Float32Array {
   return into;
 }
 
+/** `sums` with the sums of `rows` more rows added in (into its arrays, where it has them). */
+function withRows(sums: RowSums, quantized: Float32Array, cross: Float32Array, rows: number): RowSums {
+  return { quantized: plus(sums.quantized, quantized), cross: plus(sums.cross, cross), rows: sums.rows + rows };
+}
+
 /**
  * A `gathered` layer's rows (RowLayout), `[groups, n, width]` a batch, held until `budget` bytes of
  * them are, then joined and multiplied out in one product of ONNX Runtime's, whose sums add up.
@@ -279,7 +284,7 @@ class GatheredRows {
   private readonly q: Float32Array[] = [];
   private readonly e: Float32Array[] = [];
   private held = 0;
-  private sums?: RowSums;
+  private sums: RowSums = { rows: 0 };
   private session?: ort.InferenceSession;
 
   constructor(private readonly layer: RowLayer, private readonly budget: number) {}
@@ -292,9 +297,9 @@ class GatheredRows {
   }
 
   /** The sums over every row added, the last held ones multiplied out. */
-  async finish(): Promise<Partial<RowSums>> {
+  async finish(): Promise<RowSums> {
     await this.multiply();
-    return this.sums ?? { rows: 0 };
+    return this.sums;
   }
 
   async release(): Promise<void> {
@@ -313,11 +318,7 @@ class GatheredRows {
     this.session ??= await createSession(productModel(groups, width), what);
     const rows = (data: Float32Array) => new ort.Tensor('float32', data, [groups, n, width]);
     const out = await run(this.session, { Q: rows(q), E: rows(e) }, what);
-    this.sums = {
-      quantized: plus(this.sums?.quantized, floatData(out.quantized as ort.Tensor, 'quantized')),
-      cross: plus(this.sums?.cross, floatData(out.cross as ort.Tensor, 'cross')),
-      rows: (this.sums?.rows ?? 0) + n,
-    };
+    this.sums = withRows(this.sums, floatData(out.quantized as ort.Tensor, 'quantized'), floatData(out.cross as ort.Tensor, 'cross'), n);
   }
 }
 
@@ -386,7 +387,7 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
       // Float32 sums: each batch's is already a float32 sum over thousands of rows, and adding a few
       // dozen of them costs a few ulps, where Float64 pairs held 133 MB more for the recognizer's
       // 2880-wide conv.
-      let sums: Partial<RowSums> = { rows: 0 };
+      let sums: RowSums = { rows: 0 };
       let power = 0;
       let inputNoise = 0;
       const data = (out: ort.InferenceSession.OnnxValueMapType, name: string) => floatData(out[`${prefix}_${name}`] as ort.Tensor, name);
@@ -396,13 +397,13 @@ export async function momentsOf(floatModel: onnx.ModelProto, quantModel: onnx.Mo
           inputNoise += data(out, 'noise')[0];
           if (gathered) return gathered.add(data(out, 'q_rows'), data(out, 'e_rows'));
           const [samples, , , positions] = (out[`${prefix}_n`] as ort.Tensor).data as BigInt64Array;
-          sums = { quantized: plus(sums.quantized, data(out, 'quantized')), cross: plus(sums.cross, data(out, 'cross')), rows: (sums.rows ?? 0) + Number(samples) * Number(positions) };
+          sums = withRows(sums, data(out, 'quantized'), data(out, 'cross'), Number(samples) * Number(positions));
         }, signal);
         if (gathered) sums = await gathered.finish();
       } finally {
         await gathered?.release();
       }
-      const n = Math.max(1, sums.rows ?? 0);
+      const n = Math.max(1, sums.rows);
       const size = layer.groups * layer.width * layer.width;
       const mean = (total: Float32Array = new Float32Array(size)) => {
         for (let k = 0; k < total.length; k++) total[k] /= n;
